@@ -1,0 +1,108 @@
+"""Source spans and diagnostics: every problem a user can cause is a Diagnostic.
+
+A Diagnostic has a stable code (documented in docs/diagnostics.md), a
+severity, a message, a Span pointing into the source, and optional notes.
+Rendering follows the compiler convention
+``file:line:col: error[E200]: message`` plus the source line and a caret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Literal
+
+Severity = Literal["error", "warning", "note"]
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A region of a source file (1-based lines and columns, end exclusive)."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int = 0
+    end_col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "col": self.col,
+                "end_line": self.end_line or self.line, "end_col": self.end_col or self.col}
+
+
+NO_SPAN = Span("<unknown>", 0, 0)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in rules or facts, with a stable code."""
+
+    code: str
+    message: str
+    span: Span = NO_SPAN
+    severity: Severity = "error"
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.span.file, self.span.line, self.span.col, self.code, self.message)
+
+    def render(self, sources: "SourceCache | None" = None) -> str:
+        """``file:line:col: severity[code]: message``, the source line and a caret."""
+        loc = f"{self.span.file}:{self.span.line}:{self.span.col}" if self.span.line else self.span.file
+        out = [f"{loc}: {self.severity}[{self.code}]: {self.message}"]
+        text = (sources or SourceCache()).line(self.span.file, self.span.line)
+        if text is not None:
+            width = 1
+            if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
+                width = self.span.end_col - self.span.col
+            gutter = f"{self.span.line:>4} | "
+            out.append(gutter + text.expandtabs(1))
+            out.append(" " * (len(gutter) + max(self.span.col - 1, 0)) + "^" * max(width, 1))
+        out.extend(f"  = note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+    def to_json(self) -> dict[str, object]:
+        return {"code": self.code, "severity": self.severity, "message": self.message,
+                "span": self.span.to_json(), "notes": list(self.notes)}
+
+
+class SourceCache:
+    """Source text by file name, so diagnostics can quote the offending line."""
+
+    _texts: dict[str, list[str]] = {}
+
+    def add(self, file: str, text: str) -> None:
+        SourceCache._texts[file] = text.splitlines()
+
+    def line(self, file: str, line: int) -> str | None:
+        if line <= 0:
+            return None
+        lines = SourceCache._texts.get(file)
+        if lines is None:
+            try:
+                with open(file, encoding="utf-8") as handle:
+                    lines = handle.read().splitlines()
+            except (OSError, UnicodeDecodeError):
+                return None
+            SourceCache._texts[file] = lines
+        return lines[line - 1] if line - 1 < len(lines) else None
+
+
+class ConvergeError(Exception):
+    """Raised by the public API when rules or facts are invalid; carries diagnostics."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+
+def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Sorted by position, then code; duplicates removed."""
+    unique = {(d.sort_key(), d.severity): d for d in diags}
+    return [unique[k] for k in sorted(unique)]

@@ -1,0 +1,238 @@
+"""The abstract syntax tree: frozen dataclasses, each with a Span that never
+takes part in equality (so two parses of equivalent text compare equal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from ..diagnostics import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)
+
+
+Value = Union[int, float, str, bool]
+
+
+# ---------------------------------------------------------------- expressions
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Wildcard:
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Value
+    span: Span = _span()
+
+    def __eq__(self, other: object) -> bool:  # 1 and True are different constants
+        return isinstance(other, Const) and type(other.value) is type(self.value) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash((type(self.value).__name__, self.value))
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # + - * / % ++
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple["Expr", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    tool: str
+    args: tuple["Expr", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    op: str  # count sum min max
+    value: Var | None
+    body: tuple["Literal", ...]
+    span: Span = _span()
+
+
+Expr = Union[Var, Wildcard, Const, BinOp, Neg, Call, ToolCall, Aggregate]
+
+
+# ---------------------------------------------------------------- literals
+
+@dataclass(frozen=True)
+class Atom:
+    relation: str
+    args: tuple[Expr, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Negation:
+    atom: Atom
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    op: str  # = != < <= > >=
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+Literal = Union[Atom, Negation, Comparison]
+
+
+# ---------------------------------------------------------------- declarations
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class KeyClause:
+    columns: tuple[str, ...]
+    prefer: str  # min | max
+    column: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ModuleDecl:
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ImportStd:
+    module: str  # "std.graph"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ImportFile:
+    path: str
+    alias: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class RelationDecl:
+    name: str
+    columns: tuple[Column, ...]
+    is_input: bool = False
+    key: KeyClause | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``head :- body.``; a rule with an empty body is a fact."""
+
+    head: Atom
+    body: tuple[Literal, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AgentClause:
+    kind: str  # when emit priority confidence on_failure
+    value: object
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AgentDecl:
+    name: str
+    description: str | None
+    clauses: tuple[AgentClause, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InvariantDecl:
+    kind: str  # invariant | acceptance
+    name: str
+    message: str | None
+    body: tuple[Literal, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BudgetDecl:
+    items: tuple[tuple[str, int | float], ...]
+    spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class GoalDecl:
+    relations: tuple[str, ...]
+    span: Span = _span()
+
+
+Item = Union[ModuleDecl, ImportStd, ImportFile, RelationDecl, Rule, AgentDecl,
+             InvariantDecl, BudgetDecl, GoalDecl]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One parsed rule file."""
+
+    path: str
+    items: tuple[Item, ...]
+
+
+def expr_vars(expr: Expr) -> list[str]:
+    """Variables of an expression, in order of appearance (aggregate bodies excluded)."""
+    out: list[str] = []
+
+    def walk(e: Expr) -> None:
+        if isinstance(e, Var):
+            out.append(e.name)
+        elif isinstance(e, BinOp):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, Neg):
+            walk(e.operand)
+        elif isinstance(e, (Call, ToolCall)):
+            for a in e.args:
+                walk(a)
+
+    walk(expr)
+    return out
+
+
+def literal_vars(lit: Literal) -> list[str]:
+    """Variables a literal mentions (for an aggregate: its result variable side only)."""
+    if isinstance(lit, Atom):
+        return [v for a in lit.args for v in expr_vars(a)]
+    if isinstance(lit, Negation):
+        return literal_vars(lit.atom)
+    return expr_vars(lit.left) + expr_vars(lit.right)

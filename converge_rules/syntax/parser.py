@@ -1,0 +1,260 @@
+"""Text → AST. Lark (LALR) does the parsing; every Lark error becomes a Diagnostic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
+from . import ast
+
+_PARSER: Any = None
+
+# Human names for the grammar's terminals, used in "expected ..." messages.
+_TOKEN_NAMES = {
+    "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','",
+    "DOT": "'.'", "COLON": "':'", "IF": "':-'", "__ANON_0": "':-'", "NAME": "a name",
+    "QNAME": "a qualified name", "STRING": "a string", "INT": "an integer",
+    "FLOAT": "a number", "CMP": "a comparison", "PLUS": "'+'", "MINUS": "'-'",
+    "STAR": "'*'", "SLASH": "'/'", "PERCENT": "'%'", "EQUAL": "'='", "AT": "'@'",
+    "$END": "end of input",
+}
+
+
+def grammar_path() -> Path:
+    """The grammar file: inside the installed package, or in a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "grammar" / "converge.lark", here.parent / "grammar" / "converge.lark"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("converge.lark not found; the installation is incomplete")
+
+
+def _parser() -> Any:
+    global _PARSER
+    if _PARSER is None:
+        from lark import Lark
+
+        _PARSER = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                       start=["start", "query"], propagate_positions=True,
+                       maybe_placeholders=True, cache=True)
+    return _PARSER
+
+
+def _expected(names: set[str]) -> str:
+    shown = sorted({_TOKEN_NAMES.get(n, n.lower() if n.isupper() else repr(n)) for n in names})
+    if len(shown) > 8:
+        shown = shown[:8] + ["..."]
+    return ", ".join(shown)
+
+
+def _describe(token: Any) -> str:
+    if token.type == "$END":
+        return "end of input"
+    return repr(str(token))
+
+
+def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
+    """Parse a rule file; raises ConvergeError with located diagnostics."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+    SourceCache().add(file, text)
+    try:
+        tree = _parser().parse(text, start="start")
+    except UnexpectedToken as err:
+        msg = f"unexpected {_describe(err.token)}; expected {_expected(set(err.expected))}"
+        line = err.line if err.line not in (None, -1) else text.count("\n") + 1
+        col = err.column if err.column not in (None, -1) else 1
+        raise ConvergeError([Diagnostic("E100", msg, Span(file, line, col, line, col + max(len(str(err.token)), 1)))])
+    except UnexpectedCharacters as err:
+        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        hint = "; strings use double quotes" if char == "'" else ""
+        raise ConvergeError([Diagnostic("E100", f"unexpected character {char!r}{hint}",
+                                        Span(file, err.line, err.column, err.line, err.column + 1))])
+    except UnexpectedEOF as err:
+        line = text.count("\n") + 1
+        raise ConvergeError([Diagnostic("E100", f"unexpected end of input; expected {_expected(set(err.expected))}",
+                                        Span(file, line, 1))])
+    except UnexpectedInput as err:  # pragma: no cover - other Lark errors
+        raise ConvergeError([Diagnostic("E100", str(err).splitlines()[0], Span(file, getattr(err, "line", 1), getattr(err, "column", 1)))])
+    builder = _Builder(file)
+    items = tuple(builder.item(child) for child in tree.children)
+    if builder.errors:
+        raise ConvergeError(builder.errors)
+    return ast.SourceFile(file, items)
+
+
+def parse_file(path: str) -> ast.SourceFile:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConvergeError([Diagnostic("E001", f"rule file not found: {path}", Span(path, 0, 0))])
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))])
+    return parse_text(text, path)
+
+
+def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
+    """Parse a single fact such as ``decision("l1", "reject")`` (used by why)."""
+    from lark.exceptions import UnexpectedInput
+
+    SourceCache().add(file, text)
+    try:
+        tree = _parser().parse(text, start="query")
+    except UnexpectedInput as err:
+        line, col = getattr(err, "line", 1), getattr(err, "column", 1)
+        if line in (None, -1):
+            line, col = 1, len(text) + 1
+        raise ConvergeError([Diagnostic("E100", f"cannot parse fact {text!r}", Span(file, line, col))])
+    builder = _Builder(file)
+    atom = builder.atom(tree.children[0])
+    if builder.errors:
+        raise ConvergeError(builder.errors)
+    return atom
+
+
+class _Builder:
+    """Lark parse tree → AST."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.errors: list[Diagnostic] = []
+
+    def span(self, node: Any) -> Span:
+        meta = getattr(node, "meta", None)
+        if meta is not None and not getattr(meta, "empty", True):
+            return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        if hasattr(node, "line") and node.line is not None:
+            end_col = getattr(node, "end_column", None) or node.column + len(str(node))
+            return Span(self.file, node.line, node.column, getattr(node, "end_line", node.line) or node.line, end_col)
+        return Span(self.file, 0, 0)
+
+    # -- declarations
+    def item(self, node: Any) -> ast.Item:
+        kind = node.data
+        sp = self.span(node)
+        c = node.children
+        if kind == "module_decl":
+            return ast.ModuleDecl(self.name(c[0]), sp)
+        if kind == "import_std":
+            return ast.ImportStd(self.name(c[0]), sp)
+        if kind == "import_file":
+            return ast.ImportFile(self.string(c[0]), str(c[1]), sp)
+        if kind == "relation_decl":
+            is_input = c[0] is not None
+            name = self.name(c[1])
+            cols = tuple(ast.Column(str(col.children[0]), str(col.children[1]), self.span(col))
+                         for col in c[2:-1] if col is not None)
+            key = None
+            if c[-1] is not None:
+                kc = c[-1].children
+                key = ast.KeyClause(tuple(str(t) for t in kc[:-2]), str(kc[-2]), str(kc[-1]), self.span(c[-1]))
+            return ast.RelationDecl(name, cols, is_input, key, sp)
+        if kind == "rule":
+            body = self.body(c[1]) if c[1] is not None else ()
+            return ast.Rule(self.atom(c[0]), body, sp)
+        if kind == "agent_decl":
+            desc = self.string(c[1]) if c[1] is not None else None
+            return ast.AgentDecl(str(c[0]), desc, tuple(self.clause(x) for x in c[2:]), sp)
+        if kind in ("invariant_decl", "acceptance_decl"):
+            msg = self.string(c[1]) if c[1] is not None else None
+            return ast.InvariantDecl(kind.split("_")[0], str(c[0]), msg, self.body(c[2]), sp)
+        if kind == "budget_decl":
+            items = [x for x in c if x is not None]
+            return ast.BudgetDecl(tuple((str(i.children[0]), self.number(i.children[1])) for i in items),
+                                  tuple(self.span(i) for i in items), sp)
+        if kind == "goal_decl":
+            return ast.GoalDecl(tuple(self.name(x) for x in c), sp)
+        raise AssertionError(f"unknown item {kind}")  # pragma: no cover
+
+    def clause(self, node: Any) -> ast.AgentClause:
+        kind = node.data.removesuffix("_clause")
+        sp = self.span(node)
+        c = node.children
+        if kind == "when":
+            return ast.AgentClause("when", self.body(c[0]), sp)
+        if kind == "emit":
+            return ast.AgentClause("emit", tuple(self.atom(a) for a in c), sp)
+        if kind in ("priority", "confidence"):
+            return ast.AgentClause(kind, self.number(c[0]), sp)
+        policy = c[0].children
+        value = ("retry", int(str(policy[1]).replace("_", "")), str(policy[2])) if len(policy) == 3 else (str(policy[0]),)
+        return ast.AgentClause("on_failure", value, sp)
+
+    def number(self, node: Any) -> int | float:
+        if node.data == "neg_number":
+            return -self.number(node.children[0])
+        value = self.const(node).value
+        assert isinstance(value, (int, float))
+        return value
+
+    def name(self, node: Any) -> str:
+        return str(node.children[0])
+
+    def string(self, token: Any) -> str:
+        try:
+            value = json.loads(str(token))
+        except json.JSONDecodeError:
+            self.errors.append(Diagnostic("E101", "invalid escape in string literal", self.span(token)))
+            return str(token)[1:-1]
+        assert isinstance(value, str)
+        return value
+
+    # -- literals
+    def body(self, node: Any) -> tuple[ast.Literal, ...]:
+        return tuple(self.literal(x) for x in node.children)
+
+    def literal(self, node: Any) -> ast.Literal:
+        if node.data == "atom":
+            return self.atom(node)
+        if node.data == "negation":
+            return ast.Negation(self.atom(node.children[0]), self.span(node))
+        left, op, right = node.children
+        return ast.Comparison(str(op), self.expr(left), self.expr(right), self.span(node))
+
+    def atom(self, node: Any) -> ast.Atom:
+        args = tuple(self.expr(a) for a in node.children[1:] if a is not None)
+        return ast.Atom(self.name(node.children[0]), args, self.span(node))
+
+    # -- expressions
+    _BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "concat": "++"}
+
+    def const(self, node: Any) -> ast.Const:
+        kind, sp = node.data, self.span(node)
+        if kind in ("int", "float"):
+            text = str(node.children[0]).replace("_", "")
+            return ast.Const(int(text) if kind == "int" else float(text), sp)
+        if kind == "string":
+            return ast.Const(self.string(node.children[0]), sp)
+        return ast.Const(kind == "true", sp)
+
+    def expr(self, node: Any) -> ast.Expr:
+        from lark import Token
+
+        if isinstance(node, Token):  # a bare name reached through an inlined rule
+            return ast.Wildcard(self.span(node)) if str(node) == "_" else ast.Var(str(node), self.span(node))
+        kind, sp, c = node.data, self.span(node), node.children
+        if kind == "var":
+            name = str(c[0])
+            return ast.Wildcard(sp) if name == "_" else ast.Var(name, sp)
+        if kind in ("int", "float", "string", "true", "false"):
+            return self.const(node)
+        if kind in self._BINOPS:
+            return ast.BinOp(self._BINOPS[kind], self.expr(c[0]), self.expr(c[1]), sp)
+        if kind == "neg":
+            inner = self.expr(c[0])
+            if isinstance(inner, ast.Const) and type(inner.value) in (int, float):
+                return ast.Const(-inner.value, sp)  # type: ignore[operator]
+            return ast.Neg(inner, sp)
+        if kind == "call":
+            func = c[0] if isinstance(c[0], Token) else c[0].children[0]
+            return ast.Call(str(func), tuple(self.expr(a) for a in c[1:] if a is not None), sp)
+        if kind == "tool_call":
+            return ast.ToolCall(str(c[0]), tuple(self.expr(a) for a in c[1:] if a is not None), sp)
+        if kind == "aggregate":
+            op = str(c[0])
+            if op == "count":
+                return ast.Aggregate("count", None, self.body(c[1]), sp)
+            return ast.Aggregate(op, ast.Var(str(c[1]), self.span(c[1])), self.body(c[2]), sp)
+        raise AssertionError(f"unknown expression {kind}")  # pragma: no cover
