@@ -103,7 +103,18 @@ class Comparison:
     span: Span = _span()
 
 
-Literal = Union[Atom, Negation, Comparison]
+@dataclass(frozen=True)
+class Condition:
+    """A yes/no builtin standing as a literal (``contains(s, "x")``), possibly negated.
+
+    The parser reads these as atoms; name resolution turns them into conditions."""
+
+    call: Call
+    negated: bool = False
+    span: Span = _span()
+
+
+Literal = Union[Atom, Negation, Comparison, Condition]
 
 
 # ---------------------------------------------------------------- declarations
@@ -235,4 +246,6 @@ def literal_vars(lit: Literal) -> list[str]:
         return [v for a in lit.args for v in expr_vars(a)]
     if isinstance(lit, Negation):
         return literal_vars(lit.atom)
+    if isinstance(lit, Condition):
+        return expr_vars(lit.call)
     return expr_vars(lit.left) + expr_vars(lit.right)

@@ -42,7 +42,43 @@ def _parser() -> Any:
     return _PARSER
 
 
-def _expected(names: set[str]) -> str:
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "CMP", "__ANON_1", "EQUAL", "LESSTHAN", "MORETHAN"}
+
+
+_CLAUSE_WORDS = {"RBRACE", "WHEN", "EMIT", "PRIORITY", "CONFIDENCE", "ON_FAILURE", "FORBID"}
+
+
+def _open_braces(text: str, line: int, col: int) -> int:
+    """How many `{` are open before a position (strings and comments skipped)."""
+    lines = text.split("\n")
+    upto = "\n".join(lines[: max(line - 1, 0)] + [lines[line - 1][: max(col - 1, 0)]] if 0 < line <= len(lines) else lines)
+    depth, in_str, i = 0, False, 0
+    while i < len(upto):
+        ch = upto[i]
+        if in_str:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == "#":
+            while i < len(upto) and upto[i] != "\n":
+                i += 1
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        i += 1
+    return depth
+
+
+def _expected(names: set[str], braces: int = 1) -> str:
+    if braces <= 0:
+        names = {n for n in names if n not in _CLAUSE_WORDS} or names
+    structural = {n for n in names if n not in _OPERATORS and not n.startswith("__ANON")}
+    if structural:
+        names = structural
     shown = sorted({_TOKEN_NAMES.get(n, n.lower() if n.isupper() else repr(n)) for n in names})
     if len(shown) > 8:
         shown = shown[:8] + ["..."]
@@ -63,9 +99,9 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     try:
         tree = _parser().parse(text, start="start")
     except UnexpectedToken as err:
-        msg = f"unexpected {_describe(err.token)}; expected {_expected(set(err.expected))}"
         line = err.line if err.line not in (None, -1) else text.count("\n") + 1
         col = err.column if err.column not in (None, -1) else 1
+        msg = f"unexpected {_describe(err.token)}; expected {_expected(set(err.expected), _open_braces(text, line, col))}"
         raise ConvergeError([Diagnostic("E100", msg, Span(file, line, col, line, col + max(len(str(err.token)), 1)))])
     except UnexpectedCharacters as err:
         char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
@@ -74,7 +110,7 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
                                         Span(file, err.line, err.column, err.line, err.column + 1))])
     except UnexpectedEOF as err:
         line = text.count("\n") + 1
-        raise ConvergeError([Diagnostic("E100", f"unexpected end of input; expected {_expected(set(err.expected))}",
+        raise ConvergeError([Diagnostic("E100", f"unexpected end of input; expected {_expected(set(err.expected), _open_braces(text, line + 1, 1))}",
                                         Span(file, line, 1))])
     except UnexpectedInput as err:  # pragma: no cover - other Lark errors
         raise ConvergeError([Diagnostic("E100", str(err).splitlines()[0], Span(file, getattr(err, "line", 1), getattr(err, "column", 1)))])

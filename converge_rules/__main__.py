@@ -1,0 +1,4 @@
+"""python -m converge_rules"""
+from .cli import main
+
+main()

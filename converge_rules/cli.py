@@ -1,0 +1,238 @@
+"""The ``converge`` command line.
+
+Exit codes (stable, documented in docs/cli.md):
+  0 converged / success      1 invalid rules or facts (diagnostics on stderr)
+  2 usage error              3 degraded      4 bounded      5 failed
+  6 the fact asked about does not hold       70 internal error
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn, Sequence
+
+import click
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_TIER = {"converged": 0, "degraded": 3, "bounded": 4, "failed": 5}
+EXIT_ABSENT = 6
+EXIT_INTERNAL = 70
+
+
+class _Out:
+    """Writes to stdout/stderr; colour (rich) only when the stream is a terminal."""
+
+    def __init__(self) -> None:
+        self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+    def print(self, text: str = "", style: str | None = None, err: bool = False) -> None:
+        stream = sys.stderr if err else sys.stdout
+        if style and (stream.isatty() and not os.environ.get("NO_COLOR")):
+            from rich.console import Console
+            from rich.text import Text
+
+            Console(file=stream, highlight=False, soft_wrap=True).print(Text(text, style=style))
+        else:
+            click.echo(text, file=stream)
+
+
+OUT = _Out()
+
+
+def _fail_diagnostics(err: Any) -> NoReturn:
+    for d in err.diagnostics:
+        OUT.print(d.render(), err=True)
+    n = sum(1 for d in err.diagnostics if d.is_error)
+    OUT.print(f"{n} error{'s' if n != 1 else ''}", style="bold red", err=True)
+    sys.exit(EXIT_INVALID)
+
+
+def _run_job(rules: Sequence[str], facts: Sequence[str], max_cycles: int | None, max_facts: int | None) -> Any:
+    from .api import load
+    from .diagnostics import ConvergeError
+    from .engine.loop import Budget
+
+    try:
+        ruleset = load(list(rules))
+        for w in ruleset.warnings:
+            OUT.print(w.render(), err=True)
+        return ruleset.run(fact_files=list(facts), budget=Budget(max_cycles, max_facts))
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+
+
+_TIER_STYLE = {"converged": "bold green", "degraded": "bold yellow", "bounded": "bold yellow", "failed": "bold red"}
+
+
+def _header(result: Any) -> None:
+    OUT.print(f"tier: {result.tier.value}", style=_TIER_STYLE[result.tier.value])
+    if not result.reasons:
+        OUT.print("reasons: none")
+    else:
+        OUT.print("reasons:")
+        for reason in result.reasons:
+            OUT.print(f"  - [{reason.kind}] {reason.message}")
+            for v in reason.details.get("violations", []):
+                for match in v["matches"]:
+                    binding = ", ".join(f"{k} = {json.dumps(val, ensure_ascii=False)}" for k, val in match["bindings"].items())
+                    OUT.print(f"      {v['invariant']}: {', '.join(match['facts']) or '(no facts)'}" + (f"  with {binding}" if binding else ""))
+    OUT.print(f"cycles: {result.cycles}")
+    OUT.print(f"facts: {result.total_facts}")
+    OUT.print(f"digest: {result.digest}")
+
+
+def _relations(result: Any, only: Sequence[str]) -> list[str]:
+    names = result.relations()
+    for name in only:
+        if name not in names:
+            raise click.UsageError(f"no relation named {name!r}; relations: {', '.join(names)}")
+    return list(only) or names
+
+
+EXAMPLE_RUN = "Example: converge run examples/loans/loans.cvg --facts examples/loans/facts.json"
+EXAMPLE_WHY = "Example: converge why examples/loans/loans.cvg --facts examples/loans/facts.json 'decision(\"l1\", \"reject\")'"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Example: converge run examples/loans/loans.cvg --facts examples/loans/facts.json")
+@click.version_option(package_name="converge-rules", prog_name="converge")
+def cli() -> None:
+    """Converge Rules: a deterministic, explainable rule engine.
+
+    Exit codes: 0 converged/success, 1 invalid rules or facts, 2 usage error,
+    3 degraded, 4 bounded, 5 failed, 6 fact does not hold, 70 internal error.
+    """
+
+
+_budget_options = [
+    click.option("--max-cycles", type=click.IntRange(min=0), help="Stop after N cycles (tier bounded)."),
+    click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts (tier bounded)."),
+]
+
+
+def _with(options: list[Any]) -> Any:
+    def wrap(fn: Any) -> Any:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+    return wrap
+
+
+@cli.command(epilog=EXAMPLE_RUN)
+@click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "summary"]), default="text", show_default=True)
+@click.option("--relation", "only", multiple=True, help="Show only this relation (repeatable).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write one CSV file per relation into DIR.")
+@click.option("--proofs", is_flag=True, help="Include a proof for every derived fact in JSON output.")
+@_with(_budget_options)
+def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
+        proofs: bool, max_cycles: int | None, max_facts: int | None) -> None:
+    """Evaluate RULES over facts to a fixed point and print the result."""
+    result = _run_job(rules, facts, max_cycles, max_facts)
+    names = _relations(result, only)
+    if out_dir:
+        from .io import write_csv_dir
+
+        write_csv_dir(out_dir, {n: result.facts(n) for n in names}, result.program.schema())
+    if fmt == "json":
+        sys.stdout.write(result.to_json(proofs=proofs, relations=only or None))
+    else:
+        _header(result)
+        OUT.print("relations:")
+        for name in names:
+            OUT.print(f"  {name}: {result.count(name)}")
+        if fmt == "text":
+            from .io import format_table
+
+            schema = result.program.schema()
+            for name in names:
+                OUT.print()
+                OUT.print(f"{name} ({result.count(name)})", style="bold")
+                OUT.print(format_table(name, result.facts(name), schema[name]).rstrip("\n"))
+    sys.exit(EXIT_TIER[result.tier.value])
+
+
+@cli.command(epilog=EXAMPLE_WHY)
+@click.argument("args", nargs=-1, required=True)
+@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text", show_default=True)
+@click.option("--depth", type=click.IntRange(min=0), help="Expand the proof tree at most N levels deep.")
+@_with(_budget_options)
+def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None,
+        max_cycles: int | None, max_facts: int | None) -> None:
+    """Explain why FACT holds: its proof tree down to input facts.
+
+    Arguments: RULES... FACT (the fact is the last argument).
+    """
+    if len(args) < 2:
+        raise click.UsageError("give the rule files and then the fact, e.g. converge why rules.cvg 'path(\"a\", \"c\")'")
+    rules, fact_text = args[:-1], args[-1]
+    if fact_text.endswith(".cvg") and os.path.exists(fact_text):
+        raise click.UsageError("the last argument must be a fact such as 'decision(\"l1\", \"reject\")'")
+    from .diagnostics import ConvergeError
+    from .explain.render import RENDERERS
+
+    result = _run_job(rules, facts, max_cycles, max_facts)
+    try:
+        relation, values = result.parse_fact(fact_text)
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+    tree = result.why((relation, values), depth=depth)
+    from .values import format_fact
+
+    shown = format_fact(relation, values)
+    if tree is None:
+        rel = result.program.relations[relation]
+        if rel.is_input:
+            OUT.print(f"{shown} does not hold: no such input fact was given", err=True)
+        else:
+            OUT.print(f"{shown} does not hold: no agent derived it (tier {result.tier.value}, {result.cycles} cycles)", err=True)
+        sys.exit(EXIT_ABSENT)
+    if result.tier.value != "converged" and fmt == "text":
+        OUT.print(f"note: the job ended {result.tier.value}; the proof is still valid", err=True)
+    text = RENDERERS[fmt](tree)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@cli.command(epilog="Example: converge check examples/loans/loans.cvg")
+@click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(rules: tuple[str, ...], fmt: str) -> None:
+    """Check RULES without evaluating them; print every diagnostic."""
+    from .api import check as check_paths
+
+    diags = check_paths(list(rules))
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=1) + "\n")
+    else:
+        for d in diags:
+            OUT.print(d.render())
+        errors = sum(1 for d in diags if d.is_error)
+        OUT.print(f"{errors} error(s), {len(diags) - errors} warning(s)" if diags else "no problems found")
+    sys.exit(EXIT_INVALID if any(d.is_error for d in diags) else EXIT_OK)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: never lets a traceback reach the user."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="converge", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as err:  # pragma: no cover - a bug in converge itself
+        if os.environ.get("CONVERGE_DEBUG"):
+            raise
+        click.echo(f"converge: internal error: {type(err).__name__}: {err}\n"
+                   "This is a bug in converge; set CONVERGE_DEBUG=1 for the traceback.", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,210 @@
+"""Static checks on a resolved program: arity, types, wildcards, aggregates,
+safety, writes into input relations. Each check reports Diagnostics with
+stable codes; none of them evaluates anything."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterator
+
+from ..diagnostics import Diagnostic, Span
+from ..syntax import ast
+from ..values import format_value
+from .plan import AggStep, Assign, Scan, outside_map, plan_body
+from .program import AgentDef, InvariantDef, Program, Relation
+from .types import BUILTINS, assignable, const_type, expr_type
+
+
+def check_program(program: Program) -> tuple[Program, list[Diagnostic]]:
+    """Run every check; returns the program annotated with variable types."""
+    diags: list[Diagnostic] = []
+    agents = []
+    for agent in program.agents:
+        diags.extend(_check_rule(program, agent.body, agent.heads, agent.name))
+        for head in agent.heads:
+            rel = program.relations.get(head.relation)
+            if rel is not None and rel.is_input:
+                diags.append(Diagnostic("E403", f"agent {agent.name!r} emits into input relation {rel.name!r}; input relations are filled by facts only",
+                                        head.span, "error", (f"declared input at {rel.span}",)))
+        types, tdiags = infer_types(program, agent.body, agent.heads)
+        diags.extend(tdiags)
+        agents.append(replace(agent, var_types=types))
+    invariants = []
+    for inv in program.invariants:
+        diags.extend(_check_rule(program, inv.body, (), inv.name))
+        types, tdiags = infer_types(program, inv.body, ())
+        diags.extend(tdiags)
+        invariants.append(replace(inv, var_types=types))
+    return replace(program, agents=tuple(agents), invariants=tuple(invariants)), diags
+
+
+def _atoms(body: tuple[ast.Literal, ...]) -> Iterator[tuple[ast.Atom, bool]]:
+    """Every atom of a body (positive or negated), aggregate bodies included."""
+    for lit in body:
+        if isinstance(lit, ast.Atom):
+            yield lit, False
+        elif isinstance(lit, ast.Negation):
+            yield lit.atom, True
+        elif isinstance(lit, ast.Comparison):
+            for side in (lit.left, lit.right):
+                if isinstance(side, ast.Aggregate):
+                    yield from _atoms(side.body)
+
+
+def _exprs(expr: ast.Expr) -> Iterator[ast.Expr]:
+    yield expr
+    if isinstance(expr, ast.BinOp):
+        yield from _exprs(expr.left)
+        yield from _exprs(expr.right)
+    elif isinstance(expr, ast.Neg):
+        yield from _exprs(expr.operand)
+    elif isinstance(expr, (ast.Call, ast.ToolCall)):
+        for a in expr.args:
+            yield from _exprs(a)
+
+
+def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], name: str) -> list[Diagnostic]:
+    diags: list[Diagnostic] = []
+
+    def err(code: str, msg: str, span: Span, *notes: str) -> None:
+        diags.append(Diagnostic(code, msg, span, "error", tuple(notes)))
+
+    def check_atom(atom: ast.Atom, where: str) -> None:
+        rel = program.relations.get(atom.relation)
+        if rel is None:
+            return  # reported by resolution
+        if len(atom.args) != rel.arity:
+            cols = ", ".join(f"{c.name}: {c.type}" for c in rel.columns)
+            err("E300", f"{rel.name} has {rel.arity} column(s), {where} gives {len(atom.args)}", atom.span,
+                f"declared as {rel.name}({cols}) at {rel.span}")
+            return
+        for arg, col in zip(atom.args, rel.columns):
+            if where == "emit" and isinstance(arg, ast.Wildcard):
+                err("E401", "`_` cannot stand in an emitted fact; every column needs a value", arg.span)
+            if isinstance(arg, ast.Const) and not assignable(col.type, const_type(arg.value)):
+                err("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {const_type(arg.value)} constant {format_value(arg.value)}",
+                    arg.span)
+            for sub in _exprs(arg) if not isinstance(arg, ast.Wildcard) else ():
+                check_expr(sub, top=sub is arg)
+
+    def check_expr(expr: ast.Expr, top: bool) -> None:
+        if isinstance(expr, ast.Wildcard) and not top:
+            err("E401", "`_` cannot stand in an expression", expr.span)
+        elif isinstance(expr, ast.Aggregate):
+            err("E404", "an aggregate stands alone on one side of `=`: `n = count { ... }`", expr.span)
+        elif isinstance(expr, ast.Call) and expr.func in BUILTINS:
+            arity = BUILTINS[expr.func][0]
+            if len(expr.args) != arity:
+                err("E302", f"{expr.func}() takes {arity} argument(s), got {len(expr.args)}", expr.span)
+
+    def check_body(lits: tuple[ast.Literal, ...], nested: bool) -> None:
+        for lit in lits:
+            if isinstance(lit, ast.Atom):
+                check_atom(lit, "this atom")
+            elif isinstance(lit, ast.Negation):
+                check_atom(lit.atom, "this atom")
+            elif isinstance(lit, ast.Condition):
+                for sub in _exprs(lit.call):
+                    check_expr(sub, top=False)
+            else:
+                for side in (lit.left, lit.right):
+                    if isinstance(side, ast.Wildcard):
+                        err("E401", "`_` cannot stand in a comparison", side.span)
+                    elif isinstance(side, ast.Aggregate):
+                        if nested:
+                            err("E404", "aggregates cannot be nested", side.span)
+                        elif lit.op != "=":
+                            err("E404", "an aggregate is used as `x = count { ... }`", side.span)
+                        check_body(side.body, True)
+                    else:
+                        for sub in _exprs(side):
+                            check_expr(sub, top=False)
+
+    check_body(body, False)
+    for head in heads:
+        check_atom(head, "emit")
+    if diags:
+        return diags
+    outside = outside_map(body, heads)
+    steps, unsafe = plan_body(body, set(), None, outside)
+    for u in unsafe:
+        if u.var:
+            err("E400", f"unsafe variable {u.var!r}: it is not bound by a positive atom or `{u.var} = expression`", u.span,
+                "variables in emit, negations, comparisons and aggregate results must be bound")
+        else:
+            err("E400", "this literal can never be evaluated: its variables are not bound", u.span)
+    if not unsafe:
+        bound = _bound_vars(steps)
+        for head in heads:
+            for arg in head.args:
+                for var in ast.expr_vars(arg):
+                    if var not in bound:
+                        err("E400", f"unsafe variable {var!r} in emit: it is not bound in the body", arg.span,
+                            "bind it with a positive atom or `x = expression`")
+    return diags
+
+
+def _bound_vars(steps: list) -> set[str]:
+    out: set[str] = set()
+    for step in steps:
+        if isinstance(step, Scan):
+            out.update(v for _, v in step.binds)
+        elif isinstance(step, Assign):
+            out.add(step.var)
+        elif isinstance(step, AggStep) and step.bind:
+            assert isinstance(step.result, ast.Var)
+            out.add(step.result.name)
+    return out
+
+
+def infer_types(program: Program, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> tuple[dict[str, str | None], list[Diagnostic]]:
+    """Static type of every variable, and the mismatches that can never work."""
+    diags: list[Diagnostic] = []
+    env: dict[str, str | None] = {}
+    origin: dict[str, str] = {}
+    steps, unsafe = plan_body(body, set(), None, outside_map(body, heads))
+    if unsafe:
+        return env, diags
+
+    def walk(steps: list) -> None:
+        for step in steps:
+            if isinstance(step, Scan):
+                rel = program.relations.get(step.atom.relation)
+                if rel is None or len(step.atom.args) != rel.arity:
+                    continue
+                for col, var in step.binds:
+                    env[var] = rel.columns[col].type
+                    origin[var] = f"{rel.name}.{rel.columns[col].name}"
+            elif isinstance(step, Assign):
+                env[step.var] = expr_type(step.expr, env)
+                origin[step.var] = "an expression"
+            elif isinstance(step, AggStep):
+                walk(list(step.inner))
+                if step.bind:
+                    assert isinstance(step.result, ast.Var)
+                    env[step.result.name] = expr_type(step.aggregate, env)
+                    origin[step.result.name] = f"a {step.aggregate.op} aggregate"
+
+    walk(steps)
+
+    def check_columns(atom: ast.Atom) -> None:
+        rel = program.relations.get(atom.relation)
+        if rel is None or len(atom.args) != rel.arity:
+            return
+        for arg, col in zip(atom.args, rel.columns):
+            if isinstance(arg, (ast.Wildcard, ast.Const)):
+                continue
+            typ = expr_type(arg, env)
+            if typ is None:
+                continue
+            if isinstance(arg, ast.Var) and typ != col.type and not (col.type == "float" and typ == "int" and atom in heads):
+                diags.append(Diagnostic("E303", f"variable {arg.name!r} is {typ} (from {origin.get(arg.name, '?')}) but column {col.name!r} of {rel.name} is {col.type}",
+                                        arg.span))
+            elif not isinstance(arg, ast.Var) and not assignable(col.type, typ):
+                diags.append(Diagnostic("E304", f"column {col.name!r} of {rel.name} is {col.type}, this expression is {typ}", arg.span))
+
+    for atom, _neg in _atoms(body):
+        check_columns(atom)
+    for head in heads:
+        check_columns(head)
+    return env, diags

@@ -1,0 +1,318 @@
+"""Loading and name resolution: rule files and their imports → a Program.
+
+Root files (the ones given by the user) share the root namespace and are
+taken in sorted path order, so the order of files on a command line never
+changes a result. An imported file's relations live under its alias
+(``import std.graph`` → ``graph.reach``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..diagnostics import ConvergeError, Diagnostic, Span
+from ..syntax import ast
+from ..syntax.parser import parse_file, parse_text
+from ..values import ColumnSchema, TYPES
+from .program import AgentDef, InvariantDef, Program, Relation, SourceFact
+from .types import BUILTINS, PREDICATES
+
+BUDGET_KEYS = ("max_cycles", "max_facts")
+LATER_BUDGET_KEYS = ("max_agents_per_cycle", "max_steps", "min_confidence")
+
+
+def stdlib_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "stdlib_rules", here.parent / "stdlib_rules"):
+        if (candidate / "std").is_dir():
+            return candidate
+    return here / "stdlib_rules"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One parsed file in the program, with the namespace prefix of its instance."""
+
+    path: str
+    prefix: str
+    source: ast.SourceFile
+    aliases: dict[str, str]  # import alias -> prefix of the imported unit
+
+
+class Frontend:
+    def __init__(self) -> None:
+        self.diags: list[Diagnostic] = []
+        self.units: list[Unit] = []
+
+    def error(self, code: str, message: str, span: Span, *notes: str) -> None:
+        self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
+
+    # ------------------------------------------------------------ loading
+    def load(self, roots: list[tuple[str, str | None]]) -> None:
+        """roots: (path, text or None to read the file)."""
+        keyed = sorted(roots, key=lambda r: os.path.abspath(r[0]))
+        for path, text in keyed:
+            try:
+                source = parse_text(text, path) if text is not None else parse_file(path)
+            except ConvergeError as err:
+                self.diags.extend(err.diagnostics)
+                continue
+            project = os.path.dirname(os.path.realpath(path)) if text is None else os.getcwd()
+            self.add_unit(path, "", source, project, [os.path.realpath(path)])
+
+    def add_unit(self, path: str, prefix: str, source: ast.SourceFile, project: str, stack: list[str]) -> None:
+        aliases: dict[str, str] = {}
+        unit = Unit(path, prefix, source, aliases)
+        self.units.append(unit)
+        for item in source.items:
+            if isinstance(item, ast.ImportStd):
+                parts = item.module.split(".")
+                if len(parts) != 2 or parts[0] != "std":
+                    self.error("E113", f"unknown standard module {item.module!r}; standard modules are named std.NAME", item.span)
+                    continue
+                target = stdlib_dir() / "std" / f"{parts[1]}.cvg"
+                if not target.is_file():
+                    available = sorted(p.stem for p in (stdlib_dir() / "std").glob("*.cvg"))
+                    self.error("E110", f"standard module {item.module!r} not found", item.span,
+                               f"available: {', '.join('std.' + a for a in available) or 'none'}")
+                    continue
+                self.import_unit(unit, parts[1], str(target), item.span, str(target.parent), stack)
+            elif isinstance(item, ast.ImportFile):
+                base = os.path.dirname(os.path.realpath(path))
+                target = os.path.realpath(os.path.join(base, item.path))
+                if os.path.isabs(item.path) or os.path.commonpath([project, target]) != project:
+                    self.error("E112", f"import {item.path!r} leaves the project directory {project}", item.span)
+                    continue
+                if not os.path.isfile(target):
+                    self.error("E110", f"imported file not found: {item.path!r}", item.span,
+                               f"looked for {target}")
+                    continue
+                display = os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target
+                self.import_unit(unit, item.alias, display, item.span, project, stack)
+
+    def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str, stack: list[str]) -> None:
+        real = os.path.realpath(target)
+        if real in stack:
+            chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(real):] + [real])
+            self.error("E111", f"import cycle: {chain}", span)
+            return
+        if alias in unit.aliases:
+            self.error("E114", f"two imports use the name {alias!r}", span)
+            return
+        try:
+            source = parse_file(target)
+        except ConvergeError as err:
+            self.diags.extend(err.diagnostics)
+            return
+        prefix = f"{unit.prefix}{alias}."
+        unit.aliases[alias] = prefix
+        self.add_unit(target, prefix, source, project, stack + [real])
+
+    # ------------------------------------------------------------ resolution
+    def resolve(self) -> Program:
+        relations: dict[str, Relation] = {}
+        for unit in self.units:
+            for item in unit.source.items:
+                if isinstance(item, ast.RelationDecl):
+                    self.declare(unit, item, relations)
+
+        agents: list[AgentDef] = []
+        invariants: list[InvariantDef] = []
+        facts: list[SourceFact] = []
+        budget: dict[str, int] = {}
+        budget_spans: dict[str, Span] = {}
+        rule_counts: dict[str, int] = {}
+        agent_names: dict[str, Span] = {}
+        invariant_names: dict[str, Span] = {}
+
+        for unit in self.units:
+            for item in unit.source.items:
+                if isinstance(item, ast.Rule):
+                    head = self.resolve_atom(unit, item.head, relations)
+                    if not item.body:
+                        fact = self.fact(head, relations)
+                        if fact is not None:
+                            facts.append(fact)
+                        continue
+                    count = rule_counts.get(head.relation, 0) + 1
+                    rule_counts[head.relation] = count
+                    name = f"{head.relation}#{count}"
+                    agent_names.setdefault(name, item.span)
+                    body = self.resolve_body(unit, item.body, relations)
+                    agents.append(AgentDef(len(agents), name, None, "rule", (head,), body, item.span))
+                elif isinstance(item, ast.AgentDecl):
+                    agent = self.agent(unit, item, relations, len(agents))
+                    if agent is None:
+                        continue
+                    if agent.name in agent_names:
+                        self.error("E202", f"duplicate agent name {agent.name!r}", item.span,
+                                   f"first defined at {agent_names[agent.name]}")
+                        continue
+                    agent_names[agent.name] = item.span
+                    agents.append(agent)
+                elif isinstance(item, ast.InvariantDecl):
+                    name = unit.prefix + item.name
+                    if name in invariant_names:
+                        self.error("E202", f"duplicate {item.kind} name {name!r}", item.span,
+                                   f"first defined at {invariant_names[name]}")
+                        continue
+                    invariant_names[name] = item.span
+                    body = self.resolve_body(unit, item.body, relations)
+                    invariants.append(InvariantDef(len(invariants), item.kind, name, item.message, body, item.span))
+                elif isinstance(item, ast.BudgetDecl):
+                    for (key, value), span in zip(item.items, item.spans):
+                        if key in LATER_BUDGET_KEYS:
+                            self.error("E900", f"budget setting {key!r} is not supported in this version", span)
+                        elif key not in BUDGET_KEYS:
+                            self.error("E206", f"unknown budget setting {key!r}", span,
+                                       f"known settings: {', '.join(BUDGET_KEYS)}")
+                        elif not isinstance(value, int) or value < 0:
+                            self.error("E206", f"budget {key} must be a non-negative integer", span)
+                        else:  # several files may set a budget: the tightest wins
+                            if key not in budget or value < budget[key]:
+                                budget[key], budget_spans[key] = value, span
+                elif isinstance(item, ast.GoalDecl):
+                    self.error("E900", "`goal` declarations are not supported in this version", item.span)
+        return Program(tuple(u.path for u in self.units), relations, tuple(agents), tuple(invariants),
+                       tuple(facts), budget, budget_spans)
+
+    def declare(self, unit: Unit, decl: ast.RelationDecl, relations: dict[str, Relation]) -> None:
+        name = unit.prefix + decl.name
+        if "." in decl.name:
+            self.error("E207", f"a relation is declared with a plain name, not {decl.name!r}", decl.span)
+            return
+        if decl.name in BUILTINS:
+            self.error("E208", f"{decl.name!r} is a builtin function and cannot name a relation", decl.span)
+            return
+        if name in relations:
+            self.error("E201", f"relation {name!r} is declared twice", decl.span,
+                       f"first declared at {relations[name].span}")
+            return
+        if decl.key is not None:
+            self.error("E900", "`key ... prefer` (dominance) is not supported in this version", decl.key.span)
+        cols: list[ColumnSchema] = []
+        seen: set[str] = set()
+        for col in decl.columns:
+            if col.type not in TYPES:
+                self.error("E203", f"unknown type {col.type!r}; types are int, float, str, bool", col.span)
+            if col.name in seen:
+                self.error("E205", f"column {col.name!r} appears twice in {name}", col.span)
+            seen.add(col.name)
+            cols.append(ColumnSchema(col.name, col.type))
+        relations[name] = Relation(name, tuple(cols), decl.is_input, decl.span)
+
+    def lookup(self, unit: Unit, name: str, relations: dict[str, Relation]) -> str | None:
+        if unit.prefix + name in relations:
+            return unit.prefix + name
+        head, _, rest = name.partition(".")
+        if rest and head in unit.aliases and unit.aliases[head] + rest in relations:
+            return unit.aliases[head] + rest
+        return None
+
+    def resolve_atom(self, unit: Unit, atom: ast.Atom, relations: dict[str, Relation]) -> ast.Atom:
+        resolved = self.lookup(unit, atom.relation, relations)
+        if resolved is None:
+            hint = []
+            close = _close_names(atom.relation, [n[len(unit.prefix):] for n in relations if n.startswith(unit.prefix)])
+            if close:
+                hint.append(f"did you mean {close}?")
+            hint.append(f"declare it: relation {atom.relation}(...)")
+            self.error("E200", f"undefined relation {atom.relation!r}", atom.span, *hint)
+            return atom
+        return replace(atom, relation=resolved)
+
+    def resolve_body(self, unit: Unit, body: tuple[ast.Literal, ...], relations: dict[str, Relation]) -> tuple[ast.Literal, ...]:
+        out: list[ast.Literal] = []
+        for lit in body:
+            if isinstance(lit, ast.Atom) and lit.relation in PREDICATES and self.lookup(unit, lit.relation, relations) is None:
+                out.append(ast.Condition(ast.Call(lit.relation, lit.args, lit.span), False, lit.span))
+            elif isinstance(lit, ast.Negation) and lit.atom.relation in PREDICATES and self.lookup(unit, lit.atom.relation, relations) is None:
+                out.append(ast.Condition(ast.Call(lit.atom.relation, lit.atom.args, lit.atom.span), True, lit.span))
+            elif isinstance(lit, ast.Atom):
+                out.append(self.resolve_atom(unit, lit, relations))
+            elif isinstance(lit, ast.Negation):
+                out.append(replace(lit, atom=self.resolve_atom(unit, lit.atom, relations)))
+            else:
+                assert isinstance(lit, ast.Comparison)
+                out.append(replace(lit, left=self.resolve_expr(unit, lit.left, relations),
+                                   right=self.resolve_expr(unit, lit.right, relations)))
+        return tuple(out)
+
+    def resolve_expr(self, unit: Unit, expr: ast.Expr, relations: dict[str, Relation]) -> ast.Expr:
+        if isinstance(expr, ast.Aggregate):
+            return replace(expr, body=self.resolve_body(unit, expr.body, relations))
+        if isinstance(expr, ast.BinOp):
+            return replace(expr, left=self.resolve_expr(unit, expr.left, relations),
+                           right=self.resolve_expr(unit, expr.right, relations))
+        if isinstance(expr, ast.Neg):
+            return replace(expr, operand=self.resolve_expr(unit, expr.operand, relations))
+        if isinstance(expr, ast.Call):
+            if expr.func not in BUILTINS:
+                close = _close_names(expr.func, list(BUILTINS))
+                self.error("E204", f"unknown function {expr.func!r}", expr.span,
+                           *( [f"did you mean {close}?"] if close else []),
+                           f"builtins: {', '.join(sorted(BUILTINS))}")
+            return replace(expr, args=tuple(self.resolve_expr(unit, a, relations) for a in expr.args))
+        if isinstance(expr, ast.ToolCall):
+            self.error("E900", "tool calls (@name(...)) are not supported in this version", expr.span)
+        return expr
+
+    def agent(self, unit: Unit, decl: ast.AgentDecl, relations: dict[str, Relation], agent_id: int) -> AgentDef | None:
+        body: tuple[ast.Literal, ...] = ()
+        heads: list[ast.Atom] = []
+        seen_when = False
+        for clause in decl.clauses:
+            if clause.kind == "when":
+                if seen_when:
+                    self.error("E209", "an agent has one `when` clause; join the conditions with commas", clause.span)
+                seen_when = True
+                assert isinstance(clause.value, tuple)
+                body = self.resolve_body(unit, clause.value, relations)
+            elif clause.kind == "emit":
+                assert isinstance(clause.value, tuple)
+                heads.extend(self.resolve_atom(unit, a, relations) for a in clause.value)
+            else:
+                self.error("E900", f"`{clause.kind}` is not supported in this version", clause.span)
+        if not heads:
+            self.error("E210", f"agent {decl.name!r} has no `emit` clause", decl.span)
+            return None
+        return AgentDef(agent_id, unit.prefix + decl.name, decl.description, "agent", tuple(heads), body, decl.span)
+
+    def fact(self, head: ast.Atom, relations: dict[str, Relation]) -> SourceFact | None:
+        rel = relations.get(head.relation)
+        if rel is None:
+            return None
+        if len(head.args) != rel.arity:
+            self.error("E300", f"{rel.name} has {rel.arity} column(s), this fact has {len(head.args)}", head.span)
+            return None
+        values = []
+        for arg, col in zip(head.args, rel.columns):
+            if isinstance(arg, ast.Wildcard):
+                self.error("E401", "`_` cannot stand in a fact", arg.span)
+                return None
+            if not isinstance(arg, ast.Const):
+                self.error("E405", "a fact holds constants only; a rule needs a body (`head :- body.`)", arg.span)
+                return None
+            from .types import assignable, const_type
+
+            typ = const_type(arg.value)
+            if not assignable(col.type, typ):
+                self.error("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {typ} constant {_show(arg.value)}", arg.span)
+                return None
+            values.append(float(arg.value) if col.type == "float" else arg.value)
+        return SourceFact(rel.name, tuple(values), head.span)
+
+
+def _show(value: object) -> str:
+    from ..values import format_value
+
+    return format_value(value)  # type: ignore[arg-type]
+
+
+def _close_names(name: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.75)
+    return repr(close[0]) if close else None

@@ -1,0 +1,68 @@
+"""The compile pipeline: named stages run by one loop that stops at the first
+stage leaving errors (so a user sees root causes, not their echoes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..diagnostics import Diagnostic, sort_diagnostics
+from .checks import check_program
+from .frontend import Frontend
+from .graph import Strata, stratify
+from .program import Program
+
+
+@dataclass
+class Compilation:
+    roots: list[tuple[str, str | None]]
+    frontend: Frontend = field(default_factory=Frontend)
+    program: Program | None = None
+    strata: Strata | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def _load(c: Compilation) -> list[Diagnostic]:
+    c.frontend.load(c.roots)
+    return c.frontend.diags
+
+
+def _resolve(c: Compilation) -> list[Diagnostic]:
+    before = len(c.frontend.diags)
+    c.program = c.frontend.resolve()
+    return c.frontend.diags[before:]
+
+
+def _check(c: Compilation) -> list[Diagnostic]:
+    assert c.program is not None
+    c.program, diags = check_program(c.program)
+    return diags
+
+
+def _stratify(c: Compilation) -> list[Diagnostic]:
+    assert c.program is not None
+    c.strata, diags = stratify(c.program)
+    return diags
+
+
+STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
+    ("load", _load),
+    ("resolve", _resolve),
+    ("check", _check),
+    ("stratify", _stratify),
+]
+
+
+def compile_sources(roots: list[tuple[str, str | None]]) -> Compilation:
+    """Run the stages over root files ``(path, text or None)``."""
+    c = Compilation(roots)
+    for _name, stage in STAGES:
+        c.diagnostics.extend(stage(c))
+        c.diagnostics = sort_diagnostics(c.diagnostics)
+        if not c.ok:
+            break
+    return c

@@ -1,0 +1,303 @@
+"""Join planning: an ordered list of steps for a rule body.
+
+Body order carries no meaning, so the planner chooses: the driving atom
+first (the one reading new facts in a semi-naive version), then, greedily,
+every literal that is ready (its variables bound), and otherwise the
+positive atom with the most bound columns (ties: body order). The same
+procedure decides safety: a literal that never becomes ready holds an
+unsafe variable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ..diagnostics import Span
+from ..syntax import ast
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Iterate the facts of a positive atom matching the bound columns."""
+
+    lit: int
+    atom: ast.Atom
+    keys: tuple[tuple[int, ast.Expr], ...]   # (column, expression giving its value)
+    binds: tuple[tuple[int, str], ...]       # (column, variable) first bound here
+    equal: tuple[tuple[int, int], ...]       # (column, earlier column) for a variable repeated in the atom
+    driver: bool = False
+
+
+@dataclass(frozen=True)
+class ColumnCheck:
+    """A driving atom's column holding an expression computable only later."""
+
+    lit: int
+    col: int
+    expr: ast.Expr
+
+
+@dataclass(frozen=True)
+class Filter:
+    lit: int
+    literal: ast.Literal  # Comparison or Condition
+
+
+@dataclass(frozen=True)
+class Assign:
+    lit: int
+    var: str
+    expr: ast.Expr
+
+
+@dataclass(frozen=True)
+class NegCheck:
+    lit: int
+    atom: ast.Atom
+    keys: tuple[tuple[int, ast.Expr], ...]   # columns that are not `_`
+
+
+@dataclass(frozen=True)
+class AggStep:
+    lit: int
+    aggregate: ast.Aggregate
+    result: ast.Expr      # a Var to bind (bind=True) or an expression to compare with
+    bind: bool
+    group: tuple[str, ...]
+    inner: tuple["Step", ...]
+
+
+Step = Union[Scan, ColumnCheck, Filter, Assign, NegCheck, AggStep]
+
+
+@dataclass(frozen=True)
+class Unsafe:
+    var: str
+    span: Span
+
+
+def _vars(expr: ast.Expr) -> set[str]:
+    return set(ast.expr_vars(expr))
+
+
+def _agg_side(lit: ast.Comparison) -> tuple[ast.Aggregate, ast.Expr] | None:
+    if isinstance(lit.right, ast.Aggregate):
+        return lit.right, lit.left
+    if isinstance(lit.left, ast.Aggregate):
+        return lit.left, lit.right
+    return None
+
+
+def aggregate_vars(agg: ast.Aggregate) -> set[str]:
+    out: set[str] = set()
+    for lit in agg.body:
+        out.update(ast.literal_vars(lit))
+    if agg.value is not None:
+        out.add(agg.value.name)
+    return out
+
+
+def literal_vars_deep(lit: ast.Literal) -> set[str]:
+    """Every variable a literal mentions, aggregate bodies included."""
+    if isinstance(lit, ast.Comparison):
+        side = _agg_side(lit)
+        if side is not None:
+            return aggregate_vars(side[0]) | _vars(side[1])
+    return set(ast.literal_vars(lit))
+
+
+def group_vars(agg: ast.Aggregate, outside: set[str]) -> tuple[str, ...]:
+    return tuple(sorted(aggregate_vars(agg) & outside))
+
+
+def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None,
+              outside: dict[int, set[str]]) -> tuple[list[Step], list[Unsafe]]:
+    """Plan a body. ``outside[i]``: variables used outside literal i (for aggregates' grouping)."""
+    bound = set(bound)
+    steps: list[Step] = []
+    remaining = [i for i in range(len(body)) if i != driver]
+    pending: list[tuple[int, int, ast.Expr]] = []
+    if driver is not None:
+        atom = body[driver]
+        assert isinstance(atom, ast.Atom)
+        scan = _scan(driver, atom, bound, True)
+        now = tuple((c, e) for c, e in scan.keys if _vars(e) <= bound)
+        pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= bound]
+        steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, True))
+    while remaining or pending:
+        progressed = True
+        while progressed:
+            progressed = False
+            for item in list(pending):
+                if _vars(item[2]) <= bound:
+                    steps.append(ColumnCheck(*item))
+                    pending.remove(item)
+                    progressed = True
+            for i in list(remaining):
+                step = _ready(i, body[i], bound, outside.get(i, set()))
+                if step is not None:
+                    steps.append(step)
+                    remaining.remove(i)
+                    progressed = True
+        best: tuple[int, int] | None = None
+        for i in remaining:
+            lit = body[i]
+            if isinstance(lit, ast.Atom) and _atom_usable(lit, bound):
+                score = sum(1 for a in lit.args if not isinstance(a, ast.Wildcard) and _vars(a) <= bound
+                            and not isinstance(a, ast.Wildcard))
+                if best is None or score > best[0]:
+                    best = (score, i)
+        if best is None:
+            break
+        atom = body[best[1]]
+        assert isinstance(atom, ast.Atom)
+        steps.append(_scan(best[1], atom, bound, False))
+        remaining.remove(best[1])
+    unsafe: list[Unsafe] = []
+    for lit_index, _col, expr in pending:
+        for var in ast.expr_vars(expr):
+            if var not in bound:
+                unsafe.append(Unsafe(var, expr.span))
+                break
+    for i in remaining:
+        lit = body[i]
+        for var, span in _var_spans(lit):
+            if var not in bound and (var, span) not in unsafe:
+                if isinstance(lit, ast.Comparison) and _agg_side(lit) is not None:
+                    agg, _ = _agg_side(lit)  # type: ignore[misc]
+                    if var in aggregate_vars(agg) and var not in outside.get(i, set()):
+                        continue  # a variable local to the aggregate
+                unsafe.append(Unsafe(var, span))
+                break
+        else:
+            unsafe.append(Unsafe("", lit.span))
+    return steps, unsafe
+
+
+def _atom_usable(atom: ast.Atom, bound: set[str]) -> bool:
+    """An atom can be scanned when its complex arguments are computable."""
+    for arg in atom.args:
+        if not isinstance(arg, (ast.Var, ast.Wildcard, ast.Const)) and not _vars(arg) <= bound:
+            return False
+    return True
+
+
+def _scan(lit: int, atom: ast.Atom, bound: set[str], driver: bool) -> Scan:
+    keys: list[tuple[int, ast.Expr]] = []
+    binds: list[tuple[int, str]] = []
+    equal: list[tuple[int, int]] = []
+    first_col: dict[str, int] = {}
+    for col, arg in enumerate(atom.args):
+        if isinstance(arg, ast.Wildcard):
+            continue
+        if isinstance(arg, ast.Var) and arg.name not in bound:
+            if arg.name in first_col:
+                equal.append((col, first_col[arg.name]))
+            else:
+                first_col[arg.name] = col
+                binds.append((col, arg.name))
+            continue
+        keys.append((col, arg))
+    bound.update(v for _, v in binds)
+    return Scan(lit, atom, tuple(keys), tuple(binds), tuple(equal), driver)
+
+
+def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step | None:
+    if isinstance(lit, ast.Atom):
+        return None
+    if isinstance(lit, ast.Negation):
+        if set(ast.literal_vars(lit)) <= bound:
+            keys = tuple((c, a) for c, a in enumerate(lit.atom.args) if not isinstance(a, ast.Wildcard))
+            return NegCheck(i, lit.atom, keys)
+        return None
+    if isinstance(lit, ast.Condition):
+        return Filter(i, lit) if _vars(lit.call) <= bound else None
+    side = _agg_side(lit)
+    if side is not None:
+        agg, other = side
+        group = group_vars(agg, outside)
+        if not set(group) <= bound:
+            return None
+        inner_outside = {j: set(group) | _others(agg.body, j) for j in range(len(agg.body))}
+        inner, unsafe = plan_body(agg.body, set(group), None, inner_outside)
+        if unsafe:
+            return None
+        if isinstance(other, ast.Var) and other.name not in bound:
+            bound.add(other.name)
+            return AggStep(i, agg, other, True, group, tuple(inner))
+        if _vars(other) <= bound:
+            return AggStep(i, agg, other, False, group, tuple(inner))
+        return None
+    left, right = _vars(lit.left), _vars(lit.right)
+    if left <= bound and right <= bound:
+        return Filter(i, lit)
+    if lit.op == "=":
+        if isinstance(lit.left, ast.Var) and lit.left.name not in bound and right <= bound:
+            bound.add(lit.left.name)
+            return Assign(i, lit.left.name, lit.right)
+        if isinstance(lit.right, ast.Var) and lit.right.name not in bound and left <= bound:
+            bound.add(lit.right.name)
+            return Assign(i, lit.right.name, lit.left)
+    return None
+
+
+def _others(body: tuple[ast.Literal, ...], j: int) -> set[str]:
+    out: set[str] = set()
+    for k, lit in enumerate(body):
+        if k != j:
+            out |= literal_vars_deep(lit)
+    return out
+
+
+def _var_spans(lit: ast.Literal) -> list[tuple[str, Span]]:
+    out: list[tuple[str, Span]] = []
+
+    def walk(e: ast.Expr) -> None:
+        if isinstance(e, ast.Var):
+            out.append((e.name, e.span))
+        elif isinstance(e, ast.BinOp):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, ast.Neg):
+            walk(e.operand)
+        elif isinstance(e, (ast.Call, ast.ToolCall)):
+            for a in e.args:
+                walk(a)
+        elif isinstance(e, ast.Aggregate):
+            if e.value is not None:
+                walk(e.value)
+            for sub in e.body:
+                out.extend(_var_spans(sub))
+
+    if isinstance(lit, ast.Atom):
+        for a in lit.args:
+            walk(a)
+    elif isinstance(lit, ast.Negation):
+        for a in lit.atom.args:
+            walk(a)
+    elif isinstance(lit, ast.Condition):
+        walk(lit.call)
+    else:
+        walk(lit.left)
+        walk(lit.right)
+    return out
+
+
+def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> dict[int, set[str]]:
+    """For each literal, the variables used anywhere else in the rule."""
+    head_vars: set[str] = set()
+    for h in heads:
+        head_vars.update(ast.literal_vars(h))
+    out: dict[int, set[str]] = {}
+    for i, lit in enumerate(body):
+        others = set(head_vars)
+        for j, other in enumerate(body):
+            if j != i:
+                others |= literal_vars_deep(other)
+        if isinstance(lit, ast.Comparison):
+            side = _agg_side(lit)
+            if side is not None:
+                others |= _vars(side[1])
+        out[i] = others
+    return out

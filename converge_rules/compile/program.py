@@ -1,0 +1,83 @@
+"""The checked program: what the compiler hands to planning and the engine.
+
+Relation names here are fully qualified (``graph.reach``); body literals are
+AST nodes whose relation names have been resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..diagnostics import Span
+from ..syntax import ast
+from ..values import ColumnSchema, RelationSchema, Value
+
+
+@dataclass(frozen=True)
+class Relation:
+    name: str
+    columns: tuple[ColumnSchema, ...]
+    is_input: bool
+    span: Span
+
+    @property
+    def schema(self) -> RelationSchema:
+        return RelationSchema(self.name, self.columns, self.is_input)
+
+    @property
+    def arity(self) -> int:
+        return len(self.columns)
+
+
+@dataclass(frozen=True)
+class AgentDef:
+    """One agent: a name, a body (the ``when`` predicate) and emit templates."""
+
+    id: int
+    name: str
+    description: str | None
+    kind: str  # "agent" | "rule"
+    heads: tuple[ast.Atom, ...]
+    body: tuple[ast.Literal, ...]
+    span: Span
+    var_types: dict[str, str | None] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class InvariantDef:
+    """A forbidden pattern: ``invariant`` (after every merge) or ``acceptance`` (at the fixed point)."""
+
+    id: int
+    kind: str
+    name: str
+    message: str | None
+    body: tuple[ast.Literal, ...]
+    span: Span
+    var_types: dict[str, str | None] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class SourceFact:
+    relation: str
+    values: tuple[Value, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Program:
+    files: tuple[str, ...]
+    relations: dict[str, Relation]
+    agents: tuple[AgentDef, ...]
+    invariants: tuple[InvariantDef, ...]
+    facts: tuple[SourceFact, ...]
+    budget: dict[str, int]
+    budget_spans: dict[str, Span]
+
+    def schema(self) -> dict[str, RelationSchema]:
+        return {name: rel.schema for name, rel in self.relations.items()}
+
+    def agent(self, name: str) -> AgentDef | None:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        return None

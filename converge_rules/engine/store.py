@@ -1,0 +1,96 @@
+"""The context: one store per relation, append-only within a job.
+
+``facts`` maps each fact to its proof record (so membership and proof are one
+lookup), ``order`` keeps facts in commit order (deltas are slices of it), and
+hash indexes on bound columns are built on first use and then maintained at
+every merge. Iteration only ever walks ``order`` or index lists, never a set,
+so evaluation order is deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Proof record of an input fact: (INPUT_AGENT, cycle 0). Its source is kept apart.
+INPUT_AGENT = -1
+INPUT_PROOF = (INPUT_AGENT, 0)
+
+
+class RelationStore:
+    __slots__ = ("name", "arity", "facts", "order", "indexes")
+
+    def __init__(self, name: str, arity: int):
+        self.name = name
+        self.arity = arity
+        self.facts: dict[tuple, tuple] = {}
+        self.order: list[tuple] = []
+        self.indexes: dict[tuple[int, ...], dict[Any, list[tuple]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def index(self, cols: tuple[int, ...]) -> dict[Any, list[tuple]]:
+        """The index on these columns (a single column's key is the bare value)."""
+        idx = self.indexes.get(cols)
+        if idx is None:
+            idx = {}
+            _fill(idx, cols, self.order)
+            self.indexes[cols] = idx
+        return idx
+
+    def extend(self, new: list[tuple]) -> None:
+        """Append facts already recorded in ``facts`` to the order and every index."""
+        self.order.extend(new)
+        for cols, idx in self.indexes.items():
+            _fill(idx, cols, new)
+
+    def truncate(self, length: int) -> None:
+        """Undo every commit after ``length`` (an invariant rejected the merge)."""
+        removed = self.order[length:]
+        del self.order[length:]
+        for fact in removed:
+            del self.facts[fact]
+        for cols, idx in self.indexes.items():
+            for fact in reversed(removed):
+                key = fact[cols[0]] if len(cols) == 1 else tuple(fact[c] for c in cols)
+                bucket = idx[key]
+                bucket.pop()
+                if not bucket:
+                    del idx[key]
+
+
+def _fill(idx: dict[Any, list[tuple]], cols: tuple[int, ...], facts: list[tuple]) -> None:
+    get = idx.get
+    if len(cols) == 1:
+        c = cols[0]
+        for f in facts:
+            k = f[c]
+            bucket = get(k)
+            if bucket is None:
+                idx[k] = [f]
+            else:
+                bucket.append(f)
+    else:
+        for f in facts:
+            k = tuple([f[c] for c in cols])
+            bucket = get(k)
+            if bucket is None:
+                idx[k] = [f]
+            else:
+                bucket.append(f)
+
+
+class Context:
+    """All relation stores of a job."""
+
+    def __init__(self, arities: dict[str, int]):
+        self.relations = {name: RelationStore(name, arity) for name, arity in sorted(arities.items())}
+
+    def __getitem__(self, name: str) -> RelationStore:
+        return self.relations[name]
+
+    def size(self) -> int:
+        return sum(len(r) for r in self.relations.values())
+
+    def lengths(self) -> dict[str, int]:
+        return {name: len(r) for name, r in self.relations.items()}

@@ -1,0 +1,162 @@
+"""Proofs: decoding the engine's compact proof records into explanations.
+
+The engine stores, per derived fact, ``(agent id, cycle, premises..., [aggregate
+values])``. Everything else a person wants to see (bindings, negated atoms
+checked absent, comparisons that held) follows from the agent's body and is
+rebuilt here, so recording a proof costs the engine one tuple.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..compile.plan import AggStep, Assign, outside_map, plan_body
+from ..compile.program import Program
+from ..diagnostics import Span
+from ..engine.runtime import EvalError, eval_expr
+from ..engine.store import INPUT_AGENT, Context
+from ..syntax import ast
+from ..values import Value, format_fact, format_value
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One derivation step: how a fact entered the context."""
+
+    relation: str
+    fact: tuple
+    is_input: bool
+    cycle: int
+    agent: str | None = None
+    agent_id: int | None = None
+    agent_span: Span | None = None
+    bindings: dict[str, Value] = field(default_factory=dict)
+    premises: list[tuple[str, tuple]] = field(default_factory=list)
+    negated: list[tuple[str, tuple]] = field(default_factory=list)   # pattern: None where `_`
+    conditions: list[str] = field(default_factory=list)
+    aggregates: list[tuple[str, Value]] = field(default_factory=list)
+    source: tuple[str, int] | None = None
+
+    @property
+    def text(self) -> str:
+        return format_fact(self.relation, self.fact)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"relation": self.relation, "fact": list(self.fact), "cycle": self.cycle}
+        if self.is_input:
+            out["input"] = True
+            if self.source is not None:
+                out["source"] = {"file": self.source[0], "line": self.source[1]}
+            return out
+        out.update({
+            "agent": self.agent,
+            "rule": f"{self.agent_span.file}:{self.agent_span.line}" if self.agent_span else None,
+            "bindings": dict(sorted(self.bindings.items())),
+            "premises": [[r, list(f)] for r, f in self.premises],
+            "negated": [[r, list(p)] for r, p in self.negated],
+            "conditions": self.conditions,
+        })
+        if self.aggregates:
+            out["aggregates"] = [[t, v] for t, v in self.aggregates]
+        return out
+
+
+def pattern_text(relation: str, pattern: tuple) -> str:
+    return f"{relation}({', '.join('_' if v is None else format_value(v) for v in pattern)})"
+
+
+def decode(program: Program, context: Context, relation: str, fact: tuple,
+           source_of: Callable[[str, tuple], tuple[str, int] | None]) -> Proof | None:
+    """The proof of a fact in the context, or None when the fact is absent."""
+    store = context.relations.get(relation)
+    if store is None:
+        return None
+    record = store.facts.get(fact)
+    if record is None:
+        return None
+    if record[0] == INPUT_AGENT:
+        return Proof(relation, fact, True, 0, source=source_of(relation, fact))
+    agent = program.agents[record[0]]
+    positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
+    premises = list(record[2:2 + len(positive)])
+    extras = record[2 + len(positive)] if len(record) > 2 + len(positive) else ()
+    env: dict[str, Value] = {}
+    for atom, pf in zip(positive, premises):
+        for arg, value in zip(atom.args, pf):
+            if isinstance(arg, ast.Var):
+                env[arg.name] = value
+    aggregates: list[tuple[str, Value]] = []
+    agg_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
+                and (isinstance(lit.left, ast.Aggregate) or isinstance(lit.right, ast.Aggregate))]
+    agg_values = dict(zip(agg_lits, extras))
+    steps, _ = plan_body(agent.body, set(env), None, outside_map(agent.body, agent.heads))
+    for step in steps:
+        try:
+            if isinstance(step, Assign):
+                env[step.var] = eval_expr(step.expr, env)
+            elif isinstance(step, AggStep):
+                value = agg_values.get(step.lit)
+                if step.bind and isinstance(step.result, ast.Var):
+                    env[step.result.name] = value  # type: ignore[assignment]
+                aggregates.append((show_expr(step.aggregate), value))  # type: ignore[arg-type]
+        except (EvalError, KeyError):
+            pass
+    negated = []
+    conditions = []
+    for lit in agent.body:
+        if isinstance(lit, ast.Negation):
+            try:
+                pattern = tuple(None if isinstance(a, ast.Wildcard) else eval_expr(a, env) for a in lit.atom.args)
+            except (EvalError, KeyError):
+                continue
+            negated.append((lit.atom.relation, pattern))
+        elif isinstance(lit, ast.Comparison) and not (isinstance(lit.left, ast.Aggregate) or isinstance(lit.right, ast.Aggregate)):
+            conditions.append(show_literal(lit, env))
+        elif isinstance(lit, ast.Condition):
+            conditions.append(show_literal(lit, env))
+    return Proof(relation, fact, False, record[1], agent.name, agent.id, agent.span,
+                 {k: env[k] for k in sorted(env)}, [(a.relation, f) for a, f in zip(positive, premises)],
+                 negated, conditions, aggregates)
+
+
+# ------------------------------------------------------------------ printing
+
+_PREC = {"++": 1, "+": 2, "-": 2, "*": 3, "/": 3, "%": 3}
+
+
+def show_expr(e: ast.Expr, env: Mapping[str, Value] | None = None, prec: int = 0) -> str:
+    """An expression as source text (variables replaced by values when env is given)."""
+    if isinstance(e, ast.Const):
+        return format_value(e.value)
+    if isinstance(e, ast.Var):
+        if env is not None and e.name in env:
+            return format_value(env[e.name])
+        return e.name
+    if isinstance(e, ast.Wildcard):
+        return "_"
+    if isinstance(e, ast.Neg):
+        return "-" + show_expr(e.operand, env, 4)
+    if isinstance(e, ast.BinOp):
+        p = _PREC[e.op]
+        text = f"{show_expr(e.left, env, p)} {e.op} {show_expr(e.right, env, p + 1)}"
+        return f"({text})" if p < prec else text
+    if isinstance(e, ast.Call):
+        return f"{e.func}({', '.join(show_expr(a, env) for a in e.args)})"
+    if isinstance(e, ast.ToolCall):
+        return f"@{e.tool}({', '.join(show_expr(a, env) for a in e.args)})"
+    if isinstance(e, ast.Aggregate):
+        body = ", ".join(show_literal(lit) for lit in e.body)
+        head = e.op if e.value is None else f"{e.op} {e.value.name}"
+        return f"{head} {{ {body} }}"
+    return "?"
+
+
+def show_literal(lit: ast.Literal, env: Mapping[str, Value] | None = None) -> str:
+    if isinstance(lit, ast.Atom):
+        return f"{lit.relation}({', '.join(show_expr(a, env) for a in lit.args)})"
+    if isinstance(lit, ast.Negation):
+        return "not " + show_literal(lit.atom, env)
+    if isinstance(lit, ast.Condition):
+        return ("not " if lit.negated else "") + show_expr(lit.call, env)
+    return f"{show_expr(lit.left, env)} {lit.op} {show_expr(lit.right, env)}"

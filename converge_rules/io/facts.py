@@ -1,0 +1,966 @@
+"""Loading input facts from files and from Python objects.
+
+Entry points
+------------
+``load_fact_paths(paths, schema) -> LoadedFacts``
+    Load fact files and directories. ``schema`` maps relation names (possibly
+    qualified, ``"graph.edge"``) to ``values.RelationSchema``.
+``convert_facts(facts, schema) -> LoadedFacts``
+    The same checks and conversions for facts given from Python:
+    ``{"edge": [("a", "b")], "applicant": [{"id": "a1", "income": 10}]}``.
+
+``LoadedFacts.facts[rel]`` lists the facts (tuples of converted values) in file
+order, duplicates kept; ``LoadedFacts.sources[rel][i]`` is ``(path, line)`` of
+``facts[rel][i]`` (path as given, 1-based line; ``("<api>", 0)`` for Python
+facts). Relations appear in order of first mention; a file that names a
+relation without holding any fact of it still gives it an (empty) entry.
+
+Formats (chosen by file extension; matched case-insensitively)
+--------------------------------------------------------------
+``.json``   ``{"edge": [["a", "b"], ...], "applicant": [{"id": "a1", "income": 1}]}``
+            (relation -> list of arrays, or of objects keyed by column name); or,
+            in a file named after a relation (``edge.json``), a list of facts.
+            An empty ``.json`` file is an error (it is not JSON).
+``.jsonl``  one JSON value per line: ``{"edge": ["a", "b"]}`` in any file, or a bare
+            array/object per line in a file named after a relation. Blank lines skipped.
+``.csv``    one file per relation (``edge.csv``, ``graph.edge.csv``), comma separated,
+            quoting as Python's csv module (RFC 4180). Optional header row: the first
+            row is skipped when it equals the column names exactly. Empty lines skipped.
+``.tsv``    one file per relation, tab separated, no quoting; optional header as for CSV.
+``.facts``  Souffle's input format: as ``.tsv`` but never a header.
+``.cvg``    facts in the rule language: ``edge("a", "b").`` Only facts are allowed.
+directory   every non-hidden file with a supported extension directly inside it,
+            in sorted file-name order; other files and subdirectories are ignored.
+
+Values from JSON and text convert with ``values.convert`` (a JSON string
+``"12"`` goes into an int column; a JSON number never goes into a str column;
+booleans only into bool columns; floats must be finite). In ``.cvg`` files a
+constant must have the column's type, except that an int goes into a float
+column.
+
+Diagnostics (stable codes)
+--------------------------
+All problems raise ``ConvergeError``; all errors of all files are collected
+(at most 50 per file; the last one then carries a note). Spans are 1-based;
+problems with a whole file (not found, unsupported) have line 0.
+
+- ``E500`` a facts file or directory is missing, unreadable, not a regular file,
+  or not valid UTF-8 (the span points at the first invalid byte).
+- ``E501`` a malformed file: JSON syntax error (at the decoder's line/col), an empty
+  JSON file, a JSON value of the wrong shape (top level not an object or list, facts
+  not a list, a fact not an array/object, a JSONL line not ``{"relation": fact}``),
+  a duplicate relation key, a CSV syntax error, or a non-fact item in a ``.cvg`` file.
+  Syntax errors in ``.cvg`` files keep the parser's own codes (E100, E101).
+- ``E502`` a value does not convert to its column's type, e.g.
+  ``column "income" of applicant: "abc" is not a valid int``.
+- ``E503`` unknown relation: a JSON key, a JSONL key, a ``.cvg`` fact, or the name of a
+  file that must be named after its relation (CSV/TSV/facts, a JSON list, a Python key);
+  for a file name the span is line 1, column 1.
+- ``E504`` a fact with the wrong number of values (``expected 2, got 3``).
+- ``E505`` an object fact with an unknown column name, a missing column, or a column
+  given twice.
+- ``E506`` a file given explicitly has an unsupported extension.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import math
+import os
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
+from ..values import TYPES, ConversionError, RelationSchema, convert, format_value
+from . import _jsonpos
+from ._sources import ConstSegment, LazySegment, LinesSegment, RangeSegment, SourceList, _Segment
+
+__all__ = ["LoadedFacts", "load_fact_paths", "convert_facts", "SUPPORTED_EXTENSIONS",
+           "MAX_ERRORS_PER_FILE", "SourceList"]
+
+SUPPORTED_EXTENSIONS = (".cvg", ".csv", ".facts", ".json", ".jsonl", ".tsv")
+MAX_ERRORS_PER_FILE = 50
+API_SOURCE = "<api>"
+
+
+@dataclass(frozen=True)
+class LoadedFacts:
+    """Facts per relation in file order, and a parallel ``(path, line)`` per fact."""
+
+    facts: dict[str, list[tuple]]
+    sources: dict[str, SourceList]
+
+
+# ---------------------------------------------------------------- public API
+
+def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
+    """Load fact files and directories; raise ``ConvergeError`` listing every problem."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]  # type: ignore[list-item]
+    acc = _Accumulator()
+    diagnostics: list[Diagnostic] = []
+    for raw in paths:
+        path = _path_str(raw)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            diagnostics.append(_file_diag("E500", f"facts file not found: {path}", path))
+            continue
+        except (OSError, ValueError) as err:
+            diagnostics.append(_file_diag("E500", f"cannot access facts path {path}: {_reason(err)}", path))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            diagnostics.extend(_load_directory(path, schema, acc))
+        elif _extension(path) not in SUPPORTED_EXTENSIONS:
+            diagnostics.append(_file_diag(
+                "E506", f"unsupported facts file extension {_extension(path) or '(none)'!r}", path,
+                (f"supported: {', '.join(SUPPORTED_EXTENSIONS)}, or a directory of such files",)))
+        else:
+            diagnostics.extend(_FileLoader(path, schema, acc).load())
+    if diagnostics:
+        raise ConvergeError(diagnostics)
+    return acc.result()
+
+
+def convert_facts(facts: Mapping[str, Iterable[Any]], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
+    """Check and convert facts given from Python (arrays or objects by column name)."""
+    acc = _Accumulator()
+    loader = _FileLoader(API_SOURCE, schema, acc)
+    diagnostics = loader.load_api(facts)
+    if diagnostics:
+        raise ConvergeError(diagnostics)
+    return acc.result()
+
+
+# ---------------------------------------------------------------- helpers
+
+def _path_str(raw: object) -> str:
+    try:
+        path = os.fspath(raw)  # type: ignore[arg-type]
+    except TypeError:
+        return str(raw)
+    return os.fsdecode(path) if isinstance(path, bytes) else path
+
+
+def _extension(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror.lower()
+    return str(err)
+
+
+def _file_diag(code: str, message: str, path: str, notes: tuple[str, ...] = ()) -> Diagnostic:
+    return Diagnostic(code, message, Span(path, 0, 0), notes=notes)
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A value as it appears in messages (JSON notation, shortened)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _convert(value: object, typ: str) -> object:
+    """``values.convert`` plus finiteness for floats; every failure is a ConversionError."""
+    try:
+        result = convert(value, typ)
+    except (ValueError, TypeError, OverflowError):  # ConversionError is a ValueError
+        raise ConversionError(f"{_show(value)} is not a valid {typ}") from None
+    if typ == "float" and not math.isfinite(result):  # type: ignore[arg-type]
+        raise ConversionError(f"{_show(value)} is not a valid float")
+    return result
+
+
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _fast_float(column: Sequence[str]) -> list[float]:
+    out = list(map(float, column))
+    if not all(map(math.isfinite, out)):
+        raise ValueError("not finite")
+    return out
+
+
+# Whole-column converters for text fields; when one raises, the slow path
+# (``values.convert`` per value, which accepts a superset) decides.
+_FAST_COLUMN: dict[str, Callable[[Sequence[str]], list]] = {
+    "int": lambda column: list(map(int, column)),
+    "float": _fast_float,
+    "bool": lambda column: list(map(_BOOLS.__getitem__, column)),
+}
+
+
+class _Stop(Exception):
+    """Too many errors in one file: stop reading it."""
+
+
+class _DupDict(dict):
+    """A JSON object that had duplicate keys (the last value kept, like json.loads)."""
+
+    dups: list = []
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        result = _DupDict(pairs)
+        seen: set[str] = set()
+        result.dups = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return result
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_pairs_hook)
+
+
+class _Accumulator:
+    def __init__(self) -> None:
+        self.facts: dict[str, list[tuple]] = {}
+        self.sources: dict[str, SourceList] = {}
+
+    def add(self, relation: str, facts: list[tuple], segment: _Segment) -> None:
+        existing = self.facts.get(relation)
+        if existing is None:
+            self.facts[relation] = facts
+            self.sources[relation] = SourceList()
+        else:
+            existing.extend(facts)
+        self.sources[relation].add(segment)
+
+    def result(self) -> LoadedFacts:
+        return LoadedFacts(self.facts, self.sources)
+
+
+class _Spec:
+    """What the loaders need of one relation, computed once."""
+
+    __slots__ = ("name", "arity", "names", "types", "exact", "index", "all_str")
+
+    def __init__(self, name: str, schema: RelationSchema):
+        self.name = name
+        self.names = tuple(c.name for c in schema.columns)
+        self.types = tuple(c.type for c in schema.columns)
+        self.arity = len(self.names)
+        self.exact = tuple(TYPES.get(t, object) for t in self.types)
+        self.index = {n: k for k, n in enumerate(self.names)}
+        self.all_str = all(t == "str" for t in self.types)
+
+    def columns_note(self) -> str:
+        if not self.names:
+            return f"{self.name} has no columns"
+        return f"columns of {self.name}: " + ", ".join(f"{n}: {t}" for n, t in zip(self.names, self.types))
+
+
+def _load_directory(path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator) -> list[Diagnostic]:
+    try:
+        with os.scandir(path) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith(".")
+                           and _extension(e.name) in SUPPORTED_EXTENSIONS and _is_file(e))
+    except OSError as err:
+        return [_file_diag("E500", f"cannot read facts directory {path}: {_reason(err)}", path)]
+    diagnostics: list[Diagnostic] = []
+    for name in names:
+        diagnostics.extend(_FileLoader(os.path.join(path, name), schema, acc, in_directory=True).load())
+    return diagnostics
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- one file
+
+class _FileLoader:
+    """Loads one file (or the Python facts) and collects its diagnostics."""
+
+    def __init__(self, path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator,
+                 in_directory: bool = False):
+        self.path = path
+        self.schema = schema
+        self.acc = acc
+        self.in_directory = in_directory
+        self.diags: list[Diagnostic] = []
+        self.pending: list[tuple[tuple, str, str, str, tuple[str, ...]]] = []
+        self.overflow = False
+        self.text: str | None = None
+        self.specs: dict[str, _Spec | None] = {}
+        self.out: list[tuple[str, list[tuple], _Segment]] = []
+        self.json_lines: _JsonLines | None = None
+
+    # -- errors
+    def _room(self) -> None:
+        if len(self.diags) + len(self.pending) >= MAX_ERRORS_PER_FILE:
+            self.overflow = True
+            raise _Stop
+
+    def error(self, code: str, message: str, line: int, col: int, end_col: int = 0,
+              notes: Iterable[str] = (), span: Span | None = None) -> None:
+        self._room()
+        if span is None:
+            span = Span(self.path, line, col, line if end_col else 0, end_col)
+        self.diags.append(Diagnostic(code, message, span, notes=tuple(notes)))
+
+    def pend(self, path: tuple, kind: str, code: str, message: str, notes: Iterable[str] = ()) -> None:
+        """An error at a JSON path, located later by ``resolve``."""
+        self._room()
+        self.pending.append((path, kind, code, message, tuple(notes)))
+
+    def resolve(self, text: str, line: int | None = None) -> None:
+        """Turn pending JSON-path errors into diagnostics (``line`` set: ``text`` is that line)."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        wanted = {(p, kind) for p, kind, *_ in pending}
+        found = _jsonpos.scan(text, wanted, max(len(p) for p, *_ in pending))
+        index = _jsonpos.LineIndex(text) if line is None else None
+        for path, kind, code, message, notes in pending:
+            start, end = found.get((path, kind), (0, 1))
+            if index is None:
+                col, end_col = start + 1, end + 1
+            else:
+                line, col = index.position(start)
+                end_line, end_col = index.position(end)
+                if end_line != line:
+                    end_col = 0
+            self.diags.append(Diagnostic(code, message, Span(self.path, line, col, line if end_col else 0, end_col),
+                                         notes=notes))
+
+    def resolve_api(self) -> None:
+        for path, kind, code, message, notes in self.pending:
+            where = "facts" + "".join(f"[{step!r}]" for step in path)
+            if kind == _jsonpos.KEY:
+                where = f"key {path[-1]!r} of " + ("facts" + "".join(f"[{s!r}]" for s in path[:-1]))
+            self.diags.append(Diagnostic(code, message, Span(API_SOURCE, 0, 0), notes=notes + (f"at {where}",)))
+        self.pending = []
+
+    def finish(self) -> list[Diagnostic]:
+        if self.overflow and self.diags:
+            last = self.diags[-1]
+            self.diags[-1] = replace(last, notes=last.notes + (
+                f"stopped after {MAX_ERRORS_PER_FILE} errors in this file",))
+        if self.diags:
+            if self.text is not None and self.path != API_SOURCE:
+                _remember(self.path, self.text)
+            return self.diags
+        for relation, facts, segment in self.out:
+            self.acc.add(relation, facts, segment)
+        return []
+
+    # -- relations
+    def spec(self, name: object) -> _Spec | None:
+        if not isinstance(name, str):
+            return None
+        if name not in self.specs:
+            schema = self.schema.get(name)
+            self.specs[name] = _Spec(name, schema) if schema is not None else None
+        return self.specs[name]
+
+    def unknown_notes(self, name: object) -> list[str]:
+        names = sorted(k for k in self.schema if isinstance(k, str))
+        notes = []
+        if isinstance(name, str):
+            close = difflib.get_close_matches(name, names, n=1)
+            if close:
+                notes.append(f'did you mean "{close[0]}"?')
+        if not names:
+            notes.append("no relations are declared")
+        elif len(names) <= 12:
+            notes.append("known relations: " + ", ".join(names))
+        return notes
+
+    def stem_spec(self) -> _Spec | None:
+        return self.spec(_stem(self.path))
+
+    def unknown_stem(self) -> None:
+        stem = _stem(self.path)
+        self.error("E503", f'unknown relation "{stem}" (named by the file name)', 1, 1,
+                   notes=self.unknown_notes(stem))
+
+    def emit(self, relation: str, facts: list[tuple], segment: _Segment) -> None:
+        self.out.append((relation, facts, segment))
+
+    # -- entry points
+    def load(self) -> list[Diagnostic]:
+        text = self.read()
+        if text is not None:
+            self.text = text
+            ext = _extension(self.path)
+            try:
+                if ext == ".json":
+                    self.load_json(text)
+                elif ext == ".jsonl":
+                    self.load_jsonl(text)
+                elif ext == ".csv":
+                    self.load_csv(text)
+                elif ext == ".tsv":
+                    self.load_tsv(text, header=True)
+                elif ext == ".facts":
+                    self.load_tsv(text, header=False)
+                else:
+                    self.load_cvg(text)
+            except _Stop:
+                pass
+            if self.pending and ext == ".json":
+                self.resolve(text)
+        return self.finish()
+
+    def load_api(self, facts: object) -> list[Diagnostic]:
+        try:
+            self._load_api(facts)
+        except _Stop:
+            pass
+        self.resolve_api()
+        return self.finish()
+
+    def read(self) -> str | None:
+        path = self.path
+        try:
+            with open(path, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    self.error("E500", f"not a regular file: {path}", 0, 0)
+                    return None
+                data = handle.read()
+        except FileNotFoundError:
+            self.error("E500", f"facts file not found: {path}", 0, 0)
+            return None
+        except (OSError, ValueError) as err:
+            self.error("E500", f"cannot read facts file {path}: {_reason(err)}", 0, 0)
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            line_start = data.rfind(b"\n", 0, err.start) + 1
+            col = len(data[line_start:err.start].decode("utf-8", "replace")) + 1
+            if line == 1 and data.startswith(b"\xef\xbb\xbf"):
+                col -= 1
+            self.error("E500", f"facts file is not valid UTF-8 (byte 0x{data[err.start]:02x})", line, col,
+                       notes=("is it a binary file?",))
+            return None
+        return text[1:] if text.startswith("\ufeff") else text
+
+    # -- tab separated (.tsv, .facts)
+    def load_tsv(self, text: str, header: bool) -> None:
+        spec = self.stem_spec()
+        if spec is None:
+            self.unknown_stem()
+            return
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+            if text.endswith("\r"):
+                text = text[:-1]
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        numbers: list[int] | None = None
+        if "" in lines:
+            numbers = [i for i, line in enumerate(lines, 1) if line]
+            lines = [line for line in lines if line]
+        first = 1
+        if header and lines and lines[0].split("\t") == list(spec.names):
+            del lines[0]
+            if numbers is None:
+                first = 2
+            else:
+                del numbers[0]
+        n = spec.arity
+        facts: list[tuple] | None = None
+        if spec.all_str:
+            if n == 1:
+                if "\t" not in text:
+                    facts = [(line,) for line in lines]
+                rows: Sequence[Sequence[str]] = [line.split("\t") for line in lines] if facts is None else []
+            else:
+                rows = [tuple(line.split("\t")) for line in lines]
+                if not rows or set(map(len, rows)) == {n}:
+                    facts = rows  # type: ignore[assignment]
+        else:
+            rows = [line.split("\t") for line in lines]
+            facts = _fast_table(rows, spec)
+
+        def line_of(i: int) -> int:
+            return first + i if numbers is None else numbers[i]
+
+        def position(i: int, k: int) -> tuple[int, int, int]:
+            row = rows[i]
+            col = 1 + sum(len(field) + 1 for field in row[:k])
+            return line_of(i), col, col + max(len(row[k]), 1)
+
+        if facts is None:
+            facts = self.slow_table(rows, spec, line_of, position, lambda i: len(lines[i]))
+        segment = RangeSegment(self.path, first, len(facts)) if numbers is None else LinesSegment(self.path, numbers)
+        self.emit(spec.name, facts, segment)
+
+    # -- comma separated (.csv)
+    def load_csv(self, text: str) -> None:
+        spec = self.stem_spec()
+        if spec is None:
+            self.unknown_stem()
+            return
+        rows, starts = self.read_csv(text)
+        if rows is None:
+            return
+        if [] in rows:
+            keep = [i for i, row in enumerate(rows) if row]
+            rows = [rows[i] for i in keep]
+            starts = [starts[i] for i in keep] if starts is not None else [i + 1 for i in keep]
+        first = 1
+        if rows and rows[0] == list(spec.names):
+            del rows[0]
+            if starts is None:
+                first = 2
+            else:
+                del starts[0]
+        facts = _fast_table(rows, spec)
+        index: _jsonpos.LineIndex | None = None
+        offsets: dict[int, list[tuple[int, int]]] = {}
+
+        def line_of(i: int) -> int:
+            return first + i if starts is None else starts[i]
+
+        def position(i: int, k: int) -> tuple[int, int, int]:
+            nonlocal index
+            if index is None:
+                index = _jsonpos.LineIndex(text)
+            line = line_of(i)
+            if i not in offsets:
+                start = index.line_start(line)
+                offsets[i] = _csv_field_offsets(text, start, len(rows[i]))
+            begin, end = offsets[i][k]
+            l1, c1 = index.position(begin)
+            l2, c2 = index.position(end)
+            return l1, c1, (c2 if l2 == l1 and c2 > c1 else c1 + 1)
+
+        if facts is None:
+            facts = self.slow_table(rows, spec, line_of, position, None)
+        segment = RangeSegment(self.path, first, len(facts)) if starts is None else LinesSegment(self.path, starts)
+        self.emit(spec.name, facts, segment)
+
+    def read_csv(self, text: str) -> tuple[list[list[str]] | None, list[int] | None]:
+        """Rows, and their start lines when some record spans lines (else None: row i is line i+1)."""
+        old_limit = csv.field_size_limit()
+        csv.field_size_limit(max(old_limit, len(text) + 1))
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""))
+            try:
+                rows = list(reader)
+                if reader.line_num == len(rows):
+                    return rows, None
+            except csv.Error:
+                pass
+            reader = csv.reader(io.StringIO(text, newline=""))
+            rows, starts = [], []
+            previous_end = 0
+            try:
+                for row in reader:
+                    rows.append(row)
+                    starts.append(previous_end + 1)
+                    previous_end = reader.line_num
+            except csv.Error as err:
+                self.error("E501", f"malformed CSV: {err}", max(reader.line_num, 1), 1)
+                return None, None
+            return rows, starts
+        finally:
+            csv.field_size_limit(old_limit)
+
+    def slow_table(self, rows: Sequence[Sequence[str]], spec: _Spec, line_of: Callable[[int], int],
+                   position: Callable[[int, int], tuple[int, int, int]],
+                   width: Callable[[int], int] | None) -> list[tuple]:
+        """Rows of text fields → facts, one value at a time, reporting every problem."""
+        n = spec.arity
+        facts: list[tuple] = []
+        for i, row in enumerate(rows):
+            if len(row) != n:
+                end = 1 + width(i) if width is not None else 0
+                notes = ["the line holds only whitespace"] if not "".join(row).strip() else []
+                self.error("E504", f"wrong number of values for {spec.name}: expected {n}, got {len(row)}",
+                           line_of(i), 1, end if end > 1 else 0, notes=notes)
+                continue
+            values = []
+            ok = True
+            for k, (typ, text) in enumerate(zip(spec.types, row)):
+                if typ == "str":
+                    values.append(text)
+                    continue
+                try:
+                    values.append(_convert(text, typ))
+                except ConversionError as err:
+                    line, col, end_col = position(i, k)
+                    self.error("E502", f'column "{spec.names[k]}" of {spec.name}: {err}', line, col, end_col)
+                    ok = False
+            if ok:
+                facts.append(tuple(values))
+        return facts
+
+    # -- JSON
+    def load_json(self, text: str) -> None:
+        if not text.strip():
+            self.error("E501", "empty JSON file; expected an object of relation name to facts, or a list of facts",
+                       1, 1)
+            return
+        data = self.decode_json(text, None)
+        if data is _FAILED:
+            return
+        if isinstance(data, dict):
+            for key in getattr(data, "dups", ()) if isinstance(data, _DupDict) else ():
+                self.pend((key,), _jsonpos.KEY, "E501", f'relation "{key}" appears twice in this object',
+                          ("a JSON object keeps only the last value of a repeated key",))
+            for key, value in data.items():
+                spec = self.spec(key)
+                if spec is None:
+                    self.pend((key,), _jsonpos.KEY, "E503", f'unknown relation "{key}"', self.unknown_notes(key))
+                    continue
+                if not isinstance(value, list):
+                    self.pend((key,), _jsonpos.VALUE, "E501",
+                              f"the facts of {key} must be a JSON array; found {_json_kind(value)}")
+                    continue
+                self.emit(key, self.json_facts(spec, value, (key,)), LazySegment(
+                    self.path, len(value), _JsonLines.for_text(self, text).resolver((key,), len(value))))
+        elif isinstance(data, list):
+            spec = self.stem_spec()
+            if spec is None:
+                self.error("E503", f'unknown relation "{_stem(self.path)}" (a JSON list of facts is named by the '
+                           "file name)", 1, 1, notes=self.unknown_notes(_stem(self.path)) + [
+                               'or write an object such as {"edge": [["a", "b"]]}'])
+                return
+            self.emit(spec.name, self.json_facts(spec, data, ()), LazySegment(
+                self.path, len(data), _JsonLines.for_text(self, text).resolver((), len(data))))
+        else:
+            self.pend((), _jsonpos.VALUE, "E501",
+                      f"expected a JSON object (relation name to facts) or a list of facts; found {_json_kind(data)}")
+
+    def decode_json(self, text: str, line: int | None) -> Any:
+        try:
+            return _loads(text)
+        except json.JSONDecodeError as err:
+            self.error("E501", f"malformed JSON: {err.msg}", err.lineno if line is None else line, err.colno)
+        except RecursionError:
+            self.error("E501", "malformed JSON: nested too deeply", line or 1, 1)
+        except ValueError as err:  # e.g. an integer with too many digits
+            self.error("E501", f"malformed JSON: {err}", line or 1, 1)
+        return _FAILED
+
+    def json_facts(self, spec: _Spec, items: Iterable[Any], prefix: tuple) -> list[tuple]:
+        facts = []
+        for i, item in enumerate(items):
+            fact = self.json_fact(spec, item, prefix + (i,))
+            if fact is not None:
+                facts.append(fact)
+        return facts
+
+    def json_fact(self, spec: _Spec, item: Any, path: tuple) -> tuple | None:
+        """One fact: an array of values, or an object by column name (also any Sequence/Mapping)."""
+        if isinstance(item, (list, tuple)) or (isinstance(item, Sequence) and not isinstance(item, (str, bytes, bytearray))):
+            if len(item) != spec.arity:
+                self.pend(path, _jsonpos.VALUE, "E504",
+                          f"wrong number of values for {spec.name}: expected {spec.arity}, got {len(item)}",
+                          (spec.columns_note(),))
+                return None
+            steps: Iterable[Any] = range(spec.arity)
+            values: Sequence[Any] = item
+        elif isinstance(item, Mapping):
+            ok = True
+            for key in getattr(item, "dups", ()) if isinstance(item, _DupDict) else ():
+                self.pend(path + (key,), _jsonpos.KEY, "E505", f'column "{key}" of {spec.name} is given twice')
+                ok = False
+            for key in item:
+                if key not in spec.index:
+                    shown = f'"{key}"' if isinstance(key, str) else repr(key)
+                    self.pend(path + (key,), _jsonpos.KEY, "E505", f"unknown column {shown} of {spec.name}",
+                              (spec.columns_note(),))
+                    ok = False
+            for name in spec.names:
+                if name not in item:
+                    self.pend(path, _jsonpos.VALUE, "E505", f'missing column "{name}" of {spec.name}')
+                    ok = False
+            if not ok:
+                return None
+            steps = spec.names
+            values = [item[name] for name in spec.names]
+        else:
+            self.pend(path, _jsonpos.VALUE, "E501",
+                      f"a fact of {spec.name} must be an array of {spec.arity} values or an object with its "
+                      f"column names; found {_json_kind(item)}", (spec.columns_note(),))
+            return None
+        out = []
+        ok = True
+        for k, step in enumerate(steps):
+            value = values[k]
+            if type(value) is spec.exact[k] and (type(value) is not float or math.isfinite(value)):
+                out.append(value)
+                continue
+            try:
+                out.append(_convert(value, spec.types[k]))
+            except ConversionError as err:
+                self.pend(path + (step,), _jsonpos.VALUE, "E502", f'column "{spec.names[k]}" of {spec.name}: {err}')
+                ok = False
+        return tuple(out) if ok else None
+
+    # -- JSON Lines
+    def load_jsonl(self, text: str) -> None:
+        stem = self.stem_spec()
+        facts: dict[str, list[tuple]] = {}
+        lines: dict[str, list[int]] = {}
+        try:
+            for number, line in enumerate(text.split("\n"), 1):
+                if line.endswith("\r"):
+                    line = line[:-1]
+                if not line.strip():
+                    continue
+                value = self.decode_json(line, number)
+                if value is _FAILED:
+                    continue
+                try:
+                    spec, fact = self.jsonl_fact(value, stem)
+                finally:
+                    self.resolve(line, number)
+                if spec is not None:
+                    facts.setdefault(spec.name, []).append(fact)  # type: ignore[arg-type]
+                    lines.setdefault(spec.name, []).append(number)
+        finally:
+            for name, rel_facts in facts.items():
+                self.emit(name, rel_facts, LinesSegment(self.path, lines[name]))
+
+    def jsonl_fact(self, value: Any, stem: _Spec | None) -> tuple[_Spec | None, tuple | None]:
+        if isinstance(value, dict) and len(value) == 1:
+            key = next(iter(value))
+            if stem is None or (key not in stem.index and self.spec(key) is not None):
+                if isinstance(value, _DupDict):
+                    self.pend((key,), _jsonpos.KEY, "E501", f'relation "{key}" appears twice in this object')
+                    return None, None
+                spec = self.spec(key)
+                if spec is None:
+                    self.pend((key,), _jsonpos.KEY, "E503", f'unknown relation "{key}"', self.unknown_notes(key))
+                    return None, None
+                fact = self.json_fact(spec, value[key], (key,))
+                return (spec, fact) if fact is not None else (None, None)
+        if stem is not None:
+            fact = self.json_fact(stem, value, ())
+            return (stem, fact) if fact is not None else (None, None)
+        notes = ['bare facts (an array or object per line) need a file named after their relation, e.g. "edge.jsonl"']
+        self.pend((), _jsonpos.VALUE, "E501",
+                  'expected an object with one key, the relation name, e.g. {"edge": ["a", "b"]}; '
+                  f"found {_json_kind(value)}" + (" with several keys" if isinstance(value, dict) and value else ""),
+                  notes)
+        return None, None
+
+    # -- rule-language facts (.cvg)
+    def load_cvg(self, text: str) -> None:
+        from ..syntax import ast
+        from ..syntax.parser import parse_text
+
+        try:
+            source = parse_text(text, self.path)
+        except ConvergeError as err:
+            for diag in err.diagnostics:
+                self._room()
+                self.diags.append(diag)
+            return
+        except RecursionError:
+            self.error("E501", "facts nested too deeply", 1, 1)
+            return
+        facts: dict[str, list[tuple]] = {}
+        lines: dict[str, list[int]] = {}
+        for item in source.items:
+            if not (isinstance(item, ast.Rule) and not item.body
+                    and all(isinstance(arg, ast.Const) for arg in item.head.args)):
+                notes = []
+                if isinstance(item, ast.Rule) and not item.body:
+                    notes.append("the arguments of a fact must be constants")
+                self.error("E501", "only facts are allowed in a facts file", 0, 0, notes=notes,
+                           span=_fix_span(item.span, self.path))
+                continue
+            head = item.head
+            spec = self.spec(head.relation)
+            if spec is None:
+                self.error("E503", f'unknown relation "{head.relation}"', 0, 0,
+                           notes=self.unknown_notes(head.relation), span=_fix_span(head.span, self.path))
+                continue
+            if len(head.args) != spec.arity:
+                self.error("E504", f"wrong number of values for {spec.name}: expected {spec.arity}, "
+                           f"got {len(head.args)}", 0, 0, notes=(spec.columns_note(),),
+                           span=_fix_span(head.span, self.path))
+                continue
+            values = []
+            ok = True
+            for k, arg in enumerate(head.args):
+                value = arg.value  # type: ignore[union-attr]
+                typ = spec.types[k]
+                if type(value) is spec.exact[k]:
+                    values.append(value)
+                elif typ == "float" and type(value) is int:
+                    try:
+                        values.append(float(value))
+                    except OverflowError:
+                        ok = False
+                        self.error("E502", f'column "{spec.names[k]}" of {spec.name}: {value} is not a valid float',
+                                   0, 0, span=_fix_span(arg.span, self.path))
+                else:
+                    ok = False
+                    self.error("E502", f'column "{spec.names[k]}" of {spec.name}: '
+                               f"{_short(format_value(value))} is not a valid {typ}", 0, 0,
+                               span=_fix_span(arg.span, self.path))  # type: ignore[union-attr]
+            if ok:
+                facts.setdefault(spec.name, []).append(tuple(values))
+                lines.setdefault(spec.name, []).append(head.span.line or item.span.line)
+        for name, rel_facts in facts.items():
+            self.emit(name, rel_facts, LinesSegment(self.path, lines[name]))
+
+    # -- Python facts
+    def _load_api(self, facts: object) -> None:
+        if not isinstance(facts, Mapping):
+            self.error("E501", f"facts must be a mapping of relation name to facts; found {_json_kind(facts)}",
+                       0, 0, span=Span(API_SOURCE, 0, 0))
+            return
+        for key, items in facts.items():
+            spec = self.spec(key)
+            if spec is None:
+                self.pend((key,), _jsonpos.KEY, "E503", f"unknown relation {_quote(key)}", self.unknown_notes(key))
+                continue
+            if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
+                self.pend((key,), _jsonpos.VALUE, "E501",
+                          f"the facts of {key} must be a list (or other iterable) of facts; found {_json_kind(items)}")
+                continue
+            rel_facts = self.json_facts(spec, items, (key,))
+            self.emit(key, rel_facts, ConstSegment(API_SOURCE, 0, len(rel_facts)))
+
+
+_FAILED = object()
+
+
+def _quote(name: object) -> str:
+    return f'"{name}"' if isinstance(name, str) else repr(name)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fix_span(span: Span, path: str) -> Span:
+    """AST spans carry the file name given to the parser; keep them, but never line 0 for a located item."""
+    if span.line <= 0:
+        return Span(path, 1, 1)
+    return span
+
+
+class _JsonLines:
+    """Lines of the facts of one JSON file, computed once on first request."""
+
+    def __init__(self, text: str):
+        self.text: str | None = text
+        self.lines: dict[tuple, int] | None = None
+
+    @staticmethod
+    def for_text(loader: _FileLoader, text: str) -> "_JsonLines":
+        if loader.json_lines is None:
+            loader.json_lines = _JsonLines(text)
+        return loader.json_lines
+
+    def resolver(self, prefix: tuple, count: int) -> Callable[[], list[int]]:
+        def resolve() -> list[int]:
+            if self.lines is None:
+                assert self.text is not None
+                found = _jsonpos.scan(self.text, None, 2)
+                index = _jsonpos.LineIndex(self.text)
+                self.lines = {path: index.position(start)[0] for (path, _kind), (start, _end) in found.items()}
+                self.text = None
+            return [self.lines[prefix + (i,)] for i in range(count)]
+        return resolve
+
+
+def _fast_table(rows: Sequence[Sequence[str]], spec: _Spec) -> list[tuple] | None:
+    """All rows converted column by column at C speed, or None if any row or value needs a closer look."""
+    n = spec.arity
+    if not rows:
+        return []
+    if set(map(len, rows)) != {n}:
+        return None
+    if n == 0:
+        return [() for _ in rows]
+    if spec.all_str:
+        return [tuple(row) for row in rows]
+    columns: list[Sequence] = list(zip(*rows))
+    try:
+        for k, typ in enumerate(spec.types):
+            if typ != "str":
+                columns[k] = _FAST_COLUMN[typ](columns[k])
+    except (ValueError, KeyError):
+        return None
+    return list(zip(*columns))
+
+
+def _csv_field_offsets(text: str, start: int, count: int) -> list[tuple[int, int]]:
+    """(start, end) offsets of the first ``count`` fields of the CSV record at ``start``."""
+    fields = []
+    pos = start
+    size = len(text)
+    for _ in range(count):
+        begin = pos
+        if pos < size and text[pos] == '"':
+            pos += 1
+            while True:
+                quote = text.find('"', pos)
+                if quote < 0:
+                    pos = size
+                    break
+                if text.startswith('""', quote):
+                    pos = quote + 2
+                    continue
+                pos = quote + 1
+                break
+        ends = [i for i in (text.find(",", pos), text.find("\n", pos), text.find("\r", pos)) if i >= 0]
+        end = min(ends) if ends else size
+        fields.append((begin, end))
+        if end >= size or text[end] != ",":
+            pos = end
+        else:
+            pos = end + 1
+    while len(fields) < count:  # pragma: no cover - defensive
+        fields.append((pos, pos))
+    return fields
+
+
+def _remember(path: str, text: str) -> None:
+    """Let diagnostics quote lines of the text as loaded (BOM removed, split on \\n only)."""
+    SourceCache().add(path, text)
+    if any(ch in text for ch in _OTHER_LINE_BREAKS) or "\r" in text.replace("\r\n", ""):
+        # str.splitlines (used by SourceCache.add) also breaks lines at these
+        # characters; the loaders count "\n" only, so keep the numbering theirs.
+        lines = text.split("\n")
+        SourceCache._texts[path] = [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+_OTHER_LINE_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
