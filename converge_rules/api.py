@@ -80,6 +80,7 @@ class _Inputs:
     """Input facts from rule files, facts files and the API, with their sources."""
 
     def __init__(self, program: Program, loaded: list[Any]):
+        self.program = program
         self.parts: list[tuple[str, list[tuple], Sequence[tuple[str, int]]]] = []
         by_rel: dict[str, tuple[list[tuple], list[tuple[str, int]]]] = {}
         for f in program.facts:
@@ -94,11 +95,15 @@ class _Inputs:
         self._sources: dict[str, dict[tuple, tuple[str, int]]] | None = None
 
     def canonical(self) -> dict[str, list[tuple]]:
-        """Per relation: distinct facts in sorted order (input order never matters)."""
+        """Per relation: distinct facts in a canonical order (input order never matters)."""
         grouped: dict[str, list[tuple]] = {}
         for name, facts, _ in self.parts:
             grouped.setdefault(name, []).extend(facts)
-        return {name: sorted(set(facts)) for name, facts in grouped.items()}
+        out = {}
+        for name, facts in grouped.items():
+            all_str = all(c.type == "str" for c in self.program.relations[name].columns)
+            out[name] = canonical_order(facts, all_str)
+        return out
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
         """Where an input fact came from (the smallest file:line when given twice)."""
@@ -113,6 +118,23 @@ class _Inputs:
                         rel[f] = s
             self._sources = table
         return self._sources.get(relation, {}).get(fact)
+
+
+_SEP = "\x00"
+
+
+def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
+    """Distinct facts sorted by a total order that depends on the facts alone.
+
+    Tuples of strings sort fastest by their joined text; that order is used
+    when joining is injective on these facts (checked), otherwise the tuple order.
+    """
+    distinct = list(dict.fromkeys(facts))
+    if all_str and distinct and len(distinct[0]) > 0:
+        keys = list(map(_SEP.join, distinct))
+        if len(set(keys)) == len(keys):
+            return sorted(distinct, key=_SEP.join)
+    return sorted(distinct)
 
 
 class Result:
@@ -199,13 +221,20 @@ class Result:
 
     @cached_property
     def digest(self) -> str:
-        """SHA-256 of the canonical final context: relations by name, facts sorted."""
+        """SHA-256 of the canonical final context.
+
+        Relations in name order; each as its name, arity and count, then its
+        facts in commit order. Commit order is a function of the job alone
+        (inputs are committed sorted, agents merge in declaration order of
+        sorted files), so equal jobs give equal digests whatever the input
+        order, file order or hash seed, at the cost of one pass, not a sort.
+        """
         h = hashlib.sha256()
         for name in self.relations():
             store = self._context[name]
             h.update(json.dumps([name, store.arity, len(store)], ensure_ascii=False).encode())
             h.update(b"\n")
-            h.update(json.dumps(self.facts(name), ensure_ascii=False, separators=(",", ":")).encode())
+            h.update(json.dumps(store.order, ensure_ascii=False, separators=(",", ":")).encode())
             h.update(b"\n")
         return h.hexdigest()
 

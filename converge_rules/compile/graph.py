@@ -6,12 +6,14 @@ that cannot be stratified."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic
 from ..syntax import ast
 from .program import Program
+
+if TYPE_CHECKING:  # networkx is imported when a graph is built, not at start-up
+    import networkx as nx
 
 
 def rel_node(name: str) -> str:
@@ -40,12 +42,15 @@ def body_reads(body: tuple[ast.Literal, ...]) -> list[tuple[str, str, ast.Atom]]
 
 @dataclass(frozen=True)
 class Strata:
-    graph: nx.DiGraph
+    """What scheduling needs from the graph (plain data, so it can be cached)."""
+
     stratum_of: dict[str, int]            # relation -> stratum index
     ancestor_agents: dict[str, tuple[int, ...]]  # relation -> agents that can (transitively) write it
 
 
-def build_graph(program: Program) -> nx.DiGraph:
+def build_graph(program: Program) -> "nx.DiGraph":
+    import networkx as nx
+
     graph = nx.DiGraph()
     for name in sorted(program.relations):
         graph.add_node(rel_node(name), kind="relation", name=name)
@@ -62,6 +67,8 @@ def build_graph(program: Program) -> nx.DiGraph:
 
 
 def stratify(program: Program) -> tuple[Strata | None, list[Diagnostic]]:
+    import networkx as nx
+
     graph = build_graph(program)
     diags: list[Diagnostic] = []
     condensed = nx.condensation(graph)
@@ -88,10 +95,10 @@ def stratify(program: Program) -> tuple[Strata | None, list[Diagnostic]]:
     for name in program.relations:
         anc = nx.ancestors(graph, rel_node(name))
         ancestors[name] = tuple(sorted(int(a.split(":")[1]) for a in anc if a.startswith("agent:")))
-    return Strata(graph, stratum_of, ancestors), diags
+    return Strata(stratum_of, ancestors), diags
 
 
-def _has_nonpositive(graph: nx.DiGraph, condensed: nx.DiGraph, a: int, b: int) -> bool:
+def _has_nonpositive(graph: "nx.DiGraph", condensed: "nx.DiGraph", a: int, b: int) -> bool:
     for u in condensed.nodes[a]["members"]:
         for v in graph.successors(u):
             if v in condensed.nodes[b]["members"] and graph.edges[u, v]["kind"] in ("negative", "aggregate"):
@@ -99,7 +106,9 @@ def _has_nonpositive(graph: nx.DiGraph, condensed: nx.DiGraph, a: int, b: int) -
     return False
 
 
-def _cycle_through(graph: nx.DiGraph, u: str, v: str) -> str:
+def _cycle_through(graph: "nx.DiGraph", u: str, v: str) -> str:
+    import networkx as nx
+
     path = nx.shortest_path(graph, v, u)
     names = [graph.nodes[n]["name"] for n in [u] + path]
     return " -> ".join(names)

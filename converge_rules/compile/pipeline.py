@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..diagnostics import Diagnostic, sort_diagnostics
-from .checks import check_program
 from .frontend import Frontend
 from .graph import Strata, stratify
 from .program import Program
@@ -38,6 +37,8 @@ def _resolve(c: Compilation) -> list[Diagnostic]:
 
 
 def _check(c: Compilation) -> list[Diagnostic]:
+    from .checks import check_program
+
     assert c.program is not None
     c.program, diags = check_program(c.program)
     return diags
@@ -57,12 +58,23 @@ STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
 ]
 
 
-def compile_sources(roots: list[tuple[str, str | None]]) -> Compilation:
-    """Run the stages over root files ``(path, text or None)``."""
+def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True) -> Compilation:
+    """Run the stages over root files ``(path, text or None)``; files may come from the cache."""
+    from . import cache
+
+    files_only = use_cache and all(text is None for _, text in roots)
+    if files_only:
+        cached = cache.load([p for p, _ in roots])
+        if cached is not None:
+            program, strata, diagnostics = cached
+            c = Compilation(roots, program=program, strata=strata, diagnostics=diagnostics)
+            return c
     c = Compilation(roots)
     for _name, stage in STAGES:
         c.diagnostics.extend(stage(c))
         c.diagnostics = sort_diagnostics(c.diagnostics)
         if not c.ok:
             break
+    if files_only and c.ok:
+        cache.store([p for p, _ in roots], [u.path for u in c.frontend.units], (c.program, c.strata, c.diagnostics))
     return c

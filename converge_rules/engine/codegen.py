@@ -140,8 +140,14 @@ class RuleCode:
             code.open(f"for {tv} in {name}:")
         if step.lit in mask and not pfx:
             code.open(f"if {tv} not in X{step.lit}:")
-        for col, var in step.binds:
-            code.line(f"v_{var} = {tv}[{col}]")
+        if len(step.binds) > 1 or (step.binds and rel.arity == 1):
+            names = ["_"] * rel.arity  # unpacking beats one subscript per column
+            for col, var in step.binds:
+                names[col] = f"v_{var}"
+            code.line(f"{', '.join(names)}{',' if rel.arity == 1 else ''} = {tv}")
+        else:
+            for col, var in step.binds:
+                code.line(f"v_{var} = {tv}[{col}]")
         for col, other in step.equal:
             code.open(f"if {tv}[{col}] == {tv}[{other}]:")
 

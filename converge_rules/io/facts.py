@@ -73,6 +73,8 @@ import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Callable
 
 from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
@@ -204,22 +206,6 @@ def _convert(value: object, typ: str) -> object:
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 
 
-def _fast_float(column: Sequence[str]) -> list[float]:
-    out = list(map(float, column))
-    if not all(map(math.isfinite, out)):
-        raise ValueError("not finite")
-    return out
-
-
-# Whole-column converters for text fields; when one raises, the slow path
-# (``values.convert`` per value, which accepts a superset) decides.
-_FAST_COLUMN: dict[str, Callable[[Sequence[str]], list]] = {
-    "int": lambda column: list(map(int, column)),
-    "float": _fast_float,
-    "bool": lambda column: list(map(_BOOLS.__getitem__, column)),
-}
-
-
 class _Stop(Exception):
     """Too many errors in one file: stop reading it."""
 
@@ -239,8 +225,8 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
     return result
 
 
-def _loads(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_pairs_hook)
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook)
+_loads = _DECODER.decode
 
 
 class _Accumulator:
@@ -264,7 +250,7 @@ class _Accumulator:
 class _Spec:
     """What the loaders need of one relation, computed once."""
 
-    __slots__ = ("name", "arity", "names", "types", "exact", "index", "all_str")
+    __slots__ = ("name", "arity", "names", "types", "exact", "index")
 
     def __init__(self, name: str, schema: RelationSchema):
         self.name = name
@@ -273,7 +259,6 @@ class _Spec:
         self.arity = len(self.names)
         self.exact = tuple(TYPES.get(t, object) for t in self.types)
         self.index = {n: k for k, n in enumerate(self.names)}
-        self.all_str = all(t == "str" for t in self.types)
 
     def columns_note(self) -> str:
         if not self.names:
@@ -496,20 +481,10 @@ class _FileLoader:
                 first = 2
             else:
                 del numbers[0]
-        n = spec.arity
-        facts: list[tuple] | None = None
-        if spec.all_str:
-            if n == 1:
-                if "\t" not in text:
-                    facts = [(line,) for line in lines]
-                rows: Sequence[Sequence[str]] = [line.split("\t") for line in lines] if facts is None else []
-            else:
-                rows = [tuple(line.split("\t")) for line in lines]
-                if not rows or set(map(len, rows)) == {n}:
-                    facts = rows  # type: ignore[assignment]
-        else:
+        facts = _fast_rows(map(str.split, lines, repeat("\t")), spec)
+        rows: list[list[str]] = []
+        if facts is None:
             rows = [line.split("\t") for line in lines]
-            facts = _fast_table(rows, spec)
 
         def line_of(i: int) -> int:
             return first + i if numbers is None else numbers[i]
@@ -544,7 +519,7 @@ class _FileLoader:
                 first = 2
             else:
                 del starts[0]
-        facts = _fast_table(rows, spec)
+        facts = _fast_rows(rows, spec)
         index: _jsonpos.LineIndex | None = None
         offsets: dict[int, list[tuple[int, int]]] = {}
 
@@ -689,9 +664,8 @@ class _FileLoader:
                           f"wrong number of values for {spec.name}: expected {spec.arity}, got {len(item)}",
                           (spec.columns_note(),))
                 return None
-            steps: Iterable[Any] = range(spec.arity)
-            values: Sequence[Any] = item
-        elif isinstance(item, Mapping):
+            return self.json_values(spec, [(k, k, v) for k, v in enumerate(item)], path)
+        if isinstance(item, Mapping):
             ok = True
             for key in getattr(item, "dups", ()) if isinstance(item, _DupDict) else ():
                 self.pend(path + (key,), _jsonpos.KEY, "E505", f'column "{key}" of {spec.name} is given twice')
@@ -706,24 +680,27 @@ class _FileLoader:
                 if name not in item:
                     self.pend(path, _jsonpos.VALUE, "E505", f'missing column "{name}" of {spec.name}')
                     ok = False
-            if not ok:
+            if not ok:  # still check the values that are there
+                self.json_values(spec, [(k, name, item[name]) for k, name in enumerate(spec.names)
+                                        if name in item], path)
                 return None
-            steps = spec.names
-            values = [item[name] for name in spec.names]
-        else:
-            self.pend(path, _jsonpos.VALUE, "E501",
-                      f"a fact of {spec.name} must be an array of {spec.arity} values or an object with its "
-                      f"column names; found {_json_kind(item)}", (spec.columns_note(),))
-            return None
+            return self.json_values(spec, [(k, name, item[name]) for k, name in enumerate(spec.names)], path)
+        self.pend(path, _jsonpos.VALUE, "E501",
+                  f"a fact of {spec.name} must be an array of {spec.arity} values or an object with its "
+                  f"column names; found {_json_kind(item)}", (spec.columns_note(),))
+        return None
+
+    def json_values(self, spec: _Spec, values: list[tuple[int, Any, Any]], path: tuple) -> tuple | None:
+        """Convert ``(column index, path step, value)`` triples; None if any fails."""
         out = []
         ok = True
-        for k, step in enumerate(steps):
-            value = values[k]
-            if type(value) is spec.exact[k] and (type(value) is not float or math.isfinite(value)):
+        exact, types = spec.exact, spec.types
+        for k, step, value in values:
+            if type(value) is exact[k] and (type(value) is not float or math.isfinite(value)):
                 out.append(value)
                 continue
             try:
-                out.append(_convert(value, spec.types[k]))
+                out.append(_convert(value, types[k]))
             except ConversionError as err:
                 self.pend(path + (step,), _jsonpos.VALUE, "E502", f'column "{spec.names[k]}" of {spec.name}: {err}')
                 ok = False
@@ -901,25 +878,47 @@ class _JsonLines:
         return resolve
 
 
-def _fast_table(rows: Sequence[Sequence[str]], spec: _Spec) -> list[tuple] | None:
-    """All rows converted column by column at C speed, or None if any row or value needs a closer look."""
-    n = spec.arity
-    if not rows:
-        return []
-    if set(map(len, rows)) != {n}:
+_ROW_CONVERTERS: dict[tuple[str, ...], Callable[[Iterable[Sequence[str]]], list[tuple]]] = {}
+
+
+def _row_converter(types: tuple[str, ...]) -> Callable[[Iterable[Sequence[str]]], list[tuple]]:
+    """A list comprehension made for one column signature, as fast as a hand-written loop.
+
+    ``(str, int)`` gives ``[(v0, _int(v1)) for v0, v1 in rows]``: unpacking checks
+    the arity and the converters raise ValueError/KeyError on anything unusual,
+    in which case the caller falls back to the value-by-value slow path. The
+    generated code contains only fixed names, never text from input or schema.
+    """
+    fn = _ROW_CONVERTERS.get(types)
+    if fn is None:
+        names = [f"v{k}" for k in range(len(types))]
+        calls = {"str": "{}", "int": "_int({})", "float": "_float({})", "bool": "_bool({})"}
+        items = ", ".join(calls[t].format(n) for t, n in zip(types, names))
+        code = f"def convert(rows):\n    return [({items},) for {', '.join(names)}, in rows]\n"
+        namespace: dict[str, Any] = {"_int": int, "_float": float, "_bool": _BOOLS.__getitem__}
+        exec(compile(code, "<converge_rules.io row converter>", "exec"), namespace)
+        fn = _ROW_CONVERTERS[types] = namespace["convert"]
+    return fn
+
+
+def _fast_rows(rows: Iterable[Sequence[str]], spec: _Spec) -> list[tuple] | None:
+    """All rows converted at C speed, or None if any row or value needs a closer look."""
+    if spec.arity == 0 or any(t not in ("str", "int", "float", "bool") for t in spec.types):
         return None
-    if n == 0:
-        return [() for _ in rows]
-    if spec.all_str:
-        return [tuple(row) for row in rows]
-    columns: list[Sequence] = list(zip(*rows))
     try:
-        for k, typ in enumerate(spec.types):
-            if typ != "str":
-                columns[k] = _FAST_COLUMN[typ](columns[k])
+        facts = _row_converter(spec.types)(rows)
     except (ValueError, KeyError):
         return None
-    return list(zip(*columns))
+    for k, typ in enumerate(spec.types):
+        if typ == "float" and facts:
+            column = map(itemgetter(k), facts)
+            try:
+                finite = math.isfinite(sum(column))
+            except OverflowError:  # pragma: no cover - float sums do not raise
+                finite = False
+            if not finite and not all(map(math.isfinite, map(itemgetter(k), facts))):
+                return None
+    return facts
 
 
 def _csv_field_offsets(text: str, start: int, count: int) -> list[tuple[int, int]]:

@@ -1,0 +1,85 @@
+"""A content-addressed cache of compiled programs, like Python's .pyc files.
+
+A warm ``converge run`` skips parsing, checking and graph analysis (and so
+the imports of Lark and networkx). An entry is keyed by the SHA-256 of the
+converge version, the grammar and the root files' paths and contents, and it
+records the SHA-256 of every file the program read (imports included); it is
+used only when all of them still match. Set CONVERGE_NO_CACHE=1 to disable,
+CONVERGE_CACHE_DIR to move it. A cache that cannot be read or written is
+ignored: it never changes a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+
+def cache_dir() -> Path | None:
+    if os.environ.get("CONVERGE_NO_CACHE"):
+        return None
+    base = os.environ.get("CONVERGE_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "converge"
+
+
+def _sha(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def key(roots: list[str]) -> str | None:
+    from .. import __version__
+    from ..syntax.parser import grammar_path
+
+    h = hashlib.sha256(f"{FORMAT}:{__version__}".encode())
+    for p in [str(grammar_path())] + sorted(roots, key=os.path.abspath):
+        digest = _sha(p)
+        if digest is None:
+            return None
+        h.update(os.path.abspath(p).encode() + b"\0" + digest.encode() + b"\0")
+    return h.hexdigest()
+
+
+def load(roots: list[str]) -> Any | None:
+    directory = cache_dir()
+    k = key(roots) if directory is not None else None
+    if k is None or directory is None:
+        return None
+    try:
+        with open(directory / f"{k}.pickle", "rb") as handle:
+            deps, payload = pickle.load(handle)
+    except Exception:
+        return None
+    if any(_sha(path) != digest for path, digest in deps):
+        return None
+    return payload
+
+
+def store(roots: list[str], deps: list[str], payload: Any) -> None:
+    directory = cache_dir()
+    k = key(roots) if directory is not None else None
+    if k is None or directory is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        entries = [(os.path.abspath(p), _sha(p)) for p in deps]
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump((entries, payload), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, directory / f"{k}.pickle")
+    except Exception:
+        try:
+            os.unlink(tmp)  # type: ignore[possibly-undefined]
+        except Exception:
+            pass
