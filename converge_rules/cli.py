@@ -151,7 +151,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
             for name in names:
                 OUT.print()
                 OUT.print(f"{name} ({result.count(name)})", style="bold")
-                OUT.print(format_table(name, result.facts(name), schema[name]).rstrip("\n"))
+                OUT.print(format_table(name, result.facts(name), schema).rstrip("\n"))
     sys.exit(EXIT_TIER[result.tier.value])
 
 

@@ -87,7 +87,7 @@ class Frontend:
                     continue
                 if not os.path.isfile(target):
                     self.error("E110", f"imported file not found: {item.path!r}", item.span,
-                               f"looked for {target}")
+                               f"paths are relative to the importing file: looked for {os.path.relpath(target)}")
                     continue
                 display = os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target
                 self.import_unit(unit, item.alias, display, item.span, project, stack)

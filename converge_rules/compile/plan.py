@@ -285,19 +285,24 @@ def _var_spans(lit: ast.Literal) -> list[tuple[str, Span]]:
 
 
 def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> dict[int, set[str]]:
-    """For each literal, the variables used anywhere else in the rule."""
+    """For each literal, the variables used elsewhere in the rule.
+
+    Another aggregate's body does not count: its variables are local to it,
+    so two aggregates may both use ``a`` without grouping each other."""
     head_vars: set[str] = set()
     for h in heads:
         head_vars.update(ast.literal_vars(h))
-    out: dict[int, set[str]] = {}
+    own: dict[int, set[str]] = {}
     for i, lit in enumerate(body):
+        side = _agg_side(lit) if isinstance(lit, ast.Comparison) else None
+        own[i] = _vars(side[1]) if side is not None else literal_vars_deep(lit)
+    out: dict[int, set[str]] = {}
+    for i in range(len(body)):
         others = set(head_vars)
-        for j, other in enumerate(body):
+        for j in range(len(body)):
             if j != i:
-                others |= literal_vars_deep(other)
-        if isinstance(lit, ast.Comparison):
-            side = _agg_side(lit)
-            if side is not None:
-                others |= _vars(side[1])
+                others |= own[j]
+        if isinstance(body[i], ast.Comparison) and _agg_side(body[i]) is not None:  # type: ignore[arg-type]
+            others |= own[i]
         out[i] = others
     return out

@@ -1,0 +1,134 @@
+"""The converge command line, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOANS = ROOT / "examples" / "loans"
+
+
+def converge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def write(tmp: Path, name: str, text: str) -> str:
+    path = tmp / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_version_and_help_with_examples() -> None:
+    assert converge("--version").stdout.startswith("converge, version ")
+    for cmd in ("run", "why", "check"):
+        out = converge(cmd, "--help")
+        assert out.returncode == 0 and "Example: converge" in out.stdout
+
+
+def test_run_loans_converges() -> None:
+    out = converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("tier: converged\nreasons: none\ncycles: ")
+    assert "digest: " in out.stdout and "decision" in out.stdout
+
+
+def test_run_json_summary_relation_filter_and_out(tmp_path: Path) -> None:
+    js = converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", "--format", "json", "--proofs")
+    data = json.loads(js.stdout)
+    assert data["tier"] == "converged" and len(data["digest"]) == 64
+    assert data["proofs"]["decision"] and all("agent" in p for p in data["proofs"]["decision"])
+    summary = converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", "--format", "summary")
+    assert f"digest: {data['digest']}" in summary.stdout
+    assert f"  decision: {len(data['facts']['decision'])}" in summary.stdout
+    only = converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json",
+                    "--relation", "decision", "--format", "json")
+    assert list(json.loads(only.stdout)["facts"]) == ["decision"]
+    out_dir = tmp_path / "out"
+    converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", "--format", "summary",
+             "--out", str(out_dir))
+    rows = list(csv.reader((out_dir / "decision.csv").open()))
+    assert rows[0] == ["loan", "outcome"] and len(rows) - 1 == len(data["facts"]["decision"])
+    bad = converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", "--relation", "nope")
+    assert bad.returncode == 2 and "no relation named 'nope'" in bad.stderr
+
+
+def test_why_prints_tree_down_to_inputs_in_every_format() -> None:
+    base = ("why", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", 'decision("l1", "reject")')
+    text = converge(*base)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith('decision("l1", "reject")  [decision#2 at examples/loans/loans.cvg:')
+    assert "[input, examples/loans/facts.json" in text.stdout
+    assert json.loads(converge(*base, "--format", "json").stdout)["text"] == 'decision("l1", "reject")'
+    assert converge(*base, "--format", "dot").stdout.startswith("digraph proof {")
+    assert converge(*base, "--format", "mermaid").stdout.startswith("graph BT")
+    shallow = converge(*base, "--depth", "1").stdout
+    assert "..." in shallow
+
+
+def test_why_absent_and_malformed_facts() -> None:
+    base = ("why", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json")
+    absent = converge(*base, 'decision("l1", "maybe")')
+    assert absent.returncode == 6 and "does not hold" in absent.stderr
+    no_input = converge(*base, 'loan("zz", "a1", 1)')
+    assert no_input.returncode == 6 and "no such input fact was given" in no_input.stderr
+    bad = converge(*base, 'decision("l1")')
+    assert bad.returncode == 1 and "error[E300]" in bad.stderr
+    unparsable = converge(*base, "decision(")
+    assert unparsable.returncode == 1 and "error[E100]" in unparsable.stderr
+
+
+@pytest.mark.parametrize("body,tier,code,kind", [
+    ("p(1).\ninvariant none \"never\" { forbid q(_) }\nq(x) :- p(x).\n", "failed", 5, "invariant"),
+    ("p(1).\nacceptance some \"need q(2)\" { forbid p(x), not q(2) }\nq(x) :- p(x).\n", "failed", 5, "acceptance"),
+    ("p(1).\nq(x + 1) :- p(x).\np(x) :- q(x).\nbudget { max_cycles = 7 }\n", "bounded", 4, "budget"),
+    ("p(1).\nq(x / 0) :- p(x).\n", "failed", 5, "agent_failed"),
+])
+def test_tiers_and_exit_codes(tmp_path: Path, body: str, tier: str, code: int, kind: str) -> None:
+    rules = write(tmp_path, "r.cvg", "relation p(x: int)\nrelation q(x: int)\n" + body)
+    out = converge("run", rules, "--format", "json")
+    assert out.returncode == code, out.stderr
+    data = json.loads(out.stdout)
+    assert data["tier"] == tier and data["reasons"][0]["kind"] == kind
+
+
+def test_max_facts_flag(tmp_path: Path) -> None:
+    rules = write(tmp_path, "r.cvg", "relation n(x: int)\nn(0).\nn(x + 1) :- n(x).\n")
+    out = converge("run", rules, "--max-facts", "50", "--format", "json")
+    data = json.loads(out.stdout)
+    assert out.returncode == 4 and data["reasons"][0]["budget"] == "max_facts"
+    assert sum(data["counts"].values()) == 50
+    again = converge("run", rules, "--max-facts", "50", "--format", "json")
+    assert again.stdout == out.stdout
+
+
+def test_bad_facts_file_is_a_located_diagnostic(tmp_path: Path) -> None:
+    facts = write(tmp_path, "facts.json", '{"applicant": [["a1", "lots"]]}')
+    out = converge("run", "examples/loans/loans.cvg", "--facts", facts)
+    assert out.returncode == 1
+    assert "facts.json:1:" in out.stderr and "E502" in out.stderr and "Traceback" not in out.stderr
+    missing = converge("run", "examples/loans/loans.cvg", "--facts", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_check_command(tmp_path: Path) -> None:
+    ok = converge("check", "examples/loans/loans.cvg")
+    assert ok.returncode == 0
+    bad = write(tmp_path, "bad.cvg", "relation p(x: int)\np(y) :- q(y).\n")
+    out = converge("check", bad, "--format", "json")
+    assert out.returncode == 1 and json.loads(out.stdout)["diagnostics"][0]["code"] == "E200"
+
+
+def test_missing_rule_file_and_usage_errors() -> None:
+    out = converge("run", "does-not-exist.cvg")
+    assert out.returncode == 1 and "E001" in out.stderr
+    assert converge("run").returncode == 2
+    assert converge("why", "examples/loans/loans.cvg").returncode == 2
