@@ -103,25 +103,51 @@ class RuleCode:
 
     # -------------------------------------------------------------- steps
     def _steps(self, code: _Code, steps: list[Step] | tuple[Step, ...], pfx: str, mask: frozenset[int]) -> None:
-        for step in steps:
+        bound: set[str] = set()
+        hoisted: dict[int, str] = {}
+        steps = list(steps)
+        for k, step in enumerate(steps):
             if isinstance(step, Scan):
-                self._scan(code, step, pfx, mask)
+                # Loop-invariant index probes of later atoms move above this loop;
+                # an empty probe means no match at all, so it also guards the loop.
+                for later in steps[k + 1:]:
+                    if (isinstance(later, Scan) and later.keys and later.lit not in hoisted
+                            and len(later.keys) < len(later.atom.args)
+                            and all(set(ast.expr_vars(e)) <= bound for _, e in later.keys)):
+                        name = f"L{pfx}{later.lit}"
+                        code.line(f"{name} = {self._probe(later)}")
+                        code.open(f"if {name}:")
+                        hoisted[later.lit] = name
+                self._scan(code, step, pfx, mask, hoisted.get(step.lit))
+                bound.update(v for _, v in step.binds)
             elif isinstance(step, ColumnCheck):
                 code.open(f"if t{pfx}{step.lit}[{step.col}] == {self.expr(step.expr)}:")
             elif isinstance(step, Filter):
                 code.open(f"if {self._condition(step.literal)}:")
             elif isinstance(step, Assign):
                 code.line(f"v_{step.var} = {self.expr(step.expr)}")
+                bound.add(step.var)
             elif isinstance(step, NegCheck):
                 self._neg(code, step, pfx)
             elif isinstance(step, AggStep):
                 self._aggregate(code, step, pfx)
+                if step.bind and isinstance(step.result, ast.Var):
+                    bound.add(step.result.name)
 
-    def _scan(self, code: _Code, step: Scan, pfx: str, mask: frozenset[int]) -> None:
+    def _probe(self, step: Scan) -> str:
+        rel = self.context[step.atom.relation]
+        cols = tuple(c for c, _ in step.keys)
+        name = self._bind(f"I_{_ident(rel.name)}_{'_'.join(map(str, cols))}", rel.index(cols))
+        key = self.expr(step.keys[0][1]) if len(cols) == 1 else "(" + ", ".join(self.expr(e) for _, e in step.keys) + ")"
+        return f"{name}.get({key}, ())"
+
+    def _scan(self, code: _Code, step: Scan, pfx: str, mask: frozenset[int], hoisted: str | None = None) -> None:
         rel = self.context[step.atom.relation]
         tv = f"t{pfx}{step.lit}"
         keys = list(step.keys)
-        if step.driver:
+        if hoisted is not None:
+            code.open(f"for {tv} in {hoisted}:")
+        elif step.driver:
             code.open(f"for {tv} in D:")
             for col, expr in keys:
                 code.open(f"if {tv}[{col}] == {self.expr(expr)}:")
@@ -131,10 +157,7 @@ class RuleCode:
             code.line(f"{tv} = ({values},)")
             code.open(f"if {tv} in {name}:")
         elif keys:
-            cols = tuple(c for c, _ in keys)
-            name = self._bind(f"I_{_ident(rel.name)}_{'_'.join(map(str, cols))}", rel.index(cols))
-            key = self.expr(keys[0][1]) if len(keys) == 1 else "(" + ", ".join(self.expr(e) for _, e in keys) + ")"
-            code.open(f"for {tv} in {name}.get({key}, ()):")
+            code.open(f"for {tv} in {self._probe(step)}:")
         else:
             name = self._bind(f"O_{_ident(rel.name)}", rel.order)
             code.open(f"for {tv} in {name}:")
