@@ -12,8 +12,11 @@ Entry points
 ``LoadedFacts.facts[rel]`` lists the facts (tuples of converted values) in file
 order, duplicates kept; ``LoadedFacts.sources[rel][i]`` is ``(path, line)`` of
 ``facts[rel][i]`` (path as given, 1-based line; ``("<api>", 0)`` for Python
-facts). Relations appear in order of first mention; a file that names a
-relation without holding any fact of it still gives it an (empty) entry.
+facts). ``sources[rel]`` is a ``SourceList``: it behaves like a list of tuples
+(index, slice, len, iteration, ``==`` with lists) but stores line ranges and
+computes JSON line numbers only when first asked. Relations appear in order of
+first mention; a file that names a relation without holding any fact of it
+still gives it an (empty) entry.
 
 Formats (chosen by file extension; matched case-insensitively)
 --------------------------------------------------------------
@@ -27,6 +30,8 @@ Formats (chosen by file extension; matched case-insensitively)
             quoting as Python's csv module (RFC 4180). Optional header row: the first
             row is skipped when it equals the column names exactly. Empty lines skipped.
 ``.tsv``    one file per relation, tab separated, no quoting; optional header as for CSV.
+            Empty lines are skipped (a line of spaces is data: for a one-column str
+            relation it is a value, otherwise usually an E504 with a hint).
 ``.facts``  Souffle's input format: as ``.tsv`` but never a header.
 ``.cvg``    facts in the rule language: ``edge("a", "b").`` Only facts are allowed.
 directory   every non-hidden file with a supported extension directly inside it,
@@ -42,14 +47,17 @@ Diagnostics (stable codes)
 --------------------------
 All problems raise ``ConvergeError``; all errors of all files are collected
 (at most 50 per file; the last one then carries a note). Spans are 1-based;
-problems with a whole file (not found, unsupported) have line 0.
+problems with a whole file (not found, unsupported) have line 0. Problems in
+Python facts have the span ``<api>`` (line 0) and a note such as
+``at facts['edge'][3][1]``.
 
 - ``E500`` a facts file or directory is missing, unreadable, not a regular file,
   or not valid UTF-8 (the span points at the first invalid byte).
 - ``E501`` a malformed file: JSON syntax error (at the decoder's line/col), an empty
   JSON file, a JSON value of the wrong shape (top level not an object or list, facts
   not a list, a fact not an array/object, a JSONL line not ``{"relation": fact}``),
-  a duplicate relation key, a CSV syntax error, or a non-fact item in a ``.cvg`` file.
+  a duplicate relation key, a CSV syntax error, or a non-fact item in a ``.cvg`` file;
+  for Python facts: not a mapping, or a relation's facts not an iterable.
   Syntax errors in ``.cvg`` files keep the parser's own codes (E100, E101).
 - ``E502`` a value does not convert to its column's type, e.g.
   ``column "income" of applicant: "abc" is not a valid int``.
@@ -73,7 +81,7 @@ import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Callable
 
@@ -118,6 +126,8 @@ def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) 
             continue
         if stat.S_ISDIR(st.st_mode):
             diagnostics.extend(_load_directory(path, schema, acc))
+        elif not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            diagnostics.append(_file_diag("E500", f"not a regular file: {path}", path))
         elif _extension(path) not in SUPPORTED_EXTENSIONS:
             diagnostics.append(_file_diag(
                 "E506", f"unsupported facts file extension {_extension(path) or '(none)'!r}", path,
@@ -171,8 +181,11 @@ def _show(value: object, limit: int = 60) -> str:
     """A value as it appears in messages (JSON notation, shortened)."""
     try:
         text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except Exception:  # not JSON (Python facts), or nested too deeply
+        try:
+            text = repr(value)
+        except Exception:
+            text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -275,7 +288,7 @@ def _load_directory(path: str, schema: Mapping[str, RelationSchema], acc: _Accum
         return [_file_diag("E500", f"cannot read facts directory {path}: {_reason(err)}", path)]
     diagnostics: list[Diagnostic] = []
     for name in names:
-        diagnostics.extend(_FileLoader(os.path.join(path, name), schema, acc, in_directory=True).load())
+        diagnostics.extend(_FileLoader(os.path.join(path, name), schema, acc).load())
     return diagnostics
 
 
@@ -291,12 +304,10 @@ def _is_file(entry: os.DirEntry) -> bool:
 class _FileLoader:
     """Loads one file (or the Python facts) and collects its diagnostics."""
 
-    def __init__(self, path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator,
-                 in_directory: bool = False):
+    def __init__(self, path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator):
         self.path = path
         self.schema = schema
         self.acc = acc
-        self.in_directory = in_directory
         self.diags: list[Diagnostic] = []
         self.pending: list[tuple[tuple, str, str, str, tuple[str, ...]]] = []
         self.overflow = False
@@ -452,6 +463,8 @@ class _FileLoader:
             col = len(data[line_start:err.start].decode("utf-8", "replace")) + 1
             if line == 1 and data.startswith(b"\xef\xbb\xbf"):
                 col -= 1
+            replaced = data.decode("utf-8", "replace")
+            self.text = replaced[1:] if replaced.startswith("\ufeff") else replaced  # quoted by render()
             self.error("E500", f"facts file is not valid UTF-8 (byte 0x{data[err.start]:02x})", line, col,
                        notes=("is it a binary file?",))
             return None
@@ -481,7 +494,10 @@ class _FileLoader:
                 first = 2
             else:
                 del numbers[0]
-        facts = _fast_rows(map(str.split, lines, repeat("\t")), spec)
+        if spec.arity == 1 and "\t" not in text:
+            facts = _fast_single(lines, spec.types[0])
+        else:
+            facts = _fast_rows(map(str.split, lines, repeat("\t")), spec)
         rows: list[list[str]] = []
         if facts is None:
             rows = [line.split("\t") for line in lines]
@@ -504,6 +520,8 @@ class _FileLoader:
         spec = self.stem_spec()
         if spec is None:
             self.unknown_stem()
+            return
+        if self.fast_csv(text, spec):
             return
         rows, starts = self.read_csv(text)
         if rows is None:
@@ -543,6 +561,27 @@ class _FileLoader:
             facts = self.slow_table(rows, spec, line_of, position, None)
         segment = RangeSegment(self.path, first, len(facts)) if starts is None else LinesSegment(self.path, starts)
         self.emit(spec.name, facts, segment)
+
+    def fast_csv(self, text: str, spec: _Spec) -> bool:
+        """The common case in one streaming pass: every record one line, no blank lines, no errors."""
+        old_limit = csv.field_size_limit()
+        csv.field_size_limit(max(old_limit, len(text) + 1))
+        try:
+            reader = csv.reader(io.StringIO(text, newline=""))
+            head = next(reader, None)
+            if head is None:
+                self.emit(spec.name, [], RangeSegment(self.path, 1, 0))
+                return True
+            first = 2 if head == list(spec.names) else 1
+            facts = _fast_rows(reader if first == 2 else chain([head], reader), spec)
+        except csv.Error:
+            return False
+        finally:
+            csv.field_size_limit(old_limit)
+        if facts is None or reader.line_num != len(facts) + first - 1:
+            return False
+        self.emit(spec.name, facts, RangeSegment(self.path, first, len(facts)))
+        return True
 
     def read_csv(self, text: str) -> tuple[list[list[str]] | None, list[int] | None]:
         """Rows, and their start lines when some record spans lines (else None: row i is line i+1)."""
@@ -919,6 +958,24 @@ def _fast_rows(rows: Iterable[Sequence[str]], spec: _Spec) -> list[tuple] | None
             if not finite and not all(map(math.isfinite, map(itemgetter(k), facts))):
                 return None
     return facts
+
+
+_SINGLE = {"int": int, "float": float, "bool": _BOOLS.__getitem__}
+
+
+def _fast_single(lines: list[str], typ: str) -> list[tuple] | None:
+    """One-column relations without a tab anywhere: every line is one value."""
+    if typ == "str":
+        return list(zip(lines))
+    if typ not in _SINGLE:
+        return None
+    try:
+        values = list(map(_SINGLE[typ], lines))
+    except (ValueError, KeyError):
+        return None
+    if typ == "float" and not all(map(math.isfinite, values)):
+        return None
+    return list(zip(values))
 
 
 def _csv_field_offsets(text: str, start: int, count: int) -> list[tuple[int, int]]:

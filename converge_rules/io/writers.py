@@ -151,6 +151,8 @@ def write_csv_dir(out_dir: str, facts: Mapping[str, Sequence[tuple]], schema: Ma
     out_dir = os.fspath(out_dir)
     target = os.path.abspath(out_dir)
     parent, name = os.path.split(target)
+    if not name:
+        raise _fail("E507", f"cannot write CSV output to {out_dir}: not a directory that can be replaced", out_dir)
     texts: dict[str, str] = {}
     for relation, rel_facts in facts.items():
         if not _safe_file_stem(relation):
@@ -160,7 +162,8 @@ def write_csv_dir(out_dir: str, facts: Mapping[str, Sequence[tuple]], schema: Ma
     mode = None
     if os.path.lexists(target):
         if not os.path.isdir(target) or os.path.islink(target):
-            raise _fail("E507", f"cannot write CSV output to {out_dir}: it exists and is not a directory", out_dir)
+            raise _fail("E507", f"cannot write CSV output to {out_dir}: it exists and is not a plain directory",
+                        out_dir)
         try:
             others = sorted(e.name for e in os.scandir(target)
                             if not (e.name.endswith(".csv") and e.is_file(follow_symlinks=False)))
