@@ -134,9 +134,13 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
     result = _run_job(rules, facts, max_cycles, max_facts)
     names = _relations(result, only)
     if out_dir:
+        from .diagnostics import ConvergeError
         from .io import write_csv_dir
 
-        write_csv_dir(out_dir, {n: result.facts(n) for n in names}, result.program.schema())
+        try:
+            write_csv_dir(out_dir, {n: result.facts(n) for n in names}, result.program.schema())
+        except ConvergeError as err:
+            _fail_diagnostics(err)
     if fmt == "json":
         sys.stdout.write(result.to_json(proofs=proofs, relations=only or None))
     else:

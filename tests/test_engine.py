@@ -234,3 +234,31 @@ def test_result_json_and_digest_are_stable() -> None:
     assert a.to_json(proofs=True) == b.to_json(proofs=True)
     c = run(TC, {"edge": [("a", "b")]})
     assert c.digest != a.digest
+
+
+def test_aggregate_invariants_are_rechecked_after_every_merge() -> None:
+    src = "relation n(x: int)\nn(0).\nn(x + 1) :- n(x), x < 10.\ninvariant small { forbid c = count { n(_) }, c > 3 }\n"
+    r = run(src)
+    assert r.tier == "failed" and r.reasons[0].kind == "invariant"
+    assert len(r.facts("n")) <= 3
+
+
+def test_unbound_aggregate_value_is_unsafe() -> None:
+    with pytest.raises(cr.ConvergeError) as info:
+        cr.load_text("relation a(x: int)\nrelation b(x: int, s: int)\nb(x, s) :- a(x), s = max y { a(z) }.\n")
+    assert info.value.diagnostics[0].code == "E400"
+
+
+def test_min_max_widen_to_float_and_atoms_compute_from_own_columns() -> None:
+    src = """
+relation one(x: int)
+relation fl(v: float)
+relation e(a: int, b: int)
+relation l(x: int)
+one(2). e(1, 2). e(2, 2). e(3, 4).
+fl(max(x, 0.5)) :- one(x).
+l(x) :- e(x, x + 1).
+"""
+    r = run(src)
+    assert r.facts("fl") == [(2.0,)] and type(r.facts("fl")[0][0]) is float
+    assert r.facts("l") == [(1,), (3,)]

@@ -121,9 +121,10 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
     if driver is not None:
         atom = body[driver]
         assert isinstance(atom, ast.Atom)
+        before = set(bound)
         scan = _scan(driver, atom, bound, True)
-        now = tuple((c, e) for c, e in scan.keys if _vars(e) <= bound)
-        pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= bound]
+        now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
+        pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= before]
         steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, True))
     while remaining or pending:
         progressed = True
@@ -152,7 +153,11 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             break
         atom = body[best[1]]
         assert isinstance(atom, ast.Atom)
-        steps.append(_scan(best[1], atom, bound, False))
+        before = set(bound)
+        scan = _scan(best[1], atom, bound, False)
+        now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
+        pending += [(best[1], c, e) for c, e in scan.keys if not _vars(e) <= before]
+        steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, False))
         remaining.remove(best[1])
     unsafe: list[Unsafe] = []
     for lit_index, _col, expr in pending:
@@ -166,6 +171,9 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             if var not in bound and (var, span) not in unsafe:
                 if isinstance(lit, ast.Comparison) and _agg_side(lit) is not None:
                     agg, _ = _agg_side(lit)  # type: ignore[misc]
+                    if agg.value is not None and var == agg.value.name:
+                        unsafe.append(Unsafe(var, span))  # the aggregated value is never bound
+                        break
                     if var in aggregate_vars(agg) and var not in outside.get(i, set()):
                         continue  # a variable local to the aggregate
                 unsafe.append(Unsafe(var, span))
@@ -176,9 +184,11 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
 
 
 def _atom_usable(atom: ast.Atom, bound: set[str]) -> bool:
-    """An atom can be scanned when its complex arguments are computable."""
+    """An atom can be scanned when its complex arguments are computable from
+    variables bound before it or by its own plain-variable columns."""
+    own = bound | {a.name for a in atom.args if isinstance(a, ast.Var)}
     for arg in atom.args:
-        if not isinstance(arg, (ast.Var, ast.Wildcard, ast.Const)) and not _vars(arg) <= bound:
+        if not isinstance(arg, (ast.Var, ast.Wildcard, ast.Const)) and not _vars(arg) <= own:
             return False
     return True
 
@@ -221,7 +231,7 @@ def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step
             return None
         inner_outside = {j: set(group) | _others(agg.body, j) for j in range(len(agg.body))}
         inner, unsafe = plan_body(agg.body, set(group), None, inner_outside)
-        if unsafe:
+        if unsafe or (agg.value is not None and agg.value.name not in _bound_by(inner) | set(group)):
             return None
         if isinstance(other, ast.Var) and other.name not in bound:
             bound.add(other.name)
@@ -240,6 +250,18 @@ def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step
             bound.add(lit.right.name)
             return Assign(i, lit.right.name, lit.left)
     return None
+
+
+def _bound_by(steps: list[Step]) -> set[str]:
+    out: set[str] = set()
+    for step in steps:
+        if isinstance(step, Scan):
+            out.update(v for _, v in step.binds)
+        elif isinstance(step, Assign):
+            out.add(step.var)
+        elif isinstance(step, AggStep) and step.bind and isinstance(step.result, ast.Var):
+            out.add(step.result.name)
+    return out
 
 
 def _others(body: tuple[ast.Literal, ...], j: int) -> set[str]:

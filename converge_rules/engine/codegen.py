@@ -336,6 +336,8 @@ class RuleCode:
                 return f"_to_str({args[0]})"
             if f in ("to_int", "to_float"):
                 return f"_{f}({args[0]}, {self.sid(e.span)})"
+            if f in ("min", "max") and expr_type(e, self.types) == "float":
+                args = [f"float({a})" for a in args]
             return f"{f}({', '.join(args)})"  # abs, min, max
         return f"_type_error({self.sid(getattr(e, 'span', self.rule.span))}, 'unsupported expression')"
 

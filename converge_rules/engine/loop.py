@@ -91,7 +91,7 @@ class Outcome:
 
 
 class _AgentState:
-    __slots__ = ("code", "heads", "pos_rels", "nonmono_rels", "marks", "ran", "id")
+    __slots__ = ("code", "heads", "pos_rels", "nonmono_rels", "marks", "ran", "id", "reads", "seen")
 
     def __init__(self, code: RuleCode, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], rid: int):
         self.code = code
@@ -101,6 +101,8 @@ class _AgentState:
         self.nonmono_rels = list(dict.fromkeys(rel for rel, kind, _ in body_reads(body) if kind != "positive"))
         self.marks = {r: 0 for r in self.pos_rels}
         self.ran = False
+        self.reads = list(dict.fromkeys(rel for rel, _kind, _ in body_reads(body)))
+        self.seen: dict[str, int] | None = None
 
 
 class Engine:
@@ -266,7 +268,15 @@ class Engine:
         out: list[Violation] = []
         for state in self.structural:
             found: list[Any] = []
-            self._semi_naive(state, found, cycle)
+            if state.code.aggregates or not state.code.positive:
+                # Aggregates are not monotone: a new fact can create a match that
+                # uses only old facts, so these invariants are checked in full.
+                lengths = {r: len(self.context[r]) for r in state.reads}
+                if lengths != state.seen:
+                    state.code.version(None, frozenset())([], {}, found, cycle)
+                    state.seen = lengths
+            else:
+                self._semi_naive(state, found, cycle)
             if found:
                 assert isinstance(state.code.rule, InvariantDef)
                 out.extend(self._violations(state.code.rule, state.code, found))
