@@ -95,7 +95,28 @@ EXAMPLE_RUN = "Example: converge run examples/loans/loans.cvg --facts examples/l
 EXAMPLE_WHY = "Example: converge why examples/loans/loans.cvg --facts examples/loans/facts.json 'decision(\"l1\", \"reject\")'"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+# Commands defined in their own modules, imported only when used (start-up stays fast).
+LAZY_COMMANDS = {
+    "check": "converge_rules.commands.check:check",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands may live in other modules, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Example: converge run examples/loans/loans.cvg --facts examples/loans/facts.json")
 @click.version_option(package_name="converge-rules", prog_name="converge")
 def cli() -> None:
@@ -199,24 +220,6 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         OUT.print(f"note: the job ended {result.tier.value}; the proof is still valid", err=True)
     text = RENDERERS[fmt](tree)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-
-@cli.command(epilog="Example: converge check examples/loans/loans.cvg")
-@click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(rules: tuple[str, ...], fmt: str) -> None:
-    """Check RULES without evaluating them; print every diagnostic."""
-    from .api import check as check_paths
-
-    diags = check_paths(list(rules))
-    if fmt == "json":
-        sys.stdout.write(json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=1) + "\n")
-    else:
-        for d in diags:
-            OUT.print(d.render())
-        errors = sum(1 for d in diags if d.is_error)
-        OUT.print(f"{errors} error(s), {len(diags) - errors} warning(s)" if diags else "no problems found")
-    sys.exit(EXIT_INVALID if any(d.is_error for d in diags) else EXIT_OK)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

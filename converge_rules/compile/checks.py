@@ -106,6 +106,9 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
             elif isinstance(lit, ast.Condition):
                 for sub in _exprs(lit.call):
                     check_expr(sub, top=False)
+            elif isinstance(lit, ast.Fail):
+                if nested:
+                    err("E404", "`fail` cannot stand inside an aggregate", lit.span)
             else:
                 for side in (lit.left, lit.right):
                     if isinstance(side, ast.Wildcard):

@@ -16,7 +16,7 @@ from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
 from ..syntax.parser import parse_file, parse_text
 from ..values import ColumnSchema, TYPES
-from .program import AgentDef, InvariantDef, Program, Relation, SourceFact
+from .program import AgentDef, InvariantDef, Program, Relation, SourceFact, TestDef
 from .types import BUILTINS, PREDICATES
 
 BUDGET_KEYS = ("max_cycles", "max_facts")
@@ -123,6 +123,7 @@ class Frontend:
         facts: list[SourceFact] = []
         budget: dict[str, int] = {}
         budget_spans: dict[str, Span] = {}
+        tests: list[TestDef] = []
         rule_counts: dict[str, int] = {}
         agent_names: dict[str, Span] = {}
         invariant_names: dict[str, Span] = {}
@@ -175,8 +176,42 @@ class Frontend:
                                 budget[key], budget_spans[key] = value, span
                 elif isinstance(item, ast.GoalDecl):
                     self.error("E900", "`goal` declarations are not supported in this version", item.span)
+                elif isinstance(item, ast.TestDecl):
+                    test = self.test(unit, item, relations)
+                    if test is not None:
+                        tests.append(test)
+        names: dict[str, Span] = {}
+        for test in tests:
+            if test.name in names:
+                self.error("E202", f"duplicate test name {test.name!r}", test.span, f"first defined at {names[test.name]}")
+            names.setdefault(test.name, test.span)
         return Program(tuple(u.path for u in self.units), relations, tuple(agents), tuple(invariants),
-                       tuple(facts), budget, budget_spans)
+                       tuple(facts), budget, budget_spans, tuple(tests))
+
+    def test(self, unit: Unit, decl: ast.TestDecl, relations: dict[str, Relation]) -> TestDef | None:
+        lists: dict[str, list[SourceFact]] = {"given": [], "expect": [], "expect_not": []}
+        files: list[str] = []
+        tier: str | None = None
+        violations: list[str] = []
+        for clause in decl.clauses:
+            if clause.kind in lists:
+                assert isinstance(clause.value, tuple)
+                for atom in clause.value:
+                    fact = self.fact(self.resolve_atom(unit, atom, relations), relations)
+                    if fact is not None:
+                        lists[clause.kind].append(fact)
+            elif clause.kind == "given_file":
+                assert isinstance(clause.value, str)
+                base = os.path.dirname(unit.path)
+                files.append(os.path.normpath(os.path.join(base, clause.value)))
+            elif clause.kind == "expect_tier":
+                if clause.value not in ("converged", "degraded", "bounded", "failed"):
+                    self.error("E211", f"unknown tier {clause.value!r}; tiers are converged, degraded, bounded, failed", clause.span)
+                tier = str(clause.value)
+            else:
+                violations.append(str(clause.value))
+        return TestDef(decl.name, decl.span, tuple(lists["given"]), tuple(files), tuple(lists["expect"]),
+                       tuple(lists["expect_not"]), tier, tuple(violations))
 
     def declare(self, unit: Unit, decl: ast.RelationDecl, relations: dict[str, Relation]) -> None:
         name = unit.prefix + decl.name
@@ -234,6 +269,8 @@ class Frontend:
                 out.append(self.resolve_atom(unit, lit, relations))
             elif isinstance(lit, ast.Negation):
                 out.append(replace(lit, atom=self.resolve_atom(unit, lit.atom, relations)))
+            elif isinstance(lit, ast.Fail):
+                out.append(lit)
             else:
                 assert isinstance(lit, ast.Comparison)
                 out.append(replace(lit, left=self.resolve_expr(unit, lit.left, relations),

@@ -68,7 +68,16 @@ class AggStep:
     inner: tuple["Step", ...]
 
 
-Step = Union[Scan, ColumnCheck, Filter, Assign, NegCheck, AggStep]
+@dataclass(frozen=True)
+class FailStep:
+    """``fail "message"``: reached by a full match of the rest of the body."""
+
+    lit: int
+    message: str
+    span: Span
+
+
+Step = Union[Scan, ColumnCheck, Filter, Assign, NegCheck, AggStep, FailStep]
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,8 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
     bound = set(bound)
     steps: list[Step] = []
     remaining = [i for i in range(len(body)) if i != driver]
+    fails = [i for i in remaining if isinstance(body[i], ast.Fail)]
+    remaining = [i for i in remaining if i not in fails]
     pending: list[tuple[int, int, ast.Expr]] = []
     if driver is not None:
         atom = body[driver]
@@ -159,6 +170,11 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         pending += [(best[1], c, e) for c, e in scan.keys if not _vars(e) <= before]
         steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, False))
         remaining.remove(best[1])
+    if not remaining and not pending:
+        for i in fails:
+            lit = body[i]
+            assert isinstance(lit, ast.Fail)
+            steps.append(FailStep(i, lit.message, lit.span))
     unsafe: list[Unsafe] = []
     for lit_index, _col, expr in pending:
         for var in ast.expr_vars(expr):
@@ -292,6 +308,8 @@ def _var_spans(lit: ast.Literal) -> list[tuple[str, Span]]:
             for sub in e.body:
                 out.extend(_var_spans(sub))
 
+    if isinstance(lit, ast.Fail):
+        return out
     if isinstance(lit, ast.Atom):
         for a in lit.args:
             walk(a)

@@ -64,6 +64,20 @@ class SourceFact:
 
 
 @dataclass(frozen=True)
+class TestDef:
+    """A ``test`` block: facts given, facts expected present or absent, tier, violations."""
+
+    name: str
+    span: Span
+    given: tuple[SourceFact, ...]
+    given_files: tuple[str, ...]          # paths resolved against the test's file
+    expect: tuple[SourceFact, ...]
+    expect_not: tuple[SourceFact, ...]
+    expect_tier: str | None
+    expect_violations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Program:
     files: tuple[str, ...]
     relations: dict[str, Relation]
@@ -72,6 +86,8 @@ class Program:
     facts: tuple[SourceFact, ...]
     budget: dict[str, int]
     budget_spans: dict[str, Span]
+    tests: tuple[TestDef, ...] = ()
+    goals: tuple[str, ...] = ()
 
     def schema(self) -> dict[str, RelationSchema]:
         return {name: rel.schema for name, rel in self.relations.items()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..compile.plan import AggStep, Assign, ColumnCheck, Filter, NegCheck, Scan, Step, outside_map, plan_body
+from ..compile.plan import AggStep, Assign, ColumnCheck, FailStep, Filter, NegCheck, Scan, Step, outside_map, plan_body
 from ..compile.program import AgentDef, InvariantDef, Program
 from ..compile.types import NUMERIC, comparable, expr_type
 from ..diagnostics import Span
@@ -129,6 +129,8 @@ class RuleCode:
                 bound.add(step.var)
             elif isinstance(step, NegCheck):
                 self._neg(code, step, pfx)
+            elif isinstance(step, FailStep):
+                code.line(f"_type_error({self.sid(step.span)}, {('fail: ' + step.message)!r})")
             elif isinstance(step, AggStep):
                 self._aggregate(code, step, pfx)
                 if step.bind and isinstance(step.result, ast.Var):

@@ -114,7 +114,15 @@ class Condition:
     span: Span = _span()
 
 
-Literal = Union[Atom, Negation, Comparison, Condition]
+@dataclass(frozen=True)
+class Fail:
+    """``fail "message"``: an explicit agent failure when the body reaches it."""
+
+    message: str
+    span: Span = _span()
+
+
+Literal = Union[Atom, Negation, Comparison, Condition, Fail]
 
 
 # ---------------------------------------------------------------- declarations
@@ -208,8 +216,22 @@ class GoalDecl:
     span: Span = _span()
 
 
+@dataclass(frozen=True)
+class TestClause:
+    kind: str  # given | given_file | expect | expect_not | expect_tier | expect_violation
+    value: object  # tuple[Atom, ...] for fact lists, str otherwise
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TestDecl:
+    name: str
+    clauses: tuple[TestClause, ...]
+    span: Span = _span()
+
+
 Item = Union[ModuleDecl, ImportStd, ImportFile, RelationDecl, Rule, AgentDecl,
-             InvariantDecl, BudgetDecl, GoalDecl]
+             InvariantDecl, BudgetDecl, GoalDecl, TestDecl]
 
 
 @dataclass(frozen=True)
@@ -248,4 +270,6 @@ def literal_vars(lit: Literal) -> list[str]:
         return literal_vars(lit.atom)
     if isinstance(lit, Condition):
         return expr_vars(lit.call)
+    if isinstance(lit, Fail):
+        return []
     return expr_vars(lit.left) + expr_vars(lit.right)

@@ -202,7 +202,25 @@ class _Builder:
                                   tuple(self.span(i) for i in items), sp)
         if kind == "goal_decl":
             return ast.GoalDecl(tuple(self.name(x) for x in c), sp)
+        if kind == "test_decl":
+            return ast.TestDecl(self.string(c[0]), tuple(self.test_clause(x) for x in c[1:]), sp)
         raise AssertionError(f"unknown item {kind}")  # pragma: no cover
+
+    _TEST_KINDS = {"given_facts": "given", "given_file": "given_file", "expect_facts": "expect",
+                   "expect_absent": "expect_not", "expect_tier": "expect_tier", "expect_violation": "expect_violation"}
+
+    def test_clause(self, node: Any) -> ast.TestClause:
+        kind = self._TEST_KINDS[node.data]
+        c = node.children
+        if kind in ("given", "expect", "expect_not"):
+            value: object = tuple(self.atom(item.children[0]) for item in c)
+        elif kind == "given_file":
+            value = self.string(c[0])
+        elif kind == "expect_violation":
+            value = self.name(c[0])
+        else:
+            value = str(c[0])
+        return ast.TestClause(kind, value, self.span(node))
 
     def clause(self, node: Any) -> ast.AgentClause:
         kind = node.data.removesuffix("_clause")
@@ -246,6 +264,8 @@ class _Builder:
             return self.atom(node)
         if node.data == "negation":
             return ast.Negation(self.atom(node.children[0]), self.span(node))
+        if node.data == "fail_literal":
+            return ast.Fail(self.string(node.children[0]), self.span(node))
         left, op, right = node.children
         return ast.Comparison(str(op), self.expr(left), self.expr(right), self.span(node))
 
