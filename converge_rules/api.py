@@ -165,6 +165,10 @@ class Result:
     def relations(self) -> list[str]:
         return sorted(self._context.relations)
 
+    def fired_agents(self) -> list[str]:
+        """Names of the agents that contributed at least one new fact, in declaration order."""
+        return [self.program.agents[i].name for i in self._outcome.fired]
+
     def facts(self, relation: str) -> list[tuple]:
         """The facts of a relation, sorted."""
         store = self._context.relations.get(relation)

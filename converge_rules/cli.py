@@ -98,6 +98,9 @@ EXAMPLE_WHY = "Example: converge why examples/loans/loans.cvg --facts examples/l
 # Commands defined in their own modules, imported only when used (start-up stays fast).
 LAZY_COMMANDS = {
     "check": "converge_rules.commands.check:check",
+    "fmt": "converge_rules.commands.fmt:fmt",
+    "graph": "converge_rules.commands.graph:graph",
+    "test": "converge_rules.commands.test:test",
 }
 
 
@@ -105,14 +108,21 @@ class LazyGroup(click.Group):
     """A group whose commands may live in other modules, imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+        import importlib.util
+
+        available = {n for n, target in LAZY_COMMANDS.items()
+                     if importlib.util.find_spec(target.split(":")[0]) is not None}
+        return sorted(set(super().list_commands(ctx)) | available)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in LAZY_COMMANDS:
             import importlib
 
             module, attr = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attr)
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except ModuleNotFoundError:
+                return None
         return super().get_command(ctx, name)
 
 

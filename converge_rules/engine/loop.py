@@ -88,6 +88,7 @@ class Outcome:
     cycles: int
     context: Context
     budget: Budget
+    fired: tuple[int, ...] = ()  # agents that committed at least one new fact, by id
 
 
 class _AgentState:
@@ -116,6 +117,7 @@ class Engine:
                            for i in program.invariants if i.kind == "invariant"]
         self.acceptance = [i for i in program.invariants if i.kind == "acceptance"]
         self.total = 0
+        self.fired: set[int] = set()
 
     # ---------------------------------------------------------------- inputs
     def load(self, facts: dict[str, list[tuple]]) -> None:
@@ -131,7 +133,9 @@ class Engine:
         enabled = gc.isenabled()
         gc.disable()  # facts are acyclic tuples; the cyclic collector only costs time here
         try:
-            return self._run()
+            outcome = self._run()
+            outcome.fired = tuple(sorted(self.fired))
+            return outcome
         finally:
             if enabled:
                 gc.enable()
@@ -243,6 +247,7 @@ class Engine:
             for head, buf in zip(agent.heads, bufs):
                 if not buf:
                     continue
+                self.fired.add(agent.id)
                 name = head.relation
                 facts = self.context[name].facts
                 if name not in added and self.total + len(buf) <= max_facts:
