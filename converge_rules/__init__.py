@@ -9,6 +9,7 @@
 
 from .api import Result, RuleSet, check, load, load_text
 from .diagnostics import ConvergeError, Diagnostic, Span
+from .compile.program import FailurePolicy
 from .engine.loop import Budget, Reason, Tier
 from .explain.proofs import Proof
 from .explain.render import ProofNode, render_dot, render_json, render_mermaid, render_text
@@ -16,6 +17,6 @@ from .explain.render import ProofNode, render_dot, render_json, render_mermaid, 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Budget", "ConvergeError", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
+    "Budget", "ConvergeError", "FailurePolicy", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
     "Tier", "__version__", "check", "load", "load_text", "render_dot", "render_json", "render_mermaid", "render_text",
 ]

@@ -10,13 +10,30 @@ from typing import Any, Iterable, Mapping, Sequence
 from .compile.pipeline import Compilation, compile_sources
 from .compile.program import Program
 from .diagnostics import ConvergeError, Diagnostic, Span
-from .engine.loop import Budget, Engine, Outcome, Reason, Tier
+from .compile.program import FailurePolicy
+from .engine.loop import Budget, Outcome, Reason, Tier
 from .explain.proofs import Proof, decode
 from .explain.render import ProofNode, build_tree
 from .syntax import ast
 from .values import Value, format_fact
 
 RESULT_FORMAT = "converge-result/1"
+TRACE_FORMAT = "converge-trace/1"
+
+
+def _file_sha(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for rel, items in (facts or {}).items():
+        out[rel] = [list(v.values()) if isinstance(v, Mapping) else list(v) for v in items]
+    return out
 
 
 def check(paths: Sequence[str]) -> list[Diagnostic]:
@@ -55,9 +72,44 @@ class RuleSet:
     def relations(self) -> list[str]:
         return sorted(self.program.relations)
 
+    def tool_names(self) -> list[tuple[str, Span]]:
+        """Every tool the rules call, with the span of its first call."""
+        from .compile.checks import _exprs
+
+        seen: dict[str, Span] = {}
+        for rule in list(self.program.agents) + list(self.program.invariants):
+            for lit in rule.body:
+                if isinstance(lit, ast.Comparison):
+                    for side in (lit.left, lit.right):
+                        for e in _exprs(side):
+                            if isinstance(e, ast.ToolCall):
+                                seen.setdefault(e.tool, e.span)
+        return sorted(seen.items())
+
     def run(self, facts: Mapping[str, Iterable[Sequence[Any] | Mapping[str, Any]]] | None = None,
-            fact_files: Sequence[str] = (), budget: Budget | None = None) -> "Result":
-        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``."""
+            fact_files: Sequence[str] = (), budget: Budget | None = None, *,
+            tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
+            on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
+            trace: bool = False, timestamps: bool = False,
+            progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None) -> "Result":
+        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
+
+        ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
+        run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
+        policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
+        cannot reach these relations; ``trace=True`` records every event (``Result.trace``)."""
+        from .engine.loop import Engine
+
+        policy = FailurePolicy.parse(on_failure) if isinstance(on_failure, str) else on_failure
+        goal_names = list(self.program.goals) + [g for g in goals if g not in self.program.goals]
+        for g in goal_names:
+            if g not in self.program.relations:
+                raise ConvergeError([Diagnostic("E200", f"undefined goal relation {g!r}", Span("<goal>", 0, 0))])
+        missing = [(name, span) for name, span in self.tool_names() if name not in (tools or {}) and _replay_tools is None]
+        if missing:
+            raise ConvergeError([Diagnostic("E220", f"unknown tool {name!r}: the rules call it but no tool of that name was given", span,
+                                            "error", ("register it: RuleSet.run(tools={...}) or converge run --tools module:object",))
+                                 for name, span in missing])
         schema = self.program.schema()
         loaded = []
         if fact_files:
@@ -70,10 +122,27 @@ class RuleSet:
             loaded.append(convert_facts(facts, schema))
         inputs = _Inputs(self.program, loaded)
         effective = (budget or Budget()).merged_over(self.program.budget)
-        engine = Engine(self.program, self._compilation.strata, effective)  # type: ignore[arg-type]
+        events: list[dict[str, Any]] | None = [] if trace else None
+        sink = None
+        if events is not None:
+            import time
+
+            def sink(event: dict[str, Any]) -> None:
+                if timestamps:
+                    event = {**event, "time": round(time.time(), 6)}
+                events.append(event)  # type: ignore[union-attr]
+        engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
+                        tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
+                        replay_tools=_replay_tools, progress=progress)
         engine.load(inputs.canonical())
         outcome = engine.run()
-        return Result(self.program, outcome, inputs)
+        header = {"event": "header", "format": TRACE_FORMAT,
+                  "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
+                  "facts": [{"path": p, "sha256": _file_sha(p)} for p in fact_files],
+                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
+                  "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
+                  "goals": goal_names, "timestamps": timestamps}
+        return Result(self.program, outcome, inputs, events, header)
 
 
 class _Inputs:
@@ -140,11 +209,33 @@ def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
 class Result:
     """The outcome of a job: tier, reasons, cycles, facts with proofs, digest."""
 
-    def __init__(self, program: Program, outcome: Outcome, inputs: _Inputs):
+    def __init__(self, program: Program, outcome: Outcome, inputs: _Inputs,
+                 events: list[dict[str, Any]] | None = None, header: dict[str, Any] | None = None):
         self.program = program
         self._outcome = outcome
         self._inputs = inputs
         self._context = outcome.context
+        self._events = events
+        self._header = header or {}
+
+    @property
+    def trace(self) -> list[dict[str, Any]] | None:
+        """Every event of the run (header first, outcome last) when run with ``trace=True``."""
+        if self._events is None:
+            return None
+        outcome = {"event": "outcome", "tier": self.tier.value, "reasons": [r.to_json() for r in self.reasons],
+                   "cycles": self.cycles, "facts": self.total_facts, "digest": self.digest}
+        return [self._header] + self._events + [outcome]
+
+    def trace_jsonl(self) -> str:
+        """The trace as JSON Lines (one event per line, keys in a fixed order)."""
+        events = self.trace or []
+        return "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
+
+    @property
+    def steps(self) -> int:
+        """Rule firings counted (only when a max_steps budget is set)."""
+        return self._outcome.steps
 
     @property
     def tier(self) -> Tier:
@@ -186,6 +277,11 @@ class Result:
     def holds(self, relation: str, fact: Sequence[Value]) -> bool:
         store = self._context.relations.get(relation)
         return store is not None and _normalise(self.program, relation, fact) in store.facts
+
+    def superseded(self, relation: str) -> list[tuple[tuple, tuple, int]]:
+        """Facts of a keyed relation that were superseded: (fact, superseded by, cycle), sorted."""
+        store = self._context[relation]
+        return sorted((f, by, c) for f, (_p, by, c) in store.superseded.items())
 
     def proof(self, relation: str, fact: Sequence[Value]) -> Proof | None:
         """The recorded derivation of a fact (None when it does not hold)."""
@@ -238,7 +334,7 @@ class Result:
             store = self._context[name]
             h.update(json.dumps([name, store.arity, len(store)], ensure_ascii=False).encode())
             h.update(b"\n")
-            h.update(json.dumps(store.order, ensure_ascii=False, separators=(",", ":")).encode())
+            h.update(json.dumps(store.live_order(), ensure_ascii=False, separators=(",", ":")).encode())
             h.update(b"\n")
         return h.hexdigest()
 

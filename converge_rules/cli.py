@@ -1,9 +1,10 @@
 """The ``converge`` command line.
 
 Exit codes (stable, documented in docs/cli.md):
-  0 converged / success      1 invalid rules or facts (diagnostics on stderr)
+  0 converged / success      1 invalid rules, facts or trace (diagnostics on stderr)
   2 usage error              3 degraded      4 bounded      5 failed
-  6 the fact asked about does not hold       70 internal error
+  6 the fact asked about does not hold       7 a replay differs from its trace
+  70 internal error
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_TIER = {"converged": 0, "degraded": 3, "bounded": 4, "failed": 5}
 EXIT_ABSENT = 6
+EXIT_REPLAY_DIFFERS = 7
 EXIT_INTERNAL = 70
 
 
@@ -49,18 +51,83 @@ def _fail_diagnostics(err: Any) -> NoReturn:
     sys.exit(EXIT_INVALID)
 
 
-def _run_job(rules: Sequence[str], facts: Sequence[str], max_cycles: int | None, max_facts: int | None) -> Any:
+def load_tools(spec: str) -> dict[str, Any]:
+    """``module:object`` (a dict of callables) or ``module`` / ``module:submodule`` (its public functions)."""
+    import importlib
+    import inspect
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name, _, attr = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        if attr:
+            target = getattr(target, attr)
+    except Exception as err:
+        raise click.BadParameter(f"cannot load tools from {spec!r}: {type(err).__name__}: {err}", param_hint="--tools")
+    if isinstance(target, dict):
+        tools = dict(target)
+    elif inspect.ismodule(target):
+        tools = {n: f for n, f in vars(target).items() if callable(f) and not n.startswith("_")
+                 and getattr(f, "__module__", None) == target.__name__}
+    else:
+        raise click.BadParameter(f"{spec!r} is neither a dict of callables nor a module", param_hint="--tools")
+    bad = sorted(n for n, f in tools.items() if not callable(f))
+    if bad:
+        raise click.BadParameter(f"tools {', '.join(bad)} in {spec!r} are not callable", param_hint="--tools")
+    return tools
+
+
+class _Progress:
+    """A one-line progress display on stderr, only when it is a terminal."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.time = time.monotonic
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, cycle: int, facts: int, eligible: int) -> None:
+        now = self.time()
+        if now - self.last >= 0.1:
+            self.last = now
+            self.shown = True
+            sys.stderr.write(f"\rcycle {cycle} · {facts} facts · {eligible} agent(s) eligible\x1b[K")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], trace: bool = False) -> Any:
     from .api import load
     from .diagnostics import ConvergeError
     from .engine.loop import Budget
 
+    budget = Budget(opts.get("max_cycles"), opts.get("max_facts"), opts.get("max_agents_per_cycle"),
+                    opts.get("max_steps"), opts.get("min_confidence"))
+    tools: dict[str, Any] = {}
+    for spec in opts.get("tools") or ():
+        tools.update(load_tools(spec))
+    progress = _Progress() if sys.stderr.isatty() and not opts.get("quiet") else None
     try:
         ruleset = load(list(rules))
         for w in ruleset.warnings:
             OUT.print(w.render(), err=True)
-        return ruleset.run(fact_files=list(facts), budget=Budget(max_cycles, max_facts))
+        return ruleset.run(fact_files=list(facts), budget=budget, tools=tools, workers=opts.get("workers") or 4,
+                           tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
+                           goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
+                           progress=progress)
     except ConvergeError as err:
+        if progress:
+            progress.close()
         _fail_diagnostics(err)
+    finally:
+        if progress:
+            progress.close()
 
 
 _TIER_STYLE = {"converged": "bold green", "degraded": "bold yellow", "bounded": "bold yellow", "failed": "bold red"}
@@ -98,6 +165,7 @@ EXAMPLE_WHY = "Example: converge why examples/loans/loans.cvg --facts examples/l
 # Commands defined in their own modules, imported only when used (start-up stays fast).
 LAZY_COMMANDS = {
     "check": "converge_rules.commands.check:check",
+    "replay": "converge_rules.commands.replay:replay",
     "fmt": "converge_rules.commands.fmt:fmt",
     "graph": "converge_rules.commands.graph:graph",
     "test": "converge_rules.commands.test:test",
@@ -133,13 +201,34 @@ def cli() -> None:
     """Converge Rules: a deterministic, explainable rule engine.
 
     Exit codes: 0 converged/success, 1 invalid rules or facts, 2 usage error,
-    3 degraded, 4 bounded, 5 failed, 6 fact does not hold, 70 internal error.
+    3 degraded, 4 bounded, 5 failed, 6 fact does not hold, 7 replay differs,
+    70 internal error.
     """
+
+
+def _policy(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from .compile.program import FailurePolicy
+
+    try:
+        FailurePolicy.parse(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err))
+    return value
 
 
 _budget_options = [
     click.option("--max-cycles", type=click.IntRange(min=0), help="Stop after N cycles (tier bounded)."),
     click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts (tier bounded)."),
+    click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Run at most N agents per cycle (by priority, then declaration order)."),
+    click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
+    click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
+    click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),
+    click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds each tool call may take."),
+    click.option("--on-failure", callback=_policy, metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'."),
+    click.option("--goal", "goal", multiple=True, metavar="RELATION", help="Prune agents that cannot contribute to RELATION (repeatable)."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr."),
 ]
 
 
@@ -158,11 +247,21 @@ def _with(options: list[Any]) -> Any:
 @click.option("--relation", "only", multiple=True, help="Show only this relation (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write one CSV file per relation into DIR.")
 @click.option("--proofs", is_flag=True, help="Include a proof for every derived fact in JSON output.")
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False), help="Write every event of the run to FILE (JSON Lines).")
+@click.option("--timestamps", is_flag=True, help="Add wall-clock times to trace events (the trace is then not reproducible).")
 @_with(_budget_options)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
-        proofs: bool, max_cycles: int | None, max_facts: int | None) -> None:
+        proofs: bool, trace_file: str | None, **opts: Any) -> None:
     """Evaluate RULES over facts to a fixed point and print the result."""
-    result = _run_job(rules, facts, max_cycles, max_facts)
+    result = _run_job(rules, facts, opts, trace=trace_file is not None)
+    if trace_file:
+        from .diagnostics import ConvergeError
+        from .io import write_atomic
+
+        try:
+            write_atomic(trace_file, result.trace_jsonl())
+        except ConvergeError as err:
+            _fail_diagnostics(err)
     names = _relations(result, only)
     if out_dir:
         from .diagnostics import ConvergeError
@@ -196,8 +295,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), help="Expand the proof tree at most N levels deep.")
 @_with(_budget_options)
-def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None,
-        max_cycles: int | None, max_facts: int | None) -> None:
+def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None, **opts: Any) -> None:
     """Explain why FACT holds: its proof tree down to input facts.
 
     Arguments: RULES... FACT (the fact is the last argument).
@@ -210,7 +308,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
     from .diagnostics import ConvergeError
     from .explain.render import RENDERERS
 
-    result = _run_job(rules, facts, max_cycles, max_facts)
+    result = _run_job(rules, facts, opts)
     try:
         relation, values = result.parse_fact(fact_text)
     except ConvergeError as err:

@@ -87,8 +87,12 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
             for sub in _exprs(arg) if not isinstance(arg, ast.Wildcard) else ():
                 check_expr(sub, top=sub is arg)
 
+    positive_vars = {v for lit in body if isinstance(lit, ast.Atom) for v in ast.literal_vars(lit)}
+
     def check_expr(expr: ast.Expr, top: bool) -> None:
-        if isinstance(expr, ast.Wildcard) and not top:
+        if isinstance(expr, ast.ToolCall):
+            err("E221", "a tool call stands alone on the right of `=`: `s = @tool(args)`", expr.span)
+        elif isinstance(expr, ast.Wildcard) and not top:
             err("E401", "`_` cannot stand in an expression", expr.span)
         elif isinstance(expr, ast.Aggregate):
             err("E404", "an aggregate stands alone on one side of `=`: `n = count { ... }`", expr.span)
@@ -110,6 +114,12 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
                 if nested:
                     err("E404", "`fail` cannot stand inside an aggregate", lit.span)
             else:
+                tool = lit.right if isinstance(lit.right, ast.ToolCall) else None
+                if tool is not None and lit.op == "=" and isinstance(lit.left, ast.Var) and lit.left.name not in positive_vars and not nested:
+                    for arg in tool.args:
+                        for sub in _exprs(arg):
+                            check_expr(sub, top=False)
+                    continue
                 for side in (lit.left, lit.right):
                     if isinstance(side, ast.Wildcard):
                         err("E401", "`_` cannot stand in a comparison", side.span)

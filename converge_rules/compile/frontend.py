@@ -16,11 +16,10 @@ from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
 from ..syntax.parser import parse_file, parse_text
 from ..values import ColumnSchema, TYPES
-from .program import AgentDef, InvariantDef, Program, Relation, SourceFact, TestDef
+from .program import AgentDef, FailurePolicy, InvariantDef, KeySpec, Program, Relation, SourceFact, TestDef
 from .types import BUILTINS, PREDICATES
 
-BUDGET_KEYS = ("max_cycles", "max_facts")
-LATER_BUDGET_KEYS = ("max_agents_per_cycle", "max_steps", "min_confidence")
+BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence")
 
 
 def stdlib_dir() -> Path:
@@ -124,6 +123,7 @@ class Frontend:
         budget: dict[str, int] = {}
         budget_spans: dict[str, Span] = {}
         tests: list[TestDef] = []
+        goals: list[str] = []
         rule_counts: dict[str, int] = {}
         agent_names: dict[str, Span] = {}
         invariant_names: dict[str, Span] = {}
@@ -164,18 +164,23 @@ class Frontend:
                     invariants.append(InvariantDef(len(invariants), item.kind, name, item.message, body, item.span))
                 elif isinstance(item, ast.BudgetDecl):
                     for (key, value), span in zip(item.items, item.spans):
-                        if key in LATER_BUDGET_KEYS:
-                            self.error("E900", f"budget setting {key!r} is not supported in this version", span)
-                        elif key not in BUDGET_KEYS:
+                        if key not in BUDGET_KEYS:
                             self.error("E206", f"unknown budget setting {key!r}", span,
                                        f"known settings: {', '.join(BUDGET_KEYS)}")
-                        elif not isinstance(value, int) or value < 0:
+                        elif key == "min_confidence" and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+                            self.error("E206", "budget min_confidence must be a number between 0 and 1", span)
+                        elif key != "min_confidence" and (not isinstance(value, int) or value < 0):
                             self.error("E206", f"budget {key} must be a non-negative integer", span)
                         else:  # several files may set a budget: the tightest wins
                             if key not in budget or value < budget[key]:
                                 budget[key], budget_spans[key] = value, span
                 elif isinstance(item, ast.GoalDecl):
-                    self.error("E900", "`goal` declarations are not supported in this version", item.span)
+                    for goal in item.relations:
+                        resolved = self.lookup(unit, goal, relations)
+                        if resolved is None:
+                            self.error("E200", f"undefined relation {goal!r} in goal", item.span)
+                        elif resolved not in goals:
+                            goals.append(resolved)
                 elif isinstance(item, ast.TestDecl):
                     test = self.test(unit, item, relations)
                     if test is not None:
@@ -186,7 +191,7 @@ class Frontend:
                 self.error("E202", f"duplicate test name {test.name!r}", test.span, f"first defined at {names[test.name]}")
             names.setdefault(test.name, test.span)
         return Program(tuple(u.path for u in self.units), relations, tuple(agents), tuple(invariants),
-                       tuple(facts), budget, budget_spans, tuple(tests))
+                       tuple(facts), budget, budget_spans, tuple(tests), tuple(goals))
 
     def test(self, unit: Unit, decl: ast.TestDecl, relations: dict[str, Relation]) -> TestDef | None:
         lists: dict[str, list[SourceFact]] = {"given": [], "expect": [], "expect_not": []}
@@ -225,8 +230,6 @@ class Frontend:
             self.error("E201", f"relation {name!r} is declared twice", decl.span,
                        f"first declared at {relations[name].span}")
             return
-        if decl.key is not None:
-            self.error("E900", "`key ... prefer` (dominance) is not supported in this version", decl.key.span)
         cols: list[ColumnSchema] = []
         seen: set[str] = set()
         for col in decl.columns:
@@ -236,7 +239,17 @@ class Frontend:
                 self.error("E205", f"column {col.name!r} appears twice in {name}", col.span)
             seen.add(col.name)
             cols.append(ColumnSchema(col.name, col.type))
-        relations[name] = Relation(name, tuple(cols), decl.is_input, decl.span)
+        key = None
+        if decl.key is not None:
+            names = [c.name for c in cols]
+            missing = [c for c in decl.key.columns + (decl.key.column,) if c not in names]
+            if missing:
+                self.error("E205", f"{name} has no column {missing[0]!r}", decl.key.span, f"columns: {', '.join(names)}")
+            elif decl.key.column in decl.key.columns:
+                self.error("E205", f"the preferred column {decl.key.column!r} cannot be part of the key", decl.key.span)
+            else:
+                key = KeySpec(tuple(names.index(c) for c in decl.key.columns), decl.key.prefer, names.index(decl.key.column))
+        relations[name] = Relation(name, tuple(cols), decl.is_input, decl.span, key)
 
     def lookup(self, unit: Unit, name: str, relations: dict[str, Relation]) -> str | None:
         if unit.prefix + name in relations:
@@ -293,13 +306,14 @@ class Frontend:
                            f"builtins: {', '.join(sorted(BUILTINS))}")
             return replace(expr, args=tuple(self.resolve_expr(unit, a, relations) for a in expr.args))
         if isinstance(expr, ast.ToolCall):
-            self.error("E900", "tool calls (@name(...)) are not supported in this version", expr.span)
+            return replace(expr, args=tuple(self.resolve_expr(unit, a, relations) for a in expr.args))
         return expr
 
     def agent(self, unit: Unit, decl: ast.AgentDecl, relations: dict[str, Relation], agent_id: int) -> AgentDef | None:
         body: tuple[ast.Literal, ...] = ()
         heads: list[ast.Atom] = []
         seen_when = False
+        priority, confidence, policy = 0, 1.0, None
         for clause in decl.clauses:
             if clause.kind == "when":
                 if seen_when:
@@ -310,12 +324,33 @@ class Frontend:
             elif clause.kind == "emit":
                 assert isinstance(clause.value, tuple)
                 heads.extend(self.resolve_atom(unit, a, relations) for a in clause.value)
-            else:
-                self.error("E900", f"`{clause.kind}` is not supported in this version", clause.span)
+            elif clause.kind == "priority":
+                if not isinstance(clause.value, int):
+                    self.error("E212", "priority is an integer", clause.span)
+                else:
+                    priority = clause.value
+            elif clause.kind == "confidence":
+                value = clause.value
+                if not isinstance(value, (int, float)) or not 0 < value <= 1:
+                    self.error("E212", "confidence is a number in (0, 1]", clause.span)
+                else:
+                    confidence = float(value)
+            elif clause.kind == "on_failure":
+                assert isinstance(clause.value, tuple)
+                if clause.value[0] == "retry":
+                    if clause.value[2] not in ("skip", "abort"):
+                        self.error("E213", f"after retries an agent can skip or abort, not {clause.value[2]!r}", clause.span)
+                    else:
+                        policy = FailurePolicy(int(clause.value[1]), str(clause.value[2]))
+                elif clause.value[0] in ("skip", "abort"):
+                    policy = FailurePolicy(0, str(clause.value[0]))
+                else:
+                    self.error("E213", f"unknown failure policy {clause.value[0]!r}; use abort, skip or retry N then skip|abort", clause.span)
         if not heads:
             self.error("E210", f"agent {decl.name!r} has no `emit` clause", decl.span)
             return None
-        return AgentDef(agent_id, unit.prefix + decl.name, decl.description, "agent", tuple(heads), body, decl.span)
+        return AgentDef(agent_id, unit.prefix + decl.name, decl.description, "agent", tuple(heads), body, decl.span,
+                        priority=priority, confidence=confidence, on_failure=policy)
 
     def fact(self, head: ast.Atom, relations: dict[str, Relation]) -> SourceFact | None:
         rel = relations.get(head.relation)

@@ -14,11 +14,42 @@ from ..values import ColumnSchema, RelationSchema, Value
 
 
 @dataclass(frozen=True)
+class KeySpec:
+    """Dominance: per key (column indices) keep only the fact preferred on one column."""
+
+    columns: tuple[int, ...]
+    prefer: str  # "min" | "max"
+    column: int
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """What happens when an agent fails: retry N times, then skip or abort."""
+
+    retries: int = 0
+    then: str = "abort"  # "skip" | "abort"
+
+    def __str__(self) -> str:
+        return f"retry {self.retries} then {self.then}" if self.retries else self.then
+
+    @staticmethod
+    def parse(text: str) -> "FailurePolicy":
+        """``abort``, ``skip`` or ``retry N then skip|abort``; raises ValueError."""
+        words = text.split()
+        if words in (["abort"], ["skip"]):
+            return FailurePolicy(0, words[0])
+        if len(words) == 4 and words[0] == "retry" and words[2] == "then" and words[3] in ("skip", "abort") and words[1].isdigit():
+            return FailurePolicy(int(words[1]), words[3])
+        raise ValueError(f"invalid failure policy {text!r}: use abort, skip, or 'retry N then skip|abort'")
+
+
+@dataclass(frozen=True)
 class Relation:
     name: str
     columns: tuple[ColumnSchema, ...]
     is_input: bool
     span: Span
+    key: KeySpec | None = None
 
     @property
     def schema(self) -> RelationSchema:
@@ -41,6 +72,9 @@ class AgentDef:
     body: tuple[ast.Literal, ...]
     span: Span
     var_types: dict[str, str | None] = field(default_factory=dict, compare=False)
+    priority: int = 0
+    confidence: float = 1.0
+    on_failure: FailurePolicy | None = None  # None: the job's default
 
 
 @dataclass(frozen=True)

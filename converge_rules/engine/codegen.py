@@ -23,6 +23,7 @@ from .store import Context
 
 _MISSING = object()
 NO_RESULT = object()  # an aggregate over an empty group with no value (min, max)
+PENDING = object()    # a tool result not known yet: the match waits for the next tool round
 
 _PY_CMP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -43,8 +44,11 @@ class _Code:
 class RuleCode:
     """Generated evaluation code for one agent or invariant."""
 
-    def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False):
+    def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
+                 tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None):
         self.rule = rule
+        self.tool_call = tool_call
+        self.steps = steps  # [count, limit] when max_steps is set: every firing counts
         self.program = program
         self.context = context
         self.invariant = invariant
@@ -76,6 +80,11 @@ class RuleCode:
         self.ns: dict[str, Any] = dict(runtime.HELPERS)
         self.ns["_NONE"] = NO_RESULT
         self.ns["_MISS"] = _MISSING
+        self.ns["_PENDING"] = PENDING
+        self.ns["_tool"] = self.tool_call
+        self.ns["_coerce"] = runtime.coerce
+        self.ns["_S"] = self.steps
+        self.ns["_steps_exceeded"] = runtime.steps_exceeded
         self.defaults: list[str] = []
         self.pre: list[str] = []
         code = _Code()
@@ -124,6 +133,11 @@ class RuleCode:
                 code.open(f"if t{pfx}{step.lit}[{step.col}] == {self.expr(step.expr)}:")
             elif isinstance(step, Filter):
                 code.open(f"if {self._condition(step.literal)}:")
+            elif isinstance(step, Assign) and isinstance(step.expr, ast.ToolCall):
+                args = "".join(self.expr(a) + ", " for a in step.expr.args)
+                code.line(f"v_{step.var} = _tool({step.expr.tool!r}, ({args}), {self.sid(step.expr.span)})")
+                code.open(f"if v_{step.var} is not _PENDING:")
+                bound.add(step.var)
             elif isinstance(step, Assign):
                 code.line(f"v_{step.var} = {self.expr(step.expr)}")
                 bound.add(step.var)
@@ -163,6 +177,9 @@ class RuleCode:
         else:
             name = self._bind(f"O_{_ident(rel.name)}", rel.order)
             code.open(f"for {tv} in {name}:")
+        if rel.key is not None and not (keys and len(keys) == rel.arity and hoisted is None and not step.driver):
+            live = self._bind(f"T_{_ident(rel.name)}", rel.facts)
+            code.open(f"if {tv} in {live}:")  # superseded facts stay in lists, not in the live set
         if step.lit in mask and not pfx:
             code.open(f"if {tv} not in X{step.lit}:")
         if len(step.binds) > 1 or (step.binds and rel.arity == 1):
@@ -185,7 +202,11 @@ class RuleCode:
             cols = tuple(c for c, _ in step.keys)
             name = self._bind(f"I_{_ident(rel.name)}_{'_'.join(map(str, cols))}", rel.index(cols))
             key = self.expr(step.keys[0][1]) if len(cols) == 1 else "(" + ", ".join(self.expr(e) for _, e in step.keys) + ")"
-            code.open(f"if {key} not in {name}:")
+            if rel.key is not None:
+                live = self._bind(f"T_{_ident(rel.name)}", rel.facts)
+                code.open(f"if not any(t in {live} for t in {name}.get({key}, ())):")
+            else:
+                code.open(f"if {key} not in {name}:")
         else:
             name = self._bind(f"T_{_ident(rel.name)}", rel.facts)
             code.open(f"if not {name}:")
@@ -264,6 +285,11 @@ class RuleCode:
             code.line(f"B.append({record})")
             return
         proof = ", ".join([str(self.rule.id), "C"] + prem + ([f"({', '.join(extras)},)"] if extras else []))
+        if self.steps is not None:
+            code.line("_S[0] += 1")
+            code.open("if _S[0] > _S[1]:")
+            code.line("_steps_exceeded()")
+            code.depth -= 1
         for h, head in enumerate(self.heads):
             rel = self.program.relations[head.relation]
             self._bind(f"H{h}", self.context[head.relation].facts)
@@ -275,6 +301,8 @@ class RuleCode:
                     text = f"float({text})"
                 if col.type == "float" and not isinstance(arg, (ast.Var, ast.Const)):
                     text = f"_finite({text}, {self.sid(arg.span)})"
+                if typ is None and not isinstance(arg, ast.Const):  # a tool's value: checked when it arrives
+                    text = f"_coerce({text}, {col.type!r}, {self.sid(arg.span)})"
                 values.append(text)
             fact = "(" + "".join(v + ", " for v in values) + ")"
             code.line(f"f = {fact}")

@@ -1,11 +1,15 @@
 """The fixed-point engine: parallel compute, serialized commit.
 
-Each cycle: the eligible agents (dirty since they last ran, and ready: every
-relation they negate or aggregate is complete) compute against the same
-snapshot into effect buffers; the buffers are merged in ascending agent id,
-then emission order; structural invariants check the merge (a violation
-rolls it back and fails the job); budgets bound the work. At the fixed point
-the acceptance invariants run. Nothing here iterates a set to decide order.
+Each cycle: the eligible agents (dirty since they last ran, ready — every
+relation they negate or aggregate is complete —, not pruned, capped by
+``max_agents_per_cycle`` by priority then declaration order) compute against
+the same snapshot into effect buffers. Tool calls they need are batched and
+run concurrently between compute rounds; an agent that fails is retried on
+the same snapshot, then skipped or the job aborted, by its policy. Buffers
+merge in ascending agent id, then emission order, applying dominance and
+budgets; structural invariants check the merge (a violation rolls it back
+and fails the job). At the fixed point the acceptance invariants run.
+Nothing here iterates a set to decide order.
 """
 
 from __future__ import annotations
@@ -13,16 +17,17 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from ..compile.graph import Strata, body_reads
-from ..compile.program import AgentDef, InvariantDef, Program
+from ..compile.program import FailurePolicy, InvariantDef, Program
 from ..diagnostics import Span
 from ..syntax import ast
 from ..values import format_fact
-from .codegen import RuleCode
-from .runtime import EvalError
-from .store import INPUT_PROOF, Context
+from .codegen import PENDING, RuleCode
+from .runtime import EvalError, StepsExceeded
+from .store import INPUT_PROOF, Context, RelationStore
+from .tools import ToolKey, ToolOutcome, call_batch
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
@@ -40,22 +45,36 @@ class Tier(str, Enum):
         return self.value
 
 
+_RANK = {Tier.CONVERGED: 0, Tier.DEGRADED: 1, Tier.BOUNDED: 2, Tier.FAILED: 3}
+
+
+def worst(a: Tier, b: Tier) -> Tier:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
 @dataclass(frozen=True)
 class Budget:
-    """Limits on a job; None means the default."""
+    """Limits on a job; None means the rule files' setting, then the default."""
 
     max_cycles: int | None = None
     max_facts: int | None = None
+    max_agents_per_cycle: int | None = None
+    max_steps: int | None = None
+    min_confidence: float | None = None
 
-    def merged_over(self, file_budget: dict[str, int]) -> "Budget":
+    def merged_over(self, file_budget: Mapping[str, Any]) -> "Budget":
         """Explicit settings (API, CLI) override the rule files' budget."""
-        return Budget(
-            self.max_cycles if self.max_cycles is not None else file_budget.get("max_cycles", DEFAULT_MAX_CYCLES),
-            self.max_facts if self.max_facts is not None else file_budget.get("max_facts", DEFAULT_MAX_FACTS),
-        )
+        def pick(name: str, default: Any) -> Any:
+            mine = getattr(self, name)
+            return mine if mine is not None else file_budget.get(name, default)
 
-    def to_json(self) -> dict[str, int | None]:
-        return {"max_cycles": self.max_cycles, "max_facts": self.max_facts}
+        return Budget(pick("max_cycles", DEFAULT_MAX_CYCLES), pick("max_facts", DEFAULT_MAX_FACTS),
+                      pick("max_agents_per_cycle", None), pick("max_steps", None), pick("min_confidence", None))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_cycles": self.max_cycles, "max_facts": self.max_facts,
+                "max_agents_per_cycle": self.max_agents_per_cycle, "max_steps": self.max_steps,
+                "min_confidence": self.min_confidence}
 
 
 @dataclass(frozen=True)
@@ -88,16 +107,22 @@ class Outcome:
     cycles: int
     context: Context
     budget: Budget
-    fired: tuple[int, ...] = ()  # agents that committed at least one new fact, by id
+    fired: tuple[int, ...] = ()     # agents that committed at least one new fact, by id
+    steps: int = 0
 
 
 class _AgentState:
-    __slots__ = ("code", "heads", "pos_rels", "nonmono_rels", "marks", "ran", "id", "reads", "seen")
+    __slots__ = ("code", "heads", "pos_rels", "nonmono_rels", "marks", "ran", "id", "reads", "seen",
+                 "name", "priority", "policy")
 
-    def __init__(self, code: RuleCode, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], rid: int):
+    def __init__(self, code: RuleCode, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], rid: int,
+                 name: str, priority: int = 0, policy: FailurePolicy | None = None):
         self.code = code
         self.id = rid
+        self.name = name
         self.heads = heads
+        self.priority = priority
+        self.policy = policy
         self.pos_rels = list(dict.fromkeys(lit.relation for lit in body if isinstance(lit, ast.Atom)))
         self.nonmono_rels = list(dict.fromkeys(rel for rel, kind, _ in body_reads(body) if kind != "positive"))
         self.marks = {r: 0 for r in self.pos_rels}
@@ -106,27 +131,104 @@ class _AgentState:
         self.seen: dict[str, int] | None = None
 
 
+class _Failed(Exception):
+    """An agent failed for good under ``abort``."""
+
+    def __init__(self, reason: Reason):
+        self.reason = reason
+
+
+TraceSink = Callable[[dict[str, Any]], None]
+
+
 class Engine:
-    def __init__(self, program: Program, strata: Strata, budget: Budget):
+    def __init__(self, program: Program, strata: Strata, budget: Budget, *,
+                 tools: Mapping[str, Callable[..., Any]] | None = None, workers: int = 4,
+                 tool_timeout: float | None = 30.0, on_failure: FailurePolicy | None = None,
+                 goals: tuple[str, ...] = (), trace: TraceSink | None = None,
+                 replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
+                 progress: Callable[[int, int, int], None] | None = None):
         self.program = program
         self.strata = strata
         self.budget = budget
-        self.context = Context({name: rel.arity for name, rel in program.relations.items()})
-        self.agents = [_AgentState(RuleCode(a, program, self.context), a.body, a.heads, a.id) for a in program.agents]
-        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True), i.body, (), i.id)
+        self.tools = dict(tools or {})
+        self.workers = max(1, workers)
+        self.tool_timeout = tool_timeout
+        self.default_policy = on_failure or FailurePolicy()
+        self.trace = trace
+        self.replay_tools = {k: list(v) for k, v in replay_tools.items()} if replay_tools is not None else None
+        self.progress = progress
+        self.memo: dict[ToolKey, Any] = {}
+        self.tool_errors: dict[ToolKey, str] = {}
+        self.requests: dict[ToolKey, None] = {}
+        self.steps: list[int] | None = [0, budget.max_steps] if budget.max_steps is not None else None
+        keys = {name: rel.key for name, rel in program.relations.items() if rel.key is not None}
+        self.context = Context({name: rel.arity for name, rel in program.relations.items()}, keys)
+        self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps),
+                                   a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
+                       for a in program.agents]
+        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
                            for i in program.invariants if i.kind == "invariant"]
         self.acceptance = [i for i in program.invariants if i.kind == "acceptance"]
         self.total = 0
         self.fired: set[int] = set()
+        self.pruned = self._prune(goals)
 
-    # ---------------------------------------------------------------- inputs
+    # ---------------------------------------------------------------- set-up
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.trace is not None:
+            self.trace(event)
+
+    def _prune(self, goals: tuple[str, ...]) -> set[int]:
+        """Agents that cannot contribute to a goal (or to a relation an invariant reads)."""
+        if not goals:
+            return set()
+        keep: set[int] = set()
+        targets = list(goals) + [rel for inv in self.program.invariants for rel, _k, _a in body_reads(inv.body)]
+        for rel in targets:
+            keep.update(self.strata.ancestor_agents.get(rel, ()))
+        return {a.id for a in self.agents if a.id not in keep}
+
     def load(self, facts: dict[str, list[tuple]]) -> None:
         """Commit canonicalised input facts (sorted, distinct) before cycle 1."""
         for name, items in facts.items():
             store = self.context[name]
+            if store.key is not None:
+                self._commit(store, [(f, INPUT_PROOF) for f in items], 0, None, None)
+                continue
             store.facts.update(dict.fromkeys(items, INPUT_PROOF))
             store.order.extend(items)
             self.total += len(items)
+
+    # ---------------------------------------------------------------- tools
+    def _tool(self, name: str, args: tuple, sid: int) -> Any:
+        key = (name, args)
+        value = self.memo.get(key, PENDING)
+        if value is not PENDING:
+            return value
+        error = self.tool_errors.get(key)
+        if error is not None:
+            raise EvalError(sid, error)
+        self.requests[key] = None
+        return PENDING
+
+    def _run_tools(self, cycle: int) -> None:
+        keys = list(self.requests)
+        self.requests = {}
+        if self.replay_tools is not None:  # recorded outcomes, consumed in the order they were recorded
+            outcomes = {}
+            for k in keys:
+                recorded = self.replay_tools.get(k)
+                outcomes[k] = recorded.pop(0) if recorded else ToolOutcome(False, error=f"tool {k[0]} has no recorded result for {list(k[1])!r}")
+        else:
+            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout)
+        for key in keys:  # recorded in request order, never completion order
+            out = outcomes[key]
+            self._emit({"event": "tool", "cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()})
+            if out.ok:
+                self.memo[key] = out.value
+            else:
+                self.tool_errors[key] = out.error
 
     # ---------------------------------------------------------------- run
     def run(self) -> Outcome:
@@ -135,112 +237,204 @@ class Engine:
         try:
             outcome = self._run()
             outcome.fired = tuple(sorted(self.fired))
+            outcome.steps = self.steps[0] if self.steps is not None else 0
             return outcome
         finally:
             if enabled:
                 gc.enable()
+
+    def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
+        return Outcome(tier, reasons, cycle, self.context, self.budget)
 
     def _run(self) -> Outcome:
         budget = self.budget
         max_cycles = budget.max_cycles if budget.max_cycles is not None else DEFAULT_MAX_CYCLES
         max_facts = budget.max_facts if budget.max_facts is not None else DEFAULT_MAX_FACTS
         reasons: list[Reason] = []
+        tier = Tier.CONVERGED
         cycle = 0
+        if self.pruned:
+            self._emit({"event": "prune", "reason": "goal", "agents": [a.name for a in self.agents if a.id in self.pruned]})
         if self.total > max_facts:
             reasons.append(Reason("budget", f"max_facts exhausted: the input holds {self.total} facts, the budget is {max_facts}",
                                   {"budget": "max_facts", "limit": max_facts, "reached": self.total}))
-            return Outcome(Tier.BOUNDED, reasons, 0, self.context, budget)
+            return self._outcome(Tier.BOUNDED, reasons, 0)
         violations = self._check_structural(0)
         if violations:
-            return Outcome(Tier.FAILED, [self._violation_reason(violations, 0)], 0, self.context, budget)
+            return self._outcome(Tier.FAILED, [self._violation_reason(violations, 0)], 0)
         ancestors = self.strata.ancestor_agents
+        retired: set[int] = set()
+        live = [a for a in self.agents if a.id not in self.pruned]
         while True:
-            pending = [a for a in self.agents if not a.ran or any(len(self.context[r]) > a.marks[r] for r in a.pos_rels)]
+            pending = [a for a in live if a.id not in retired
+                       and (not a.ran or any(len(self.context[r].order) > a.marks[r] for r in a.pos_rels))]
             if not pending:
                 break
             pending_ids = {a.id for a in pending}
-            eligible = [a for a in pending
-                        if not any(anc in pending_ids for r in a.nonmono_rels for anc in ancestors[r])]
-            assert eligible, "stratification guarantees a ready agent"
+            ready = [a for a in pending
+                     if not any(anc in pending_ids for r in a.nonmono_rels for anc in ancestors[r])]
+            newly_retired = [a for a in ready if a.pos_rels and any(
+                not self.context[r].facts and not any(anc in pending_ids and anc != a.id for anc in ancestors[r])
+                for r in a.pos_rels)]
+            if newly_retired:  # a positive input is complete and empty: the agent can never fire
+                retired.update(a.id for a in newly_retired)
+                self._emit({"event": "retire", "cycle": cycle, "agents": [a.name for a in newly_retired]})
+                continue
+            assert ready, "stratification guarantees a ready agent"
             if cycle >= max_cycles:
-                reasons.append(Reason("budget", f"max_cycles exhausted after {cycle} cycles with {len(eligible)} agent(s) still eligible",
+                reasons.append(Reason("budget", f"max_cycles exhausted after {cycle} cycles with {len(ready)} agent(s) still eligible",
                                       {"budget": "max_cycles", "limit": max_cycles, "reached": cycle}))
-                return Outcome(Tier.BOUNDED, reasons, cycle, self.context, budget)
+                return self._outcome(Tier.BOUNDED, reasons, cycle)
             cycle += 1
-            buffers = []
-            for agent in eligible:
-                try:
-                    buffers.append((agent, self._execute(agent, cycle)))
-                except EvalError as err:
-                    span = agent.code.spans[err.sid] if 0 <= err.sid < len(agent.code.spans) else agent.code.rule.span
-                    return Outcome(Tier.FAILED, [self._failure(agent, cycle, err.message, span)], cycle, self.context, budget)
-                except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as err:
-                    return Outcome(Tier.FAILED, [self._failure(agent, cycle, f"{type(err).__name__}: {err}", agent.code.rule.span)],
-                                   cycle, self.context, budget)
+            eligible = ready
+            deferred: list[_AgentState] = []
+            cap = budget.max_agents_per_cycle
+            if cap is not None and len(ready) > cap:
+                ranked = sorted(ready, key=lambda a: (-a.priority, a.id))
+                chosen = {a.id for a in ranked[:max(cap, 1)]}
+                eligible = [a for a in ready if a.id in chosen]
+                deferred = [a for a in ready if a.id not in chosen]
+            self._emit({"event": "cycle", "cycle": cycle, "eligible": [a.name for a in eligible],
+                        "deferred": [a.name for a in deferred]})
+            if self.progress is not None:
+                self.progress(cycle, self.total, len(eligible))
+            steps_before = self.steps[0] if self.steps is not None else 0
+            try:
+                buffers, skipped = self._compute(eligible, cycle)
+            except _Failed as failure:
+                return self._outcome(worst(tier, Tier.FAILED), reasons + [failure.reason], cycle)
+            except StepsExceeded:
+                assert self.steps is not None
+                reasons.append(Reason("budget", f"max_steps exhausted in cycle {cycle}: more than {self.steps[1]} rule firings; the cycle was not committed",
+                                      {"budget": "max_steps", "limit": self.steps[1], "reached": self.steps[0], "cycle": cycle}))
+                self.steps[0] = steps_before
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
+            for reason in skipped:
+                reasons.append(reason)
+                tier = worst(tier, Tier.DEGRADED)
             before = self.context.lengths()
-            added, dropped = self._merge(buffers, max_facts)
+            restore: dict[str, dict[tuple, tuple]] = {}
+            added, dropped = self._merge(buffers, max_facts, cycle, restore)
             violations = self._check_structural(cycle)
             if violations:
                 for name in added:
-                    self.context[name].truncate(before[name])
+                    self.context[name].truncate(before[name], restore.get(name))
                 self.total = self.context.size()
-                return Outcome(Tier.FAILED, [self._violation_reason(violations, cycle)], cycle, self.context, budget)
+                return self._outcome(Tier.FAILED, reasons + [self._violation_reason(violations, cycle)], cycle)
             if dropped:
                 reasons.append(Reason("budget", f"max_facts exhausted in cycle {cycle}: {dropped} derived fact(s) dropped at the limit of {max_facts}",
                                       {"budget": "max_facts", "limit": max_facts, "reached": self.total, "dropped": dropped,
                                        "cycle": cycle}))
-                return Outcome(Tier.BOUNDED, reasons, cycle, self.context, budget)
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
         for inv in self.acceptance:
-            code = RuleCode(inv, self.program, self.context, invariant=True)
+            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool)
             found: list[Any] = []
             code.version(None, frozenset())([], {}, found, cycle)
+            self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found)})
             if found:
                 reasons.append(self._violation_reason(self._violations(inv, code, found), cycle))
-        if reasons:
-            return Outcome(Tier.FAILED, reasons, cycle, self.context, budget)
-        return Outcome(Tier.CONVERGED, reasons, cycle, self.context, budget)
+                tier = Tier.FAILED
+        return self._outcome(tier, reasons, cycle)
 
     # ---------------------------------------------------------------- compute
-    def _execute(self, agent: _AgentState, cycle: int) -> list[dict[tuple, tuple]]:
-        buffers: list[Any] = [{} for _ in agent.heads]
-        self._semi_naive(agent, buffers, cycle)
-        return buffers
+    def _compute(self, eligible: list[_AgentState], cycle: int) -> tuple[list[tuple[_AgentState, list[Any]]], list[Reason]]:
+        """Compute every eligible agent, with tool rounds and failure policies."""
+        done: dict[int, list[Any]] = {}
+        attempts = {a.id: 1 for a in eligible}
+        skipped: list[Reason] = []
+        todo = list(eligible)
+        lengths = {r: len(self.context[r].order) for a in eligible for r in a.pos_rels}
+        while todo:
+            waiting: list[_AgentState] = []
+            for agent in todo:
+                buffers: list[Any] = [{} for _ in agent.heads]
+                before = len(self.requests)
+                try:
+                    self._semi_naive(agent, buffers, cycle, lengths)
+                except EvalError as err:
+                    span = agent.code.spans[err.sid] if 0 <= err.sid < len(agent.code.spans) else agent.code.rule.span
+                    self._failure(agent, cycle, attempts, err.message, span, waiting, skipped)
+                    continue
+                except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as err:
+                    self._failure(agent, cycle, attempts, f"{type(err).__name__}: {err}", agent.code.rule.span, waiting, skipped)
+                    continue
+                if len(self.requests) > before:
+                    waiting.append(agent)  # it needs tool results: run again after this round's calls
+                    self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id], "status": "waiting for tools"})
+                    continue
+                done[agent.id] = buffers
+                self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id],
+                            "status": "ok", "facts": sum(len(b) for b in buffers)})
+            if self.requests:
+                self._run_tools(cycle)
+            todo = waiting
+        for agent in eligible:  # an agent's marks advance once it ran (or was skipped) this cycle
+            agent.marks = {r: lengths[r] for r in agent.pos_rels}
+            agent.ran = True
+        return [(a, done[a.id]) for a in eligible if a.id in done], skipped
 
-    def _semi_naive(self, agent: _AgentState, out: Any, cycle: int) -> None:
-        """Run every version of the agent that can see a new fact, then advance its marks."""
+    def _failure(self, agent: _AgentState, cycle: int, attempts: dict[int, int], message: str, span: Span,
+                 waiting: list[_AgentState], skipped: list[Reason]) -> None:
+        policy = agent.policy or self.default_policy
+        attempt = attempts[agent.id]
+        self._emit({"event": "failure", "cycle": cycle, "agent": agent.name, "attempt": attempt, "error": message,
+                    "span": str(span)})
+        # a failed tool call is forgotten so that a retry calls the tool again
+        for key in [k for k in self.tool_errors if k in self._keys_used(agent)]:
+            del self.tool_errors[key]
+        if attempt <= policy.retries:
+            attempts[agent.id] = attempt + 1
+            self._emit({"event": "retry", "cycle": cycle, "agent": agent.name, "attempt": attempt + 1})
+            waiting.append(agent)
+            return
+        details = {"agent": agent.name, "cycle": cycle, "attempts": attempt, "error": message, "span": span.to_json(),
+                   "policy": str(policy)}
+        if policy.then == "skip":
+            self._emit({"event": "skip", "cycle": cycle, "agent": agent.name, "attempts": attempt})
+            skipped.append(Reason("agent_skipped", f"agent {agent.name!r} skipped in cycle {cycle} after {attempt} failed attempt(s): {message} at {span}",
+                                  details))
+            return
+        raise _Failed(Reason("agent_failed", f"agent {agent.name!r} failed in cycle {cycle}" +
+                             (f" after {attempt} attempts" if attempt > 1 else "") + f": {message} at {span}", details))
+
+    def _keys_used(self, agent: _AgentState) -> set[ToolKey]:
+        return set(self.tool_errors)  # errors are per round; all of them belong to agents of this round
+
+    def _semi_naive(self, agent: _AgentState, out: Any, cycle: int, lengths: Mapping[str, int] | None = None) -> None:
+        """Run every version of the agent that can see a new fact (marks advance in the caller)."""
         code = agent.code
         ctx = self.context
-        lengths = {r: len(ctx[r]) for r in agent.pos_rels}
+        if lengths is None:
+            lengths = {r: len(ctx[r].order) for r in agent.pos_rels}
         if not code.positive:
             if not agent.ran:
                 code.version(None, frozenset())([], {}, out, cycle)
-        else:
-            body = code.body
-            marks = agent.marks
-            for i in code.positive:
-                rel_i = body[i].relation  # type: ignore[union-attr]
-                if lengths[rel_i] <= marks[rel_i]:
-                    continue
-                mask = []
-                skip = False
-                for j in code.positive:
-                    rel_j = body[j].relation  # type: ignore[union-attr]
-                    if lengths[rel_j] == 0 or (j < i and marks[rel_j] == 0):
-                        skip = True
-                        break
-                    if j < i and lengths[rel_j] > marks[rel_j]:
-                        mask.append(j)
-                if skip:
-                    continue
-                delta = ctx[rel_i].order[marks[rel_i]:lengths[rel_i]]
-                exclude = {j: set(ctx[body[j].relation].order[marks[body[j].relation]:lengths[body[j].relation]])  # type: ignore[union-attr]
-                           for j in mask}
-                code.version(i, frozenset(mask))(delta, exclude, out, cycle)
-        agent.marks = lengths
-        agent.ran = True
+            return
+        body = code.body
+        marks = agent.marks
+        for i in code.positive:
+            rel_i = body[i].relation  # type: ignore[union-attr]
+            if lengths[rel_i] <= marks[rel_i]:
+                continue
+            mask = []
+            skip = False
+            for j in code.positive:
+                rel_j = body[j].relation  # type: ignore[union-attr]
+                if lengths[rel_j] == 0 or (j < i and marks[rel_j] == 0):
+                    skip = True
+                    break
+                if j < i and lengths[rel_j] > marks[rel_j]:
+                    mask.append(j)
+            if skip:
+                continue
+            delta = ctx[rel_i].order[marks[rel_i]:lengths[rel_i]]
+            exclude = {j: set(ctx[body[j].relation].order[marks[body[j].relation]:lengths[body[j].relation]])  # type: ignore[union-attr]
+                       for j in mask}
+            code.version(i, frozenset(mask))(delta, exclude, out, cycle)
 
     # ---------------------------------------------------------------- commit
-    def _merge(self, buffers: list[tuple[_AgentState, list[dict[tuple, tuple]]]], max_facts: int) -> tuple[dict[str, list[tuple]], int]:
+    def _merge(self, buffers: list[tuple[_AgentState, list[dict[tuple, tuple]]]], max_facts: int, cycle: int,
+               restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
         added: dict[str, list[tuple]] = {}
         dropped = 0
         for agent, bufs in buffers:
@@ -249,42 +443,106 @@ class Engine:
                     continue
                 self.fired.add(agent.id)
                 name = head.relation
-                facts = self.context[name].facts
+                store = self.context[name]
+                if store.key is not None:
+                    before = len(added.get(name, ()))
+                    new, counts = self._commit(store, list(buf.items()), cycle, max_facts, restore.setdefault(name, {}))
+                    added.setdefault(name, []).extend(new)
+                    dropped += counts["dropped"]
+                    self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name, **counts})
+                    del before
+                    continue
+                facts = store.facts
                 if name not in added and self.total + len(buf) <= max_facts:
                     facts.update(buf)
                     added[name] = list(buf)
                     self.total += len(buf)
+                    self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name,
+                                "new": len(buf), "duplicate": 0, "dropped": 0})
                     continue
                 new = added.setdefault(name, [])
+                n_new = n_dup = n_drop = 0
                 for fact, proof in buf.items():
                     if fact in facts:
+                        n_dup += 1
                         continue
                     if self.total >= max_facts:
-                        dropped += 1
+                        n_drop += 1
                         continue
                     facts[fact] = proof
                     new.append(fact)
                     self.total += 1
+                    n_new += 1
+                dropped += n_drop
+                self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name,
+                            "new": n_new, "duplicate": n_dup, "dropped": n_drop})
         for name, new in added.items():
-            self.context[name].extend(new)
+            if self.context[name].key is None:
+                self.context[name].extend(new)
         return added, dropped
+
+    def _commit(self, store: RelationStore, items: list[tuple[tuple, tuple]], cycle: int, max_facts: int | None,
+                restore: dict[tuple, tuple] | None) -> tuple[list[tuple], dict[str, int]]:
+        """Merge into a keyed relation: per key keep the preferred fact; the trace records both sides."""
+        key = store.key
+        assert key is not None
+        better = (lambda a, b: a < b) if key.prefer == "min" else (lambda a, b: a > b)
+        counts = {"new": 0, "duplicate": 0, "dominated": 0, "superseded": 0, "dropped": 0}
+        new: list[tuple] = []
+        for fact, proof in items:
+            if fact in store.facts:
+                counts["duplicate"] += 1
+                continue
+            k = tuple(fact[c] for c in key.columns)
+            current = store.keymap.get(k)
+            if current is not None and not better(fact[key.column], current[key.column]):
+                counts["dominated"] += 1
+                self._emit({"event": "dominated", "cycle": cycle, "relation": store.name,
+                            "fact": list(fact), "kept": list(current)})
+                continue
+            if current is None and max_facts is not None and self.total >= max_facts:
+                counts["dropped"] += 1
+                continue
+            if current is not None:
+                old_proof = store.facts.pop(current)
+                store.superseded[current] = (old_proof, fact, cycle)
+                if restore is not None and current not in restore:
+                    restore[current] = old_proof
+                counts["superseded"] += 1
+                self.total -= 1
+                self._emit({"event": "superseded", "cycle": cycle, "relation": store.name,
+                            "fact": list(current), "by": list(fact)})
+            store.keymap[k] = fact
+            store.facts[fact] = proof
+            new.append(fact)
+            self.total += 1
+            counts["new"] += 1
+        store.extend(new)
+        return new, counts
 
     def _check_structural(self, cycle: int) -> list[Violation]:
         out: list[Violation] = []
+        names = []
         for state in self.structural:
             found: list[Any] = []
             if state.code.aggregates or not state.code.positive:
                 # Aggregates are not monotone: a new fact can create a match that
                 # uses only old facts, so these invariants are checked in full.
-                lengths = {r: len(self.context[r]) for r in state.reads}
+                lengths = {r: len(self.context[r].order) for r in state.reads}
                 if lengths != state.seen:
                     state.code.version(None, frozenset())([], {}, found, cycle)
                     state.seen = lengths
             else:
-                self._semi_naive(state, found, cycle)
+                lengths = {r: len(self.context[r].order) for r in state.pos_rels}
+                self._semi_naive(state, found, cycle, lengths)
+                state.marks = lengths
+                state.ran = True
+            names.append(state.name)
             if found:
                 assert isinstance(state.code.rule, InvariantDef)
                 out.extend(self._violations(state.code.rule, state.code, found))
+        if names:
+            self._emit({"event": "invariants", "cycle": cycle, "checked": names, "violations": len(out)})
         return out
 
     # ---------------------------------------------------------------- reports
@@ -315,8 +573,3 @@ class Engine:
         when = "at the fixed point" if inv.kind == "acceptance" else ("by the input facts" if cycle == 0 else f"by the merge of cycle {cycle}")
         kind = "acceptance" if inv.kind == "acceptance" else "invariant"
         return Reason(kind, "; ".join(parts) + f" ({when})", {"cycle": cycle, "violations": details})
-
-    def _failure(self, agent: _AgentState, cycle: int, message: str, span: Span) -> Reason:
-        name = agent.code.rule.name
-        return Reason("agent_failed", f"agent {name!r} failed in cycle {cycle}: {message} at {span}",
-                      {"agent": name, "cycle": cycle, "error": message, "span": span.to_json(), "policy": "abort"})

@@ -89,6 +89,24 @@ def substr(s: str, start: int, length: int, sid: int) -> str:
     return s[start:start + length]
 
 
+class StepsExceeded(Exception):
+    """The max_steps budget ran out in the middle of an agent's evaluation."""
+
+
+def steps_exceeded() -> None:
+    raise StepsExceeded()
+
+
+def coerce(v: Value, typ: str, sid: int) -> Value:
+    """Check a value of statically unknown type (a tool result) against a column."""
+    actual = type_name(v)
+    if actual == typ:
+        return v
+    if typ == "float" and actual == "int":
+        return float(v)  # type: ignore[arg-type]
+    raise EvalError(sid, f"value {format_value(v) if actual in ('int', 'float', 'str', 'bool') else repr(v)} is {actual}, the column is {typ}")
+
+
 HELPERS = {
     "_div": div, "_mod": mod, "_finite": finite, "_type_error": type_error,
     "_to_str": to_str, "_to_int": to_int, "_to_float": to_float, "_substr": substr,

@@ -17,17 +17,28 @@ INPUT_PROOF = (INPUT_AGENT, 0)
 
 
 class RelationStore:
-    __slots__ = ("name", "arity", "facts", "order", "indexes")
+    __slots__ = ("name", "arity", "facts", "order", "indexes", "key", "keymap", "superseded")
 
-    def __init__(self, name: str, arity: int):
+    def __init__(self, name: str, arity: int, key: Any = None):
         self.name = name
         self.arity = arity
         self.facts: dict[tuple, tuple] = {}
         self.order: list[tuple] = []
         self.indexes: dict[tuple[int, ...], dict[Any, list[tuple]]] = {}
+        self.key = key            # KeySpec for a relation with dominance, else None
+        self.keymap: dict[Any, tuple] = {}
+        self.superseded: dict[tuple, tuple] = {}  # fact -> (its proof, the fact that superseded it, cycle)
 
     def __len__(self) -> int:
-        return len(self.order)
+        """Facts in the context now (superseded ones excluded)."""
+        return len(self.facts)
+
+    def live_order(self) -> list[tuple]:
+        """Facts in commit order, superseded ones left out."""
+        if not self.superseded:
+            return self.order
+        facts = self.facts
+        return [f for f in self.order if f in facts]
 
     def index(self, cols: tuple[int, ...]) -> dict[Any, list[tuple]]:
         """The index on these columns (a single column's key is the bare value)."""
@@ -44,12 +55,24 @@ class RelationStore:
         for cols, idx in self.indexes.items():
             _fill(idx, cols, new)
 
-    def truncate(self, length: int) -> None:
-        """Undo every commit after ``length`` (an invariant rejected the merge)."""
+    def truncate(self, length: int, restore: dict[tuple, tuple] | None = None) -> None:
+        """Undo every commit after ``length`` (an invariant rejected the merge);
+        ``restore`` gives back facts that the undone commits superseded."""
         removed = self.order[length:]
         del self.order[length:]
         for fact in removed:
-            del self.facts[fact]
+            self.facts.pop(fact, None)
+            self.superseded.pop(fact, None)
+        for fact, proof in (restore or {}).items():
+            self.superseded.pop(fact, None)
+            self.facts[fact] = proof
+            if self.key is not None:
+                self.keymap[tuple(fact[c] for c in self.key.columns)] = fact
+        if self.key is not None:
+            for fact in removed:
+                k = tuple(fact[c] for c in self.key.columns)
+                if self.keymap.get(k) == fact:
+                    del self.keymap[k]
         for cols, idx in self.indexes.items():
             for fact in reversed(removed):
                 key = fact[cols[0]] if len(cols) == 1 else tuple(fact[c] for c in cols)
@@ -83,8 +106,9 @@ def _fill(idx: dict[Any, list[tuple]], cols: tuple[int, ...], facts: list[tuple]
 class Context:
     """All relation stores of a job."""
 
-    def __init__(self, arities: dict[str, int]):
-        self.relations = {name: RelationStore(name, arity) for name, arity in sorted(arities.items())}
+    def __init__(self, arities: dict[str, int], keys: dict[str, Any] | None = None):
+        keys = keys or {}
+        self.relations = {name: RelationStore(name, arity, keys.get(name)) for name, arity in sorted(arities.items())}
 
     def __getitem__(self, name: str) -> RelationStore:
         return self.relations[name]
@@ -93,4 +117,5 @@ class Context:
         return sum(len(r) for r in self.relations.values())
 
     def lengths(self) -> dict[str, int]:
-        return {name: len(r) for name, r in self.relations.items()}
+        """Committed-list lengths (the marks deltas are sliced from)."""
+        return {name: len(r.order) for name, r in self.relations.items()}

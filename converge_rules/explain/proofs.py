@@ -37,6 +37,7 @@ class Proof:
     conditions: list[str] = field(default_factory=list)
     aggregates: list[tuple[str, Value]] = field(default_factory=list)
     source: tuple[str, int] | None = None
+    superseded_by: tuple[tuple, int] | None = None  # (the fact that superseded it, cycle) for keyed relations
 
     @property
     def text(self) -> str:
@@ -73,10 +74,14 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
     if store is None:
         return None
     record = store.facts.get(fact)
+    superseded_by = None
     if record is None:
-        return None
+        old = store.superseded.get(fact)
+        if old is None:
+            return None
+        record, superseded_by = old[0], (old[1], old[2])
     if record[0] == INPUT_AGENT:
-        return Proof(relation, fact, True, 0, source=source_of(relation, fact))
+        return Proof(relation, fact, True, 0, source=source_of(relation, fact), superseded_by=superseded_by)
     agent = program.agents[record[0]]
     positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
     premises = list(record[2:2 + len(positive)])
@@ -117,7 +122,7 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
             conditions.append(show_literal(lit, env))
     return Proof(relation, fact, False, record[1], agent.name, agent.id, agent.span,
                  {k: env[k] for k in sorted(env)}, [(a.relation, f) for a, f in zip(positive, premises)],
-                 negated, conditions, aggregates)
+                 negated, conditions, aggregates, superseded_by=superseded_by)
 
 
 # ------------------------------------------------------------------ printing

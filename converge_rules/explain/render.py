@@ -78,6 +78,8 @@ def render_text(node: ProofNode) -> str:
     def walk(n: ProofNode, prefix: str, connector: str, child_prefix: str) -> None:
         p = n.proof
         suffix = " (shown above)" if n.repeated else (" ..." if n.truncated else "")
+        if p.superseded_by is not None:
+            suffix += f" (superseded in cycle {p.superseded_by[1]} by {format_fact(p.relation, p.superseded_by[0])})"
         lines.append(f"{prefix}{connector}{p.text}  [{_where(p)}]{suffix}")
         if p.is_input or n.repeated:
             return

@@ -1,0 +1,99 @@
+"""`converge replay TRACE`: re-run a recorded job and compare the traces."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..cli import EXIT_REPLAY_DIFFERS, OUT, _fail_diagnostics
+
+
+def _strip_time(line: str) -> str:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    event.pop("time", None)
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+def read_trace(path: str) -> list[str]:
+    from ..diagnostics import ConvergeError, Diagnostic, Span
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConvergeError([Diagnostic("E500", f"cannot read trace: {err}", Span(path, 0, 0))])
+    for number, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConvergeError([Diagnostic("E501", f"malformed trace line: {err.msg}", Span(path, number, err.colno))])
+    if not lines or json.loads(lines[0]).get("event") != "header":
+        raise ConvergeError([Diagnostic("E501", "not a converge trace: the first line must be the header", Span(path, 1, 1))])
+    return lines
+
+
+@click.command(epilog="Example: converge run rules.cvg --facts facts.json --trace run.jsonl && converge replay run.jsonl")
+@click.argument("trace_file", type=click.Path(dir_okay=False))
+@click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
+              help="Call these tools instead of using the recorded results.")
+def replay(trace_file: str, tools: tuple[str, ...]) -> None:
+    """Re-run the job recorded in TRACE_FILE and check the new trace is byte-identical.
+
+    Rules and facts come from the paths in the trace header (their SHA-256 must
+    still match); tool results come from the trace, so no tool is called.
+    Exit 0 when identical, 7 with the first differing event otherwise.
+    """
+    from ..api import _file_sha, load
+    from ..diagnostics import ConvergeError
+    from ..engine.loop import Budget
+    from ..engine.tools import ToolOutcome
+
+    try:
+        lines = read_trace(trace_file)
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+    header = json.loads(lines[0])
+    for entry in header.get("rules", []) + header.get("facts", []):
+        if _file_sha(entry["path"]) != entry["sha256"]:
+            OUT.print(f"{entry['path']} changed since the trace was recorded (SHA-256 differs)", err=True)
+            sys.exit(EXIT_REPLAY_DIFFERS)
+    recorded: dict[Any, list[ToolOutcome]] = {}
+    for line in lines[1:]:
+        event = json.loads(line)
+        if event.get("event") == "tool":
+            out = ToolOutcome(True, event["result"]) if "result" in event else ToolOutcome(False, error=event["error"])
+            recorded.setdefault((event["tool"], tuple(event["args"])), []).append(out)
+    from ..cli import load_tools
+
+    host: dict[str, Any] = {}
+    for spec in tools:
+        host.update(load_tools(spec))
+    try:
+        ruleset = load([e["path"] for e in header["rules"]])
+        budget = Budget(**header["budget"])
+        facts = {k: [tuple(v) for v in vs] for k, vs in header.get("inline_facts", {}).items()}
+        result = ruleset.run(facts=facts or None, fact_files=[e["path"] for e in header["facts"]], budget=budget,
+                             tools=host, on_failure=header.get("on_failure"), goals=header.get("goals", []),
+                             trace=True, timestamps=bool(header.get("timestamps")),
+                             _replay_tools=None if tools else recorded)
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+    new = result.trace_jsonl().splitlines()
+    old, fresh = [_strip_time(x) for x in lines], [_strip_time(x) for x in new]
+    for number, (a, b) in enumerate(zip(old, fresh), 1):
+        if a != b:
+            OUT.print(f"replay differs at event {number} (line {number} of {trace_file}):", err=True)
+            OUT.print(f"  recorded: {a}", err=True)
+            OUT.print(f"  replayed: {b}", err=True)
+            sys.exit(EXIT_REPLAY_DIFFERS)
+    if len(old) != len(fresh):
+        number = min(len(old), len(fresh)) + 1
+        OUT.print(f"replay differs at event {number}: the recorded trace has {len(old)} events, the replay {len(fresh)}", err=True)
+        sys.exit(EXIT_REPLAY_DIFFERS)
+    OUT.print(f"replay identical: {len(fresh)} events, tier {result.tier.value}, digest {result.digest}")

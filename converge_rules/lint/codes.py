@@ -1,0 +1,79 @@
+"""The catalogue of diagnostic codes: a one-line description of each, and
+the anchor of its row in docs/diagnostics.md (used by SARIF ``helpUri``).
+
+Warning codes (``W...``) are owned by the lint modules of this package; the
+error codes (``E...``) are reported by the compiler and listed here only so
+that SARIF output can describe every rule it mentions.
+"""
+
+from __future__ import annotations
+
+DOCS_PATH = "docs/diagnostics.md"
+
+ERRORS: dict[str, str] = {
+    "E001": "rule file not found",
+    "E002": "rule file unreadable (permissions, not UTF-8)",
+    "E100": "syntax error",
+    "E101": "invalid escape in a string literal",
+    "E110": "import not found (stdlib module or file)",
+    "E111": "import cycle",
+    "E112": "import leaves the project directory",
+    "E113": "stdlib module name not of the form std.NAME",
+    "E114": "two imports use the same alias",
+    "E200": "undefined relation",
+    "E201": "relation declared twice",
+    "E202": "duplicate agent, invariant, acceptance or test name",
+    "E203": "unknown column type",
+    "E204": "unknown function",
+    "E205": "a column name appears twice",
+    "E206": "unknown or invalid budget setting",
+    "E207": "a declaration uses a qualified name",
+    "E208": "a relation named like a builtin function",
+    "E209": "an agent with two `when` clauses",
+    "E210": "an agent without `emit`",
+    "E300": "arity mismatch",
+    "E301": "a constant does not fit its column's type",
+    "E302": "builtin called with the wrong number of arguments",
+    "E303": "a variable bound with one type used in a column of another",
+    "E304": "an expression's type does not fit its column",
+    "E400": "unsafe variable",
+    "E401": "`_` where a value is needed",
+    "E402": "negation or aggregation through recursion",
+    "E403": "an agent emits into an input relation",
+    "E404": "aggregate misuse",
+    "E405": "a fact holds something other than constants",
+    "E500": "facts file or directory missing, unreadable or not UTF-8",
+    "E501": "malformed facts file",
+    "E502": "a value does not convert to its column's type",
+    "E503": "facts for an unknown relation",
+    "E504": "a fact with the wrong number of values",
+    "E505": "an object fact with an unknown, missing or repeated column",
+    "E506": "unsupported facts file extension",
+    "E507": "an output file cannot be written",
+    "E900": "a language feature planned for a later release",
+}
+
+
+def describe(code: str) -> str:
+    """A one-line description of a code (warnings from their lint module)."""
+    from . import LINTS
+
+    for lint in LINTS:
+        if lint.CODE == code:
+            return str(lint.TITLE)
+    return ERRORS.get(code, f"diagnostic {code}")
+
+
+def anchor(code: str) -> str:
+    """The anchor of the code's row in docs/diagnostics.md (``#w100``)."""
+    return code.lower()
+
+
+def help_uri(code: str) -> str:
+    """Where the code is documented: docs/diagnostics.md#code.
+
+    A URI reference relative to the repository root, because the project has
+    no published documentation site yet; point it at the hosted docs when
+    there is one.
+    """
+    return f"{DOCS_PATH}#{anchor(code)}"
