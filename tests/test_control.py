@@ -321,3 +321,32 @@ def test_cli_budget_flags(tmp_path: Path) -> None:
     (tmp_path / "p.cvg").write_text("relation p(x: int)\nrelation a(x: int)\nrelation b(x: int)\np(1).\na(x) :- p(x).\nb(x) :- p(x).\n")
     capped = cli("run", "p.cvg", "--max-agents-per-cycle", "1", "--format", "json", cwd=tmp_path)
     assert capped.returncode == 0 and json.loads(capped.stdout)["cycles"] == 2
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strategies  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strategies.programs(), st.data())
+def test_goal_pruning_never_changes_goal_relations(ir, data) -> None:
+    rs = cr.load_text(strategies.render(ir), "gen.cvg")
+    goal = data.draw(st.sampled_from(sorted(rs.relations)))
+    facts = ir.facts_dict()
+    full = rs.run(facts=facts)
+    pruned = rs.run(facts=facts, goals=[goal])
+    assert pruned.tier == full.tier
+    assert pruned.facts(goal) == full.facts(goal)
+
+
+def test_progress_line_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from converge_rules.cli import _Progress
+
+    progress = _Progress()
+    progress(3, 120, 2)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "cycle 3 · 120 facts · 2 agent(s) eligible" in err
+    out = cli("run", str(DATA.parent.parent.parent / "examples" / "loans" / "loans.cvg"), "--facts",
+              str(DATA.parent.parent.parent / "examples" / "loans" / "facts.json"), "--format", "summary", cwd=DATA)
+    assert "cycle " not in out.stderr  # stderr is not a terminal here: no progress line
