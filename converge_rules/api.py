@@ -133,7 +133,7 @@ class RuleSet:
                 events.append(event)  # type: ignore[union-attr]
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
-                        replay_tools=_replay_tools, progress=progress)
+                        replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence))
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
@@ -150,6 +150,7 @@ class _Inputs:
 
     def __init__(self, program: Program, loaded: list[Any]):
         self.program = program
+        self.loaded = loaded
         self.parts: list[tuple[str, list[tuple], Sequence[tuple[str, int]]]] = []
         by_rel: dict[str, tuple[list[tuple], list[tuple[str, int]]]] = {}
         for f in program.facts:
@@ -162,6 +163,26 @@ class _Inputs:
             for name in lf.facts:
                 self.parts.append((name, lf.facts[name], lf.sources[name]))
         self._sources: dict[str, dict[tuple, tuple[str, int]]] | None = None
+
+    def confidence(self, floor: float | None) -> dict[str, dict[tuple, float]]:
+        """Input facts given with a confidence below 1 (the best one when given twice)."""
+        out: dict[str, dict[tuple, float]] = {}
+        for lf in self.loaded:
+            for rel, table in getattr(lf, "confidence", {}).items():
+                target = out.setdefault(rel, {})
+                for fact, c in table.items():
+                    target[fact] = max(c, target.get(fact, 0.0))
+        # a fact given both with and without a confidence has confidence 1
+        for name, facts, _ in self.parts:
+            table = out.get(name)
+            if table:
+                given = {}
+                for lf in self.loaded:
+                    given.update(getattr(lf, "confidence", {}).get(name, {}))
+                for f in facts:
+                    if f not in given and f in table:
+                        del table[f]
+        return out
 
     def canonical(self) -> dict[str, list[tuple]]:
         """Per relation: distinct facts in a canonical order (input order never matters)."""
@@ -278,6 +299,19 @@ class Result:
         store = self._context.relations.get(relation)
         return store is not None and _normalise(self.program, relation, fact) in store.facts
 
+    def confidence(self, relation: str, fact: Sequence[Value]) -> float:
+        """A fact's confidence (1.0 unless inputs or agents gave less); 0.0 when it does not hold."""
+        values = _normalise(self.program, relation, fact)
+        if not self.holds(relation, values):
+            return 0.0
+        table = self._outcome.confidence or {}
+        return table.get(relation, {}).get(values, 1.0)
+
+    def weak_facts(self, relation: str) -> list[tuple[tuple, float]]:
+        """Facts of a relation with confidence below 1, sorted."""
+        table = (self._outcome.confidence or {}).get(relation, {})
+        return sorted((f, c) for f, c in table.items() if f in self._context[relation].facts)
+
     def superseded(self, relation: str) -> list[tuple[tuple, tuple, int]]:
         """Facts of a keyed relation that were superseded: (fact, superseded by, cycle), sorted."""
         store = self._context[relation]
@@ -285,7 +319,8 @@ class Result:
 
     def proof(self, relation: str, fact: Sequence[Value]) -> Proof | None:
         """The recorded derivation of a fact (None when it does not hold)."""
-        return decode(self.program, self._context, relation, _normalise(self.program, relation, fact), self._inputs.source)
+        return decode(self.program, self._context, relation, _normalise(self.program, relation, fact), self._inputs.source,
+                      self._outcome.confidence)
 
     def why(self, fact: str | tuple[str, Sequence[Value]], depth: int | None = None) -> ProofNode | None:
         """The proof tree of a fact, down to input facts; None when the fact does not hold."""
@@ -350,6 +385,9 @@ class Result:
             "counts": {n: self.count(n) for n in self.relations()},
             "facts": {n: [list(f) for f in self.facts(n)] for n in names},
         }
+        weak = {n: [list(f) + [c] for f, c in self.weak_facts(n)] for n in names}
+        if any(weak.values()):
+            out["confidence"] = {n: rows for n, rows in weak.items() if rows}
         if proofs:
             table: dict[str, list[Any]] = {}
             for n in names:

@@ -223,6 +223,7 @@ _budget_options = [
     click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts (tier bounded)."),
     click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Run at most N agents per cycle (by priority, then declaration order)."),
     click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
+    click.option("--min-confidence", type=click.FloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
     click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
     click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),
     click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds each tool call may take."),
@@ -286,6 +287,13 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
                 OUT.print()
                 OUT.print(f"{name} ({result.count(name)})", style="bold")
                 OUT.print(format_table(name, result.facts(name), schema).rstrip("\n"))
+                weak = result.weak_facts(name)
+                if weak:
+                    from .values import format_fact
+
+                    OUT.print(f"confidence below 1 in {name}:")
+                    for fact, conf in weak:
+                        OUT.print(f"  {format_fact(name, fact)}  {conf:g}")
     sys.exit(EXIT_TIER[result.tier.value])
 
 

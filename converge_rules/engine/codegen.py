@@ -45,8 +45,10 @@ class RuleCode:
     """Generated evaluation code for one agent or invariant."""
 
     def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
-                 tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None):
+                 tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
+                 confidence: dict[str, dict[tuple, float]] | None = None):
         self.rule = rule
+        self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
         self.steps = steps  # [count, limit] when max_steps is set: every firing counts
         self.program = program
@@ -90,6 +92,9 @@ class RuleCode:
         code = _Code()
         for h in range(len(self.heads)):
             code.line(f"B{h} = B[{h}]")
+            if self.confidence is not None:  # confidence buffers follow the fact buffers
+                code.line(f"BC{h} = B[{len(self.heads) + h}]")
+                code.line(f"BI{h} = B[{2 * len(self.heads) + h}]")
         for i in sorted(mask):
             code.line(f"X{i} = X[{i}]")
         self._steps(code, steps, "", mask)
@@ -306,8 +311,27 @@ class RuleCode:
                 values.append(text)
             fact = "(" + "".join(v + ", " for v in values) + ")"
             code.line(f"f = {fact}")
-            code.open(f"if f not in H{h} and f not in B{h}:")
+            if self.confidence is None:
+                code.open(f"if f not in H{h} and f not in B{h}:")
+                code.line(f"B{h}[f] = ({proof},)")
+                code.depth -= 1
+                continue
+            # derived confidence = agent weight x the weakest premise; a fact keeps its best
+            weight = getattr(self.rule, "confidence", 1.0)
+            premises = []
+            for i in self.positive:
+                name = self._bind(f"CF_{_ident(self.body[i].relation)}", self.confidence.setdefault(self.body[i].relation, {}))  # type: ignore[union-attr]
+                premises.append(f"{name}.get(t{i}, 1.0)")
+            conf = f"{weight!r} * min({', '.join(premises)})" if len(premises) > 1 else (f"{weight!r} * {premises[0]}" if premises else repr(weight))
+            head_conf = self._bind(f"CF_{_ident(head.relation)}", self.confidence.setdefault(head.relation, {}))
+            code.line(f"c = {conf}")
+            code.open(f"if f not in H{h}:")
+            code.open(f"if f not in B{h} or c > BC{h}[f]:")
             code.line(f"B{h}[f] = ({proof},)")
+            code.line(f"BC{h}[f] = c")
+            code.depth -= 2
+            code.open(f"elif c > {head_conf}.get(f, 1.0) and c > BI{h}.get(f, (0.0,))[0]:")
+            code.line(f"BI{h}[f] = (c, ({proof},))")
             code.depth -= 1
 
     # -------------------------------------------------------------- expressions

@@ -109,6 +109,7 @@ class Outcome:
     budget: Budget
     fired: tuple[int, ...] = ()     # agents that committed at least one new fact, by id
     steps: int = 0
+    confidence: dict[str, dict[tuple, float]] | None = None
 
 
 class _AgentState:
@@ -147,7 +148,8 @@ class Engine:
                  tool_timeout: float | None = 30.0, on_failure: FailurePolicy | None = None,
                  goals: tuple[str, ...] = (), trace: TraceSink | None = None,
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
-                 progress: Callable[[int, int, int], None] | None = None):
+                 progress: Callable[[int, int, int], None] | None = None,
+                 input_confidence: Mapping[str, Mapping[tuple, float]] | None = None):
         self.program = program
         self.strata = strata
         self.budget = budget
@@ -164,7 +166,15 @@ class Engine:
         self.steps: list[int] | None = [0, budget.max_steps] if budget.max_steps is not None else None
         keys = {name: rel.key for name, rel in program.relations.items() if rel.key is not None}
         self.context = Context({name: rel.arity for name, rel in program.relations.items()}, keys)
-        self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps),
+        uses_confidence = (bool(input_confidence and any(input_confidence.values()))
+                           or any(a.confidence < 1.0 for a in program.agents) or budget.min_confidence is not None)
+        # per relation: fact -> confidence, only for facts below 1 (None when the job has no confidence at all)
+        self.conf: dict[str, dict[tuple, float]] | None = (
+            {name: dict(input_confidence.get(name, {})) if input_confidence else {} for name in program.relations}
+            if uses_confidence else None)
+        self.conf_dropped = 0
+        self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
+                                            confidence=self.conf),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
         self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
@@ -238,6 +248,7 @@ class Engine:
             outcome = self._run()
             outcome.fired = tuple(sorted(self.fired))
             outcome.steps = self.steps[0] if self.steps is not None else 0
+            outcome.confidence = self.conf
             return outcome
         finally:
             if enabled:
@@ -267,7 +278,9 @@ class Engine:
         live = [a for a in self.agents if a.id not in self.pruned]
         while True:
             pending = [a for a in live if a.id not in retired
-                       and (not a.ran or any(len(self.context[r].order) > a.marks[r] for r in a.pos_rels))]
+                       and (not a.ran or any(len(self.context[r].order) > a.marks[r]
+                                             or len(self.context[r].improved) > a.marks.get((r, "+"), 0)  # type: ignore[call-overload]
+                                             for r in a.pos_rels))]
             if not pending:
                 break
             pending_ids = {a.id for a in pending}
@@ -326,6 +339,10 @@ class Engine:
                                       {"budget": "max_facts", "limit": max_facts, "reached": self.total, "dropped": dropped,
                                        "cycle": cycle}))
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
+        if self.conf_dropped:
+            reasons.append(Reason("budget", f"min_confidence {budget.min_confidence}: {self.conf_dropped} derived fact(s) below it were dropped",
+                                  {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": self.conf_dropped}))
+            tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
             code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool)
             found: list[Any] = []
@@ -343,11 +360,12 @@ class Engine:
         attempts = {a.id: 1 for a in eligible}
         skipped: list[Reason] = []
         todo = list(eligible)
-        lengths = {r: len(self.context[r].order) for a in eligible for r in a.pos_rels}
+        lengths: dict[Any, int] = {r: len(self.context[r].order) for a in eligible for r in a.pos_rels}
+        lengths.update({(r, "+"): len(self.context[r].improved) for a in eligible for r in a.pos_rels})
         while todo:
             waiting: list[_AgentState] = []
             for agent in todo:
-                buffers: list[Any] = [{} for _ in agent.heads]
+                buffers: list[Any] = [{} for _ in range(len(agent.heads) * (3 if self.conf is not None else 1))]
                 before = len(self.requests)
                 try:
                     self._semi_naive(agent, buffers, cycle, lengths)
@@ -370,6 +388,7 @@ class Engine:
             todo = waiting
         for agent in eligible:  # an agent's marks advance once it ran (or was skipped) this cycle
             agent.marks = {r: lengths[r] for r in agent.pos_rels}
+            agent.marks.update({(r, "+"): lengths[(r, "+")] for r in agent.pos_rels})  # type: ignore[dict-item]
             agent.ran = True
         return [(a, done[a.id]) for a in eligible if a.id in done], skipped
 
@@ -414,7 +433,8 @@ class Engine:
         marks = agent.marks
         for i in code.positive:
             rel_i = body[i].relation  # type: ignore[union-attr]
-            if lengths[rel_i] <= marks[rel_i]:
+            improved = ctx[rel_i].improved[marks.get((rel_i, "+"), 0):lengths.get((rel_i, "+"), 0)] if self.conf is not None else []  # type: ignore[call-overload]
+            if lengths[rel_i] <= marks[rel_i] and not improved:
                 continue
             mask = []
             skip = False
@@ -427,7 +447,7 @@ class Engine:
                     mask.append(j)
             if skip:
                 continue
-            delta = ctx[rel_i].order[marks[rel_i]:lengths[rel_i]]
+            delta = ctx[rel_i].order[marks[rel_i]:lengths[rel_i]] + improved
             exclude = {j: set(ctx[body[j].relation].order[marks[body[j].relation]:lengths[body[j].relation]])  # type: ignore[union-attr]
                        for j in mask}
             code.version(i, frozenset(mask))(delta, exclude, out, cycle)
@@ -435,6 +455,8 @@ class Engine:
     # ---------------------------------------------------------------- commit
     def _merge(self, buffers: list[tuple[_AgentState, list[dict[tuple, tuple]]]], max_facts: int, cycle: int,
                restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
+        if self.conf is not None:
+            return self._merge_confidence(buffers, max_facts, cycle)
         added: dict[str, list[tuple]] = {}
         dropped = 0
         for agent, bufs in buffers:
@@ -479,6 +501,63 @@ class Engine:
         for name, new in added.items():
             if self.context[name].key is None:
                 self.context[name].extend(new)
+        return added, dropped
+
+    def _merge_confidence(self, buffers: list[tuple[_AgentState, list[Any]]], max_facts: int,
+                          cycle: int) -> tuple[dict[str, list[tuple]], int]:
+        """Merge when facts carry confidence: below min_confidence is dropped, a better
+        confidence for a known fact replaces its proof and re-propagates, and at the
+        max_facts limit the weakest newcomers give way first (ties: merge order)."""
+        assert self.conf is not None
+        floor = self.budget.min_confidence
+        candidates: list[tuple[float, int, str, tuple, tuple, str]] = []
+        for agent, bufs in buffers:
+            n = len(agent.heads)
+            for h, head in enumerate(agent.heads):
+                buf, confs, better = bufs[h], bufs[n + h], bufs[2 * n + h]
+                name = head.relation
+                conf = self.conf[name]
+                store = self.context[name]
+                for fact, (c, proof) in better.items():
+                    if fact in store.facts and c > conf.get(fact, 1.0) and (floor is None or c >= floor):
+                        store.facts[fact] = proof
+                        if c >= 1.0:
+                            conf.pop(fact, None)
+                        else:
+                            conf[fact] = c
+                        store.improved.append(fact)
+                        self._emit({"event": "confidence", "cycle": cycle, "relation": name, "fact": list(fact), "confidence": c})
+                for fact, proof in buf.items():
+                    c = confs[fact]
+                    if floor is not None and c < floor:
+                        self.conf_dropped += 1
+                        continue
+                    candidates.append((c, len(candidates), name, fact, proof, agent.name))
+        room = max_facts - self.total
+        dropped = 0
+        if len(candidates) > room:  # the weakest go first; the order of the rest is kept
+            keep = set(i for _c, i, *_ in sorted(candidates, key=lambda x: (-x[0], x[1]))[:max(room, 0)])
+            dropped = len(candidates) - len(keep)
+            candidates = [c for c in candidates if c[1] in keep]
+        added: dict[str, list[tuple]] = {}
+        for c, _i, name, fact, proof, agent_name in candidates:
+            store = self.context[name]
+            if fact in store.facts:
+                continue
+            if store.key is not None:
+                new, _counts = self._commit(store, [(fact, proof)], cycle, None, None)
+                added.setdefault(name, []).extend(new)
+            else:
+                store.facts[fact] = proof
+                added.setdefault(name, []).append(fact)
+                self.total += 1
+            if c < 1.0:
+                self.conf[name][fact] = c
+            self.fired.add(self.program.agent(agent_name).id)  # type: ignore[union-attr]
+        for name, new in added.items():
+            if self.context[name].key is None:
+                self.context[name].extend(new)
+            self._emit({"event": "merge", "cycle": cycle, "relation": name, "new": len(new)})
         return added, dropped
 
     def _commit(self, store: RelationStore, items: list[tuple[tuple, tuple]], cycle: int, max_facts: int | None,

@@ -17,7 +17,7 @@ INPUT_PROOF = (INPUT_AGENT, 0)
 
 
 class RelationStore:
-    __slots__ = ("name", "arity", "facts", "order", "indexes", "key", "keymap", "superseded")
+    __slots__ = ("name", "arity", "facts", "order", "indexes", "key", "keymap", "superseded", "improved")
 
     def __init__(self, name: str, arity: int, key: Any = None):
         self.name = name
@@ -28,6 +28,7 @@ class RelationStore:
         self.key = key            # KeySpec for a relation with dominance, else None
         self.keymap: dict[Any, tuple] = {}
         self.superseded: dict[tuple, tuple] = {}  # fact -> (its proof, the fact that superseded it, cycle)
+        self.improved: list[tuple] = []  # facts whose confidence rose, in commit order (a delta of their own)
 
     def __len__(self) -> int:
         """Facts in the context now (superseded ones excluded)."""

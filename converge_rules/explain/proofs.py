@@ -38,6 +38,7 @@ class Proof:
     aggregates: list[tuple[str, Value]] = field(default_factory=list)
     source: tuple[str, int] | None = None
     superseded_by: tuple[tuple, int] | None = None  # (the fact that superseded it, cycle) for keyed relations
+    confidence: float = 1.0
 
     @property
     def text(self) -> str:
@@ -45,6 +46,8 @@ class Proof:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"relation": self.relation, "fact": list(self.fact), "cycle": self.cycle}
+        if self.confidence < 1.0:
+            out["confidence"] = self.confidence
         if self.is_input:
             out["input"] = True
             if self.source is not None:
@@ -68,7 +71,8 @@ def pattern_text(relation: str, pattern: tuple) -> str:
 
 
 def decode(program: Program, context: Context, relation: str, fact: tuple,
-           source_of: Callable[[str, tuple], tuple[str, int] | None]) -> Proof | None:
+           source_of: Callable[[str, tuple], tuple[str, int] | None],
+           confidence: Mapping[str, Mapping[tuple, float]] | None = None) -> Proof | None:
     """The proof of a fact in the context, or None when the fact is absent."""
     store = context.relations.get(relation)
     if store is None:
@@ -80,8 +84,9 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
         if old is None:
             return None
         record, superseded_by = old[0], (old[1], old[2])
+    conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
     if record[0] == INPUT_AGENT:
-        return Proof(relation, fact, True, 0, source=source_of(relation, fact), superseded_by=superseded_by)
+        return Proof(relation, fact, True, 0, source=source_of(relation, fact), superseded_by=superseded_by, confidence=conf)
     agent = program.agents[record[0]]
     positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
     premises = list(record[2:2 + len(positive)])
@@ -122,7 +127,7 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
             conditions.append(show_literal(lit, env))
     return Proof(relation, fact, False, record[1], agent.name, agent.id, agent.span,
                  {k: env[k] for k in sorted(env)}, [(a.relation, f) for a, f in zip(positive, premises)],
-                 negated, conditions, aggregates, superseded_by=superseded_by)
+                 negated, conditions, aggregates, superseded_by=superseded_by, confidence=conf)
 
 
 # ------------------------------------------------------------------ printing

@@ -64,12 +64,13 @@ def build_tree(root: Proof, lookup: Callable[[str, tuple], Proof | None], depth:
 
 
 def _where(p: Proof) -> str:
+    conf = f", confidence {p.confidence:g}" if p.confidence < 1.0 else ""
     if p.is_input:
         if p.source is None:
-            return "input"
-        return f"input, {p.source[0]}" + (f":{p.source[1]}" if p.source[1] else "")
+            return "input" + conf
+        return f"input, {p.source[0]}" + (f":{p.source[1]}" if p.source[1] else "") + conf
     loc = f" at {p.agent_span.file}:{p.agent_span.line}" if p.agent_span else ""
-    return f"{p.agent}{loc}, cycle {p.cycle}"
+    return f"{p.agent}{loc}, cycle {p.cycle}{conf}"
 
 
 def render_text(node: ProofNode) -> str:

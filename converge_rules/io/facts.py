@@ -80,7 +80,7 @@ import math
 import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Callable
@@ -104,6 +104,9 @@ class LoadedFacts:
 
     facts: dict[str, list[tuple]]
     sources: dict[str, SourceList]
+    # fact -> confidence in (0, 1], for facts given with one (an extra trailing value,
+    # or a "confidence" key in an object); facts without one have confidence 1.
+    confidence: dict[str, dict[tuple, float]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- public API
@@ -246,6 +249,7 @@ class _Accumulator:
     def __init__(self) -> None:
         self.facts: dict[str, list[tuple]] = {}
         self.sources: dict[str, SourceList] = {}
+        self.confidence: dict[str, dict[tuple, float]] = {}
 
     def add(self, relation: str, facts: list[tuple], segment: _Segment) -> None:
         existing = self.facts.get(relation)
@@ -257,7 +261,11 @@ class _Accumulator:
         self.sources[relation].add(segment)
 
     def result(self) -> LoadedFacts:
-        return LoadedFacts(self.facts, self.sources)
+        return LoadedFacts(self.facts, self.sources, self.confidence)
+
+    def note_confidence(self, relation: str, fact: tuple, value: float) -> None:
+        table = self.confidence.setdefault(relation, {})
+        table[fact] = max(value, table.get(fact, 0.0))
 
 
 class _Spec:
@@ -488,7 +496,7 @@ class _FileLoader:
             numbers = [i for i, line in enumerate(lines, 1) if line]
             lines = [line for line in lines if line]
         first = 1
-        if header and lines and lines[0].split("\t") == list(spec.names):
+        if header and lines and lines[0].split("\t") in (list(spec.names), list(spec.names) + ["confidence"]):
             del lines[0]
             if numbers is None:
                 first = 2
@@ -531,7 +539,7 @@ class _FileLoader:
             rows = [rows[i] for i in keep]
             starts = [starts[i] for i in keep] if starts is not None else [i + 1 for i in keep]
         first = 1
-        if rows and rows[0] == list(spec.names):
+        if rows and rows[0] in (list(spec.names), list(spec.names) + ["confidence"]):
             del rows[0]
             if starts is None:
                 first = 2
@@ -572,7 +580,7 @@ class _FileLoader:
             if head is None:
                 self.emit(spec.name, [], RangeSegment(self.path, 1, 0))
                 return True
-            first = 2 if head == list(spec.names) else 1
+            first = 2 if head in (list(spec.names), list(spec.names) + ["confidence"]) else 1
             facts = _fast_rows(reader if first == 2 else chain([head], reader), spec)
         except csv.Error:
             return False
@@ -617,6 +625,10 @@ class _FileLoader:
         n = spec.arity
         facts: list[tuple] = []
         for i, row in enumerate(rows):
+            conf = None
+            if len(row) == n + 1 and n > 0 and _is_confidence(row[-1]):
+                conf = float(row[-1])  # one extra value in (0, 1]: the fact's confidence
+                row = row[:-1]
             if len(row) != n:
                 end = 1 + width(i) if width is not None else 0
                 notes = ["the line holds only whitespace"] if not "".join(row).strip() else []
@@ -637,6 +649,8 @@ class _FileLoader:
                     ok = False
             if ok:
                 facts.append(tuple(values))
+                if conf is not None and conf < 1.0:
+                    self.acc.note_confidence(spec.name, facts[-1], conf)
         return facts
 
     # -- JSON
@@ -698,6 +712,13 @@ class _FileLoader:
     def json_fact(self, spec: _Spec, item: Any, path: tuple) -> tuple | None:
         """One fact: an array of values, or an object by column name (also any Sequence/Mapping)."""
         if isinstance(item, (list, tuple)) or (isinstance(item, Sequence) and not isinstance(item, (str, bytes, bytearray))):
+            if len(item) == spec.arity + 1 and isinstance(item[-1], (int, float)) and not isinstance(item[-1], bool) \
+                    and 0 < item[-1] <= 1:
+                conf = self.confidence_value(item[-1], path + (spec.arity,))
+                fact = self.json_values(spec, [(k, k, v) for k, v in enumerate(item[:-1])], path)
+                if fact is not None and conf is not None:
+                    self.acc.note_confidence(spec.name, fact, conf)
+                return fact if conf is not None else None
             if len(item) != spec.arity:
                 self.pend(path, _jsonpos.VALUE, "E504",
                           f"wrong number of values for {spec.name}: expected {spec.arity}, got {len(item)}",
@@ -709,7 +730,13 @@ class _FileLoader:
             for key in getattr(item, "dups", ()) if isinstance(item, _DupDict) else ():
                 self.pend(path + (key,), _jsonpos.KEY, "E505", f'column "{key}" of {spec.name} is given twice')
                 ok = False
+            conf: float | None = 1.0
+            if "confidence" in item and "confidence" not in spec.index:
+                conf = self.confidence_value(item["confidence"], path + ("confidence",))
+                ok = conf is not None
             for key in item:
+                if key == "confidence" and "confidence" not in spec.index:
+                    continue
                 if key not in spec.index:
                     shown = f'"{key}"' if isinstance(key, str) else repr(key)
                     self.pend(path + (key,), _jsonpos.KEY, "E505", f"unknown column {shown} of {spec.name}",
@@ -723,11 +750,25 @@ class _FileLoader:
                 self.json_values(spec, [(k, name, item[name]) for k, name in enumerate(spec.names)
                                         if name in item], path)
                 return None
-            return self.json_values(spec, [(k, name, item[name]) for k, name in enumerate(spec.names)], path)
+            fact = self.json_values(spec, [(k, name, item[name]) for k, name in enumerate(spec.names)], path)
+            if fact is not None and conf is not None and conf < 1.0:
+                self.acc.note_confidence(spec.name, fact, conf)
+            return fact
         self.pend(path, _jsonpos.VALUE, "E501",
                   f"a fact of {spec.name} must be an array of {spec.arity} values or an object with its "
                   f"column names; found {_json_kind(item)}", (spec.columns_note(),))
         return None
+
+    def confidence_value(self, value: Any, path: tuple) -> float | None:
+        """A fact's confidence: a number in (0, 1] (text that parses as one in CSV/TSV)."""
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not (0.0 < number <= 1.0):
+            self.pend(path, _jsonpos.VALUE, "E508", f"a fact's confidence is a number in (0, 1], got {_show(value)}")
+            return None
+        return number
 
     def json_values(self, spec: _Spec, values: list[tuple[int, Any, Any]], path: tuple) -> tuple | None:
         """Convert ``(column index, path step, value)`` triples; None if any fails."""
@@ -875,6 +916,13 @@ class _FileLoader:
 
 
 _FAILED = object()
+
+
+def _is_confidence(text: str) -> bool:
+    try:
+        return 0.0 < float(text) <= 1.0
+    except ValueError:
+        return False
 
 
 def _quote(name: object) -> str:
