@@ -350,3 +350,57 @@ def test_progress_line_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsy
     out = cli("run", str(DATA.parent.parent.parent / "examples" / "loans" / "loans.cvg"), "--facts",
               str(DATA.parent.parent.parent / "examples" / "loans" / "facts.json"), "--format", "summary", cwd=DATA)
     assert "cycle " not in out.stderr  # stderr is not a terminal here: no progress line
+
+
+CONF = """
+input relation edge(a: str, b: str)
+relation path(a: str, b: str)
+agent direct { confidence 0.9 when edge(x, y) emit path(x, y) }
+agent extend { confidence 0.9 when path(x, y), edge(y, z) emit path(x, z) }
+"""
+
+
+def test_confidence_is_weight_times_weakest_premise_and_the_best_derivation_wins() -> None:
+    rs = cr.load_text(CONF, "c.cvg")
+    r = rs.run(facts={"edge": [("a", "b", 0.5), ("b", "c"), ("a", "c")]})
+    assert r.tier == "converged"
+    assert r.confidence("path", ("a", "b")) == pytest.approx(0.45)
+    assert r.confidence("path", ("a", "c")) == pytest.approx(0.9)  # direct beats 0.9 * min(0.45, 1)
+    assert r.confidence("edge", ("b", "c")) == 1.0
+    tree = cr.render_text(r.why('path("a", "b")'))
+    assert "confidence 0.45" in tree and "confidence 0.5" in tree
+
+
+def test_confidence_increase_propagates() -> None:
+    src = """
+input relation weak(a: str)
+input relation strong(a: str)
+relation p(a: str)
+relation q(a: str)
+relation r(a: str)
+agent w { confidence 0.3 when weak(x) emit p(x) }
+q(x) :- strong(x).
+agent s { confidence 0.8 when q(x) emit p(x) }
+r(x) :- p(x).
+"""
+    r = cr.load_text(src, "d.cvg").run(facts={"weak": [("a",)], "strong": [("a",)]})
+    assert r.confidence("p", ("a",)) == pytest.approx(0.8) and r.proof("p", ("a",)).agent == "s"  # type: ignore[union-attr]
+    assert r.confidence("r", ("a",)) == pytest.approx(0.8)
+
+
+def test_min_confidence_and_max_facts_drop_the_weakest(tmp_path: Path) -> None:
+    rs = cr.load_text(CONF, "c.cvg")
+    r = rs.run(facts={"edge": [("a", "b", 0.5), ("b", "c"), ("a", "c")]}, budget=cr.Budget(min_confidence=0.6))
+    assert r.tier == "bounded" and r.reasons[0].details["budget"] == "min_confidence"
+    assert ("a", "b") not in r.facts("path")
+    r2 = rs.run(facts={"edge": [("a", "b"), ("b", "c"), ("a", "c", 0.2)]}, budget=cr.Budget(max_facts=5))
+    assert r2.tier == "bounded" and r2.facts("path") == [("a", "b"), ("b", "c")]
+    (tmp_path / "c.cvg").write_text(CONF)
+    (tmp_path / "edge.csv").write_text("a,b,confidence\nx,y,0.5\ny,z\n")
+    out = cli("run", "c.cvg", "--facts", "edge.csv", "--format", "json", cwd=tmp_path)
+    data = json.loads(out.stdout)
+    assert ["x", "y", 0.45] in data["confidence"]["path"] and ["y", "z", 0.9] in data["confidence"]["path"]
+    text = cli("run", "c.cvg", "--facts", "edge.csv", cwd=tmp_path).stdout
+    assert 'path("x", "y")  0.45' in text
+    low = cli("run", "c.cvg", "--facts", "edge.csv", "--min-confidence", "0.5", "--format", "json", cwd=tmp_path)
+    assert low.returncode == 4
