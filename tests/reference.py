@@ -10,10 +10,9 @@ stratified program.
 from __future__ import annotations
 
 import operator
-from typing import Iterable, Iterator, Optional
-
 import os
 import sys
+from typing import Iterable, Iterator, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,6 +29,9 @@ CMP_OPS = {
 ARITH_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 Model = dict  # relation -> set of fact tuples
+
+
+_MISSING = object()
 
 
 def match(atom: Atom, fact: tuple, env: dict) -> Optional[dict]:
@@ -52,9 +54,6 @@ def match(atom: Atom, fact: tuple, env: dict) -> Optional[dict]:
         elif type(bound) is not type(value) or bound != value:
             return None
     return out
-
-
-_MISSING = object()
 
 
 def term_value(term, env: dict):
@@ -113,7 +112,15 @@ def bindings(rule: Rule, model: Model) -> Iterator[dict]:
             envs = nxt
     for lit in body:
         if isinstance(lit, Agg):
-            envs = [{**e, lit.var: aggregate(lit, e, model)} for e in envs]
+            nxt = []
+            for e in envs:
+                v = aggregate(lit, e, model)
+                if lit.var in e:  # bound elsewhere: an equality test
+                    if e[lit.var] == v:
+                        nxt.append(e)
+                else:
+                    nxt.append({**e, lit.var: v})
+            envs = nxt
     for lit in body:
         if isinstance(lit, Cmp):
             envs = [e for e in envs if CMP_OPS[lit.op](term_value(lit.left, e), term_value(lit.right, e))]
@@ -200,7 +207,8 @@ def recheck_proof(ir: Program, result, relation: str, fact: tuple) -> None:
         return
 
     assert not proof.is_input and proof.agent is not None, f"derived fact {relation}{fact} has an input proof"
-    assert proof.cycle >= 1, f"derived fact {relation}{fact} at cycle {proof.cycle}"
+    assert 1 <= proof.cycle <= result.cycles, (
+        f"derived fact {relation}{fact} at cycle {proof.cycle} of {result.cycles}")
     rule = rule_for_agent(ir, relation, proof.agent)
     env = dict(proof.bindings)
     where = f"{relation}{fact} by {proof.agent}, bindings {env}"

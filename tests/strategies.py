@@ -16,23 +16,29 @@ Every generated program is valid by construction:
   atoms, comparisons, aggregate group variables and the right-hand side of an
   assignment only use variables bound by a positive atom, by an assignment
   ``z = y + k`` or by an aggregate result ``n = count {...}``; aggregate-local
-  variables are fresh names used once; ``_`` never stands in a head or a
-  comparison;
+  variables are fresh names that occur only inside their aggregate (where
+  they may join its atoms); ``_`` never stands in a head or a comparison;
 * **stratified** — each derived relation gets a stratum ``>= 1`` (inputs are
   stratum 0).  A rule for a relation of stratum ``s`` reads positive atoms of
   strata ``<= s`` (same-stratum atoms are recursion) but negates and
   aggregates only relations of strata ``< s``;
-* **finite** — values only come from the finite fact domain, constants, and
-  assignments.  An assignment in a rule with a same-stratum body atom (a
-  possibly recursive rule) is ``z = y + k`` with ``k > 0`` *and* a bound
-  ``z <= C``, or ``z = y - k`` with ``z >= C``, so inside a recursive
-  component values can only move monotonically towards a fixed bound; in
-  non-recursive rules any ``+ - *`` by a small constant is allowed (depth is
-  bounded by the number of strata).  Counts and sums are bounded by the
-  (finite) lower strata.
+* **finite, and small** — values only come from the finite fact domain,
+  constants, assignments and head arithmetic.  A rule with a same-stratum
+  body atom (a possibly recursive rule) never has head arithmetic, and its
+  only value-creating assignment is ``z = y + k`` (``k > 0``) with
+  ``c - 5 <= z <= c``, or ``z = y - k`` with ``c <= z <= c + 5``: a value
+  created inside a recursive component lies in a fixed window of six values,
+  so the fixed point is reached after a handful of rounds however large the
+  values coming from lower strata are.  Non-recursive rules may use any
+  ``z = x op k``, ``z = x op y`` (``+ - *``), ``z = k`` and ``x op k`` in the
+  head: their output is finite because their body reads only complete lower
+  strata.  Counts and sums are likewise computed over complete lower strata.
 
 Body literals are rendered in a random order (order carries no meaning in the
-language) and rules of different relations are interleaved.
+language) and rules of different relations are interleaved.  To make more
+rules fire, bodies lean on input relations, some relations get a
+transitive-closure shape (deeper recursion), and ~15% of programs use an
+"exotic" value domain (escapes, non-ASCII, "", integers beyond 64 bits).
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ from hypothesis import strategies as st
 
 STR_DOMAIN = ("a", "b", "c", "d", "e")
 INT_DOMAIN = (-1, 0, 1, 2, 3, 4)
+# Some programs use these instead: escapes, non-ASCII, the empty string, and
+# integers beyond 64 bits (the language's int has arbitrary precision).
+EXOTIC_STR_DOMAIN = ("a", "", "é", 'q"\\x', "b\n", "☃")
+EXOTIC_INT_DOMAIN = (-1, 0, 2, 10**20, -(10**19))
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,8 @@ class Agg:
     Ranges over the distinct matching combinations of facts (one fact per
     atom); the atoms use variables bound outside (the group), constants,
     ``_`` and local variables (which may join the atoms).  The atoms are over
-    distinct relations, so "combination of facts" is unambiguous.
+    distinct relations, so "combination of facts" is unambiguous.  When
+    ``var`` is also bound by a positive atom this is an equality test.
     """
 
     var: str
@@ -174,7 +185,7 @@ class Program:
 
 def render_value(v: Union[int, str]) -> str:
     if isinstance(v, str):
-        return json.dumps(v)
+        return json.dumps(v, ensure_ascii=False)
     return str(v)
 
 
@@ -256,8 +267,8 @@ def render_facts_json(ir: Program, order=None) -> str:
 # ---------------------------------------------------------------- generation
 
 
-def _value(draw, typ: str):
-    return draw(st.sampled_from(STR_DOMAIN if typ == "str" else INT_DOMAIN))
+def _value(draw, typ: str, dom: tuple):
+    return draw(st.sampled_from(dom[0] if typ == "str" else dom[1]))
 
 
 def _chance(draw, percent: int) -> bool:
@@ -267,8 +278,9 @@ def _chance(draw, percent: int) -> bool:
 class _RuleBuilder:
     """Builds one safe, well-typed rule body."""
 
-    def __init__(self, draw):
+    def __init__(self, draw, dom: tuple):
         self.draw = draw
+        self.dom = dom  # (str values, int values)
         self.types: dict[str, str] = {}  # variable -> type
         self.pos_vars: list[str] = []  # bound by positive atoms, in order of binding
         self.other_bound: list[str] = []  # bound by assignments / aggregates
@@ -297,7 +309,7 @@ class _RuleBuilder:
                 new_here.append(name)
                 args.append(Var(name))
             elif roll < 92:
-                args.append(Const(_value(draw, typ)))
+                args.append(Const(_value(draw, typ, self.dom)))
             else:
                 args.append(Wild())
         for name in new_here:
@@ -330,7 +342,7 @@ class _RuleBuilder:
             elif existing and roll < 55:
                 args.append(Var(draw(st.sampled_from(existing))))
             elif roll < 70:
-                args.append(Const(_value(draw, typ)))
+                args.append(Const(_value(draw, typ, self.dom)))
             elif allow_local and roll < 85:
                 name = self.fresh("l")
                 new_locals[name] = typ
@@ -368,11 +380,15 @@ def programs(draw, max_derived: int = 6, max_facts: int = 30, max_inputs: int = 
         relations.append(Relation(f"r{i}", types, False, stratum))
 
     # input facts: at most max_facts in total, small domain
+    dom = (EXOTIC_STR_DOMAIN, EXOTIC_INT_DOMAIN) if _chance(draw, 15) else (STR_DOMAIN, INT_DOMAIN)
     facts: dict = {}
     budget = max_facts
     for rel in relations[:n_inputs]:
-        fact = st.tuples(*[st.sampled_from(STR_DOMAIN if t == "str" else INT_DOMAIN) for t in rel.types])
-        fs = draw(st.lists(fact, min_size=min(budget, 2), max_size=min(budget, 12), unique=True))
+        fact = st.tuples(*[st.sampled_from(dom[0] if t == "str" else dom[1]) for t in rel.types])
+        if _chance(draw, 8):
+            fs = []
+        else:
+            fs = draw(st.lists(fact, min_size=min(budget, 2), max_size=min(budget, 12), unique=True))
         budget -= len(fs)
         if fs or _chance(draw, 50):  # an input relation may get no entry at all
             facts[rel.name] = tuple(fs)
@@ -387,7 +403,6 @@ def programs(draw, max_derived: int = 6, max_facts: int = 30, max_inputs: int = 
             rules += _closure_rules(draw, rel, draw(st.sampled_from(edges)))
             n_rules = draw(st.integers(0, 1))
         for k in range(n_rules):
-            earlier = relations[: n_inputs + idx]
             # the first rule only reads earlier relations (a base case), the
             # others may read anything of stratum <= s (recursion)
             if k == 0:
@@ -395,7 +410,7 @@ def programs(draw, max_derived: int = 6, max_facts: int = 30, max_inputs: int = 
             else:
                 pos_pool = [r for r in relations if r.stratum <= rel.stratum]
             lower = [r for r in relations if r.stratum < rel.stratum]
-            rules.append(draw(_rule(rel, pos_pool, lower)))
+            rules.append(draw(_rule(rel, pos_pool, lower, dom)))
 
     order = draw(st.permutations(range(len(rules))))
     rules = [rules[i] for i in order]
@@ -403,8 +418,8 @@ def programs(draw, max_derived: int = 6, max_facts: int = 30, max_inputs: int = 
 
 
 @st.composite
-def _rule(draw, head_rel: Relation, pos_pool: list, lower: list):
-    b = _RuleBuilder(draw)
+def _rule(draw, head_rel: Relation, pos_pool: list, lower: list, dom: tuple):
+    b = _RuleBuilder(draw, dom)
     body: list = []
     n_pos = draw(st.integers(1, 3))
     inputs = [r for r in pos_pool if r.is_input]
@@ -435,11 +450,16 @@ def _rule(draw, head_rel: Relation, pos_pool: list, lower: list):
                     k = Var(draw(st.sampled_from(int_vars)))  # z = x + y
                 body.append(Assign(target, src, op, k if op else None))
             elif _chance(draw, 70):
+                # z only climbs, inside a window [c - 5, c]: at most 6 new values
+                c = draw(st.integers(0, 4))
                 body.append(Assign(target, src, "+", Const(draw(st.integers(1, 2)))))
-                body.append(Cmp("<=", Var(target), Const(draw(st.integers(0, 4)))))
+                body.append(Cmp("<=", Var(target), Const(c)))
+                body.append(Cmp(">=", Var(target), Const(c - 5)))
             elif _chance(draw, 50):
+                c = draw(st.integers(-3, 1))
                 body.append(Assign(target, src, "-", Const(draw(st.integers(1, 2)))))
-                body.append(Cmp(">=", Var(target), Const(draw(st.integers(-3, 1)))))
+                body.append(Cmp(">=", Var(target), Const(c)))
+                body.append(Cmp("<=", Var(target), Const(c + 5)))
             else:
                 body.append(Assign(target, src))
             b.other_bound.append(target)
@@ -460,11 +480,17 @@ def _rule(draw, head_rel: Relation, pos_pool: list, lower: list):
         others = [r for r in lower if r.name != agg_rel.name]
         if others and _chance(draw, 30):
             atoms.append(b.pattern_atom(draw(st.sampled_from(others)), allow_local=True, locals_=locals_)[0])
-        n = b.fresh("n")
-        b.types[n] = "int"
-        body.append(Agg(n, kind, target, tuple(atoms)))
-        b.other_bound.append(n)
-        if _chance(draw, 30):
+        pos_ints = b.bound("int", include_other=False)
+        if pos_ints and _chance(draw, 12):
+            # the result variable is bound by a positive atom: an equality test
+            body.append(Agg(draw(st.sampled_from(pos_ints)), kind, target, tuple(atoms)))
+            n = None
+        else:
+            n = b.fresh("n")
+            b.types[n] = "int"
+            body.append(Agg(n, kind, target, tuple(atoms)))
+            b.other_bound.append(n)
+        if n is not None and _chance(draw, 30):
             body.append(Cmp(draw(st.sampled_from([">", ">=", "!=", "<"])), Var(n), Const(draw(st.integers(0, 3)))))
 
     # negation over a strictly lower stratum
@@ -482,13 +508,13 @@ def _rule(draw, head_rel: Relation, pos_pool: list, lower: list):
             if others and _chance(draw, 50):
                 right = Var(draw(st.sampled_from(others)))
             else:
-                right = Const(_value(draw, typ))
+                right = Const(_value(draw, typ, dom))
             op = draw(st.sampled_from(["=", "!=", "<", "<=", ">", ">="]))
             if typ == "str" and _chance(draw, 50):
                 op = draw(st.sampled_from(["=", "!="]))
             body.append(Cmp(op, left, right))
 
-    # head: bound variables (preferring unused ones) or constants
+    # head: bound variables (rarely arithmetic on them) or constants
     head_args = []
     for typ in head_rel.types:
         vs = b.bound(typ)
@@ -499,7 +525,7 @@ def _rule(draw, head_rel: Relation, pos_pool: list, lower: list):
         elif vs and _chance(draw, 90):
             head_args.append(Var(draw(st.sampled_from(vs))))
         else:
-            head_args.append(Const(_value(draw, typ)))
+            head_args.append(Const(_value(draw, typ, dom)))
     order = draw(st.permutations(range(len(body))))
     return Rule(Atom(head_rel.name, tuple(head_args)), tuple(body[i] for i in order))
 
@@ -526,14 +552,19 @@ def _stratum_of(name: str, pool: list) -> int:
     raise KeyError(name)
 
 
-def shuffled_facts(draw_or_random, ir: Program) -> dict:
-    """The input facts with relations and facts in a random order (a ``random.Random``)."""
-    rnd = draw_or_random
+def shuffled_facts(rnd, ir: Program, duplicates: bool = False) -> dict:
+    """The input facts with relations and facts in a random order.
+
+    ``rnd`` is a ``random.Random``; with ``duplicates`` some facts are repeated
+    (the facts of a relation are a set, so this must not change anything).
+    """
     rels = list(ir.facts)
     rnd.shuffle(rels)
     out = {}
     for rel in rels:
         fs = list(ir.facts[rel])
+        if duplicates and fs:
+            fs += rnd.choices(fs, k=rnd.randint(0, 3))
         rnd.shuffle(fs)
         out[rel] = fs
     return out

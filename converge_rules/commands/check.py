@@ -1,28 +1,209 @@
-"""`converge check`: static checks without evaluation."""
+"""`converge check`: every static check (errors and lint warnings) without evaluation.
+
+Each rule file is checked as a root program (with the modules it imports);
+directories are searched recursively for ``*.cvg`` files. Output formats:
+``text`` (compiler style, with the source line and a caret), ``json`` (a
+stable schema, documented in docs/diagnostics.md), ``sarif`` (SARIF 2.1.0,
+for code-scanning tools) and ``github`` (workflow-command annotations).
+
+Exit codes: 0 clean; 1 errors, or warnings with ``--strict``; 2 usage or
+I/O error (a path that does not exist, a directory without rule files, a
+rule file that cannot be read).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import quote
 
 import click
 
-from ..cli import EXIT_INVALID, EXIT_OK, OUT
+from ..cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT
+from ..diagnostics import Diagnostic
+
+JSON_VERSION = 1
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+IO_CODES = frozenset({"E001", "E002"})  # a rule file that cannot be read: exit 2
 
 
-@click.command(epilog="Example: converge check examples/loans/loans.cvg")
-@click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(rules: tuple[str, ...], fmt: str) -> None:
-    """Check RULES without evaluating them; print every diagnostic."""
-    from ..api import check as check_paths
+def collect_files(paths: Sequence[str]) -> list[str]:
+    """The rule files named by PATHS: files as given, directories searched for ``*.cvg``
+    (hidden directories skipped), normalised, without duplicates, sorted."""
+    found: dict[str, str] = {}
+    for path in paths:
+        if os.path.isdir(path):
+            inside = []
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                inside.extend(os.path.join(dirpath, f) for f in filenames
+                              if f.endswith(".cvg") and not f.startswith("."))
+            if not inside:
+                raise click.UsageError(f"no *.cvg rule files in directory {path!r}")
+        else:
+            inside = [path]
+        for file in inside:
+            shown = os.path.normpath(file)
+            found.setdefault(os.path.realpath(shown), shown)
+    return sorted(found.values())
 
-    diags = check_paths(list(rules))
+
+def _disabled_codes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:
+    from ..lint import WARNING_CODES
+
+    codes = set()
+    for value in values:
+        for code in (c.strip().upper() for c in value.split(",")):
+            if not code:
+                continue
+            if code in WARNING_CODES:
+                codes.add(code)
+            elif code.startswith("E"):
+                raise click.BadParameter(f"{code} is an error; only warnings can be disabled", ctx, param)
+            else:
+                raise click.BadParameter(f"unknown warning code {code!r}; warning codes: {', '.join(WARNING_CODES)}", ctx, param)
+    return frozenset(codes)
+
+
+@click.command(epilog="Example: converge check rules/ --format sarif > converge.sarif")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--strict", is_flag=True, help="Exit 1 when there are warnings, not only errors.")
+@click.option("--disable", "disabled", multiple=True, metavar="CODE", callback=_disabled_codes,
+              help="Do not report this warning code (repeatable, or comma-separated).")
+def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[str]) -> None:
+    """Check rule files without evaluating them: errors and warnings.
+
+    PATHS are rule files or directories (searched recursively for *.cvg);
+    each file is checked as a program of its own. Silence a warning on one
+    line with a comment `# converge: disable=W100` on that line or alone on
+    the line before it.
+
+    Exit codes: 0 clean, 1 errors (or warnings with --strict), 2 usage or I/O error.
+    """
+    from ..diagnostics import sort_diagnostics
+    from ..lint import check_file
+
+    files = collect_files(paths)
+    diags: list[Diagnostic] = []
+    for file in files:
+        diags.extend(check_file(file, disabled))
+    diags = sort_diagnostics(diags)
+    errors = sum(1 for d in diags if d.is_error)
+    warnings = sum(1 for d in diags if d.severity == "warning")
+    summary = {"errors": errors, "warnings": warnings, "files": len(files)}
     if fmt == "json":
-        sys.stdout.write(json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=1) + "\n")
+        sys.stdout.write(render_json(diags, summary))
+    elif fmt == "sarif":
+        sys.stdout.write(render_sarif(diags))
+    elif fmt == "github":
+        for line in render_github(diags):
+            OUT.print(line)
+        OUT.print(summary_line(errors, warnings))
     else:
         for d in diags:
             OUT.print(d.render())
-        errors = sum(1 for d in diags if d.is_error)
-        OUT.print(f"{errors} error(s), {len(diags) - errors} warning(s)" if diags else "no problems found")
-    sys.exit(EXIT_INVALID if any(d.is_error for d in diags) else EXIT_OK)
+        OUT.print(summary_line(errors, warnings))
+    if any(d.code in IO_CODES for d in diags):
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_INVALID if errors or (strict and warnings) else EXIT_OK)
+
+
+def summary_line(errors: int, warnings: int) -> str:
+    return f"{errors} error(s), {warnings} warning(s)" if errors or warnings else "no problems found"
+
+
+# ---------------------------------------------------------------- JSON
+
+def render_json(diags: Sequence[Diagnostic], summary: dict[str, int]) -> str:
+    """``{"version": 1, "diagnostics": [...], "summary": {...}}`` (docs/diagnostics.md)."""
+    doc = {"version": JSON_VERSION, "diagnostics": [d.to_json() for d in diags], "summary": summary}
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------- SARIF 2.1.0
+
+def artifact_uri(file: str) -> str:
+    """A file as a URI reference relative to the current directory (absolute ``file:`` URI
+    for a file outside it, such as a standard library module)."""
+    absolute = Path(os.path.abspath(file))
+    try:
+        relative = absolute.relative_to(Path.cwd())
+    except ValueError:
+        return absolute.as_uri()
+    return quote(relative.as_posix(), safe="/")
+
+
+def _message(d: Diagnostic) -> str:
+    return "\n".join([d.message, *(f"note: {n}" for n in d.notes)])
+
+
+def render_sarif(diags: Sequence[Diagnostic]) -> str:
+    from .. import __version__
+    from ..lint.codes import describe, help_text, help_uri
+
+    codes = sorted({d.code for d in diags})
+    level = {d.code: ("error" if d.is_error else "warning" if d.severity == "warning" else "note") for d in diags}
+    rules = []
+    for code in codes:
+        rule: dict[str, object] = {"id": code, "shortDescription": {"text": describe(code)}, "helpUri": help_uri(code)}
+        text = help_text(code)
+        if text is not None:
+            rule["help"] = {"text": text}
+        rule["defaultConfiguration"] = {"level": level[code]}
+        rules.append(rule)
+    index = {code: i for i, code in enumerate(codes)}
+    results = []
+    for d in diags:
+        location: dict[str, object] = {"artifactLocation": {"uri": artifact_uri(d.span.file)}}
+        if d.span.line > 0:
+            end_line = max(d.span.end_line, d.span.line)
+            end_col = d.span.end_col if (end_line, d.span.end_col) > (d.span.line, d.span.col) else d.span.col + 1
+            location["region"] = {"startLine": d.span.line, "startColumn": max(d.span.col, 1),
+                                  "endLine": end_line, "endColumn": max(end_col, 1)}
+        results.append({"ruleId": d.code, "ruleIndex": index[d.code], "level": level[d.code],
+                        "message": {"text": _message(d)}, "locations": [{"physicalLocation": location}]})
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "converge", "version": __version__, "semanticVersion": __version__,
+                                "rules": rules}},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------- GitHub Actions
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(diags: Sequence[Diagnostic]) -> list[str]:
+    """One workflow command per diagnostic: ``::error file=F,line=L,col=C,title=E200::message``."""
+    out = []
+    for d in diags:
+        command = "error" if d.is_error else "warning" if d.severity == "warning" else "notice"
+        props = [f"file={_escape_property(_relative(d.span.file))}"]
+        if d.span.line > 0:
+            props += [f"line={d.span.line}", f"col={max(d.span.col, 1)}"]
+        props.append(f"title={_escape_property(d.code)}")
+        out.append(f"::{command} {','.join(props)}::{_escape_data(_message(d))}")
+    return out
+
+
+def _relative(file: str) -> str:
+    absolute = os.path.abspath(file)
+    relative = os.path.relpath(absolute)
+    return file if relative.startswith("..") else Path(relative).as_posix()

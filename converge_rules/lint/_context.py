@@ -100,9 +100,8 @@ class LintContext:
     def writers(self) -> dict[str, list["AgentDef"]]:
         out: dict[str, list["AgentDef"]] = {}
         for agent in self.program.agents:
-            for head in agent.heads:
-                if agent not in out.setdefault(head.relation, []):
-                    out[head.relation].append(agent)
+            for name in dict.fromkeys(head.relation for head in agent.heads):
+                out.setdefault(name, []).append(agent)
         return out
 
     @cached_property
@@ -181,6 +180,8 @@ class LintContext:
                     todo.append(blocker.relation)
         for name in sorted(roots - {relation}):
             notes.append(f"root cause: {name!r} is not input, has no facts and no rule or agent writes it")
+        if not roots:
+            notes.append("no base case: every rule that could derive it first needs facts of the same recursion")
         return notes
 
     # ------------------------------------------------------------ recursion

@@ -31,6 +31,11 @@ ERRORS: dict[str, str] = {
     "E208": "a relation named like a builtin function",
     "E209": "an agent with two `when` clauses",
     "E210": "an agent without `emit`",
+    "E211": "unknown tier in a test's `expect tier`",
+    "E212": "invalid `priority` or `confidence`",
+    "E213": "invalid failure policy",
+    "E220": "unknown tool",
+    "E221": "tool call misuse",
     "E300": "arity mismatch",
     "E301": "a constant does not fit its column's type",
     "E302": "builtin called with the wrong number of arguments",
@@ -62,6 +67,18 @@ def describe(code: str) -> str:
         if lint.CODE == code:
             return str(lint.TITLE)
     return ERRORS.get(code, f"diagnostic {code}")
+
+
+def help_text(code: str) -> str | None:
+    """The long description of a warning code: its lint module's docstring."""
+    import inspect
+
+    from . import LINTS
+
+    for lint in LINTS:
+        if lint.CODE == code and lint.__doc__:
+            return inspect.cleandoc(lint.__doc__)
+    return None
 
 
 def anchor(code: str) -> str:

@@ -2,8 +2,8 @@
 invariant or acceptance check.
 
 A variable seen once binds a value that nothing uses, which is usually a
-typo (``edge(x, y), path(y, z)`` with ``z`` meant to be ``x``) or a column
-whose value does not matter, better written ``_``. Variables named ``_`` or
+typo (``path(x, y) :- path(x, z), edge(y, y).`` where ``edge(z, y)`` was
+meant) or a column whose value does not matter, better written ``_``. Variables named ``_`` or
 starting with ``_`` (``_amount``) are never reported.
 
 Scoping follows the engine: a variable of an aggregate body that does not

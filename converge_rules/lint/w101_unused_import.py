@@ -10,6 +10,7 @@ at the alias.
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 from ..diagnostics import Diagnostic
@@ -81,7 +82,7 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
             if isinstance(item, ast.ImportStd):
                 alias, shown = item.module.split(".")[-1], f"import {item.module}"
             elif isinstance(item, ast.ImportFile):
-                alias, shown = item.alias, f"import {item.path!r} as {item.alias}"
+                alias, shown = item.alias, f"import {json.dumps(item.path)} as {item.alias}"
             else:
                 continue
             if alias in unit.aliases and alias not in used:

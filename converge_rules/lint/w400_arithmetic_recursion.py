@@ -50,8 +50,8 @@ def _trace(expr: ast.Expr, assigned: dict[str, ast.Expr], recursive_vars: set[st
     with the variables on the way (bindings and recursive operands)."""
     node = _arithmetic(expr)
     if node is not None:
-        used = set(ast.expr_vars(node))
-        if _feeds_from(used, assigned, recursive_vars, set()):
+        used = {v for v in ast.expr_vars(node) if _feeds_from({v}, assigned, recursive_vars, set())}
+        if used:
             return node, used
     for var in ast.expr_vars(expr):
         if var in assigned and var not in seen:
@@ -92,15 +92,15 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
                 if found is None:
                     continue
                 node, involved = found
-                involved |= set(ast.expr_vars(arg))
                 bounded = any((set(ast.expr_vars(g.left)) | set(ast.expr_vars(g.right))) & involved for g in guards)
                 if bounded:
                     continue
                 loop = loops[0]
+                cycle = (f"{head.relation} is derived from itself" if loop.relation == head.relation
+                         else f"{head.relation} and {loop.relation} are derived from each other")
                 yield ctx.warn(CODE, f"recursive {owner_label(agent)} creates new values with {_describe(node)}: "
                                      "termination relies on budgets", node.span,
-                               f"{head.relation} depends on {loop.relation}, which depends on {head.relation}: "
-                               "each new value can derive another",
+                               f"{cycle}: each new value can derive another",
                                "bound the value with a comparison (for example `d < 100`) or rely on "
                                "`budget { max_cycles = N }` deliberately")
                 break

@@ -1,0 +1,78 @@
+"""Lints: warnings with stable codes (``W...``) computed from a compiled program.
+
+Each lint is a module of this package with a docstring, a ``CODE``, a
+one-line ``TITLE`` and ``check(ctx) -> Iterator[Diagnostic]``; the codes
+are documented in docs/diagnostics.md. Lints run only on programs that
+compile without errors, never evaluate anything, and report only what lies
+in the root files (the files given to ``converge check``), not in the
+modules they import: each imported project file is checked as a root of
+its own, and the standard library is not the user's to fix.
+
+Not implemented yet: "agent irrelevant to every declared goal" and
+"reading the preferred column of a keyed relation non-monotonically",
+which wait for ``goal`` and ``key ... prefer`` in the compiler.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Iterable
+
+from ..diagnostics import Diagnostic, sort_diagnostics
+from . import (
+    w100_singleton_variable,
+    w101_unused_import,
+    w102_shadowed_name,
+    w103_duplicate,
+    w200_unused_relation,
+    w201_never_written,
+    w300_agent_never_fires,
+    w301_invariant_never_matches,
+    w400_arithmetic_recursion,
+)
+
+LINTS: tuple[ModuleType, ...] = (
+    w100_singleton_variable,
+    w101_unused_import,
+    w102_shadowed_name,
+    w103_duplicate,
+    w200_unused_relation,
+    w201_never_written,
+    w300_agent_never_fires,
+    w301_invariant_never_matches,
+    w400_arithmetic_recursion,
+)
+
+WARNING_CODES: tuple[str, ...] = tuple(lint.CODE for lint in LINTS)
+
+
+def run_lints(compilation: object, disabled: Iterable[str] = ()) -> list[Diagnostic]:
+    """Every warning for a compiled program (none when it has errors), sorted by position."""
+    from ..compile.pipeline import Compilation
+    from ._context import LintContext
+
+    assert isinstance(compilation, Compilation)
+    if not compilation.ok or compilation.program is None or compilation.strata is None:
+        return []
+    off = set(disabled)
+    ctx = LintContext(compilation)
+    found: list[Diagnostic] = []
+    for lint in LINTS:
+        if lint.CODE in off:
+            continue
+        found.extend(d for d in lint.check(ctx) if ctx.in_roots(d.span))
+    return sort_diagnostics(found)
+
+
+def check_file(path: str, disabled: Iterable[str] = ()) -> list[Diagnostic]:
+    """Errors and warnings for one root file (and the modules it imports), sorted by position.
+
+    Inline ``# converge: disable=CODE`` comments are applied; ``disabled``
+    codes are not computed at all.
+    """
+    from ..compile.pipeline import compile_sources
+    from .suppress import is_suppressed
+
+    compilation = compile_sources([(path, None)], use_cache=False)
+    diags = list(compilation.diagnostics) + run_lints(compilation, disabled)
+    return sort_diagnostics(d for d in diags if not is_suppressed(d))

