@@ -11,8 +11,19 @@ from .api import Result, RuleSet, check, load, load_text
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .compile.program import FailurePolicy
 from .engine.loop import Budget, Reason, Tier
-from .explain.proofs import Proof
-from .explain.render import ProofNode, render_dot, render_json, render_mermaid, render_text
+
+_LAZY = {"Proof": "converge_rules.explain.proofs", "ProofNode": "converge_rules.explain.render",
+         "render_dot": "converge_rules.explain.render", "render_json": "converge_rules.explain.render",
+         "render_mermaid": "converge_rules.explain.render", "render_text": "converge_rules.explain.render"}
+
+
+def __getattr__(name: str) -> object:
+    """Explanations load on first use, so a plain run starts faster."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'converge_rules' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 

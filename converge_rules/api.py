@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cached_property
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .compile.pipeline import Compilation, compile_sources
 from .compile.program import Program
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .compile.program import FailurePolicy
 from .engine.loop import Budget, Outcome, Reason, Tier
-from .explain.proofs import Proof, decode
-from .explain.render import ProofNode, build_tree
+if TYPE_CHECKING:
+    from .explain.proofs import Proof
+    from .explain.render import ProofNode
 from .syntax import ast
 from .values import Value, format_fact
 
@@ -142,7 +143,9 @@ class RuleSet:
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
-        return Result(self.program, outcome, inputs, events, header)
+        result = Result(self.program, outcome, inputs, events, header)
+        result.job = {"rules": [p for p, _ in self._compilation.roots], "facts": list(fact_files)}
+        return result
 
 
 class _Inputs:
@@ -238,6 +241,7 @@ class Result:
         self._context = outcome.context
         self._events = events
         self._header = header or {}
+        self.job: dict[str, list[str]] = {"rules": [], "facts": []}
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:
@@ -317,13 +321,17 @@ class Result:
         store = self._context[relation]
         return sorted((f, by, c) for f, (_p, by, c) in store.superseded.items())
 
-    def proof(self, relation: str, fact: Sequence[Value]) -> Proof | None:
+    def proof(self, relation: str, fact: Sequence[Value]) -> "Proof | None":
         """The recorded derivation of a fact (None when it does not hold)."""
+        from .explain.proofs import decode
+
         return decode(self.program, self._context, relation, _normalise(self.program, relation, fact), self._inputs.source,
                       self._outcome.confidence)
 
-    def why(self, fact: str | tuple[str, Sequence[Value]], depth: int | None = None) -> ProofNode | None:
+    def why(self, fact: str | tuple[str, Sequence[Value]], depth: int | None = None) -> "ProofNode | None":
         """The proof tree of a fact, down to input facts; None when the fact does not hold."""
+        from .explain.render import build_tree
+
         relation, values = self.parse_fact(fact) if isinstance(fact, str) else (fact[0], tuple(fact[1]))
         root = self.proof(relation, values)
         if root is None:
@@ -382,6 +390,7 @@ class Result:
             "cycles": self.cycles,
             "digest": self.digest,
             "budget": self.budget.to_json(),
+            "job": self.job,
             "counts": {n: self.count(n) for n in self.relations()},
             "facts": {n: [list(f) for f in self.facts(n)] for n in names},
         }

@@ -166,6 +166,9 @@ EXAMPLE_WHY = "Example: converge why examples/loans/loans.cvg --facts examples/l
 LAZY_COMMANDS = {
     "check": "converge_rules.commands.check:check",
     "replay": "converge_rules.commands.replay:replay",
+    "report": "converge_rules.commands.report:report",
+    "verify": "converge_rules.commands.verify:verify",
+    "why-not": "converge_rules.commands.whynot:why_not",
     "fmt": "converge_rules.commands.fmt:fmt",
     "graph": "converge_rules.commands.graph:graph",
     "test": "converge_rules.commands.test:test",

@@ -6,16 +6,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from typing import TYPE_CHECKING, Any
+
 from ..diagnostics import Diagnostic, sort_diagnostics
-from .frontend import Frontend
 from .graph import Strata, stratify
 from .program import Program
+
+if TYPE_CHECKING:
+    from .frontend import Frontend
+
+
+def _frontend() -> Any:
+    from .frontend import Frontend
+
+    return Frontend()
 
 
 @dataclass
 class Compilation:
     roots: list[tuple[str, str | None]]
-    frontend: Frontend = field(default_factory=Frontend)
+    frontend: "Frontend" = field(default_factory=_frontend)
     program: Program | None = None
     strata: Strata | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)

@@ -252,6 +252,7 @@ class Engine:
             return outcome
         finally:
             if enabled:
+                gc.freeze()  # the context is acyclic and lives on: keep the collector from walking it
                 gc.enable()
 
     def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
