@@ -144,7 +144,10 @@ class RuleSet:
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         result = Result(self.program, outcome, inputs, events, header)
-        result.job = {"rules": [p for p, _ in self._compilation.roots], "facts": list(fact_files)}
+        import os
+
+        result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
+                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
         return result
 
 
