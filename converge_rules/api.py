@@ -393,7 +393,6 @@ class Result:
             "cycles": self.cycles,
             "digest": self.digest,
             "budget": self.budget.to_json(),
-            "job": self.job,
             "counts": {n: self.count(n) for n in self.relations()},
             "facts": {n: [list(f) for f in self.facts(n)] for n in names},
         }
@@ -401,6 +400,7 @@ class Result:
         if any(weak.values()):
             out["confidence"] = {n: rows for n, rows in weak.items() if rows}
         if proofs:
+            out["job"] = self.job  # what a verifier re-reads: the rule files and facts files
             table: dict[str, list[Any]] = {}
             for n in names:
                 rows = []
