@@ -91,14 +91,15 @@ class RuleSet:
             fact_files: Sequence[str] = (), budget: Budget | None = None, *,
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
-            trace: bool = False, timestamps: bool = False,
+            trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
             progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
         policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
-        cannot reach these relations; ``trace=True`` records every event (``Result.trace``)."""
+        cannot reach these relations; ``trace=True`` records every event (``Result.trace``);
+        ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``)."""
         from .engine.loop import Engine
 
         policy = FailurePolicy.parse(on_failure) if isinstance(on_failure, str) else on_failure
@@ -134,7 +135,8 @@ class RuleSet:
                 events.append(event)  # type: ignore[union-attr]
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
-                        replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence))
+                        replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
+                        all_proofs=all_proofs)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
@@ -331,6 +333,42 @@ class Result:
         return decode(self.program, self._context, relation, _normalise(self.program, relation, fact), self._inputs.source,
                       self._outcome.confidence)
 
+    def proofs(self, relation: str, fact: Sequence[Value], limit: int | None = None) -> "list[Proof]":
+        """Every recorded derivation of a fact, the first one first (alternatives only when run
+        with ``all_proofs=True``); empty when the fact does not hold."""
+        from .explain.proofs import decode_record
+
+        values = _normalise(self.program, relation, fact)
+        first = self.proof(relation, values)
+        if first is None:
+            return []
+        out = [first]
+        others = ((self._outcome.alternatives or {}).get(relation) or {}).get(values, [])
+        for record in others:
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(decode_record(self.program, relation, values, record, self._outcome.confidence))
+        return out[:limit] if limit is not None else out
+
+    def support(self, relation: str, fact: Sequence[Value]) -> list[tuple[str, tuple]]:
+        """The input facts the (first) proof of a fact rests on, sorted."""
+        seen: set[tuple[str, tuple]] = set()
+        inputs: set[tuple[str, tuple]] = set()
+        stack = [(relation, _normalise(self.program, relation, fact))]
+        while stack:
+            key = stack.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            p = self.proof(*key)
+            if p is None:
+                continue
+            if p.is_input:
+                inputs.add(key)
+            else:
+                stack.extend(p.premises)
+        return sorted(inputs)
+
     def why(self, fact: str | tuple[str, Sequence[Value]], depth: int | None = None) -> "ProofNode | None":
         """The proof tree of a fact, down to input facts; None when the fact does not hold."""
         from .explain.render import build_tree
@@ -384,7 +422,8 @@ class Result:
             h.update(b"\n")
         return h.hexdigest()
 
-    def to_dict(self, proofs: bool = False, relations: Sequence[str] | None = None) -> dict[str, Any]:
+    def to_dict(self, proofs: bool = False, relations: Sequence[str] | None = None,
+                all_proofs: bool = False) -> dict[str, Any]:
         names = list(relations) if relations else self.relations()
         out: dict[str, Any] = {
             "format": RESULT_FORMAT,
@@ -405,16 +444,19 @@ class Result:
             for n in names:
                 rows = []
                 for f in self.facts(n):
-                    p = self.proof(n, f)
-                    if p is not None and not p.is_input:
-                        rows.append(p.to_json())
+                    found = self.proofs(n, f) if all_proofs else [self.proof(n, f)]
+                    if found and found[0] is not None and not found[0].is_input:
+                        row = found[0].to_json()  # type: ignore[union-attr]
+                        if all_proofs and len(found) > 1:
+                            row["alternatives"] = [p.to_json() for p in found[1:]]
+                        rows.append(row)
                 table[n] = rows
             out["proofs"] = table
         return out
 
-    def to_json(self, proofs: bool = False, relations: Sequence[str] | None = None) -> str:
+    def to_json(self, proofs: bool = False, relations: Sequence[str] | None = None, all_proofs: bool = False) -> str:
         """Canonical JSON: identical bytes for identical jobs."""
-        return json.dumps(self.to_dict(proofs, relations), ensure_ascii=False, indent=1) + "\n"
+        return json.dumps(self.to_dict(proofs, relations, all_proofs), ensure_ascii=False, indent=1) + "\n"
 
     def __repr__(self) -> str:
         return f"<Result {self.tier.value} cycles={self.cycles} facts={self.total_facts}>"

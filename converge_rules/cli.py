@@ -102,7 +102,8 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], trace: bool = False) -> Any:
+def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], trace: bool = False,
+             all_proofs: bool = False) -> Any:
     from .api import load
     from .diagnostics import ConvergeError
     from .engine.loop import Budget
@@ -120,7 +121,7 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
         return ruleset.run(fact_files=list(facts), budget=budget, tools=tools, workers=opts.get("workers") or 4,
                            tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
                            goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
-                           progress=progress)
+                           progress=progress, all_proofs=all_proofs)
     except ConvergeError as err:
         if progress:
             progress.close()
@@ -250,14 +251,15 @@ def _with(options: list[Any]) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "summary"]), default="text", show_default=True)
 @click.option("--relation", "only", multiple=True, help="Show only this relation (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write one CSV file per relation into DIR.")
-@click.option("--proofs", is_flag=True, help="Include a proof for every derived fact in JSON output.")
+@click.option("--proofs", type=click.Choice(["first", "all"]), is_flag=False, flag_value="first", default=None,
+              help="Include proofs in JSON output: the first derivation of each fact, or all of them (--proofs all).")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False), help="Write every event of the run to FILE (JSON Lines).")
 @click.option("--timestamps", is_flag=True, help="Add wall-clock times to trace events (the trace is then not reproducible).")
 @_with(_budget_options)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
-        proofs: bool, trace_file: str | None, **opts: Any) -> None:
+        proofs: str | None, trace_file: str | None, **opts: Any) -> None:
     """Evaluate RULES over facts to a fixed point and print the result."""
-    result = _run_job(rules, facts, opts, trace=trace_file is not None)
+    result = _run_job(rules, facts, opts, trace=trace_file is not None, all_proofs=proofs == "all")
     if trace_file:
         from .diagnostics import ConvergeError
         from .io import write_atomic
@@ -276,7 +278,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
         except ConvergeError as err:
             _fail_diagnostics(err)
     if fmt == "json":
-        sys.stdout.write(result.to_json(proofs=proofs, relations=only or None))
+        sys.stdout.write(result.to_json(proofs=proofs is not None, relations=only or None, all_proofs=proofs == "all"))
     else:
         _header(result)
         OUT.print("relations:")
@@ -305,8 +307,12 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
 @click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), help="Expand the proof tree at most N levels deep.")
+@click.option("--all", "all_", is_flag=True, help="List every derivation of the fact, not only the first.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="With --all: at most K derivations.")
+@click.option("--support", is_flag=True, help="Print the input facts the proof rests on instead of the tree.")
 @_with(_budget_options)
-def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None, **opts: Any) -> None:
+def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None, all_: bool, limit: int,
+        support: bool, **opts: Any) -> None:
     """Explain why FACT holds: its proof tree down to input facts.
 
     Arguments: RULES... FACT (the fact is the last argument).
@@ -319,7 +325,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
     from .diagnostics import ConvergeError
     from .explain.render import RENDERERS
 
-    result = _run_job(rules, facts, opts)
+    result = _run_job(rules, facts, opts, all_proofs=all_)
     try:
         relation, values = result.parse_fact(fact_text)
     except ConvergeError as err:
@@ -337,6 +343,32 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         sys.exit(EXIT_ABSENT)
     if result.tier.value != "converged" and fmt == "text":
         OUT.print(f"note: the job ended {result.tier.value}; the proof is still valid", err=True)
+    if support:
+        rows = result.support(relation, values)
+        if fmt == "json":
+            sys.stdout.write(json.dumps({"fact": shown, "support": [format_fact(r, f) for r, f in rows]}, indent=2,
+                                        ensure_ascii=False) + "\n")
+        else:
+            OUT.print(f"{shown} rests on {len(rows)} input fact{'s' if len(rows) != 1 else ''}:")
+            for r, f in rows:
+                src = result.proof(r, f).source  # type: ignore[union-attr]
+                where = f"  [{src[0]}:{src[1]}]" if src and src[1] else (f"  [{src[0]}]" if src else "")
+                OUT.print(f"  {format_fact(r, f)}{where}")
+        return
+    if all_:
+        from .explain.render import build_tree
+
+        proofs = result.proofs(relation, values, limit=limit)
+        trees = [build_tree(p, result.proof, depth) for p in proofs]
+        if fmt == "json":
+            sys.stdout.write(json.dumps({"fact": shown, "derivations": [t.to_json() for t in trees]}, indent=2,
+                                        ensure_ascii=False) + "\n")
+            return
+        for k, t in enumerate(trees, 1):
+            OUT.print(f"derivation {k} of {len(trees)}" + (" (first)" if k == 1 else ""), style="bold")
+            text = RENDERERS[fmt](t)
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
     text = RENDERERS[fmt](tree)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 

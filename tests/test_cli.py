@@ -132,3 +132,17 @@ def test_missing_rule_file_and_usage_errors() -> None:
     assert out.returncode == 1 and "E001" in out.stderr
     assert converge("run").returncode == 2
     assert converge("why", "examples/loans/loans.cvg").returncode == 2
+
+
+def test_why_all_and_support() -> None:
+    base = ("why", "examples/graph/graph.cvg", "--facts", "examples/graph/facts")
+    facts = json.loads(converge("run", "examples/graph/graph.cvg", "--facts", "examples/graph/facts", "--format", "json",
+                                "--proofs", "all").stdout)
+    multi = [p for p in facts["proofs"]["path"] if p.get("alternatives")]
+    assert multi, "the graph example has a path with two derivations"
+    fact = 'path(' + ", ".join(json.dumps(v) for v in multi[0]["fact"]) + ')'
+    out = converge(*base, fact, "--all")
+    assert out.returncode == 0 and "derivation 2 of" in out.stdout
+    assert json.loads(converge(*base, fact, "--all", "--limit", "1", "--format", "json").stdout)["derivations"][0]
+    support = converge(*base, fact, "--support")
+    assert "rests on" in support.stdout and "edge(" in support.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,22 @@ l(x) :- e(x, x + 1).
     r = run(src)
     assert r.facts("fl") == [(2.0,)] and type(r.facts("fl")[0][0]) is float
     assert r.facts("l") == [(1,), (3,)]
+
+
+def test_all_proofs_lists_alternative_derivations_and_support() -> None:
+    rs = cr.load_text(TC, "t.cvg")
+    facts = {"edge": [("a", "b"), ("b", "c"), ("a", "c")]}
+    r = rs.run(facts=facts, all_proofs=True)
+    proofs = r.proofs("path", ("a", "c"))
+    assert [(p.agent, p.premises) for p in proofs] == [
+        ("path#1", [("edge", ("a", "c"))]),
+        ("path#2", [("path", ("a", "b")), ("edge", ("b", "c"))]),
+    ]
+    assert len(r.proofs("path", ("a", "c"), limit=1)) == 1
+    assert len(rs.run(facts=facts).proofs("path", ("a", "c"))) == 1  # first-only by default
+    assert r.digest == rs.run(facts=facts).digest
+    assert r.support("path", ("a", "c")) == [("edge", ("a", "c"))]
+    assert r.support("path", ("b", "c")) == [("edge", ("b", "c"))]
+    data = json.loads(r.to_json(proofs=True, all_proofs=True))
+    (row,) = [p for p in data["proofs"]["path"] if p["fact"] == ["a", "c"]]
+    assert row["alternatives"][0]["agent"] == "path#2"

@@ -46,8 +46,9 @@ class RuleCode:
 
     def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
-                 confidence: dict[str, dict[tuple, float]] | None = None):
+                 confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False):
         self.rule = rule
+        self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
         self.steps = steps  # [count, limit] when max_steps is set: every firing counts
@@ -95,6 +96,9 @@ class RuleCode:
             if self.confidence is not None:  # confidence buffers follow the fact buffers
                 code.line(f"BC{h} = B[{len(self.heads) + h}]")
                 code.line(f"BI{h} = B[{2 * len(self.heads) + h}]")
+            if self.alternatives:  # then one buffer of other derivations per head
+                width = 3 if self.confidence is not None else 1
+                code.line(f"BA{h} = B[{width * len(self.heads) + h}]")
         for i in sorted(mask):
             code.line(f"X{i} = X[{i}]")
         self._steps(code, steps, "", mask)
@@ -315,6 +319,10 @@ class RuleCode:
                 code.open(f"if f not in H{h} and f not in B{h}:")
                 code.line(f"B{h}[f] = ({proof},)")
                 code.depth -= 1
+                if self.alternatives:
+                    code.open("else:")
+                    code.line(f"BA{h}.setdefault(f, []).append(({proof},))")
+                    code.depth -= 1
                 continue
             # derived confidence = agent weight x the weakest premise; a fact keeps its best
             weight = getattr(self.rule, "confidence", 1.0)

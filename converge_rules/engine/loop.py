@@ -110,6 +110,7 @@ class Outcome:
     fired: tuple[int, ...] = ()     # agents that committed at least one new fact, by id
     steps: int = 0
     confidence: dict[str, dict[tuple, float]] | None = None
+    alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
 
 
 class _AgentState:
@@ -149,8 +150,11 @@ class Engine:
                  goals: tuple[str, ...] = (), trace: TraceSink | None = None,
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
                  progress: Callable[[int, int, int], None] | None = None,
-                 input_confidence: Mapping[str, Mapping[tuple, float]] | None = None):
+                 input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
+                 all_proofs: bool = False):
         self.program = program
+        # relation -> fact -> other derivations (besides the recorded first one), when asked for
+        self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         self.strata = strata
         self.budget = budget
         self.tools = dict(tools or {})
@@ -173,8 +177,10 @@ class Engine:
             {name: dict(input_confidence.get(name, {})) if input_confidence else {} for name in program.relations}
             if uses_confidence else None)
         self.conf_dropped = 0
+        if self.alternatives is not None and uses_confidence:
+            self.alternatives = None  # alternative proofs are recorded for jobs without confidence only
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
-                                            confidence=self.conf),
+                                            confidence=self.conf, alternatives=self.alternatives is not None),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
         self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
@@ -249,6 +255,7 @@ class Engine:
             outcome.fired = tuple(sorted(self.fired))
             outcome.steps = self.steps[0] if self.steps is not None else 0
             outcome.confidence = self.conf
+            outcome.alternatives = self.alternatives
             return outcome
         finally:
             if enabled:
@@ -366,7 +373,8 @@ class Engine:
         while todo:
             waiting: list[_AgentState] = []
             for agent in todo:
-                buffers: list[Any] = [{} for _ in range(len(agent.heads) * (3 if self.conf is not None else 1))]
+                width = (3 if self.conf is not None else 1) + (1 if self.alternatives is not None else 0)
+                buffers: list[Any] = [{} for _ in range(len(agent.heads) * width)]
                 before = len(self.requests)
                 try:
                     self._semi_naive(agent, buffers, cycle, lengths)
@@ -460,6 +468,13 @@ class Engine:
             return self._merge_confidence(buffers, max_facts, cycle)
         added: dict[str, list[tuple]] = {}
         dropped = 0
+        alternatives = self.alternatives
+        if alternatives is not None:  # other derivations of known facts, in merge order
+            for agent, bufs in buffers:
+                n = len(agent.heads)
+                for h, head in enumerate(agent.heads):
+                    for fact, proofs in bufs[n + h].items():
+                        alternatives.setdefault(head.relation, {}).setdefault(fact, []).extend(proofs)
         for agent, bufs in buffers:
             for head, buf in zip(agent.heads, bufs):
                 if not buf:
@@ -488,6 +503,8 @@ class Engine:
                 for fact, proof in buf.items():
                     if fact in facts:
                         n_dup += 1
+                        if alternatives is not None:
+                            alternatives.setdefault(name, {}).setdefault(fact, []).append(proof)
                         continue
                     if self.total >= max_facts:
                         n_drop += 1

@@ -87,6 +87,14 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
     conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
     if record[0] == INPUT_AGENT:
         return Proof(relation, fact, True, 0, source=source_of(relation, fact), superseded_by=superseded_by, confidence=conf)
+    return decode_record(program, relation, fact, record, confidence, superseded_by)
+
+
+def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
+                  confidence: Mapping[str, Mapping[tuple, float]] | None = None,
+                  superseded_by: tuple[tuple, int] | None = None) -> Proof:
+    """One derivation record ``(agent id, cycle, premises..., [aggregate values])`` as a Proof."""
+    conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
     agent = program.agents[record[0]]
     positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
     premises = list(record[2:2 + len(positive)])
