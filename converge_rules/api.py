@@ -321,6 +321,29 @@ class Result:
         table = (self._outcome.confidence or {}).get(relation, {})
         return sorted((f, c) for f, c in table.items() if f in self._context[relation].facts)
 
+    def dropped(self, relation: str, fact: Sequence[Value]) -> dict[str, Any] | None:
+        """Why a derived fact is not in the context although an agent derived it: superseded
+        or dominated (dominance), over max_facts, below min_confidence; None otherwise."""
+        values = _normalise(self.program, relation, fact)
+        store = self._context.relations.get(relation)
+        if store is not None and values in store.superseded:
+            _proof, by, cycle = store.superseded[values]
+            return {"reason": "superseded", "cycle": cycle, "by": by,
+                    "message": f"derived, then superseded in cycle {cycle} by {format_fact(relation, by)}"}
+        entry = (self._outcome.dropped.get(relation) or {}).get(values)
+        if entry is None:
+            return None
+        reason, cycle, detail = entry
+        if reason == "dominated":
+            message = f"derived in cycle {cycle} but dominated by {format_fact(relation, detail)}, which was kept"
+        elif reason == "max_facts":
+            message = f"derived in cycle {cycle} but dropped: the max_facts budget ({detail}) was exhausted"
+        else:
+            message = (f"derived in cycle {cycle} with confidence {detail:g}, below min_confidence "
+                       f"{self.budget.min_confidence}")
+        return {"reason": reason, "cycle": cycle, "detail": list(detail) if isinstance(detail, tuple) else detail,
+                "message": message}
+
     def superseded(self, relation: str) -> list[tuple[tuple, tuple, int]]:
         """Facts of a keyed relation that were superseded: (fact, superseded by, cycle), sorted."""
         store = self._context[relation]
@@ -368,6 +391,15 @@ class Result:
             else:
                 stack.extend(p.premises)
         return sorted(inputs)
+
+    def why_not(self, fact: str | tuple[str, Sequence[Value]], depth: int = 1) -> Any:
+        """Why a fact does not hold: the agents that could derive it, their deepest partial
+        matches and the first literal nothing satisfies (or that it holds, or was dropped)."""
+        from .explain.whynot import why_not
+
+        if isinstance(fact, str):
+            return why_not(self, fact, depth=depth)
+        return why_not(self, fact[0], tuple(fact[1]), depth=depth)
 
     def why(self, fact: str | tuple[str, Sequence[Value]], depth: int | None = None) -> "ProofNode | None":
         """The proof tree of a fact, down to input facts; None when the fact does not hold."""

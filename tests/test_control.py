@@ -404,3 +404,18 @@ def test_min_confidence_and_max_facts_drop_the_weakest(tmp_path: Path) -> None:
     assert 'path("x", "y")  0.45' in text
     low = cli("run", "c.cvg", "--facts", "edge.csv", "--min-confidence", "0.5", "--format", "json", cwd=tmp_path)
     assert low.returncode == 4
+
+
+def test_why_not_explains_dropped_facts() -> None:
+    src = """
+relation offer(loan: str, rate: float) key(loan) prefer min(rate)
+relation quote(loan: str, rate: float)
+quote("l1", 5.0). quote("l1", 4.5).
+offer(l, r) :- quote(l, r).
+"""
+    r = cr.load_text(src, "o.cvg").run()
+    assert r.dropped("offer", ("l1", 5.0))["reason"] == "dominated"  # type: ignore[index]
+    assert "dominated by offer(\"l1\", 4.5)" in r.why_not('offer("l1", 5.0)').message
+    bounded = cr.load_text(RUNAWAY, "r.cvg").run(budget=cr.Budget(max_facts=3))
+    assert "max_facts budget (3) was exhausted" in bounded.why_not("n(3)").message
+    assert bounded.dropped("n", (2,)) is None

@@ -20,7 +20,7 @@ EXAMPLE = "Example: converge why-not examples/loans/loans.cvg --facts examples/l
 @click.option("--depth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Also explain a missing premise of a derived relation, N-1 levels further.")
 @_with(_budget_options)
-def whynot(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int, **opts: Any) -> None:
+def why_not(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int, **opts: Any) -> None:
     """Explain why FACT does not hold: the agents that could derive it and
     the first body literal that nothing satisfied, with its bindings.
 
@@ -33,14 +33,18 @@ def whynot(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int, 
     if fact_text.endswith(".cvg") and os.path.exists(fact_text):
         raise click.UsageError("the last argument must be a fact such as 'decision(\"l1\", \"approve\")'")
     from ..diagnostics import ConvergeError
-    from ..explain.whynot import RENDERERS, why_not
+    from ..explain.whynot import RENDERERS
+    from ..explain.whynot import why_not as explain
 
     result = _run_job(rules, facts, opts)
     try:
         relation, values = result.parse_fact(fact_text)
     except ConvergeError as err:
         _fail_diagnostics(err)
-    explanation = why_not(result, relation, values, depth=depth)
+    explanation = explain(result, relation, values, depth=depth)
     text = RENDERERS[fmt](explanation)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.exit(EXIT_OK)
+
+
+whynot = why_not  # the command under either name

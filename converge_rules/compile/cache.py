@@ -42,7 +42,8 @@ def key(roots: list[str]) -> str | None:
     from .. import __version__
     from ..syntax.parser import grammar_path
 
-    h = hashlib.sha256(f"{FORMAT}:{__version__}".encode())
+    # Spans keep paths as given, relative to the working directory: both are part of the key.
+    h = hashlib.sha256(f"{FORMAT}:{__version__}:{os.getcwd()}:{sorted(roots)}".encode())
     for p in [str(grammar_path())] + sorted(roots, key=os.path.abspath):
         digest = _sha(p)
         if digest is None:

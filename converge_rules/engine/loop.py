@@ -111,6 +111,7 @@ class Outcome:
     steps: int = 0
     confidence: dict[str, dict[tuple, float]] | None = None
     alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
+    dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
 
 
 class _AgentState:
@@ -155,6 +156,8 @@ class Engine:
         self.program = program
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
+        # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
+        self.dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = {}
         self.strata = strata
         self.budget = budget
         self.tools = dict(tools or {})
@@ -256,6 +259,7 @@ class Engine:
             outcome.steps = self.steps[0] if self.steps is not None else 0
             outcome.confidence = self.conf
             outcome.alternatives = self.alternatives
+            outcome.dropped = self.dropped
             return outcome
         finally:
             if enabled:
@@ -508,6 +512,7 @@ class Engine:
                         continue
                     if self.total >= max_facts:
                         n_drop += 1
+                        self.dropped.setdefault(name, {}).setdefault(fact, ("max_facts", cycle, max_facts))
                         continue
                     facts[fact] = proof
                     new.append(fact)
@@ -549,6 +554,7 @@ class Engine:
                     c = confs[fact]
                     if floor is not None and c < floor:
                         self.conf_dropped += 1
+                        self.dropped.setdefault(name, {}).setdefault(fact, ("min_confidence", cycle, c))
                         continue
                     candidates.append((c, len(candidates), name, fact, proof, agent.name))
         room = max_facts - self.total
@@ -556,6 +562,9 @@ class Engine:
         if len(candidates) > room:  # the weakest go first; the order of the rest is kept
             keep = set(i for _c, i, *_ in sorted(candidates, key=lambda x: (-x[0], x[1]))[:max(room, 0)])
             dropped = len(candidates) - len(keep)
+            for c, i, name, fact, _proof, _agent in candidates:
+                if i not in keep:
+                    self.dropped.setdefault(name, {}).setdefault(fact, ("max_facts", cycle, max_facts))
             candidates = [c for c in candidates if c[1] in keep]
         added: dict[str, list[tuple]] = {}
         for c, _i, name, fact, proof, agent_name in candidates:
@@ -594,11 +603,13 @@ class Engine:
             current = store.keymap.get(k)
             if current is not None and not better(fact[key.column], current[key.column]):
                 counts["dominated"] += 1
+                self.dropped.setdefault(store.name, {}).setdefault(fact, ("dominated", cycle, current))
                 self._emit({"event": "dominated", "cycle": cycle, "relation": store.name,
                             "fact": list(fact), "kept": list(current)})
                 continue
             if current is None and max_facts is not None and self.total >= max_facts:
                 counts["dropped"] += 1
+                self.dropped.setdefault(store.name, {}).setdefault(fact, ("max_facts", cycle, max_facts))
                 continue
             if current is not None:
                 old_proof = store.facts.pop(current)

@@ -132,7 +132,7 @@ class WhyNot:
 
     relation: str
     values: Pattern
-    status: str          # "holds" | "input" | "no_rules" | "no_unifying_agent" | "explained" | "repeated"
+    status: str          # "holds" | "superseded" | "dropped" | "input" | "no_rules" | "no_unifying_agent" | "explained" | "repeated"
     message: str
     tier: str
     cycles: int
@@ -248,6 +248,21 @@ class _Explainer:
             shown = pattern_fact(relation, fact)
             msg = f"{text} holds" if shown == text else f"{text} holds: {shown}"
             return WhyNot(status="holds", message=msg, proof=proof, holds_as=None if shown == text else shown, **base)
+        dropped = self.superseded(relation, pattern)
+        if dropped is not None:
+            fact, by, cycle = dropped
+            shown = pattern_fact(relation, fact)
+            proof = self.result.why((relation, fact))
+            return WhyNot(status="superseded", proof=proof,
+                          message=(f"{text} does not hold: {shown} was derived, then superseded in cycle {cycle} "
+                                   f"by {pattern_fact(relation, by)} (the relation keeps one preferred fact per key)"),
+                          holds_as=None if shown == text else shown, **base)
+        getter = getattr(self.result, "dropped", None)
+        if getter is not None and all(v is not None for v in pattern):
+            info = getter(relation, tuple(pattern))  # derived, but dominance or a budget kept it out
+            if info is not None:
+                return WhyNot(status="dropped", message=f"{text} does not hold: it was {info['message']}",
+                              notes=self.tier_notes(), **base)
         key = (relation, tuple(_key(v) for v in pattern))
         if key in seen:
             return WhyNot(status="repeated", message=f"{text} does not hold (explained above)", **base)
@@ -279,8 +294,23 @@ class _Explainer:
                        f"{n} agent{'s' if n != 1 else ''} write{'s' if n == 1 else ''} {relation}, but no head matches this fact")
             return WhyNot(status="no_unifying_agent", message=message, mismatches=mismatches, notes=notes, **base)
         n = len(attempts)
-        message = f"{text} does not hold (tier {self.tier}, {self.cycles} cycles); {n} agent{'s' if n != 1 else ''} could derive it"
+        message = (f"{text} does not hold (tier {self.tier}, {self.cycles} cycle{'s' if self.cycles != 1 else ''}); "
+                   f"{n} agent{'s' if n != 1 else ''} could derive it")
         return WhyNot(status="explained", message=message, attempts=attempts, mismatches=mismatches, notes=notes, **base)
+
+    def superseded(self, relation: str, pattern: Pattern) -> tuple[tuple, tuple, int] | None:
+        """A fact matching the pattern that was derived and then superseded (keyed relations)."""
+        getter = getattr(self.result, "superseded", None)
+        if getter is None:
+            return None
+        try:
+            rows = getter(relation)
+        except (KeyError, AttributeError):
+            return None
+        for fact, by, cycle in rows:
+            if all(p is None or _same(p, v) for p, v in zip(pattern, fact)):
+                return fact, by, cycle
+        return None
 
     def tier_notes(self) -> list[str]:
         if self.tier == "converged":
@@ -349,6 +379,11 @@ class _Explainer:
         for env, used in frontier:
             problem = _check_post(post, env, pattern)
             (wrong if problem else complete).append((env, used, problem))
+        if complete and total == 0:
+            summary = "the agent has no `when` clause: it derives the fact once it runs" + (
+                f"; it did not, because the run ended {self.tier}" if self.tier != "converged" else "")
+            return Attempt(blocking=None, blocking_text=None, matches=1, shown=[], outcome="would derive",
+                           summary=summary, **common)
         if complete:
             summary = (f"all {total} literal{'s' if total != 1 else ''} are satisfied ({len(complete)} match"
                        f"{'es' if len(complete) != 1 else ''}): this agent derives the fact once it runs"
@@ -479,6 +514,8 @@ class _Explainer:
                 return env
             return f"{_show_lit(lit, env)} is false"
         except EvalError as err:
+            if _has_tool_call(lit):
+                return f"{_show_lit(lit, env)}: why-not does not call tools, so this literal cannot be evaluated"
             return f"{_show_lit(lit, env)}: {err.message}"
         except _CompareError as err:
             return f"{_show_lit(lit, env)}: {err}"
@@ -566,6 +603,21 @@ def _compare(op: str, a: Value, b: Value) -> bool:
     if not ((num_a and num_b) or type(a) is type(b)):
         raise _CompareError(f"cannot compare {type_name(a)} and {type_name(b)}")
     return compare(op, a, b)
+
+
+def _has_tool_call(lit: ast.Comparison) -> bool:
+    def walk(e: ast.Expr) -> bool:
+        if isinstance(e, ast.ToolCall):
+            return True
+        if isinstance(e, ast.BinOp):
+            return walk(e.left) or walk(e.right)
+        if isinstance(e, ast.Neg):
+            return walk(e.operand)
+        if isinstance(e, ast.Call):
+            return any(walk(a) for a in e.args)
+        return False
+
+    return walk(lit.left) or walk(lit.right)
 
 
 def _agg_side(lit: ast.Comparison) -> tuple[ast.Aggregate, ast.Expr] | None:
@@ -719,7 +771,8 @@ def _show_lit(lit: ast.Literal, env: dict[str, Value] | None = None) -> str:
         return ("not " if lit.negated else "") + show_expr(lit.call, env)
     if isinstance(lit, ast.Fail):
         return f"fail {json.dumps(lit.message, ensure_ascii=False)}"
-    return f"{show_expr(lit.left, env)} {lit.op} {show_expr(lit.right, env)}"
+    sides = [_show_agg(e, env or {}) if isinstance(e, ast.Aggregate) else show_expr(e, env) for e in (lit.left, lit.right)]
+    return f"{sides[0]} {lit.op} {sides[1]}"
 
 
 def _show_agg(agg: ast.Aggregate, env: dict[str, Value]) -> str:
@@ -750,7 +803,7 @@ def _facts_text(used: tuple[tuple[str, tuple], ...]) -> list[str]:
 def render_text(w: WhyNot, indent: str = "") -> str:
     lines: list[str] = []
     out = lines.append
-    if w.status == "holds":
+    if w.status in ("holds", "superseded"):
         out(f"{indent}{w.message}")
         if w.proof is not None:
             for line in render_proof_text(w.proof).splitlines():

@@ -1,0 +1,62 @@
+"""`converge test`: run the ``test`` blocks of rule files.
+
+Exit codes: 0 every selected test passed (and coverage met the threshold),
+1 a test failed or errored, or coverage is below ``--coverage-threshold``,
+2 usage error, a path that does not exist, a test file that does not
+compile, or a JUnit file that cannot be written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..cli import OUT
+
+EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
+
+
+@click.command(epilog="Example: converge test examples/ --junit report.xml --coverage")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-k", "pattern", metavar="PATTERN",
+              help="Run only tests whose 'file::test name' contains PATTERN or matches it as a glob.")
+@click.option("--junit", "junit", type=click.Path(dir_okay=False), metavar="FILE", help="Also write a JUnit XML report to FILE.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--coverage", is_flag=True, help="Report, per file, the agents that fired in at least one test and those that never did.")
+@click.option("--coverage-threshold", "threshold", type=click.FloatRange(0, 100), metavar="PCT",
+              help="Fail (exit 1) when the total agent coverage is below PCT percent (implies --coverage).")
+@click.option("--why-depth", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Depth of the why-not explanation of a missing expected fact.")
+def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: str, coverage: bool,
+         threshold: float | None, why_depth: int) -> None:
+    """Run the test blocks in PATHS (files, or directories searched for *.cvg)."""
+    from ..diagnostics import ConvergeError
+    from ..testing.runner import run_paths
+
+    report = run_paths(list(paths), pattern=pattern, why_depth=why_depth)
+    for f in report.load_errors:
+        OUT.print(f.diagnostics_text(), err=True)
+    if report.load_errors:
+        n = len(report.load_errors)
+        OUT.print(f"{n} test file{'s' if n != 1 else ''} could not be loaded", style="bold red", err=True)
+    if junit:
+        from ..io import write_atomic
+
+        try:
+            write_atomic(junit, report.junit_xml())
+        except ConvergeError as err:
+            for d in err.diagnostics:
+                OUT.print(d.render(), err=True)
+            sys.exit(EXIT_LOAD)
+    show_coverage = coverage or threshold is not None
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report.to_json(show_coverage, threshold), indent=1, ensure_ascii=False) + "\n")
+    else:
+        OUT.print(report.render_text(show_coverage, threshold))
+    if report.load_errors:
+        sys.exit(EXIT_LOAD)
+    if report.failed or report.coverage_failed(threshold):
+        sys.exit(EXIT_FAIL)
+    sys.exit(EXIT_PASS)

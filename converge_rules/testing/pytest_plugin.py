@@ -1,0 +1,102 @@
+"""pytest plugin: collect the ``test`` blocks of ``*.cvg`` files as pytest items.
+
+Registered through the ``pytest11`` entry point ``converge``, so
+``pytest rules/`` runs rule tests next to Python tests. A ``.cvg`` file is
+collected only when its text contains a test block (``test "``): rule files
+without tests, broken or not, are ignored; a file with test blocks that does
+not parse or compile is a collection error showing its diagnostics. Each test
+block is one item, named by the test's name; a failing item shows the same
+text as ``converge test`` (missing facts with their why-not explanation,
+unexpected facts with their proof, tier and violation mismatches).
+
+Disable with ``-p no:converge``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+
+def _display(path: Path) -> str:
+    """The path relative to the working directory when it is below it (as ``converge test`` prints it)."""
+    text = os.fspath(path)
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:  # another drive (Windows)
+        return text
+    return text if rel.startswith("..") else rel
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "CvgFile | None":
+    if file_path.suffix != ".cvg":
+        return None
+    from .runner import has_test_blocks
+
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not has_test_blocks(text):
+        return None
+    return CvgFile.from_parent(parent, path=file_path)
+
+
+class CvgLoadError(Exception):
+    """A test file that does not parse or compile."""
+
+
+class CvgTestFailure(Exception):
+    """A rule test whose expectations are not met."""
+
+    def __init__(self, outcome: Any):
+        super().__init__(outcome.failure_text())
+        self.outcome = outcome
+
+
+class CvgFile(pytest.File):
+    def collect(self) -> Iterator["CvgItem"]:
+        from .runner import load_file
+
+        loaded = load_file(_display(self.path))
+        if loaded is None:
+            return
+        if not loaded.ok:
+            raise CvgLoadError(loaded.diagnostics_text())
+        for test in loaded.tests:
+            yield CvgItem.from_parent(self, name=test.name, loaded=loaded, test=test)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+        if isinstance(excinfo.value, CvgLoadError):
+            return f"rule file does not compile:\n{excinfo.value}"
+        return super().repr_failure(excinfo)
+
+
+class CvgItem(pytest.Item):
+    def __init__(self, *, loaded: Any, test: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.loaded = loaded
+        self.test = test
+        self.add_marker("converge")
+
+    def runtest(self) -> None:
+        from .runner import run_test
+
+        outcome = run_test(self.loaded, self.test)
+        if not outcome.passed:
+            raise CvgTestFailure(outcome)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+        if isinstance(excinfo.value, CvgTestFailure):
+            return excinfo.value.outcome.failure_text()
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, self.test.span.line - 1, f"converge test: {self.test.name}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "converge: a test block of a .cvg rule file (converge test)")

@@ -1,0 +1,292 @@
+"""`converge test`, its reports (text, JSON, JUnit, coverage) and the pytest plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from converge_rules.testing import discover, load_file, run_paths
+from converge_rules.testing.runner import selected
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = "tests/data/testing"
+BROKEN = f"{DATA}/broken/policy.cvg"
+PASSING = f"{DATA}/passing/rules.cvg"
+
+
+def converge_subprocess(*args: str, seed: str = "0") -> subprocess.CompletedProcess[str]:
+    """`python -m converge_rules ...` in a fresh interpreter."""
+    env = {**os.environ, "PYTHONHASHSEED": seed, "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=ROOT, capture_output=True, text=True, env=env)
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def converge(*args: str) -> Ran:
+    """The same command in-process (faster), through the real click group."""
+    from click.testing import CliRunner
+
+    from converge_rules.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _in_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+# ------------------------------------------------------------------ discovery and loading
+
+# Rule files that do not parse are made on the fly, so that every .cvg file
+# in the repository parses (and `converge fmt --check` can cover them all).
+SYNTAX_ERROR_WITH_TEST = 'relation p(x: str)\np(x) :- p(x)\n\ntest "never parses" {\n  expect { p("a"). }\n}\n'
+SYNTAX_ERROR_WITHOUT_TEST = "# broken on purpose, and without test blocks\nrelation p(x: str\n"
+
+
+@pytest.fixture
+def broken_dir(tmp_path: Path) -> Path:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "syntax_error.cvg").write_text(SYNTAX_ERROR_WITH_TEST)
+    (tmp_path / "ignored").mkdir()
+    (tmp_path / "ignored" / "no_tests.cvg").write_text(SYNTAX_ERROR_WITHOUT_TEST)
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.cvg").write_text(SYNTAX_ERROR_WITH_TEST)
+    return tmp_path
+
+
+def test_discover_sorts_recurses_and_rejects_missing_paths(broken_dir: Path) -> None:
+    files = discover([DATA])
+    assert files == sorted(files)
+    assert f"{DATA}/bad/compile_error.cvg" in files and PASSING in files
+    found = discover([str(broken_dir)])
+    assert found == [str(broken_dir / "bad" / "syntax_error.cvg"), str(broken_dir / "ignored" / "no_tests.cvg")]
+    assert discover([PASSING, DATA + "/passing"]) == [PASSING]  # no duplicates
+    with pytest.raises(FileNotFoundError):
+        discover(["no/such/dir"])
+
+
+def test_files_without_test_blocks_are_skipped_even_when_broken(broken_dir: Path) -> None:
+    assert load_file(str(broken_dir / "ignored" / "no_tests.cvg")) is None
+    assert load_file("examples/failures/syntax_error.cvg") is None
+    assert load_file("tests/golden/diagnostics/undefined_relation.cvg") is None
+    bad = load_file(str(broken_dir / "bad" / "syntax_error.cvg"))
+    assert bad is not None and not bad.ok and bad.diagnostics[0].code == "E100"
+    compile_error = load_file(f"{DATA}/bad/compile_error.cvg")
+    assert compile_error is not None and compile_error.diagnostics[0].code == "E200"
+
+
+def test_k_selects_by_substring_or_glob() -> None:
+    assert selected("a.cvg", "big loan", "big")
+    assert selected("a.cvg", "big loan", "a.cvg::*loan")
+    assert not selected("a.cvg", "big loan", "small")
+    assert selected("a.cvg", "anything", None)
+
+
+# ------------------------------------------------------------------ converge test
+
+def test_examples_pass() -> None:
+    out = converge_subprocess("test", "examples/")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(1 for line in lines if line.startswith("PASS  ")) == 10
+    assert "PASS  examples/loans/loans.cvg::an approval recorded up front contradicts a rejection" in lines
+    assert lines[-1] == "10 passed (10 tests in 2 files)"
+
+
+def test_broken_expectation_prints_the_why_not_explanation() -> None:
+    out = converge("test", BROKEN)
+    assert out.returncode == 1
+    text = out.stdout
+    assert f"FAIL  {BROKEN}::a big loan is approved (wrong on purpose)" in text
+    assert "  expected fact missing: decision(\"l1\", \"approve\")\n    why not:\n" in text
+    assert "✗ 2. not risk(l, _)  no partial match satisfies it" in text
+    assert '✗ not risk("l1", _) fails: risk("l1", "amount above 5x income") holds' in text
+    assert "proof of risk(\"l1\", \"amount above 5x income\"):" in text
+    # given facts point at the test block that gave them
+    assert f'loan("l1", "a1", 6000)  [input, {BROKEN}:20]' in text
+    assert "unexpected fact present: decision(\"l2\", \"approve\")" in text
+    assert "expected tier failed, got converged" in text
+    assert "expected violation 'single_decision' was not reported" in text
+    assert "note: the run failed" in text
+    assert f"ERROR {BROKEN}::a facts file that does not exist" in text
+    assert "error[E500]: facts file not found" in text
+    assert text.splitlines()[-1] == "1 passed, 4 failed, 1 error (6 tests in 1 file)"
+
+
+def test_output_is_deterministic() -> None:
+    a = converge_subprocess("test", DATA + "/broken", DATA + "/passing", "--coverage", seed="1")
+    b = converge_subprocess("test", DATA + "/broken", DATA + "/passing", "--coverage", seed="999")
+    assert a.returncode == b.returncode == 1
+    assert a.stdout == b.stdout
+
+
+def test_k_filters_tests() -> None:
+    out = converge("test", BROKEN, "-k", "passes")
+    assert out.returncode == 0
+    assert out.stdout.splitlines()[0] == f"PASS  {BROKEN}::this one passes"
+    assert out.stdout.splitlines()[-1] == "1 passed, 5 deselected (1 test in 1 file)"
+    glob = converge("test", "examples/", "-k", "*graph.cvg::*sample*")
+    assert glob.returncode == 0
+    assert glob.stdout.splitlines()[0] == "PASS  examples/graph/graph.cvg::the sample graph"
+    none = converge("test", "examples/", "-k", "no such test")
+    assert none.returncode == 0 and none.stdout.strip() == "no tests ran (10 deselected)"
+
+
+def test_junit_has_one_testcase_per_test_block(tmp_path: Path) -> None:
+    junit = tmp_path / "out" / "junit.xml"
+    junit.parent.mkdir()
+    out = converge("test", "examples/", BROKEN, "--junit", str(junit))
+    assert out.returncode == 1
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites"
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert list(suites) == ["examples/graph/graph.cvg", "examples/loans/loans.cvg", BROKEN]
+    cases = root.findall("./testsuite/testcase")
+    assert len(cases) == 16 == int(root.get("tests"))  # type: ignore[arg-type]
+    loans = suites["examples/loans/loans.cvg"]
+    assert [c.get("classname") for c in loans] == ["examples/loans/loans.cvg"] * 6
+    assert all(float(c.get("time")) >= 0 for c in cases)  # type: ignore[arg-type]
+    broken = {c.get("name"): c for c in suites[BROKEN]}
+    failure = broken["a big loan is approved (wrong on purpose)"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == 'expected fact missing: decision("l1", "approve")'
+    assert "proof of risk(\"l1\", \"amount above 5x income\"):" in (failure.text or "")
+    assert broken["a facts file that does not exist"].find("error") is not None
+    assert broken["this one passes"].find("failure") is None
+    assert (suites[BROKEN].get("tests"), suites[BROKEN].get("failures"), suites[BROKEN].get("errors")) == ("6", "4", "1")
+    assert [p.name for p in junit.parent.iterdir()] == ["junit.xml"]  # written atomically, no temp file left
+
+
+def test_json_report() -> None:
+    out = converge("test", BROKEN, "--format", "json")
+    assert out.returncode == 1
+    data = json.loads(out.stdout)
+    assert data["format"] == "converge-test/1"
+    assert data["summary"] == {"passed": 1, "failed": 4, "errors": 1, "tests": 6, "deselected": 0, "load_errors": 0}
+    first = data["tests"][0]
+    assert first["status"] == "failed" and first["line"] == 19
+    missing = first["failures"][0]
+    assert missing["kind"] == "missing" and missing["fact"] == 'decision("l1", "approve")'
+    assert missing["why_not"]["agents"][0]["blocking_literal"] == 'not risk("l1", _)'
+    kinds = [f["kind"] for t in data["tests"] for f in t["failures"]]
+    assert sorted(set(kinds)) == ["error", "missing", "tier", "unexpected", "violation"]
+
+
+def test_coverage_lists_never_fired_agents() -> None:
+    out = converge("test", DATA + "/passing", "--coverage")
+    assert out.returncode == 0, out.stdout
+    assert (f"  {PASSING}: 3/4 agents (75.0%)\n"
+            f"    never fired: never_used at {PASSING}:12\n"
+            "  total: 3/4 agents (75.0%)\n") in out.stdout
+    data = json.loads(converge("test", DATA + "/passing", "--coverage", "--format", "json").stdout)
+    cov = data["coverage"]["files"][0]
+    assert cov["fired"] == ["reach#1", "reach#2", "open#1"]
+    assert cov["never_fired"] == [{"agent": "never_used", "file": PASSING, "line": 12}]
+    examples = converge("test", "examples/", "--coverage")
+    assert "  total: 13/13 agents (100.0%)" in examples.stdout
+
+
+def test_coverage_threshold() -> None:
+    low = converge("test", DATA + "/passing", "--coverage-threshold", "80")
+    assert low.returncode == 1
+    assert "coverage 75.0% below the threshold of 80%" in low.stdout
+    ok = converge("test", DATA + "/passing", "--coverage-threshold", "75")
+    assert ok.returncode == 0
+    assert "coverage 75.0% meets the threshold of 75%" in ok.stdout
+
+
+def test_load_errors_exit_2(broken_dir: Path, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    out = converge("test", DATA + "/bad", str(broken_dir / "bad"), DATA + "/passing", "--junit", str(junit))
+    assert out.returncode == 2
+    compile_cases = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "(compile)"]
+    assert [c.get("classname") for c in compile_cases] == [f"{DATA}/bad/compile_error.cvg", str(broken_dir / "bad" / "syntax_error.cvg")]
+    assert all(c.find("error") is not None for c in compile_cases)
+    assert "error[E200]: undefined relation 'q'" in out.stderr
+    assert "error[E100]" in out.stderr
+    assert "2 test files could not be loaded" in out.stderr
+    assert "PASS  tests/data/testing/passing/rules.cvg::reach is transitive" in out.stdout  # the others still run
+    assert converge("test", "no/such/path").returncode == 2
+    assert converge("test", str(broken_dir / "ignored")).stdout.strip() == "no tests ran"
+
+
+def test_api_report() -> None:
+    report = run_paths([DATA + "/passing", BROKEN])
+    assert [o.status for o in report.outcomes] == ["passed"] * 3 + ["failed"] * 4 + ["error", "passed"]
+    assert report.outcomes[0].id == f"{PASSING}::reach is transitive"
+    violated = run_paths(["examples/loans/loans.cvg"], pattern="contradicts")
+    assert [o.tier for o in violated.outcomes] == ["failed"] and violated.outcomes[0].passed
+
+
+def test_given_files_resolve_against_the_test_file(tmp_path: Path) -> None:
+    # from another working directory, relative to the rule file
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", str(ROOT / "examples")],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------ pytest plugin
+
+RULES = '''
+input relation edge(a: str, b: str)
+relation path(a: str, b: str)
+path(x, y) :- edge(x, y).
+path(x, z) :- path(x, y), edge(y, z).
+
+test "path is transitive" {
+  given { edge("a", "b"). edge("b", "c"). }
+  expect { path("a", "c"). }
+}
+
+test "wrong on purpose" {
+  given { edge("a", "b"). }
+  expect { path("b", "a"). }
+}
+'''
+
+
+def test_plugin_collects_and_runs_test_blocks(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".cvg", rules=RULES)
+    pytester.makefile(".cvg", broken_without_tests="relation p(x: str\n")
+    pytester.makepyfile(test_py="def test_python():\n    assert True\n")
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*rules.cvg::path is transitive PASSED*",
+        "*rules.cvg::wrong on purpose FAILED*",
+    ])
+    out = result.stdout.str()
+    assert 'expected fact missing: path("b", "a")' in out
+    assert "why not:" in out and 'no fact matches edge("b", "a") (edge is an input relation)' in out
+    assert "Traceback" not in out
+
+
+def test_plugin_reports_a_broken_test_file_as_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".cvg", broken='relation p(x: str)\np(x) :- q(x).\ntest "t" { expect { p("a"). } }\n')
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*rule file does not compile:*", "*undefined relation 'q'*"])
+
+
+def test_pytest_runs_the_examples() -> None:
+    out = subprocess.run([sys.executable, "-m", "pytest", "examples/", "-p", "no:cacheprovider", "-vv"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "examples/loans/loans.cvg::a loan above five times income is rejected PASSED" in out.stdout
+    assert "10 passed" in out.stdout
