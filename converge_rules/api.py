@@ -112,6 +112,31 @@ class RuleSet:
             raise ConvergeError([Diagnostic("E220", f"unknown tool {name!r}: the rules call it but no tool of that name was given", span,
                                             "error", ("register it: RuleSet.run(tools={...}) or converge run --tools module:object",))
                                  for name, span in missing])
+        import gc
+
+        enabled = gc.isenabled()
+        gc.disable()  # loading creates many acyclic tuples: the cyclic collector would only walk them
+        try:
+            outcome, inputs, events, header, effective = self._evaluate(
+                facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
+                progress, _replay_tools, all_proofs)
+        finally:
+            if enabled:
+                gc.freeze()
+                gc.enable()
+        result = Result(self.program, outcome, inputs, events, header)
+        import os
+
+        result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
+                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+        return result
+
+
+    def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
+                  tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
+                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool) -> Any:
+        from .engine.loop import Engine
+
         schema = self.program.schema()
         loaded = []
         if fact_files:
@@ -145,13 +170,7 @@ class RuleSet:
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
-        result = Result(self.program, outcome, inputs, events, header)
-        import os
-
-        result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
-                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
-        return result
-
+        return outcome, inputs, events, header, effective
 
 class _Inputs:
     """Input facts from rule files, facts files and the API, with their sources."""
@@ -219,6 +238,18 @@ class _Inputs:
 
 
 _SEP = "\x00"
+_FIELD, _RECORD = "\x1e", "\x1f"
+
+
+def _encode_facts(facts: list[tuple], all_str: bool) -> bytes:
+    """Facts as bytes for the digest: JSON, or for text-only relations a compact form
+    (fields joined by U+001E, facts by U+001F) used only when no value holds either
+    separator, which the separator counts prove, so the encoding stays injective."""
+    if all_str and facts and len(facts[0]) > 0:
+        body = _RECORD.join(map(_FIELD.join, facts))
+        if body.count(_FIELD) == len(facts) * (len(facts[0]) - 1) and body.count(_RECORD) == len(facts) - 1:
+            return b"T" + body.encode("utf-8", "surrogatepass")
+    return b"J" + json.dumps(facts, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
@@ -450,7 +481,7 @@ class Result:
             store = self._context[name]
             h.update(json.dumps([name, store.arity, len(store)], ensure_ascii=False).encode())
             h.update(b"\n")
-            h.update(json.dumps(store.live_order(), ensure_ascii=False, separators=(",", ":")).encode())
+            h.update(_encode_facts(store.live_order(), all(c.type == "str" for c in self.program.relations[name].columns)))
             h.update(b"\n")
         return h.hexdigest()
 
