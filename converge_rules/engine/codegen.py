@@ -314,7 +314,8 @@ class RuleCode:
                     text = f"_coerce({text}, {col.type!r}, {self.sid(arg.span)})"
                 values.append(text)
             fact = "(" + "".join(v + ", " for v in values) + ")"
-            code.line(f"f = {fact}")
+            same = self._same_tuple(head)
+            code.line(f"f = {same if same is not None else fact}")
             if self.confidence is None:
                 code.open(f"if f not in H{h} and f not in B{h}:")
                 code.line(f"B{h}[f] = ({proof},)")
@@ -341,6 +342,21 @@ class RuleCode:
             code.open(f"elif c > {head_conf}.get(f, 1.0) and c > BI{h}.get(f, (0.0,))[0]:")
             code.line(f"BI{h}[f] = (c, ({proof},))")
             code.depth -= 1
+
+    def _same_tuple(self, head: ast.Atom) -> str | None:
+        """A scanned tuple that equals the emitted fact (same variables, same order, same
+        column types), so the fact can reuse it instead of building a new tuple."""
+        if not head.args or not all(isinstance(a, ast.Var) for a in head.args):
+            return None
+        names = [a.name for a in head.args]  # type: ignore[union-attr]
+        head_types = [c.type for c in self.program.relations[head.relation].columns]
+        for i in self.positive:
+            atom = self.body[i]
+            assert isinstance(atom, ast.Atom)
+            if [a.name if isinstance(a, ast.Var) else None for a in atom.args] == names \
+                    and [c.type for c in self.program.relations[atom.relation].columns] == head_types:
+                return f"t{i}"
+        return None
 
     # -------------------------------------------------------------- expressions
     def _condition(self, lit: ast.Literal) -> str:
