@@ -12,7 +12,8 @@ canonical layout, keeping every comment:
   (keyword alone on its line, items indented four more spaces);
 * ``agent``, ``invariant``, ``acceptance`` and ``test`` blocks put ``NAME
   ["text"] {`` on one line, each clause on its own line indented two spaces,
-  and ``}`` alone; ``given``/``expect`` blocks put one fact per line;
+  and ``}`` alone; a ``given``/``expect`` block stays on one line when it
+  fits, otherwise it puts one fact per line;
 * expressions get single spaces around binary operators and only the
   parentheses precedence needs; strings are re-escaped canonically
   (``json.dumps(..., ensure_ascii=False)``); ints are printed plain (no
@@ -38,6 +39,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..diagnostics import Span
 from . import ast
 from .parser import grammar_path, parse_text
 
@@ -359,13 +361,9 @@ class _Layout:
 
     def forbid(self, item: ast.InvariantDecl, indent: int, blank_ok: bool) -> None:
         # The forbid clause has no span of its own: find its keyword after the `{`.
-        end = (item.span.end_line, item.span.end_col - 1)
         header = self.line("forbid", indent, self.after_brace(_start(item.span)), blank_ok=blank_ok)
-        parts = []
-        for k, lit in enumerate(item.body):
-            last = k == len(item.body) - 1
-            parts.append((_literal(lit) + ("" if last else ","), lit.span, end if last else _end(lit.span)))
-        self.broken(header, parts, indent + CONT)
+        last = item.body[-1].span
+        self.body(header, item.body, "", Span(last.file, 0, 0, last.end_line, last.end_col), indent + CONT)
 
     _TEST_WORDS = {"given": "given", "expect": "expect", "expect_not": "expect not"}
 
@@ -377,10 +375,12 @@ class _Layout:
             if not facts:
                 self.group([header, self.closing(sp, indent)], sep="")
                 return
+            lines = [header]
             for k, atom in enumerate(facts):
-                self.line(_atom(atom) + ".", indent + BLOCK, _start(atom.span), _end(atom.span), atom.span.end_line,
-                          blank_ok=k > 0)
-            self.closing(sp, indent)
+                lines.append(self.line(_atom(atom) + ".", indent + BLOCK, _start(atom.span), _end(atom.span),
+                                       atom.span.end_line, blank_ok=k > 0))
+            lines.append(self.closing(sp, indent))
+            self.group(lines)
             return
         if clause.kind == "given_file":
             text = f"given {_string(clause.value)}"  # type: ignore[arg-type]

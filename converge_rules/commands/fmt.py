@@ -1,0 +1,79 @@
+"""`converge fmt`: rewrite rule files in the canonical layout (see converge_rules.syntax.format)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+
+import click
+
+from ..cli import EXIT_INVALID, EXIT_OK, OUT
+
+EXAMPLE = "Example: converge fmt --check examples/"
+
+
+def cvg_paths(paths: tuple[str, ...] | list[str]) -> list[str]:
+    """Files as given, directories expanded to their ``*.cvg`` files (recursively, sorted)."""
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = []
+            for root, dirs, files in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found += [os.path.normpath(os.path.join(root, f)) for f in files if f.endswith(".cvg")]
+            out += sorted(found)
+        else:
+            out.append(path)
+    return out
+
+
+def _diff(path: str, old: str, new: str) -> str:
+    out = []
+    for line in difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                     fromfile=f"{path} (original)", tofile=f"{path} (formatted)"):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+@click.command(epilog=EXAMPLE)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--check", is_flag=True, help="Write nothing; list the files that would change (exit 1 if any).")
+@click.option("--diff", is_flag=True, help="Write nothing; print a unified diff of the changes (exit 1 if any).")
+def fmt(paths: tuple[str, ...], check: bool, diff: bool) -> None:
+    """Format PATHS (files, or directories searched for *.cvg) in the canonical layout.
+
+    Comments are kept and formatting twice changes nothing. Exit codes: 0 all
+    files formatted (or, with --check/--diff, already formatted), 1 a file would
+    change (--check/--diff) or has a syntax error, 2 usage error.
+    """
+    from ..diagnostics import ConvergeError, Diagnostic, Span
+    from ..io.writers import write_atomic
+    from ..syntax.format import format_source
+
+    changed = errors = 0
+    for path in cvg_paths(paths):
+        try:
+            try:
+                with open(path, encoding="utf-8", newline="") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError) as err:
+                raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))]) from None
+            formatted = format_source(text, path)
+            if formatted == text:
+                continue
+            changed += 1
+            if diff:
+                sys.stdout.write(_diff(path, text, formatted))
+            if check and not diff:
+                OUT.print(f"would reformat {path}")
+            if not check and not diff:
+                write_atomic(path, formatted)
+                OUT.print(f"reformatted {path}")
+        except ConvergeError as err:
+            errors += 1
+            for d in err.diagnostics:
+                OUT.print(d.render(), err=True)
+    if errors:
+        OUT.print(f"{errors} file{'s' if errors != 1 else ''} with errors", style="bold red", err=True)
+    sys.exit(EXIT_INVALID if errors or (changed and (check or diff)) else EXIT_OK)
