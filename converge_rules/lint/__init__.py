@@ -8,9 +8,6 @@ in the root files (the files given to ``converge check``), not in the
 modules they import: each imported project file is checked as a root of
 its own, and the standard library is not the user's to fix.
 
-Not implemented yet: "agent irrelevant to every declared goal" and
-"reading the preferred column of a keyed relation non-monotonically",
-which wait for ``goal`` and ``key ... prefer`` in the compiler.
 """
 
 from __future__ import annotations
@@ -28,7 +25,9 @@ from . import (
     w201_never_written,
     w300_agent_never_fires,
     w301_invariant_never_matches,
+    w302_irrelevant_to_goals,
     w400_arithmetic_recursion,
+    w401_keyed_nonmonotone,
 )
 
 LINTS: tuple[ModuleType, ...] = (
@@ -40,7 +39,9 @@ LINTS: tuple[ModuleType, ...] = (
     w201_never_written,
     w300_agent_never_fires,
     w301_invariant_never_matches,
+    w302_irrelevant_to_goals,
     w400_arithmetic_recursion,
+    w401_keyed_nonmonotone,
 )
 
 WARNING_CODES: tuple[str, ...] = tuple(lint.CODE for lint in LINTS)

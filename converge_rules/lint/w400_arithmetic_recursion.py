@@ -87,7 +87,10 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
             if not loops:
                 continue
             recursive_vars = {v for atom in loops for arg in atom.args for v in ast.expr_vars(arg)}
-            for arg in head.args:
+            key = ctx.program.relations[head.relation].key
+            for column, arg in enumerate(head.args):
+                if key is not None and column == key.column:
+                    continue  # dominance keeps one value per key: the shortest-path pattern terminates
                 found = _trace(arg, assigned, recursive_vars, set())
                 if found is None:
                     continue

@@ -1,0 +1,33 @@
+"""W302 agent irrelevant to every declared goal: the file declares ``goal``
+relations and this agent cannot contribute to any of them (nor to a relation
+an invariant or acceptance check reads).
+
+Such an agent is pruned before the job starts (see docs/semantics.md), so it
+never runs: either a goal is missing or the agent is dead code.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..compile.graph import body_reads
+from ..diagnostics import Diagnostic
+from ._context import LintContext
+
+CODE = "W302"
+TITLE = "agent irrelevant to every declared goal"
+
+
+def check(ctx: LintContext) -> Iterator[Diagnostic]:
+    program, strata = ctx.program, ctx.compilation.strata  # type: ignore[attr-defined]
+    if not program.goals or strata is None:
+        return
+    relevant: set[int] = set()
+    targets = list(program.goals) + [rel for inv in program.invariants for rel, _k, _a in body_reads(inv.body)]
+    for rel in targets:
+        relevant.update(strata.ancestor_agents.get(rel, ()))
+    for agent in program.agents:
+        if agent.id not in relevant and ctx.in_roots(agent.span):
+            yield ctx.warn(CODE, f"agent {agent.name!r} cannot contribute to any goal ({', '.join(program.goals)}); it is pruned",
+                           ctx.name_at(agent.span) if agent.kind == "agent" else agent.heads[0].span,
+                           "add the relation it derives to `goal`, or remove the agent")
