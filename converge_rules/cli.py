@@ -4,7 +4,7 @@ Exit codes (stable, documented in docs/cli.md):
   0 converged / success      1 invalid rules, facts or trace (diagnostics on stderr)
   2 usage error              3 degraded      4 bounded      5 failed
   6 the fact asked about does not hold       7 a replay differs from its trace
-  70 internal error
+  8 a proof does not check (verify)          70 internal error
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def cli() -> None:
 
     Exit codes: 0 converged/success, 1 invalid rules or facts, 2 usage error,
     3 degraded, 4 bounded, 5 failed, 6 fact does not hold, 7 replay differs,
-    70 internal error.
+    8 a proof does not check, 70 internal error.
     """
 
 

@@ -1,0 +1,46 @@
+"""`converge verify RESULT`: re-check every proof of a result with the independent checker."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..cli import EXIT_OK, OUT, _fail_diagnostics
+
+EXIT_PROOF_FAILS = 8  # a proof does not check (or a fact of the result has none)
+
+
+@click.command(epilog="Example: converge run examples/loans/loans.cvg --facts examples/loans/facts.json "
+                      "--format json --proofs > result.json && converge verify result.json")
+@click.argument("result_file", type=click.Path(dir_okay=False))
+@click.option("--all", "show_all", is_flag=True, help="List every failure, not only the first.")
+def verify(result_file: str, show_all: bool) -> None:
+    """Re-check every proof in RESULT_FILE (written by `run --format json --proofs`).
+
+    The rule files and facts files named in the result's "job" are read again
+    and each proof is checked by a small checker that does not use the
+    evaluator: the agent's emit gives the fact, the premises match the body and
+    hold, negated atoms have no match, comparisons and aggregates hold, and
+    every premise came before the fact. Exit 0 when all hold, 8 with the first
+    bad proof otherwise (--all: every one), 1 when the file or the job cannot
+    be read.
+    """
+    from ..diagnostics import ConvergeError
+    from ..explain.checker import verify_file
+
+    try:
+        report = verify_file(result_file)
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+    for line in report.note_lines():
+        OUT.print(f"note: {line}", err=True)
+    if report.ok:
+        OUT.print(report.summary)
+        sys.exit(EXIT_OK)
+    shown = report.failures if show_all else report.failures[:1]
+    for failure in shown:
+        OUT.print(failure.render())
+    more = "" if show_all or len(report.failures) == 1 else " (--all lists every failure)"
+    OUT.print(f"{report.summary}{more}", style="bold red")
+    sys.exit(EXIT_PROOF_FAILS)
