@@ -63,6 +63,9 @@ class RuleCode:
         self.positive = [i for i, lit in enumerate(self.body) if isinstance(lit, ast.Atom)]
         self.aggregates = [i for i, lit in enumerate(self.body) if isinstance(lit, ast.Comparison)
                            and (isinstance(lit.left, ast.Aggregate) or isinstance(lit.right, ast.Aggregate))]
+        # `v = @tool(...)` literals: their values join the proof record, after aggregate values
+        self.tool_vars = [(i, lit.left.name) for i, lit in enumerate(self.body) if isinstance(lit, ast.Comparison)
+                          and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
         self.outside = outside_map(self.body, self.heads)
         self.versions: dict[tuple[int | None, frozenset[int]], Callable[..., Any]] = {}
         self.agg_memos: dict[int, dict[Any, Any]] = {}
@@ -286,7 +289,7 @@ class RuleCode:
     # -------------------------------------------------------------- emit
     def _emit(self, code: _Code) -> None:
         prem = [f"t{i}" for i in self.positive]
-        extras = [f"r{i}" for i in self.aggregates]
+        extras = [f"r{i}" for i in self.aggregates] + [f"v_{var}" for _, var in self.tool_vars]
         if self.invariant:
             names = sorted(v for v in self.types)
             values = "".join(f"v_{v}, " for v in names)

@@ -552,8 +552,12 @@ class Checker:
         for lit in agent.body:
             if isinstance(lit, ast.Comparison) and lit.op == "=":
                 for var, other in ((lit.left, lit.right), (lit.right, lit.left)):
-                    if isinstance(var, ast.Var) and isinstance(other, ast.ToolCall) and var.name not in env:
-                        tool_vars.append((var.name, other.tool))
+                    if isinstance(var, ast.Var) and isinstance(other, ast.ToolCall):
+                        if var.name in env:  # the engine records tool values in the proof
+                            report.note(f"agent {agent.name}: {var.name} = @{other.tool}(...) is a tool result, "
+                                        "not re-evaluated (taken from the proof's bindings)")
+                        else:
+                            tool_vars.append((var.name, other.tool))
         if not tool_vars:
             return
         sources: list[tuple[ast.Atom, Sequence[Any]]] = [(h, fact) for h in agent.heads if h.relation == relation]

@@ -108,10 +108,16 @@ def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
     agg_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
                 and (isinstance(lit.left, ast.Aggregate) or isinstance(lit.right, ast.Aggregate))]
     agg_values = dict(zip(agg_lits, extras))
+    tool_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
+                 and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
+    tool_values = dict(zip(tool_lits, extras[len(agg_lits):]))
     steps, _ = plan_body(agent.body, set(env), None, outside_map(agent.body, agent.heads))
     for step in steps:
         try:
-            if isinstance(step, Assign):
+            if isinstance(step, Assign) and isinstance(step.expr, ast.ToolCall):
+                if step.lit in tool_values:
+                    env[step.var] = tool_values[step.lit]  # recorded when the agent fired
+            elif isinstance(step, Assign):
                 env[step.var] = eval_expr(step.expr, env)
             elif isinstance(step, AggStep):
                 value = agg_values.get(step.lit)
