@@ -51,16 +51,7 @@ def _atoms(body: tuple[ast.Literal, ...]) -> Iterator[tuple[ast.Atom, bool]]:
                     yield from _atoms(side.body)
 
 
-def _exprs(expr: ast.Expr) -> Iterator[ast.Expr]:
-    yield expr
-    if isinstance(expr, ast.BinOp):
-        yield from _exprs(expr.left)
-        yield from _exprs(expr.right)
-    elif isinstance(expr, ast.Neg):
-        yield from _exprs(expr.operand)
-    elif isinstance(expr, (ast.Call, ast.ToolCall)):
-        for a in expr.args:
-            yield from _exprs(a)
+_exprs = ast.sub_exprs
 
 
 def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], name: str) -> list[Diagnostic]:

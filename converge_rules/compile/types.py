@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from ..syntax import ast
+from ..values import type_name
 
 NUMERIC = ("int", "float")
 
@@ -43,13 +44,8 @@ PREDICATES = frozenset({"contains", "startswith", "endswith"})
 
 
 def const_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    return "str"
+    """The language type of a constant."""
+    return type_name(value)
 
 
 def expr_type(expr: ast.Expr, env: Mapping[str, str | None]) -> str | None:

@@ -53,17 +53,7 @@ def body_reads(body: tuple[ast.Literal, ...]) -> list[tuple[ast.Atom, str]]:
     return out
 
 
-def sub_exprs(expr: ast.Expr) -> Iterator[ast.Expr]:
-    """An expression and all its sub-expressions (aggregate bodies excluded)."""
-    yield expr
-    if isinstance(expr, ast.BinOp):
-        yield from sub_exprs(expr.left)
-        yield from sub_exprs(expr.right)
-    elif isinstance(expr, ast.Neg):
-        yield from sub_exprs(expr.operand)
-    elif isinstance(expr, (ast.Call, ast.ToolCall)):
-        for arg in expr.args:
-            yield from sub_exprs(arg)
+sub_exprs = ast.sub_exprs
 
 
 def expr_var_nodes(expr: ast.Expr) -> list[ast.Var]:

@@ -4,7 +4,7 @@ takes part in equality (so two parses of equivalent text compare equal)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Iterator, Union
 
 from ..diagnostics import NO_SPAN, Span
 
@@ -240,6 +240,19 @@ class SourceFile:
 
     path: str
     items: tuple[Item, ...]
+
+
+def sub_exprs(expr: Expr) -> "Iterator[Expr]":
+    """An expression and all its sub-expressions, outermost first (aggregate bodies excluded)."""
+    yield expr
+    if isinstance(expr, BinOp):
+        yield from sub_exprs(expr.left)
+        yield from sub_exprs(expr.right)
+    elif isinstance(expr, Neg):
+        yield from sub_exprs(expr.operand)
+    elif isinstance(expr, (Call, ToolCall)):
+        for arg in expr.args:
+            yield from sub_exprs(arg)
 
 
 def expr_vars(expr: Expr) -> list[str]:
