@@ -38,8 +38,16 @@ def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
 
 
 def check(paths: Sequence[str]) -> list[Diagnostic]:
-    """Every diagnostic for these rule files (errors and warnings), sorted by position."""
-    return compile_sources([(str(p), None) for p in paths]).diagnostics
+    """Every diagnostic for these rule files: errors, then (when there are none) the lints'
+    warnings, with inline suppressions applied; sorted by position."""
+    from .lint import check_file
+
+    found: list[Diagnostic] = []
+    for path in sorted({str(p) for p in paths}):
+        found.extend(check_file(path))
+    from .diagnostics import sort_diagnostics
+
+    return sort_diagnostics(found)
 
 
 def load(paths: Sequence[str] | str) -> "RuleSet":

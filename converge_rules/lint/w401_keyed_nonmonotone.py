@@ -6,7 +6,8 @@ preferred value into an ordinary relation, compares it, negates it or
 aggregates it may act on a value that is superseded afterwards, and what it
 derived stays. Reading the value only to derive the same kind of keyed fact
 (the shortest-path recursion ``dist(y, d + w) :- dist(x, d), edge(x, y, w).``)
-is monotone and not reported; so is reading it with ``_``.
+is monotone and not reported; so is reading it with ``_``, and so are
+negations and aggregates, which wait until the relation is complete.
 """
 
 from __future__ import annotations
@@ -39,12 +40,7 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
             if isinstance(arg, ast.Wildcard):
                 continue
             col = rel.columns[rel.key.column].name
-            if kind != "positive":
-                yield ctx.warn(CODE, f"{owner_label(owner)} reads the preferred column {col!r} of keyed relation "
-                               f"{rel.name!r} in a {'negation' if kind == 'negative' else 'aggregate'}; the value may be superseded later",
-                               arg.span, "read it with `_`, or only after the relation is final (a later stratum)")
-                continue
-            if not isinstance(arg, ast.Var):
+            if kind != "positive" or not isinstance(arg, ast.Var):  # negation and aggregates read complete relations
                 continue
             var = arg.name
             compared = [lit for lit in owner.body if not isinstance(lit, ast.Atom) and _uses(lit, var)]
