@@ -330,11 +330,15 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         relation, values = result.parse_fact(fact_text)
     except ConvergeError as err:
         _fail_diagnostics(err)
-    tree = result.why((relation, values), depth=depth)
+    tree = result.why((relation, values), depth=depth) if result.holds(relation, values) else None
     from .values import format_fact
 
     shown = format_fact(relation, values)
     if tree is None:
+        dropped = result.dropped(relation, values)
+        if dropped is not None:
+            OUT.print(f"{shown} does not hold: it was {dropped['message']}", err=True)
+            sys.exit(EXIT_ABSENT)
         rel = result.program.relations[relation]
         if rel.is_input:
             OUT.print(f"{shown} does not hold: no such input fact was given", err=True)

@@ -419,3 +419,77 @@ offer(l, r) :- quote(l, r).
     bounded = cr.load_text(RUNAWAY, "r.cvg").run(budget=cr.Budget(max_facts=3))
     assert "max_facts budget (3) was exhausted" in bounded.why_not("n(3)").message
     assert bounded.dropped("n", (2,)) is None
+
+
+def test_two_agents_waiting_for_the_same_tool_call_both_get_it() -> None:
+    src = """
+input relation a(x: str)
+relation s1(x: str, v: int)
+relation s2(x: str, v: int)
+agent one { when a(x), v = @score(x) emit s1(x, v) }
+agent two { when a(x), v = @score(x) emit s2(x, v) }
+"""
+    calls: list[str] = []
+
+    def score(x: str) -> int:
+        calls.append(x)
+        return 7
+
+    r = cr.load_text(src, "dup.cvg").run(facts={"a": [("x",), ("y",)]}, tools={"score": score})
+    assert r.facts("s1") == r.facts("s2") == [("x", 7), ("y", 7)]
+    assert sorted(calls) == ["x", "y"]
+
+
+def test_a_failed_call_is_retried_only_by_the_agent_that_used_it() -> None:
+    src = """
+input relation a(x: str)
+relation s1(x: str, v: int)
+relation s2(x: str, v: int)
+agent one { on_failure retry 1 then skip when a(x), v = @f(x) emit s1(x, v) }
+agent two { on_failure skip when a(x), v = @g(x) emit s2(x, v) }
+"""
+    calls: list[tuple[str, str]] = []
+
+    def f(x: str) -> int:
+        calls.append(("f", x))
+        raise RuntimeError("down")
+
+    def g(x: str) -> int:
+        calls.append(("g", x))
+        raise RuntimeError("down")
+
+    r = cr.load_text(src, "twofail.cvg").run(facts={"a": [("x",)]}, tools={"f": f, "g": g})
+    assert r.tier == "degraded"
+    assert sorted(calls) == [("f", "x"), ("f", "x"), ("g", "x")]
+
+
+def test_confidence_does_not_depend_on_agent_order() -> None:
+    body = """
+input relation a(x: str)
+relation p(x: str)
+agent {first} {{ confidence {c1} when a(x) emit p(x) }}
+agent {second} {{ confidence {c2} when a(x) emit p(x) }}
+"""
+    one = cr.load_text(body.format(first="weak", c1=0.5, second="strong", c2=0.9), "c.cvg").run(facts={"a": [("x",)]})
+    two = cr.load_text(body.format(first="strong", c1=0.9, second="weak", c2=0.5), "c.cvg").run(facts={"a": [("x",)]})
+    assert one.confidence("p", ("x",)) == two.confidence("p", ("x",)) == pytest.approx(0.9)
+    assert one.proof("p", ("x",)).agent == "strong"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["invariant", "acceptance"])
+def test_an_invariant_that_cannot_be_evaluated_fails_the_job(kind: str) -> None:
+    src = f'relation p(x: int)\np(1).\n{kind} i {{ forbid p(x), y = x / 0, y > 1 }}\n'
+    r = cr.load_text(src, "inv.cvg").run()
+    assert r.tier == "failed" and r.reasons[0].kind == "invariant_error"
+    assert "division by zero" in r.reasons[0].message
+
+
+def test_why_on_a_superseded_fact_says_it_does_not_hold(tmp_path: Path) -> None:
+    (tmp_path / "o.cvg").write_text("""
+relation offer(loan: str, rate: float) key(loan) prefer min(rate)
+relation quote(loan: str, rate: float)
+quote("l1", 5.0). quote("l1", 4.5).
+offer(l, r) :- quote(l, r).
+""")
+    out = cli("why", "o.cvg", 'offer("l1", 5.0)', cwd=tmp_path)
+    assert out.returncode == 6 and "dominated by" in out.stderr

@@ -60,6 +60,9 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         _fail_diagnostics(err)
     header = json.loads(lines[0])
     for entry in header.get("rules", []) + header.get("facts", []):
+        if _file_sha(entry["path"]) is None:
+            OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
+            sys.exit(EXIT_REPLAY_DIFFERS)
         if _file_sha(entry["path"]) != entry["sha256"]:
             OUT.print(f"{entry['path']} changed since the trace was recorded (SHA-256 differs)", err=True)
             sys.exit(EXIT_REPLAY_DIFFERS)

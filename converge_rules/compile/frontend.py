@@ -169,10 +169,11 @@ class Frontend:
                                        f"known settings: {', '.join(BUDGET_KEYS)}")
                         elif key == "min_confidence" and not (isinstance(value, (int, float)) and 0 <= value <= 1):
                             self.error("E206", "budget min_confidence must be a number between 0 and 1", span)
-                        elif key != "min_confidence" and (not isinstance(value, int) or value < 0):
-                            self.error("E206", f"budget {key} must be a non-negative integer", span)
+                        elif key != "min_confidence" and (not isinstance(value, int) or value < (1 if key == "max_agents_per_cycle" else 0)):
+                            self.error("E206", f"budget {key} must be an integer of at least {1 if key == 'max_agents_per_cycle' else 0}", span)
                         else:  # several files may set a budget: the tightest wins
-                            if key not in budget or value < budget[key]:
+                            tighter = value > budget[key] if key == "min_confidence" and key in budget else (key not in budget or value < budget[key])
+                            if tighter:
                                 budget[key], budget_spans[key] = value, span
                 elif isinstance(item, ast.GoalDecl):
                     for goal in item.relations:

@@ -170,6 +170,9 @@ class Engine:
         self.memo: dict[ToolKey, Any] = {}
         self.tool_errors: dict[ToolKey, str] = {}
         self.requests: dict[ToolKey, None] = {}
+        self.current_check: RuleCode | None = None  # the invariant being evaluated, for error reports
+        self.waiting = False             # the agent being computed needs a tool result not known yet
+        self.touched: set[ToolKey] = set()  # tool calls the agent being computed looked up
         self.steps: list[int] | None = [0, budget.max_steps] if budget.max_steps is not None else None
         keys = {name: rel.key for name, rel in program.relations.items() if rel.key is not None}
         self.context = Context({name: rel.arity for name, rel in program.relations.items()}, keys)
@@ -222,6 +225,7 @@ class Engine:
     # ---------------------------------------------------------------- tools
     def _tool(self, name: str, args: tuple, sid: int) -> Any:
         key = (name, args)
+        self.touched.add(key)
         value = self.memo.get(key, PENDING)
         if value is not PENDING:
             return value
@@ -229,6 +233,7 @@ class Engine:
         if error is not None:
             raise EvalError(sid, error)
         self.requests[key] = None
+        self.waiting = True
         return PENDING
 
     def _run_tools(self, cycle: int) -> None:
@@ -282,7 +287,10 @@ class Engine:
             reasons.append(Reason("budget", f"max_facts exhausted: the input holds {self.total} facts, the budget is {max_facts}",
                                   {"budget": "max_facts", "limit": max_facts, "reached": self.total}))
             return self._outcome(Tier.BOUNDED, reasons, 0)
-        violations = self._check_structural(0)
+        try:
+            violations = self._check_structural(0)
+        except EvalError as err:
+            return self._outcome(Tier.FAILED, [self._invariant_error(err, 0)], 0)
         if violations:
             return self._outcome(Tier.FAILED, [self._violation_reason(violations, 0)], 0)
         ancestors = self.strata.ancestor_agents
@@ -340,7 +348,13 @@ class Engine:
             before = self.context.lengths()
             restore: dict[str, dict[tuple, tuple]] = {}
             added, dropped = self._merge(buffers, max_facts, cycle, restore)
-            violations = self._check_structural(cycle)
+            try:
+                violations = self._check_structural(cycle)
+            except EvalError as err:
+                for name in added:
+                    self.context[name].truncate(before[name], restore.get(name))
+                self.total = self.context.size()
+                return self._outcome(Tier.FAILED, reasons + [self._invariant_error(err, cycle)], cycle)
             if violations:
                 for name in added:
                     self.context[name].truncate(before[name], restore.get(name))
@@ -358,7 +372,13 @@ class Engine:
         for inv in self.acceptance:
             code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool)
             found: list[Any] = []
-            code.version(None, frozenset())([], {}, found, cycle)
+            self.current_check = code
+            try:
+                code.version(None, frozenset())([], {}, found, cycle)
+            except EvalError as err:
+                reasons.append(self._invariant_error(err, cycle))
+                tier = Tier.FAILED
+                continue
             self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found)})
             if found:
                 reasons.append(self._violation_reason(self._violations(inv, code, found), cycle))
@@ -379,7 +399,8 @@ class Engine:
             for agent in todo:
                 width = (3 if self.conf is not None else 1) + (1 if self.alternatives is not None else 0)
                 buffers: list[Any] = [{} for _ in range(len(agent.heads) * width)]
-                before = len(self.requests)
+                self.waiting = False
+                self.touched = set()
                 try:
                     self._semi_naive(agent, buffers, cycle, lengths)
                 except EvalError as err:
@@ -389,13 +410,13 @@ class Engine:
                 except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as err:
                     self._failure(agent, cycle, attempts, f"{type(err).__name__}: {err}", agent.code.rule.span, waiting, skipped)
                     continue
-                if len(self.requests) > before:
+                if self.waiting:
                     waiting.append(agent)  # it needs tool results: run again after this round's calls
                     self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id], "status": "waiting for tools"})
                     continue
                 done[agent.id] = buffers
                 self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id],
-                            "status": "ok", "facts": sum(len(b) for b in buffers)})
+                            "status": "ok", "facts": sum(len(b) for b in buffers[:len(agent.heads)])})
             if self.requests:
                 self._run_tools(cycle)
             todo = waiting
@@ -411,8 +432,8 @@ class Engine:
         attempt = attempts[agent.id]
         self._emit({"event": "failure", "cycle": cycle, "agent": agent.name, "attempt": attempt, "error": message,
                     "span": str(span)})
-        # a failed tool call is forgotten so that a retry calls the tool again
-        for key in [k for k in self.tool_errors if k in self._keys_used(agent)]:
+        # the failed tool calls this agent looked up are forgotten, so that a retry calls them again
+        for key in [k for k in self.tool_errors if k in self.touched]:
             del self.tool_errors[key]
         if attempt <= policy.retries:
             attempts[agent.id] = attempt + 1
@@ -428,9 +449,6 @@ class Engine:
             return
         raise _Failed(Reason("agent_failed", f"agent {agent.name!r} failed in cycle {cycle}" +
                              (f" after {attempt} attempts" if attempt > 1 else "") + f": {message} at {span}", details))
-
-    def _keys_used(self, agent: _AgentState) -> set[ToolKey]:
-        return set(self.tool_errors)  # errors are per round; all of them belong to agents of this round
 
     def _semi_naive(self, agent: _AgentState, out: Any, cycle: int, lengths: Mapping[str, int] | None = None) -> None:
         """Run every version of the agent that can see a new fact (marks advance in the caller)."""
@@ -469,7 +487,7 @@ class Engine:
     def _merge(self, buffers: list[tuple[_AgentState, list[dict[tuple, tuple]]]], max_facts: int, cycle: int,
                restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
         if self.conf is not None:
-            return self._merge_confidence(buffers, max_facts, cycle)
+            return self._merge_confidence(buffers, max_facts, cycle, restore)
         added: dict[str, list[tuple]] = {}
         dropped = 0
         alternatives = self.alternatives
@@ -527,7 +545,7 @@ class Engine:
         return added, dropped
 
     def _merge_confidence(self, buffers: list[tuple[_AgentState, list[Any]]], max_facts: int,
-                          cycle: int) -> tuple[dict[str, list[tuple]], int]:
+                          cycle: int, restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
         """Merge when facts carry confidence: below min_confidence is dropped, a better
         confidence for a known fact replaces its proof and re-propagates, and at the
         max_facts limit the weakest newcomers give way first (ties: merge order)."""
@@ -557,6 +575,18 @@ class Engine:
                         self.dropped.setdefault(name, {}).setdefault(fact, ("min_confidence", cycle, c))
                         continue
                     candidates.append((c, len(candidates), name, fact, proof, agent.name))
+        # several agents may derive the same new fact in one cycle: the most confident derivation
+        # wins (ties: merge order), at the position of the first one
+        best: dict[tuple[str, tuple], int] = {}
+        for k, cand in enumerate(candidates):
+            key = (cand[2], cand[3])
+            if key not in best or cand[0] > candidates[best[key]][0]:
+                best[key] = k
+        firsts: dict[tuple[str, tuple], int] = {}
+        for k, cand in enumerate(candidates):
+            firsts.setdefault((cand[2], cand[3]), k)
+        candidates = [candidates[best[key]][:1] + (first,) + candidates[best[key]][2:]
+                      for key, first in sorted(firsts.items(), key=lambda kv: kv[1])]
         room = max_facts - self.total
         dropped = 0
         if len(candidates) > room:  # the weakest go first; the order of the rest is kept
@@ -572,7 +602,7 @@ class Engine:
             if fact in store.facts:
                 continue
             if store.key is not None:
-                new, _counts = self._commit(store, [(fact, proof)], cycle, None, None)
+                new, _counts = self._commit(store, [(fact, proof)], cycle, None, restore.setdefault(name, {}))
                 added.setdefault(name, []).extend(new)
             else:
                 store.facts[fact] = proof
@@ -633,6 +663,7 @@ class Engine:
         names = []
         for state in self.structural:
             found: list[Any] = []
+            self.current_check = state.code
             if state.code.aggregates or not state.code.positive:
                 # Aggregates are not monotone: a new fact can create a match that
                 # uses only old facts, so these invariants are checked in full.
@@ -654,6 +685,14 @@ class Engine:
         return out
 
     # ---------------------------------------------------------------- reports
+    def _invariant_error(self, err: EvalError, cycle: int) -> Reason:
+        """An invariant or acceptance check that could not be evaluated fails the job."""
+        code = self.current_check
+        span = code.spans[err.sid] if 0 <= err.sid < len(code.spans) else code.rule.span
+        name = code.rule.name
+        return Reason("invariant_error", f"{code.rule.kind} {name!r} could not be evaluated in cycle {cycle}: {err.message} at {span}",
+                      {"invariant": name, "cycle": cycle, "error": err.message, "span": span.to_json()})
+
     def _violations(self, inv: InvariantDef, code: RuleCode, found: list[Any]) -> list[Violation]:
         names = sorted(inv.var_types)
         atoms = [inv.body[i] for i in code.positive]

@@ -60,7 +60,8 @@ def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], wor
             try:
                 value = tools[name](*args)
                 out = ToolOutcome(True, value) if _valid(value) else ToolOutcome(
-                    False, error=f"tool {name} returned {type(value).__name__}; expected int, float, str or bool")
+                    False, error=f"tool {name} returned {'NaN' if isinstance(value, float) else type(value).__name__}; "
+                                 "expected int, float, str or bool")
             except Exception as err:  # a tool's failure is the agent's failure, never the engine's
                 out = ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}: {err}")
             outcomes[i] = out
