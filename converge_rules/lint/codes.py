@@ -55,7 +55,7 @@ ERRORS: dict[str, str] = {
     "E505": "an object fact with an unknown, missing or repeated column",
     "E506": "unsupported facts file extension",
     "E507": "an output file cannot be written",
-    "E900": "a language feature planned for a later release",
+    "E508": "invalid confidence of an input fact",
 }
 
 
