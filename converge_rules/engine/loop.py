@@ -514,8 +514,9 @@ class Engine:
                     continue
                 facts = store.facts
                 if name not in added and self.total + len(buf) <= max_facts:
-                    facts.update(buf)
-                    added[name] = list(buf)
+                    facts.update(buf)  # nothing in buf is known yet: commit it whole, no copy
+                    self.context[name].extend(buf)  # type: ignore[arg-type]
+                    added[name] = []
                     self.total += len(buf)
                     self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name,
                                 "new": len(buf), "duplicate": 0, "dropped": 0})

@@ -50,8 +50,8 @@ class RelationStore:
             self.indexes[cols] = idx
         return idx
 
-    def extend(self, new: list[tuple]) -> None:
-        """Append facts already recorded in ``facts`` to the order and every index."""
+    def extend(self, new: "list[tuple] | dict[tuple, Any]") -> None:
+        """Append facts already recorded in ``facts`` (a list, or a buffer's keys) to the order and every index."""
         self.order.extend(new)
         for cols, idx in self.indexes.items():
             _fill(idx, cols, new)
@@ -83,7 +83,7 @@ class RelationStore:
                     del idx[key]
 
 
-def _fill(idx: dict[Any, list[tuple]], cols: tuple[int, ...], facts: list[tuple]) -> None:
+def _fill(idx: dict[Any, list[tuple]], cols: tuple[int, ...], facts: "list[tuple] | dict[tuple, Any]") -> None:
     get = idx.get
     if len(cols) == 1:
         c = cols[0]
