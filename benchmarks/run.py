@@ -491,8 +491,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="small sizes: a smoke test that finishes in seconds")
     p.add_argument("--engine", metavar="CMD",
-                   help="engine command, split like a shell would "
-                        f"(default: '{sys.executable} -m converge_rules')")
+                   help="engine command, split like a shell would (default: the `converge` script "
+                        "installed beside this Python, as users run it; else python -m converge_rules)")
     p.add_argument("--hand-only", action="store_true",
                    help="time only the hand loops")
     p.add_argument("--timeout", type=float, default=1800.0, metavar="SEC",
@@ -509,8 +509,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.runs < 1:
         p.error("--runs must be at least 1")
     args.timeout = args.timeout if args.timeout > 0 else None
-    args.engine = (shlex.split(args.engine) if args.engine
-                   else [sys.executable, "-m", "converge_rules"])
+    args.engine = shlex.split(args.engine) if args.engine else default_engine()
     if not args.engine:
         p.error("--engine must not be empty")
     if args.only:
@@ -523,6 +522,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     else:
         args.workloads = list(WORKLOADS)
     return args
+
+
+def default_engine() -> list[str]:
+    """The installed `converge` console script next to this interpreter: what a user runs.
+    (`python -m converge_rules` from the repository root would import the source tree instead.)"""
+    script = os.path.join(os.path.dirname(sys.executable), "converge")
+    if os.path.isfile(script) and os.access(script, os.X_OK):
+        return [script]
+    return [sys.executable, "-m", "converge_rules"]
 
 
 def main(argv: list[str] | None = None) -> int:
