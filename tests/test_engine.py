@@ -282,3 +282,23 @@ def test_all_proofs_lists_alternative_derivations_and_support() -> None:
     data = json.loads(r.to_json(proofs=True, all_proofs=True))
     (row,) = [p for p in data["proofs"]["path"] if p["fact"] == ["a", "c"]]
     assert row["alternatives"][0]["agent"] == "path#2"
+
+
+def test_a_standard_module_can_be_imported_twice_under_aliases(tmp_path: Path) -> None:
+    main = tmp_path / "two.cvg"
+    main.write_text("""
+import std.graph as roads
+import std.graph as rails
+roads.edge("a", "b"). roads.edge("b", "c").
+rails.edge("x", "y").
+""")
+    r = cr.load([str(main)]).run()
+    assert r.facts("roads.reach") == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert r.facts("rails.reach") == [("x", "y")]
+
+
+def test_input_facts_below_min_confidence_are_dropped() -> None:
+    src = "input relation e(a: str)\nrelation p(a: str)\np(x) :- e(x).\n"
+    r = cr.load_text(src, "m.cvg").run(facts={"e": [("a", 0.2), ("b",)]}, budget=cr.Budget(min_confidence=0.5))
+    assert r.facts("e") == [("b",)] and r.facts("p") == [("b",)]
+    assert r.tier == "bounded" and r.dropped("e", ("a",))["reason"] == "min_confidence"  # type: ignore[index]

@@ -77,7 +77,7 @@ class Frontend:
                     self.error("E110", f"standard module {item.module!r} not found", item.span,
                                f"available: {', '.join('std.' + a for a in available) or 'none'}")
                     continue
-                self.import_unit(unit, parts[1], str(target), item.span, str(target.parent), stack)
+                self.import_unit(unit, item.alias or parts[1], str(target), item.span, str(target.parent), stack)
             elif isinstance(item, ast.ImportFile):
                 base = os.path.dirname(os.path.realpath(path))
                 target = os.path.realpath(os.path.join(base, item.path))
@@ -182,7 +182,7 @@ class Frontend:
                             self.error("E200", f"undefined relation {goal!r} in goal", item.span)
                         elif resolved not in goals:
                             goals.append(resolved)
-                elif isinstance(item, ast.TestDecl):
+                elif isinstance(item, ast.TestDecl) and unit.prefix == "":  # an imported module's tests are its own
                     test = self.test(unit, item, relations)
                     if test is not None:
                         tests.append(test)

@@ -212,9 +212,20 @@ class Engine:
         return {a.id for a in self.agents if a.id not in keep}
 
     def load(self, facts: dict[str, list[tuple]]) -> None:
-        """Commit canonicalised input facts (sorted, distinct) before cycle 1."""
+        """Commit canonicalised input facts (sorted, distinct) before cycle 1; input facts
+        below min_confidence are dropped like derived ones."""
+        floor = self.budget.min_confidence
         for name, items in facts.items():
             store = self.context[name]
+            weak = self.conf.get(name) if self.conf is not None and floor is not None else None
+            if weak:
+                kept = [f for f in items if weak.get(f, 1.0) >= floor]  # type: ignore[operator]
+                for f in items:
+                    if weak.get(f, 1.0) < floor:  # type: ignore[operator]
+                        self.conf_dropped += 1
+                        self.dropped.setdefault(name, {}).setdefault(f, ("min_confidence", 0, weak[f]))
+                        del weak[f]
+                items = kept
             if store.key is not None:
                 self._commit(store, [(f, INPUT_PROOF) for f in items], 0, None, None)
                 continue

@@ -152,6 +152,7 @@ class ModuleDecl:
 class ImportStd:
     module: str  # "std.graph"
     span: Span = _span()
+    alias: str | None = None  # `import std.graph as roads`; default: the module's last name
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,8 @@ class _Layout:
         if isinstance(item, ast.ModuleDecl):
             self.line(f"module {item.name}", 0, _start(sp), _end(sp), sp.end_line, **top)
         elif isinstance(item, ast.ImportStd):
-            self.line(f"import {item.module}", 0, _start(sp), _end(sp), sp.end_line, **top)
+            alias = f" as {item.alias}" if item.alias else ""
+            self.line(f"import {item.module}{alias}", 0, _start(sp), _end(sp), sp.end_line, **top)
         elif isinstance(item, ast.ImportFile):
             self.line(f"import {_string(item.path)} as {item.alias}", 0, _start(sp), _end(sp), sp.end_line, **top)
         elif isinstance(item, ast.RelationDecl):

@@ -174,7 +174,7 @@ class _Builder:
         if kind == "module_decl":
             return ast.ModuleDecl(self.name(c[0]), sp)
         if kind == "import_std":
-            return ast.ImportStd(self.name(c[0]), sp)
+            return ast.ImportStd(self.name(c[0]), sp, str(c[1]) if c[1] is not None else None)
         if kind == "import_file":
             return ast.ImportFile(self.string(c[0]), str(c[1]), sp)
         if kind == "relation_decl":
