@@ -200,7 +200,7 @@ def test_directories_errors_and_usage(tmp_path: Path) -> None:
     out = converge("graph", str(bad))
     assert out.returncode == 1 and "error[E200]" in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""
-    syntax = converge("graph", "examples/failures/syntax_error.cvg")
+    syntax = converge("graph", "examples/failures/syntax_error.invalid")
     assert syntax.returncode == 1 and "error[E100]" in syntax.stderr
     assert converge("graph", LOANS, "--format", "png").returncode == 2
     assert converge("graph").returncode == 2

@@ -83,7 +83,7 @@ def test_discover_sorts_recurses_and_rejects_missing_paths(broken_dir: Path) -> 
 
 def test_files_without_test_blocks_are_skipped_even_when_broken(broken_dir: Path) -> None:
     assert load_file(str(broken_dir / "ignored" / "no_tests.cvg")) is None
-    assert load_file("examples/failures/syntax_error.cvg") is None
+    assert load_file("examples/failures/syntax_error.invalid") is None
     assert load_file("tests/golden/diagnostics/undefined_relation.cvg") is None
     bad = load_file(str(broken_dir / "bad" / "syntax_error.cvg"))
     assert bad is not None and not bad.ok and bad.diagnostics[0].code == "E100"
