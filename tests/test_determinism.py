@@ -69,3 +69,30 @@ def test_cli_output_is_byte_identical(ir, rnd):
         assert base.decode("utf-8").strip() == result.to_json().strip(), info
         assert result.digest in base.decode("utf-8"), info
         assert isinstance(doc, dict), info
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strategies.programs(), st.randoms(use_true_random=False))
+def test_trace_bytes_do_not_depend_on_hash_seed_input_order_or_workers(ir, rnd):
+    """The JSON Lines trace is part of the result: identical across PYTHONHASHSEED,
+    worker counts and input order (the header names the facts file's SHA-256, so
+    for a reordered file everything after the header must match)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        rules = d / "rules.cvg"
+        rules.write_text(strategies.render(ir), encoding="utf-8")
+        facts1, facts2 = d / "facts1.json", d / "facts2.json"
+        facts1.write_text(strategies.render_facts_json(ir), encoding="utf-8")
+        facts2.write_text(strategies.render_facts_json(ir, strategies.shuffled_facts(rnd, ir)), encoding="utf-8")
+        traces = {}
+        for name, facts, seed, workers in [("a", facts1, "0", "1"), ("b", facts1, "1", "8"),
+                                           ("c", facts1, "random", "3"), ("d", facts2, "0", "1")]:
+            out_file = d / f"{name}.jsonl"
+            env = dict(os.environ, PYTHONHASHSEED=seed, CONVERGE_NO_CACHE="1")
+            proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rules.cvg", "--facts", facts.name,
+                                   "--workers", workers, "--trace", out_file.name, "--format", "summary", "--quiet"],
+                                  cwd=d, env=env, capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            traces[name] = out_file.read_bytes()
+        assert traces["a"] == traces["b"] == traces["c"]
+        assert traces["a"].split(b"\n", 1)[1] == traces["d"].split(b"\n", 1)[1]
