@@ -61,9 +61,15 @@ class Diagnostic:
             width = 1
             if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
                 width = self.span.end_col - self.span.col
+            text, col = text.expandtabs(1), max(self.span.col - 1, 0)
+            if len(text) > 160:  # quote a window around the column, not a whole huge line
+                start = max(0, col - 60)
+                text = ("…" if start else "") + text[start:start + 150] + ("…" if start + 150 < len(text) else "")
+                col = col - start + (1 if start else 0)
+                width = min(width, 150 - (col - 1))
             gutter = f"{self.span.line:>4} | "
-            out.append(gutter + text.expandtabs(1))
-            out.append(" " * (len(gutter) + max(self.span.col - 1, 0)) + "^" * max(width, 1))
+            out.append(gutter + text)
+            out.append(" " * (len(gutter) + col) + "^" * max(min(width, 150), 1))
         out.extend(f"  = note: {n}" for n in self.notes)
         return "\n".join(out)
 

@@ -302,3 +302,20 @@ def test_input_facts_below_min_confidence_are_dropped() -> None:
     r = cr.load_text(src, "m.cvg").run(facts={"e": [("a", 0.2), ("b",)]}, budget=cr.Budget(min_confidence=0.5))
     assert r.facts("e") == [("b",)] and r.facts("p") == [("b",)]
     assert r.tier == "bounded" and r.dropped("e", ("a",))["reason"] == "min_confidence"  # type: ignore[index]
+
+
+def test_long_bodies_compile_past_the_nested_loop_limit() -> None:
+    atoms = ", ".join(f"p(x{i})" for i in range(26))
+    src = f"relation p(x: int)\nrelation q(x: int)\nrelation c(n: int)\np(1). p(2).\nq(x0) :- {atoms}.\n"
+    src += "c(n) :- n = count { " + ", ".join(f"p(x{i})" for i in range(16)) + " }.\n"
+    r = run(src)
+    assert r.facts("q") == [(1,), (2,)] and r.facts("c") == [(2 ** 16,)]
+
+
+def test_too_deeply_nested_expressions_are_a_diagnostic() -> None:
+    deep = "+".join(["x"] * 5000)
+    with pytest.raises(cr.ConvergeError) as info:
+        cr.load_text(f"relation p(x: int)\nrelation q(x: int)\nq(y) :- p(x), y = {deep}.\n", "deep.cvg")
+    (d,) = info.value.diagnostics
+    assert d.code == "E102" and d.span.line == 3
+    assert len(d.render().splitlines()[1]) < 200  # a huge line is quoted around the column

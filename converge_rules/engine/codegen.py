@@ -68,6 +68,7 @@ class RuleCode:
                           and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
         self.outside = outside_map(self.body, self.heads)
         self.versions: dict[tuple[int | None, frozenset[int]], Callable[..., Any]] = {}
+        self.continuations = 0
         self.agg_memos: dict[int, dict[Any, Any]] = {}
         self.sources: list[str] = []
 
@@ -104,8 +105,7 @@ class RuleCode:
                 code.line(f"BA{h} = B[{width * len(self.heads) + h}]")
         for i in sorted(mask):
             code.line(f"X{i} = X[{i}]")
-        self._steps(code, steps, "", mask)
-        self._emit(code)
+        self._steps(code, steps, "", mask, lambda: self._emit(code))
         params = ", ".join(["D", "X", "B", "C"] + [f"{d}={d}" for d in self.defaults])
         src = "\n".join(self.pre + [f"def _run({params}):"] + (code.lines or ["    pass"]) + ["    return None"])
         self.sources.append(src)
@@ -123,12 +123,31 @@ class RuleCode:
         return len(self.spans) - 1
 
     # -------------------------------------------------------------- steps
-    def _steps(self, code: _Code, steps: list[Step] | tuple[Step, ...], pfx: str, mask: frozenset[int]) -> None:
+    # CPython allows 20 statically nested loops per function; long bodies continue in a closure.
+    LOOPS_PER_FUNCTION = 12
+
+    def _steps(self, code: _Code, steps: list[Step] | tuple[Step, ...], pfx: str, mask: frozenset[int],
+               tail: Callable[[], None], nonlocals: tuple[str, ...] = ()) -> None:
+        """Emit the steps, then ``tail`` (what a full match does) at the innermost level."""
         bound: set[str] = set()
         hoisted: dict[int, str] = {}
         steps = list(steps)
+        loops = 0
         for k, step in enumerate(steps):
+            if isinstance(step, Scan) and loops >= self.LOOPS_PER_FUNCTION:
+                self.continuations += 1
+                name = f"_c{self.continuations}"
+                level = code.depth
+                code.line(f"def {name}():")  # a closure: it sees every variable bound so far
+                code.depth += 1
+                if nonlocals:
+                    code.line(f"nonlocal {', '.join(nonlocals)}")
+                self._steps(code, steps[k:], pfx, mask, tail, nonlocals)
+                code.depth = level
+                code.line(f"{name}()")
+                return
             if isinstance(step, Scan):
+                loops += 1
                 # Loop-invariant index probes of later atoms move above this loop;
                 # an empty probe means no match at all, so it also guards the loop.
                 for later in steps[k + 1:]:
@@ -161,6 +180,7 @@ class RuleCode:
                 self._aggregate(code, step, pfx)
                 if step.bind and isinstance(step.result, ast.Var):
                     bound.add(step.result.name)
+        tail()
 
     def _probe(self, step: Scan) -> str:
         rel = self.context[step.atom.relation]
@@ -251,19 +271,23 @@ class RuleCode:
         else:
             inner.line("acc = _MISS")
         depth = inner.depth
-        self._steps(inner, step.inner, inner_pfx, frozenset())
-        if agg.op == "count":
-            inner.line("acc += 1")
-        elif agg.op == "sum":
-            if value_type in NUMERIC:
-                inner.line(f"acc += v_{agg.value.name}")  # type: ignore[union-attr]
+
+        def accumulate() -> None:
+            if agg.op == "count":
+                inner.line("acc += 1")
+            elif agg.op == "sum":
+                if value_type in NUMERIC:
+                    inner.line(f"acc += v_{agg.value.name}")  # type: ignore[union-attr]
+                else:
+                    inner.line(f"_type_error({self.sid(agg.span)}, 'sum needs numbers, got {value_type}')")
             else:
-                inner.line(f"_type_error({self.sid(agg.span)}, 'sum needs numbers, got {value_type}')")
-        else:
-            v = f"v_{agg.value.name}"  # type: ignore[union-attr]
-            better = "<" if agg.op == "min" else ">"
-            inner.open(f"if acc is _MISS or {v} {better} acc:")
-            inner.line(f"acc = {v}")
+                v = f"v_{agg.value.name}"  # type: ignore[union-attr]
+                better = "<" if agg.op == "min" else ">"
+                inner.open(f"if acc is _MISS or {v} {better} acc:")
+                inner.line(f"acc = {v}")
+                inner.depth -= 1
+
+        self._steps(inner, step.inner, inner_pfx, frozenset(), accumulate, ("acc",))
         inner.depth = depth
         inner.line("r = _NONE if acc is _MISS else acc")
         if self.memo:

@@ -15,6 +15,7 @@ ERRORS: dict[str, str] = {
     "E002": "rule file unreadable (permissions, not UTF-8)",
     "E100": "syntax error",
     "E101": "invalid escape in a string literal",
+    "E102": "expressions nested too deeply to compile",
     "E110": "import not found (stdlib module or file)",
     "E111": "import cycle",
     "E112": "import leaves the project directory",

@@ -115,10 +115,17 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     except UnexpectedInput as err:  # pragma: no cover - other Lark errors
         raise ConvergeError([Diagnostic("E100", str(err).splitlines()[0], Span(file, getattr(err, "line", 1), getattr(err, "column", 1)))])
     builder = _Builder(file)
-    items = tuple(builder.item(child) for child in tree.children)
+    items = []
+    for child in tree.children:
+        try:
+            items.append(builder.item(child))
+        except RecursionError:
+            builder.errors.append(Diagnostic("E102", "this item nests expressions too deeply to compile "
+                                             "(split it with intermediate variables: `y = ..., z = y + ...`)",
+                                             builder.span(child)))
     if builder.errors:
         raise ConvergeError(builder.errors)
-    return ast.SourceFile(file, items)
+    return ast.SourceFile(file, tuple(items))
 
 
 def parse_file(path: str) -> ast.SourceFile:
