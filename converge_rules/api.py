@@ -377,6 +377,9 @@ class Result:
             message = f"derived in cycle {cycle} but dominated by {format_fact(relation, detail)}, which was kept"
         elif reason == "max_facts":
             message = f"derived in cycle {cycle} but dropped: the max_facts budget ({detail}) was exhausted"
+        elif cycle == 0:
+            message = (f"given as input with confidence {detail:g}, below min_confidence "
+                       f"{self.budget.min_confidence}, and dropped")
         else:
             message = (f"derived in cycle {cycle} with confidence {detail:g}, below min_confidence "
                        f"{self.budget.min_confidence}")

@@ -377,7 +377,7 @@ class Engine:
                                        "cycle": cycle}))
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
         if self.conf_dropped:
-            reasons.append(Reason("budget", f"min_confidence {budget.min_confidence}: {self.conf_dropped} derived fact(s) below it were dropped",
+            reasons.append(Reason("budget", f"min_confidence {budget.min_confidence}: {self.conf_dropped} fact(s) below it were dropped",
                                   {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": self.conf_dropped}))
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
