@@ -516,12 +516,10 @@ class Engine:
                 name = head.relation
                 store = self.context[name]
                 if store.key is not None:
-                    before = len(added.get(name, ()))
                     new, counts = self._commit(store, list(buf.items()), cycle, max_facts, restore.setdefault(name, {}))
                     added.setdefault(name, []).extend(new)
                     dropped += counts["dropped"]
                     self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name, **counts})
-                    del before
                     continue
                 facts = store.facts
                 if name not in added and self.total + len(buf) <= max_facts:
