@@ -90,14 +90,6 @@ def _vars(expr: ast.Expr) -> set[str]:
     return set(ast.expr_vars(expr))
 
 
-def _agg_side(lit: ast.Comparison) -> tuple[ast.Aggregate, ast.Expr] | None:
-    if isinstance(lit.right, ast.Aggregate):
-        return lit.right, lit.left
-    if isinstance(lit.left, ast.Aggregate):
-        return lit.left, lit.right
-    return None
-
-
 def aggregate_vars(agg: ast.Aggregate) -> set[str]:
     out: set[str] = set()
     for lit in agg.body:
@@ -110,7 +102,7 @@ def aggregate_vars(agg: ast.Aggregate) -> set[str]:
 def literal_vars_deep(lit: ast.Literal) -> set[str]:
     """Every variable a literal mentions, aggregate bodies included."""
     if isinstance(lit, ast.Comparison):
-        side = _agg_side(lit)
+        side = ast.aggregate_side(lit)
         if side is not None:
             return aggregate_vars(side[0]) | _vars(side[1])
     return set(ast.literal_vars(lit))
@@ -185,8 +177,9 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         lit = body[i]
         for var, span in _var_spans(lit):
             if var not in bound and (var, span) not in unsafe:
-                if isinstance(lit, ast.Comparison) and _agg_side(lit) is not None:
-                    agg, _ = _agg_side(lit)  # type: ignore[misc]
+                side = ast.aggregate_side(lit)
+                if side is not None:
+                    agg = side[0]
                     if agg.value is not None and var == agg.value.name:
                         unsafe.append(Unsafe(var, span))  # the aggregated value is never bound
                         break
@@ -239,7 +232,7 @@ def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step
         return None
     if isinstance(lit, ast.Condition):
         return Filter(i, lit) if _vars(lit.call) <= bound else None
-    side = _agg_side(lit)
+    side = ast.aggregate_side(lit)
     if side is not None:
         agg, other = side
         group = group_vars(agg, outside)
@@ -334,7 +327,7 @@ def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> d
         head_vars.update(ast.literal_vars(h))
     own: dict[int, set[str]] = {}
     for i, lit in enumerate(body):
-        side = _agg_side(lit) if isinstance(lit, ast.Comparison) else None
+        side = ast.aggregate_side(lit)
         own[i] = _vars(side[1]) if side is not None else literal_vars_deep(lit)
     out: dict[int, set[str]] = {}
     for i in range(len(body)):
@@ -342,7 +335,7 @@ def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> d
         for j in range(len(body)):
             if j != i:
                 others |= own[j]
-        if isinstance(body[i], ast.Comparison) and _agg_side(body[i]) is not None:  # type: ignore[arg-type]
+        if ast.aggregate_side(body[i]) is not None:
             others |= own[i]
         out[i] = others
     return out

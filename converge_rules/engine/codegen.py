@@ -61,8 +61,7 @@ class RuleCode:
         self.body = rule.body
         self.types = rule.var_types
         self.positive = [i for i, lit in enumerate(self.body) if isinstance(lit, ast.Atom)]
-        self.aggregates = [i for i, lit in enumerate(self.body) if isinstance(lit, ast.Comparison)
-                           and (isinstance(lit.left, ast.Aggregate) or isinstance(lit.right, ast.Aggregate))]
+        self.aggregates = [i for i, lit in enumerate(self.body) if ast.aggregate_side(lit) is not None]
         # `v = @tool(...)` literals: their values join the proof record, after aggregate values
         self.tool_vars = [(i, lit.left.name) for i, lit in enumerate(self.body) if isinstance(lit, ast.Comparison)
                           and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]

@@ -298,15 +298,6 @@ def _expr_vars(e: ast.Expr) -> set[str]:
     return set(ast.expr_vars(e))
 
 
-def _agg_side(lit: ast.Literal) -> tuple[ast.Aggregate, ast.Expr] | None:
-    if isinstance(lit, ast.Comparison):
-        if isinstance(lit.right, ast.Aggregate):
-            return lit.right, lit.left
-        if isinstance(lit.left, ast.Aggregate):
-            return lit.left, lit.right
-    return None
-
-
 def _aggregate_vars(agg: ast.Aggregate) -> set[str]:
     out = {agg.value.name} if agg.value is not None else set()
     for lit in agg.body:
@@ -316,7 +307,7 @@ def _aggregate_vars(agg: ast.Aggregate) -> set[str]:
 
 def _own_vars(lit: ast.Literal) -> set[str]:
     """Variables a body literal shares with the rest of the rule (an aggregate: its other side)."""
-    side = _agg_side(lit)
+    side = ast.aggregate_side(lit)
     if side is not None:
         return _expr_vars(side[1])
     return set(ast.literal_vars(lit))
@@ -681,7 +672,7 @@ class Checker:
         recorded = list(p.get("aggregates") or [])
         used = [False] * len(recorded)
         for index, lit in enumerate(agent.body):
-            side = _agg_side(lit)
+            side = ast.aggregate_side(lit)
             if side is not None:
                 assert isinstance(lit, ast.Comparison)
                 self._check_aggregate(agent, index, lit, side[0], side[1], env, recorded, used, problems, report)

@@ -105,8 +105,7 @@ def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
             if isinstance(arg, ast.Var):
                 env[arg.name] = value
     aggregates: list[tuple[str, Value]] = []
-    agg_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
-                and (isinstance(lit.left, ast.Aggregate) or isinstance(lit.right, ast.Aggregate))]
+    agg_lits = [i for i, lit in enumerate(agent.body) if ast.aggregate_side(lit) is not None]
     agg_values = dict(zip(agg_lits, extras))
     tool_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
                  and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
@@ -135,7 +134,7 @@ def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
             except (EvalError, KeyError):
                 continue
             negated.append((lit.atom.relation, pattern))
-        elif isinstance(lit, ast.Comparison) and not (isinstance(lit.left, ast.Aggregate) or isinstance(lit.right, ast.Aggregate)):
+        elif isinstance(lit, ast.Comparison) and ast.aggregate_side(lit) is None:
             conditions.append(show_literal(lit, env))
         elif isinstance(lit, ast.Condition):
             conditions.append(show_literal(lit, env))

@@ -27,7 +27,7 @@ from ..compile.program import AgentDef, Program
 from ..engine.runtime import EvalError, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
-from .proofs import show_expr
+from ..syntax.printer import show_expr, show_literal
 from .render import ProofNode, render_text as render_proof_text
 
 MAX_PARTIAL = 10_000      # partial matches kept per literal (the search is cut beyond)
@@ -488,7 +488,7 @@ class _Explainer:
 
     def comparison(self, lit: ast.Comparison, env: dict[str, Value]) -> dict[str, Value] | str:
         """The extended bindings, or the reason the comparison fails."""
-        agg_side = _agg_side(lit)
+        agg_side = ast.aggregate_side(lit)
         try:
             if agg_side is not None:
                 agg, other = agg_side
@@ -620,14 +620,6 @@ def _has_tool_call(lit: ast.Comparison) -> bool:
     return walk(lit.left) or walk(lit.right)
 
 
-def _agg_side(lit: ast.Comparison) -> tuple[ast.Aggregate, ast.Expr] | None:
-    if isinstance(lit.right, ast.Aggregate):
-        return lit.right, lit.left
-    if isinstance(lit.left, ast.Aggregate):
-        return lit.left, lit.right
-    return None
-
-
 def _vars(e: ast.Expr) -> set[str]:
     return set(ast.expr_vars(e))
 
@@ -655,7 +647,7 @@ def _order(body: tuple[ast.Literal, ...], bound: set[str], outside: dict[int, se
         if isinstance(lit, ast.Condition):
             return _vars(lit.call) <= bound
         assert isinstance(lit, ast.Comparison)
-        side = _agg_side(lit)
+        side = ast.aggregate_side(lit)
         if side is not None:
             agg, other = side
             group = aggregate_vars(agg) & outside.get(i, set())
@@ -763,14 +755,10 @@ def _instantiate(atom: ast.Atom, env: dict[str, Value]) -> Pattern:
 
 
 def _show_lit(lit: ast.Literal, env: dict[str, Value] | None = None) -> str:
-    if isinstance(lit, ast.Atom):
-        return f"{lit.relation}({', '.join(show_expr(a, env) for a in lit.args)})"
-    if isinstance(lit, ast.Negation):
-        return "not " + _show_lit(lit.atom, env)
-    if isinstance(lit, ast.Condition):
-        return ("not " if lit.negated else "") + show_expr(lit.call, env)
-    if isinstance(lit, ast.Fail):
-        return f"fail {json.dumps(lit.message, ensure_ascii=False)}"
+    """Like the shared printer, but an aggregate shows its group variables' values."""
+    if ast.aggregate_side(lit) is None:
+        return show_literal(lit, env)
+    assert isinstance(lit, ast.Comparison)
     sides = [_show_agg(e, env or {}) if isinstance(e, ast.Aggregate) else show_expr(e, env) for e in (lit.left, lit.right)]
     return f"{sides[0]} {lit.op} {sides[1]}"
 

@@ -81,7 +81,7 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
             continue
         assigned = {s.var: s.expr for s in steps if isinstance(s, Assign)}
         guards = [lit for lit in agent.body if isinstance(lit, ast.Comparison) and lit.op in ORDER
-                  and not isinstance(lit.left, ast.Aggregate) and not isinstance(lit.right, ast.Aggregate)]
+                  and ast.aggregate_side(lit) is None]
         for head in agent.heads:
             loops = [lit for lit in agent.body if isinstance(lit, ast.Atom) and ctx.same_component(head.relation, lit.relation)]
             if not loops:

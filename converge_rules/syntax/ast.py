@@ -243,6 +243,17 @@ class SourceFile:
     items: tuple[Item, ...]
 
 
+def aggregate_side(lit: "Literal") -> "tuple[Aggregate, Expr] | None":
+    """For ``x = count { ... }`` (either side): the aggregate and the other side; else None."""
+    if not isinstance(lit, Comparison):
+        return None
+    if isinstance(lit.right, Aggregate):
+        return lit.right, lit.left
+    if isinstance(lit.left, Aggregate):
+        return lit.left, lit.right
+    return None
+
+
 def sub_exprs(expr: Expr) -> "Iterator[Expr]":
     """An expression and all its sub-expressions, outermost first (aggregate bodies excluded)."""
     yield expr
