@@ -10,8 +10,8 @@ unsafe variable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Union
 
 from ..diagnostics import Span
 from ..syntax import ast
@@ -19,7 +19,8 @@ from ..syntax import ast
 
 @dataclass(frozen=True)
 class Scan:
-    """Iterate the facts of a positive atom matching the bound columns."""
+    """Iterate the facts of a positive atom matching the bound columns (or,
+    as an existence check, find the first one)."""
 
     lit: int
     atom: ast.Atom
@@ -27,6 +28,8 @@ class Scan:
     binds: tuple[tuple[int, str], ...]       # (column, variable) first bound here
     equal: tuple[tuple[int, int], ...]       # (column, earlier column) for a variable repeated in the atom
     driver: bool = False
+    exists: bool = False                     # stop at the first match: nothing it binds is needed later
+    distinct: tuple[int, ...] | None = None  # keep one tuple per distinct value of these columns
 
 
 @dataclass(frozen=True)
@@ -112,45 +115,145 @@ def group_vars(agg: ast.Aggregate, outside: set[str]) -> tuple[str, ...]:
     return tuple(sorted(aggregate_vars(agg) & outside))
 
 
+# Builtins that never raise on well-typed arguments (the others, `/`, `%` and
+# tool calls can fail, so guards run before them).
+SAFE_CALLS = frozenset({"len", "lower", "upper", "contains", "startswith", "endswith", "to_str", "abs", "min", "max"})
+
+
+def expr_can_raise(expr: ast.Expr) -> bool:
+    """Whether evaluating an expression can fail at run time (division, a partial builtin, a tool)."""
+    if isinstance(expr, ast.BinOp):
+        return expr.op in ("/", "%") or expr_can_raise(expr.left) or expr_can_raise(expr.right)
+    if isinstance(expr, ast.Neg):
+        return expr_can_raise(expr.operand)
+    if isinstance(expr, ast.Call):
+        return expr.func not in SAFE_CALLS or any(expr_can_raise(a) for a in expr.args)
+    return isinstance(expr, ast.ToolCall)
+
+
+def literal_can_raise(lit: ast.Literal) -> bool:
+    if isinstance(lit, ast.Atom):
+        return any(expr_can_raise(a) for a in lit.args)
+    if isinstance(lit, ast.Negation):
+        return any(expr_can_raise(a) for a in lit.atom.args)
+    if isinstance(lit, ast.Condition):
+        return expr_can_raise(lit.call)
+    if isinstance(lit, ast.Comparison):
+        side = ast.aggregate_side(lit)
+        if side is not None:
+            return expr_can_raise(side[1])
+        return expr_can_raise(lit.left) or expr_can_raise(lit.right)
+    return False
+
+
 def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None,
-              outside: dict[int, set[str]]) -> tuple[list[Step], list[Unsafe]]:
-    """Plan a body. ``outside[i]``: variables used outside literal i (for aggregates' grouping)."""
+              outside: dict[int, set[str]], *, needed: set[str] | None = None,
+              sizes: Mapping[str, int] | None = None) -> tuple[list[Step], list[Unsafe]]:
+    """Plan a body. ``outside[i]``: variables used outside literal i (for aggregates' grouping).
+
+    Guards first: after every binding step, each filter whose variables are
+    bound is placed (those that cannot raise first), before any assignment,
+    aggregate or tool call; assignments that cannot raise go before those that
+    can. ``needed`` (the head's variables) turns on the reductions: an atom
+    that binds no variable needed elsewhere is an existence check, and a scan
+    keeps one tuple per distinct needed binding. ``sizes`` (facts per
+    relation) orders the joins: bound columns first, then the smaller
+    relation, then body order."""
     bound = set(bound)
     steps: list[Step] = []
+    reduce = needed is not None
+    deep = [literal_vars_deep(lit) for lit in body]
+    mentions: dict[str, int] = {}
+    for vs in deep:
+        for v in vs:
+            mentions[v] = mentions.get(v, 0) + 1
+    head_needed = needed or set()
+
+    def needed_elsewhere(v: str, i: int) -> bool:
+        return v in head_needed or mentions.get(v, 0) - (1 if v in deep[i] else 0) > 0
+
     remaining = [i for i in range(len(body)) if i != driver]
     fails = [i for i in remaining if isinstance(body[i], ast.Fail)]
     remaining = [i for i in remaining if i not in fails]
+    raising = {i: literal_can_raise(body[i]) for i in remaining}
+    aggs = {i for i in remaining if ast.aggregate_side(body[i]) is not None}
+    flat = {i: set(ast.literal_vars(body[i])) for i in remaining if i not in aggs}
+    agg_cache: dict[int, Any] = {}
     pending: list[tuple[int, int, ast.Expr]] = []
+
+    def exists_step(i: int, atom: ast.Atom, is_driver: bool) -> Scan | None:
+        """The atom as an existence check, when it binds nothing needed elsewhere."""
+        if not reduce:
+            return None
+        for arg in atom.args:
+            if isinstance(arg, ast.Var):
+                if arg.name not in bound and needed_elsewhere(arg.name, i):
+                    return None
+            elif not isinstance(arg, (ast.Wildcard, ast.Const)) and not _vars(arg) <= bound:
+                return None
+        scan = _scan(i, atom, set(bound), is_driver)
+        return Scan(scan.lit, scan.atom, scan.keys, (), scan.equal, is_driver, exists=True)
+
     if driver is not None:
         atom = body[driver]
         assert isinstance(atom, ast.Atom)
-        before = set(bound)
-        scan = _scan(driver, atom, bound, True)
-        now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
-        pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= before]
-        steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, True))
+        step = exists_step(driver, atom, True)
+        if step is not None:
+            steps.append(step)
+        else:
+            before = set(bound)
+            scan = _scan(driver, atom, bound, True)
+            now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
+            pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= before]
+            steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, True))
     while remaining or pending:
-        progressed = True
-        while progressed:
-            progressed = False
+        while True:
+            # 1. every filter whose variables are bound: the ones that cannot raise first
             for item in list(pending):
                 if _vars(item[2]) <= bound:
                     steps.append(ColumnCheck(*item))
                     pending.remove(item)
-                    progressed = True
-            for i in list(remaining):
-                step = _ready(i, body[i], bound, outside.get(i, set()))
-                if step is not None:
-                    steps.append(step)
-                    remaining.remove(i)
-                    progressed = True
-        best: tuple[int, int] | None = None
+            for want_raise in (False, True):
+                for i in list(remaining):
+                    if raising[i] != want_raise:
+                        continue
+                    lit = body[i]
+                    if isinstance(lit, ast.Atom):
+                        step = exists_step(i, lit, False)
+                    elif i not in aggs and flat[i] <= bound:
+                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache)
+                    else:
+                        continue
+                    if step is not None:
+                        steps.append(step)
+                        remaining.remove(i)
+            # 2. one assignment, aggregate or tool call (those that cannot raise first)
+            chosen = None
+            for want_raise in (False, True):
+                for i in remaining:
+                    if raising[i] != want_raise or isinstance(body[i], ast.Atom):
+                        continue
+                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache)
+                    if step is not None:
+                        chosen = (i, step)
+                        break
+                if chosen is not None:
+                    break
+            if chosen is None:
+                break
+            steps.append(chosen[1])
+            remaining.remove(chosen[0])
+        best: tuple[tuple, int] | None = None
         for i in remaining:
             lit = body[i]
             if isinstance(lit, ast.Atom) and _atom_usable(lit, bound):
-                score = sum(1 for a in lit.args if not isinstance(a, ast.Wildcard) and _vars(a) <= bound
-                            and not isinstance(a, ast.Wildcard))
-                if best is None or score > best[0]:
+                k = sum(1 for a in lit.args if not isinstance(a, ast.Wildcard) and _vars(a) <= bound)
+                if sizes is None:
+                    score: tuple = (-k, i)
+                else:
+                    size = sizes.get(lit.relation, 0)
+                    score = (k == 0, size // (8 ** k), -k, i)
+                if best is None or score < best[0]:
                     best = (score, i)
         if best is None:
             break
@@ -167,6 +270,8 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             lit = body[i]
             assert isinstance(lit, ast.Fail)
             steps.append(FailStep(i, lit.message, lit.span))
+    if reduce:
+        steps = _project(steps, needed_elsewhere)
     unsafe: list[Unsafe] = []
     for lit_index, _col, expr in pending:
         for var in ast.expr_vars(expr):
@@ -190,6 +295,20 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         else:
             unsafe.append(Unsafe("", lit.span))
     return steps, unsafe
+
+
+def _project(steps: list[Step], needed_elsewhere: Callable[[str, int], bool]) -> list[Step]:
+    """A scan followed by another scan keeps one tuple per distinct binding of
+    the variables that something else needs (its other columns are projected away)."""
+    out: list[Step] = []
+    for k, step in enumerate(steps):
+        if (isinstance(step, Scan) and not step.exists and step.binds
+                and any(isinstance(s, Scan) and not s.exists for s in steps[k + 1:])):
+            keep = tuple(c for c, v in step.binds if needed_elsewhere(v, step.lit))
+            if len(keep) < len(step.binds):
+                step = replace(step, distinct=keep)
+        out.append(step)
+    return out
 
 
 def _atom_usable(atom: ast.Atom, bound: set[str]) -> bool:
@@ -222,7 +341,7 @@ def _scan(lit: int, atom: ast.Atom, bound: set[str], driver: bool) -> Scan:
     return Scan(lit, atom, tuple(keys), tuple(binds), tuple(equal), driver)
 
 
-def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step | None:
+def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str], cache: dict[int, Any] | None = None) -> Step | None:
     if isinstance(lit, ast.Atom):
         return None
     if isinstance(lit, ast.Negation):
@@ -238,8 +357,13 @@ def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step
         group = group_vars(agg, outside)
         if not set(group) <= bound:
             return None
-        inner_outside = {j: set(group) | _others(agg.body, j) for j in range(len(agg.body))}
-        inner, unsafe = plan_body(agg.body, set(group), None, inner_outside)
+        planned = cache.get(i) if cache is not None else None
+        if planned is None:
+            inner_outside = {j: set(group) | _others(agg.body, j) for j in range(len(agg.body))}
+            planned = plan_body(agg.body, set(group), None, inner_outside)
+            if cache is not None:
+                cache[i] = planned
+        inner, unsafe = planned
         if unsafe or (agg.value is not None and agg.value.name not in _bound_by(inner) | set(group)):
             return None
         if isinstance(other, ast.Var) and other.name not in bound:

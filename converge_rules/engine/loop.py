@@ -25,8 +25,9 @@ from ..diagnostics import Span
 from ..syntax import ast
 from ..values import format_fact
 from .codegen import PENDING, RuleCode
+from .effects import INPUT_PROOF, EffectBuffer, Match
 from .runtime import EvalError, StepsExceeded
-from .store import INPUT_PROOF, Context, RelationStore
+from .store import Context, RelationStore
 from .tools import ToolKey, ToolOutcome, call_batch
 
 DEFAULT_MAX_CYCLES = 100_000
@@ -382,7 +383,7 @@ class Engine:
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
             code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool)
-            found: list[Any] = []
+            found = EffectBuffer()
             self.current_check = code
             try:
                 code.version(None, frozenset())([], {}, found, cycle)
@@ -390,16 +391,16 @@ class Engine:
                 reasons.append(self._invariant_error(err, cycle))
                 tier = Tier.FAILED
                 continue
-            self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found)})
-            if found:
-                reasons.append(self._violation_reason(self._violations(inv, code, found), cycle))
+            self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found.matches)})
+            if found.matches:
+                reasons.append(self._violation_reason(self._violations(inv, code, found.matches), cycle))
                 tier = Tier.FAILED
         return self._outcome(tier, reasons, cycle)
 
     # ---------------------------------------------------------------- compute
-    def _compute(self, eligible: list[_AgentState], cycle: int) -> tuple[list[tuple[_AgentState, list[Any]]], list[Reason]]:
+    def _compute(self, eligible: list[_AgentState], cycle: int) -> tuple[list[tuple[_AgentState, EffectBuffer]], list[Reason]]:
         """Compute every eligible agent, with tool rounds and failure policies."""
-        done: dict[int, list[Any]] = {}
+        done: dict[int, EffectBuffer] = {}
         attempts = {a.id: 1 for a in eligible}
         skipped: list[Reason] = []
         todo = list(eligible)
@@ -408,8 +409,8 @@ class Engine:
         while todo:
             waiting: list[_AgentState] = []
             for agent in todo:
-                width = (3 if self.conf is not None else 1) + (1 if self.alternatives is not None else 0)
-                buffers: list[Any] = [{} for _ in range(len(agent.heads) * width)]
+                buffers = EffectBuffer(len(agent.heads), confidence=self.conf is not None,
+                                       alternatives=self.alternatives is not None)
                 self.waiting = False
                 self.touched = set()
                 try:
@@ -427,7 +428,7 @@ class Engine:
                     continue
                 done[agent.id] = buffers
                 self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id],
-                            "status": "ok", "facts": sum(len(b) for b in buffers[:len(agent.heads)])})
+                            "status": "ok", "facts": buffers.count()})
             if self.requests:
                 self._run_tools(cycle)
             todo = waiting
@@ -495,7 +496,7 @@ class Engine:
             code.version(i, frozenset(mask))(delta, exclude, out, cycle)
 
     # ---------------------------------------------------------------- commit
-    def _merge(self, buffers: list[tuple[_AgentState, list[dict[tuple, tuple]]]], max_facts: int, cycle: int,
+    def _merge(self, buffers: list[tuple[_AgentState, EffectBuffer]], max_facts: int, cycle: int,
                restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
         if self.conf is not None:
             return self._merge_confidence(buffers, max_facts, cycle, restore)
@@ -503,13 +504,12 @@ class Engine:
         dropped = 0
         alternatives = self.alternatives
         if alternatives is not None:  # other derivations of known facts, in merge order
-            for agent, bufs in buffers:
-                n = len(agent.heads)
-                for h, head in enumerate(agent.heads):
-                    for fact, proofs in bufs[n + h].items():
+            for agent, effects in buffers:
+                for head, others in zip(agent.heads, effects.alternatives):
+                    for fact, proofs in others.items():
                         alternatives.setdefault(head.relation, {}).setdefault(fact, []).extend(proofs)
-        for agent, bufs in buffers:
-            for head, buf in zip(agent.heads, bufs):
+        for agent, effects in buffers:
+            for head, buf in zip(agent.heads, effects.facts):
                 if not buf:
                     continue
                 self.fired.add(agent.id)
@@ -554,7 +554,7 @@ class Engine:
                 self.context[name].extend(new)
         return added, dropped
 
-    def _merge_confidence(self, buffers: list[tuple[_AgentState, list[Any]]], max_facts: int,
+    def _merge_confidence(self, buffers: list[tuple[_AgentState, EffectBuffer]], max_facts: int,
                           cycle: int, restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
         """Merge when facts carry confidence: below min_confidence is dropped, a better
         confidence for a known fact replaces its proof and re-propagates, and at the
@@ -562,10 +562,9 @@ class Engine:
         assert self.conf is not None
         floor = self.budget.min_confidence
         candidates: list[tuple[float, int, str, tuple, tuple, str]] = []
-        for agent, bufs in buffers:
-            n = len(agent.heads)
+        for agent, effects in buffers:
             for h, head in enumerate(agent.heads):
-                buf, confs, better = bufs[h], bufs[n + h], bufs[2 * n + h]
+                buf, confs, better = effects.facts[h], effects.confidence[h], effects.improved[h]
                 name = head.relation
                 conf = self.conf[name]
                 store = self.context[name]
@@ -672,7 +671,7 @@ class Engine:
         out: list[Violation] = []
         names = []
         for state in self.structural:
-            found: list[Any] = []
+            found = EffectBuffer()
             self.current_check = state.code
             if state.code.aggregates or not state.code.positive:
                 # Aggregates are not monotone: a new fact can create a match that
@@ -687,9 +686,9 @@ class Engine:
                 state.marks = lengths
                 state.ran = True
             names.append(state.name)
-            if found:
+            if found.matches:
                 assert isinstance(state.code.rule, InvariantDef)
-                out.extend(self._violations(state.code.rule, state.code, found))
+                out.extend(self._violations(state.code.rule, state.code, found.matches))
         if names:
             self._emit({"event": "invariants", "cycle": cycle, "checked": names, "violations": len(out)})
         return out
@@ -703,13 +702,13 @@ class Engine:
         return Reason("invariant_error", f"{code.rule.kind} {name!r} could not be evaluated in cycle {cycle}: {err.message} at {span}",
                       {"invariant": name, "cycle": cycle, "error": err.message, "span": span.to_json()})
 
-    def _violations(self, inv: InvariantDef, code: RuleCode, found: list[Any]) -> list[Violation]:
+    def _violations(self, inv: InvariantDef, code: RuleCode, found: list[Match]) -> list[Violation]:
         names = sorted(inv.var_types)
         atoms = [inv.body[i] for i in code.positive]
         out = []
-        for premises, _extras, values in found:
-            bindings = {n: v for n, v in zip(names, values)}
-            prem = [(a.relation, f) for a, f in zip(atoms, premises)]  # type: ignore[union-attr]
+        for match in found:
+            bindings = {n: v for n, v in zip(names, match.values)}
+            prem = [(a.relation, f) for a, f in zip(atoms, match.premises)]  # type: ignore[union-attr]
             out.append(Violation(inv, bindings, prem))
         return out
 

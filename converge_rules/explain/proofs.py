@@ -1,7 +1,7 @@
 """Proofs: decoding the engine's compact proof records into explanations.
 
-The engine stores, per derived fact, ``(agent id, cycle, premises..., [aggregate
-values])``. Everything else a person wants to see (bindings, negated atoms
+The engine stores, per derived fact, one compact proof record (its layout and
+typed view live in ``engine.effects``). Everything else a person wants to see (bindings, negated atoms
 checked absent, comparisons that held) follows from the agent's body and is
 rebuilt here, so recording a proof costs the engine one tuple.
 """
@@ -15,7 +15,8 @@ from ..compile.plan import AggStep, Assign, outside_map, plan_body
 from ..compile.program import Program
 from ..diagnostics import Span
 from ..engine.runtime import EvalError, eval_expr
-from ..engine.store import INPUT_AGENT, Context
+from ..engine.effects import ProofRecord, is_input_record
+from ..engine.store import Context
 from ..syntax import ast
 from ..values import Value, format_fact, format_value
 
@@ -85,7 +86,7 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
             return None
         record, superseded_by = old[0], (old[1], old[2])
     conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
-    if record[0] == INPUT_AGENT:
+    if is_input_record(record):
         return Proof(relation, fact, True, 0, source=source_of(relation, fact), superseded_by=superseded_by, confidence=conf)
     return decode_record(program, relation, fact, record, confidence, superseded_by)
 
@@ -93,12 +94,13 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
 def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
                   confidence: Mapping[str, Mapping[tuple, float]] | None = None,
                   superseded_by: tuple[tuple, int] | None = None) -> Proof:
-    """One derivation record ``(agent id, cycle, premises..., [aggregate values])`` as a Proof."""
+    """One stored derivation record (see ``engine.effects.ProofRecord``) as a Proof."""
     conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
-    agent = program.agents[record[0]]
-    positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
-    premises = list(record[2:2 + len(positive)])
-    extras = record[2 + len(positive)] if len(record) > 2 + len(positive) else ()
+    positive = _positive(program, record[0])
+    rec = ProofRecord.decode(record, len(positive))
+    agent = program.agents[rec.agent]
+    premises = list(rec.premises)
+    extras = rec.extras
     env: dict[str, Value] = {}
     for atom, pf in zip(positive, premises):
         for arg, value in zip(atom.args, pf):
@@ -138,9 +140,13 @@ def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
             conditions.append(show_literal(lit, env))
         elif isinstance(lit, ast.Condition):
             conditions.append(show_literal(lit, env))
-    return Proof(relation, fact, False, record[1], agent.name, agent.id, agent.span,
+    return Proof(relation, fact, False, rec.cycle, agent.name, agent.id, agent.span,
                  {k: env[k] for k in sorted(env)}, [(a.relation, f) for a, f in zip(positive, premises)],
                  negated, conditions, aggregates, superseded_by=superseded_by, confidence=conf)
+
+
+def _positive(program: Program, agent_id: int) -> list[ast.Atom]:
+    return [lit for lit in program.agents[agent_id].body if isinstance(lit, ast.Atom)]
 
 
 # Printing lives in the syntax layer (shared with the independent checker).
