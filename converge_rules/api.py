@@ -100,14 +100,15 @@ class RuleSet:
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
-            progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None) -> "Result":
+            progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
         policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
         cannot reach these relations; ``trace=True`` records every event (``Result.trace``);
-        ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``)."""
+        ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``);
+        ``analyze=True`` counts the rows out of every plan step (``Result.analysis``, ``converge plan --facts``)."""
         from .engine.loop import Engine
 
         policy = FailurePolicy.parse(on_failure) if isinstance(on_failure, str) else on_failure
@@ -127,7 +128,7 @@ class RuleSet:
         try:
             outcome, inputs, events, header, effective = self._evaluate(
                 facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-                progress, _replay_tools, all_proofs)
+                progress, _replay_tools, all_proofs, analyze)
         finally:
             if enabled:
                 gc.freeze()
@@ -142,7 +143,7 @@ class RuleSet:
 
     def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
-                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool) -> Any:
+                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool, analyze: bool = False) -> Any:
         from .engine.loop import Engine
 
         schema = self.program.schema()
@@ -169,7 +170,7 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs)
+                        all_proofs=all_proofs, analyze=analyze)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
@@ -300,6 +301,12 @@ class Result:
         """The trace as JSON Lines (one event per line, keys in a fixed order)."""
         events = self.trace or []
         return "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
+
+    @property
+    def analysis(self) -> dict[str, Any] | None:
+        """With ``run(analyze=True)``: agent name -> (its plan per driver, rows out of each
+        step per driver, by literal index, -1 for emitted matches); else None."""
+        return self._outcome.analysis
 
     @property
     def steps(self) -> int:

@@ -173,6 +173,7 @@ LAZY_COMMANDS = {
     "fmt": "converge_rules.commands.fmt:fmt",
     "graph": "converge_rules.commands.graph:graph",
     "test": "converge_rules.commands.test:test",
+    "plan": "converge_rules.commands.plan:plan",
 }
 
 

@@ -113,6 +113,8 @@ class Outcome:
     confidence: dict[str, dict[tuple, float]] | None = None
     alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
     dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
+    # with analyze: agent name -> (its last plan per driver, rows out of each step per driver)
+    analysis: dict[str, tuple[dict[Any, Any], dict[Any, dict[int, int]]]] | None = None
 
 
 class _AgentState:
@@ -153,7 +155,7 @@ class Engine:
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                 all_proofs: bool = False):
+                 all_proofs: bool = False, analyze: bool = False):
         self.program = program
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
@@ -186,8 +188,10 @@ class Engine:
         self.conf_dropped = 0
         if self.alternatives is not None and uses_confidence:
             self.alternatives = None  # alternative proofs are recorded for jobs without confidence only
+        self.analyze = analyze  # count the rows out of every plan step (converge plan --facts)
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
-                                            confidence=self.conf, alternatives=self.alternatives is not None),
+                                            confidence=self.conf, alternatives=self.alternatives is not None,
+                                            analyze={} if analyze else None),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
         self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
@@ -277,6 +281,8 @@ class Engine:
             outcome.confidence = self.conf
             outcome.alternatives = self.alternatives
             outcome.dropped = self.dropped
+            if self.analyze:
+                outcome.analysis = {a.name: (dict(a.code.plans), a.code.analyze or {}) for a in self.agents}
             return outcome
         finally:
             if enabled:

@@ -1,0 +1,169 @@
+"""Plans: guard placement, existence checks, projections, injective generated
+names and long bodies (issues 8 and 9), through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import keyword
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
+
+import converge_rules as cr
+from converge_rules.cli import cli
+
+DATA = Path(__file__).parent / "data"
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def cli_facts(path: Path, relation: str, *extra: str) -> tuple[int, list[list]]:
+    """Run through the CLI and read one relation's facts from the JSON output."""
+    code, out = run_cli("run", str(path), "--format", "json", "--relation", relation, *extra)
+    if code != 0:
+        return code, [out]
+    return code, json.loads(out)["facts"][relation]
+
+
+# ---------------------------------------------------------------- issue 8 item 1: guards
+
+
+def test_guard_before_anything_that_can_raise_division() -> None:
+    r = cr.load(str(DATA / "soundness/guard_after_division.cvg")).run()
+    assert r.tier == "converged", r.reasons
+    assert r.facts("q") == [(7, 3)]
+
+
+def test_guard_before_anything_that_can_raise_bound_by_assignment() -> None:
+    r = cr.load(str(DATA / "soundness/guard_bound_late.cvg")).run()
+    assert r.tier == "converged", r.reasons
+    assert r.facts("q") == [(0,), (3,)]
+
+
+def test_guard_before_anything_that_can_raise_without_delta_atom() -> None:
+    for name, expected in (("guard_after_division", [(7, 3)]), ("guard_bound_late", [(0,), (3,)])):
+        rules = cr.load(str(DATA / f"soundness/{name}.cvg"))
+        r = rules.run(budget=cr.Budget(max_agents_per_cycle=1))
+        assert r.tier == "converged", r.reasons
+        assert r.facts("q") == expected
+
+
+def test_guard_before_anything_that_can_raise_cli() -> None:
+    assert cli_facts(DATA / "soundness/guard_after_division.cvg", "q") == (0, [[7, 3]])
+    assert cli_facts(DATA / "soundness/guard_bound_late.cvg", "q", "--max-agents-per-cycle", "1") == (0, [[0], [3]])
+
+
+def test_guard_that_does_not_reject_still_fails_the_agent() -> None:
+    src = """input relation p(a: int, b: int)
+relation q(a: int, c: int)
+p(7, 0).
+q(a, c) :- p(a, b), c = a / b, a != 0."""
+    r = cr.load_text(src, "t.cvg").run()
+    assert r.tier == "failed"
+    assert "division by zero" in r.reasons[0].message
+
+
+# ---------------------------------------------------------------- issue 9: existence checks
+
+
+def test_existence_atoms_are_checks_not_loops() -> None:
+    r = cr.load(str(DATA / "plans/existence.cvg")).run()
+    assert r.tier == "converged"
+    assert r.count("query") == 20 and r.count("e") == 101 and r.count("c") == 606
+    p = r.proof("query", (5,))
+    assert p is not None and ("i", (5,)) in p.premises and len(p.premises) == 10
+    code, out = run_cli("plan", str(DATA / "plans/existence.cvg"), "--agent", "query#1")
+    assert code == 0, out
+    for atom in ("a()", "b()", "c(_, _, _)", "d(_)", "e(_)", "f(_, _)", "h(_)", "k(_)", "l(_)"):
+        assert f"exists {atom}" in out or f"exists Δ{atom}" in out, atom
+    assert "scan i(x)" in out or "scan Δi(x)" in out
+
+
+def test_projection_keeps_one_tuple_per_needed_binding() -> None:
+    src = """input relation p(x: int, y: int)
+input relation q(x: int, z: int)
+relation out(x: int, z: int)
+out(x, z) :- p(x, _y), q(x, z).
+"""
+    facts = {"p": [(1, k) for k in range(50)], "q": [(1, 7), (1, 8), (2, 9)]}
+    r = cr.load_text(src, "t.cvg").run(facts=facts)
+    assert r.facts("out") == [(1, 7), (1, 8)]
+    every = cr.load_text(src, "t.cvg").run(facts=facts, all_proofs=True)
+    assert every.facts("out") == r.facts("out")
+    assert len(every.proofs("out", (1, 7))) == 50  # all proofs keeps every derivation
+
+
+def test_aggregates_count_every_match() -> None:
+    src = """input relation sale(item: str, amount: int)
+relation total(n: int, s: int)
+total(n, s) :- n = count { sale(_, _) }, s = sum a { sale(_, a) }.
+"""
+    r = cr.load_text(src, "t.cvg").run(facts={"sale": [("a", 5), ("b", 5), ("c", 1)]})
+    assert r.facts("total") == [(3, 11)]
+
+
+# ---------------------------------------------------------------- issue 8 item 2: names
+
+
+def test_generated_names_are_injective() -> None:
+    r = cr.load(str(DATA / "soundness/injective_names.cvg")).run()
+    assert r.tier == "converged"
+    assert r.facts("r") == []  # every road is in g.reach
+    assert cli_facts(DATA / "soundness/injective_names.cvg", "r") == (0, [])
+
+
+_NAME_PARTS = st.sampled_from(["g", "reach", "_", "__", "o0", "o1", "t0", "v_x", "L1", "D", "X", "B", "C",
+                               "acc", "k", "r0", "_run", "_c1", "A0", "f", "c"] + keyword.kwlist[:8])
+
+
+@st.composite
+def _relation_names(draw: st.DrawFn) -> list[str]:
+    names: list[str] = []
+    for _ in range(draw(st.integers(2, 5))):
+        parts = draw(st.lists(_NAME_PARTS, min_size=1, max_size=3))
+        name = "r" + "".join(parts)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+@settings(max_examples=25, deadline=None)
+@given(_relation_names())
+def test_generated_names_are_injective_for_adversarial_relation_names(names: list[str]) -> None:
+    """Each relation holds its own facts and a negation reads its own relation,
+    whatever the names (double underscores, keywords, names of generated helpers)."""
+    decls = "".join(f"input relation {n}(a: int)\n" for n in names)
+    decls += "relation out(n: str, a: int)\n"
+    rules = "".join(f'out("{n}", a) :- {n}(a), not {names[(k + 1) % len(names)]}(a).\n'
+                    for k, n in enumerate(names))
+    facts = {n: [(k,), (100,)] for k, n in enumerate(names)}
+    r = cr.load_text(decls + rules, "t.cvg").run(facts=facts)
+    assert r.tier == "converged", r.reasons
+    expected = sorted((n, k) for k, n in enumerate(names) if len(names) > 1)
+    assert r.facts("out") == expected
+
+
+# ---------------------------------------------------------------- issue 8 item 7: long bodies
+
+
+def _chain_rule(n: int) -> str:
+    body = ", ".join(f"e(x{i}, x{i + 1})" for i in range(n))
+    return f"input relation e(a: int, b: int)\nrelation long(a: int, b: int)\nlong(x0, x{n}) :- {body}.\n"
+
+
+def test_long_bodies_compile_and_run() -> None:
+    for n in (91, 300):
+        facts = {"e": [(i, i + 1) for i in range(n + 2)]}
+        r = cr.load_text(_chain_rule(n), "t.cvg").run(facts=facts)
+        assert r.tier == "converged", r.reasons
+        assert r.facts("long") == [(0, n), (1, n + 1), (2, n + 2)]
+
+
+def test_long_bodies_cli(tmp_path: Path) -> None:
+    path = tmp_path / "long.cvg"
+    path.write_text(_chain_rule(120) + "".join(f"e({i}, {i + 1}).\n" for i in range(121)))
+    assert cli_facts(path, "long") == (0, [[0, 120], [1, 121]])
