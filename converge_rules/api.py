@@ -283,6 +283,7 @@ class Result:
         self.program = program
         self._outcome = outcome
         self._inputs = inputs
+        self._proof_shapes: dict[int, Any] = {}  # per agent: how its proof records decode
         self._context = outcome.context
         self._events = events
         self._header = header or {}
@@ -403,7 +404,7 @@ class Result:
         from .explain.proofs import decode
 
         return decode(self.program, self._context, relation, _normalise(self.program, relation, fact), self._inputs.source,
-                      self._outcome.confidence)
+                      self._outcome.confidence, self._proof_shapes)
 
     def proofs(self, relation: str, fact: Sequence[Value], limit: int | None = None) -> "list[Proof]":
         """Every recorded derivation of a fact, the first one first (alternatives only when run
@@ -419,7 +420,8 @@ class Result:
         for record in others:
             if limit is not None and len(out) >= limit:
                 break
-            out.append(decode_record(self.program, relation, values, record, self._outcome.confidence))
+            out.append(decode_record(self.program, relation, values, record, self._outcome.confidence,
+                                     cache=self._proof_shapes))
         return out[:limit] if limit is not None else out
 
     def support(self, relation: str, fact: Sequence[Value]) -> list[tuple[str, tuple]]:

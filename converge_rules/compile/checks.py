@@ -10,7 +10,7 @@ from typing import Iterator
 from ..diagnostics import Diagnostic, Span
 from ..syntax import ast
 from ..values import format_value
-from .plan import AggStep, Assign, Scan, outside_map, plan_body
+from .plan import MAX_BODY_LITERALS, AggStep, Assign, Scan, outside_map, plan_body
 from .program import AgentDef, InvariantDef, Program, Relation
 from .types import BUILTINS, assignable, const_type, expr_type
 
@@ -19,6 +19,12 @@ def check_program(program: Program) -> tuple[Program, list[Diagnostic]]:
     """Run every check; returns the program annotated with variable types."""
     diags: list[Diagnostic] = []
     agents = []
+    for rule in (*program.agents, *program.invariants):
+        if len(rule.body) > MAX_BODY_LITERALS:
+            diags.append(Diagnostic("E406", f"{rule.name!r} has {len(rule.body)} body literals; the limit is {MAX_BODY_LITERALS}",
+                                    rule.span, "error", ("split it: derive a helper relation from part of the body",)))
+    if diags:
+        return program, diags
     for agent in program.agents:
         diags.extend(_check_rule(program, agent.body, agent.heads, agent.name))
         for head in agent.heads:

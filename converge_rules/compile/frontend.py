@@ -44,6 +44,7 @@ class Frontend:
     def __init__(self) -> None:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
+        self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -100,11 +101,14 @@ class Frontend:
         if alias in unit.aliases:
             self.error("E114", f"two imports use the name {alias!r}", span)
             return
-        try:
-            source = parse_file(target)
-        except ConvergeError as err:
-            self.diags.extend(err.diagnostics)
-            return
+        source = self.parsed.get(real)
+        if source is None:
+            try:
+                source = parse_file(target)
+            except ConvergeError as err:
+                self.diags.extend(err.diagnostics)
+                return
+            self.parsed[real] = source
         prefix = f"{unit.prefix}{alias}."
         unit.aliases[alias] = prefix
         self.add_unit(target, prefix, source, project, stack + [real])

@@ -115,6 +115,10 @@ def group_vars(agg: ast.Aggregate, outside: set[str]) -> tuple[str, ...]:
     return tuple(sorted(aggregate_vars(agg) & outside))
 
 
+# The most literals one body may hold (a located E406 from `check`): planning and
+# code generation stay near-linear below it.
+MAX_BODY_LITERALS = 2000
+
 # Builtins that never raise on well-typed arguments (the others, `/`, `%` and
 # tool calls can fail, so guards run before them).
 SAFE_CALLS = frozenset({"len", "lower", "upper", "contains", "startswith", "endswith", "to_str", "abs", "min", "max"})
@@ -147,7 +151,7 @@ def literal_can_raise(lit: ast.Literal) -> bool:
 
 
 def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None,
-              outside: dict[int, set[str]], *, needed: set[str] | None = None,
+              outside: "Outside | dict[int, set[str]]", *, needed: set[str] | None = None,
               sizes: Mapping[str, int] | None = None) -> tuple[list[Step], list[Unsafe]]:
     """Plan a body. ``outside[i]``: variables used outside literal i (for aggregates' grouping).
 
@@ -206,15 +210,52 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
             pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= before]
             steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, True))
-    while remaining or pending:
+    # Incremental bookkeeping: a literal's readiness and an atom's score change
+    # only when one of its variables becomes bound, so only those are re-examined.
+    left = set(remaining)
+    watch: dict[str, list[int]] = {}
+    for i in remaining:
+        for v in deep[i]:
+            watch.setdefault(v, []).append(i)
+    dirty = set(remaining)
+    ready: set[int] = set()
+    scores: dict[int, tuple | None] = {}
+    seen_bound = set(bound)
+
+    def refresh() -> None:
+        """Re-examine the literals whose variables were bound since the last look."""
+        new = bound - seen_bound
+        seen_bound.update(new)
+        for v in new:
+            dirty.update(watch.get(v, ()))
+        for i in dirty:
+            if i not in left:
+                continue
+            lit = body[i]
+            if isinstance(lit, ast.Atom):
+                if exists_step(i, lit, False) is not None:
+                    ready.add(i)
+                    scores[i] = None
+                elif _atom_usable(lit, bound):
+                    k = sum(1 for a in lit.args if not isinstance(a, ast.Wildcard) and _vars(a) <= bound)
+                    size = sizes.get(lit.relation, 0) if sizes is not None else 0
+                    scores[i] = (-k, i) if sizes is None else (k == 0, size // (8 ** k), -k, i)
+                else:
+                    scores[i] = None
+            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache) is not None:
+                ready.add(i)
+        dirty.clear()
+
+    while left or pending:
         while True:
+            refresh()
             # 1. every filter whose variables are bound: the ones that cannot raise first
             for item in list(pending):
                 if _vars(item[2]) <= bound:
                     steps.append(ColumnCheck(*item))
                     pending.remove(item)
             for want_raise in (False, True):
-                for i in list(remaining):
+                for i in sorted(ready):
                     if raising[i] != want_raise:
                         continue
                     lit = body[i]
@@ -226,11 +267,12 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                         continue
                     if step is not None:
                         steps.append(step)
-                        remaining.remove(i)
+                        left.discard(i)
+                        ready.discard(i)
             # 2. one assignment, aggregate or tool call (those that cannot raise first)
             chosen = None
             for want_raise in (False, True):
-                for i in remaining:
+                for i in sorted(ready):
                     if raising[i] != want_raise or isinstance(body[i], ast.Atom):
                         continue
                     step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache)
@@ -242,19 +284,12 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             if chosen is None:
                 break
             steps.append(chosen[1])
-            remaining.remove(chosen[0])
+            left.discard(chosen[0])
+            ready.discard(chosen[0])
         best: tuple[tuple, int] | None = None
-        for i in remaining:
-            lit = body[i]
-            if isinstance(lit, ast.Atom) and _atom_usable(lit, bound):
-                k = sum(1 for a in lit.args if not isinstance(a, ast.Wildcard) and _vars(a) <= bound)
-                if sizes is None:
-                    score: tuple = (-k, i)
-                else:
-                    size = sizes.get(lit.relation, 0)
-                    score = (k == 0, size // (8 ** k), -k, i)
-                if best is None or score < best[0]:
-                    best = (score, i)
+        for i, score in scores.items():
+            if score is not None and i in left and (best is None or score < best[0]):
+                best = (score, i)
         if best is None:
             break
         atom = body[best[1]]
@@ -264,7 +299,9 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
         pending += [(best[1], c, e) for c, e in scan.keys if not _vars(e) <= before]
         steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, False))
-        remaining.remove(best[1])
+        left.discard(best[1])
+        scores.pop(best[1], None)
+    remaining = sorted(left)
     if not remaining and not pending:
         for i in fails:
             lit = body[i]
@@ -301,9 +338,9 @@ def _project(steps: list[Step], needed_elsewhere: Callable[[str, int], bool]) ->
     """A scan followed by another scan keeps one tuple per distinct binding of
     the variables that something else needs (its other columns are projected away)."""
     out: list[Step] = []
+    last = max((k for k, s in enumerate(steps) if isinstance(s, Scan) and not s.exists), default=-1)
     for k, step in enumerate(steps):
-        if (isinstance(step, Scan) and not step.exists and step.binds
-                and any(isinstance(s, Scan) and not s.exists for s in steps[k + 1:])):
+        if isinstance(step, Scan) and not step.exists and step.binds and k < last:
             keep = tuple(c for c, v in step.binds if needed_elsewhere(v, step.lit))
             if len(keep) < len(step.binds):
                 step = replace(step, distinct=keep)
@@ -441,25 +478,42 @@ def _var_spans(lit: ast.Literal) -> list[tuple[str, Span]]:
     return out
 
 
-def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> dict[int, set[str]]:
-    """For each literal, the variables used elsewhere in the rule.
+class Outside:
+    """For each literal, the variables used elsewhere in the rule (computed on
+    first use from occurrence counts: linear in the body, not quadratic).
 
     Another aggregate's body does not count: its variables are local to it,
     so two aggregates may both use ``a`` without grouping each other."""
-    head_vars: set[str] = set()
-    for h in heads:
-        head_vars.update(ast.literal_vars(h))
-    own: dict[int, set[str]] = {}
-    for i, lit in enumerate(body):
-        side = ast.aggregate_side(lit)
-        own[i] = _vars(side[1]) if side is not None else literal_vars_deep(lit)
-    out: dict[int, set[str]] = {}
-    for i in range(len(body)):
-        others = set(head_vars)
-        for j in range(len(body)):
-            if j != i:
-                others |= own[j]
-        if ast.aggregate_side(body[i]) is not None:
-            others |= own[i]
-        out[i] = others
-    return out
+
+    def __init__(self, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]):
+        self.body = body
+        self.head_vars: set[str] = set()
+        for h in heads:
+            self.head_vars.update(ast.literal_vars(h))
+        self.own: list[set[str]] = []
+        for lit in body:
+            side = ast.aggregate_side(lit)
+            self.own.append(_vars(side[1]) if side is not None else literal_vars_deep(lit))
+        self.count: dict[str, int] = {}
+        for vs in self.own:
+            for v in vs:
+                self.count[v] = self.count.get(v, 0) + 1
+        self.cache: dict[int, set[str]] = {}
+
+    def __getitem__(self, i: int) -> set[str]:
+        out = self.cache.get(i)
+        if out is None:
+            mine = self.own[i]
+            out = set(self.head_vars) | {v for v, n in self.count.items() if n - (v in mine) > 0}
+            if ast.aggregate_side(self.body[i]) is not None:
+                out |= mine
+            self.cache[i] = out
+        return out
+
+    def get(self, i: int, default: set[str] | None = None) -> set[str]:
+        return self[i] if 0 <= i < len(self.body) else (default if default is not None else set())
+
+
+def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> "Outside":
+    """For each literal, the variables used elsewhere in the rule (see ``Outside``)."""
+    return Outside(body, heads)

@@ -11,6 +11,7 @@ agent's effect buffer; it never touches the context.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from ..compile.lower import Plan, lower, proof_layout, stale
@@ -27,6 +28,7 @@ _MISSING = object()
 NO_RESULT = object()  # an aggregate over an empty group with no value (min, max)
 PENDING = object()    # a tool result not known yet: the match waits for the next tool round
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PY_CMP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -225,7 +227,7 @@ class RuleCode:
                 # Loop-invariant index probes of later atoms move above this loop;
                 # an empty probe means no match at all, so it also guards the loop.
                 if not step.exists:
-                    for later in steps[k + 1:]:
+                    for later in steps[k + 1:k + 1 + 2 * self.LOOPS_PER_FUNCTION]:
                         if (isinstance(later, Scan) and later.keys and later.lit not in hoisted
                                 and not later.driver and len(later.keys) < len(later.atom.args)
                                 and all(set(ast.expr_vars(e)) <= bound for _, e in later.keys)):
@@ -279,7 +281,10 @@ class RuleCode:
         if not pfx:
             self._prelude(inner)
         self._steps(inner, rest, pfx, tail, names, acc)
-        args = (() if pfx else ("D", "X", "B", "C")) + names + (("acc",) if acc else ())
+        text = "\n".join(inner.lines)
+        words = set(_WORD.findall(text))
+        used = tuple(n for n in names if n in words)  # only the names the rest reads
+        args = (() if pfx else ("D", "X", "B", "C")) + used + (("acc",) if acc else ())
         header = f"def {name}({', '.join(args + tuple(f'{d}={d}' for d in self.defaults))}):"
         self.pre.append("\n".join([header] + (inner.lines or ["    pass"])))
         self.defaults = saved

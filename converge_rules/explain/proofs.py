@@ -73,8 +73,10 @@ def pattern_text(relation: str, pattern: tuple) -> str:
 
 def decode(program: Program, context: Context, relation: str, fact: tuple,
            source_of: Callable[[str, tuple], tuple[str, int] | None],
-           confidence: Mapping[str, Mapping[tuple, float]] | None = None) -> Proof | None:
-    """The proof of a fact in the context, or None when the fact is absent."""
+           confidence: Mapping[str, Mapping[tuple, float]] | None = None,
+           cache: dict[int, Any] | None = None) -> Proof | None:
+    """The proof of a fact in the context, or None when the fact is absent
+    (``cache``: a dict kept by the caller, so each agent's body is analysed once)."""
     store = context.relations.get(relation)
     if store is None:
         return None
@@ -88,15 +90,33 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
     conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
     if is_input_record(record):
         return Proof(relation, fact, True, 0, source=source_of(relation, fact), superseded_by=superseded_by, confidence=conf)
-    return decode_record(program, relation, fact, record, confidence, superseded_by)
+    return decode_record(program, relation, fact, record, confidence, superseded_by, cache)
+
+
+def _shape(program: Program, agent_id: int, cache: dict[int, Any] | None) -> tuple:
+    """An agent's positive atoms, aggregate and tool literals and the plan that
+    rebuilds its bindings from the premises (the same for every record)."""
+    if cache is not None and agent_id in cache:
+        return cache[agent_id]
+    agent = program.agents[agent_id]
+    positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
+    bound = {a.name for atom in positive for a in atom.args if isinstance(a, ast.Var)}
+    agg_lits = [i for i, lit in enumerate(agent.body) if ast.aggregate_side(lit) is not None]
+    tool_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
+                 and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
+    steps, _ = plan_body(agent.body, bound, None, outside_map(agent.body, agent.heads))
+    shape = (positive, agg_lits, tool_lits, steps)
+    if cache is not None:
+        cache[agent_id] = shape
+    return shape
 
 
 def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
                   confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                  superseded_by: tuple[tuple, int] | None = None) -> Proof:
+                  superseded_by: tuple[tuple, int] | None = None, cache: dict[int, Any] | None = None) -> Proof:
     """One stored derivation record (see ``engine.effects.ProofRecord``) as a Proof."""
     conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
-    positive = _positive(program, record[0])
+    positive, agg_lits, tool_lits, steps = _shape(program, record[0], cache)
     rec = ProofRecord.decode(record, len(positive))
     agent = program.agents[rec.agent]
     premises = list(rec.premises)
@@ -107,12 +127,8 @@ def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
             if isinstance(arg, ast.Var):
                 env[arg.name] = value
     aggregates: list[tuple[str, Value]] = []
-    agg_lits = [i for i, lit in enumerate(agent.body) if ast.aggregate_side(lit) is not None]
     agg_values = dict(zip(agg_lits, extras))
-    tool_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
-                 and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
     tool_values = dict(zip(tool_lits, extras[len(agg_lits):]))
-    steps, _ = plan_body(agent.body, set(env), None, outside_map(agent.body, agent.heads))
     for step in steps:
         try:
             if isinstance(step, Assign) and isinstance(step.expr, ast.ToolCall):
@@ -143,10 +159,6 @@ def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
     return Proof(relation, fact, False, rec.cycle, agent.name, agent.id, agent.span,
                  {k: env[k] for k in sorted(env)}, [(a.relation, f) for a, f in zip(positive, premises)],
                  negated, conditions, aggregates, superseded_by=superseded_by, confidence=conf)
-
-
-def _positive(program: Program, agent_id: int) -> list[ast.Atom]:
-    return [lit for lit in program.agents[agent_id].body if isinstance(lit, ast.Atom)]
 
 
 # Printing lives in the syntax layer (shared with the independent checker).
