@@ -167,3 +167,54 @@ def test_long_bodies_cli(tmp_path: Path) -> None:
     path = tmp_path / "long.cvg"
     path.write_text(_chain_rule(120) + "".join(f"e({i}, {i + 1}).\n" for i in range(121)))
     assert cli_facts(path, "long") == (0, [[0, 120], [1, 121]])
+
+
+def test_body_limit_is_a_located_check_error(tmp_path: Path) -> None:
+    path = tmp_path / "huge.cvg"
+    path.write_text(_chain_rule(2001))
+    diags = cr.check([str(path)])
+    assert [d.code for d in diags if d.is_error] == ["E406"]
+    assert diags[0].span.line == 3 and diags[0].span.col == 1
+    code, out = run_cli("check", str(path))
+    assert code == 1 and "E406" in out and "Traceback" not in out
+
+
+def test_many_imports_of_one_module(tmp_path: Path) -> None:
+    path = tmp_path / "imports.cvg"
+    path.write_text("".join(f"import std.graph as g{i}\n" for i in range(40))
+                    + 'input relation road(a: str, b: str)\nroad("a", "b").\ng7.edge(a, b) :- road(a, b).\n')
+    r = cr.load(str(path)).run()
+    assert r.tier == "converged" and r.facts("g7.reach") == [("a", "b")] and r.facts("g8.reach") == []
+    assert cli_facts(path, "g7.reach") == (0, [["a", "b"]])
+
+
+def test_agent_with_many_emits_and_proofs(tmp_path: Path) -> None:
+    path = tmp_path / "emits.cvg"
+    path.write_text("input relation s(a: int)\nrelation t(a: int, b: int)\ns(1).\nagent many {\n  when s(x)\n"
+                    + "".join(f"  emit t(x, {i})\n" for i in range(1500)) + "}\n")
+    r = cr.load(str(path)).run()
+    assert r.count("t") == 1500
+    data = json.loads(r.to_json(proofs=True))
+    assert len(data["proofs"]["t"]) == 1500
+    code, out = run_cli("run", str(path), "--format", "json", "--proofs", "first", "--relation", "t")
+    assert code == 0 and len(json.loads(out)["proofs"]["t"]) == 1500
+
+
+def test_plans_follow_relation_sizes_and_replan() -> None:
+    from converge_rules.compile.lower import REPLAN_FACTOR, lower, stale
+
+    rules = cr.load_text("""input relation big(a: int, b: int)
+input relation small(b: int, c: int)
+relation out(a: int, c: int)
+out(a, c) :- big(a, b), small(b, c).
+""", "t.cvg")
+    agent = rules.program.agents[0]
+    a = lower(agent, None, sizes={"big": 10_000, "small": 10})
+    b = lower(agent, None, sizes={"big": 10, "small": 10_000})
+    assert [s.atom.relation for s in a.steps] == ["small", "big"]  # type: ignore[union-attr]
+    assert [s.atom.relation for s in b.steps] == ["big", "small"]  # type: ignore[union-attr]
+    assert not stale(a, {"big": 10_000 * REPLAN_FACTOR, "small": 10})
+    assert stale(a, {"big": 10_000, "small": 10 * REPLAN_FACTOR + 20})
+    facts = {"big": [(i, i % 5) for i in range(200)], "small": [(k, k * 10) for k in range(5)]}
+    r = rules.run(facts=facts)
+    assert r.count("out") == 200 and r.proof("out", (7, 20)).premises == [("big", (7, 2)), ("small", (2, 20))]  # type: ignore[union-attr]
