@@ -218,3 +218,40 @@ out(a, c) :- big(a, b), small(b, c).
     facts = {"big": [(i, i % 5) for i in range(200)], "small": [(k, k * 10) for k in range(5)]}
     r = rules.run(facts=facts)
     assert r.count("out") == 200 and r.proof("out", (7, 20)).premises == [("big", (7, 2)), ("small", (2, 20))]  # type: ignore[union-attr]
+
+
+def test_guard_before_anything_that_can_raise_guard_after_a_join() -> None:
+    src = """input relation p(a: int, b: int)
+input relation s(b: int, ok: int)
+relation q(a: int, c: int)
+p(7, 0). p(7, 2). s(2, 1). s(0, 0).
+q(a, c) :- p(a, b), c = a / b, s(b, ok), ok = 1.
+"""
+    r = cr.load_text(src, "t.cvg").run()
+    assert r.tier == "converged", r.reasons
+    assert r.facts("q") == [(7, 3)]
+
+
+_GUARD_BODY = ("p(a, b)", "c = a / b", "b != 0", "d = c % b", "not z(b)")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.permutations(_GUARD_BODY),
+       st.lists(st.tuples(st.integers(-3, 3), st.integers(-2, 2)), max_size=8, unique=True))
+def test_guard_placement_ignores_body_order(order: list[str], rows: list[tuple[int, int]]) -> None:
+    """Whatever the body order, no binding a guard rejects reaches a division."""
+    src = ("input relation p(a: int, b: int)\ninput relation z(b: int)\nrelation q(a: int, c: int, d: int)\n"
+           f"q(a, c, d) :- {', '.join(order)}.\n")
+    r = cr.load_text(src, "t.cvg").run(facts={"p": rows, "z": []})
+    assert r.tier == "converged", r.reasons
+
+    def div(x: int, y: int) -> int:
+        q = abs(x) // abs(y)
+        return q if (x >= 0) == (y >= 0) else -q
+
+    def mod(x: int, y: int) -> int:
+        m = abs(x) % abs(y)
+        return m if x >= 0 else -m
+
+    expected = sorted({(a, div(a, b), mod(div(a, b), b)) for a, b in rows if b != 0})
+    assert r.facts("q") == expected

@@ -269,11 +269,16 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                         steps.append(step)
                         left.discard(i)
                         ready.discard(i)
-            # 2. one assignment, aggregate or tool call (those that cannot raise first)
+            # 2. one assignment, aggregate or tool call (those that cannot raise first;
+            #    one that can raise waits until the atoms are joined, since a later
+            #    guard may reject the binding, unless an atom needs its value)
             chosen = None
+            scannable = any(sc is not None and j in left for j, sc in scores.items())
             for want_raise in (False, True):
                 for i in sorted(ready):
                     if raising[i] != want_raise or isinstance(body[i], ast.Atom):
+                        continue
+                    if want_raise and scannable and not _feeds_atom(body[i], body, left, bound):
                         continue
                     step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache)
                     if step is not None:
@@ -332,6 +337,16 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         else:
             unsafe.append(Unsafe("", lit.span))
     return steps, unsafe
+
+
+def _feeds_atom(lit: ast.Literal, body: tuple[ast.Literal, ...], left: set[int], bound: set[str]) -> bool:
+    """Whether the variable a (binding) literal would bind appears in an atom still to join."""
+    if not isinstance(lit, ast.Comparison):
+        return True
+    targets = {e.name for e in (lit.left, lit.right) if isinstance(e, ast.Var) and e.name not in bound}
+    if not targets:
+        return True
+    return any(isinstance(body[j], ast.Atom) and targets & set(ast.literal_vars(body[j])) for j in left)
 
 
 def _project(steps: list[Step], needed_elsewhere: Callable[[str, int], bool]) -> list[Step]:
