@@ -255,3 +255,22 @@ def test_guard_placement_ignores_body_order(order: list[str], rows: list[tuple[i
 
     expected = sorted({(a, div(a, b), mod(div(a, b), b)) for a, b in rows if b != 0})
     assert r.facts("q") == expected
+
+
+def test_count_over_an_index_is_its_length() -> None:
+    src = """input relation sold(id: str, shop: str, amount: int)
+input relation shop(s: str)
+relation n(s: str, k: int)
+relation total(k: int)
+relation has(s: str)
+n(s, k) :- shop(s), k = count { sold(_, s, _) }.
+total(k) :- k = count { sold(_, _, _) }.
+has(s) :- shop(s), 1 = count { sold("t1", s, 5) }.
+"""
+    rules = cr.load_text(src, "t.cvg")
+    facts = {"shop": [("a",), ("b",), ("c",)], "sold": [("t1", "a", 5), ("t2", "a", 6), ("t3", "b", 1)]}
+    r = rules.run(facts=facts)
+    assert r.facts("n") == [("a", 2), ("b", 1), ("c", 0)]
+    assert r.facts("total") == [(3,)] and r.facts("has") == [("a",)]
+    p = r.proof("n", ("a", 2))
+    assert p is not None and p.aggregates == [("count { sold(_, s, _) }", 2)]

@@ -1,11 +1,15 @@
 """Join planning: an ordered list of steps for a rule body.
 
 Body order carries no meaning, so the planner chooses: the driving atom
-first (the one reading new facts in a semi-naive version), then, greedily,
-every literal that is ready (its variables bound), and otherwise the
-positive atom with the most bound columns (ties: body order). The same
-procedure decides safety: a literal that never becomes ready holds an
-unsafe variable.
+first (the one reading new facts in a semi-naive version); then, after every
+step that binds, each filter whose variables are bound (guards that cannot
+raise first), then one assignment, aggregate or tool call (those that cannot
+raise first; one that can raise waits for the joins unless an atom needs its
+value); otherwise the next atom to join: bound columns first, then the
+smaller relation (when sizes are known), then body order. With reductions on,
+an atom that binds nothing needed elsewhere is an existence check and a scan
+keeps one tuple per distinct needed binding. The same procedure decides
+safety: a literal that never becomes ready holds an unsafe variable.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""Join plans → Python functions.
+"""The code-generation backend: plans → Python functions.
 
-Each agent gets one generated function per semi-naive version (which body
-atom reads the delta, and which earlier atoms must exclude it). The code is
-specialised once: literals in planned order, index lookups on bound
-columns, relation objects bound as default arguments (locals), statically
-typed arithmetic inline and helper calls only where semantics differ from
-Python's. A match that is new writes ``fact -> proof record`` into the
-agent's effect buffer; it never touches the context.
+``RuleCode.prepare(plan, mask)`` turns one plan (see ``compile.lower``) into a
+function ``fn(delta, exclude, buffer, cycle)`` for that semi-naive version
+(which body atom reads the delta, and which earlier atoms must exclude it).
+The code is specialised once: steps in planned order, index lookups on bound
+columns, existence checks that stop at the first match, relation objects
+bound as default arguments (locals) under numbered names (so no relation
+name can collide with another generated name), statically typed arithmetic
+inline and helper calls only where semantics differ from Python's. A match
+that is new writes ``fact -> proof record`` into the agent's EffectBuffer; it
+never touches the context. A long body continues in further top-level
+functions, so any body the parser accepts compiles.
 """
 
 from __future__ import annotations
@@ -383,8 +387,34 @@ class RuleCode:
             name = self._bind(("facts", rel.name), rel.facts)
             code.guard(f"not {name}")
 
+    def _count_length(self, step: AggStep) -> str | None:
+        """``count { rel(...) }`` over one atom whose other columns are free: the
+        length of an index bucket (or of the relation), no loop at all."""
+        if step.aggregate.op != "count" or len(step.inner) != 1 or not isinstance(step.inner[0], Scan):
+            return None
+        scan = step.inner[0]
+        rel = self.context[scan.atom.relation]
+        if scan.equal or scan.exists or rel.key is not None or not all(
+                isinstance(e, ast.Var) and e.name in step.group for _, e in scan.keys):
+            return None
+        if not scan.keys:
+            return f"len({self._bind(('order', rel.name), rel.order)})"
+        if len(scan.keys) == rel.arity:
+            facts = self._bind(("facts", rel.name), rel.facts)
+            return f"(1 if ({''.join(self.expr(e) + ', ' for _, e in scan.keys)}) in {facts} else 0)"
+        return f"len({self._probe(scan)})"
+
     def _aggregate(self, code: _Code, step: AggStep, pfx: str) -> None:
         agg = step.aggregate
+        length = self._count_length(step)
+        if length is not None:
+            code.line(f"r{pfx}{step.lit} = {length}")
+            if step.bind:
+                assert isinstance(step.result, ast.Var)
+                code.line(f"v_{step.result.name} = r{pfx}{step.lit}")
+            else:
+                code.guard(f"r{pfx}{step.lit} == {self.expr(step.result)}")
+            return
         fname = f"A{pfx}{step.lit}"
         inner_pfx = f"{pfx}{step.lit}_"
         memo = self.agg_memos.setdefault(step.lit, {}) if self.memo else {}
