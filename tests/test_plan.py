@@ -295,3 +295,30 @@ def test_reduced_plans_derive_what_full_plans_derive(ir) -> None:  # type: ignor
     assert reduced.digest == full.digest
     for rel in full.relations():
         assert reduced.facts(rel) == full.facts(rel)
+
+
+def test_plan_command_analyze_and_errors(tmp_path: Path) -> None:
+    rules = DATA / "soundness/guard_after_division.cvg"
+    code, out = run_cli("plan", str(rules), "--facts", str(rules.parent.parent.parent / "golden/plans/guards.facts.cvg"))
+    assert code == 0, out
+    assert "-- run: tier converged" in out and "filter b != 0  actual=2" in out
+    code, out = run_cli("plan", str(rules), "--agent", "nope")
+    assert code == 2 and "no agent named 'nope'" in out
+    bad = tmp_path / "bad.cvg"
+    bad.write_text("relation p(a: int)\np(x) :- q(x).\n")
+    result = CliRunner().invoke(cli, ["plan", str(bad)])
+    assert result.exit_code == 1 and "E200" in result.output and "Traceback" not in result.output
+    broken = tmp_path / "facts.json"
+    broken.write_text('{"p": [[1, 2]')
+    result = CliRunner().invoke(cli, ["plan", str(rules), "--facts", str(broken)])
+    assert result.exit_code == 1 and "E501" in result.output
+
+
+def test_plan_api_analysis() -> None:
+    r = cr.load(str(DATA / "soundness/guard_bound_late.cvg")).run(analyze=True)
+    assert r.analysis is not None
+    plans, counts = r.analysis["q#1"]
+    (driver, plan), = plans.items()
+    assert [type(s).__name__ for s in plan.steps] == ["Scan", "Assign", "Filter", "Filter"]
+    assert counts[driver][-1] == 2  # two matches emitted: q(0) and q(3)
+    assert cr.load(str(DATA / "soundness/guard_bound_late.cvg")).run().analysis is None
