@@ -70,6 +70,9 @@ class RuleSet:
         self._compilation = compilation
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
+        from .engine.codegen import CodeCache
+
+        self._code_cache = CodeCache()  # plans and compiled join code, reused by every run of this rule set
 
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
@@ -170,7 +173,7 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs, analyze=analyze)
+                        all_proofs=all_proofs, analyze=analyze, code_cache=self._code_cache)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,

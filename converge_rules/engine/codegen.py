@@ -16,6 +16,7 @@ functions, so any body the parser accepts compiles.
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Callable
 
 from ..compile.lower import Plan, lower, proof_layout, stale
@@ -77,6 +78,53 @@ def _distinct(items: list, cols: tuple) -> list:
     return list(seen.values())
 
 
+class CodeCache:
+    """Plans and compiled code of one rule set, reused by its later runs.
+
+    Lives on a ``RuleSet`` (never at class or module level). A plan is a pure
+    function of (rule, driver, relation sizes, reduce), and the generated code a
+    pure function of (rule, plan steps, mask, the options that change code): a
+    later run looks both up and only re-binds the run's own objects (relation
+    dicts, indexes, memos) into a fresh namespace, so results are those of a
+    fresh rule set. Spans referenced by generated code (``sid``) are shared per
+    rule so the numbers baked into cached code stay valid. Bounded: past
+    ``LIMIT`` entries the cache starts over."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # generation appends to shared span lists
+        self.plans: dict[Any, tuple[Plan, int]] = {}
+        self.steps: dict[Any, int] = {}   # plan steps -> a small token (steps are hashed once)
+        self.code: dict[Any, tuple[Any, tuple[tuple[Any, str], ...], str]] = {}
+        self.spans: dict[Any, list[Span]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def rule_spans(self, rule_key: Any) -> list[Span]:
+        with self.lock:
+            return self.spans.setdefault(rule_key, [])
+
+    def plan(self, rule_key: Any, rule: Any, driver: int | None, sizes: dict[str, int] | None,
+             reduce: bool) -> tuple[Plan, int]:
+        key = (rule_key, driver, tuple(sorted(sizes.items())) if sizes is not None else None, reduce)
+        entry = self.plans.get(key)
+        if entry is None:
+            plan = lower(rule, driver, sizes=sizes, reduce=reduce)
+            with self.lock:
+                if len(self.plans) > self.LIMIT:
+                    self.plans.clear()
+                token = self.steps.setdefault(plan.steps, len(self.steps))
+                entry = self.plans.setdefault(key, (plan, token))
+        return entry
+
+    def store(self, key: Any, value: tuple[Any, tuple[tuple[Any, str], ...], str]) -> None:
+        with self.lock:
+            if len(self.code) > self.LIMIT:
+                self.code.clear()
+            self.code[key] = value
+
+
 class RuleCode:
     """Generated evaluation code for one agent or invariant: the code-generation
     backend. ``version(driver, mask)`` lowers the body to a plan (re-planned when
@@ -91,7 +139,8 @@ class RuleCode:
     def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
                  confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
-                 analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True):
+                 analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True,
+                 cache: CodeCache | None = None):
         self.rule = rule
         self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
@@ -119,6 +168,12 @@ class RuleCode:
         self.continuations = 0
         self.agg_memos: dict[int, dict[Any, Any]] = {}
         self.sources: list[str] = []
+        # reuse across runs of one rule set (never with per-step counters: they are per run)
+        self.cache = cache if analyze is None else None
+        self.rule_key = (type(rule).__name__, rule.id)
+        self.tokens: dict[int | None, int] = {}
+        if self.cache is not None:
+            self.spans = self.cache.rule_spans(self.rule_key)
 
     # -------------------------------------------------------------- versions
     def sizes(self) -> dict[str, int]:
@@ -132,7 +187,11 @@ class RuleCode:
                 self.replans += 1
                 for key in [k for k in self.versions if k[0] == driver]:
                     del self.versions[key]
-            plan = lower(self.rule, driver, sizes=self.sizes() if self.plan_sizes else None, reduce=self.reduce)
+            sizes = self.sizes() if self.plan_sizes else None
+            if self.cache is not None:
+                plan, self.tokens[driver] = self.cache.plan(self.rule_key, self.rule, driver, sizes, self.reduce)
+            else:
+                plan = lower(self.rule, driver, sizes=sizes, reduce=self.reduce)
             self.plans[driver] = plan
         return plan
 
@@ -142,23 +201,66 @@ class RuleCode:
         key = (driver, mask)
         entry = self.versions.get(key)
         if entry is None or entry[1] is not plan:
-            entry = (self.prepare(plan, mask), plan)
+            entry = (self.prepare_cached(plan, mask) if self.cache is not None else self.prepare(plan, mask), plan)
             self.versions[key] = entry
         return entry[0]
+
+    def _namespace(self) -> dict[str, Any]:
+        ns: dict[str, Any] = dict(runtime.HELPERS)
+        ns["_NONE"] = NO_RESULT
+        ns["_MISS"] = _MISSING
+        ns["_PENDING"] = PENDING
+        ns["_tool"] = self.tool_call
+        ns["_coerce"] = runtime.coerce
+        ns["_S"] = self.steps
+        ns["_steps_exceeded"] = runtime.steps_exceeded
+        ns["_distinct"] = _distinct
+        ns["_Match"] = Match
+        return ns
+
+    def _resolve(self, key: tuple) -> Any:
+        """This run's object for a bind key recorded when the code was generated."""
+        kind = key[0]
+        if kind == "facts":
+            return self.context[key[1]].facts
+        if kind == "order":
+            return self.context[key[1]].order
+        if kind == "index":
+            return self.context[key[1]].index(key[2])
+        if kind == "memo":
+            return self.agg_memos.setdefault(key[1], {}) if self.memo else {}
+        if kind == "confidence":
+            assert self.confidence is not None
+            return self.confidence.setdefault(key[1], {})
+        raise AssertionError(key)
+
+    def prepare_cached(self, plan: Plan, mask: frozenset[int]) -> Callable[..., Any]:
+        """``prepare`` through the rule set's cache: a hit re-binds this run's objects
+        into a fresh namespace and runs the cached code object (no generation, no compile)."""
+        cache = self.cache
+        assert cache is not None
+        options = (self.invariant, self.confidence is None, self.alternatives, self.steps is None, self.reduce)
+        key = (self.rule_key, self.tokens.get(plan.driver), mask, options)
+        entry = cache.code.get(key)
+        if entry is None:
+            with cache.lock:  # sids index the shared span list: generate one at a time
+                fn = self.prepare(plan, mask)
+                cache.store(key, (self._compiled, tuple(self.names.items()), self.sources[-1]))
+            cache.misses += 1
+            return fn
+        cache.hits += 1
+        compiled, binds, src = entry
+        ns = self._namespace()
+        for bkey, name in binds:
+            ns[name] = self._resolve(bkey)
+        self.sources.append(src)
+        exec(compiled, ns)
+        return ns["_run"]
 
     def prepare(self, plan: Plan, mask: frozenset[int]) -> Callable[..., Any]:
         """Compile a plan (with the atoms in ``mask`` excluding the new facts) to a function."""
         driver = plan.driver
-        self.ns: dict[str, Any] = dict(runtime.HELPERS)
-        self.ns["_NONE"] = NO_RESULT
-        self.ns["_MISS"] = _MISSING
-        self.ns["_PENDING"] = PENDING
-        self.ns["_tool"] = self.tool_call
-        self.ns["_coerce"] = runtime.coerce
-        self.ns["_S"] = self.steps
-        self.ns["_steps_exceeded"] = runtime.steps_exceeded
-        self.ns["_distinct"] = _distinct
-        self.ns["_Match"] = Match
+        self.ns = self._namespace()
         self.names: dict[Any, str] = {}
         self.counter = self.analyze.setdefault(driver, {}) if self.analyze is not None else None
         if self.counter is not None:
@@ -171,7 +273,8 @@ class RuleCode:
         self._steps(code, list(plan.steps), "", lambda c: self._emit(c), ())
         src = "\n".join(self.pre + [f"def _run(D, X, B, C{self._params()}):"] + (code.lines or ["    pass"]) + ["    return None"])
         self.sources.append(src)
-        exec(compile(src, f"<converge {self.rule.name} v{driver}>", "exec"), self.ns)
+        self._compiled = compile(src, f"<converge {self.rule.name} v{driver}>", "exec")
+        exec(self._compiled, self.ns)
         return self.ns["_run"]
 
     def _params(self) -> str:

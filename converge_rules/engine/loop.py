@@ -24,7 +24,7 @@ from ..compile.program import FailurePolicy, InvariantDef, Program
 from ..diagnostics import Span
 from ..syntax import ast
 from ..values import format_fact
-from .codegen import PENDING, RuleCode
+from .codegen import PENDING, CodeCache, RuleCode
 from .effects import INPUT_PROOF, EffectBuffer, Match
 from .runtime import EvalError, StepsExceeded
 from .store import Context, RelationStore
@@ -155,8 +155,9 @@ class Engine:
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                 all_proofs: bool = False, analyze: bool = False):
+                 all_proofs: bool = False, analyze: bool = False, code_cache: CodeCache | None = None):
         self.program = program
+        self.code_cache = code_cache  # the rule set's plans and compiled code, reused across runs
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
@@ -191,10 +192,10 @@ class Engine:
         self.analyze = analyze  # count the rows out of every plan step (converge plan --facts)
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
                                             confidence=self.conf, alternatives=self.alternatives is not None,
-                                            analyze={} if analyze else None),
+                                            analyze={} if analyze else None, cache=code_cache),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
-        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
+        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool, cache=code_cache), i.body, (), i.id, i.name)
                            for i in program.invariants if i.kind == "invariant"]
         self.acceptance = [i for i in program.invariants if i.kind == "acceptance"]
         self.total = 0
@@ -388,7 +389,7 @@ class Engine:
                                   {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": self.conf_dropped}))
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
-            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool)
+            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool, cache=self.code_cache)
             found = EffectBuffer()
             self.current_check = code
             try:
