@@ -491,7 +491,7 @@ def builtin_rows() -> list[str]:
         sigs = f.signatures
         results = {s.result for s in sigs}
         if f.arity == 1 and len(results) == 1 and len(sigs) > 1:
-            typing = f"`{' | '.join(s.params[0] for s in sigs)} → {sigs[0].result}`"
+            typing = f"`{' | '.join(s.params[0] for s in sigs)} → {sigs[0].result}`".replace("|", "\\|")  # GFM table cell
         else:
             typing = ", ".join(_sig_text(s.params, s.result) for s in sigs)
         rows.append(f"| `{f.key}({', '.join(f.arg_names)})` | {typing} | {'yes' if f.predicate else ''} | {f.doc} |")
