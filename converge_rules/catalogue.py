@@ -401,14 +401,18 @@ def call(key: str, args: Sequence[Value], sid: int) -> Value:
     return sig.fn(*values, sid)
 
 
-def aggregate(key: str, values: list[Value], sid: int) -> Value:
-    """An aggregate over the distinct matches' values (``NO_RESULT`` for an empty min/max)."""
+def aggregate(key: str, values: list[Value], sid: int, value_type: str | None = None) -> Value:
+    """An aggregate over the distinct matches' values (``NO_RESULT`` for an empty min/max).
+
+    ``value_type`` is the aggregated variable's static type when known (an
+    empty float ``sum`` is ``0.0``); otherwise the values' own types decide."""
     op = AGGREGATES[key]
     if not op.has_value:
         return op.signatures[0].fn(values, sid)
     types = sorted({type_name(v) for v in values})
     if not types:
-        return op.signatures[0].fn([], sid)
+        sig = op.resolve(value_type) or op.signatures[0]
+        return sig.fn([], sid)
     if types == ["float", "int"]:
         values, types = [widen(v, sid) if type(v) is int else v for v in values], ["float"]  # type: ignore[arg-type]
     sig = op.resolve(types[0]) if len(types) == 1 else None
