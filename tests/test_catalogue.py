@@ -186,8 +186,16 @@ def test_generated_code_agrees_with_the_catalogue(key: str, data: Any) -> None:
 
 # ------------------------------------------------------------------ aggregates: engine, catalogue and checker
 
-@pytest.mark.parametrize("op,typ", [("count", "int"), ("sum", "int"), ("sum", "float"), ("min", "int"), ("min", "float"),
-                                    ("min", "str"), ("min", "bool"), ("max", "float"), ("max", "str")])
+AGG_CASES = [("count", "int"), ("sum", "int"), ("sum", "float"), ("min", "int"), ("min", "float"), ("min", "str"),
+             ("min", "bool"), ("max", "int"), ("max", "float"), ("max", "str"), ("max", "bool")]
+
+
+def test_aggregate_cases_cover_the_catalogue() -> None:
+    for key, op in AGGREGATES.items():
+        assert {typ for k, typ in AGG_CASES if k == key} == {s.value or "int" for s in op.signatures}, key
+
+
+@pytest.mark.parametrize("op,typ", AGG_CASES)
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_aggregates_agree_in_engine_catalogue_and_checker(op: str, typ: str, data: Any, tmp_path_factory: Any) -> None:
