@@ -13,7 +13,7 @@ from ..values import format_value
 from .plan import AggStep, Assign, Scan, outside_map, plan_body
 from .program import AgentDef, InvariantDef, Program, Relation
 from ..catalogue import AGGREGATES, COMPARISONS, FUNCTIONS
-from .types import BUILTINS, assignable, comparable, const_type, expr_type, type_error
+from .types import BUILTINS, assignable, comparable, const_type, expr_type, operation, type_error
 
 
 def check_program(program: Program) -> tuple[Program, list[Diagnostic]]:
@@ -239,9 +239,9 @@ def _type_errors(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], env
                 aggregate(sub)
                 continue
             message = type_error(sub, env)
-            if message is not None:
-                func = FUNCTIONS[sub.func if isinstance(sub, ast.Call) else "neg" if isinstance(sub, ast.Neg) else sub.op]  # type: ignore[union-attr]
-                operands = sub.args if isinstance(sub, ast.Call) else (sub.operand,) if isinstance(sub, ast.Neg) else (sub.left, sub.right)  # type: ignore[union-attr]
+            op = operation(sub)
+            if message is not None and op is not None:
+                func, operands = FUNCTIONS[op[0]], op[1]
                 hint = ("convert with to_str, to_int or to_float",) if func.kind == "operator" else ()
                 diags.append(Diagnostic(_TYPE_CODES[func.kind], message, sub.span, "error", notes(operands) + hint))
 

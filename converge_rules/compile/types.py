@@ -15,7 +15,7 @@ from ..catalogue import AGGREGATES, BUILTINS, COMPARISONS, FUNCTIONS, NUMERIC, P
 from ..syntax import ast
 from ..values import type_name
 
-__all__ = ["BUILTINS", "NUMERIC", "PREDICATES", "assignable", "comparable", "const_type", "expr_type", "type_error"]
+__all__ = ["BUILTINS", "NUMERIC", "PREDICATES", "assignable", "comparable", "const_type", "expr_type", "operation", "type_error"]
 
 
 def const_type(value: object) -> str:
@@ -23,25 +23,15 @@ def const_type(value: object) -> str:
     return type_name(value)
 
 
-def _key(expr: ast.Expr) -> str | None:
-    """The catalogue key of an operator or call expression."""
+def operation(expr: ast.Expr) -> tuple[str, tuple[ast.Expr, ...]] | None:
+    """The catalogue key and the operands of an operator or builtin call; None for other expressions."""
     if isinstance(expr, ast.BinOp):
-        return expr.op
+        return expr.op, (expr.left, expr.right)
     if isinstance(expr, ast.Neg):
-        return "neg"
+        return "neg", (expr.operand,)
     if isinstance(expr, ast.Call):
-        return expr.func
+        return expr.func, expr.args
     return None
-
-
-def _operands(expr: ast.Expr) -> tuple[ast.Expr, ...]:
-    if isinstance(expr, ast.BinOp):
-        return (expr.left, expr.right)
-    if isinstance(expr, ast.Neg):
-        return (expr.operand,)
-    if isinstance(expr, ast.Call):
-        return expr.args
-    return ()
 
 
 def expr_type(expr: ast.Expr, env: Mapping[str, str | None]) -> str | None:
@@ -50,25 +40,25 @@ def expr_type(expr: ast.Expr, env: Mapping[str, str | None]) -> str | None:
         return const_type(expr.value)
     if isinstance(expr, ast.Var):
         return env.get(expr.name)
-    key = _key(expr)
-    if key is not None:
-        func = FUNCTIONS.get(key)
-        return func.result_type([expr_type(a, env) for a in _operands(expr)]) if func is not None else None
+    op = operation(expr)
+    if op is not None:
+        func = FUNCTIONS.get(op[0])
+        return func.result_type([expr_type(a, env) for a in op[1]]) if func is not None else None
     if isinstance(expr, ast.Aggregate):
-        op = AGGREGATES[expr.op]
+        agg = AGGREGATES[expr.op]
         value = env.get(expr.value.name) if expr.value is not None else None
-        sig = op.resolve(value) if op.has_value else op.signatures[0]
+        sig = agg.resolve(value) if agg.has_value else agg.signatures[0]
         return sig.result if sig is not None else None
     return None
 
 
 def type_error(expr: ast.Expr, env: Mapping[str, str | None]) -> str | None:
     """Why this operator or call can never be evaluated, when its operand types are all known."""
-    key = _key(expr)
-    func = FUNCTIONS.get(key) if key is not None else None
-    if func is None:
+    op = operation(expr)
+    func = FUNCTIONS.get(op[0]) if op is not None else None
+    if op is None or func is None:
         return None
-    types = [expr_type(a, env) for a in _operands(expr)]
+    types = [expr_type(a, env) for a in op[1]]
     if len(types) != func.arity or any(t is None for t in types) or func.resolve(types) is not None:
         return None
     return func.type_error(types)
