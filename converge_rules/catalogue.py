@@ -195,7 +195,6 @@ class Function:
     mismatch: str   # the type error, formatted with {types} (comma-separated) and {0}, {1}, ...
     predicate: bool = False
     arg_names: tuple[str, ...] = ()
-    example: str = ""
 
     @property
     def arity(self) -> int:
@@ -239,20 +238,20 @@ _ARITH = "cannot apply {name} to {0} and {1}"
 OPERATORS: dict[str, Function] = {f.key: f for f in (
     _fn("+", "operator", [
         (("int", "int"), "int", lambda a, b, sid: a + b, "({0} + {1})"),
-        (("float", "float"), "float", fadd, "_fadd({0}, {1}, {sid})")], "addition", _ARITH),
+        (("float", "float"), "float", fadd)], "addition", _ARITH),
     _fn("-", "operator", [
         (("int", "int"), "int", lambda a, b, sid: a - b, "({0} - {1})"),
-        (("float", "float"), "float", fsub, "_fsub({0}, {1}, {sid})")], "subtraction", _ARITH),
+        (("float", "float"), "float", fsub)], "subtraction", _ARITH),
     _fn("*", "operator", [
         (("int", "int"), "int", lambda a, b, sid: a * b, "({0} * {1})"),
-        (("float", "float"), "float", fmul, "_fmul({0}, {1}, {sid})")], "multiplication", _ARITH),
+        (("float", "float"), "float", fmul)], "multiplication", _ARITH),
     _fn("/", "operator", [
-        (("int", "int"), "int", idiv, "_idiv({0}, {1}, {sid})"),
-        (("float", "float"), "float", fdiv, "_fdiv({0}, {1}, {sid})")],
+        (("int", "int"), "int", idiv),
+        (("float", "float"), "float", fdiv)],
         "division: ints truncate toward zero; a zero divisor fails the agent", _ARITH),
     _fn("%", "operator", [
-        (("int", "int"), "int", imod, "_imod({0}, {1}, {sid})"),
-        (("float", "float"), "float", fmod, "_fmod({0}, {1}, {sid})")],
+        (("int", "int"), "int", imod),
+        (("float", "float"), "float", fmod)],
         "remainder with the sign of the dividend; a zero divisor fails the agent", _ARITH),
     _fn("++", "operator", [
         (("str", "str"), "str", lambda a, b, sid: a + b, "({0} + {1})")],
@@ -468,8 +467,8 @@ def emit_aggregate(key: str, value: str | None) -> AggSignature:
 
 def _helpers() -> dict[str, object]:
     out: dict[str, object] = {
-        "_finite": finite, "_widen": widen, "_type_error": type_error, "_idiv": idiv, "_imod": imod, "_fadd": fadd, "_fsub": fsub,
-        "_fmul": fmul, "_fdiv": fdiv, "_fmod": fmod, "_fsum": fsum, "_cat_call": call, "_cat_aggregate": aggregate,
+        "_finite": finite, "_widen": widen, "_type_error": type_error, "_fsum": fsum,
+        "_cat_call": call, "_cat_aggregate": aggregate,
     }
     for func in FUNCTIONS.values():
         for sig in func.signatures:
