@@ -331,7 +331,8 @@ class AggSignature:
     """One typing of an aggregate: the aggregated value's type (None: no value), the result's type.
 
     ``fn(values, sid)`` computes the result from the distinct matches' values.
-    Code generation accumulates with three templates: ``init`` (before the
+    Code generation accumulates with three templates over an accumulator cell
+    ``{acc}`` (a variable, or an item such as ``acc[0]``): ``init`` (before the
     matches), ``step`` (per match, ``{v}`` is the value's code; may span lines)
     and ``finish`` (the result; ``{sid}`` is the span index)."""
 
@@ -365,16 +366,16 @@ class AggregateOp:
         return self.mismatch.format(str(value), name=self.key)
 
 
-_MIN_STEP = "if acc is _MISS or {v} < acc:\n    acc = {v}"
-_MAX_STEP = "if acc is _MISS or {v} > acc:\n    acc = {v}"
-_EXTREME_FINISH = "_NONE if acc is _MISS else acc"
+_MIN_STEP = "if {acc} is _MISS or {v} < {acc}:\n    {acc} = {v}"
+_MAX_STEP = "if {acc} is _MISS or {v} > {acc}:\n    {acc} = {v}"
+_EXTREME_FINISH = "_NONE if {acc} is _MISS else {acc}"
 
 AGGREGATES: dict[str, AggregateOp] = {a.key: a for a in (
-    AggregateOp("count", (AggSignature(None, "int", lambda values, sid: len(values), "acc = 0", "acc += 1", "acc"),),
+    AggregateOp("count", (AggSignature(None, "int", lambda values, sid: len(values), "{acc} = 0", "{acc} += 1", "{acc}"),),
                 "the number of distinct matches", "`0`"),
     AggregateOp("sum", (
-        AggSignature("int", "int", lambda values, sid: sum(values), "acc = 0", "acc += {v}", "acc"),  # type: ignore[arg-type]
-        AggSignature("float", "float", fsum, "acc = []", "acc.append({v})", "_fsum(acc, {sid})")),
+        AggSignature("int", "int", lambda values, sid: sum(values), "{acc} = 0", "{acc} += {v}", "{acc}"),  # type: ignore[arg-type]
+        AggSignature("float", "float", fsum, "{acc} = []", "{acc}.append({v})", "_fsum({acc}, {sid})")),
         "the sum of `VAR` over the distinct matches (a float sum is exactly rounded and must stay finite)", "`0`",
         "sum needs numbers, got {0}"),
     AggregateOp("min", tuple(AggSignature(t, t, _extreme(min), "acc = _MISS", _MIN_STEP, _EXTREME_FINISH) for t in TYPES),
@@ -459,9 +460,9 @@ def emit_aggregate(key: str, value: str | None) -> AggSignature:
     if sig is not None:
         return sig
     if value is None:
-        return AggSignature(None, "", lambda values, sid: aggregate(key, values, sid), "acc = []", "acc.append({v})",
-                            f"_cat_aggregate({key!r}, acc, {{sid}})")
-    return AggSignature(value, "", lambda values, sid: aggregate(key, values, sid), "acc = []", "acc.append({v})",
+        return AggSignature(None, "", lambda values, sid: aggregate(key, values, sid), "{acc} = []", "{acc}.append({v})",
+                            f"_cat_aggregate({key!r}, {{acc}}, {{sid}})")
+    return AggSignature(value, "", lambda values, sid: aggregate(key, values, sid), "{acc} = []", "{acc}.append({v})",
                         f"_type_error({{sid}}, {op.type_error(value)!r})")
 
 

@@ -263,16 +263,16 @@ class RuleCode:
             inner.line(f"v_{var} = g{k}")
         # init / step / finish come from the catalogue, for the aggregated value's static type
         templates = catalogue.emit_aggregate(agg.op, self.types.get(agg.value.name) if agg.value is not None else None)
-        inner.line(templates.init)
+        inner.line(templates.init.format(acc="acc"))
         depth = inner.depth
 
         def accumulate() -> None:
-            for text in templates.step.format(v=f"v_{agg.value.name}" if agg.value is not None else "").split("\n"):
+            for text in templates.step.format(acc="acc", v=f"v_{agg.value.name}" if agg.value is not None else "").split("\n"):
                 inner.line(text)
 
         self._steps(inner, step.inner, inner_pfx, frozenset(), accumulate, ("acc",))
         inner.depth = depth
-        inner.line(f"r = {templates.finish.format(sid=self.sid(agg.span))}")
+        inner.line(f"r = {templates.finish.format(acc='acc', sid=self.sid(agg.span))}")
         if self.memo:
             inner.line(f"M{pfx}{step.lit}[k] = r")
         inner.line("return r")
