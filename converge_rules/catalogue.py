@@ -24,6 +24,7 @@ operation's source position), never a stored value.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -177,6 +178,7 @@ class Signature:
     fn: Callable[..., Value]
     template: str | None = None
     helper: str = ""
+    fails: bool = False  # may raise EvalError on some arguments of these types (zero divisor, overflow, parse)
 
     def code(self, args: Sequence[str], sid: int) -> str:
         if self.template is not None:
@@ -212,6 +214,18 @@ class Function:
                 return sig
         return None
 
+    def can_fail(self, types: Sequence[str | None] | None = None) -> bool:
+        """Whether evaluating it may raise (so a planner runs guards first).
+
+        With static argument types: that signature's ``fails``, or an int widened
+        to a float; without them (or with a tool's value): whether any may."""
+        if types is not None and all(t is not None for t in types):
+            sig = self.resolve(types)
+            if sig is None:
+                return True
+            return sig.fails or any(t == "int" and p == "float" for t, p in zip(types, sig.params))
+        return any(self.can_fail(ts) for ts in itertools.product(TYPES, repeat=self.arity) if self.resolve(ts) is not None)
+
     def result_type(self, types: Sequence[str | None]) -> str | None:
         sig = self.resolve(types)
         return sig.result if sig is not None else None
@@ -222,11 +236,13 @@ class Function:
 
 
 def _fn(key: str, kind: str, sigs: Iterable[tuple], doc: str, mismatch: str = "{name}() does not take ({types})",
-        **kw: object) -> Function:
+        fails: Iterable[int] = (), **kw: object) -> Function:
+    """A Function from ``(params, result, fn[, template])`` tuples; ``fails``: the indexes of those that may raise."""
     built = []
+    failing = set(fails)
     for i, (params, result, fn, *template) in enumerate(sigs):
         helper = f"_cat_{_KEY_NAMES.get(key, key)}_{i}"
-        built.append(Signature(tuple(params), result, fn, template[0] if template else None, helper))
+        built.append(Signature(tuple(params), result, fn, template[0] if template else None, helper, i in failing))
     return Function(key, kind, tuple(built), doc, mismatch, **kw)  # type: ignore[arg-type]
 
 
@@ -238,21 +254,21 @@ _ARITH = "cannot apply {name} to {0} and {1}"
 OPERATORS: dict[str, Function] = {f.key: f for f in (
     _fn("+", "operator", [
         (("int", "int"), "int", lambda a, b, sid: a + b, "({0} + {1})"),
-        (("float", "float"), "float", fadd)], "addition", _ARITH),
+        (("float", "float"), "float", fadd)], "addition", _ARITH, fails=(1,)),
     _fn("-", "operator", [
         (("int", "int"), "int", lambda a, b, sid: a - b, "({0} - {1})"),
-        (("float", "float"), "float", fsub)], "subtraction", _ARITH),
+        (("float", "float"), "float", fsub)], "subtraction", _ARITH, fails=(1,)),
     _fn("*", "operator", [
         (("int", "int"), "int", lambda a, b, sid: a * b, "({0} * {1})"),
-        (("float", "float"), "float", fmul)], "multiplication", _ARITH),
+        (("float", "float"), "float", fmul)], "multiplication", _ARITH, fails=(1,)),
     _fn("/", "operator", [
         (("int", "int"), "int", idiv),
         (("float", "float"), "float", fdiv)],
-        "division: ints truncate toward zero; a zero divisor fails the agent", _ARITH),
+        "division: ints truncate toward zero; a zero divisor fails the agent", _ARITH, fails=(0, 1)),
     _fn("%", "operator", [
         (("int", "int"), "int", imod),
         (("float", "float"), "float", fmod)],
-        "remainder with the sign of the dividend; a zero divisor fails the agent", _ARITH),
+        "remainder with the sign of the dividend; a zero divisor fails the agent", _ARITH, fails=(0, 1)),
     _fn("++", "operator", [
         (("str", "str"), "str", lambda a, b, sid: a + b, "({0} + {1})")],
         "string concatenation", "cannot concatenate {0} and {1} with ++ (use to_str)"),
@@ -290,16 +306,17 @@ BUILTINS: dict[str, Function] = {f.key: f for f in (
         "`s` ends with `suffix`", predicate=True, arg_names=("s", "suffix")),
     _fn("substr", "builtin", [(("str", "int", "int"), "str", substr)],
         "up to `length` characters from `start` (0-based); shorter, or `\"\"`, past the end; "
-        "a negative `start` or `length` is an agent failure", arg_names=("s", "start", "length")),
+        "a negative `start` or `length` is an agent failure", arg_names=("s", "start", "length"), fails=(0,)),
     _fn("to_str", "builtin", _STR_ANY,
         'the value as text (`42` → `"42"`, `true` → `"true"`)', arg_names=("v",)),
     _fn("to_int", "builtin", [(("str",), "int", to_int), (("int",), "int", to_int, "{0}"),
                               (("float",), "int", to_int), (("bool",), "int", to_int)],
         "parse a string (surrounding spaces allowed; one that is not an integer is an agent failure), "
-        "truncate a float toward zero, `true` → 1", arg_names=("v",)),
+        "truncate a float toward zero, `true` → 1", arg_names=("v",), fails=(0,)),
     _fn("to_float", "builtin", [(("str",), "float", to_float), (("int",), "float", to_float),
                                 (("float",), "float", to_float, "{0}")],
-        "parse a string (`\"1e3\"` → `1000.0`; not a finite number: agent failure), widen an int", arg_names=("v",)),
+        "parse a string (`\"1e3\"` → `1000.0`; not a finite number: agent failure), widen an int", arg_names=("v",),
+        fails=(0, 1)),
     _fn("abs", "builtin", [(("int",), "int", lambda n, sid: abs(n), "abs({0})"),
                            (("float",), "float", lambda n, sid: abs(n), "abs({0})")],
         "absolute value", arg_names=("n",)),

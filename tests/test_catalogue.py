@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -125,6 +126,28 @@ def calls(draw: Any, key: str) -> list:
 def test_checker_agrees_with_the_catalogue(key: str, data: Any) -> None:
     args = data.draw(calls(key))
     assert _checker_outcome(key, args) == outcome(lambda: catalogue.call(key, args, -1)), args
+
+
+@pytest.mark.parametrize("key", sorted(FUNCTIONS))
+@SETTINGS
+@given(data=st.data())
+def test_can_fail_is_honest(key: str, data: Any) -> None:
+    """A function the catalogue calls infallible for some argument types never raises on them
+    (planners rely on it to run guards before what can fail)."""
+    func = FUNCTIONS[key]
+    types = data.draw(st.sampled_from([ts for ts in itertools.product(VALUES, repeat=func.arity) if func.resolve(ts)]))
+    args = [data.draw(VALUES[t]) for t in types]
+    if not func.can_fail(types):
+        catalogue.call(key, args, -1)
+    assert func.can_fail() == any(func.can_fail(ts) for ts in itertools.product(VALUES, repeat=func.arity) if func.resolve(ts))
+
+
+def test_infallible_functions() -> None:
+    assert sorted(k for k, f in FUNCTIONS.items() if not f.can_fail()) == sorted(
+        ["++", "neg", "=", "!=", "<", "<=", ">", ">=", "len", "lower", "upper", "contains", "startswith", "endswith",
+         "to_str", "abs"])
+    assert not FUNCTIONS["+"].can_fail(["int", "int"]) and FUNCTIONS["+"].can_fail(["float", "float"])
+    assert FUNCTIONS["min"].can_fail(["int", "float"]) and not FUNCTIONS["min"].can_fail(["float", "float"])
 
 
 def test_checker_covers_every_builtin() -> None:
