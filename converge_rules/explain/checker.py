@@ -116,6 +116,32 @@ def _num(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _arith(op: str, a: Value, b: Value) -> Value:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            a, b = float(a), float(b)  # type: ignore[arg-type]
+        except OverflowError:
+            raise _Bad("int too large to convert to float") from None
+    if op == "+":
+        return a + b  # type: ignore[operator]
+    if op == "-":
+        return a - b  # type: ignore[operator]
+    if op == "*":
+        return a * b  # type: ignore[operator]
+    if op == "/":
+        return _div(a, b)
+    if op == "%":
+        return _mod(a, b)
+    raise _Bad(f"unknown operator {op}")
+
+
+def _finite(v: Value) -> Value:
+    """Floats are finite: an operation that leaves the range is an error, as in the engine."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise _Bad(f"arithmetic overflow: {v}")
+    return v
+
+
 def _div(a: Value, b: Value) -> Value:
     if b == 0:
         raise _Bad("division by zero")
@@ -230,19 +256,13 @@ def evaluate(e: ast.Expr, env: Mapping[str, Value]) -> Value:
             raise _Bad(f"cannot concatenate {type_name(a)} and {type_name(b)} with ++")
         if not (_num(a) and _num(b)):
             raise _Bad(f"cannot apply {e.op} to {type_name(a)} and {type_name(b)}")
-        if e.op == "+":
-            return a + b  # type: ignore[operator]
-        if e.op == "-":
-            return a - b  # type: ignore[operator]
-        if e.op == "*":
-            return a * b  # type: ignore[operator]
-        if e.op == "/":
-            return _div(a, b)
-        if e.op == "%":
-            return _mod(a, b)
-        raise _Bad(f"unknown operator {e.op}")
+        return _finite(_arith(e.op, a, b))
     if isinstance(e, ast.Call):
-        return _builtin(e.func, [evaluate(a, env) for a in e.args])
+        args = [evaluate(a, env) for a in e.args]
+        try:
+            return _builtin(e.func, args)
+        except OverflowError:
+            raise _Bad(f"{e.func}(): int too large to convert to float") from None
     if isinstance(e, ast.ToolCall):
         raise _Tool(e.tool)
     raise _Bad(f"cannot evaluate {type(e).__name__} here")
@@ -759,7 +779,11 @@ class Checker:
             if not all(_num(v) for v in values):
                 raise _Bad("sum needs numbers")
             if any(isinstance(v, float) for v in values):
-                return math.fsum(values)
+                try:
+                    total = math.fsum(values)
+                except OverflowError:
+                    raise _Bad("arithmetic overflow in a float sum") from None
+                return _finite(total)
             return sum(values)  # type: ignore[arg-type]
         if not values:
             return _EMPTY
