@@ -120,18 +120,10 @@ class RuleSet:
             raise ConvergeError([Diagnostic("E220", f"unknown tool {name!r}: the rules call it but no tool of that name was given", span,
                                             "error", ("register it: RuleSet.run(tools={...}) or converge run --tools module:object",))
                                  for name, span in missing])
-        import gc
-
-        enabled = gc.isenabled()
-        gc.disable()  # loading creates many acyclic tuples: the cyclic collector would only walk them
-        try:
-            outcome, inputs, events, header, effective = self._evaluate(
-                facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-                progress, _replay_tools, all_proofs)
-        finally:
-            if enabled:
-                gc.freeze()
-                gc.enable()
+        # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
+        outcome, inputs, events, header, effective = self._evaluate(
+            facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
+            progress, _replay_tools, all_proofs)
         result = Result(self.program, outcome, inputs, events, header)
         import os
 

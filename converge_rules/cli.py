@@ -379,6 +379,11 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: never lets a traceback reach the user."""
+    import gc
+
+    # Process-wide tuning belongs to the CLI process alone (the library never touches gc):
+    # facts are acyclic tuples, so the cyclic collector would only walk them, run after run.
+    gc.disable()
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="converge", standalone_mode=True)
     except SystemExit:

@@ -14,7 +14,6 @@ Nothing here iterates a set to decide order.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
@@ -267,20 +266,13 @@ class Engine:
 
     # ---------------------------------------------------------------- run
     def run(self) -> Outcome:
-        enabled = gc.isenabled()
-        gc.disable()  # facts are acyclic tuples; the cyclic collector only costs time here
-        try:
-            outcome = self._run()
-            outcome.fired = tuple(sorted(self.fired))
-            outcome.steps = self.steps[0] if self.steps is not None else 0
-            outcome.confidence = self.conf
-            outcome.alternatives = self.alternatives
-            outcome.dropped = self.dropped
-            return outcome
-        finally:
-            if enabled:
-                gc.freeze()  # the context is acyclic and lives on: keep the collector from walking it
-                gc.enable()
+        outcome = self._run()
+        outcome.fired = tuple(sorted(self.fired))
+        outcome.steps = self.steps[0] if self.steps is not None else 0
+        outcome.confidence = self.conf
+        outcome.alternatives = self.alternatives
+        outcome.dropped = self.dropped
+        return outcome
 
     def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
         return Outcome(tier, reasons, cycle, self.context, self.budget)
