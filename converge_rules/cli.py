@@ -52,19 +52,23 @@ def _fail_diagnostics(err: Any) -> NoReturn:
 
 
 def load_tools(spec: str) -> dict[str, Any]:
-    """``module:object`` (a dict of callables) or ``module`` / ``module:submodule`` (its public functions)."""
-    import importlib
+    """``module:object`` (a dict of callables) or ``module`` / ``module:submodule`` (its public functions);
+    the module may be a ``.py`` file path. ``sys.path`` is never modified (see import_tools_module)."""
     import inspect
 
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    module_name, _, attr = spec.partition(":")
+    from .engine.tools import import_tools_module
+
+    module_name, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if attr and not attr.isidentifier():  # a Windows drive letter, not an attribute
+        module_name, attr = spec, ""
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = import_tools_module(module_name)
         if attr:
             target = getattr(target, attr)
     except Exception as err:
         raise click.BadParameter(f"cannot load tools from {spec!r}: {type(err).__name__}: {err}", param_hint="--tools")
+    except SystemExit:
+        raise click.BadParameter(f"cannot load tools from {spec!r}: the module called exit()", param_hint="--tools")
     if isinstance(target, dict):
         tools = dict(target)
     elif inspect.ismodule(target):

@@ -20,6 +20,54 @@ from ..values import type_name
 ToolKey = tuple[str, tuple]
 
 
+def import_tools_module(name: str, cwd: str | None = None) -> Any:
+    """Import the module that ``--tools`` names, without touching ``sys.path``.
+
+    A file path (``tools.py``, ``dir/tools.py``) is loaded from that file. A dotted name is
+    looked up in the working directory first (``a/b.py`` or ``a/b/__init__.py`` for
+    ``a.b``), explicitly, then among installed modules. A module found on disk is
+    registered under a private name (``converge_tools_<hash>``), so a ``./lark/`` or
+    ``./json.py`` next to the rules can never shadow a library for later imports.
+    """
+    import hashlib
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    base = cwd or os.getcwd()
+    path: str | None = None
+    if name.endswith(".py") or os.sep in name or (os.altsep and os.altsep in name):
+        path = os.path.join(base, name)
+        if not os.path.isfile(path):
+            raise ImportError(f"no such file: {name}")
+    elif all(part.isidentifier() for part in name.split(".")):
+        parts = name.split(".")
+        for candidate in (os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")):
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+    else:
+        raise ImportError(f"{name!r} is neither a module name nor a .py file")
+    if path is None:  # not in the working directory: an installed module
+        return importlib.import_module(name)
+    path = os.path.abspath(path)
+    private = "converge_tools_" + hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    if private in sys.modules:
+        return sys.modules[private]
+    spec = importlib.util.spec_from_file_location(private, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[private] = module  # under its private name only: nothing is shadowed
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(private, None)
+        raise
+    return module
+
+
 class ToolOutcome:
     __slots__ = ("ok", "value", "error")
 
