@@ -127,3 +127,89 @@ def test_item14_api_load_tools_keeps_sys_path(tmp_path, monkeypatch):
     assert "site-packages" in lark.__file__ or "shadowed" not in Path(lark.__file__).read_text()
     result = invoke(["run", str(d / "rules.cvg"), "--tools", "nosuchmodule"])
     assert result.exit_code == 2 and "cannot load tools" in result.output
+
+
+# ---------------------------------------------------------------- item 13
+_EVIL = """
+import os, pickle
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + {marker!r},))
+open({path!r}, "wb").write(b"{head}\\n" + pickle.dumps(Evil()))
+"""
+
+
+def _fresh_python(code: str, env: dict[str, str], cwd: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_item13_parser_cache_is_per_user_and_never_unpickles_foreign_files(tmp_path):
+    from converge_rules import usercache
+
+    xdg, tmp = tmp_path / "xdg", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(xdg), "TMPDIR": str(tmp)}
+    env.pop("CONVERGE_CACHE_DIR", None)
+    env.pop("CONVERGE_NO_CACHE", None)
+    parse = "from converge_rules.syntax.parser import parse_atom; parse_atom('p(1)'); print('ok')"
+    proc = _fresh_python(parse, env, tmp_path)
+    assert proc.stdout.strip() == "ok", proc.stderr
+    directory = xdg / "converge-rules"
+    assert directory.is_dir() and (directory.stat().st_mode & 0o777) == 0o700
+    caches = sorted(directory.glob("lark-parser-*.cache"))
+    assert len(caches) == 1 and (caches[0].stat().st_mode & 0o777) == 0o600
+    assert list(tmp.iterdir()) == []  # nothing in the shared temporary directory
+    # a planted pickle that this user did not write (someone else's, or writable by others) is never loaded
+    marker = tmp_path / "pwned"
+    for owner, mode in ((65534, 0o600), (os.getuid(), 0o666)):
+        caches[0].unlink()
+        made = _fresh_python(_EVIL.format(marker=str(marker), path=str(caches[0]), head="x"), env, tmp_path)
+        assert made.returncode == 0, made.stderr
+        os.chmod(caches[0], mode)
+        if owner != os.getuid():
+            if os.getuid() != 0:
+                continue  # only root can give a file away; the mode case still runs
+            os.chown(caches[0], owner, -1)
+        assert not usercache.trusted_file(caches[0]) or not caches[0].exists()
+        proc = _fresh_python(parse, env, tmp_path)
+        assert proc.stdout.strip() == "ok", proc.stderr
+        assert not marker.exists()
+    # a cache directory owned by someone else is not used at all
+    if os.getuid() == 0:
+        other = tmp_path / "other"
+        other.mkdir()
+        os.chown(other, 65534, -1)
+        env2 = {**env, "CONVERGE_CACHE_DIR": str(other)}
+        proc = _fresh_python("from converge_rules.usercache import cache_dir; print(cache_dir())", env2, tmp_path)
+        assert proc.stdout.strip() == "None"
+
+
+def test_item13_program_cache_refuses_foreign_pickles(tmp_path, monkeypatch):
+    import pickle
+
+    from converge_rules.compile import cache
+
+    monkeypatch.setenv("CONVERGE_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.delenv("CONVERGE_NO_CACHE", raising=False)
+    rules = tmp_path / "r.cvg"
+    rules.write_text("relation p(x: int)\np(1).\n")
+    monkeypatch.chdir(tmp_path)
+    first = converge_rules.load([str(rules)]).run()
+    entries = list((tmp_path / "c").glob("*.pickle"))
+    assert len(entries) == 1 and (entries[0].stat().st_mode & 0o777) == 0o600
+    assert cache.load([str(rules)]) is not None
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(marker),))
+
+    entries[0].write_bytes(pickle.dumps(Evil()))
+    os.chmod(entries[0], 0o646)  # writable by others: not something only this user wrote
+    assert cache.load([str(rules)]) is None
+    assert not marker.exists()
+    assert converge_rules.load([str(rules)]).run().digest == first.digest
+    result = invoke(["run", str(rules), "--format", "summary"])
+    assert result.exit_code == 0 and not marker.exists()
