@@ -113,7 +113,7 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
     from .engine.loop import Budget
 
     budget = Budget(opts.get("max_cycles"), opts.get("max_facts"), opts.get("max_agents_per_cycle"),
-                    opts.get("max_steps"), opts.get("min_confidence"))
+                    opts.get("max_steps"), opts.get("min_confidence"), opts.get("max_bytes"), opts.get("timeout"))
     tools: dict[str, Any] = {}
     for spec in opts.get("tools") or ():
         tools.update(load_tools(spec))
@@ -231,6 +231,8 @@ _budget_options = [
     click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts (tier bounded)."),
     click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Run at most N agents per cycle (by priority, then declaration order)."),
     click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
+    click.option("--max-bytes", type=click.IntRange(min=0), help="Stop when the facts would count more than N bytes (string lengths, int sizes, a fixed cost per fact; default 268435456; tier bounded)."),
+    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
     click.option("--min-confidence", type=click.FloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
     click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
     click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),

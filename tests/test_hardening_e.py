@@ -213,3 +213,105 @@ def test_item13_program_cache_refuses_foreign_pickles(tmp_path, monkeypatch):
     assert converge_rules.load([str(rules)]).run().digest == first.digest
     result = invoke(["run", str(rules), "--format", "summary"])
     assert result.exit_code == 0 and not marker.exists()
+
+
+# ---------------------------------------------------------------- item 9
+STRINGS = 's("a").\ns(x ++ "a") :- s(x).\n'
+SQUARES = "n(2).\nn(x * x) :- n(x).\n"
+
+
+def _reason(result, budget):
+    found = [r for r in result.reasons if r.details.get("budget") == budget]
+    assert found, result.reasons
+    return found[0]
+
+
+@pytest.mark.parametrize("decl,body,limit", [("relation s(x: str)\n", STRINGS, 200_000),
+                                             ("relation n(x: int)\n", SQUARES, 3_000)])
+def test_item9_max_bytes_stops_runaway_values(decl, body, limit):
+    from converge_rules.engine.loop import DEFAULT_MAX_BYTES
+
+    assert cr_budget().merged_over({}).max_bytes == DEFAULT_MAX_BYTES == 256 * 1024 * 1024
+    in_file = converge_rules.load_text(decl + f"budget {{ max_bytes = {limit} }}\n" + body).run()
+    by_api = converge_rules.load_text(decl + body).run(budget=cr_budget(max_bytes=limit))
+    for result in (in_file, by_api):
+        assert result.tier.value == "bounded"
+        reason = _reason(result, "max_bytes")
+        assert reason.details["limit"] == limit and reason.details["reached"] > limit
+        assert "max_bytes exhausted" in reason.message and str(limit) in reason.message
+    assert in_file.digest == by_api.digest and in_file.cycles == by_api.cycles
+
+
+def cr_budget(**kw):
+    return converge_rules.Budget(**kw)
+
+
+def test_item9_max_bytes_cli_and_hash_seeds(tmp_path):
+    import subprocess
+
+    rules = tmp_path / "s.cvg"
+    rules.write_text("relation s(x: str)\n" + STRINGS)
+    result = invoke(["run", rules, "--max-bytes", "150000", "--format", "json"])
+    assert result.exit_code == 4
+    import json
+
+    data = json.loads(result.output)
+    assert data["budget"]["max_bytes"] == 150000
+    assert data["reasons"][0]["budget"] == "max_bytes" and data["reasons"][0]["limit"] == 150000
+    digests = set()
+    for seed in ("0", "1", "12345"):
+        proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", str(rules), "--max-bytes", "150000",
+                               "--format", "summary"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONHASHSEED": seed})
+        assert proc.returncode == 4, proc.stderr
+        digests.add([line for line in proc.stdout.splitlines() if line.startswith("digest:")][0])
+    assert digests == {f"digest: {data['digest']}"}
+
+
+def test_item9_max_bytes_is_checked_inside_a_cycle():
+    rules = converge_rules.load_text("relation a(x: int)\nrelation p(x: int, y: int)\np(x, y) :- a(x), a(y).\n")
+    facts = {"a": [[i] for i in range(400)]}  # one cycle derives 160,000 facts
+    result = rules.run(facts, budget=cr_budget(max_bytes=1_000_000))
+    assert result.tier.value == "bounded" and result.count("p") == 0  # the cycle was not committed
+    reason = _reason(result, "max_bytes")
+    assert reason.details["cycle"] == 1 and reason.details["reached"] <= 1_000_000 + 1000
+    # input facts alone over the budget
+    small = rules.run(facts, budget=cr_budget(max_bytes=100))
+    assert small.tier.value == "bounded" and small.cycles == 0 and "by the input facts" in _reason(small, "max_bytes").message
+
+
+def test_item9_counted_bytes_match_the_formula():
+    """The generated code's inline count equals runtime.fact_bytes: a budget of exactly the
+    job's total converges, one byte less does not."""
+    from hypothesis import given, settings, strategies as st
+
+    from converge_rules.engine.runtime import fact_bytes
+
+    rules = converge_rules.load_text("relation e(a: str, b: int)\nrelation p(a: str, b: int)\n"
+                                     "p(a, b) :- e(a, b).\np(a, c) :- p(a, b), e(x, c), b < c.\n")
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.lists(st.tuples(st.text(max_size=40), st.integers(-2**70, 2**70)), max_size=12))
+    def prop(edges):
+        full = rules.run({"e": edges})
+        assert full.tier.value == "converged"
+        total = sum(fact_bytes(f) for name in full.relations() for f in full.facts(name))
+        assert rules.run({"e": edges}, budget=cr_budget(max_bytes=total)).tier.value == "converged"
+        if total:
+            tight = rules.run({"e": edges}, budget=cr_budget(max_bytes=total - 1))
+            assert tight.tier.value == "bounded" and _reason(tight, "max_bytes").details["reached"] == total
+
+    prop()
+
+
+def test_item9_timeout_is_bounded_and_says_not_deterministic(tmp_path):
+    body = "relation n(x: int)\nn(0).\nn(x + 1) :- n(x).\n"
+    result = converge_rules.load_text(body).run(budget=cr_budget(max_cycles=10**9, timeout=0.3))
+    assert result.tier.value == "bounded"
+    reason = _reason(result, "timeout")
+    assert reason.details["deterministic"] is False and "not deterministic" in reason.message
+    rules = tmp_path / "n.cvg"
+    rules.write_text(body)
+    cli_result = invoke(["run", rules, "--timeout", "0.3", "--max-cycles", "1000000000", "--format", "summary"])
+    assert cli_result.exit_code == 4 and "timeout of 0.3 s" in cli_result.output
+    assert invoke(["run", rules, "--timeout", "0"]).exit_code == 2

@@ -46,8 +46,12 @@ class RuleCode:
 
     def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
-                 confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False):
+                 confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
+                 size: list[Any] | None = None):
         self.rule = rule
+        # [bytes counted, next checkpoint, checkpoint hook] when max_bytes is set: every new fact
+        # in a buffer adds its cost; past the checkpoint the hook checks the budget and the time-out
+        self.size = size
         self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
@@ -91,6 +95,7 @@ class RuleCode:
         self.ns["_coerce"] = runtime.coerce
         self.ns["_S"] = self.steps
         self.ns["_steps_exceeded"] = runtime.steps_exceeded
+        self.ns["_Z"] = self.size
         self.defaults: list[str] = []
         self.pre: list[str] = []
         code = _Code()
@@ -345,6 +350,7 @@ class RuleCode:
             if self.confidence is None:
                 code.open(f"if f not in H{h} and f not in B{h}:")
                 code.line(f"B{h}[f] = ({proof},)")
+                self._count_size(code, head)
                 code.depth -= 1
                 if self.alternatives:
                     code.open("else:")
@@ -362,12 +368,32 @@ class RuleCode:
             code.line(f"c = {conf}")
             code.open(f"if f not in H{h}:")
             code.open(f"if f not in B{h} or c > BC{h}[f]:")
+            if self.size is not None:
+                code.open(f"if f not in B{h}:")
+                self._count_size(code, head)
+                code.depth -= 1
             code.line(f"B{h}[f] = ({proof},)")
             code.line(f"BC{h}[f] = c")
             code.depth -= 2
             code.open(f"elif c > {head_conf}.get(f, 1.0) and c > BI{h}.get(f, (0.0,))[0]:")
             code.line(f"BI{h}[f] = (c, ({proof},))")
             code.depth -= 1
+
+    def _count_size(self, code: _Code, head: ast.Atom) -> None:
+        """Add a new fact's cost (runtime.fact_bytes, inlined) to the max_bytes count."""
+        if self.size is None:
+            return
+        columns = self.program.relations[head.relation].columns
+        cost = [str(runtime.FACT_BYTES + runtime.COLUMN_BYTES * len(columns))]
+        for k, col in enumerate(columns):
+            if col.type == "str":
+                cost.append(f"len(f[{k}])")
+            elif col.type == "int":
+                cost.append(f"(f[{k}].bit_length() >> 3)")
+        code.line(f"_Z[0] += {' + '.join(cost)}")
+        code.open("if _Z[0] > _Z[1]:")
+        code.line("_Z[2]()")
+        code.depth -= 1
 
     def _same_tuple(self, head: ast.Atom) -> str | None:
         """A scanned tuple that equals the emitted fact (same variables, same order, same

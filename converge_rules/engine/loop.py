@@ -14,6 +14,7 @@ Nothing here iterates a set to decide order.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
@@ -24,12 +25,14 @@ from ..diagnostics import Span
 from ..syntax import ast
 from ..values import format_fact
 from .codegen import PENDING, RuleCode
-from .runtime import EvalError, StepsExceeded
+from .runtime import EvalError, SizeExceeded, StepsExceeded, FACT_BYTES, COLUMN_BYTES
 from .store import INPUT_PROOF, Context, RelationStore
 from .tools import ToolKey, ToolOutcome, call_batch
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # counted bytes: a run (digest and output included) stays near 1 GB
+_CHECKPOINT = 1 << 20  # inside a cycle, max_bytes and the time-out are checked every MiB counted
 
 
 class Tier(str, Enum):
@@ -60,6 +63,8 @@ class Budget:
     max_agents_per_cycle: int | None = None
     max_steps: int | None = None
     min_confidence: float | None = None
+    max_bytes: int | None = None
+    timeout: float | None = None   # wall-clock seconds; not deterministic, so never in a rule file
 
     def merged_over(self, file_budget: Mapping[str, Any]) -> "Budget":
         """Explicit settings (API, CLI) override the rule files' budget."""
@@ -68,12 +73,13 @@ class Budget:
             return mine if mine is not None else file_budget.get(name, default)
 
         return Budget(pick("max_cycles", DEFAULT_MAX_CYCLES), pick("max_facts", DEFAULT_MAX_FACTS),
-                      pick("max_agents_per_cycle", None), pick("max_steps", None), pick("min_confidence", None))
+                      pick("max_agents_per_cycle", None), pick("max_steps", None), pick("min_confidence", None),
+                      pick("max_bytes", DEFAULT_MAX_BYTES), self.timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {"max_cycles": self.max_cycles, "max_facts": self.max_facts,
                 "max_agents_per_cycle": self.max_agents_per_cycle, "max_steps": self.max_steps,
-                "min_confidence": self.min_confidence}
+                "min_confidence": self.min_confidence, "max_bytes": self.max_bytes, "timeout": self.timeout}
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,17 @@ class Outcome:
     confidence: dict[str, dict[tuple, float]] | None = None
     alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
     dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
+
+
+def _bytes_of(columns: Any, facts: list[tuple]) -> int:
+    """runtime.fact_bytes summed over facts of one relation, a column at a time."""
+    total = (FACT_BYTES + COLUMN_BYTES * len(columns)) * len(facts)
+    for k, col in enumerate(columns):
+        if col.type == "str":
+            total += sum(len(f[k]) for f in facts)
+        elif col.type == "int":
+            total += sum(f[k].bit_length() >> 3 for f in facts)
+    return total
 
 
 class _AgentState:
@@ -173,6 +190,10 @@ class Engine:
         self.waiting = False             # the agent being computed needs a tool result not known yet
         self.touched: set[ToolKey] = set()  # tool calls the agent being computed looked up
         self.steps: list[int] | None = [0, budget.max_steps] if budget.max_steps is not None else None
+        # max_bytes: [bytes counted, next checkpoint, checkpoint hook], shared with the generated code
+        self.deadline = time.monotonic() + budget.timeout if budget.timeout is not None else None
+        self.size: list[Any] = [0, 0, self._checkpoint]
+        self._next_checkpoint()
         keys = {name: rel.key for name, rel in program.relations.items() if rel.key is not None}
         self.context = Context({name: rel.arity for name, rel in program.relations.items()}, keys)
         uses_confidence = (bool(input_confidence and any(input_confidence.values()))
@@ -185,7 +206,8 @@ class Engine:
         if self.alternatives is not None and uses_confidence:
             self.alternatives = None  # alternative proofs are recorded for jobs without confidence only
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
-                                            confidence=self.conf, alternatives=self.alternatives is not None),
+                                            confidence=self.conf, alternatives=self.alternatives is not None,
+                                            size=self.size),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
         self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
@@ -194,6 +216,33 @@ class Engine:
         self.total = 0
         self.fired: set[int] = set()
         self.pruned = self._prune(goals)
+
+    # ---------------------------------------------------------------- size and time
+    def _next_checkpoint(self) -> None:
+        used, limit = self.size[0], self.budget.max_bytes
+        self.size[1] = used + _CHECKPOINT if limit is None else min(limit, used + _CHECKPOINT)
+
+    def _checkpoint(self) -> None:
+        """Called by generated code when the byte count passes a checkpoint (a pure function
+        of the job, so max_bytes stops every run at the same fact); also checks the time-out."""
+        limit = self.budget.max_bytes
+        if limit is not None and self.size[0] > limit:
+            raise SizeExceeded("max_bytes")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise SizeExceeded("timeout")
+        self._next_checkpoint()
+
+    def _size_reason(self, exc: SizeExceeded, cycle: int) -> Reason:
+        if exc.budget == "timeout":
+            limit = self.budget.timeout
+            return Reason("budget", f"timeout of {limit:g} s reached in cycle {cycle}; the cycle was not committed. "
+                                    "Wall-clock time is not deterministic: the same job may stop at another point",
+                          {"budget": "timeout", "limit": limit, "cycle": cycle, "deterministic": False})
+        limit = self.budget.max_bytes
+        where = f"in cycle {cycle}" if cycle else "by the input facts"
+        return Reason("budget", f"max_bytes exhausted {where}: the facts count {self.size[0]} bytes, the budget is {limit}"
+                                + ("; the cycle was not committed" if cycle else ""),
+                      {"budget": "max_bytes", "limit": limit, "reached": self.size[0], "cycle": cycle})
 
     # ---------------------------------------------------------------- set-up
     def _emit(self, event: dict[str, Any]) -> None:
@@ -231,6 +280,8 @@ class Engine:
             store.facts.update(dict.fromkeys(items, INPUT_PROOF))
             store.order.extend(items)
             self.total += len(items)
+        self.size[0] += sum(_bytes_of(self.program.relations[name].columns, items) for name, items in facts.items())
+        self._next_checkpoint()
 
     # ---------------------------------------------------------------- tools
     def _tool(self, name: str, args: tuple, sid: int) -> Any:
@@ -290,6 +341,8 @@ class Engine:
             reasons.append(Reason("budget", f"max_facts exhausted: the input holds {self.total} facts, the budget is {max_facts}",
                                   {"budget": "max_facts", "limit": max_facts, "reached": self.total}))
             return self._outcome(Tier.BOUNDED, reasons, 0)
+        if self.budget.max_bytes is not None and self.size[0] > self.budget.max_bytes:
+            return self._outcome(Tier.BOUNDED, [self._size_reason(SizeExceeded("max_bytes"), 0)], 0)
         try:
             violations = self._check_structural(0)
         except EvalError as err:
@@ -321,6 +374,9 @@ class Engine:
                 reasons.append(Reason("budget", f"max_cycles exhausted after {cycle} cycles with {len(ready)} agent(s) still eligible",
                                       {"budget": "max_cycles", "limit": max_cycles, "reached": cycle}))
                 return self._outcome(Tier.BOUNDED, reasons, cycle)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                reasons.append(self._size_reason(SizeExceeded("timeout"), cycle))
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             cycle += 1
             eligible = ready
             deferred: list[_AgentState] = []
@@ -344,6 +400,11 @@ class Engine:
                 reasons.append(Reason("budget", f"max_steps exhausted in cycle {cycle}: more than {self.steps[1]} rule firings; the cycle was not committed",
                                       {"budget": "max_steps", "limit": self.steps[1], "reached": self.steps[0], "cycle": cycle}))
                 self.steps[0] = steps_before
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
+            except SizeExceeded as exc:
+                reasons.append(self._size_reason(exc, cycle))
+                if self.steps is not None:
+                    self.steps[0] = steps_before
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             for reason in skipped:
                 reasons.append(reason)
@@ -404,16 +465,20 @@ class Engine:
                 buffers: list[Any] = [{} for _ in range(len(agent.heads) * width)]
                 self.waiting = False
                 self.touched = set()
+                counted = self.size[0]  # a discarded buffer gives its bytes back
                 try:
                     self._semi_naive(agent, buffers, cycle, lengths)
                 except EvalError as err:
+                    self.size[0] = counted
                     span = agent.code.spans[err.sid] if 0 <= err.sid < len(agent.code.spans) else agent.code.rule.span
                     self._failure(agent, cycle, attempts, err.message, span, waiting, skipped)
                     continue
                 except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as err:
+                    self.size[0] = counted
                     self._failure(agent, cycle, attempts, f"{type(err).__name__}: {err}", agent.code.rule.span, waiting, skipped)
                     continue
                 if self.waiting:
+                    self.size[0] = counted
                     waiting.append(agent)  # it needs tool results: run again after this round's calls
                     self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id], "status": "waiting for tools"})
                     continue
