@@ -30,6 +30,10 @@ class _Out:
         self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     def print(self, text: str = "", style: str | None = None, err: bool = False) -> None:
+        """Print a line; control characters (from fact values, tool messages, ...) are escaped."""
+        from .textsafe import escape_controls
+
+        text = escape_controls(text)
         stream = sys.stderr if err else sys.stdout
         if style and (stream.isatty() and not os.environ.get("NO_COLOR")):
             from rich.console import Console
@@ -41,6 +45,15 @@ class _Out:
 
 
 OUT = _Out()
+
+
+def write_text(text: str) -> None:
+    """Write rendered text (a proof tree, an explanation) to stdout, control characters escaped
+    and ending with a newline."""
+    from .textsafe import escape_controls
+
+    text = escape_controls(text)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def _fail_diagnostics(err: Any) -> NoReturn:
@@ -377,10 +390,9 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         for k, t in enumerate(trees, 1):
             OUT.print(f"derivation {k} of {len(trees)}" + (" (first)" if k == 1 else ""), style="bold")
             text = RENDERERS[fmt](t)
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            write_text(text)
         return
-    text = RENDERERS[fmt](tree)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    write_text(RENDERERS[fmt](tree))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -402,8 +414,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as err:  # pragma: no cover - a bug in converge itself
         if os.environ.get("CONVERGE_DEBUG"):
             raise
-        click.echo(f"converge: internal error: {type(err).__name__}: {err}\n"
-                   "This is a bug in converge; set CONVERGE_DEBUG=1 for the traceback.", err=True)
+        from .textsafe import escape_controls
+
+        click.echo(escape_controls(f"converge: internal error: {type(err).__name__}: {err}\n"
+                                   "This is a bug in converge; set CONVERGE_DEBUG=1 for the traceback."), err=True)
         sys.exit(EXIT_INTERNAL)
 
 

@@ -315,3 +315,64 @@ def test_item9_timeout_is_bounded_and_says_not_deterministic(tmp_path):
     cli_result = invoke(["run", rules, "--timeout", "0.3", "--max-cycles", "1000000000", "--format", "summary"])
     assert cli_result.exit_code == 4 and "timeout of 0.3 s" in cli_result.output
     assert invoke(["run", rules, "--timeout", "0"]).exit_code == 2
+
+
+# ---------------------------------------------------------------- item 11
+CONTROL_RULES = r'''
+relation p(x: str)
+relation q(x: str)
+p("red\u001b[31m\u0007bell\u009b").
+q(y) :- p(x), y = @shout(x).
+test "bad\u0001name \u001b[2J" {
+  given { p("a\u0001"). }
+  expect { p("b\u0002"). }
+}
+'''
+
+
+def test_item11_text_output_escapes_control_characters(tmp_path, monkeypatch):
+    rules = tmp_path / "c.cvg"
+    rules.write_text(CONTROL_RULES)
+    (tmp_path / "ctltools.py").write_text("def shout(x):\n    raise ValueError('\\x1b]0;owned\\x07 ' + x)\n")
+    monkeypatch.chdir(tmp_path)
+    for fmt in ("text", "summary"):
+        out = invoke(["run", rules, "--tools", "ctltools", "--on-failure", "skip", "--format", fmt])
+        assert out.exit_code == 3, out.output
+        for bad in ("\x1b", "\x07", "\x9b"):
+            assert bad not in out.output
+        assert "\\u001b]0;owned\\u0007" in out.output  # the tool's message, escaped
+    text = invoke(["run", rules, "--tools", "ctltools", "--on-failure", "skip", "--relation", "p"]).output
+    assert "\\u009b" in text and "\x9b" not in text
+    why = invoke(["why", rules, "--tools", "ctltools", "--on-failure", "skip", 'p("red\\u001b[31m\\u0007bell\\u009b")'])
+    assert why.exit_code == 0 and "\x1b" not in why.output and "\x9b" not in why.output
+    from converge_rules.textsafe import escape_controls
+
+    assert escape_controls("plain\ttext\nok é") == "plain\ttext\nok é"
+    assert escape_controls("\x1b\u202e\ud800") == "\\u001b\\u202e\\ud800"
+
+
+def test_item11_junit_is_valid_xml_for_any_name_or_value(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    rules = tmp_path / "c.cvg"
+    rules.write_text(CONTROL_RULES.replace("q(y) :- p(x), y = @shout(x).\n", ""))
+    report = tmp_path / "junit.xml"
+    out = invoke(["test", rules, "--junit", report])
+    assert out.exit_code == 1  # the test fails (p("b\u0002") is not given)
+    assert "\x01" not in out.output and "\x1b" not in out.output
+    root = ET.fromstring(report.read_bytes())
+    case = root.find("./testsuite/testcase")
+    assert case is not None and case.get("name") == "bad\\u0001name \\u001b[2J"
+    assert case.find("failure") is not None
+    from converge_rules.testing.runner import _xml_text
+
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text())
+    def prop(name):
+        element = ET.Element("t", {"name": _xml_text(name)})
+        element.text = _xml_text(name)
+        ET.fromstring(ET.tostring(element, encoding="unicode").encode("utf-8"))
+
+    prop()
