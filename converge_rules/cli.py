@@ -5,10 +5,12 @@ Exit codes (stable, documented in docs/cli.md):
   2 usage error              3 degraded      4 bounded      5 failed
   6 the fact asked about does not hold       7 a replay differs from its trace
   8 a proof does not check (verify)          70 internal error
+  74 the output could not be written (standard output closed, disk full)
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -21,13 +23,15 @@ EXIT_TIER = {"converged": 0, "degraded": 3, "bounded": 4, "failed": 5}
 EXIT_ABSENT = 6
 EXIT_REPLAY_DIFFERS = 7
 EXIT_INTERNAL = 70
+EXIT_OUTPUT = 74  # the output could not be written (closed stdout, full disk): sysexits EX_IOERR
 
 
 class _Out:
     """Writes to stdout/stderr; colour (rich) only when the stream is a terminal."""
 
-    def __init__(self) -> None:
-        self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    @property
+    def color(self) -> bool:
+        return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     def print(self, text: str = "", style: str | None = None, err: bool = False) -> None:
         """Print a line; control characters (from fact values, tool messages, ...) are escaped."""
@@ -223,7 +227,7 @@ def cli() -> None:
 
     Exit codes: 0 converged/success, 1 invalid rules or facts, 2 usage error,
     3 degraded, 4 bounded, 5 failed, 6 fact does not hold, 7 replay differs,
-    8 a proof does not check, 70 internal error.
+    8 a proof does not check, 70 internal error, 74 output could not be written.
     """
 
 
@@ -395,6 +399,38 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
     write_text(RENDERERS[fmt](tree))
 
 
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EBADF, errno.EIO, errno.EFBIG, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class _ClosedOutput:
+    """Stands for a standard output that was closed before converge started."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's last flush of what could not be written
+    neither fails nor changes the exit code."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.close(fd)
+    except OSError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: never lets a traceback reach the user."""
     import gc
@@ -402,15 +438,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Process-wide tuning belongs to the CLI process alone (the library never touches gc):
     # facts are acyclic tuples, so the cyclic collector would only walk them, run after run.
     gc.disable()
+    if sys.stdout is None:  # started with stdout closed: fail when (and only if) output is written
+        sys.stdout = _ClosedOutput()
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="converge", standalone_mode=True)
+        try:
+            cli.main(args=list(argv) if argv is not None else None, prog_name="converge", standalone_mode=True)
+        finally:
+            sys.stdout.flush()  # a full disk or a closed stream shows here, not at interpreter exit
     except SystemExit:
         raise
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
+        _discard_stdout()
         sys.exit(0)
+    except OSError as err:
+        if err.errno not in _OUTPUT_ERRNOS:
+            raise
+        _discard_stdout()
+        reason = "standard output is closed" if err.errno == errno.EBADF else (err.strerror or str(err)).lower()
+        click.echo(f"converge: cannot write the output: {reason}", err=True)
+        sys.exit(EXIT_OUTPUT)
     except Exception as err:  # pragma: no cover - a bug in converge itself
         if os.environ.get("CONVERGE_DEBUG"):
             raise

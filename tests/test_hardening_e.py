@@ -376,3 +376,83 @@ def test_item11_junit_is_valid_xml_for_any_name_or_value(tmp_path):
         ET.fromstring(ET.tostring(element, encoding="unicode").encode("utf-8"))
 
     prop()
+
+
+# ---------------------------------------------------------------- item 12
+LOANS_RUN = ["run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json")]
+
+
+def test_item12_device_and_fifo_targets_are_refused(tmp_path):
+    import stat as st
+
+    from converge_rules.diagnostics import ConvergeError
+    from converge_rules.io import write_atomic
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target in ("/dev/null", str(fifo), str(tmp_path)):
+        with pytest.raises(ConvergeError) as info:
+            write_atomic(target, "x")
+        assert info.value.diagnostics[0].code == "E507" and "not a regular file" in info.value.diagnostics[0].message
+    assert st.S_ISCHR(os.stat("/dev/null").st_mode) and st.S_ISFIFO(os.stat(fifo).st_mode)
+    for args in (LOANS_RUN + ["--trace", "/dev/null"], LOANS_RUN + ["--trace", str(fifo)],
+                 ["report", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "-o", "/dev/null"]):
+        result = invoke(args)
+        assert result.exit_code == 1 and "E507" in result.output and "Traceback" not in result.output
+    assert st.S_ISCHR(os.stat("/dev/null").st_mode) and st.S_ISFIFO(os.stat(fifo).st_mode)
+    ok = tmp_path / "trace.jsonl"
+    assert invoke(LOANS_RUN + ["--trace", ok, "--format", "summary"]).exit_code == 0 and ok.stat().st_size > 0
+
+
+def test_item12_out_dir_is_never_missing(tmp_path, monkeypatch):
+    import shutil
+
+    from converge_rules.io import writers
+
+    out = tmp_path / "out"
+    assert invoke(LOANS_RUN + ["--out", out, "--relation", "decision", "--format", "summary"]).exit_code == 0
+    old = (out / "decision.csv").read_text()
+    (out / "decision.csv").write_text("decision\nold\n")
+    renames = []
+    real_rename = os.rename
+    monkeypatch.setattr(os, "rename", lambda a, b: (renames.append((a, b)), real_rename(a, b))[1])
+
+    def killed(*a, **k):  # killed right after the swap, before the old copy is removed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        writers.write_csv_dir(str(out), {"d": [("x",)]}, {"d": _schema()})
+    assert sorted(p.name for p in out.iterdir()) == ["d.csv"]  # the new output, complete
+    assert not any(os.path.abspath(a) == str(out) for a, _ in renames)  # never renamed away
+    monkeypatch.undo()
+    # killed before the swap: the old output, complete
+    monkeypatch.setattr(writers, "_exchange", killed)
+    with pytest.raises(KeyboardInterrupt):
+        writers.write_csv_dir(str(out), {"e": [("y",)]}, {"e": _schema()})
+    assert sorted(p.name for p in out.iterdir()) == ["d.csv"]
+    monkeypatch.undo()
+    for leftover in tmp_path.iterdir():  # what a kill leaves is hidden temporary directories
+        if leftover.name.startswith("."):
+            shutil.rmtree(leftover)
+    assert invoke(LOANS_RUN + ["--out", out, "--relation", "decision", "--format", "summary"]).exit_code == 0
+    assert (out / "decision.csv").read_text() == old and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def _schema():
+    from converge_rules.values import ColumnSchema, RelationSchema
+
+    return RelationSchema("d", (ColumnSchema("x", "str"),))
+
+
+def test_item12_closed_or_full_stdout_is_one_line_and_exit_74():
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base = [sys.executable, "-m", "converge_rules"] + LOANS_RUN
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(base, stdout=full, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 74 and proc.stderr.strip() == "converge: cannot write the output: no space left on device"
+    proc = subprocess.run(base + ["--format", "json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=env, cwd=ROOT, timeout=120, preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 74 and proc.stderr.strip() == "converge: cannot write the output: standard output is closed"
