@@ -127,8 +127,13 @@ class RuleSet:
         result = Result(self.program, outcome, inputs, events, header)
         import os
 
-        result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
-                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+        from .io.digests import content_sha256
+
+        job_rules = sorted((p for p, _ in self._compilation.roots), key=os.path.abspath)
+        job_facts = sorted(fact_files, key=os.path.abspath)  # file order never changes a result
+        # each file's SHA-256: `verify` refuses to read a file that does not match
+        result.job = {"rules": job_rules, "facts": job_facts,
+                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts}}
         return result
 
 
@@ -277,7 +282,7 @@ class Result:
         self._context = outcome.context
         self._events = events
         self._header = header or {}
-        self.job: dict[str, list[str]] = {"rules": [], "facts": []}
+        self.job: dict[str, Any] = {"rules": [], "facts": [], "sha256": {}}
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:

@@ -456,3 +456,49 @@ def test_item12_closed_or_full_stdout_is_one_line_and_exit_74():
     proc = subprocess.run(base + ["--format", "json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           env=env, cwd=ROOT, timeout=120, preexec_fn=lambda: os.close(1))
     assert proc.returncode == 74 and proc.stderr.strip() == "converge: cannot write the output: standard output is closed"
+
+
+# ---------------------------------------------------------------- item 15
+def test_item15_verify_reads_only_files_with_the_recorded_hash(tmp_path):
+    import json
+
+    from converge_rules.diagnostics import ConvergeError
+    from converge_rules.explain.checker import verify_file
+
+    result = converge_rules.load([str(LOANS / "loans.cvg")]).run(fact_files=[str(LOANS / "facts.json")])
+    data = json.loads(result.to_json(proofs=True))
+    assert set(data["job"]["sha256"]) == {str(LOANS / "loans.cvg"), str(LOANS / "facts.json")}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(data))
+    assert verify_file(str(good)).ok
+    secret = tmp_path / "secret.cvg"
+    secret.write_text("TOP SECRET password=hunter2\n")
+    cases = []
+    crafted = json.loads(json.dumps(data))
+    crafted["job"]["rules"] = [str(secret)]  # absolute path, no hash recorded for it
+    cases.append(crafted)
+    forged = json.loads(json.dumps(crafted))
+    forged["job"]["sha256"][str(secret)] = "0" * 64  # a hash that does not match
+    cases.append(forged)
+    no_hashes = json.loads(json.dumps(crafted))
+    del no_hashes["job"]["sha256"]
+    cases.append(no_hashes)
+    for k, case in enumerate(cases):
+        path = tmp_path / f"crafted{k}.json"
+        path.write_text(json.dumps(case, indent=1))
+        with pytest.raises(ConvergeError) as info:
+            verify_file(str(path))
+        assert info.value.diagnostics[0].code == "E515"
+        out = invoke(["verify", path])
+        assert out.exit_code == 1 and "E515" in out.output
+        assert "hunter2" not in out.output and "SECRET" not in out.output
+    # a facts file changed since the run is refused too
+    facts = tmp_path / "facts.json"
+    facts.write_text((LOANS / "facts.json").read_text())
+    changed = converge_rules.load([str(LOANS / "loans.cvg")]).run(fact_files=[str(facts)])
+    path = tmp_path / "changed.json"
+    path.write_text(changed.to_json(proofs=True))
+    assert invoke(["verify", path]).exit_code == 0
+    facts.write_text(facts.read_text().replace("l1", "l9"))
+    out = invoke(["verify", path])
+    assert out.exit_code == 1 and "E515" in out.output and "does not match" in out.output
