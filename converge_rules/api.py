@@ -100,14 +100,21 @@ class RuleSet:
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
-            progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None) -> "Result":
+            progress: Any = None, tool_isolation: str = "thread",
+            _replay_tools: Mapping[Any, Any] | None = None) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
         policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
         cannot reach these relations; ``trace=True`` records every event (``Result.trace``);
-        ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``)."""
+        ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``).
+        ``tool_isolation="process"`` runs tool calls in worker processes instead of threads: a call that
+        times out has its process killed, even inside a long C call that holds the GIL."""
+        from .engine.tools import TOOL_ISOLATION
+
+        if tool_isolation not in TOOL_ISOLATION:
+            raise ValueError(f"tool_isolation must be one of {', '.join(TOOL_ISOLATION)}, not {tool_isolation!r}")
         from .engine.loop import Engine
 
         policy = FailurePolicy.parse(on_failure) if isinstance(on_failure, str) else on_failure
@@ -123,7 +130,7 @@ class RuleSet:
         # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
         outcome, inputs, events, header, effective = self._evaluate(
             facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-            progress, _replay_tools, all_proofs)
+            progress, _replay_tools, all_proofs, tool_isolation)
         result = Result(self.program, outcome, inputs, events, header)
         import os
 
@@ -139,7 +146,8 @@ class RuleSet:
 
     def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
-                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool) -> Any:
+                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
+                  tool_isolation: str = "thread") -> Any:
         from .engine.loop import Engine
 
         schema = self.program.schema()
@@ -166,7 +174,7 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs)
+                        all_proofs=all_proofs, tool_isolation=tool_isolation)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,

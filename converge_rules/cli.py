@@ -142,7 +142,8 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
         return ruleset.run(fact_files=list(facts), budget=budget, tools=tools, workers=opts.get("workers") or 4,
                            tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
                            goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
-                           progress=progress, all_proofs=all_proofs)
+                           progress=progress, all_proofs=all_proofs,
+                           tool_isolation=opts.get("tool_isolation") or "thread")
     except ConvergeError as err:
         if progress:
             progress.close()
@@ -254,6 +255,8 @@ _budget_options = [
     click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
     click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),
     click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds each tool call may take."),
+    click.option("--tool-isolation", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
+                 help="Run tool calls on threads, or in worker processes that are killed on time-out."),
     click.option("--on-failure", callback=_policy, metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'."),
     click.option("--goal", "goal", multiple=True, metavar="RELATION", help="Prune agents that cannot contribute to RELATION (repeatable)."),
     click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr."),

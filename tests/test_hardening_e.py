@@ -502,3 +502,93 @@ def test_item15_verify_reads_only_files_with_the_recorded_hash(tmp_path):
     facts.write_text(facts.read_text().replace("l1", "l9"))
     out = invoke(["verify", path])
     assert out.exit_code == 1 and "E515" in out.output and "does not match" in out.output
+
+
+# ---------------------------------------------------------------- item 10
+def _tool_rules(col_type: str = "int") -> "converge_rules.RuleSet":
+    return converge_rules.load_text(f"relation n(x: int)\nrelation m(x: int, y: {col_type})\n"
+                                    "n(1).\nm(x, y) :- n(x), y = @t(x).\n")
+
+
+def _failure_message(result) -> str:
+    assert result.tier.value == "failed", result.reasons
+    return result.reasons[0].details["error"]
+
+
+def _hold_gil(x):
+    import re
+
+    return int(bool(re.match(r"(a+)+$", "a" * 40 + "b")))  # catastrophic backtracking in C, GIL held
+
+
+def test_item10_process_isolation_times_out_a_gil_holding_tool():
+    rules = _tool_rules()
+    result = rules.run(tools={"t": _hold_gil}, tool_timeout=0.5, tool_isolation="process")
+    message = _failure_message(result)
+    assert "timed out after 0.5s" in message and "killed" in message
+    import multiprocessing
+
+    assert not multiprocessing.active_children()  # no worker outlives the job
+    ok = rules.run(tools={"t": lambda x: x * 10}, tool_isolation="process")
+    assert ok.tier.value == "converged" and ok.facts("m") == [(1, 10)]
+    assert ok.digest == rules.run(tools={"t": lambda x: x * 10}).digest
+    with pytest.raises(ValueError):
+        rules.run(tools={"t": lambda x: x}, tool_isolation="fiber")
+
+
+def _exits(x):
+    raise SystemExit(3)
+
+
+def _interrupts(x):
+    raise KeyboardInterrupt
+
+
+def _dies(x):
+    os._exit(9)
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_item10_base_exceptions_are_agent_failures_at_once(isolation, capfd):
+    import time
+
+    rules = _tool_rules()
+    for tool, word in ((_exits, "SystemExit"), (_interrupts, "KeyboardInterrupt")):
+        started = time.monotonic()
+        result = rules.run(tools={"t": tool}, tool_timeout=60, tool_isolation=isolation)
+        assert time.monotonic() - started < 30  # not reported after the full 60 s wait
+        message = _failure_message(result)
+        assert word in message and "timed out" not in message
+    assert "Traceback" not in capfd.readouterr().err
+    if isolation == "process":
+        message = _failure_message(rules.run(tools={"t": _dies}, tool_isolation="process"))
+        assert "ended its worker process (exit code 9)" in message
+
+
+class _Weird(int):
+    pass
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_item10_tool_values_are_validated(isolation):
+    cases = [("float", float("inf"), "must be finite"), ("float", float("nan"), "must be finite"),
+             ("str", "a\ud800b", "not valid Unicode"), ("str", "x" * ((1 << 24) + 1), "the limit is"),
+             ("int", 1 << (8 * (1 << 24) + 1), "the limit is"), ("int", [1], "expected int, float, str or bool"),
+             ("int", None, "expected int")]
+    for col, value, words in cases:
+        message = _failure_message(_tool_rules(col).run(tools={"t": lambda x, v=value: v}, tool_isolation=isolation))
+        assert words in message, (value if not isinstance(value, (str, int)) else type(value), message)
+    # subclasses become plain values
+    result = _tool_rules().run(tools={"t": lambda x: _Weird(7)}, tool_isolation=isolation)
+    assert result.facts("m") == [(1, 7)] and type(result.facts("m")[0][1]) is int
+
+
+def test_item10_cli_tool_isolation(tmp_path, monkeypatch):
+    rules = tmp_path / "r.cvg"
+    rules.write_text("relation n(x: int)\nrelation m(x: int, y: int)\nn(1).\nm(x, y) :- n(x), y = @slow(x).\n")
+    (tmp_path / "gil.py").write_text("import re\n\ndef slow(x):\n    return int(bool(re.match(r'(a+)+$', 'a' * 40 + 'b')))\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["run", rules, "--tools", "gil", "--tool-isolation", "process", "--tool-timeout", "0.5",
+                     "--format", "summary"])
+    assert result.exit_code == 5 and "timed out after 0.5s" in result.output
+    assert invoke(["run", rules, "--tool-isolation", "fiber"]).exit_code == 2

@@ -27,7 +27,7 @@ from ..values import format_fact
 from .codegen import PENDING, RuleCode
 from .runtime import EvalError, SizeExceeded, StepsExceeded, FACT_BYTES, COLUMN_BYTES
 from .store import INPUT_PROOF, Context, RelationStore
-from .tools import ToolKey, ToolOutcome, call_batch
+from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
@@ -168,8 +168,10 @@ class Engine:
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                 all_proofs: bool = False):
+                 all_proofs: bool = False, tool_isolation: str = "thread"):
         self.program = program
+        self.tool_isolation = tool_isolation
+        self.pool: ProcessPool | None = None  # worker processes, started on the first tool call
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
@@ -306,7 +308,9 @@ class Engine:
                 recorded = self.replay_tools.get(k)
                 outcomes[k] = recorded.pop(0) if recorded else ToolOutcome(False, error=f"tool {k[0]} has no recorded result for {list(k[1])!r}")
         else:
-            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout)
+            if self.tool_isolation == "process" and self.pool is None:
+                self.pool = ProcessPool(self.tools, self.workers)
+            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
             self._emit({"event": "tool", "cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()})
@@ -317,7 +321,12 @@ class Engine:
 
     # ---------------------------------------------------------------- run
     def run(self) -> Outcome:
-        outcome = self._run()
+        try:
+            outcome = self._run()
+        finally:
+            if self.pool is not None:  # no worker process outlives the job
+                self.pool.close()
+                self.pool = None
         outcome.fired = tuple(sorted(self.fired))
         outcome.steps = self.steps[0] if self.steps is not None else 0
         outcome.confidence = self.conf
