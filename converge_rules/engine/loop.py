@@ -472,6 +472,8 @@ class Engine:
             for agent in todo:
                 width = (3 if self.conf is not None else 1) + (1 if self.alternatives is not None else 0)
                 buffers: list[Any] = [{} for _ in range(len(agent.heads) * width)]
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    raise SizeExceeded("timeout")  # also between agents: some cycles derive nothing new
                 self.waiting = False
                 self.touched = set()
                 counted = self.size[0]  # a discarded buffer gives its bytes back
