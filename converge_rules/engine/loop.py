@@ -234,10 +234,11 @@ class Engine:
             raise SizeExceeded("timeout")
         self._next_checkpoint()
 
-    def _size_reason(self, exc: SizeExceeded, cycle: int) -> Reason:
+    def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False) -> Reason:
         if exc.budget == "timeout":
             limit = self.budget.timeout
-            return Reason("budget", f"timeout of {limit:g} s reached in cycle {cycle}; the cycle was not committed. "
+            where = f"after cycle {cycle}" if between else f"in cycle {cycle}; the cycle was not committed"
+            return Reason("budget", f"timeout of {limit:g} s reached {where}. "
                                     "Wall-clock time is not deterministic: the same job may stop at another point",
                           {"budget": "timeout", "limit": limit, "cycle": cycle, "deterministic": False})
         limit = self.budget.max_bytes
@@ -384,7 +385,7 @@ class Engine:
                                       {"budget": "max_cycles", "limit": max_cycles, "reached": cycle}))
                 return self._outcome(Tier.BOUNDED, reasons, cycle)
             if self.deadline is not None and time.monotonic() > self.deadline:
-                reasons.append(self._size_reason(SizeExceeded("timeout"), cycle))
+                reasons.append(self._size_reason(SizeExceeded("timeout"), cycle, between=True))
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             cycle += 1
             eligible = ready

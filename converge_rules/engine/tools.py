@@ -255,6 +255,14 @@ class ProcessPool:
         self.idle: list[_Worker] = []
 
     def _start(self) -> _Worker:
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):  # a forked child must not write the parent's pending output again
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(target=_serve, args=(child, self.tools), daemon=True, name="converge-tool")
         process.start()
