@@ -312,6 +312,11 @@ class Result:
         return self._outcome.steps
 
     @property
+    def bytes_counted(self) -> int:
+        """What the facts counted against the max_bytes budget (a deterministic figure)."""
+        return self._outcome.bytes
+
+    @property
     def tier(self) -> Tier:
         return self._outcome.tier
 

@@ -296,6 +296,7 @@ def test_item9_counted_bytes_match_the_formula():
         full = rules.run({"e": edges})
         assert full.tier.value == "converged"
         total = sum(fact_bytes(f) for name in full.relations() for f in full.facts(name))
+        assert full.bytes_counted == total
         assert rules.run({"e": edges}, budget=cr_budget(max_bytes=total)).tier.value == "converged"
         if total:
             tight = rules.run({"e": edges}, budget=cr_budget(max_bytes=total - 1))

@@ -117,6 +117,7 @@ class Outcome:
     confidence: dict[str, dict[tuple, float]] | None = None
     alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
     dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
+    bytes: int = 0                  # what the facts count against max_bytes
 
 
 def _bytes_of(columns: Any, facts: list[tuple]) -> int:
@@ -333,6 +334,7 @@ class Engine:
         outcome.confidence = self.conf
         outcome.alternatives = self.alternatives
         outcome.dropped = self.dropped
+        outcome.bytes = self.size[0]
         return outcome
 
     def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
