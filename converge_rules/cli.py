@@ -434,13 +434,19 @@ def _discard_stdout() -> None:
         pass
 
 
+_ONE_SHOT = {"run", "why", "why-not", "report", "replay", "verify", "test", "check", "fmt", "graph"}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: never lets a traceback reach the user."""
     import gc
 
     # Process-wide tuning belongs to the CLI process alone (the library never touches gc):
-    # facts are acyclic tuples, so the cyclic collector would only walk them, run after run.
-    gc.disable()
+    # facts are acyclic tuples, so the cyclic collector would only walk them. Only commands that
+    # run one job and exit turn it off; long-lived ones (a server, a batch) keep it.
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if next((a for a in args if not a.startswith("-")), None) in _ONE_SHOT:
+        gc.disable()
     if sys.stdout is None:  # started with stdout closed: fail when (and only if) output is written
         sys.stdout = _ClosedOutput()
     try:
