@@ -593,3 +593,14 @@ def test_item10_cli_tool_isolation(tmp_path, monkeypatch):
                      "--format", "summary"])
     assert result.exit_code == 5 and "timed out after 0.5s" in result.output
     assert invoke(["run", rules, "--tool-isolation", "fiber"]).exit_code == 2
+
+
+def test_item16_source_cache_is_bounded(tmp_path):
+    from converge_rules.diagnostics import SourceCache
+
+    rules = converge_rules.load_text("relation p(x: int)\nrelation q(x: int)\nq(x) :- p(x).\n")
+    for k in range(SourceCache.LIMIT + 40):  # a long-lived process reading ever new facts files
+        facts = tmp_path / f"f{k}.json"
+        facts.write_text('{"p": [[%d]]}' % k)
+        assert rules.run(fact_files=[str(facts)]).facts("q") == [(k,)]
+    assert len(SourceCache._texts) <= SourceCache.LIMIT
