@@ -249,7 +249,7 @@ _budget_options = [
     click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts (tier bounded)."),
     click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Run at most N agents per cycle (by priority, then declaration order)."),
     click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
-    click.option("--max-bytes", type=click.IntRange(min=0), help="Stop when the facts would count more than N bytes (string lengths, int sizes, a fixed cost per fact; default 268435456; tier bounded)."),
+    click.option("--max-bytes", type=click.IntRange(min=0), help="Stop when the facts would count more than N bytes (a fixed cost per fact, string lengths, big ints; default 268435456; tier bounded)."),
     click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
     click.option("--min-confidence", type=click.FloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
     click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),

@@ -99,8 +99,10 @@ def steps_exceeded() -> None:
 
 # The max_bytes budget measures facts with a deterministic formula (never the allocator):
 # each fact costs FACT_BYTES plus COLUMN_BYTES per column, plus each string's length in
-# characters and each int's magnitude in bytes (bit_length // 8). The constants are close
-# to what CPython really spends per fact (tuple, dict entry, proof, order, index).
+# characters and, for an int wider than 64 bits, 2 bytes per bit beyond 64 (16 times its
+# storage: printing a huge int in decimal, for the digest and the output, costs far more
+# than keeping it). The constants are close to what CPython really spends per fact
+# (tuple, dict entry, proof, order, index).
 FACT_BYTES = 128
 COLUMN_BYTES = 32
 
@@ -111,7 +113,8 @@ def value_bytes(v: Value) -> int:
     if t is str:
         return len(v)  # type: ignore[arg-type]
     if t is int:
-        return v.bit_length() >> 3  # type: ignore[union-attr]
+        bits = v.bit_length()  # type: ignore[union-attr]
+        return (bits - 64) << 1 if bits > 64 else 0
     return 0
 
 
