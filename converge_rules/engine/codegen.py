@@ -389,7 +389,7 @@ class RuleCode:
             if col.type == "str":
                 cost.append(f"len(f[{k}])")
             elif col.type == "int":
-                cost.append(f"(f[{k}].bit_length() >> 6 and (f[{k}].bit_length() - 64) << 1)")
+                cost.append(f"(f[{k}].bit_length() >> 6 and (f[{k}].bit_length() - 64) << 4)")
         code.line(f"_Z[0] += {' + '.join(cost)}")
         code.open("if _Z[0] > _Z[1]:")
         code.line("_Z[2]()")

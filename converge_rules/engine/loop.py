@@ -127,7 +127,7 @@ def _bytes_of(columns: Any, facts: list[tuple]) -> int:
         if col.type == "str":
             total += sum(len(f[k]) for f in facts)
         elif col.type == "int":
-            total += sum((b - 64) << 1 for b in (f[k].bit_length() for f in facts) if b > 64)
+            total += sum((b - 64) << 4 for b in (f[k].bit_length() for f in facts) if b > 64)
     return total
 
 

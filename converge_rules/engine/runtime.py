@@ -99,7 +99,7 @@ def steps_exceeded() -> None:
 
 # The max_bytes budget measures facts with a deterministic formula (never the allocator):
 # each fact costs FACT_BYTES plus COLUMN_BYTES per column, plus each string's length in
-# characters and, for an int wider than 64 bits, 2 bytes per bit beyond 64 (16 times its
+# characters and, for an int wider than 64 bits, 16 bytes per bit beyond 64 (128 times its
 # storage: printing a huge int in decimal, for the digest and the output, costs far more
 # than keeping it). The constants are close to what CPython really spends per fact
 # (tuple, dict entry, proof, order, index).
@@ -114,7 +114,7 @@ def value_bytes(v: Value) -> int:
         return len(v)  # type: ignore[arg-type]
     if t is int:
         bits = v.bit_length()  # type: ignore[union-attr]
-        return (bits - 64) << 1 if bits > 64 else 0
+        return (bits - 64) << 4 if bits > 64 else 0
     return 0
 
 
