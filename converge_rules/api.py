@@ -100,7 +100,8 @@ class RuleSet:
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
-            progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
+            progress: Any = None, tool_isolation: str = "thread",
+            _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
@@ -108,7 +109,13 @@ class RuleSet:
         policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
         cannot reach these relations; ``trace=True`` records every event (``Result.trace``);
         ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``);
-        ``analyze=True`` counts the rows out of every plan step (``Result.analysis``, ``converge plan --facts``)."""
+        ``analyze=True`` counts the rows out of every plan step (``Result.analysis``, ``converge plan --facts``);
+        ``tool_isolation="process"`` runs tool calls in worker processes instead of threads: a call that
+        times out has its process killed, even inside a long C call that holds the GIL."""
+        from .engine.tools import TOOL_ISOLATION
+
+        if tool_isolation not in TOOL_ISOLATION:
+            raise ValueError(f"tool_isolation must be one of {', '.join(TOOL_ISOLATION)}, not {tool_isolation!r}")
         from .engine.loop import Engine
 
         policy = FailurePolicy.parse(on_failure) if isinstance(on_failure, str) else on_failure
@@ -121,29 +128,27 @@ class RuleSet:
             raise ConvergeError([Diagnostic("E220", f"unknown tool {name!r}: the rules call it but no tool of that name was given", span,
                                             "error", ("register it: RuleSet.run(tools={...}) or converge run --tools module:object",))
                                  for name, span in missing])
-        import gc
-
-        enabled = gc.isenabled()
-        gc.disable()  # loading creates many acyclic tuples: the cyclic collector would only walk them
-        try:
-            outcome, inputs, events, header, effective = self._evaluate(
-                facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-                progress, _replay_tools, all_proofs, analyze)
-        finally:
-            if enabled:
-                gc.freeze()
-                gc.enable()
+        # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
+        outcome, inputs, events, header, effective = self._evaluate(
+            facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
+            progress, _replay_tools, all_proofs, tool_isolation, analyze)
         result = Result(self.program, outcome, inputs, events, header)
         import os
 
-        result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
-                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+        from .io.digests import content_sha256
+
+        job_rules = sorted((p for p, _ in self._compilation.roots), key=os.path.abspath)
+        job_facts = sorted(fact_files, key=os.path.abspath)  # file order never changes a result
+        # each file's SHA-256: `verify` refuses to read a file that does not match
+        result.job = {"rules": job_rules, "facts": job_facts,
+                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts}}
         return result
 
 
     def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
-                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool, analyze: bool = False) -> Any:
+                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
+                  tool_isolation: str = "thread", analyze: bool = False) -> Any:
         from .engine.loop import Engine
 
         schema = self.program.schema()
@@ -170,7 +175,7 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs, analyze=analyze)
+                        all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
@@ -287,7 +292,7 @@ class Result:
         self._context = outcome.context
         self._events = events
         self._header = header or {}
-        self.job: dict[str, list[str]] = {"rules": [], "facts": []}
+        self.job: dict[str, Any] = {"rules": [], "facts": [], "sha256": {}}
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:
@@ -313,6 +318,11 @@ class Result:
     def steps(self) -> int:
         """Rule firings counted (only when a max_steps budget is set)."""
         return self._outcome.steps
+
+    @property
+    def bytes_counted(self) -> int:
+        """What the facts counted against the max_bytes budget (a deterministic figure)."""
+        return self._outcome.bytes
 
     @property
     def tier(self) -> Tier:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_OK, _budget_options, _fail_diagnostics, _run_job, _with
+from ..cli import EXIT_OK, _budget_options, _fail_diagnostics, _run_job, _with, write_text
 
 EXAMPLE = "Example: converge why-not examples/loans/loans.cvg --facts examples/loans/facts.json 'decision(\"l1\", \"approve\")'"
 
@@ -42,8 +42,7 @@ def why_not(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int,
     except ConvergeError as err:
         _fail_diagnostics(err)
     explanation = explain(result, relation, values, depth=depth)
-    text = RENDERERS[fmt](explanation)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    write_text(RENDERERS[fmt](explanation))
     sys.exit(EXIT_OK)
 
 

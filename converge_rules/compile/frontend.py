@@ -19,7 +19,7 @@ from ..values import ColumnSchema, TYPES
 from .program import AgentDef, FailurePolicy, InvariantDef, KeySpec, Program, Relation, SourceFact, TestDef
 from .types import BUILTINS, PREDICATES
 
-BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence")
+BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence", "max_bytes")
 
 
 def stdlib_dir() -> Path:

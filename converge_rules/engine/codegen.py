@@ -92,8 +92,12 @@ class RuleCode:
     def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
                  confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
-                 analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True):
+                 analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True,
+                 size: list[Any] | None = None):
         self.rule = rule
+        # [bytes counted, next checkpoint, checkpoint hook] when max_bytes is set: every new fact
+        # in a buffer adds its cost; past the checkpoint the hook checks the budget and the time-out
+        self.size = size
         self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
@@ -164,6 +168,7 @@ class RuleCode:
         self.counter = self.analyze.setdefault(driver, {}) if self.analyze is not None else None
         if self.counter is not None:
             self.ns["_K"] = self.counter
+        self.ns["_Z"] = self.size
         self.defaults: list[str] = []
         self.pre: list[str] = []
         self.mask = mask
@@ -504,6 +509,7 @@ class RuleCode:
             if self.confidence is None:
                 code.open(f"if f not in {known} and f not in B{h}:")
                 code.line(f"B{h}[f] = {proof}")
+                self._count_size(code, head)
                 code.depth -= 1
                 if self.alternatives:
                     code.open("else:")
@@ -522,12 +528,32 @@ class RuleCode:
             code.line(f"c = {conf}")
             code.open(f"if f not in {known}:")
             code.open(f"if f not in B{h} or c > BC{h}[f]:")
+            if self.size is not None:
+                code.open(f"if f not in B{h}:")
+                self._count_size(code, head)
+                code.depth -= 1
             code.line(f"B{h}[f] = {proof}")
             code.line(f"BC{h}[f] = c")
             code.depth -= 2
             code.open(f"elif c > {head_conf}.get(f, 1.0) and c > BI{h}.get(f, (0.0,))[0]:")
             code.line(f"BI{h}[f] = (c, {proof})")
             code.depth -= 1
+
+    def _count_size(self, code: _Code, head: ast.Atom) -> None:
+        """Add a new fact's cost (runtime.fact_bytes, inlined) to the max_bytes count."""
+        if self.size is None:
+            return
+        columns = self.program.relations[head.relation].columns
+        cost = [str(runtime.FACT_BYTES + runtime.COLUMN_BYTES * len(columns))]
+        for k, col in enumerate(columns):
+            if col.type == "str":
+                cost.append(f"len(f[{k}])")
+            elif col.type == "int":
+                cost.append(f"(f[{k}].bit_length() >> 6 and (f[{k}].bit_length() - 64) << 4)")
+        code.line(f"_Z[0] += {' + '.join(cost)}")
+        code.open("if _Z[0] > _Z[1]:")
+        code.line("_Z[2]()")
+        code.depth -= 1
 
     def _same_tuple(self, head: ast.Atom) -> str | None:
         """A scanned tuple that equals the emitted fact (same variables, same order, same

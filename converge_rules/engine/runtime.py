@@ -29,6 +29,40 @@ def steps_exceeded() -> None:
     raise StepsExceeded()
 
 
+# The max_bytes budget measures facts with a deterministic formula (never the allocator):
+# each fact costs FACT_BYTES plus COLUMN_BYTES per column, plus each string's length in
+# characters and, for an int wider than 64 bits, 16 bytes per bit beyond 64 (128 times its
+# storage: printing a huge int in decimal, for the digest and the output, costs far more
+# than keeping it). The constants are close to what CPython really spends per fact
+# (tuple, dict entry, proof, order, index).
+FACT_BYTES = 128
+COLUMN_BYTES = 32
+
+
+def value_bytes(v: Value) -> int:
+    """The variable part of a value's cost: a string's length, an int's bytes."""
+    t = type(v)
+    if t is str:
+        return len(v)  # type: ignore[arg-type]
+    if t is int:
+        bits = v.bit_length()  # type: ignore[union-attr]
+        return (bits - 64) << 4 if bits > 64 else 0
+    return 0
+
+
+def fact_bytes(fact: tuple) -> int:
+    """What a fact counts against max_bytes (generated code computes the same inline)."""
+    return FACT_BYTES + COLUMN_BYTES * len(fact) + sum(map(value_bytes, fact))
+
+
+class SizeExceeded(Exception):
+    """The max_bytes budget (or the wall-clock timeout, checked at the same points) ran out."""
+
+    def __init__(self, budget: str):
+        super().__init__(budget)
+        self.budget = budget
+
+
 def coerce(v: Value, typ: str, sid: int) -> Value:
     """Check a value of statically unknown type (a tool result) against a column."""
     actual = type_name(v)

@@ -1016,14 +1016,29 @@ def load_job(data: Mapping[str, Any], path: str, text: str | None = None) -> tup
     from ..compile.pipeline import compile_sources
     from ..io import load_fact_paths
 
+    from ..io.digests import content_sha256
+
     rules, facts = [], []
+    hashes = data["job"].get("sha256")
     for key, out in (("rules", rules), ("facts", facts)):
         for k, entry in enumerate(data["job"].get(key, [])):
+            kind = "rule" if key == "rules" else "facts"
             found = _find(entry, path)
             if found is None:
-                raise _located("E500", f"{'rule' if key == 'rules' else 'facts'} file of the job not found: {entry}",
+                raise _located("E500", f"{kind} file of the job not found: {entry}",
                                path, text, ("job", key, k),
                                "paths are read relative to the working directory, then to the result file's directory")
+            # a crafted result could name any file (an absolute path, ~/.ssh/...) to have its lines
+            # quoted in diagnostics: only a file with the recorded SHA-256 is ever read
+            expected = hashes.get(entry) if isinstance(hashes, dict) else None
+            if not isinstance(expected, str):
+                raise _located("E515", f"the result records no SHA-256 for the {kind} file {entry}: refusing to read it",
+                               path, text, ("job", "sha256") if isinstance(hashes, dict) else ("job",),
+                               "write the result again with this version: converge run ... --format json --proofs")
+            if content_sha256(found) != expected:
+                raise _located("E515", f"the {kind} file {entry} does not match the SHA-256 the result records: "
+                               "refusing to read it", path, text, ("job", "sha256", entry),
+                               "the file changed since the result was written (or the result names another file)")
             out.append(found)
     compilation = compile_sources([(p, None) for p in rules], use_cache=False)
     if not compilation.ok or compilation.program is None:

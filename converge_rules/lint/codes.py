@@ -61,6 +61,7 @@ ERRORS: dict[str, str] = {
     "E506": "unsupported facts file extension",
     "E507": "an output file cannot be written",
     "E508": "invalid confidence of an input fact",
+    "E515": "a job file does not match the SHA-256 its result records",
 }
 
 
