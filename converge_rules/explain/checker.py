@@ -35,6 +35,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
+from ..values import dumps_json, loads_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
 from ..values import Value, format_fact, format_value, type_name
@@ -612,7 +613,7 @@ class Checker:
     def _check_cycle(self, p: Mapping[str, Any], cycles: Any, problems: list[tuple[str, str]]) -> None:
         cycle = p.get("cycle")
         if type(cycle) is not int or cycle < 1:
-            problems.append(("cycle", f"a derived fact's cycle must be a whole number >= 1, got {json.dumps(cycle)}"))
+            problems.append(("cycle", f"a derived fact's cycle must be a whole number >= 1, got {dumps_json(cycle)}"))
             return
         if type(cycles) is int and cycle > cycles:
             problems.append(("cycle", f"derived in cycle {cycle}, but the run has {cycles} cycle(s)"))
@@ -967,7 +968,7 @@ def read_result(path: str) -> tuple[dict[str, Any], str]:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise ConvergeError([Diagnostic("E500", f"cannot read result file: {reason}", Span(path, 0, 0))]) from None
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as err:
         raise ConvergeError([Diagnostic("E501", f"malformed result file: {err.msg}", Span(path, err.lineno, err.colno))]) from None
     except RecursionError:

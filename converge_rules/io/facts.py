@@ -85,6 +85,7 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Callable
 
+from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
 from ..values import TYPES, ConversionError, RelationSchema, convert, format_value
 from . import _jsonpos
@@ -183,7 +184,7 @@ def _file_diag(code: str, message: str, path: str, notes: tuple[str, ...] = ()) 
 def _show(value: object, limit: int = 60) -> str:
     """A value as it appears in messages (JSON notation, shortened)."""
     try:
-        text = json.dumps(value, ensure_ascii=False)
+        text = dumps_json(value, ensure_ascii=False)
     except Exception:  # not JSON (Python facts), or nested too deeply
         try:
             text = repr(value)

@@ -16,7 +16,7 @@ canonical layout, keeping every comment:
   fits, otherwise it puts one fact per line;
 * expressions get single spaces around binary operators and only the
   parentheses precedence needs; strings are re-escaped canonically
-  (``json.dumps(..., ensure_ascii=False)``); ints are printed plain (no
+  (``dumps_json(..., ensure_ascii=False)``); ints are printed plain (no
   ``_``), floats with ``repr``.
 
 Comments are collected by the lexer (a Lark instance built like the parser's,
@@ -39,6 +39,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..values import dumps_json, int_to_str
 from ..diagnostics import Span
 from . import ast
 from .parser import grammar_path, parse_text
@@ -108,7 +109,7 @@ def _comments(text: str) -> list[_Comment]:
 # ---------------------------------------------------------------- text of the constructs
 
 def _string(value: str) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = dumps_json(value, ensure_ascii=False)
     if any("\ud800" <= ch <= "\udfff" for ch in text):  # lone surrogates cannot be written as UTF-8
         text = "".join(f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
     return text
@@ -119,7 +120,7 @@ def _number(value: int | float) -> str:
         if math.isinf(value):  # a literal too large for a double, such as 1e999
             return "-1e999" if value < 0 else "1e999"
         return repr(value)
-    return str(value)
+    return int_to_str(value)
 
 
 def _const(value: object) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
+from ..values import has_surrogate, str_to_int
 from . import ast
 
 _PARSER: Any = None
@@ -95,6 +97,8 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     """Parse a rule file; raises ConvergeError with located diagnostics."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark is not part of the text
+        text = text[1:]
     SourceCache().add(file, text)
     try:
         tree = _parser().parse(text, start="start")
@@ -240,7 +244,7 @@ class _Builder:
         if kind in ("priority", "confidence"):
             return ast.AgentClause(kind, self.number(c[0]), sp)
         policy = c[0].children
-        value = ("retry", int(str(policy[1]).replace("_", "")), str(policy[2])) if len(policy) == 3 else (str(policy[0]),)
+        value = ("retry", str_to_int(str(policy[1]).replace("_", "")), str(policy[2])) if len(policy) == 3 else (str(policy[0]),)
         return ast.AgentClause("on_failure", value, sp)
 
     def number(self, node: Any) -> int | float:
@@ -260,6 +264,11 @@ class _Builder:
             self.errors.append(Diagnostic("E101", "invalid escape in string literal", self.span(token)))
             return str(token)[1:-1]
         assert isinstance(value, str)
+        if has_surrogate(value):
+            self.errors.append(Diagnostic("E103", "string literal holds a lone surrogate escape (not valid Unicode)",
+                                          self.span(token), notes=("a \\uD800-\\uDFFF escape must be half of a "
+                                                                   "surrogate pair, e.g. \"\\ud83d\\ude00\"",)))
+            return value.encode("utf-8", "replace").decode("utf-8")
         return value
 
     # -- literals
@@ -285,9 +294,15 @@ class _Builder:
 
     def const(self, node: Any) -> ast.Const:
         kind, sp = node.data, self.span(node)
-        if kind in ("int", "float"):
-            text = str(node.children[0]).replace("_", "")
-            return ast.Const(int(text) if kind == "int" else float(text), sp)
+        if kind == "int":
+            return ast.Const(str_to_int(str(node.children[0]).replace("_", "")), sp)
+        if kind == "float":
+            number = float(str(node.children[0]).replace("_", ""))
+            if not math.isfinite(number):
+                self.errors.append(Diagnostic("E104", "float literal out of range (a float is finite, at most about "
+                                              "1.8e308)", sp))
+                number = 0.0
+            return ast.Const(number, sp)
         if kind == "string":
             return ast.Const(self.string(node.children[0]), sp)
         return ast.Const(kind == "true", sp)
