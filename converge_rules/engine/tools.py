@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..values import type_name
+from ..values import type_name, value_problem
 
 ToolKey = tuple[str, tuple]
 
@@ -30,8 +30,12 @@ class ToolOutcome:
         return {"result": self.value} if self.ok else {"error": self.error}
 
 
-def _valid(value: Any) -> bool:
-    return type_name(value) in ("int", "float", "str", "bool") and not (isinstance(value, float) and value != value)
+def _problem(name: str, value: Any) -> str | None:
+    """Why a tool's value cannot be used (wrong type, not finite, not valid Unicode), or None."""
+    if type_name(value) not in ("int", "float", "str", "bool"):
+        return f"tool {name} returned {type(value).__name__}; expected int, float, str or bool"
+    problem = value_problem(value)
+    return f"tool {name} returned an invalid value: {problem}" if problem else None
 
 
 def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
@@ -59,9 +63,8 @@ def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], wor
                 started[i] = time.monotonic()
             try:
                 value = tools[name](*args)
-                out = ToolOutcome(True, value) if _valid(value) else ToolOutcome(
-                    False, error=f"tool {name} returned {'NaN' if isinstance(value, float) else type(value).__name__}; "
-                                 "expected int, float, str or bool")
+                problem = _problem(name, value)
+                out = ToolOutcome(True, value) if problem is None else ToolOutcome(False, error=problem)
             except Exception as err:  # a tool's failure is the agent's failure, never the engine's
                 out = ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}: {err}")
             outcomes[i] = out

@@ -78,6 +78,7 @@ import io
 import json
 import math
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -87,7 +88,7 @@ from typing import Any, Callable
 
 from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
-from ..values import TYPES, ConversionError, RelationSchema, convert, format_value
+from ..values import TYPES, ConversionError, RelationSchema, convert, format_value, has_surrogate, str_to_int
 from . import _jsonpos
 from ._sources import ConstSegment, LazySegment, LinesSegment, RangeSegment, SourceList, _Segment
 
@@ -211,6 +212,8 @@ def _json_kind(value: object) -> str:
 
 def _convert(value: object, typ: str) -> object:
     """``values.convert`` plus finiteness for floats; every failure is a ConversionError."""
+    if isinstance(value, str) and has_surrogate(value):
+        raise ConversionError(f"{_show(value)} is not valid Unicode (it holds a lone surrogate)")
     try:
         result = convert(value, typ)
     except (ValueError, TypeError, OverflowError):  # ConversionError is a ValueError
@@ -244,6 +247,7 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook)
 _loads = _DECODER.decode
+_BIG_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_int=str_to_int)
 
 
 class _Accumulator:
@@ -324,6 +328,9 @@ class _FileLoader:
         self.specs: dict[str, _Spec | None] = {}
         self.out: list[tuple[str, list[tuple], _Segment]] = []
         self.json_lines: _JsonLines | None = None
+        # Strings may hold lone surrogates (checked value by value): Python facts,
+        # or JSON text with a \uD800-\uDFFF escape. Strictly decoded UTF-8 cannot.
+        self.escapes = True
 
     # -- errors
     def _room(self) -> None:
@@ -423,6 +430,7 @@ class _FileLoader:
         if text is not None:
             self.text = text
             ext = _extension(self.path)
+            self.escapes = _SURROGATE_ESCAPE.search(text) is not None
             try:
                 if ext == ".json":
                     self.load_json(text)
@@ -693,7 +701,12 @@ class _FileLoader:
 
     def decode_json(self, text: str, line: int | None) -> Any:
         try:
-            return _loads(text)
+            try:
+                return _loads(text)
+            except ValueError as err:  # an int beyond CPython's digit limit: decode without one
+                if isinstance(err, json.JSONDecodeError):
+                    raise
+                return _BIG_DECODER.decode(text)
         except json.JSONDecodeError as err:
             self.error("E501", f"malformed JSON: {err.msg}", err.lineno if line is None else line, err.colno)
         except RecursionError:
@@ -764,7 +777,7 @@ class _FileLoader:
         """A fact's confidence: a number in (0, 1] (text that parses as one in CSV/TSV)."""
         try:
             number = float(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = None
         if number is None or not (0.0 < number <= 1.0):
             self.pend(path, _jsonpos.VALUE, "E508", f"a fact's confidence is a number in (0, 1], got {_show(value)}")
@@ -777,7 +790,8 @@ class _FileLoader:
         ok = True
         exact, types = spec.exact, spec.types
         for k, step, value in values:
-            if type(value) is exact[k] and (type(value) is not float or math.isfinite(value)):
+            if type(value) is exact[k] and (type(value) is not float or math.isfinite(value)) \
+                    and not (self.escapes and type(value) is str and has_surrogate(value)):
                 out.append(value)
                 continue
             try:
@@ -917,6 +931,7 @@ class _FileLoader:
 
 
 _FAILED = object()
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _is_confidence(text: str) -> bool:
