@@ -564,7 +564,7 @@ class _FileLoader:
         def position(i: int, k: int) -> tuple[int, int, int]:
             nonlocal index
             if index is None:
-                index = _jsonpos.LineIndex(text)
+                index = _jsonpos.LineIndex(text, _CSV_BREAKS)
             line = line_of(i)
             if i not in offsets:
                 start = index.line_start(line)
@@ -931,6 +931,7 @@ class _FileLoader:
 
 
 _FAILED = object()
+_CSV_BREAKS = "\r\n|\r|\n"  # the csv module counts a bare CR as a line break too
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -1079,6 +1080,9 @@ def _remember(path: str, text: str) -> None:
     if any(ch in text for ch in _OTHER_LINE_BREAKS) or "\r" in text.replace("\r\n", ""):
         # str.splitlines (used by SourceCache.add) also breaks lines at these
         # characters; the loaders count "\n" only, so keep the numbering theirs.
+        if _extension(path) == ".csv":
+            SourceCache._texts[path] = re.split(_CSV_BREAKS, text)
+            return
         lines = text.split("\n")
         SourceCache._texts[path] = [line[:-1] if line.endswith("\r") else line for line in lines]
 

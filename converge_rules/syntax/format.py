@@ -476,6 +476,8 @@ def _layout(text: str, items: Sequence[Any]) -> list[_Line]:
 
 def format_source(text: str, file: str = "<text>") -> str:
     """The canonical layout of a rule file; raises the parser's ConvergeError on a syntax error."""
+    if text.startswith("\ufeff"):  # a byte order mark is not part of the program (nor of the output)
+        text = text[1:]
     source = parse_text(text, file)
     comments = _comments(text)
     lines = _layout(text, source.items)
