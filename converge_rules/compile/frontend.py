@@ -79,9 +79,18 @@ class Frontend:
                     continue
                 self.import_unit(unit, item.alias or parts[1], str(target), item.span, str(target.parent), stack)
             elif isinstance(item, ast.ImportFile):
-                base = os.path.dirname(os.path.realpath(path))
-                target = os.path.realpath(os.path.join(base, item.path))
-                if os.path.isabs(item.path) or os.path.commonpath([project, target]) != project:
+                if "\x00" in item.path or not item.path.strip():
+                    self.error("E110", f"invalid import path {item.path!r}", item.span,
+                               "an import path names a .cvg file relative to the importing file")
+                    continue
+                try:
+                    base = os.path.dirname(os.path.realpath(path))
+                    target = os.path.realpath(os.path.join(base, item.path))
+                    outside = os.path.isabs(item.path) or os.path.commonpath([project, target]) != project
+                except (OSError, ValueError) as err:  # a name the file system refuses (too long, ...)
+                    self.error("E110", f"invalid import path {item.path[:80]!r}: {err}", item.span)
+                    continue
+                if outside:
                     self.error("E112", f"import {item.path!r} leaves the project directory {project}", item.span)
                     continue
                 if not os.path.isfile(target):
