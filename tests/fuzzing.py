@@ -35,7 +35,7 @@ HOSTILE_TOKENS = (
     "\x00", "\r", "\r\n", "\ufeff", "\u2028", "\t", "\x0b", "\x85", "#", "\\", "'",
     "_", "not", "fail", "count {", "sum x {", "min", "max {", "}", "{", "(", ")", ",", ".", ":-", "=", "!=",
     "++", "/", "% 0", "@t(x)", "@", "input", "relation", "agent", "when", "emit", "key(x) prefer min(x)",
-    'import "./x\x00.cvg" as m', 'import "./\udcff.cvg" as m', 'import "../up.cvg" as u', "import std.graph",
+    'import "./x\x00.cvg" as m', 'import "./x\\u0000.cvg" as m', 'import "./\udcff.cvg" as m', 'import "../up.cvg" as u', "import std.graph",
     "import std.nothing", 'import "./fuzz.cvg" as me', "module m", "goal p", "budget { max_cycles = 3 }",
     "budget { max_cycles = -1 }", "((((((((((", "))))))))))", "x" * 300, "a.b.c.d",
     "test \"t\" { given { p(1). } expect { q(1). } }", "expect tier converged", "on_failure retry 99999999999999999999 then skip",
