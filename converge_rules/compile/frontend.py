@@ -380,10 +380,17 @@ class Frontend:
             from .types import assignable, const_type
 
             typ = const_type(arg.value)
+            if col.type not in TYPES:
+                return None  # the declaration's unknown type is the error (E203)
             if not assignable(col.type, typ):
                 self.error("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {typ} constant {_show(arg.value)}", arg.span)
                 return None
-            values.append(float(arg.value) if col.type == "float" else arg.value)
+            try:
+                values.append(float(arg.value) if col.type == "float" else arg.value)
+            except OverflowError:
+                self.error("E301", f"column {col.name!r} of {rel.name} is float, and this int is too large for a float",
+                           arg.span)
+                return None
         return SourceFact(rel.name, tuple(values), head.span)
 
 

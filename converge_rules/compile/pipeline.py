@@ -70,14 +70,23 @@ def _inside(span: Span, outer: Span) -> bool:
 
 
 def _without_rejected(program: Program, diagnostics: list[Diagnostic]) -> Program:
-    """The program minus the agents and invariants that an error points into."""
+    """The program minus the agents and invariants that an error points into, or
+    that mention a relation whose declaration has an error."""
+    from .graph import body_reads
+
     errors = [d.span for d in diagnostics if d.is_error and d.span.line > 0]
 
     def clean(span: Span) -> bool:
         return not any(_inside(e, span) for e in errors)
 
-    return replace(program, agents=tuple(a for a in program.agents if clean(a.span)),
-                   invariants=tuple(i for i in program.invariants if clean(i.span)))
+    bad = {name for name, rel in program.relations.items() if not clean(rel.span)}
+
+    def ok(span: Span, body: tuple, heads: tuple) -> bool:
+        names = {rel for rel, _kind, _atom in body_reads(body)} | {h.relation for h in heads}
+        return clean(span) and not names & bad
+
+    return replace(program, agents=tuple(a for a in program.agents if ok(a.span, a.body, a.heads)),
+                   invariants=tuple(i for i in program.invariants if ok(i.span, i.body, ())))
 
 
 STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [

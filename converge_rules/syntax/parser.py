@@ -97,8 +97,6 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     """Parse a rule file; raises ConvergeError with located diagnostics."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-    if text.startswith("\ufeff"):  # a UTF-8 byte order mark is not part of the text
-        text = text[1:]
     SourceCache().add(file, text)
     try:
         tree = _parser().parse(text, start="start")
@@ -139,7 +137,7 @@ def parse_file(path: str) -> ast.SourceFile:
         raise ConvergeError([Diagnostic("E001", f"rule file not found: {path}", Span(path, 0, 0))])
     except (OSError, UnicodeDecodeError) as err:
         raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))])
-    return parse_text(text, path)
+    return parse_text(text[1:] if text.startswith("\ufeff") else text, path)  # a byte order mark is no text
 
 
 def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
