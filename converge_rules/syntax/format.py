@@ -117,9 +117,7 @@ def _string(value: str) -> str:
 
 def _number(value: int | float) -> str:
     if isinstance(value, float):
-        if math.isinf(value):  # a literal too large for a double, such as 1e999
-            return "-1e999" if value < 0 else "1e999"
-        return repr(value)
+        return repr(value)  # finite: the parser rejects 1e999 (E104)
     return int_to_str(value)
 
 
