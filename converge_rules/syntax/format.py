@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
