@@ -73,14 +73,51 @@ def int_to_str(value: int) -> str:
     """Decimal text of an int of any size (``str(int)`` without CPython's digit limit)."""
     if value.bit_length() <= _SMALL_BITS:
         return int.__str__(value)
-    return str(decimal.Decimal(value))  # exact: an int converts to a Decimal with exponent 0
+    text = str(_to_decimal(abs(value)))
+    return "-" + text if value < 0 else text
 
 
-def _digits_to_int(digits: str) -> int:
+def _to_decimal(n: int) -> decimal.Decimal:
+    """An exact Decimal of a big non-negative int, divide and conquer on its bits.
+
+    ``Decimal(n)`` alone is quadratic; splitting ``n = hi * 2**k + lo`` and
+    combining with Decimal products (libmpdec multiplies big numbers fast)
+    is not. The local context is exact and is dropped on return.
+    """
+    with decimal.localcontext() as ctx:
+        ctx.prec, ctx.Emax, ctx.Emin = decimal.MAX_PREC, decimal.MAX_EMAX, decimal.MIN_EMIN
+        ctx.traps[decimal.Inexact] = True
+        powers: dict[int, decimal.Decimal] = {}
+
+        def power(bits: int) -> decimal.Decimal:
+            found = powers.get(bits)
+            if found is None:
+                if bits <= _SMALL_BITS:
+                    found = decimal.Decimal(1 << bits)
+                else:
+                    half = bits >> 1
+                    found = power(half) * power(bits - half)
+                powers[bits] = found
+            return found
+
+        def convert(m: int, bits: int) -> decimal.Decimal:
+            if bits <= _SMALL_BITS:
+                return decimal.Decimal(m)
+            half = bits >> 1
+            hi = m >> half
+            return convert(m - (hi << half), half) + convert(hi, bits - half) * power(half)
+
+        return +convert(n, n.bit_length())
+
+
+def _digits_to_int(digits: str, powers: dict[int, int]) -> int:
     if len(digits) <= _CHUNK:
         return int(digits)
     low = len(digits) // 2
-    return _digits_to_int(digits[:-low]) * 10 ** low + _digits_to_int(digits[-low:])
+    scale = powers.get(low)
+    if scale is None:
+        scale = powers[low] = 10 ** low
+    return _digits_to_int(digits[:-low], powers) * scale + _digits_to_int(digits[-low:], powers)
 
 
 def str_to_int(text: str) -> int:
@@ -92,7 +129,7 @@ def str_to_int(text: str) -> int:
         raise ValueError(f"invalid literal for int(): {stripped[:20]!r}...")
     sign = -1 if stripped[0] == "-" else 1
     digits = stripped.lstrip("+-").replace("_", "")
-    return sign * _digits_to_int(digits)
+    return sign * _digits_to_int(digits, {})
 
 
 def _bigint_ok(value: Any) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 # ---------------------------------------------------------------- rule files
 
@@ -232,9 +233,33 @@ def gen_facts(rng: random.Random) -> tuple[str, str]:
 
 # ---------------------------------------------------------------- mutation
 
+_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[0-9][0-9_.eE+-]*|[A-Za-z_][A-Za-z0-9_.]*')
+_SAME_CLASS = {
+    '"': ('"a"', '""', '"\\ud800"', '"\\u0000"', '"é"', '"x\\"y"', '"' + "s" * 200 + '"', "1", "x"),
+    "0": ("0", "-1", "1_000", "9" * 4400, "1e999", "1e308", "0.5", "-0.0", "10000000000000000000000", '"1"', "x"),
+    "a": ("x", "_", "y", "p", "edge", "graph.reach", "std.graph", "not", "count", "min", "relation", "input",
+          "true", "false", "len", "g__reach", "a" * 100, "_x", "emit", "when", "int", "float", "str", "bool"),
+}
+
+
+def _retoken(rng: random.Random, text: str) -> str:
+    """Replace one token by another of the same class (keeps most of the syntax, changes the meaning)."""
+    tokens = list(_TOKEN.finditer(text))
+    if not tokens:
+        return text
+    m = rng.choice(tokens)
+    first = m.group(0)[0]
+    pool = _SAME_CLASS['"' if first == '"' else "0" if first.isdigit() else "a"]
+    return text[:m.start()] + rng.choice(pool) + text[m.end():]
+
+
 def mutate(rng: random.Random, text: str, corpus: list[str] | tuple[str, ...] = ()) -> str:
     """Damage ``text`` with 1-4 random edits (it stays a str, possibly with lone surrogates)."""
-    for _ in range(rng.randint(1, 4)):
+    if rng.random() < 0.5:  # gentle: same-class token swaps, so later stages see the damage
+        for _ in range(rng.randint(1, 3)):
+            text = _retoken(rng, text)
+        return text
+    for _ in range(rng.choice((1, 1, 2, 3, 4))):
         n = len(text)
         roll = rng.random()
         i = rng.randint(0, n)
