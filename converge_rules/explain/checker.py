@@ -38,7 +38,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from ..values import dumps_json, loads_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
-from ..values import Value, format_fact, format_value, type_name
+from ..values import Value, format_fact, format_value, str_to_int, type_name
 
 # ------------------------------------------------------------------ report
 
@@ -179,7 +179,7 @@ def _builtin(func: str, args: list[Value]) -> Value:
                 raise _Bad(f"to_int: {v} is not finite")
             return int(v)
         try:
-            return int(str(v).strip())
+            return str_to_int(str(v).strip())
         except ValueError:
             raise _Bad(f"to_int: {format_value(v)} is not an integer") from None
     if func == "to_float":
