@@ -127,7 +127,7 @@ def _classify(err: BaseException) -> str:
     return f"{type(err).__name__} at {where}"
 
 
-def _worker(conn: "mp.connection.Connection") -> None:
+def _worker(conn: "mp.connection.Connection", workdir: str) -> None:
     import gc
     import resource
 
@@ -136,7 +136,7 @@ def _worker(conn: "mp.connection.Connection") -> None:
     except (ValueError, OSError):
         pass
     os.environ["CONVERGE_NO_CACHE"] = "1"
-    workdir = tempfile.mkdtemp(prefix="converge-fuzz-")
+    handled = 0
     while True:
         try:
             job = conn.recv()
@@ -148,8 +148,11 @@ def _worker(conn: "mp.connection.Connection") -> None:
             reply = ("ok", outcome, "")
         except BaseException as err:  # noqa: BLE001 - every escape is a finding
             reply = ("traceback", _classify(err), "".join(traceback.format_exception(err))[-4000:])
-        if gc.isfrozen() if hasattr(gc, "isfrozen") else gc.get_freeze_count():
+        if gc.get_freeze_count():
             gc.unfreeze()  # the runner's business, not the library's (a frozen heap only grows)
+        handled += 1
+        if handled % 50 == 0:
+            gc.collect()  # cyclic garbage of earlier runs: keep each input's cost independent of the ones before
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         conn.send(reply + (rss,))
 
@@ -157,13 +160,14 @@ def _worker(conn: "mp.connection.Connection") -> None:
 class _Worker:
     """A worker process and its pipe; replaced when an input hangs."""
 
-    def __init__(self, ctx: mp.context.BaseContext):
+    def __init__(self, ctx: mp.context.BaseContext, workdir: str):
         self.ctx = ctx
+        self.workdir = workdir
         self.start()
 
     def start(self) -> None:
         self.conn, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_worker, args=(child,), daemon=True)
+        self.proc = self.ctx.Process(target=_worker, args=(child, self.workdir), daemon=True)
         self.proc.start()
         child.close()
 
@@ -242,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for kind in kinds:
         rng = random.Random(f"{args.seed}:{kind}")
-        worker = _Worker(ctx)
+        workdir = tempfile.TemporaryDirectory(prefix="converge-fuzz-")
+        worker = _Worker(ctx, workdir.name)
         outcomes: Counter[str] = Counter()
         problems: dict[str, tuple[int, str, str]] = {}
         hangs: list[str] = []
@@ -277,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{outcomes['hang']} hangs, {time.monotonic() - started:.0f}s", file=sys.stderr)
         finally:
             worker.stop()
+            workdir.cleanup()
         elapsed = time.monotonic() - started
         print(f"{kind}: {args.inputs} inputs in {elapsed:.1f}s ({args.inputs / max(elapsed, 1e-9):.0f}/s), "
               f"{outcomes['ran']} ran, {outcomes['rejected']} rejected with diagnostics, "

@@ -898,7 +898,8 @@ class _FileLoader:
                         values.append(float(value))
                     except OverflowError:
                         ok = False
-                        self.error("E502", f'column "{spec.names[k]}" of {spec.name}: {value} is not a valid float',
+                        self.error("E502", f'column "{spec.names[k]}" of {spec.name}: {_short(format_value(value))} is too large '
+                               "for a float",
                                    0, 0, span=_fix_span(arg.span, self.path))
                 else:
                     ok = False
