@@ -122,6 +122,14 @@ def test_item4_cli_every_output(tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
     report = converge("report", "sq.cvg", "--facts", "n.json", "-o", "r.html", cwd=tmp_path)
     assert report.returncode in (0, 4) and int_to_str(top)[:50] in (tmp_path / "r.html").read_text()
+    (tmp_path / "tools_d4.py").write_text("def big(x):\n    return 10 ** 5000 + x\n")
+    (tmp_path / "tool.cvg").write_text("relation p(x: int)\nrelation b(x: int)\np(1).\nb(y) :- p(x), y = @big(x).\n")
+    tool = converge("run", "tool.cvg", "--tools", "tools_d4", "--format", "json", cwd=tmp_path)
+    assert tool.returncode == 0 and loads_json(tool.stdout)["facts"]["b"] == [[10 ** 5000 + 1]], tool.stderr
+    (tmp_path / "conf.cvg").write_text("input relation s(id: str)\n")
+    (tmp_path / "s.jsonl").write_text('{"s": {"id": "x", "confidence": 1' + "0" * 400 + "}}\n")
+    conf = converge("run", "conf.cvg", "--facts", "s.jsonl", cwd=tmp_path)
+    assert conf.returncode == 1 and "s.jsonl:1:" in conf.stderr and "error[E508]" in conf.stderr, conf.stderr
     literal = tmp_path / "lit.cvg"
     literal.write_text("relation n(x: int)\nn(" + "9" * 4301 + ").\n")
     lit = converge("run", "lit.cvg", "--format", "json", cwd=tmp_path)
