@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 if answer is None:
                     hangs.append(job[2])
                     outcomes["hang"] += 1
+                    if not args.quiet:
+                        print(f"  new hang: {job[2][:200]!r}", file=sys.stderr)
                     key = f"hang ({job[1]})"
                     problems.setdefault(key, (0, job[2], ""))
                     problems[key] = (problems[key][0] + 1,) + problems[key][1:]
@@ -274,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                         outcomes["traceback"] += 1
                         count, sample, first_tb = problems.get(detail, (0, job[2], tb))
                         problems[detail] = (count + 1, sample, first_tb)
+                        if count == 0 and not args.quiet:
+                            print(f"  new: {detail}: {job[2][:200]!r}", file=sys.stderr)
                     if status == "ok" and len(job[2]) < 3000 and rng.random() < 0.02:
                         (rules_corpus if kind == "rules" else facts_corpus).append(  # type: ignore[arg-type]
                             job[2] if kind == "rules" else (job[1], job[2]))
