@@ -24,7 +24,7 @@ import fuzzing
 from converge_rules.io.writers import csv_text, format_table
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = int(os.environ.get("CONVERGE_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("CONVERGE_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                 derandomize=True)
 SMALL = cr.Budget(max_cycles=6, max_facts=200, max_steps=2000)
@@ -156,9 +156,9 @@ def test_item8_hostile_import_paths_are_located(tmp_path: Path) -> None:
 
 def test_fuzz_runner_smoke(tmp_path: Path) -> None:
     """benchmarks/fuzz.py: a few inputs of each kind, no tracebacks, no hangs, a summary per kind."""
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fuzz.py"), "--inputs", "15", "--seed", "3",
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fuzz.py"), "--inputs", "8", "--seed", "3",
                           "--save", str(tmp_path), "-q"], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "rules: 15 inputs" in out.stdout and "facts: 15 inputs" in out.stdout
+    assert "rules: 8 inputs" in out.stdout and "facts: 8 inputs" in out.stdout
     assert "0 tracebacks, 0 hangs" in out.stdout
