@@ -279,7 +279,9 @@ class Frontend:
             hint.append(f"declare it: relation {atom.relation}(...)")
             self.error("E200", f"undefined relation {atom.relation!r}", atom.span, *hint)
             return atom
-        return replace(atom, relation=resolved)
+        # arguments hold expressions too: their functions and aggregates resolve like a body's
+        args = tuple(self.resolve_expr(unit, a, relations) for a in atom.args)
+        return replace(atom, relation=resolved, args=args)
 
     def resolve_body(self, unit: Unit, body: tuple[ast.Literal, ...], relations: dict[str, Relation]) -> tuple[ast.Literal, ...]:
         out: list[ast.Literal] = []
