@@ -152,6 +152,9 @@ def test_item8_hostile_import_paths_are_located(tmp_path: Path) -> None:
     with pytest.raises(cr.ConvergeError) as err:
         cr.load_text('import "./\\udcff.cvg" as n\n')
     assert [d.code for d in err.value.diagnostics] == ["E103"]
+    with pytest.raises(cr.ConvergeError) as err:  # a standard module name too long for the file system
+        cr.load_text("import std.v" + "9" * 300 + "\n")
+    assert [d.code for d in err.value.diagnostics] == ["E110"]
 
 
 def test_fuzz_runner_smoke(tmp_path: Path) -> None:

@@ -72,7 +72,11 @@ class Frontend:
                     self.error("E113", f"unknown standard module {item.module!r}; standard modules are named std.NAME", item.span)
                     continue
                 target = stdlib_dir() / "std" / f"{parts[1]}.cvg"
-                if not target.is_file():
+                try:
+                    found = target.is_file()
+                except (OSError, ValueError):  # a name the file system refuses (too long)
+                    found = False
+                if not found:
                     available = sorted(p.stem for p in (stdlib_dir() / "std").glob("*.cvg"))
                     self.error("E110", f"standard module {item.module!r} not found", item.span,
                                f"available: {', '.join('std.' + a for a in available) or 'none'}")
