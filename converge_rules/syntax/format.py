@@ -355,7 +355,7 @@ class _Layout:
             text = f"{clause.kind} {_number(clause.value)}"  # type: ignore[arg-type]
         else:
             policy: tuple[Any, ...] = clause.value  # type: ignore[assignment]
-            text = "on_failure " + (f"retry {policy[1]} then {policy[2]}" if policy[0] == "retry" and len(policy) == 3 else str(policy[0]))
+            text = "on_failure " + (f"retry {int_to_str(policy[1])} then {policy[2]}" if policy[0] == "retry" and len(policy) == 3 else str(policy[0]))
         self.line(text, indent, _start(sp), _end(sp), sp.end_line, blank_ok=blank_ok)
 
     def forbid(self, item: ast.InvariantDecl, indent: int, blank_ok: bool) -> None:
