@@ -7,6 +7,7 @@ import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from .values import dumps_json
 from .compile.pipeline import Compilation, compile_sources
 from .compile.program import Program
 from .diagnostics import ConvergeError, Diagnostic, Span
@@ -263,7 +264,7 @@ def _encode_facts(facts: list[tuple], all_str: bool) -> bytes:
         body = _RECORD.join(map(_FIELD.join, facts))
         if body.count(_FIELD) == len(facts) * (len(facts[0]) - 1) and body.count(_RECORD) == len(facts) - 1:
             return b"T" + body.encode("utf-8", "surrogatepass")
-    return b"J" + json.dumps(facts, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    return b"J" + dumps_json(facts, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
@@ -306,7 +307,7 @@ class Result:
     def trace_jsonl(self) -> str:
         """The trace as JSON Lines (one event per line, keys in a fixed order)."""
         events = self.trace or []
-        return "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
+        return "".join(dumps_json(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
 
     @property
     def analysis(self) -> dict[str, Any] | None:
@@ -509,7 +510,7 @@ class Result:
         h = hashlib.sha256()
         for name in self.relations():
             store = self._context[name]
-            h.update(json.dumps([name, store.arity, len(store)], ensure_ascii=False).encode())
+            h.update(dumps_json([name, store.arity, len(store)], ensure_ascii=False).encode())
             h.update(b"\n")
             h.update(_encode_facts(store.live_order(), all(c.type == "str" for c in self.program.relations[name].columns)))
             h.update(b"\n")
@@ -549,7 +550,7 @@ class Result:
 
     def to_json(self, proofs: bool = False, relations: Sequence[str] | None = None, all_proofs: bool = False) -> str:
         """Canonical JSON: identical bytes for identical jobs."""
-        return json.dumps(self.to_dict(proofs, relations, all_proofs), ensure_ascii=False, indent=1) + "\n"
+        return dumps_json(self.to_dict(proofs, relations, all_proofs), ensure_ascii=False, indent=1) + "\n"
 
     def __repr__(self) -> str:
         return f"<Result {self.tier.value} cycles={self.cycles} facts={self.total_facts}>"

@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from .values import Value, format_value, type_name
+from .values import Value, format_value, str_to_int, type_name
 
 TYPES = ("int", "float", "str", "bool")
 NUMERIC = ("int", "float")
@@ -135,7 +135,7 @@ def to_int(v: Value, sid: int) -> int:
             raise EvalError(sid, f"to_int: {v} is not finite")
         return int(v)
     try:
-        return int(str(v).strip())
+        return str_to_int(str(v).strip())
     except ValueError:
         raise EvalError(sid, f"to_int: {format_value(v)} is not an integer") from None
 

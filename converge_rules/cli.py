@@ -11,6 +11,7 @@ Exit codes (stable, documented in docs/cli.md):
 from __future__ import annotations
 
 import errno
+from .values import dumps_json
 import json
 import os
 import sys
@@ -166,7 +167,7 @@ def _header(result: Any) -> None:
             OUT.print(f"  - [{reason.kind}] {reason.message}")
             for v in reason.details.get("violations", []):
                 for match in v["matches"]:
-                    binding = ", ".join(f"{k} = {json.dumps(val, ensure_ascii=False)}" for k, val in match["bindings"].items())
+                    binding = ", ".join(f"{k} = {dumps_json(val, ensure_ascii=False)}" for k, val in match["bindings"].items())
                     OUT.print(f"      {v['invariant']}: {', '.join(match['facts']) or '(no facts)'}" + (f"  with {binding}" if binding else ""))
     OUT.print(f"cycles: {result.cycles}")
     OUT.print(f"facts: {result.total_facts}")
@@ -377,7 +378,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
     if support:
         rows = result.support(relation, values)
         if fmt == "json":
-            sys.stdout.write(json.dumps({"fact": shown, "support": [format_fact(r, f) for r, f in rows]}, indent=2,
+            sys.stdout.write(dumps_json({"fact": shown, "support": [format_fact(r, f) for r, f in rows]}, indent=2,
                                         ensure_ascii=False) + "\n")
         else:
             OUT.print(f"{shown} rests on {len(rows)} input fact{'s' if len(rows) != 1 else ''}:")
@@ -392,7 +393,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         proofs = result.proofs(relation, values, limit=limit)
         trees = [build_tree(p, result.proof, depth) for p in proofs]
         if fmt == "json":
-            sys.stdout.write(json.dumps({"fact": shown, "derivations": [t.to_json() for t in trees]}, indent=2,
+            sys.stdout.write(dumps_json({"fact": shown, "derivations": [t.to_json() for t in trees]}, indent=2,
                                         ensure_ascii=False) + "\n")
             return
         for k, t in enumerate(trees, 1):

@@ -8,16 +8,17 @@ from typing import Any
 
 import click
 
+from ..values import dumps_json, loads_json
 from ..cli import EXIT_REPLAY_DIFFERS, OUT, _fail_diagnostics
 
 
 def _strip_time(line: str) -> str:
     try:
-        event = json.loads(line)
+        event = loads_json(line)
     except json.JSONDecodeError:
         return line
     event.pop("time", None)
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return dumps_json(event, ensure_ascii=False, separators=(",", ":"))
 
 
 def read_trace(path: str) -> list[str]:
@@ -30,10 +31,10 @@ def read_trace(path: str) -> list[str]:
         raise ConvergeError([Diagnostic("E500", f"cannot read trace: {err}", Span(path, 0, 0))])
     for number, line in enumerate(lines, 1):
         try:
-            json.loads(line)
+            loads_json(line)
         except json.JSONDecodeError as err:
             raise ConvergeError([Diagnostic("E501", f"malformed trace line: {err.msg}", Span(path, number, err.colno))])
-    if not lines or json.loads(lines[0]).get("event") != "header":
+    if not lines or loads_json(lines[0]).get("event") != "header":
         raise ConvergeError([Diagnostic("E501", "not a converge trace: the first line must be the header", Span(path, 1, 1))])
     return lines
 
@@ -58,7 +59,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         lines = read_trace(trace_file)
     except ConvergeError as err:
         _fail_diagnostics(err)
-    header = json.loads(lines[0])
+    header = loads_json(lines[0])
     for entry in header.get("rules", []) + header.get("facts", []):
         if _file_sha(entry["path"]) is None:
             OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
@@ -68,7 +69,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
             sys.exit(EXIT_REPLAY_DIFFERS)
     recorded: dict[Any, list[ToolOutcome]] = {}
     for line in lines[1:]:
-        event = json.loads(line)
+        event = loads_json(line)
         if event.get("event") == "tool":
             out = ToolOutcome(True, event["result"]) if "result" in event else ToolOutcome(False, error=event["error"])
             recorded.setdefault((event["tool"], tuple(event["args"])), []).append(out)

@@ -73,16 +73,29 @@ class Frontend:
                     self.error("E113", f"unknown standard module {item.module!r}; standard modules are named std.NAME", item.span)
                     continue
                 target = stdlib_dir() / "std" / f"{parts[1]}.cvg"
-                if not target.is_file():
+                try:
+                    found = target.is_file()
+                except (OSError, ValueError):  # a name the file system refuses (too long)
+                    found = False
+                if not found:
                     available = sorted(p.stem for p in (stdlib_dir() / "std").glob("*.cvg"))
                     self.error("E110", f"standard module {item.module!r} not found", item.span,
                                f"available: {', '.join('std.' + a for a in available) or 'none'}")
                     continue
                 self.import_unit(unit, item.alias or parts[1], str(target), item.span, str(target.parent), stack)
             elif isinstance(item, ast.ImportFile):
-                base = os.path.dirname(os.path.realpath(path))
-                target = os.path.realpath(os.path.join(base, item.path))
-                if os.path.isabs(item.path) or os.path.commonpath([project, target]) != project:
+                if "\x00" in item.path or not item.path.strip():
+                    self.error("E110", f"invalid import path {item.path!r}", item.span,
+                               "an import path names a .cvg file relative to the importing file")
+                    continue
+                try:
+                    base = os.path.dirname(os.path.realpath(path))
+                    target = os.path.realpath(os.path.join(base, item.path))
+                    outside = os.path.isabs(item.path) or os.path.commonpath([project, target]) != project
+                except (OSError, ValueError) as err:  # a name the file system refuses (too long, ...)
+                    self.error("E110", f"invalid import path {item.path[:80]!r}: {err}", item.span)
+                    continue
+                if outside:
                     self.error("E112", f"import {item.path!r} leaves the project directory {project}", item.span)
                     continue
                 if not os.path.isfile(target):
@@ -274,7 +287,9 @@ class Frontend:
             hint.append(f"declare it: relation {atom.relation}(...)")
             self.error("E200", f"undefined relation {atom.relation!r}", atom.span, *hint)
             return atom
-        return replace(atom, relation=resolved)
+        # arguments hold expressions too: their functions and aggregates resolve like a body's
+        args = tuple(self.resolve_expr(unit, a, relations) for a in atom.args)
+        return replace(atom, relation=resolved, args=args)
 
     def resolve_body(self, unit: Unit, body: tuple[ast.Literal, ...], relations: dict[str, Relation]) -> tuple[ast.Literal, ...]:
         out: list[ast.Literal] = []
@@ -375,10 +390,17 @@ class Frontend:
             from .types import assignable, const_type
 
             typ = const_type(arg.value)
+            if col.type not in TYPES:
+                return None  # the declaration's unknown type is the error (E203)
             if not assignable(col.type, typ):
                 self.error("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {typ} constant {_show(arg.value)}", arg.span)
                 return None
-            values.append(float(arg.value) if col.type == "float" else arg.value)
+            try:
+                values.append(float(arg.value) if col.type == "float" else arg.value)
+            except OverflowError:
+                self.error("E301", f"column {col.name!r} of {rel.name} is float, and this int is too large for a float",
+                           arg.span)
+                return None
         return SourceFact(rel.name, tuple(values), head.span)
 
 

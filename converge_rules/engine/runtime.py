@@ -16,7 +16,7 @@ from typing import Mapping
 from .. import catalogue
 from ..catalogue import EvalError, finite, substr, to_float, to_int, to_str, type_error  # noqa: F401  (re-exported)
 from ..syntax import ast
-from ..values import Value, format_value, type_name
+from ..values import Value, format_value, str_to_int, type_name
 
 __all__ = ["EvalError", "StepsExceeded", "call_builtin", "coerce", "compare", "eval_expr", "finite", "steps_exceeded", "type_error"]
 

@@ -35,9 +35,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
+from ..values import dumps_json, loads_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
-from ..values import Value, format_fact, format_value, type_name
+from ..values import Value, format_fact, format_value, str_to_int, type_name
 
 # ------------------------------------------------------------------ report
 
@@ -204,7 +205,7 @@ def _builtin(func: str, args: list[Value]) -> Value:
                 raise _Bad(f"to_int: {v} is not finite")
             return int(v)
         try:
-            return int(str(v).strip())
+            return str_to_int(str(v).strip())
         except ValueError:
             raise _Bad(f"to_int: {format_value(v)} is not an integer") from None
     if func == "to_float":
@@ -632,7 +633,7 @@ class Checker:
     def _check_cycle(self, p: Mapping[str, Any], cycles: Any, problems: list[tuple[str, str]]) -> None:
         cycle = p.get("cycle")
         if type(cycle) is not int or cycle < 1:
-            problems.append(("cycle", f"a derived fact's cycle must be a whole number >= 1, got {json.dumps(cycle)}"))
+            problems.append(("cycle", f"a derived fact's cycle must be a whole number >= 1, got {dumps_json(cycle)}"))
             return
         if type(cycles) is int and cycle > cycles:
             problems.append(("cycle", f"derived in cycle {cycle}, but the run has {cycles} cycle(s)"))
@@ -991,7 +992,7 @@ def read_result(path: str) -> tuple[dict[str, Any], str]:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise ConvergeError([Diagnostic("E500", f"cannot read result file: {reason}", Span(path, 0, 0))]) from None
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as err:
         raise ConvergeError([Diagnostic("E501", f"malformed result file: {err.msg}", Span(path, err.lineno, err.colno))]) from None
     except RecursionError:

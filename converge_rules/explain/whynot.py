@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
+from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
 from ..compile.program import AgentDef, Program
 from .. import catalogue
@@ -569,7 +570,7 @@ class _Explainer:
             except (EvalError, TypeError, ValueError, AttributeError, IndexError) as err:
                 m.reason = f"{_show_lit(lit, env)}: {getattr(err, 'message', err)}"
         elif isinstance(lit, ast.Fail):
-            m.reason = f"fail {json.dumps(lit.message, ensure_ascii=False)}: the agent fails when it reaches this literal"
+            m.reason = f"fail {dumps_json(lit.message, ensure_ascii=False)}: the agent fails when it reaches this literal"
         else:
             assert isinstance(lit, ast.Comparison)
             got = self.comparison(lit, env)
@@ -840,7 +841,7 @@ def render_text(w: WhyNot, indent: str = "") -> str:
 
 
 def render_json(w: WhyNot) -> str:
-    return json.dumps(w.to_json(), indent=2, ensure_ascii=False)
+    return dumps_json(w.to_json(), indent=2, ensure_ascii=False)
 
 
 RENDERERS = {"text": render_text, "json": render_json}

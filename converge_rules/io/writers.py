@@ -41,6 +41,7 @@ import sys
 import unicodedata
 from typing import Mapping, Sequence
 
+from ..values import dumps_json, int_to_str
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..values import RelationSchema, format_value
 
@@ -157,6 +158,8 @@ def _csv_cell(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, int):
+        return int_to_str(value)
     return str(value)
 
 
@@ -265,7 +268,7 @@ def _table_cell(value: object) -> str:
     if isinstance(value, str):
         if value and value == value.strip() and value.isprintable():
             return value
-        return json.dumps(value, ensure_ascii=False)
+        return dumps_json(value, ensure_ascii=False)
     if isinstance(value, (bool, int, float)):
         return format_value(value)
     return str(value)

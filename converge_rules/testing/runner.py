@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from ..values import dumps_json
 from ..diagnostics import Diagnostic
 
 TEST_TEXT = re.compile(r'\btest\s*"')
@@ -227,7 +228,7 @@ def _reasons_text(result: Any) -> str:
         lines.append(f"- [{reason.kind}] {reason.message}")
         for v in reason.details.get("violations", []):
             for match in v.get("matches", []):
-                binding = ", ".join(f"{k} = {json.dumps(val, ensure_ascii=False)}" for k, val in match["bindings"].items())
+                binding = ", ".join(f"{k} = {dumps_json(val, ensure_ascii=False)}" for k, val in match["bindings"].items())
                 lines.append(f"    {v['invariant']}: {', '.join(match['facts']) or '(no facts)'}"
                              + (f"  with {binding}" if binding else ""))
     return "\n".join(lines) if lines else "(no reasons)"
