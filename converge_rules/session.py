@@ -1,0 +1,248 @@
+"""A session: a loaded rule set with its tools and options, making decisions.
+
+The decision service (``converge serve``) is a thin HTTP adapter over this
+class; a Python program can use it directly::
+
+    session = converge_rules.Session(["loans.cvg"], tools={...})
+    decision = session.decide({"loan": [["l1", "a1", 6000]], "applicant": [["a1", 1000]]})
+    decision.result.tier, decision.response()["facts"]["decision"], decision.record
+
+A session is safe to share between threads: each decision takes the rule set
+current when it starts and finishes on it, while ``swap`` replaces the rule set
+atomically for later decisions. It holds no process-wide state. The client's
+budget is capped by the session's (``cap``): a request can ask for less, never
+for more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from .api import Result, RuleSet
+from .diagnostics import ConvergeError, Diagnostic, Span
+from .engine.loop import Budget
+
+_REQUEST = "<request>"
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """One rule file of a loaded rule set: its name and SHA-256."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LoadedRules:
+    """A checked rule set, the files it came from, their digest and when it was loaded."""
+
+    ruleset: RuleSet
+    files: tuple[RuleFile, ...]
+    digest: str
+    loaded_at: float
+    sources: tuple[tuple[str, str], ...] = ()   # (name, text) when loaded from texts (PUT /v1/ruleset)
+
+    def to_json(self) -> dict[str, Any]:
+        from .store.base import iso_time
+
+        return {"digest": self.digest, "loaded_at": iso_time(self.loaded_at),
+                "files": [{"path": f.path, "sha256": f.sha256} for f in self.files],
+                "relations": self.ruleset.relations}
+
+
+def ruleset_digest(files: Iterable[tuple[str, str]]) -> str:
+    """SHA-256 over the rule files' names and SHA-256s, sorted by name: equal files, equal digest."""
+    rows = sorted((name, sha) for name, sha in files)
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision: its id and time, the rule set digest it ran under, the result and its record."""
+
+    id: str
+    created_at: float
+    ruleset_digest: str
+    result: Result
+    record: Any
+    relations: tuple[str, ...] = ()
+
+    def response(self) -> dict[str, Any]:
+        """The service's answer: id, tier, reasons, cycles, digest, rule set digest and the facts."""
+        r = self.result
+        names = list(self.relations) or r.relations()
+        from .store.base import iso_time
+
+        return {"decision_id": self.id, "created_at": iso_time(self.created_at), "tier": r.tier.value,
+                "reasons": [x.to_json() for x in r.reasons], "cycles": r.cycles, "digest": r.digest,
+                "ruleset": {"digest": self.ruleset_digest},
+                "facts": {n: [list(f) for f in r.facts(n)] for n in names}}
+
+
+def _bad(message: str, where: str = "", code: str = "E944") -> ConvergeError:
+    notes = (f"at {where}",) if where else ()
+    return ConvergeError([Diagnostic(code, message, Span(_REQUEST, 0, 0), notes=notes)])
+
+
+def budget_from_json(data: Any, where: str = "budget") -> Budget:
+    """A Budget from a JSON object such as ``{"max_cycles": 10}``; ConvergeError E944 otherwise."""
+    if data is None:
+        return Budget()
+    if not isinstance(data, Mapping):
+        raise _bad("the budget must be an object such as {\"max_cycles\": 10}", where)
+    known = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise _bad(f"unknown budget setting {key!r}; known: {', '.join(known)}", f"{where}.{key}")
+        if value is None:
+            continue
+        if key == "min_confidence":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise _bad(f"{key} must be a number in [0, 1]", f"{where}.{key}")
+            values[key] = float(value)
+        else:
+            low = 1 if key == "max_agents_per_cycle" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise _bad(f"{key} must be an integer >= {low}", f"{where}.{key}")
+            values[key] = value
+    return Budget(**values)
+
+
+class Session:
+    """A loaded rule set, its tools and options; thread-safe; makes decisions."""
+
+    def __init__(self, rules: Sequence[str] = (), *, sources: Sequence[tuple[str, str]] = (),
+                 tools: Mapping[str, Any] | None = None, budget: Budget | None = None, workers: int = 1,
+                 tool_timeout: float | None = 30.0, on_failure: str | None = None):
+        self.tools = dict(tools or {})
+        self.budget = budget or Budget()
+        self.workers = workers
+        self.tool_timeout = tool_timeout
+        self.on_failure = on_failure
+        self._lock = threading.Lock()
+        self._paths = tuple(str(p) for p in rules)
+        if not rules and not sources:
+            raise ValueError("a session needs rule files or rule texts")
+        self._rules = self._compile_paths(self._paths) if rules else self._compile_texts(sources)
+
+    # -- the rule set
+    @property
+    def rules(self) -> LoadedRules:
+        """The current rule set (a decision started now runs on it)."""
+        return self._rules
+
+    def _checked(self, ruleset: RuleSet) -> RuleSet:
+        missing = [(n, s) for n, s in ruleset.tool_names() if n not in self.tools]
+        if missing:
+            raise ConvergeError([Diagnostic("E220", f"unknown tool {n!r}: the rules call it but the session has no tool "
+                                                    "of that name", s) for n, s in missing])
+        return ruleset
+
+    def _compile_paths(self, paths: Sequence[str]) -> LoadedRules:
+        from .api import load
+
+        ruleset = self._checked(load(list(paths)))
+        files = []
+        for path in ruleset.program.files:
+            try:
+                with open(path, "rb") as handle:
+                    files.append(RuleFile(path, hashlib.sha256(handle.read()).hexdigest()))
+            except OSError:
+                continue
+        files.sort(key=lambda f: f.path)
+        return LoadedRules(ruleset, tuple(files), ruleset_digest((f.path, f.sha256) for f in files), time.time())
+
+    def _compile_texts(self, sources: Sequence[tuple[str, str]]) -> LoadedRules:
+        from .compile.pipeline import compile_sources
+
+        names = [n for n, _ in sources]
+        if len(set(names)) != len(names):
+            raise _bad("two rule files have the same name", "files", "E945")
+        compilation = compile_sources([(name, text) for name, text in sorted(sources)])
+        if not compilation.ok:
+            raise ConvergeError([d for d in compilation.diagnostics if d.is_error])
+        ruleset = self._checked(RuleSet(compilation))
+        files = tuple(RuleFile(n, hashlib.sha256(t.encode("utf-8")).hexdigest()) for n, t in sorted(sources))
+        return LoadedRules(ruleset, files, ruleset_digest((f.path, f.sha256) for f in files), time.time(),
+                           tuple(sorted(sources)))
+
+    def swap(self, sources: Sequence[tuple[str, str]]) -> LoadedRules:
+        """Check new rule files given as ``(name, text)`` and make them current; on any error
+        raise ConvergeError and keep the old rule set. Decisions in flight finish on the old one."""
+        loaded = self._compile_texts(sources)
+        with self._lock:
+            self._rules = loaded
+        return loaded
+
+    def reload(self) -> LoadedRules:
+        """Re-read the rule files the session was started with (same checks as ``swap``)."""
+        if not self._paths:
+            raise ValueError("this session was not loaded from files")
+        loaded = self._compile_paths(self._paths)
+        with self._lock:
+            self._rules = loaded
+        return loaded
+
+    # -- decisions
+    def cap(self, requested: Budget | None) -> Budget:
+        """The client's budget capped by the session's (and the rule files') budget, field by field."""
+        server = self.budget.merged_over(self.rules.ruleset.program.budget)
+        req = requested or Budget()
+
+        def lower(name: str) -> Any:
+            a, b = getattr(req, name), getattr(server, name)
+            return b if a is None else (a if b is None else min(a, b))
+
+        floor = req.min_confidence
+        if server.min_confidence is not None:
+            floor = server.min_confidence if floor is None else max(floor, server.min_confidence)
+        return Budget(lower("max_cycles"), lower("max_facts"), lower("max_agents_per_cycle"), lower("max_steps"), floor)
+
+    def decide(self, facts: Mapping[str, Iterable[Any]] | None, budget: Budget | Mapping[str, Any] | None = None,
+               goals: Sequence[str] | None = None, relations: Sequence[str] | None = None) -> Decision:
+        """Run the current rule set over ``facts`` (rows as arrays or objects by column name) and
+        return the decision with its record. Raises ConvergeError (located, coded diagnostics)
+        for malformed facts, budgets, goals or relations. A tier below converged is a decision too."""
+        loaded = self._rules  # one read: the whole decision runs on this rule set
+        ruleset = loaded.ruleset
+        if budget is not None and not isinstance(budget, Budget):
+            budget = budget_from_json(budget)
+        for label, names in (("goals", goals), ("relations", relations)):
+            if names is None:
+                continue
+            if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+                raise _bad(f"{label} must be a list of relation names", label)
+            for i, name in enumerate(names):
+                if name not in ruleset.program.relations:
+                    raise ConvergeError([Diagnostic("E200", f"undefined relation {name!r}", Span(_REQUEST, 0, 0),
+                                                    notes=(f"at {label}[{i}]", "relations: " + ", ".join(ruleset.relations)))])
+        result = ruleset.run(facts or {}, budget=self.cap(budget), tools=self.tools, workers=self.workers,
+                             tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
+        record = make_record(result)
+        return Decision(uuid.uuid4().hex, time.time(), loaded.digest, result, record,
+                        tuple(dict.fromkeys(relations or ())))
+
+
+def make_record(result: Result) -> Any:
+    """The decision record of a result (``converge_rules.record.Record``)."""
+    from .record import Record
+
+    return Record.from_result(result)
+
+
+def open_record_text(text: str) -> Any:
+    """A stored record back from its JSON text."""
+    from .record import Record
+
+    return Record.from_json(text)
+
+
+__all__ = ["Decision", "LoadedRules", "RuleFile", "Session", "budget_from_json", "ruleset_digest"]
