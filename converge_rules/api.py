@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -70,6 +71,13 @@ class RuleSet:
         self._compilation = compilation
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
+        self.files = _read_sources(compilation)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over the rule files' names and contents (imports and standard modules included):
+        the version of the rule set a decision ran under."""
+        return ruleset_digest(self.files)
 
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
@@ -137,6 +145,9 @@ class RuleSet:
 
         result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
                       "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+        result._ruleset_files = self.files
+        result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
+                           "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
         return result
 
 
@@ -179,6 +190,35 @@ class RuleSet:
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         return outcome, inputs, events, header, effective
+
+def _read_sources(compilation: Compilation) -> list[dict[str, str]]:
+    """Every file of the program with its text and SHA-256, read once when the rule set is
+    loaded (a decision record carries them, so later edits never reach it); sorted by path."""
+    given = {p: t for p, t in compilation.roots if t is not None}
+    files: dict[str, dict[str, str]] = {}
+    for path in compilation.program.files if compilation.program else ():
+        text = given.get(path)
+        if text is None:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+        files[path] = {"path": path, "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+                       "text": text}
+    return [files[p] for p in sorted(files)]
+
+
+def ruleset_digest(files: Iterable[Mapping[str, str]]) -> str:
+    """SHA-256 over (name, SHA-256 of contents) of each rule file, sorted by name; a standard
+    module counts by its module name, so the digest does not depend on where converge is installed."""
+    from .compile.frontend import stdlib_dir
+
+    std = os.path.join(str(stdlib_dir()), "std") + os.sep
+    named = sorted(("<std>/" + f["path"][len(std):] if f["path"].startswith(std) else f["path"], f["sha256"])
+                   for f in files)
+    return hashlib.sha256(json.dumps(named, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
 
 class _Inputs:
     """Input facts from rule files, facts files and the API, with their sources."""
@@ -286,6 +326,14 @@ class Result:
         self._events = events
         self._header = header or {}
         self.job: dict[str, list[str]] = {"rules": [], "facts": []}
+        self._ruleset_files: list[dict[str, str]] = []   # set by RuleSet.run: what a record carries
+        self._options: dict[str, Any] = {}
+
+    def to_record(self) -> Any:
+        """This job as a self-contained decision record (see converge_rules.record)."""
+        from .record import Record
+
+        return Record.from_result(self)
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:

@@ -41,9 +41,27 @@ class Unit:
 
 
 class Frontend:
-    def __init__(self) -> None:
+    def __init__(self, virtual: dict[str, str] | None = None) -> None:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
+        # path -> text: compile from these texts only (a decision record), never reading a file
+        self.virtual = virtual
+
+    def _virtual_path(self, candidate: str) -> str | None:
+        """The recorded file an import names: as written, then relative or absolute."""
+        assert self.virtual is not None
+        for key in (candidate, os.path.normpath(candidate), os.path.relpath(candidate), os.path.abspath(candidate)):
+            if key in self.virtual:
+                return key
+        return None
+
+    def _virtual_std(self, name: str) -> str | None:
+        assert self.virtual is not None
+        suffix = f"std{os.sep}{name}.cvg"
+        for key in sorted(self.virtual):
+            if key == suffix or key.endswith(os.sep + suffix) or key.endswith(f"/std/{name}.cvg"):
+                return key
+        return None
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -59,7 +77,7 @@ class Frontend:
                 self.diags.extend(err.diagnostics)
                 continue
             project = os.path.dirname(os.path.realpath(path)) if text is None else os.getcwd()
-            self.add_unit(path, "", source, project, [os.path.realpath(path)])
+            self.add_unit(path, "", source, project, [os.path.realpath(path) if self.virtual is None else path])
 
     def add_unit(self, path: str, prefix: str, source: ast.SourceFile, project: str, stack: list[str]) -> None:
         aliases: dict[str, str] = {}
@@ -71,6 +89,13 @@ class Frontend:
                 if len(parts) != 2 or parts[0] != "std":
                     self.error("E113", f"unknown standard module {item.module!r}; standard modules are named std.NAME", item.span)
                     continue
+                if self.virtual is not None:
+                    found = self._virtual_std(parts[1])
+                    if found is None:
+                        self.error("E110", f"standard module {item.module!r} is not in the record", item.span)
+                        continue
+                    self.import_unit(unit, item.alias or parts[1], found, item.span, project, stack)
+                    continue
                 target = stdlib_dir() / "std" / f"{parts[1]}.cvg"
                 if not target.is_file():
                     available = sorted(p.stem for p in (stdlib_dir() / "std").glob("*.cvg"))
@@ -78,6 +103,12 @@ class Frontend:
                                f"available: {', '.join('std.' + a for a in available) or 'none'}")
                     continue
                 self.import_unit(unit, item.alias or parts[1], str(target), item.span, str(target.parent), stack)
+            elif isinstance(item, ast.ImportFile) and self.virtual is not None:
+                found = self._virtual_path(os.path.join(os.path.dirname(path), item.path))
+                if found is None:
+                    self.error("E110", f"imported file not in the record: {item.path!r}", item.span)
+                    continue
+                self.import_unit(unit, item.alias, found, item.span, project, stack)
             elif isinstance(item, ast.ImportFile):
                 base = os.path.dirname(os.path.realpath(path))
                 target = os.path.realpath(os.path.join(base, item.path))
@@ -92,7 +123,7 @@ class Frontend:
                 self.import_unit(unit, item.alias, display, item.span, project, stack)
 
     def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str, stack: list[str]) -> None:
-        real = os.path.realpath(target)
+        real = os.path.realpath(target) if self.virtual is None else target
         if real in stack:
             chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(real):] + [real])
             self.error("E111", f"import cycle: {chain}", span)
@@ -101,7 +132,7 @@ class Frontend:
             self.error("E114", f"two imports use the name {alias!r}", span)
             return
         try:
-            source = parse_file(target)
+            source = parse_file(target) if self.virtual is None else parse_text(self.virtual[target], target)
         except ConvergeError as err:
             self.diags.extend(err.diagnostics)
             return

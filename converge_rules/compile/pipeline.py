@@ -68,10 +68,25 @@ STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
 ]
 
 
-def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True) -> Compilation:
-    """Run the stages over root files ``(path, text or None)``; files may come from the cache."""
+def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
+                    virtual: dict[str, str] | None = None) -> Compilation:
+    """Run the stages over root files ``(path, text or None)``; files may come from the cache.
+
+    With ``virtual`` (path -> text, e.g. the files of a decision record) every file,
+    imports and standard modules included, is taken from it: nothing is read from disk."""
     from . import cache
 
+    if virtual is not None:
+        from .frontend import Frontend
+
+        roots = [(p, virtual[p] if t is None else t) for p, t in roots]
+        c = Compilation(roots, frontend=Frontend(virtual))
+        for _name, stage in STAGES:
+            c.diagnostics.extend(stage(c))
+            c.diagnostics = sort_diagnostics(c.diagnostics)
+            if not c.ok:
+                break
+        return c
     files_only = use_cache and all(text is None for _, text in roots)
     if files_only:
         cached = cache.load([p for p, _ in roots])

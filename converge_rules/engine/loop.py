@@ -112,6 +112,7 @@ class Outcome:
     confidence: dict[str, dict[tuple, float]] | None = None
     alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
     dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every tool call with its outcome, in order
 
 
 class _AgentState:
@@ -168,6 +169,7 @@ class Engine:
         self.replay_tools = {k: list(v) for k, v in replay_tools.items()} if replay_tools is not None else None
         self.progress = progress
         self.memo: dict[ToolKey, Any] = {}
+        self.tool_log: list[dict[str, Any]] = []  # kept even without a trace: a decision record needs it
         self.tool_errors: dict[ToolKey, str] = {}
         self.requests: dict[ToolKey, None] = {}
         self.current_check: RuleCode | None = None  # the invariant being evaluated, for error reports
@@ -259,7 +261,9 @@ class Engine:
             outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
-            self._emit({"event": "tool", "cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()})
+            call = {"cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()}
+            self.tool_log.append(call)
+            self._emit({"event": "tool", **call})
             if out.ok:
                 self.memo[key] = out.value
             else:
@@ -276,6 +280,7 @@ class Engine:
             outcome.confidence = self.conf
             outcome.alternatives = self.alternatives
             outcome.dropped = self.dropped
+            outcome.tool_calls = self.tool_log
             return outcome
         finally:
             if enabled:

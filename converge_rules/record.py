@@ -1,0 +1,633 @@
+"""Decision records: one job, self-contained and versioned (``converge-record/1``).
+
+A record holds everything needed to explain, verify or replay a decision without
+the original files or tools: the rule files' texts and SHA-256, where each input
+fact came from, every tool call with its result, budgets and options, the outcome
+(tier, reasons, cycles, digest), the facts in commit order and one compact proof
+per fact. Explanations rebuild a Program from the recorded texts (no file is read)
+and a Result from the recorded facts and proofs, so the ordinary explanation code
+runs unchanged. Loading is lazy: a relation's fact index and each proof are built
+only when an explanation touches them.
+
+Proofs are stored as the engine keeps them: ``[agent id, cycle, premise rows...,
+[aggregate and tool values]]`` where each premise is the row number of the fact in
+its relation's list (the relation follows from the agent's body); an input fact's
+proof is ``[-1, source index, line]`` into the record's ``sources`` list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Iterator, Sequence
+
+from .diagnostics import ConvergeError, Diagnostic, Span
+
+RECORD_FORMAT = "converge-record/1"
+_REQUIRED = ("format", "ruleset", "job", "options", "outcome", "facts", "proofs", "sources", "tools")
+
+
+class RecordError(ConvergeError):
+    """A record that cannot be read, is not a record, or is malformed (codes E610-E614)."""
+
+    @property
+    def code(self) -> str:
+        return self.diagnostics[0].code
+
+
+def _error(code: str, message: str, where: str = "<record>", *notes: str) -> RecordError:
+    return RecordError([Diagnostic(code, message, Span(where, 0, 0), "error", tuple(notes))])
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted keys, no NaN, no insignificant whitespace: equal records give equal bytes."""
+    try:
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+    except ValueError as err:
+        raise _error("E614", f"the record holds a value JSON cannot represent: {err}")
+
+
+def _seal(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json({k: v for k, v in data.items() if k != "seal"})
+                          .encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# ------------------------------------------------------------------ writing
+def _encode(result: Any) -> dict[str, Any]:
+    from . import __version__
+    from .api import ruleset_digest
+    from .engine.store import INPUT_AGENT
+    from .syntax import ast
+
+    program = result.program
+    context = result._context
+    outcome = result._outcome
+    names = sorted(context.relations)
+    rows = {n: context[n].order for n in names}
+    index: dict[str, dict[tuple, int]] = {n: {f: i for i, f in enumerate(rows[n])} for n in names}
+    positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
+    sources: list[str] = []
+    source_ids: dict[str, int] = {}
+
+    def encode_record(record: tuple, relation: str, fact: tuple) -> list[Any]:
+        if record[0] == INPUT_AGENT:
+            src = result._inputs.source(relation, fact)
+            if src is None:
+                return [INPUT_AGENT]
+            sid = source_ids.get(src[0])
+            if sid is None:
+                sid = source_ids[src[0]] = len(sources)
+                sources.append(src[0])
+            return [INPUT_AGENT, sid, src[1]]
+        rels = positive[record[0]]
+        out: list[Any] = [record[0], record[1]]
+        for rel, premise in zip(rels, record[2:2 + len(rels)]):
+            i = index.get(rel, {}).get(premise)
+            out.append(i if i is not None else list(premise))  # a row number, or the fact itself
+        if len(record) > 2 + len(rels):
+            out.append(list(record[2 + len(rels)]))
+        return out
+
+    facts: dict[str, list[list[Any]]] = {}
+    proofs: dict[str, list[list[Any]]] = {}
+    superseded: dict[str, list[list[int]]] = {}
+    for n in names:
+        store = context[n]
+        facts[n] = [list(f) for f in rows[n]]
+        table = []
+        for f in rows[n]:
+            record = store.facts.get(f)
+            if record is None:
+                record = store.superseded[f][0]
+            table.append(encode_record(record, n, f))
+        proofs[n] = table
+        if store.superseded:
+            superseded[n] = sorted([index[n][f], index[n].get(by, -1), cycle]
+                                   for f, (_p, by, cycle) in store.superseded.items() if f in index[n])
+    data: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "converge": __version__,
+        "ruleset": {"digest": ruleset_digest(result._ruleset_files), "files": result._ruleset_files,
+                    "agents": [a.name for a in program.agents]},
+        "job": {"rules": list(result.job["rules"]), "facts": list(result.job["facts"])},
+        "inputs": {"files": list(result._header.get("facts", [])), "api": bool(result._header.get("inline_facts"))},
+        "options": dict(result._options) or {"budget": result.budget.to_json()},
+        "outcome": {"tier": result.tier.value, "reasons": [r.to_json() for r in result.reasons],
+                    "cycles": result.cycles, "digest": result.digest, "steps": result.steps,
+                    "facts": result.total_facts, "fired": result.fired_agents()},
+        "tools": list(outcome.tool_calls),
+        "sources": sources,
+        "facts": facts,
+        "proofs": proofs,
+    }
+    if superseded:
+        data["superseded"] = superseded
+    if outcome.confidence:
+        conf = {n: sorted([index[n][f], c] for f, c in table.items() if f in index[n])
+                for n, table in outcome.confidence.items() if n in index}
+        conf = {n: v for n, v in conf.items() if v}
+        if conf:
+            data["confidence"] = conf
+    if outcome.dropped:
+        data["dropped"] = {n: [[list(f), reason, cycle, list(d) if isinstance(d, tuple) else d]
+                               for f, (reason, cycle, d) in table.items()]
+                           for n, table in sorted(outcome.dropped.items()) if table}
+    if outcome.alternatives:
+        alts = {n: [[index[n][f], [encode_record(r, n, f) for r in records]]
+                    for f, records in table.items() if f in index[n] and records]
+                for n, table in sorted(outcome.alternatives.items())}
+        alts = {n: sorted(v) for n, v in alts.items() if v}
+        if alts:
+            data["alternatives"] = alts
+    if result._events is not None:
+        data["trace"] = list(result._events)
+    data["seal"] = _seal(data)
+    return data
+
+
+# ------------------------------------------------------------------ reading
+def _check_shape(data: Any, where: str) -> None:
+    if not isinstance(data, dict):
+        raise _error("E611", "not a converge record: the top level is not a JSON object", where)
+    fmt = data.get("format")
+    if fmt != RECORD_FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("converge-record/"):
+            raise _error("E611", f"unsupported record version {fmt!r}; this converge reads {RECORD_FORMAT!r}", where)
+        raise _error("E611", f"not a converge record (format {fmt!r}, expected {RECORD_FORMAT!r})", where,
+                     "write one with: converge run RULES --facts FILE --record r.json")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise _error("E612", f"malformed record: missing {', '.join(missing)}", where)
+    rs = data["ruleset"]
+    if not isinstance(rs, dict) or not isinstance(rs.get("files"), list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("text"), str)
+            and isinstance(f.get("sha256"), str) for f in rs["files"]):
+        raise _error("E612", "malformed record: 'ruleset.files' must list {path, sha256, text}", where)
+    if not isinstance(data["job"], dict) or not isinstance(data["job"].get("rules"), list) or not data["job"]["rules"]:
+        raise _error("E612", "malformed record: 'job.rules' must list the root rule files", where)
+    out = data["outcome"]
+    if not isinstance(out, dict) or not all(k in out for k in ("tier", "reasons", "cycles", "digest")):
+        raise _error("E612", "malformed record: 'outcome' needs tier, reasons, cycles and digest", where)
+    if out["tier"] not in ("converged", "degraded", "bounded", "failed"):
+        raise _error("E612", f"malformed record: unknown tier {out['tier']!r}", where)
+    facts, proofs = data["facts"], data["proofs"]
+    if not isinstance(facts, dict) or not isinstance(proofs, dict) or sorted(facts) != sorted(proofs):
+        raise _error("E612", "malformed record: 'facts' and 'proofs' must be objects over the same relations", where)
+    for n, rows in facts.items():
+        if not isinstance(rows, list) or not isinstance(proofs[n], list) or len(rows) != len(proofs[n]):
+            raise _error("E612", f"malformed record: relation {n!r} needs one proof per fact", where)
+    if not isinstance(data["tools"], list) or not isinstance(data["sources"], list):
+        raise _error("E612", "malformed record: 'tools' and 'sources' must be lists", where)
+
+
+class _Facts(Mapping):
+    """A relation's live facts -> engine proof records, decoded on demand from the record."""
+
+    def __init__(self, rel: "_Rel"):
+        self.rel = rel
+
+    def __getitem__(self, fact: tuple) -> tuple:
+        i = self.rel.live_index().get(fact)
+        if i is None:
+            raise KeyError(fact)
+        return self.rel.record_at(i)
+
+    def __contains__(self, fact: object) -> bool:
+        return fact in self.rel.live_index()
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.rel.live_index())
+
+    def __len__(self) -> int:
+        return len(self.rel.rows) - len(self.rel.dead)
+
+
+class _Rel:
+    """One recorded relation: rows in commit order, proofs, superseded rows."""
+
+    def __init__(self, book: "_Book", name: str, rows: list[list[Any]], proofs: list[list[Any]]):
+        self.book, self.name, self.raw, self.proofs = book, name, rows, proofs
+        self._rows: list[tuple] | None = None
+        self._live: dict[tuple, int] | None = None
+        self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
+
+    @property
+    def rows(self) -> list[tuple]:
+        if self._rows is None:
+            self._rows = list(map(tuple, self.raw))
+        return self._rows
+
+    def live_index(self) -> dict[tuple, int]:
+        if self._live is None:
+            dead = self.dead
+            self._live = {f: i for i, f in enumerate(self.rows) if i not in dead} if dead else \
+                dict(zip(self.rows, range(len(self.rows))))
+        return self._live
+
+    def record_at(self, i: int) -> tuple:
+        return self.book.decode(self.name, self.proofs[i])
+
+
+class _Book:
+    """Decodes compact proofs of a record into the engine's record tuples."""
+
+    def __init__(self, program: Any, data: Mapping[str, Any]):
+        from .syntax import ast
+
+        self.program = program
+        self.positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
+        self.rels = {n: _Rel(self, n, rows, data["proofs"][n]) for n, rows in data["facts"].items()}
+        self.sources = data["sources"]
+
+    def decode(self, relation: str, entry: list[Any]) -> tuple:
+        from .engine.store import INPUT_PROOF
+
+        try:
+            if entry[0] < 0:
+                return INPUT_PROOF
+            rels = self.positive[entry[0]]
+            premises = [self.rels[r].rows[p] if isinstance(p, int) else tuple(p)
+                        for r, p in zip(rels, entry[2:2 + len(rels)])]
+            extra = (tuple(entry[2 + len(rels)]),) if len(entry) > 2 + len(rels) else ()
+            return (entry[0], entry[1], *premises, *extra)
+        except (IndexError, KeyError, TypeError) as err:
+            raise _error("E613", f"the record's proof {entry!r} of a {relation} fact does not fit the recorded rules "
+                                 f"({type(err).__name__})")
+
+    def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
+        rel = self.rels.get(relation)
+        if rel is None:
+            return None
+        i = rel.live_index().get(fact)
+        if i is None:
+            i = next((k for k in rel.dead if rel.rows[k] == fact), None)
+            if i is None:
+                return None
+        entry = rel.proofs[i]
+        if len(entry) >= 3 and entry[0] < 0 and isinstance(entry[1], int) and 0 <= entry[1] < len(self.sources):
+            return (self.sources[entry[1]], entry[2])
+        return None
+
+
+def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The recorded rules compiled from their texts, and a Result over the recorded facts and proofs."""
+    from .api import Result, RuleSet
+    from .compile.pipeline import compile_sources
+    from .engine.loop import Budget, Outcome, Reason, Tier
+    from .engine.store import Context
+
+    virtual = {f["path"]: f["text"] for f in data["ruleset"]["files"]}
+    roots = list(data["job"]["rules"])
+    missing = [p for p in roots if p not in virtual]
+    if missing:
+        raise _error("E613", f"the record lacks the text of rule file {missing[0]!r}")
+    compilation = compile_sources([(p, None) for p in roots], virtual=virtual)
+    if not compilation.ok:
+        first = next(d for d in compilation.diagnostics if d.is_error)
+        raise _error("E613", f"the recorded rules do not compile: {first.render().splitlines()[0]}")
+    ruleset = RuleSet(compilation)
+    program = ruleset.program
+    agents = data["ruleset"].get("agents")
+    if agents is not None and agents != [a.name for a in program.agents]:
+        raise _error("E613", "the recorded rules compile to other agents than the record names")
+    unknown = sorted(n for n in data["facts"] if n not in program.relations)
+    if unknown:
+        raise _error("E613", f"the record holds facts of {unknown[0]!r}, which the recorded rules do not declare")
+    book = _Book(program, data)
+    context = Context({name: rel.arity for name, rel in program.relations.items()})
+    for name, store in context.relations.items():
+        rel = book.rels.get(name)
+        if rel is None:
+            continue
+        for row, by, cycle in data.get("superseded", {}).get(name, []):
+            rel.dead[row] = (by, cycle)
+        store.order = rel.rows
+        store.facts = _Facts(rel)  # type: ignore[assignment]
+        store.superseded = {rel.rows[row]: (rel.record_at(row), rel.rows[by] if by >= 0 else (), cycle)
+                            for row, (by, cycle) in rel.dead.items()}
+    confidence = None
+    if "confidence" in data:
+        confidence = {n: {book.rels[n].rows[i]: c for i, c in rows} for n, rows in data["confidence"].items()}
+    dropped = {n: {tuple(f): (reason, cycle, tuple(d) if isinstance(d, list) else d) for f, reason, cycle, d in rows}
+               for n, rows in data.get("dropped", {}).items()}
+    alternatives = None
+    if "alternatives" in data:
+        alternatives = {n: {book.rels[n].rows[i]: [book.decode(n, e) for e in entries] for i, entries in rows}
+                        for n, rows in data["alternatives"].items()}
+    out = data["outcome"]
+    options = data["options"]
+    budget = Budget(**{k: v for k, v in options.get("budget", {}).items() if k in Budget.__dataclass_fields__})
+    reasons = [Reason(r["kind"], r["message"], {k: v for k, v in r.items() if k not in ("kind", "message")})
+               for r in out["reasons"]]
+    fired = tuple(a.id for a in program.agents if a.name in set(out.get("fired", ())))
+    outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
+                      confidence, alternatives, dropped, list(data["tools"]))
+    header = None
+    events = None
+    if "trace" in data:
+        events = list(data["trace"])
+        header = {"event": "header", "format": "converge-trace/1",
+                  "rules": [{"path": f["path"], "sha256": f["sha256"]} for f in data["ruleset"]["files"]],
+                  "facts": data.get("inputs", {}).get("files", []), "inline_facts": {},
+                  "budget": options.get("budget", {}), "on_failure": options.get("on_failure", "abort"),
+                  "goals": options.get("goals", []), "timestamps": False}
+    result = Result(program, outcome, book, events, header)  # type: ignore[arg-type]
+    result.__dict__["digest"] = out["digest"]  # the recorded digest (verify recomputes it)
+    result.job = {"rules": list(data["job"]["rules"]), "facts": list(data["job"].get("facts", []))}
+    result._ruleset_files = list(data["ruleset"]["files"])
+    result._options = dict(options)
+    return ruleset, result
+
+
+class Record:
+    """An immutable, self-contained decision record (``converge-record/1``)."""
+
+    def __init__(self, data: dict[str, Any], where: str = "<record>"):
+        _check_shape(data, where)
+        self._data = data
+        self.where = where
+        self._built: tuple[Any, Any] | None = None
+
+    # -- construction
+    @classmethod
+    def from_result(cls, result: Any) -> "Record":
+        """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``."""
+        return cls(_encode(result))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "<record>") -> "Record":
+        """Validate the format and shape; raises RecordError (E611 not a record or another version, E612 malformed)."""
+        return cls(data, where)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str = "<record>") -> "Record":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            line, col = getattr(err, "lineno", 0), getattr(err, "colno", 0)
+            raise RecordError([Diagnostic("E611", f"not a converge record: invalid JSON ({getattr(err, 'msg', err)})",
+                                          Span(where, line, col))])
+        return cls(data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._data
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no NaN, identical bytes for identical jobs."""
+        return canonical_json(self._data)
+
+    def write(self, path: str) -> None:
+        """Write the record atomically (a reader never sees half a record)."""
+        from .io import write_atomic
+
+        write_atomic(path, self.to_json())
+
+    # -- the outcome
+    @property
+    def tier(self) -> str:
+        return self._data["outcome"]["tier"]
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        return self._data["outcome"]["reasons"]
+
+    @property
+    def cycles(self) -> int:
+        return self._data["outcome"]["cycles"]
+
+    @property
+    def digest(self) -> str:
+        return self._data["outcome"]["digest"]
+
+    @property
+    def ruleset_digest(self) -> str:
+        return self._data["ruleset"]["digest"]
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return self._data["tools"]
+
+    @property
+    def result(self) -> Any:
+        """A Result rebuilt from the record (no file read, no tool called)."""
+        return self._build()[1]
+
+    @property
+    def program(self) -> Any:
+        return self._build()[1].program
+
+    def _build(self) -> tuple[Any, Any]:
+        if self._built is None:
+            self._built = _rebuild(self._data)
+        return self._built
+
+    def relations(self) -> list[str]:
+        return sorted(self._data["facts"])
+
+    def facts(self, relation: str) -> list[tuple]:
+        """The facts of a relation, sorted."""
+        return self.result.facts(relation)
+
+    # -- explanations
+    def why(self, fact: str | tuple[str, Sequence[Any]], depth: int | None = None) -> Any:
+        """The recorded proof tree of a fact (a ProofNode), None when it does not hold."""
+        return self.result.why(fact, depth=depth)
+
+    def why_text(self, fact: str, depth: int | None = None) -> str:
+        from .explain.render import render_text
+
+        tree = self.why(fact, depth)
+        if tree is None:
+            return f"{fact} does not hold in this record\n"
+        text = render_text(tree)
+        return text if text.endswith("\n") else text + "\n"
+
+    def why_json(self, fact: str, depth: int | None = None) -> dict[str, Any] | None:
+        tree = self.why(fact, depth)
+        return None if tree is None else tree.to_json()
+
+    def why_not(self, fact: str, depth: int = 1) -> Any:
+        """Why a fact does not hold, from the recorded facts (a WhyNot)."""
+        return self.result.why_not(fact, depth=depth)
+
+    def why_not_text(self, fact: str, depth: int = 1) -> str:
+        from .explain.whynot import render_text
+
+        text = render_text(self.why_not(fact, depth))
+        return text if text.endswith("\n") else text + "\n"
+
+    def report_html(self, relations: Sequence[str] | None = None, **options: Any) -> str:
+        """The HTML report of the recorded decision (the timeline when the run was traced)."""
+        from .explain.report import render_report
+
+        return render_report(self.result, list(relations) if relations else None, **options)
+
+    def query(self, pattern: str) -> list[tuple[str, tuple]]:
+        """Every fact matching a pattern such as ``decision(l, "reject")`` (variables and ``_``), sorted."""
+        return query(self.result, pattern)
+
+    # -- integrity and replay
+    def verify(self) -> Any:
+        """Check the seal, the rule files' SHA-256, the digest and every proof (a checker Report)."""
+        from .explain.checker import Checker
+
+        problems = integrity_problems(self)
+        if problems:
+            return _Tampered(problems)
+        ruleset, result = self._build()
+        inputs: dict[str, set[tuple]] = {}
+        book: _Book = result._inputs
+        for name, rel in book.rels.items():
+            for i, entry in enumerate(rel.proofs):
+                if entry and entry[0] < 0:
+                    inputs.setdefault(name, set()).add(rel.rows[i])
+        return Checker(result.program, inputs).check(result.to_dict(proofs=True))
+
+    def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
+        """Re-run the recorded job from the recorded rules, inputs and tool results (or ``tools``);
+        returns the new Result and the first difference (None when it reaches the same digest)."""
+        from .engine.tools import ToolOutcome
+
+        ruleset, old = self._build()
+        data = self._data
+        book: _Book = old._inputs
+        conf = {n: dict(rows) for n, rows in data.get("confidence", {}).items()}
+        facts: dict[str, list[list[Any]]] = {}
+        for name, rel in book.rels.items():
+            for i, entry in enumerate(rel.proofs):
+                if entry and entry[0] < 0:
+                    c = conf.get(name, {}).get(i)
+                    facts.setdefault(name, []).append(list(rel.rows[i]) + ([c] if c is not None else []))
+        for name, rows in data.get("dropped", {}).items():
+            for f, reason, cycle, detail in rows:
+                if cycle == 0 and reason == "min_confidence":
+                    facts.setdefault(name, []).append(list(f) + [detail])
+        recorded: dict[Any, list[Any]] = {}
+        for call in data["tools"]:
+            out = ToolOutcome(True, call["result"]) if "result" in call else ToolOutcome(False, error=call.get("error", ""))
+            recorded.setdefault((call["tool"], tuple(call["args"])), []).append(out)
+        options = data["options"]
+        from .engine.loop import Budget
+
+        budget = Budget(**{k: v for k, v in options.get("budget", {}).items() if k in Budget.__dataclass_fields__})
+        new = ruleset.run(facts=facts, budget=budget, tools=tools or {}, on_failure=options.get("on_failure"),
+                          goals=options.get("goals", []), trace="trace" in data,
+                          all_proofs=bool(options.get("all_proofs")), tool_timeout=options.get("tool_timeout", 30.0),
+                          _replay_tools=None if tools else recorded)
+        difference = None
+        if "trace" in data and new.trace is not None:
+            fresh = new.trace[1:-1]
+            for k, (a, b) in enumerate(zip(data["trace"], fresh), 1):
+                a = {key: v for key, v in a.items() if key != "time"}
+                if a != b:
+                    difference = f"event {k} differs: recorded {json.dumps(a, ensure_ascii=False)}, " \
+                                 f"replayed {json.dumps(b, ensure_ascii=False)}"
+                    break
+            if difference is None and len(data["trace"]) != len(fresh):
+                difference = f"the record has {len(data['trace'])} events, the replay {len(fresh)}"
+        if difference is None and new.digest != self.digest:
+            difference = f"digest differs: recorded {self.digest}, replayed {new.digest}"
+        if difference is None and new.tier.value != self.tier:
+            difference = f"tier differs: recorded {self.tier}, replayed {new.tier.value}"
+        return new, difference
+
+    def __repr__(self) -> str:
+        return f"<Record {self.tier} cycles={self.cycles} digest={self.digest[:12]}>"
+
+
+class _Tampered:
+    """A verify report for a record whose contents do not match its own seal or digests."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        self.ok = False
+        self.notes: dict[str, int] = {}
+        self.failures = [_Problem(p) for p in problems]
+        self.summary = "the record was altered: refused"
+
+    def note_lines(self) -> list[str]:
+        return []
+
+
+class _Problem:
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self) -> str:
+        return f"record: {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relation": None, "fact": None, "agent": None, "rule": None,
+                "problems": [{"check": "record", "message": self.text}]}
+
+
+def integrity_problems(record: Record) -> list[str]:
+    """What does not add up in a record: the seal, each rule file's SHA-256, the rule set digest,
+    the facts' digest (empty when all hold)."""
+    from .api import Result, ruleset_digest
+
+    data = record.to_dict()
+    problems = []
+    if data.get("seal") != _seal(data):
+        problems.append("the record's seal does not match its contents: it was changed after it was written")
+    for f in data["ruleset"]["files"]:
+        if hashlib.sha256(f["text"].encode("utf-8", "surrogatepass")).hexdigest() != f["sha256"]:
+            problems.append(f"rule file {f['path']}: its text does not match its recorded SHA-256")
+    if ruleset_digest(data["ruleset"]["files"]) != data["ruleset"].get("digest"):
+        problems.append("the rule set digest does not match the recorded rule files")
+    if problems:
+        return problems
+    digest = Result.digest.func(record.result)  # type: ignore[attr-defined]
+    if digest != record.digest:
+        problems.append(f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})")
+    return problems
+
+
+def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
+    """Facts of a result matching a pattern: constants must be equal, a variable used twice binds
+    the same value, ``_`` matches anything. Raises ConvergeError for an unknown relation or arity."""
+    from .syntax import ast
+    from .syntax.parser import parse_atom
+    from .values import type_name
+
+    atom = parse_atom(pattern)
+    rel = result.program.relations.get(atom.relation)
+    if rel is None:
+        raise ConvergeError([Diagnostic("E200", f"undefined relation {atom.relation!r}", atom.span)])
+    if len(atom.args) != rel.arity:
+        raise ConvergeError([Diagnostic("E300", f"{rel.name} has {rel.arity} column(s), the pattern gives {len(atom.args)}",
+                                        atom.span)])
+    consts: list[tuple[int, Any]] = []
+    groups: dict[str, list[int]] = {}
+    for i, (arg, col) in enumerate(zip(atom.args, rel.columns)):
+        if isinstance(arg, ast.Const):
+            v = float(arg.value) if col.type == "float" and type(arg.value) is int else arg.value
+            if type_name(v) != col.type:
+                raise ConvergeError([Diagnostic("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {type_name(v)}",
+                                                arg.span)])
+            consts.append((i, v))
+        elif isinstance(arg, ast.Var):
+            groups.setdefault(arg.name, []).append(i)
+        elif not isinstance(arg, ast.Wildcard):
+            raise ConvergeError([Diagnostic("E405", "a pattern holds constants, variables and _ only", arg.span)])
+    same = [cols for cols in groups.values() if len(cols) > 1]
+    out = []
+    for fact in result.facts(rel.name):
+        if all(fact[i] == v and type(fact[i]) is type(v) for i, v in consts) and \
+                all(all(fact[c] == fact[cols[0]] for c in cols[1:]) for cols in same):
+            out.append((rel.name, fact))
+    return out
+
+
+def open_record(path: str) -> Record:
+    """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise _error("E610", f"cannot read record: {err.strerror or err}", path)
+    return Record.from_json(raw, path)
+
+
+__all__ = ["RECORD_FORMAT", "Record", "RecordError", "canonical_json", "integrity_problems", "open_record", "query"]
