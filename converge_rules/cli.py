@@ -173,6 +173,8 @@ LAZY_COMMANDS = {
     "fmt": "converge_rules.commands.fmt:fmt",
     "graph": "converge_rules.commands.graph:graph",
     "test": "converge_rules.commands.test:test",
+    "serve": "converge_rules.commands.serve:serve",
+    "decisions": "converge_rules.commands.decisions:decisions",
 }
 
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
-from .diagnostics import ConvergeError
-from .session import Session, budget_from_json
+from .diagnostics import ConvergeError, Diagnostic, Span
+from .session import Decision, Session, budget_from_json
 from .store.base import DecisionStore, StoredDecision, StoreError, iso_time
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -92,6 +92,21 @@ class _Metrics:
             self.store.labels(op).observe(time.perf_counter() - start)
 
 
+def stored_form(decision: Decision) -> StoredDecision:
+    """A decision as the log keeps it: the exact answer (compact JSON) and the record."""
+    response = decision.response()
+    return StoredDecision(decision.id, decision.created_at, decision.ruleset_digest, response["tier"],
+                          response["digest"], json.dumps(response, ensure_ascii=False, separators=(",", ":")),
+                          decision.record.to_json())
+
+
+def store_decision(store: DecisionStore, decision: Decision) -> StoredDecision:
+    """Store a decision durably (what the service does before it answers); returns the stored row."""
+    row = stored_form(decision)
+    store.put(row)
+    return row
+
+
 def create_app(session: Session, store: DecisionStore, config: ServiceConfig | None = None) -> Any:
     """The Starlette application serving ``session``'s decisions into ``store``."""
     import anyio
@@ -123,44 +138,45 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         return fail(401, "E950", "a bearer token is required: Authorization: Bearer TOKEN (see --token-file)",
                     kind="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="converge"'})
 
-    async def read_json(request: Request) -> tuple[Any, JSONResponse | None]:
+    async def read_json(request: Request) -> tuple[Any, str, JSONResponse | None]:
         """The request body as JSON, within the size limit; or the error response."""
         length = request.headers.get("content-length")
         if length is not None:
             try:
                 if int(length) > cfg.max_body:
-                    return None, fail(413, "E951", f"request body of {int(length)} bytes is over the limit of "
+                    return None, "", fail(413, "E951", f"request body of {int(length)} bytes is over the limit of "
                                                     f"{cfg.max_body} bytes (--max-body)", kind="too_large")
             except ValueError:
-                return None, fail(400, "E946", "bad Content-Length header")
+                return None, "", fail(400, "E946", "bad Content-Length header")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > cfg.max_body:
-                return None, fail(413, "E951", f"request body is over the limit of {cfg.max_body} bytes (--max-body)",
+                return None, "", fail(413, "E951", f"request body is over the limit of {cfg.max_body} bytes (--max-body)",
                                   kind="too_large")
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            return None, fail(400, "E946", f"request body is not UTF-8 (byte {err.start})")
+            return None, "", fail(400, "E946", f"request body is not UTF-8 (byte {err.start})")
         if not text.strip():
-            return None, fail(400, "E946", "empty request body; send a JSON object")
+            return None, "", fail(400, "E946", "empty request body; send a JSON object")
         try:
-            return json.loads(text), None
+            return json.loads(text), text, None
         except json.JSONDecodeError as err:
-            return None, fail(400, "E946", f"malformed JSON in the request body at line {err.lineno}, column "
-                                           f"{err.colno}: {err.msg}")
+            where = Span("<request>", err.lineno, err.colno)
+            return None, text, fail(400, "E946", f"malformed JSON in the request body: {err.msg}",
+                                    [Diagnostic("E946", f"malformed JSON: {err.msg}", where)])
         except (RecursionError, ValueError) as err:
-            return None, fail(400, "E946", f"malformed JSON in the request body: {err}")
+            return None, "", fail(400, "E946", f"malformed JSON in the request body: {err}")
 
     # ---------------------------------------------------------------- decisions
     async def post_decision(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
         start = time.perf_counter()
-        body, error = await read_json(request)
+        body, text, error = await read_json(request)
         if error is not None:
             return error
         if not isinstance(body, dict):
@@ -171,28 +187,24 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
                                      "goals, relations")
         facts = body.get("facts") or {}
 
-        def decide_and_store() -> tuple[dict[str, Any], str]:
+        def decide_and_store() -> StoredDecision:
             budget = budget_from_json(body.get("budget"))
-            decision = session.decide(facts, budget, body.get("goals"), body.get("relations"))
-            response = decision.response()
-            text = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
-            record = decision.record.to_json()
-            stored = StoredDecision(decision.id, decision.created_at, decision.ruleset_digest, response["tier"],
-                                    response["digest"], text, record)
-            metrics.timed_store("put", lambda: store.put(stored))
-            return response, text
+            decision = session.decide(facts, budget, body.get("goals"), body.get("relations"), source_text=text)
+            row = stored_form(decision)
+            metrics.timed_store("put", lambda: store.put(row))
+            return row
 
         try:
-            response, text = await run_in_threadpool(decide_and_store)
+            row = await run_in_threadpool(decide_and_store)
         except ConvergeError as err:
             return fail(400, "E944" if all(d.code == "E944" for d in err.diagnostics) else err.diagnostics[0].code,
                         "invalid request: " + err.diagnostics[0].message, err.diagnostics)
         except StoreError as err:
             return fail(503, err.code, f"the decision could not be stored, so it is not acknowledged: {err.message}",
                         kind="store")
-        metrics.decisions.labels(response["tier"]).inc()
+        metrics.decisions.labels(row.tier).inc()
         metrics.latency.observe(time.perf_counter() - start)
-        return Response(text, media_type="application/json")
+        return Response(row.response, media_type="application/json")
 
     async def stored(request: Request) -> tuple[StoredDecision | None, Response | None]:
         if not authorized(request):
@@ -285,7 +297,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
                         kind="unauthorized")
         if not authorized(request):
             return unauthorized()
-        body, error = await read_json(request)
+        body, _text, error = await read_json(request)
         if error is not None:
             return error
         files = body.get("files") if isinstance(body, dict) else None
@@ -329,12 +341,12 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         return fail(500, "E999", f"internal error: {type(exc).__name__}; this is a bug in converge", kind="internal")
 
     async def prune_loop() -> None:
-        while True:
+        while True:  # the first pruning happens before the service starts (converge serve)
+            await anyio.sleep(cfg.prune_every)
             try:
                 await run_in_threadpool(metrics.timed_store, "prune", lambda: store.prune_days(cfg.keep_days))
             except StoreError:
                 metrics.errors.labels("store").inc()
-            await anyio.sleep(cfg.prune_every)
 
     from contextlib import asynccontextmanager
 
@@ -456,4 +468,4 @@ _STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing o
            403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
            503: "The decision log is unavailable"}
 
-__all__ = ["DEFAULT_MAX_BODY", "ServiceConfig", "create_app", "is_loopback", "openapi_schema", "read_tokens"]
+__all__ = ["DEFAULT_MAX_BODY", "ServiceConfig", "create_app", "store_decision", "stored_form", "is_loopback", "openapi_schema", "read_tokens"]

@@ -16,8 +16,6 @@ for more.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 import uuid
@@ -55,12 +53,6 @@ class LoadedRules:
         return {"digest": self.digest, "loaded_at": iso_time(self.loaded_at),
                 "files": [{"path": f.path, "sha256": f.sha256} for f in self.files],
                 "relations": self.ruleset.relations}
-
-
-def ruleset_digest(files: Iterable[tuple[str, str]]) -> str:
-    """SHA-256 over the rule files' names and SHA-256s, sorted by name: equal files, equal digest."""
-    rows = sorted((name, sha) for name, sha in files)
-    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,19 +138,15 @@ class Session:
                                                     "of that name", s) for n, s in missing])
         return ruleset
 
+    def _loaded(self, ruleset: RuleSet, sources: Sequence[tuple[str, str]] = ()) -> LoadedRules:
+        ruleset = self._checked(ruleset)
+        files = tuple(RuleFile(f["path"], f["sha256"]) for f in ruleset.files)
+        return LoadedRules(ruleset, files, ruleset.digest, time.time(), tuple(sorted(sources)))
+
     def _compile_paths(self, paths: Sequence[str]) -> LoadedRules:
         from .api import load
 
-        ruleset = self._checked(load(list(paths)))
-        files = []
-        for path in ruleset.program.files:
-            try:
-                with open(path, "rb") as handle:
-                    files.append(RuleFile(path, hashlib.sha256(handle.read()).hexdigest()))
-            except OSError:
-                continue
-        files.sort(key=lambda f: f.path)
-        return LoadedRules(ruleset, tuple(files), ruleset_digest((f.path, f.sha256) for f in files), time.time())
+        return self._loaded(load(list(paths)))
 
     def _compile_texts(self, sources: Sequence[tuple[str, str]]) -> LoadedRules:
         from .compile.pipeline import compile_sources
@@ -169,10 +157,7 @@ class Session:
         compilation = compile_sources([(name, text) for name, text in sorted(sources)])
         if not compilation.ok:
             raise ConvergeError([d for d in compilation.diagnostics if d.is_error])
-        ruleset = self._checked(RuleSet(compilation))
-        files = tuple(RuleFile(n, hashlib.sha256(t.encode("utf-8")).hexdigest()) for n, t in sorted(sources))
-        return LoadedRules(ruleset, files, ruleset_digest((f.path, f.sha256) for f in files), time.time(),
-                           tuple(sorted(sources)))
+        return self._loaded(RuleSet(compilation), sources)
 
     def swap(self, sources: Sequence[tuple[str, str]]) -> LoadedRules:
         """Check new rule files given as ``(name, text)`` and make them current; on any error
@@ -207,10 +192,14 @@ class Session:
         return Budget(lower("max_cycles"), lower("max_facts"), lower("max_agents_per_cycle"), lower("max_steps"), floor)
 
     def decide(self, facts: Mapping[str, Iterable[Any]] | None, budget: Budget | Mapping[str, Any] | None = None,
-               goals: Sequence[str] | None = None, relations: Sequence[str] | None = None) -> Decision:
+               goals: Sequence[str] | None = None, relations: Sequence[str] | None = None, *,
+               source_text: str | None = None) -> Decision:
         """Run the current rule set over ``facts`` (rows as arrays or objects by column name) and
         return the decision with its record. Raises ConvergeError (located, coded diagnostics)
-        for malformed facts, budgets, goals or relations. A tier below converged is a decision too."""
+        for malformed facts, budgets, goals or relations. A tier below converged is a decision too.
+
+        ``source_text``: the JSON request the facts were decoded from (its ``"facts"`` key), so
+        that diagnostics about facts point at ``<request>:line:col``."""
         loaded = self._rules  # one read: the whole decision runs on this rule set
         ruleset = loaded.ruleset
         if budget is not None and not isinstance(budget, Budget):
@@ -224,11 +213,28 @@ class Session:
                 if name not in ruleset.program.relations:
                     raise ConvergeError([Diagnostic("E200", f"undefined relation {name!r}", Span(_REQUEST, 0, 0),
                                                     notes=(f"at {label}[{i}]", "relations: " + ", ".join(ruleset.relations)))])
-        result = ruleset.run(facts or {}, budget=self.cap(budget), tools=self.tools, workers=self.workers,
-                             tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
+        try:
+            result = ruleset.run(facts or {}, budget=self.cap(budget), tools=self.tools, workers=self.workers,
+                                 tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
+        except ConvergeError as err:
+            if source_text is not None:
+                _relocate(err, facts, ruleset, source_text)
+            raise
         record = make_record(result)
         return Decision(uuid.uuid4().hex, time.time(), loaded.digest, result, record,
                         tuple(dict.fromkeys(relations or ())))
+
+
+def _relocate(err: ConvergeError, facts: Any, ruleset: RuleSet, text: str) -> None:
+    """Raise the facts' diagnostics again, located in the request text (line:col), when they were about facts."""
+    from .io.facts import API_SOURCE, convert_facts
+
+    if not any(d.span.file == API_SOURCE for d in err.diagnostics):
+        return
+    try:
+        convert_facts(facts, ruleset.program.schema(), text=text, source=_REQUEST, prefix=("facts",))
+    except ConvergeError as located:
+        raise located from None
 
 
 def make_record(result: Result) -> Any:
@@ -245,4 +251,4 @@ def open_record_text(text: str) -> Any:
     return Record.from_json(text)
 
 
-__all__ = ["Decision", "LoadedRules", "RuleFile", "Session", "budget_from_json", "ruleset_digest"]
+__all__ = ["Decision", "LoadedRules", "RuleFile", "Session", "budget_from_json"]
