@@ -256,7 +256,7 @@ def test_malformed_facts_give_located_coded_diagnostics(client: httpx.Client) ->
     body = r.json()
     codes = {d["code"]: d for d in body["diagnostics"]}
     assert set(codes) == {"E502", "E503"}
-    assert codes["E502"]["span"] == {"file": "<request>", "line": 2, "col": 23, "end_line": 2, "end_col": 29}
+    assert codes["E502"]["span"] == {"file": "<request>", "line": 2, "col": 25, "end_line": 2, "end_col": 31}
     assert codes["E503"]["span"]["line"] == 3 and 'did you mean "loan"?' in codes["E503"]["notes"]
     assert body["error"]["status"] == 400 and body["error"]["code"] in codes
 
