@@ -374,8 +374,11 @@ class Record:
         return self._data
 
     def to_json(self) -> str:
-        """Canonical JSON: sorted keys, no NaN, identical bytes for identical jobs."""
-        return canonical_json(self._data)
+        """Canonical JSON: ``format`` first (a reader knows a record from its first bytes), then
+        sorted keys, no NaN, no whitespace: identical bytes for identical jobs."""
+        body = canonical_json({k: v for k, v in self._data.items() if k != "format"})
+        head = '{"format":' + json.dumps(self._data["format"])
+        return head + ("}\n" if body == "{}\n" else "," + body[1:])
 
     def write(self, path: str) -> None:
         """Write the record atomically (a reader never sees half a record)."""

@@ -12,18 +12,11 @@ from typing import Any
 import click
 
 from ..cli import EXIT_INVALID, load_tools
+from .common import fail_diagnostics
 
 EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\n"
            "  curl -s localhost:8181/v1/decisions -d '{\"facts\": {\"applicant\": [[\"a1\", 1000]], "
            "\"loan\": [[\"l1\", \"a1\", 6000]]}}'")
-
-
-def print_diagnostics(diagnostics: Any) -> None:
-    """Diagnostics on stderr, then their count (as ``converge run`` prints them)."""
-    for d in diagnostics:
-        click.echo(d.render(), err=True)
-    n = sum(1 for d in diagnostics if d.is_error)
-    click.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
 
 
 @click.command("serve", epilog=EXAMPLE)
@@ -92,8 +85,7 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
                           budget=Budget(max_cycles, max_facts, max_agents_per_cycle, max_steps),
                           workers=workers, tool_timeout=tool_timeout, on_failure=on_failure)
     except ConvergeError as err:
-        print_diagnostics(err.diagnostics)
-        sys.exit(EXIT_INVALID)
+        fail_diagnostics(err)
     for w in session.rules.ruleset.warnings:
         click.echo(w.render(), err=True)
     url = store_url or default_store_url()
