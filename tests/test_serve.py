@@ -416,8 +416,17 @@ def test_ruleset_swap_under_load(tmp_path: Path) -> None:
 def test_bearer_tokens(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("# service tokens\nsecret-one\n\nsecret-two\n")
-    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", "--token-file", str(tokens)).start()
+    from converge_rules.store import open_store
+    from converge_rules.store.base import StoredDecision
+
+    with open_store(f"sqlite:///{tmp_path / 'd.db'}") as store:  # one decision 40 days old, one 10 days old
+        for name, age in (("old", 40), ("recent", 10)):
+            store.put(StoredDecision(name, time.time() - age * 86400, "r", "converged", "d", "{}", "{}"))
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", "--token-file", str(tokens), "--keep-days", "30").start()
     try:
+        auth = {"Authorization": "Bearer secret-one"}
+        assert httpx.get(srv.url + "/v1/decisions/old", headers=auth).status_code == 404  # retention at start
+        assert httpx.get(srv.url + "/v1/decisions/recent", headers=auth).status_code == 200
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             r = c.post("/v1/decisions", json={"facts": LOANS_FACTS})
             assert r.status_code == 401 and r.json()["error"]["code"] == "E950"
@@ -588,3 +597,36 @@ def test_serve_refuses_invalid_rules_and_stores(tmp_path: Path) -> None:
     out = cli("serve", LOANS, "--store", f"sqlite:///{tmp_path}/no/such/../../d.db", "--token-file",
               str(tmp_path / "missing"))
     assert out.returncode == 2 and "--token-file" in out.stderr
+
+
+def test_a_failing_store_means_503_and_no_acknowledgement() -> None:
+    import asyncio
+
+    from converge_rules.service import create_app
+    from converge_rules.store.base import StoreError
+
+    class Broken:
+        url = "broken://"
+
+        def put(self, row: Any) -> None:
+            raise StoreError("E941", "disk full")
+
+        def ping(self) -> bool:
+            return False
+
+        def get(self, decision_id: str) -> None:
+            raise StoreError("E941", "disk full")
+
+    app = create_app(cr.Session([LOANS]), Broken())  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            r = await c.post("/v1/decisions", json={"facts": LOANS_FACTS})
+            assert r.status_code == 503 and r.json()["error"]["code"] == "E941" and "not acknowledged" in r.text
+            assert (await c.get("/ready")).status_code == 503
+            assert (await c.get("/v1/decisions/x")).status_code == 503
+            metrics = (await c.get("/metrics")).text
+            assert 'converge_errors_total{kind="store"} 2.0' in metrics
+            assert 'converge_decisions_total{tier="converged"} 0.0' in metrics
+
+    asyncio.run(scenario())
