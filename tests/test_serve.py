@@ -347,14 +347,14 @@ def test_200_decisions_from_16_clients_each_stored_once(tmp_path: Path) -> None:
     db = tmp_path / "d.db"
     srv = Server([LOANS], f"sqlite:///{db}").start()
     try:
-        def one(k: int) -> tuple[int, dict[str, Any]]:
-            with httpx.Client(base_url=srv.url, timeout=60) as c:
+        with httpx.Client(base_url=srv.url, timeout=60, limits=httpx.Limits(max_connections=16)) as c:
+            def one(k: int) -> tuple[int, dict[str, Any]]:
                 r = c.post("/v1/decisions", json={"facts": request_facts(k)})
                 assert r.status_code == 200, r.text
                 return k, r.json()
 
-        with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(one, range(200)))
+            with ThreadPoolExecutor(16) as pool:  # 16 concurrent clients, one connection each
+                answers = list(pool.map(one, range(200)))
         ids = [a["decision_id"] for _, a in answers]
         assert len(set(ids)) == 200
         for k, a in answers:
