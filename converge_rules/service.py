@@ -14,12 +14,12 @@ import hmac
 import ipaddress
 import json
 import time
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .session import Decision, Session, budget_from_json
-from .store.base import DecisionStore, StoredDecision, StoreError, iso_time
+from .store.base import DecisionStore, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 TIERS = ("converged", "degraded", "bounded", "failed")
@@ -34,7 +34,6 @@ class ServiceConfig:
     public: bool = False
     keep_days: float | None = None
     prune_every: float = 3600.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def is_loopback(host: str) -> bool:
@@ -90,6 +89,17 @@ class _Metrics:
             return fn()
         finally:
             self.store.labels(op).observe(time.perf_counter() - start)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text} is out of range")
+    return value
 
 
 def stored_form(decision: Decision) -> StoredDecision:
@@ -163,7 +173,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if not text.strip():
             return None, "", fail(400, "E946", "empty request body; send a JSON object")
         try:
-            return json.loads(text), text, None
+            return json.loads(text, parse_constant=_no_constant, parse_float=_finite), text, None
         except json.JSONDecodeError as err:
             where = Span("<request>", err.lineno, err.colno)
             return None, text, fail(400, "E946", f"malformed JSON in the request body: {err.msg}",

@@ -177,9 +177,9 @@ class Session:
         return loaded
 
     # -- decisions
-    def cap(self, requested: Budget | None) -> Budget:
+    def cap(self, requested: Budget | None, rules: LoadedRules | None = None) -> Budget:
         """The client's budget capped by the session's (and the rule files') budget, field by field."""
-        server = self.budget.merged_over(self.rules.ruleset.program.budget)
+        server = self.budget.merged_over((rules or self._rules).ruleset.program.budget)
         req = requested or Budget()
 
         def lower(name: str) -> Any:
@@ -214,7 +214,7 @@ class Session:
                     raise ConvergeError([Diagnostic("E200", f"undefined relation {name!r}", Span(_REQUEST, 0, 0),
                                                     notes=(f"at {label}[{i}]", "relations: " + ", ".join(ruleset.relations)))])
         try:
-            result = ruleset.run(facts or {}, budget=self.cap(budget), tools=self.tools, workers=self.workers,
+            result = ruleset.run(facts or {}, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
                                  tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
         except ConvergeError as err:
             if source_text is not None:

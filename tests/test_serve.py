@@ -283,6 +283,8 @@ def test_malformed_facts_give_located_coded_diagnostics(client: httpx.Client) ->
     (b'{"facts": {}, "relations": "decision"}', "E944"),
     (b'{"facts": [1]}', "E501"),
     (b'{"facts": {"loan": [["l1", "a1"]]}}', "E504"),
+    (b'{"facts": {"applicant": [["a1", NaN]]}}', "E946"),
+    (b'{"facts": {"applicant": [["a1", 1e999]]}}', "E946"),
 ])
 def test_bad_requests_are_400_with_a_code(client: httpx.Client, payload: bytes, code: str) -> None:
     r = client.post("/v1/decisions", content=payload)
