@@ -61,16 +61,18 @@ def free_port() -> int:
 class Server:
     """``python -m converge_rules serve ...`` as a subprocess on a free loopback port."""
 
-    def __init__(self, rules: list[str], store: str, *extra: str, host: str = "127.0.0.1", cwd: str | None = None):
-        self.args = [sys.executable, "-m", "converge_rules", "serve", *rules, "--store", store, "--host", host,
-                     "--no-access-log", *extra]
-        self.cwd = cwd or str(ROOT)
+    def __init__(self, rules: list[str], store: str | None, *extra: str, host: str = "127.0.0.1",
+                 env: dict[str, str] | None = None):
+        self.args = [sys.executable, "-m", "converge_rules", "serve", *rules, *(["--store", store] if store else []),
+                     "--host", host, "--no-access-log", *extra]
+        self.cwd = str(ROOT)
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
     def start(self) -> "Server":
         self.port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self.proc = subprocess.Popen(self.args + ["--port", str(self.port)], cwd=self.cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 30
@@ -457,14 +459,20 @@ def test_bearer_tokens(tmp_path: Path) -> None:
 
 
 def test_put_ruleset_is_refused_beyond_loopback_without_tokens(tmp_path: Path) -> None:
-    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", host="0.0.0.0").start()
+    # also: without --store the log is the per-user default file ($CONVERGE_DATA_DIR here)
+    srv = Server([LOANS], None, host="0.0.0.0", env={"CONVERGE_DATA_DIR": str(tmp_path / "data")}).start()
     try:
         r = httpx.put(srv.url + "/v1/ruleset", json={"files": {"a.cvg": "relation p(x: int)\n"}})
         assert r.status_code == 403 and r.json()["error"]["code"] == "E952"
-        assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}).status_code == 200
+        ok = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS})
+        assert ok.status_code == 200
     finally:
         out = srv.stop()
     assert "PUT /v1/ruleset is disabled" in out
+    from converge_rules.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'data' / 'converge-decisions.db'}") as store:
+        assert store.get(ok.json()["decision_id"]) is not None
 
 
 # ---------------------------------------------------------------- durability
