@@ -534,15 +534,19 @@ def test_sigkill_under_load_loses_no_acknowledged_decision_postgres(tmp_path: Pa
         drop_schema(url)
 
 
-def test_restart_keeps_decisions_and_postgres_endpoints(tmp_path: Path) -> None:
+def test_two_workers_on_one_postgres_store_and_a_restart(tmp_path: Path) -> None:
     url = postgres_url("f2_serve_" + uuid.uuid4().hex[:8])
     try:
-        srv = Server([LOANS], url).start()
+        a, b = Server([LOANS], url), Server([LOANS], url)
+        with ThreadPoolExecutor(2) as pool:  # both migrate a fresh schema at once (advisory lock)
+            list(pool.map(Server.start, [a, b]))
         try:
-            body = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}).json()
-            assert httpx.get(srv.url + "/ready").json()["store"] == "ok"
+            body = httpx.post(a.url + "/v1/decisions", json={"facts": LOANS_FACTS}).json()
+            assert httpx.get(b.url + f"/v1/decisions/{body['decision_id']}").json() == body  # any worker reads it
+            assert httpx.get(b.url + "/ready").json()["store"] == "ok"
         finally:
-            srv.stop()
+            a.stop()
+            b.stop()
         srv = Server([LOANS], url).start()
         try:
             assert httpx.get(srv.url + f"/v1/decisions/{body['decision_id']}").json() == body
@@ -552,7 +556,7 @@ def test_restart_keeps_decisions_and_postgres_endpoints(tmp_path: Path) -> None:
         finally:
             srv.stop()
         out = subprocess.run([sys.executable, "-m", "converge_rules", "decisions", "list", "--store", url, "--format", "json"],
-                             cwd=ROOT, capture_output=True, text=True)
+                             cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert out.returncode == 0 and json.loads(out.stdout)["decisions"][0]["decision_id"] == body["decision_id"]
     finally:
         drop_schema(url)
