@@ -247,6 +247,10 @@ def test_tier_below_converged_is_still_200(client: httpx.Client) -> None:
     r = client.post("/v1/decisions", json={"facts": LOANS_FACTS, "budget": {"max_cycles": 1}})
     assert r.status_code == 200 and r.json()["tier"] == "bounded"
     assert r.json()["reasons"][0]["kind"]
+    violated = {"applicant": [["a1", 1000]], "loan": [["l1", "a1", 6000]], "decision": [["l1", "approve"]]}
+    r = client.post("/v1/decisions", json={"facts": violated})
+    assert r.status_code == 200 and r.json()["tier"] == "failed" and r.json()["reasons"][0]["kind"] == "invariant"
+    assert client.get(f"/v1/decisions/{r.json()['decision_id']}").json() == r.json()  # stored like any other
 
 
 def test_client_budget_is_capped_by_the_server(client: httpx.Client) -> None:
