@@ -654,3 +654,20 @@ def test_a_failing_store_means_503_and_no_acknowledgement() -> None:
             assert 'converge_decisions_total{tier="converged"} 0.0' in metrics
 
     asyncio.run(scenario())
+
+
+def test_serve_with_tools_records_their_results_and_explains_from_them(tmp_path: Path) -> None:
+    scoring = str(ROOT / "examples" / "scoring" / "scoring.cvg")
+    facts = json.loads((ROOT / "examples" / "scoring" / "facts.json").read_text())
+    out = cli("serve", scoring, "--store", f"sqlite:///{tmp_path / 'x.db'}", "--port", str(free_port()))
+    assert out.returncode == 1 and "E220" in out.stderr and "credit_score" in out.stderr  # no tool given
+    srv = Server([scoring], f"sqlite:///{tmp_path / 'd.db'}", "--tools", "examples.scoring.tools:RELIABLE").start()
+    try:
+        body = httpx.post(srv.url + "/v1/decisions", json={"facts": facts}, timeout=60).json()
+        assert body["tier"] == "converged" and ["a1", 720] in body["facts"]["score"]
+        why = httpx.get(srv.url + f"/v1/decisions/{body['decision_id']}/why", params={"fact": 'score("a1", 720)'}).json()
+        assert why["holds"] and "credit_score" in why["text"] and "720" in why["text"]
+    finally:
+        srv.stop()
+    assert json.loads(cli("decisions", "show", body["decision_id"], "--record", "--store",
+                          f"sqlite:///{tmp_path / 'd.db'}").stdout)["tools"]
