@@ -13,6 +13,7 @@ phase. Every 200 is durable (committed to the store before the answer).
     python benchmarks/serve.py                        # SQLite (+ PostgreSQL from the env)
     python benchmarks/serve.py --requests 400 --clients 1,8,32 --json benchmarks/out/serve.json
     python benchmarks/serve.py --postgres postgresql://converge:converge@127.0.0.1:5432/converge_test
+    python benchmarks/serve.py --server-args '--concurrency 2'
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(store: str) -> tuple[subprocess.Popen, str]:
+def start(store: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "converge_rules", "serve", RULES, "--store", store, "--port",
-                             str(port), "--no-access-log"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             str(port), "--no-access-log", *extra], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -107,8 +108,9 @@ def phase(url: str, clients: int, requests: int, offset: int) -> dict[str, Any]:
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None}
 
 
-def bench(name: str, store: str, clients: list[int], requests: int, warmup: int) -> list[dict[str, Any]]:
-    proc, url = start(store)
+def bench(name: str, store: str, clients: list[int], requests: int, warmup: int,
+          extra: list[str]) -> list[dict[str, Any]]:
+    proc, url = start(store, extra)
     try:
         phase(url, 4, warmup, 10_000_000)
         rows = []
@@ -131,18 +133,20 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=40)
     ap.add_argument("--postgres", default=os.environ.get("CONVERGE_TEST_POSTGRES"), help="PostgreSQL URL (optional)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "serve.json"))
+    ap.add_argument("--server-args", default="", help="extra options for converge serve, e.g. '--concurrency 2'")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
+    extra = args.server_args.split()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        results += bench("sqlite", f"sqlite:///{tmp}/bench.db", clients, args.requests, args.warmup)
+        results += bench("sqlite", f"sqlite:///{tmp}/bench.db", clients, args.requests, args.warmup, extra)
     if args.postgres:
         import psycopg
 
         schema = "bench_" + uuid.uuid4().hex[:8]
         url = args.postgres + ("&" if "?" in args.postgres else "?") + f"schema={schema}"
         try:
-            results += bench("postgresql", url, clients, args.requests, args.warmup)
+            results += bench("postgresql", url, clients, args.requests, args.warmup, extra)
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -34,6 +34,7 @@ class ServiceConfig:
     public: bool = False
     keep_days: float | None = None
     prune_every: float = 3600.0
+    concurrency: int = 4          # decisions running at once; more wait in line (the engine is CPU-bound)
 
 
 def is_loopback(host: str) -> bool:
@@ -120,6 +121,7 @@ def store_decision(store: DecisionStore, decision: Decision) -> StoredDecision:
 def create_app(session: Session, store: DecisionStore, config: ServiceConfig | None = None) -> Any:
     """The Starlette application serving ``session``'s decisions into ``store``."""
     import anyio
+    import anyio.to_thread
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -128,6 +130,13 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
 
     cfg = config or ServiceConfig()
     metrics = _Metrics()
+    limiter: list[Any] = []  # created on first use, inside the server's event loop
+
+    async def in_decision_thread(fn: Callable[[], Any]) -> Any:
+        """Run a decision on a worker thread, at most ``cfg.concurrency`` at once."""
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(cfg.concurrency))
+        return await anyio.to_thread.run_sync(fn, limiter=limiter[0])
     metrics.stored.set(session.rules.loaded_at)
 
     def fail(status: int, code: str, message: str, diagnostics: Sequence[Any] = (), kind: str = "invalid_request",
@@ -205,7 +214,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return row
 
         try:
-            row = await run_in_threadpool(decide_and_store)
+            row = await in_decision_thread(decide_and_store)
         except ConvergeError as err:
             return fail(400, "E944" if all(d.code == "E944" for d in err.diagnostics) else err.diagnostics[0].code,
                         "invalid request: " + err.diagnostics[0].message, err.diagnostics)

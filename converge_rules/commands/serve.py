@@ -36,6 +36,8 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--max-facts", type=click.IntRange(min=0), help="Cap on every decision's facts.")
 @click.option("--max-steps", type=click.IntRange(min=0), help="Cap on every decision's rule firings.")
 @click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Cap on agents per cycle.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Decisions running at once; more requests wait in line.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
 @click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds each tool call may take.")
@@ -43,7 +45,7 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")
 def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None, host: str, port: int,
           token_file: str | None, max_body: int, keep_days: float | None, max_cycles: int | None,
-          max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, workers: int,
+          max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, concurrency: int, workers: int,
           tool_timeout: float, on_failure: str | None, access_log: bool) -> None:
     """Serve decisions over HTTP: POST /v1/decisions runs RULES over the
     request's facts, stores the decision record, and answers with the
@@ -97,7 +99,8 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
         click.echo(f"converge serve: {err}", err=True)
         sys.exit(EXIT_INVALID)
     public = not is_loopback(host)
-    config = ServiceConfig(tokens=tokens, max_body=max_body, public=public, keep_days=keep_days)
+    config = ServiceConfig(tokens=tokens, max_body=max_body, public=public, keep_days=keep_days,
+                           concurrency=concurrency)
     app = create_app(session, store, config)
     import uvicorn
 
