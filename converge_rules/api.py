@@ -272,6 +272,10 @@ class _Inputs:
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
         """Where an input fact came from (the smallest file:line when given twice)."""
+        return self.sources(relation).get(fact)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (a decision record copies it)."""
         if self._sources is None:
             table: dict[str, dict[tuple, tuple[str, int]]] = {}
             for name, facts, sources in self.parts:
@@ -282,7 +286,7 @@ class _Inputs:
                     if old is None or s < old:
                         rel[f] = s
             self._sources = table
-        return self._sources.get(relation, {}).get(fact)
+        return self._sources.get(relation, {})
 
 
 _SEP = "\x00"
