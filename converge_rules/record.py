@@ -21,7 +21,8 @@ import hashlib
 import json
 from operator import itemgetter
 from collections.abc import Mapping
-from typing import Any, Iterator, Sequence
+from collections.abc import Sequence
+from typing import Any, Iterator
 
 from .diagnostics import ConvergeError, Diagnostic, Span
 
@@ -269,6 +270,22 @@ class _Facts(Mapping):
         return len(self.rel.agents) - len(self.rel.dead)
 
 
+class _Rows(Sequence):
+    """A relation's facts in commit order, turned into tuples on first use."""
+
+    def __init__(self, rel: "_Rel"):
+        self.rel = rel
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.rel.rows[i]
+
+    def __len__(self) -> int:
+        return len(self.rel.agents)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.rel.rows)
+
+
 class _Rel:
     """One recorded relation: its columns, its proofs, its superseded rows; rows (tuples),
     the fact index and the proofs' offsets are built on first use."""
@@ -424,7 +441,7 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
             continue
         for row, by, cycle in data.get("superseded", {}).get(name, []):
             rel.dead[row] = (by, cycle)
-        store.order = rel.rows
+        store.order = _Rows(rel)  # type: ignore[assignment]
         store.facts = _Facts(rel)  # type: ignore[assignment]
         store.superseded = {rel.rows[row]: (rel.record_at(row), rel.rows[by] if by >= 0 else (), cycle)
                             for row, (by, cycle) in rel.dead.items()}
@@ -706,6 +723,9 @@ def integrity_problems(record: Record) -> list[str]:
         problems.append("the rule set digest does not match the recorded rule files")
     if problems:
         return problems
+    for store in record.result._context.relations.values():
+        if isinstance(store.order, _Rows):
+            store.order = store.order.rel.rows  # the digest encodes plain lists
     digest = Result.digest.func(record.result)  # type: ignore[attr-defined]
     if digest != record.digest:
         problems.append(f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})")
