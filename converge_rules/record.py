@@ -666,8 +666,8 @@ class Record:
             for k, (a, b) in enumerate(zip(data["trace"], fresh), 1):
                 a = {key: v for key, v in a.items() if key != "time"}
                 if a != b:
-                    difference = f"event {k} differs: recorded {json.dumps(a, ensure_ascii=False)}, " \
-                                 f"replayed {json.dumps(b, ensure_ascii=False)}"
+                    difference = f"event {k} differs: recorded {json.dumps(a, ensure_ascii=False, sort_keys=True)}, " \
+                                 f"replayed {json.dumps(b, ensure_ascii=False, sort_keys=True)}"
                     break
             if difference is None and len(data["trace"]) != len(fresh):
                 difference = f"the record has {len(data['trace'])} events, the replay {len(fresh)}"
