@@ -195,15 +195,18 @@ def _read_sources(compilation: Compilation) -> list[dict[str, str]]:
     """Every file of the program with its text and SHA-256, read once when the rule set is
     loaded (a decision record carries them, so later edits never reach it); sorted by path."""
     given = {p: t for p, t in compilation.roots if t is not None}
+    given.update(compilation.texts or {})
     files: dict[str, dict[str, str]] = {}
     for path in compilation.program.files if compilation.program else ():
         text = given.get(path)
-        if text is None:
+        if text is None and compilation.texts is None:
             try:
                 with open(path, encoding="utf-8") as handle:
                     text = handle.read()
             except (OSError, UnicodeDecodeError):
                 continue
+        if text is None:
+            continue
         files[path] = {"path": path, "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
                        "text": text}
     return [files[p] for p in sorted(files)]
@@ -272,6 +275,10 @@ class _Inputs:
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
         """Where an input fact came from (the smallest file:line when given twice)."""
+        return self.sources(relation).get(fact)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (a decision record copies it)."""
         if self._sources is None:
             table: dict[str, dict[tuple, tuple[str, int]]] = {}
             for name, facts, sources in self.parts:
@@ -282,7 +289,7 @@ class _Inputs:
                     if old is None or s < old:
                         rel[f] = s
             self._sources = table
-        return self._sources.get(relation, {}).get(fact)
+        return self._sources.get(relation, {})
 
 
 _SEP = "\x00"

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from operator import itemgetter
 from collections.abc import Mapping
-from typing import Any, Iterator, Sequence
+from collections.abc import Sequence
+from typing import Any, Iterator
 
 from .diagnostics import ConvergeError, Diagnostic, Span
 
@@ -48,13 +50,21 @@ def canonical_json(data: Any) -> str:
         raise _error("E614", f"the record holds a value JSON cannot represent: {err}")
 
 
-def _seal(data: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json({k: v for k, v in data.items() if k != "seal"})
-                          .encode("utf-8", "surrogatepass")).hexdigest()
+def _sealed_text(data: Mapping[str, Any]) -> tuple[str, str]:
+    """The record's text and its seal: the SHA-256 of the text without the seal field.
+    ``format`` comes first and ``seal`` second (a reader knows a record from its first
+    bytes), then the other keys sorted: one serialisation gives both."""
+    body = canonical_json({k: v for k, v in data.items() if k not in ("format", "seal")})
+    head = '{"format":' + json.dumps(data.get("format"))
+    rest = "}\n" if body == "{}\n" else "," + body[1:]
+    seal = hashlib.sha256((head + rest).encode("utf-8", "surrogatepass")).hexdigest()
+    return head + ',"seal":"' + seal + '"' + rest, seal
 
 
 # ------------------------------------------------------------------ writing
 def _encode(result: Any) -> dict[str, Any]:
+    """A Result as record data. Facts and proofs are stored by column (flat lists of plain
+    values load several times faster than one small list per fact)."""
     from . import __version__
     from .api import ruleset_digest
     from .engine.store import INPUT_AGENT
@@ -64,47 +74,91 @@ def _encode(result: Any) -> dict[str, Any]:
     context = result._context
     outcome = result._outcome
     names = sorted(context.relations)
-    rows = {n: context[n].order for n in names}
-    index: dict[str, dict[tuple, int]] = {n: {f: i for i, f in enumerate(rows[n])} for n in names}
+    index: dict[str, dict[tuple, int]] = {n: dict(zip(context[n].order, range(len(context[n].order)))) for n in names}
     positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
     sources: list[str] = []
     source_ids: dict[str, int] = {}
+    source_of = result._inputs.source
 
-    def encode_record(record: tuple, relation: str, fact: tuple) -> list[Any]:
+    def encode_into(record: tuple, relation: str, fact: tuple, row: int, refs: list[int],
+                    extra: dict[str, Any], loose: dict[str, Any]) -> None:
         if record[0] == INPUT_AGENT:
-            src = result._inputs.source(relation, fact)
+            src = source_of(relation, fact)
             if src is None:
-                return [INPUT_AGENT]
+                refs += (-1, 0)
+                return
             sid = source_ids.get(src[0])
             if sid is None:
                 sid = source_ids[src[0]] = len(sources)
                 sources.append(src[0])
-            return [INPUT_AGENT, sid, src[1]]
+            refs += (sid, src[1])
+            return
         rels = positive[record[0]]
-        out: list[Any] = [record[0], record[1]]
-        for rel, premise in zip(rels, record[2:2 + len(rels)]):
+        for k, (rel, premise) in enumerate(zip(rels, record[2:2 + len(rels)])):
             i = index.get(rel, {}).get(premise)
-            out.append(i if i is not None else list(premise))  # a row number, or the fact itself
+            if i is None:  # not a row of its relation (never expected): keep the fact itself
+                loose[f"{row}:{k}"] = list(premise)
+                i = -1
+            refs.append(i)
         if len(record) > 2 + len(rels):
-            out.append(list(record[2 + len(rels)]))
-        return out
+            extra[str(row)] = list(record[2 + len(rels)])
 
     facts: dict[str, list[list[Any]]] = {}
-    proofs: dict[str, list[list[Any]]] = {}
+    proofs: dict[str, dict[str, Any]] = {}
     superseded: dict[str, list[list[int]]] = {}
+    # per agent: (number of premises, the index of each premise's relation)
+    layout = [(len(rels), [index.get(r, {}) for r in rels]) for rels in positive]
     for n in names:
         store = context[n]
-        facts[n] = [list(f) for f in rows[n]]
-        table = []
-        for f in rows[n]:
-            record = store.facts.get(f)
-            if record is None:
-                record = store.superseded[f][0]
-            table.append(encode_record(record, n, f))
+        order = store.order
+        get, old = store.facts.get, store.superseded
+        records = [get(f) or old[f][0] for f in order]
+        agents = [r[0] for r in records]
+        refs: list[int] = []
+        add = refs.append
+        extra: dict[str, Any] = {}
+        loose: dict[str, Any] = {}
+        where = result._inputs.sources(n) if INPUT_AGENT in agents else {}
+        for row in range(len(order)):  # no tuple per row: the collector would walk them
+            r = records[row]
+            a = r[0]
+            if a == INPUT_AGENT:
+                src = where.get(order[row])
+                if src is None:
+                    add(-1)
+                    add(0)
+                    continue
+                sid = source_ids.get(src[0])
+                if sid is None:
+                    sid = source_ids[src[0]] = len(sources)
+                    sources.append(src[0])
+                add(sid)
+                add(src[1])
+                continue
+            k, idx = layout[a]
+            if k == 1:
+                i = idx[0].get(r[2], -1)
+                add(i)
+                if i < 0:
+                    loose[f"{row}:0"] = list(r[2])
+            else:
+                for j in range(k):
+                    i = idx[j].get(r[2 + j], -1)
+                    add(i)
+                    if i < 0:  # not a row of its relation (never expected): keep the fact itself
+                        loose[f"{row}:{j}"] = list(r[2 + j])
+            if len(r) > 2 + k:
+                extra[str(row)] = list(r[2 + k])
+        facts[n] = [list(map(itemgetter(c), order)) for c in range(store.arity)]
+        table: dict[str, Any] = {"agent": agents, "cycle": [r[1] for r in records], "refs": refs}
+        if extra:
+            table["extra"] = extra
+        if loose:
+            table["loose"] = loose
         proofs[n] = table
-        if store.superseded:
+        if old:
             superseded[n] = sorted([index[n][f], index[n].get(by, -1), cycle]
-                                   for f, (_p, by, cycle) in store.superseded.items() if f in index[n])
+                                   for f, (_p, by, cycle) in old.items() if f in index[n])
     data: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "converge": __version__,
@@ -134,15 +188,23 @@ def _encode(result: Any) -> dict[str, Any]:
                                for f, (reason, cycle, d) in table.items()]
                            for n, table in sorted(outcome.dropped.items()) if table}
     if outcome.alternatives:
-        alts = {n: [[index[n][f], [encode_record(r, n, f) for r in records]]
-                    for f, records in table.items() if f in index[n] and records]
-                for n, table in sorted(outcome.alternatives.items())}
-        alts = {n: sorted(v) for n, v in alts.items() if v}
+        alts: dict[str, list[Any]] = {}
+        for n, table in sorted(outcome.alternatives.items()):
+            rows = []
+            for f, records in table.items():
+                if f in index[n] and records:
+                    encoded = []
+                    for r in records:
+                        refs, extra, loose = [], {}, {}
+                        encode_into(r, n, f, 0, refs, extra, loose)
+                        encoded.append([r[0], r[1], refs, extra.get("0"), loose or None])
+                    rows.append([index[n][f], encoded])
+            if rows:
+                alts[n] = sorted(rows)
         if alts:
             data["alternatives"] = alts
     if result._events is not None:
         data["trace"] = list(result._events)
-    data["seal"] = _seal(data)
     return data
 
 
@@ -174,9 +236,14 @@ def _check_shape(data: Any, where: str) -> None:
     facts, proofs = data["facts"], data["proofs"]
     if not isinstance(facts, dict) or not isinstance(proofs, dict) or sorted(facts) != sorted(proofs):
         raise _error("E612", "malformed record: 'facts' and 'proofs' must be objects over the same relations", where)
-    for n, rows in facts.items():
-        if not isinstance(rows, list) or not isinstance(proofs[n], list) or len(rows) != len(proofs[n]):
-            raise _error("E612", f"malformed record: relation {n!r} needs one proof per fact", where)
+    for n, cols in facts.items():
+        table = proofs[n]
+        if not isinstance(table, dict) or not all(isinstance(table.get(k), list) for k in ("agent", "cycle", "refs")) \
+                or len(table["agent"]) != len(table["cycle"]):
+            raise _error("E612", f"malformed record: proofs of {n!r} need 'agent', 'cycle' and 'refs' lists", where)
+        if not isinstance(cols, list) or not all(isinstance(c, list) and len(c) == len(table["agent"]) for c in cols):
+            raise _error("E612", f"malformed record: relation {n!r} needs one column list per column, "
+                                 "each with one value per proof", where)
     if not isinstance(data["tools"], list) or not isinstance(data["sources"], list):
         raise _error("E612", "malformed record: 'tools' and 'sources' must be lists", where)
 
@@ -188,34 +255,65 @@ class _Facts(Mapping):
         self.rel = rel
 
     def __getitem__(self, fact: tuple) -> tuple:
-        i = self.rel.live_index().get(fact)
+        i = self.rel.row_of(fact)
         if i is None:
             raise KeyError(fact)
         return self.rel.record_at(i)
 
     def __contains__(self, fact: object) -> bool:
-        return fact in self.rel.live_index()
+        return self.rel.row_of(fact) is not None  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.rel.live_index())
 
     def __len__(self) -> int:
-        return len(self.rel.rows) - len(self.rel.dead)
+        return len(self.rel.agents) - len(self.rel.dead)
+
+
+class _Rows(Sequence):
+    """A relation's facts in commit order, turned into tuples on first use."""
+
+    def __init__(self, rel: "_Rel"):
+        self.rel = rel
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.rel.rows[i]
+
+    def __len__(self) -> int:
+        return len(self.rel.agents)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.rel.rows)
 
 
 class _Rel:
-    """One recorded relation: rows in commit order, proofs, superseded rows."""
+    """One recorded relation: its columns, its proofs, its superseded rows; rows (tuples),
+    the fact index and the proofs' offsets are built on first use."""
 
-    def __init__(self, book: "_Book", name: str, rows: list[list[Any]], proofs: list[list[Any]]):
-        self.book, self.name, self.raw, self.proofs = book, name, rows, proofs
+    def __init__(self, book: "_Book", name: str, columns: list[list[Any]], table: Mapping[str, Any]):
+        self.book, self.name, self.columns = book, name, columns
+        self.agents: list[int] = table["agent"]
+        self.cycles: list[int] = table["cycle"]
+        self.refs: list[int] = table["refs"]
+        self.extra: Mapping[str, Any] = table.get("extra") or {}
+        self.loose: Mapping[str, Any] = table.get("loose") or {}
         self._rows: list[tuple] | None = None
         self._live: dict[tuple, int] | None = None
+        self._offsets: list[int] | None = None
         self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
+        self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
+
+    def row_of(self, fact: tuple) -> int | None:
+        """The row of a live fact (None when absent or superseded)."""
+        i = self.hints.get(fact)
+        if i is not None:
+            return None if i in self.dead else i
+        return self.live_index().get(fact)
 
     @property
     def rows(self) -> list[tuple]:
         if self._rows is None:
-            self._rows = list(map(tuple, self.raw))
+            self._rows = list(zip(*self.columns)) if self.columns else [()] * len(self.agents)
         return self._rows
 
     def live_index(self) -> dict[tuple, int]:
@@ -225,49 +323,90 @@ class _Rel:
                 dict(zip(self.rows, range(len(self.rows))))
         return self._live
 
+    def offset(self, i: int) -> int:
+        if self._offsets is None:
+            import itertools
+
+            width = self.book.width
+            try:
+                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+            except (KeyError, TypeError):
+                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have")
+            if self._offsets[-1] != len(self.refs):
+                raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
+                                     f"({len(self.refs)} premise references, {self._offsets[-1]} expected)")
+        return self._offsets[i]
+
     def record_at(self, i: int) -> tuple:
-        return self.book.decode(self.name, self.proofs[i])
+        from .engine.store import INPUT_PROOF
+
+        agent = self.agents[i]
+        if agent < 0:
+            return INPUT_PROOF
+        start = self.offset(i)
+        rels = self.book.positive[agent]
+        premises = []
+        for k, r in enumerate(rels):
+            p = self.refs[start + k]
+            if p >= 0:
+                try:
+                    rel = self.book.rels[r]
+                    fact = rel.rows[p]
+                    rel.hints[fact] = p
+                    premises.append(fact)
+                except (KeyError, IndexError):
+                    raise _error("E613", f"the record's proof of row {i} of {self.name} names a missing premise")
+            else:
+                premises.append(tuple(self.loose.get(f"{i}:{k}", ())))
+        extra = self.extra.get(str(i))
+        return (agent, self.cycles[i], *premises, *((tuple(extra),) if extra is not None else ()))
+
+    def source_at(self, i: int) -> tuple[str, int] | None:
+        if self.agents[i] >= 0:
+            return None
+        start = self.offset(i)
+        sid, line = self.refs[start], self.refs[start + 1]
+        sources = self.book.sources
+        return (sources[sid], line) if 0 <= sid < len(sources) else None
 
 
 class _Book:
-    """Decodes compact proofs of a record into the engine's record tuples."""
+    """The recorded relations, and what decoding their proofs needs from the recorded rules."""
 
     def __init__(self, program: Any, data: Mapping[str, Any]):
         from .syntax import ast
 
         self.program = program
         self.positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
-        self.rels = {n: _Rel(self, n, rows, data["proofs"][n]) for n, rows in data["facts"].items()}
+        self.width = {i: len(rels) for i, rels in enumerate(self.positive)}
+        self.width[-1] = 2  # an input fact: source index and line
+        self.rels = {n: _Rel(self, n, cols, data["proofs"][n]) for n, cols in data["facts"].items()}
         self.sources = data["sources"]
 
-    def decode(self, relation: str, entry: list[Any]) -> tuple:
+    def decode_alternative(self, relation: str, entry: list[Any]) -> tuple:
         from .engine.store import INPUT_PROOF
 
-        try:
-            if entry[0] < 0:
-                return INPUT_PROOF
-            rels = self.positive[entry[0]]
-            premises = [self.rels[r].rows[p] if isinstance(p, int) else tuple(p)
-                        for r, p in zip(rels, entry[2:2 + len(rels)])]
-            extra = (tuple(entry[2 + len(rels)]),) if len(entry) > 2 + len(rels) else ()
-            return (entry[0], entry[1], *premises, *extra)
-        except (IndexError, KeyError, TypeError) as err:
-            raise _error("E613", f"the record's proof {entry!r} of a {relation} fact does not fit the recorded rules "
-                                 f"({type(err).__name__})")
+        agent, cycle, refs, extra, loose = entry
+        if agent < 0:
+            return INPUT_PROOF
+        premises = [self.rels[r].rows[p] if p >= 0 else tuple((loose or {}).get(f"0:{k}", ()))
+                    for k, (r, p) in enumerate(zip(self.positive[agent], refs))]
+        return (agent, cycle, *premises, *((tuple(extra),) if extra is not None else ()))
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
         rel = self.rels.get(relation)
         if rel is None:
             return None
-        i = rel.live_index().get(fact)
+        i = rel.row_of(fact)
         if i is None:
             i = next((k for k in rel.dead if rel.rows[k] == fact), None)
             if i is None:
                 return None
-        entry = rel.proofs[i]
-        if len(entry) >= 3 and entry[0] < 0 and isinstance(entry[1], int) and 0 <= entry[1] < len(self.sources):
-            return (self.sources[entry[1]], entry[2])
-        return None
+        return rel.source_at(i)
+
+    def inputs(self) -> dict[str, list[int]]:
+        """Rows of input facts, per relation."""
+        return {n: [i for i, a in enumerate(rel.agents) if a < 0] for n, rel in self.rels.items()}
 
 
 def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -302,7 +441,7 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
             continue
         for row, by, cycle in data.get("superseded", {}).get(name, []):
             rel.dead[row] = (by, cycle)
-        store.order = rel.rows
+        store.order = _Rows(rel)  # type: ignore[assignment]
         store.facts = _Facts(rel)  # type: ignore[assignment]
         store.superseded = {rel.rows[row]: (rel.record_at(row), rel.rows[by] if by >= 0 else (), cycle)
                             for row, (by, cycle) in rel.dead.items()}
@@ -313,7 +452,7 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
                for n, rows in data.get("dropped", {}).items()}
     alternatives = None
     if "alternatives" in data:
-        alternatives = {n: {book.rels[n].rows[i]: [book.decode(n, e) for e in entries] for i, entries in rows}
+        alternatives = {n: {book.rels[n].rows[i]: [book.decode_alternative(n, e) for e in entries] for i, entries in rows}
                         for n, rows in data["alternatives"].items()}
     out = data["outcome"]
     options = data["options"]
@@ -348,6 +487,7 @@ class Record:
         self._data = data
         self.where = where
         self._built: tuple[Any, Any] | None = None
+        self._text: tuple[str, str] | None = None
 
     # -- construction
     @classmethod
@@ -371,14 +511,20 @@ class Record:
         return cls(data, where)
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as plain data (with its seal)."""
+        if "seal" not in self._data:
+            self._data["seal"] = self._sealed()[1]
         return self._data
 
     def to_json(self) -> str:
-        """Canonical JSON: ``format`` first (a reader knows a record from its first bytes), then
-        sorted keys, no NaN, no whitespace: identical bytes for identical jobs."""
-        body = canonical_json({k: v for k, v in self._data.items() if k != "format"})
-        head = '{"format":' + json.dumps(self._data["format"])
-        return head + ("}\n" if body == "{}\n" else "," + body[1:])
+        """Canonical JSON: ``format`` then ``seal`` first (a reader knows a record from its first
+        bytes), then sorted keys; no NaN, no whitespace: identical bytes for identical jobs."""
+        return self._sealed()[0]
+
+    def _sealed(self) -> tuple[str, str]:
+        if self._text is None:
+            self._text = _sealed_text(self._data)
+        return self._text
 
     def write(self, path: str) -> None:
         """Write the record atomically (a reader never sees half a record)."""
@@ -479,12 +625,8 @@ class Record:
         if problems:
             return _Tampered(problems)
         ruleset, result = self._build()
-        inputs: dict[str, set[tuple]] = {}
         book: _Book = result._inputs
-        for name, rel in book.rels.items():
-            for i, entry in enumerate(rel.proofs):
-                if entry and entry[0] < 0:
-                    inputs.setdefault(name, set()).add(rel.rows[i])
+        inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
         return Checker(result.program, inputs).check(result.to_dict(proofs=True))
 
     def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
@@ -497,11 +639,11 @@ class Record:
         book: _Book = old._inputs
         conf = {n: dict(rows) for n, rows in data.get("confidence", {}).items()}
         facts: dict[str, list[list[Any]]] = {}
-        for name, rel in book.rels.items():
-            for i, entry in enumerate(rel.proofs):
-                if entry and entry[0] < 0:
-                    c = conf.get(name, {}).get(i)
-                    facts.setdefault(name, []).append(list(rel.rows[i]) + ([c] if c is not None else []))
+        for name, rows in book.inputs().items():
+            rel = book.rels[name]
+            for i in rows:
+                c = conf.get(name, {}).get(i)
+                facts.setdefault(name, []).append(list(rel.rows[i]) + ([c] if c is not None else []))
         for name, rows in data.get("dropped", {}).items():
             for f, reason, cycle, detail in rows:
                 if cycle == 0 and reason == "min_confidence":
@@ -524,8 +666,8 @@ class Record:
             for k, (a, b) in enumerate(zip(data["trace"], fresh), 1):
                 a = {key: v for key, v in a.items() if key != "time"}
                 if a != b:
-                    difference = f"event {k} differs: recorded {json.dumps(a, ensure_ascii=False)}, " \
-                                 f"replayed {json.dumps(b, ensure_ascii=False)}"
+                    difference = f"event {k} differs: recorded {json.dumps(a, ensure_ascii=False, sort_keys=True)}, " \
+                                 f"replayed {json.dumps(b, ensure_ascii=False, sort_keys=True)}"
                     break
             if difference is None and len(data["trace"]) != len(fresh):
                 difference = f"the record has {len(data['trace'])} events, the replay {len(fresh)}"
@@ -570,9 +712,9 @@ def integrity_problems(record: Record) -> list[str]:
     the facts' digest (empty when all hold)."""
     from .api import Result, ruleset_digest
 
-    data = record.to_dict()
+    data = record._data
     problems = []
-    if data.get("seal") != _seal(data):
+    if data.get("seal") != _sealed_text(data)[1]:
         problems.append("the record's seal does not match its contents: it was changed after it was written")
     for f in data["ruleset"]["files"]:
         if hashlib.sha256(f["text"].encode("utf-8", "surrogatepass")).hexdigest() != f["sha256"]:
@@ -581,6 +723,9 @@ def integrity_problems(record: Record) -> list[str]:
         problems.append("the rule set digest does not match the recorded rule files")
     if problems:
         return problems
+    for store in record.result._context.relations.values():
+        if isinstance(store.order, _Rows):
+            store.order = store.order.rel.rows  # the digest encodes plain lists
     digest = Result.digest.func(record.result)  # type: ignore[attr-defined]
     if digest != record.digest:
         problems.append(f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})")

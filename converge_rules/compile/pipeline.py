@@ -29,6 +29,7 @@ class Compilation:
     program: Program | None = None
     strata: Strata | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    texts: dict[str, str] | None = None  # compiled from these texts alone (a decision record)
 
     @property
     def ok(self) -> bool:
@@ -80,12 +81,19 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
         from .frontend import Frontend
 
         roots = [(p, virtual[p] if t is None else t) for p, t in roots]
-        c = Compilation(roots, frontend=Frontend(virtual))
+        names = [p for p, _ in roots]
+        cached = cache.load_texts(names, virtual) if use_cache else None
+        if cached is not None:
+            program, strata, diagnostics = cached
+            return Compilation(roots, program=program, strata=strata, diagnostics=diagnostics, texts=virtual)
+        c = Compilation(roots, frontend=Frontend(virtual), texts=virtual)
         for _name, stage in STAGES:
             c.diagnostics.extend(stage(c))
             c.diagnostics = sort_diagnostics(c.diagnostics)
             if not c.ok:
                 break
+        if use_cache and c.ok:
+            cache.store_texts(names, virtual, (c.program, c.strata, c.diagnostics))
         return c
     files_only = use_cache and all(text is None for _, text in roots)
     if files_only:
