@@ -414,6 +414,12 @@ def test_ruleset_swap_under_load(tmp_path: Path) -> None:
         for t in threads:
             t.join()
         after = httpx.post(srv.url + "/v1/decisions", json={"facts": request_facts(5)}).json()
+        # a decision made before the swap is still explained by the rules it ran under
+        first_k, first = seen[0]
+        assert first["ruleset"]["digest"] == old_rules.digest
+        why = httpx.get(srv.url + f"/v1/decisions/{first['decision_id']}/why",
+                        params={"fact": f'decided("m{first_k}")', "format": "text"})
+        assert why.status_code == 200 and "loans.cvg" in why.text and "strict.cvg" not in why.text
     finally:
         stop.set()
         srv.stop()
