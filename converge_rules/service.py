@@ -270,6 +270,8 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if kind != "report" and not fact:
             return fail(400, "E944", "give the fact to explain: ?fact=decision(\"l1\", \"reject\")")
         fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "text"):
+            return fail(400, "E944", f"unknown format {fmt!r}; formats: json, text")
 
         def build() -> Any:
             from .session import open_record_text

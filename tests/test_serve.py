@@ -332,6 +332,8 @@ def test_unknown_decision_endpoint_and_method(client: httpx.Client) -> None:
 def test_explaining_needs_a_valid_fact(client: httpx.Client) -> None:
     decision_id = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["decision_id"]
     assert client.get(f"/v1/decisions/{decision_id}/why").json()["error"]["code"] == "E944"
+    assert client.get(f"/v1/decisions/{decision_id}/why", params={"fact": "decided(\"l1\")", "format": "dot"}
+                      ).json()["error"]["code"] == "E944"
     bad = client.get(f"/v1/decisions/{decision_id}/why", params={"fact": 'decisionz("l1", "reject")'})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "E200"
     bad = client.get(f"/v1/decisions/{decision_id}/why-not", params={"fact": 'decision("l1"'})
