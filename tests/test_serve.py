@@ -615,6 +615,8 @@ def test_decisions_cli_reads_the_log(tmp_path: Path) -> None:
     assert why_not.returncode == 0 and "not risk(l, _)" in why_not.stdout
     missing = cli("decisions", "show", "nope", "--store", store)
     assert missing.returncode == 1 and "E947" in missing.stderr
+    nothing = cli("decisions", "list", "--store", f"sqlite:///{tmp_path / 'none.db'}")
+    assert nothing.returncode == 1 and "E941" in nothing.stderr and not (tmp_path / "none.db").exists()
     pruned = cli("decisions", "prune", "--keep-days", "1", "--store", store)
     assert pruned.returncode == 0 and "deleted 0 decisions" in pruned.stdout
 

@@ -23,8 +23,16 @@ def _open(url: str | None) -> Any:
     from ..store import default_store_url, open_store
     from ..store.base import StoreError
 
+    url = url or default_store_url()
     try:
-        return open_store(url or default_store_url())
+        if url.lower().startswith("sqlite:"):  # reading never creates a log
+            import os
+
+            from ..store.sqlite import path_of
+
+            if not os.path.exists(path_of(url)):
+                raise StoreError("E941", f"no decision log at {path_of(url)} (start `converge serve` with this --store)")
+        return open_store(url)
     except StoreError as err:
         click.echo(f"converge decisions: {err}", err=True)
         sys.exit(EXIT_INVALID)
