@@ -243,6 +243,12 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return error
         return Response(found.response, media_type="application/json")  # type: ignore[union-attr]
 
+    async def get_record(request: Request) -> Response:
+        found, error = await stored(request)
+        if error is not None:
+            return error
+        return Response(found.record, media_type="application/json")  # type: ignore[union-attr]
+
     async def list_decisions(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
@@ -385,6 +391,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         Route("/v1/decisions", post_decision, methods=["POST"]),
         Route("/v1/decisions", list_decisions, methods=["GET"]),
         Route("/v1/decisions/{id}", get_decision, methods=["GET"]),
+        Route("/v1/decisions/{id}/record", get_record, methods=["GET"]),
         Route("/v1/decisions/{id}/why", why, methods=["GET"]),
         Route("/v1/decisions/{id}/why-not", why_not, methods=["GET"]),
         Route("/v1/decisions/{id}/report", report, methods=["GET"]),
@@ -465,6 +472,8 @@ def openapi_schema() -> dict[str, Any]:
                                   {"name": "tier", "in": "query", "schema": {"enum": list(TIERS)}},
                                   {"name": "before", "in": "query", "schema": {"type": "number"}}])},
             "/v1/decisions/{id}": {"get": op("A stored decision", decision, 401, 404, params=[id_param])},
+            "/v1/decisions/{id}/record": {"get": op("The decision record (converge-record/1) of a stored decision",
+                                                    {"type": "object"}, 401, 404, params=[id_param])},
             "/v1/decisions/{id}/why": {"get": op("Proof of a fact of a stored decision, from its record", explanation,
                                                  400, 401, 404, params=[id_param, fact_param, fmt_param])},
             "/v1/decisions/{id}/why-not": {"get": op("Why a fact does not hold in a stored decision", explanation, 400,

@@ -200,6 +200,9 @@ def test_why_why_not_and_report_come_from_the_stored_record(client: httpx.Client
     assert absent["holds"] is False
     why_not = client.get(f"/v1/decisions/{decision_id}/why-not", params={"fact": 'decision("l1", "approve")'})
     assert why_not.status_code == 200 and "not risk(l, _)" in why_not.json()["text"]
+    record = client.get(f"/v1/decisions/{decision_id}/record")
+    assert record.status_code == 200 and record.json()["format"] == "converge-record/1"
+    assert "flag_high_risk" in cr.Record.from_json(record.text).why_text('decision("l1", "reject")')
     report = client.get(f"/v1/decisions/{decision_id}/report")
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert "<!DOCTYPE html>" in report.text and "decision" in report.text
@@ -214,7 +217,7 @@ def test_ruleset_health_ready_openapi(client: httpx.Client) -> None:
     assert ready.status_code == 200 and ready.json()["store"] == "ok"
     schema = client.get("/openapi.json").json()
     assert schema["openapi"].startswith("3.")
-    for path in ("/v1/decisions", "/v1/decisions/{id}", "/v1/decisions/{id}/why", "/v1/decisions/{id}/why-not",
+    for path in ("/v1/decisions", "/v1/decisions/{id}", "/v1/decisions/{id}/record", "/v1/decisions/{id}/why", "/v1/decisions/{id}/why-not",
                  "/v1/decisions/{id}/report", "/v1/ruleset", "/health", "/ready", "/metrics"):
         assert path in schema["paths"]
     assert set(schema["paths"]["/v1/ruleset"]) == {"get", "put"}
