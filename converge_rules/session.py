@@ -83,13 +83,20 @@ def _bad(message: str, where: str = "", code: str = "E944") -> ConvergeError:
     return ConvergeError([Diagnostic(code, message, Span(_REQUEST, 0, 0), notes=notes)])
 
 
+def _budget_fields() -> list[tuple[str, bool]]:
+    """Every Budget setting and whether it is a number with a fraction (float) rather than a count."""
+    from dataclasses import fields
+
+    return [(f.name, "float" in str(f.type)) for f in fields(Budget)]
+
+
 def budget_from_json(data: Any, where: str = "budget") -> Budget:
     """A Budget from a JSON object such as ``{"max_cycles": 10}``; ConvergeError E944 otherwise."""
     if data is None:
         return Budget()
+    known = dict(_budget_fields())
     if not isinstance(data, Mapping):
         raise _bad("the budget must be an object such as {\"max_cycles\": 10}", where)
-    known = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence")
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
@@ -99,6 +106,10 @@ def budget_from_json(data: Any, where: str = "budget") -> Budget:
         if key == "min_confidence":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise _bad(f"{key} must be a number in [0, 1]", f"{where}.{key}")
+            values[key] = float(value)
+        elif known[key]:  # a quantity such as seconds
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise _bad(f"{key} must be a number > 0", f"{where}.{key}")
             values[key] = float(value)
         else:
             low = 1 if key == "max_agents_per_cycle" else 0
@@ -178,18 +189,18 @@ class Session:
 
     # -- decisions
     def cap(self, requested: Budget | None, rules: LoadedRules | None = None) -> Budget:
-        """The client's budget capped by the session's (and the rule files') budget, field by field."""
+        """The client's budget capped by the session's (and the rule files') budget, setting by
+        setting: the smaller limit wins, and for a floor (``min_*``) the higher one."""
         server = self.budget.merged_over((rules or self._rules).ruleset.program.budget)
         req = requested or Budget()
-
-        def lower(name: str) -> Any:
+        out: dict[str, Any] = {}
+        for name, _ in _budget_fields():
             a, b = getattr(req, name), getattr(server, name)
-            return b if a is None else (a if b is None else min(a, b))
-
-        floor = req.min_confidence
-        if server.min_confidence is not None:
-            floor = server.min_confidence if floor is None else max(floor, server.min_confidence)
-        return Budget(lower("max_cycles"), lower("max_facts"), lower("max_agents_per_cycle"), lower("max_steps"), floor)
+            if a is None or b is None:
+                out[name] = b if a is None else a
+            else:
+                out[name] = max(a, b) if name.startswith("min_") else min(a, b)
+        return Budget(**out)
 
     def decide(self, facts: Mapping[str, Iterable[Any]] | None, budget: Budget | Mapping[str, Any] | None = None,
                goals: Sequence[str] | None = None, relations: Sequence[str] | None = None, *,
