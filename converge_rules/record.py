@@ -22,7 +22,7 @@ import json
 from operator import itemgetter
 from collections.abc import Mapping
 from collections.abc import Sequence
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from .diagnostics import ConvergeError, Diagnostic, Span
 
@@ -302,13 +302,36 @@ class _Rel:
         self._offsets: list[int] | None = None
         self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
         self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
+        self.scans = 0
 
     def row_of(self, fact: tuple) -> int | None:
-        """The row of a live fact (None when absent or superseded)."""
+        """The row of a live fact (None when absent or superseded). The first few lookups
+        scan the first column (in C, no tuple built); the index is built when they go on."""
         i = self.hints.get(fact)
         if i is not None:
             return None if i in self.dead else i
+        if self._live is None and self.scans < 8 and self.columns and len(fact) == len(self.columns):
+            self.scans += 1
+            return self._scan(fact)
         return self.live_index().get(fact)
+
+    def _scan(self, fact: tuple) -> int | None:
+        first, value, i = self.columns[0], fact[0], -1
+        others = list(zip(self.columns[1:], fact[1:]))
+        while True:
+            try:
+                i = first.index(value, i + 1)
+            except ValueError:
+                return None
+            if i not in self.dead and all(col[i] == v for col, v in others) and self.row(i) == fact:
+                self.hints[fact] = i
+                return i
+
+    def row(self, i: int) -> tuple:
+        """One row as a tuple, without building the others."""
+        if self._rows is not None:
+            return self._rows[i]
+        return tuple(col[i] for col in self.columns) if self.columns else ()
 
     @property
     def rows(self) -> list[tuple]:
@@ -351,7 +374,7 @@ class _Rel:
             if p >= 0:
                 try:
                     rel = self.book.rels[r]
-                    fact = rel.rows[p]
+                    fact = rel.row(p)
                     rel.hints[fact] = p
                     premises.append(fact)
                 except (KeyError, IndexError):
@@ -361,7 +384,7 @@ class _Rel:
         extra = self.extra.get(str(i))
         return (agent, self.cycles[i], *premises, *((tuple(extra),) if extra is not None else ()))
 
-    def source_at(self, i: int) -> tuple[str, int] | None:
+    def source_at(self, i: int) -> tuple[str, int] | None:  # noqa: D102
         if self.agents[i] >= 0:
             return None
         start = self.offset(i)
@@ -389,7 +412,7 @@ class _Book:
         agent, cycle, refs, extra, loose = entry
         if agent < 0:
             return INPUT_PROOF
-        premises = [self.rels[r].rows[p] if p >= 0 else tuple((loose or {}).get(f"0:{k}", ()))
+        premises = [self.rels[r].row(p) if p >= 0 else tuple((loose or {}).get(f"0:{k}", ()))
                     for k, (r, p) in enumerate(zip(self.positive[agent], refs))]
         return (agent, cycle, *premises, *((tuple(extra),) if extra is not None else ()))
 
@@ -399,7 +422,7 @@ class _Book:
             return None
         i = rel.row_of(fact)
         if i is None:
-            i = next((k for k in rel.dead if rel.rows[k] == fact), None)
+            i = next((k for k in rel.dead if rel.row(k) == fact), None)
             if i is None:
                 return None
         return rel.source_at(i)
@@ -443,16 +466,16 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
             rel.dead[row] = (by, cycle)
         store.order = _Rows(rel)  # type: ignore[assignment]
         store.facts = _Facts(rel)  # type: ignore[assignment]
-        store.superseded = {rel.rows[row]: (rel.record_at(row), rel.rows[by] if by >= 0 else (), cycle)
+        store.superseded = {rel.row(row): (rel.record_at(row), rel.row(by) if by >= 0 else (), cycle)
                             for row, (by, cycle) in rel.dead.items()}
     confidence = None
     if "confidence" in data:
-        confidence = {n: {book.rels[n].rows[i]: c for i, c in rows} for n, rows in data["confidence"].items()}
+        confidence = {n: {book.rels[n].row(i): c for i, c in rows} for n, rows in data["confidence"].items()}
     dropped = {n: {tuple(f): (reason, cycle, tuple(d) if isinstance(d, list) else d) for f, reason, cycle, d in rows}
                for n, rows in data.get("dropped", {}).items()}
     alternatives = None
     if "alternatives" in data:
-        alternatives = {n: {book.rels[n].rows[i]: [book.decode_alternative(n, e) for e in entries] for i, entries in rows}
+        alternatives = {n: {book.rels[n].row(i): [book.decode_alternative(n, e) for e in entries] for i, entries in rows}
                         for n, rows in data["alternatives"].items()}
     out = data["outcome"]
     options = data["options"]
@@ -760,11 +783,19 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
         elif not isinstance(arg, ast.Wildcard):
             raise ConvergeError([Diagnostic("E405", "a pattern holds constants, variables and _ only", arg.span)])
     same = [cols for cols in groups.values() if len(cols) > 1]
-    out = []
-    for fact in result.facts(rel.name):
-        if all(fact[i] == v and type(fact[i]) is type(v) for i, v in consts) and \
-                all(all(fact[c] == fact[cols[0]] for c in cols[1:]) for cols in same):
-            out.append((rel.name, fact))
+    store = result._context.relations[rel.name]
+    if isinstance(store.facts, _Facts) and consts:
+        # a recorded relation: filter one column at a time, build only the matching rows
+        recorded = store.facts.rel
+        i, v = consts[0]
+        candidates = [k for k, x in enumerate(recorded.columns[i]) if x == v and k not in recorded.dead]
+        facts: Iterable[tuple] = [recorded.row(k) for k in candidates]
+    else:
+        facts = store.facts
+    out = [(rel.name, fact) for fact in facts
+           if all(fact[i] == v and type(fact[i]) is type(v) for i, v in consts)
+           and all(all(fact[c] == fact[cols[0]] for c in cols[1:]) for cols in same)]
+    out.sort(key=lambda m: m[1])
     return out
 
 
