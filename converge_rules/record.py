@@ -389,7 +389,7 @@ class _Rel:
             return None
         start = self.offset(i)
         sid, line = self.refs[start], self.refs[start + 1]
-        sources = self.book.sources
+        sources = self.book.source_files
         return (sources[sid], line) if 0 <= sid < len(sources) else None
 
 
@@ -404,7 +404,7 @@ class _Book:
         self.width = {i: len(rels) for i, rels in enumerate(self.positive)}
         self.width[-1] = 2  # an input fact: source index and line
         self.rels = {n: _Rel(self, n, cols, data["proofs"][n]) for n, cols in data["facts"].items()}
-        self.sources = data["sources"]
+        self.source_files: list[str] = data["sources"]
 
     def decode_alternative(self, relation: str, entry: list[Any]) -> tuple:
         from .engine.store import INPUT_PROOF
@@ -426,6 +426,19 @@ class _Book:
             if i is None:
                 return None
         return rel.source_at(i)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (as the run's inputs give it)."""
+        rel = self.rels.get(relation)
+        if rel is None:
+            return {}
+        out = {}
+        for i, a in enumerate(rel.agents):
+            if a < 0:
+                src = rel.source_at(i)
+                if src is not None:
+                    out[rel.row(i)] = src
+        return out
 
     def inputs(self) -> dict[str, list[int]]:
         """Rows of input facts, per relation."""
@@ -491,7 +504,8 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
         events = list(data["trace"])
         header = {"event": "header", "format": "converge-trace/1",
                   "rules": [{"path": f["path"], "sha256": f["sha256"]} for f in data["ruleset"]["files"]],
-                  "facts": data.get("inputs", {}).get("files", []), "inline_facts": {},
+                  "facts": data.get("inputs", {}).get("files", []),
+                  "inline_facts": bool(data.get("inputs", {}).get("api")),
                   "budget": options.get("budget", {}), "on_failure": options.get("on_failure", "abort"),
                   "goals": options.get("goals", []), "timestamps": False}
     result = Result(program, outcome, book, events, header)  # type: ignore[arg-type]

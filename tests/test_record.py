@@ -320,3 +320,24 @@ def test_cli_replay_with_other_tools_differs(tmp_path: Path) -> None:
     assert same.returncode == 0, same.stderr
     other = converge("replay", "r.json", "--tools", "fixed_bureau", cwd=tmp_path)
     assert other.returncode == 7 and "replay differs" in other.stderr
+
+
+def test_a_rebuilt_result_records_the_same_bytes() -> None:
+    record = loans_result(trace=True).to_record()
+    again = Record.from_json(record.to_json())
+    assert again.result.to_record().to_json() == record.to_json()
+
+
+def test_load_sources_compiles_from_texts_alone(tmp_path: Path) -> None:
+    files = {"app/main.cvg": 'import "./lib.cvg" as lib\nimport std.graph\nrelation big(l: str)\n'
+                             'big(l) :- lib.loan(l, a), a > 10.\ngraph.edge("a", "b").\n',
+             "app/lib.cvg": 'input relation loan(id: str, amount: int)\nloan("l1", 20).\nloan("l2", 5).\n'}
+    rs = cr.load_sources(files, roots=["app/main.cvg"])  # nothing of this exists on disk
+    result = rs.run()
+    assert result.facts("big") == [("l1",)] and result.facts("graph.reach") == [("a", "b")]
+    assert [f["path"] for f in rs.files if f["path"].startswith("app/")] == ["app/lib.cvg", "app/main.cvg"]
+    assert any(f["path"].endswith("graph.cvg") for f in rs.files)  # the standard module is carried too
+    assert rs.digest == Record.from_json(result.to_record().to_json()).ruleset_digest
+    with pytest.raises(cr.ConvergeError) as err:
+        cr.load_sources({"m.cvg": 'import "./missing.cvg" as m\n'})
+    assert err.value.diagnostics[0].code == "E110"
