@@ -664,7 +664,9 @@ class Record:
         ruleset, result = self._build()
         book: _Book = result._inputs
         inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
-        return Checker(result.program, inputs).check(result.to_dict(proofs=True))
+        report = Checker(result.program, inputs).check(result.to_dict(proofs=True))
+        report.failures.extend(_tool_failures(result, self._data["tools"]))
+        return report
 
     def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
         """Re-run the recorded job from the recorded rules, inputs and tool results (or ``tools``);
@@ -716,6 +718,39 @@ class Record:
 
     def __repr__(self) -> str:
         return f"<Record {self.tier} cycles={self.cycles} digest={self.digest[:12]}>"
+
+
+def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
+    """Proofs whose tool results are not among the record's tool calls (the checker cannot
+    re-evaluate a tool; the record can say what the tool answered)."""
+    from .engine.runtime import EvalError, eval_expr
+    from .explain.checker import Failure
+    from .syntax import ast
+
+    answered = {(c["tool"], json.dumps(c["args"]), json.dumps(c["result"])) for c in calls if "result" in c}
+    failures = []
+    for agent in result.program.agents:
+        uses = [lit for lit in agent.body if isinstance(lit, ast.Comparison) and isinstance(lit.right, ast.ToolCall)
+                and isinstance(lit.left, ast.Var)]
+        if not uses:
+            continue
+        for head in {h.relation for h in agent.heads}:
+            for fact in result.facts(head):
+                proof = result.proof(head, fact)
+                if proof is None or proof.is_input or proof.agent != agent.name:
+                    continue
+                for lit in uses:
+                    call = lit.right
+                    try:
+                        args = [eval_expr(a, proof.bindings) for a in call.args]  # type: ignore[union-attr]
+                    except (EvalError, KeyError):
+                        continue
+                    got = proof.bindings.get(lit.left.name)  # type: ignore[union-attr]
+                    if (call.tool, json.dumps(args), json.dumps(got)) not in answered:  # type: ignore[union-attr]
+                        failures.append(Failure(head, fact, agent.name, f"{agent.span.file}:{agent.span.line}", [(
+                            "tool", f"@{call.tool}({', '.join(json.dumps(a) for a in args)}) = {json.dumps(got)} "  # type: ignore[union-attr]
+                                    "is not a result of the record's tool calls")], index=0))
+    return failures
 
 
 class _Tampered:

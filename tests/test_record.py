@@ -341,3 +341,15 @@ def test_load_sources_compiles_from_texts_alone(tmp_path: Path) -> None:
     with pytest.raises(cr.ConvergeError) as err:
         cr.load_sources({"m.cvg": 'import "./missing.cvg" as m\n'})
     assert err.value.diagnostics[0].code == "E110"
+
+
+def test_verify_checks_tool_results_against_the_recorded_calls(tmp_path: Path) -> None:
+    rs = cr.load([str(FLAKY / "flaky.cvg")])
+    result = rs.run(fact_files=[str(FLAKY / "facts.json")], tools={"credit_score": lambda a: {"a1": 700}.get(a, 500)})
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).verify().ok
+    data["tools"][0]["result"] = 701  # the proofs say 700: the tool log no longer backs them
+    data.pop("seal")
+    report = Record.from_dict(json.loads(Record.from_dict(data).to_json())).verify()
+    assert not report.ok
+    assert '@credit_score("a1") = 700 is not a result' in report.failures[0].render()
