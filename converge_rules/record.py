@@ -300,6 +300,7 @@ class _Rel:
         self._rows: list[tuple] | None = None
         self._live: dict[tuple, int] | None = None
         self._offsets: list[int] | None = None
+        self._stride: int | None = None
         self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
         self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
         self.scans = 0
@@ -347,18 +348,27 @@ class _Rel:
         return self._live
 
     def offset(self, i: int) -> int:
+        """Where row i's references start in ``refs``: i * width when every row of the
+        relation has the same width (no table), otherwise from a table of running sums."""
         if self._offsets is None:
             import itertools
 
             width = self.book.width
             try:
-                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+                widths = {width[a] for a in set(self.agents)}
             except (KeyError, TypeError):
                 raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have")
-            if self._offsets[-1] != len(self.refs):
+            if len(widths) == 1:
+                self._stride = widths.pop()
+                self._offsets = []
+                total = self._stride * len(self.agents)
+            else:
+                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+                total = self._offsets[-1]
+            if total != len(self.refs):
                 raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
-                                     f"({len(self.refs)} premise references, {self._offsets[-1]} expected)")
-        return self._offsets[i]
+                                     f"({len(self.refs)} premise references, {total} expected)")
+        return self._offsets[i] if self._stride is None else i * self._stride
 
     def record_at(self, i: int) -> tuple:
         from .engine.store import INPUT_PROOF
