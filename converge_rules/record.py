@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator
 from .diagnostics import ConvergeError, Diagnostic, Span
 
 RECORD_FORMAT = "converge-record/1"
+_ATOMS = {"str": str, "int": int, "float": float, "bool": bool}
 _REQUIRED = ("format", "ruleset", "job", "options", "outcome", "facts", "proofs", "sources", "tools")
 
 
@@ -246,6 +247,20 @@ def _check_shape(data: Any, where: str) -> None:
                                  "each with one value per proof", where)
     if not isinstance(data["tools"], list) or not isinstance(data["sources"], list):
         raise _error("E612", "malformed record: 'tools' and 'sources' must be lists", where)
+    if not all(isinstance(c, dict) and isinstance(c.get("tool"), str) and isinstance(c.get("args"), list)
+               for c in data["tools"]):
+        raise _error("E612", "malformed record: each tool call needs 'tool' and 'args'", where)
+    if not all(isinstance(x, str) for x in data["sources"]):
+        raise _error("E612", "malformed record: 'sources' must list file names", where)
+    if not isinstance(data.get("trace", []), list) or not all(isinstance(e, dict) for e in data.get("trace", [])):
+        raise _error("E612", "malformed record: 'trace' must list events", where)
+    if not isinstance(data["options"], dict) or not isinstance(data["options"].get("budget", {}), dict):
+        raise _error("E612", "malformed record: 'options' must be an object with a 'budget' object", where)
+    if not isinstance(out["reasons"], list) or not all(isinstance(r, dict) and isinstance(r.get("kind"), str)
+                                                       and isinstance(r.get("message"), str) for r in out["reasons"]):
+        raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
+    if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
+        raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
 
 
 class _Facts(Mapping):
@@ -303,6 +318,7 @@ class _Rel:
         self._stride: int | None = None
         self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
         self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
+        self._checked = False
         self.scans = 0
 
     def row_of(self, fact: tuple) -> int | None:
@@ -317,6 +333,7 @@ class _Rel:
         return self.live_index().get(fact)
 
     def _scan(self, fact: tuple) -> int | None:
+        self.check()
         first, value, i = self.columns[0], fact[0], -1
         others = list(zip(self.columns[1:], fact[1:]))
         while True:
@@ -330,12 +347,36 @@ class _Rel:
 
     def row(self, i: int) -> tuple:
         """One row as a tuple, without building the others."""
+        self.check()
         if self._rows is not None:
             return self._rows[i]
         return tuple(col[i] for col in self.columns) if self.columns else ()
 
+    def check(self) -> None:
+        """Refuse values of the wrong type in this relation's columns and proofs (once, on first use)."""
+        if self._checked:
+            return
+        if not (all(type(x) is int for x in self.agents) and all(type(x) is int for x in self.cycles)
+                and all(type(x) is int for x in self.refs)
+                and self._columns_typed()
+                and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
+                and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
+            raise _error("E612", f"malformed record: relation {self.name!r} holds values of the wrong type")
+        self._checked = True
+
+    def _columns_typed(self) -> bool:
+        declared = self.book.program.relations.get(self.name)
+        if declared is None or len(declared.columns) != len(self.columns):
+            return False
+        for col, spec in zip(self.columns, declared.columns):
+            want = _ATOMS.get(spec.type)
+            if want is None or not all(type(v) is want for v in col):
+                return False
+        return True
+
     @property
     def rows(self) -> list[tuple]:
+        self.check()
         if self._rows is None:
             self._rows = list(zip(*self.columns)) if self.columns else [()] * len(self.agents)
         return self._rows
@@ -353,6 +394,7 @@ class _Rel:
         if self._offsets is None:
             import itertools
 
+            self.check()
             width = self.book.width
             try:
                 widths = {width[a] for a in set(self.agents)}
@@ -373,6 +415,7 @@ class _Rel:
     def record_at(self, i: int) -> tuple:
         from .engine.store import INPUT_PROOF
 
+        self.check()
         agent = self.agents[i]
         if agent < 0:
             return INPUT_PROOF
@@ -395,6 +438,7 @@ class _Rel:
         return (agent, self.cycles[i], *premises, *((tuple(extra),) if extra is not None else ()))
 
     def source_at(self, i: int) -> tuple[str, int] | None:  # noqa: D102
+        self.check()
         if self.agents[i] >= 0:
             return None
         start = self.offset(i)
@@ -615,7 +659,12 @@ class Record:
 
     def _build(self) -> tuple[Any, Any]:
         if self._built is None:
-            self._built = _rebuild(self._data)
+            try:
+                self._built = _rebuild(self._data)
+            except ConvergeError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+                raise _error("E612", f"malformed record: {type(err).__name__}: {err}", self.where)
         return self._built
 
     def relations(self) -> list[str]:

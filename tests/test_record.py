@@ -353,3 +353,47 @@ def test_verify_checks_tool_results_against_the_recorded_calls(tmp_path: Path) -
     report = Record.from_dict(json.loads(Record.from_dict(data).to_json())).verify()
     assert not report.ok
     assert '@credit_score("a1") = 700 is not a result' in report.failures[0].render()
+
+
+_LOANS_RECORD: dict | None = None
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:3]):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.text(max_size=3), st.just([]),
+                  st.just({}), st.lists(st.integers(-2, 3), max_size=3), st.just([["x"]]))
+
+
+@settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_damaged_record_gives_a_record_error_never_a_crash(data: st.DataObject) -> None:
+    global _LOANS_RECORD
+    if _LOANS_RECORD is None:
+        _LOANS_RECORD = json.loads(loans_result(trace=True).to_record().to_json())
+    damaged = json.loads(json.dumps(_LOANS_RECORD))
+    paths = [p for p in _paths(damaged) if p and p[0] != "seal"]
+    path = data.draw(st.sampled_from(paths))
+    target = damaged
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(_JUNK)
+    try:
+        record = Record.from_dict(damaged)
+        for rel in record.relations():
+            record.facts(rel)
+        record.why('decision("l1", "reject")')
+        record.why_not('decision("l1", "approve")')
+        record.query("decision(l, _)")
+        record.verify()
+    except cr.ConvergeError as err:
+        assert err.diagnostics and err.diagnostics[0].code.startswith(("E2", "E3", "E4", "E6")), err
