@@ -361,7 +361,7 @@ class _Rel:
                 and self._columns_typed()
                 and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
                 and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
-            raise _error("E612", f"malformed record: relation {self.name!r} holds values of the wrong type")
+            raise _error("E612", f"malformed record: relation {self.name!r} holds values of the wrong type", self.book.where)
         self._checked = True
 
     def _columns_typed(self) -> bool:
@@ -399,7 +399,7 @@ class _Rel:
             try:
                 widths = {width[a] for a in set(self.agents)}
             except (KeyError, TypeError):
-                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have")
+                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
             if len(widths) == 1:
                 self._stride = widths.pop()
                 self._offsets = []
@@ -409,7 +409,7 @@ class _Rel:
                 total = self._offsets[-1]
             if total != len(self.refs):
                 raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
-                                     f"({len(self.refs)} premise references, {total} expected)")
+                                     f"({len(self.refs)} premise references, {total} expected)", self.book.where)
         return self._offsets[i] if self._stride is None else i * self._stride
 
     def record_at(self, i: int) -> tuple:
@@ -431,7 +431,7 @@ class _Rel:
                     rel.hints[fact] = p
                     premises.append(fact)
                 except (KeyError, IndexError):
-                    raise _error("E613", f"the record's proof of row {i} of {self.name} names a missing premise")
+                    raise _error("E613", f"the record's proof of row {i} of {self.name} names a missing premise", self.book.where)
             else:
                 premises.append(tuple(self.loose.get(f"{i}:{k}", ())))
         extra = self.extra.get(str(i))
@@ -450,10 +450,11 @@ class _Rel:
 class _Book:
     """The recorded relations, and what decoding their proofs needs from the recorded rules."""
 
-    def __init__(self, program: Any, data: Mapping[str, Any]):
+    def __init__(self, program: Any, data: Mapping[str, Any], where: str = "<record>"):
         from .syntax import ast
 
         self.program = program
+        self.where = where
         self.positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
         self.width = {i: len(rels) for i, rels in enumerate(self.positive)}
         self.width[-1] = 2  # an input fact: source index and line
@@ -499,7 +500,7 @@ class _Book:
         return {n: [i for i, a in enumerate(rel.agents) if a < 0] for n, rel in self.rels.items()}
 
 
-def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
+def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any]:
     """The recorded rules compiled from their texts, and a Result over the recorded facts and proofs."""
     from .api import Result, RuleSet
     from .compile.pipeline import compile_sources
@@ -510,20 +511,20 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
     roots = list(data["job"]["rules"])
     missing = [p for p in roots if p not in virtual]
     if missing:
-        raise _error("E613", f"the record lacks the text of rule file {missing[0]!r}")
+        raise _error("E613", f"the record lacks the text of rule file {missing[0]!r}", where)
     compilation = compile_sources([(p, None) for p in roots], virtual=virtual)
     if not compilation.ok:
         first = next(d for d in compilation.diagnostics if d.is_error)
-        raise _error("E613", f"the recorded rules do not compile: {first.render().splitlines()[0]}")
+        raise _error("E613", f"the recorded rules do not compile: {first.render().splitlines()[0]}", where)
     ruleset = RuleSet(compilation)
     program = ruleset.program
     agents = data["ruleset"].get("agents")
     if agents is not None and agents != [a.name for a in program.agents]:
-        raise _error("E613", "the recorded rules compile to other agents than the record names")
+        raise _error("E613", "the recorded rules compile to other agents than the record names", where)
     unknown = sorted(n for n in data["facts"] if n not in program.relations)
     if unknown:
-        raise _error("E613", f"the record holds facts of {unknown[0]!r}, which the recorded rules do not declare")
-    book = _Book(program, data)
+        raise _error("E613", f"the record holds facts of {unknown[0]!r}, which the recorded rules do not declare", where)
+    book = _Book(program, data, where)
     context = Context({name: rel.arity for name, rel in program.relations.items()})
     for name, store in context.relations.items():
         rel = book.rels.get(name)
@@ -660,7 +661,7 @@ class Record:
     def _build(self) -> tuple[Any, Any]:
         if self._built is None:
             try:
-                self._built = _rebuild(self._data)
+                self._built = _rebuild(self._data, self.where)
             except ConvergeError:
                 raise
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
