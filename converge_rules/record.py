@@ -120,7 +120,27 @@ def _encode(result: Any) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         loose: dict[str, Any] = {}
         where = result._inputs.sources(n) if INPUT_AGENT in agents else {}
-        for row in range(len(order)):  # no tuple per row: the collector would walk them
+        kinds = set(agents)
+        single = next(iter(kinds)) if len(kinds) == 1 else None
+        if single is not None and single != INPUT_AGENT and layout[single][0] >= 1:
+            # one agent for the whole relation (the common case): comprehensions, no per-row branches
+            k, idxs = layout[single]
+            if k == 1:
+                idx0 = idxs[0]
+                refs = [idx0.get(r[2], -1) for r in records]
+            else:
+                refs = [idxs[j].get(r[2 + j], -1) for r in records for j in range(k)]
+            if -1 not in refs:
+                if any(len(r) > 2 + k for r in records):
+                    extra = {str(row): list(records[row][2 + k]) for row in range(len(records))
+                             if len(records[row]) > 2 + k}
+                order_done = True
+            else:
+                refs, order_done = [], False
+                add = refs.append
+        else:
+            order_done = False
+        for row in range(0 if not order_done else len(order), len(order)):  # no tuple per row: the collector would walk them
             r = records[row]
             a = r[0]
             if a == INPUT_AGENT:
