@@ -81,7 +81,7 @@ def _encode(result: Any) -> dict[str, Any]:
     source_ids: dict[str, int] = {}
     source_of = result._inputs.source
 
-    def encode_into(record: tuple, relation: str, fact: tuple, row: int, refs: list[int],
+    def encode_alternative(record: tuple, relation: str, fact: tuple, row: int, refs: list[int],
                     extra: dict[str, Any], loose: dict[str, Any]) -> None:
         if record[0] == INPUT_AGENT:
             src = source_of(relation, fact)
@@ -217,7 +217,7 @@ def _encode(result: Any) -> dict[str, Any]:
                     encoded = []
                     for r in records:
                         refs, extra, loose = [], {}, {}
-                        encode_into(r, n, f, 0, refs, extra, loose)
+                        encode_alternative(r, n, f, 0, refs, extra, loose)
                         encoded.append([r[0], r[1], refs, extra.get("0"), loose or None])
                     rows.append([index[n][f], encoded])
             if rows:
