@@ -7,7 +7,7 @@
     print(cr.render_text(result.why('decision("l1", "reject")')))
 """
 
-from .api import Result, RuleSet, check, load, load_text
+from .api import Result, RuleSet, check, load, load_sources, load_text
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .compile.program import FailurePolicy
 from .engine.loop import Budget, Reason, Tier
@@ -32,5 +32,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Budget", "ConvergeError", "Decision", "Session", "RECORD_FORMAT", "Record", "RecordError", "open_record", "FailurePolicy", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
-    "Tier", "__version__", "check", "load", "load_text", "render_dot", "render_json", "render_mermaid", "render_text",
+    "Tier", "__version__", "check", "load", "load_sources", "load_text", "render_dot", "render_json", "render_mermaid", "render_text",
 ]

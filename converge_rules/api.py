@@ -63,6 +63,14 @@ def load_text(text: str, name: str = "<text>") -> "RuleSet":
     return RuleSet._from(compile_sources([(name, text)]))
 
 
+def load_sources(files: Mapping[str, str], roots: Sequence[str] | None = None) -> "RuleSet":
+    """Compile rules from texts alone, ``{path: text}``: imports and standard modules are
+    looked up among them, nothing is read from disk (a service receiving rule files, a record).
+    ``roots`` are the root files, which share one namespace (default: every file given)."""
+    texts = {str(p): t for p, t in files.items()}
+    return RuleSet._from(compile_sources([(p, None) for p in (roots or sorted(texts))], virtual=texts))
+
+
 class RuleSet:
     """A compiled, checked program, ready to run over facts."""
 
@@ -600,4 +608,4 @@ def _normalise(program: Program, relation: str, fact: Sequence[Value]) -> tuple:
 
 
 __all__ = ["Budget", "ConvergeError", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
-           "Tier", "check", "load", "load_text"]
+           "Tier", "check", "load", "load_sources", "load_text"]

@@ -452,10 +452,13 @@ def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: never lets a traceback reach the user."""
+    from .diagnostics import ConvergeError
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="converge", standalone_mode=True)
     except SystemExit:
         raise
+    except ConvergeError as err:  # e.g. a malformed part of a decision record met while explaining
+        _fail_diagnostics(err)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -22,11 +22,12 @@ import json
 from operator import itemgetter
 from collections.abc import Mapping
 from collections.abc import Sequence
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from .diagnostics import ConvergeError, Diagnostic, Span
 
 RECORD_FORMAT = "converge-record/1"
+_ATOMS = {"str": str, "int": int, "float": float, "bool": bool}
 _REQUIRED = ("format", "ruleset", "job", "options", "outcome", "facts", "proofs", "sources", "tools")
 
 
@@ -80,7 +81,7 @@ def _encode(result: Any) -> dict[str, Any]:
     source_ids: dict[str, int] = {}
     source_of = result._inputs.source
 
-    def encode_into(record: tuple, relation: str, fact: tuple, row: int, refs: list[int],
+    def encode_alternative(record: tuple, relation: str, fact: tuple, row: int, refs: list[int],
                     extra: dict[str, Any], loose: dict[str, Any]) -> None:
         if record[0] == INPUT_AGENT:
             src = source_of(relation, fact)
@@ -119,7 +120,27 @@ def _encode(result: Any) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         loose: dict[str, Any] = {}
         where = result._inputs.sources(n) if INPUT_AGENT in agents else {}
-        for row in range(len(order)):  # no tuple per row: the collector would walk them
+        kinds = set(agents)
+        single = next(iter(kinds)) if len(kinds) == 1 else None
+        if single is not None and single != INPUT_AGENT and layout[single][0] >= 1:
+            # one agent for the whole relation (the common case): comprehensions, no per-row branches
+            k, idxs = layout[single]
+            if k == 1:
+                idx0 = idxs[0]
+                refs = [idx0.get(r[2], -1) for r in records]
+            else:
+                refs = [idxs[j].get(r[2 + j], -1) for r in records for j in range(k)]
+            if -1 not in refs:
+                if any(len(r) > 2 + k for r in records):
+                    extra = {str(row): list(records[row][2 + k]) for row in range(len(records))
+                             if len(records[row]) > 2 + k}
+                order_done = True
+            else:
+                refs, order_done = [], False
+                add = refs.append
+        else:
+            order_done = False
+        for row in range(0 if not order_done else len(order), len(order)):  # no tuple per row: the collector would walk them
             r = records[row]
             a = r[0]
             if a == INPUT_AGENT:
@@ -196,7 +217,7 @@ def _encode(result: Any) -> dict[str, Any]:
                     encoded = []
                     for r in records:
                         refs, extra, loose = [], {}, {}
-                        encode_into(r, n, f, 0, refs, extra, loose)
+                        encode_alternative(r, n, f, 0, refs, extra, loose)
                         encoded.append([r[0], r[1], refs, extra.get("0"), loose or None])
                     rows.append([index[n][f], encoded])
             if rows:
@@ -246,6 +267,20 @@ def _check_shape(data: Any, where: str) -> None:
                                  "each with one value per proof", where)
     if not isinstance(data["tools"], list) or not isinstance(data["sources"], list):
         raise _error("E612", "malformed record: 'tools' and 'sources' must be lists", where)
+    if not all(isinstance(c, dict) and isinstance(c.get("tool"), str) and isinstance(c.get("args"), list)
+               for c in data["tools"]):
+        raise _error("E612", "malformed record: each tool call needs 'tool' and 'args'", where)
+    if not all(isinstance(x, str) for x in data["sources"]):
+        raise _error("E612", "malformed record: 'sources' must list file names", where)
+    if not isinstance(data.get("trace", []), list) or not all(isinstance(e, dict) for e in data.get("trace", [])):
+        raise _error("E612", "malformed record: 'trace' must list events", where)
+    if not isinstance(data["options"], dict) or not isinstance(data["options"].get("budget", {}), dict):
+        raise _error("E612", "malformed record: 'options' must be an object with a 'budget' object", where)
+    if not isinstance(out["reasons"], list) or not all(isinstance(r, dict) and isinstance(r.get("kind"), str)
+                                                       and isinstance(r.get("message"), str) for r in out["reasons"]):
+        raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
+    if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
+        raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
 
 
 class _Facts(Mapping):
@@ -300,18 +335,68 @@ class _Rel:
         self._rows: list[tuple] | None = None
         self._live: dict[tuple, int] | None = None
         self._offsets: list[int] | None = None
+        self._stride: int | None = None
         self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
         self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
+        self._checked = False
+        self.scans = 0
 
     def row_of(self, fact: tuple) -> int | None:
-        """The row of a live fact (None when absent or superseded)."""
+        """The row of a live fact (None when absent or superseded). The first few lookups
+        scan the first column (in C, no tuple built); the index is built when they go on."""
         i = self.hints.get(fact)
         if i is not None:
             return None if i in self.dead else i
+        if self._live is None and self.scans < 8 and self.columns and len(fact) == len(self.columns):
+            self.scans += 1
+            return self._scan(fact)
         return self.live_index().get(fact)
+
+    def _scan(self, fact: tuple) -> int | None:
+        self.check()
+        first, value, i = self.columns[0], fact[0], -1
+        others = list(zip(self.columns[1:], fact[1:]))
+        while True:
+            try:
+                i = first.index(value, i + 1)
+            except ValueError:
+                return None
+            if i not in self.dead and all(col[i] == v for col, v in others) and self.row(i) == fact:
+                self.hints[fact] = i
+                return i
+
+    def row(self, i: int) -> tuple:
+        """One row as a tuple, without building the others."""
+        self.check()
+        if self._rows is not None:
+            return self._rows[i]
+        return tuple(col[i] for col in self.columns) if self.columns else ()
+
+    def check(self) -> None:
+        """Refuse values of the wrong type in this relation's columns and proofs (once, on first use)."""
+        if self._checked:
+            return
+        if not (all(type(x) is int for x in self.agents) and all(type(x) is int for x in self.cycles)
+                and all(type(x) is int for x in self.refs)
+                and self._columns_typed()
+                and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
+                and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
+            raise _error("E612", f"malformed record: relation {self.name!r} holds values of the wrong type", self.book.where)
+        self._checked = True
+
+    def _columns_typed(self) -> bool:
+        declared = self.book.program.relations.get(self.name)
+        if declared is None or len(declared.columns) != len(self.columns):
+            return False
+        for col, spec in zip(self.columns, declared.columns):
+            want = _ATOMS.get(spec.type)
+            if want is None or not all(type(v) is want for v in col):
+                return False
+        return True
 
     @property
     def rows(self) -> list[tuple]:
+        self.check()
         if self._rows is None:
             self._rows = list(zip(*self.columns)) if self.columns else [()] * len(self.agents)
         return self._rows
@@ -324,22 +409,33 @@ class _Rel:
         return self._live
 
     def offset(self, i: int) -> int:
+        """Where row i's references start in ``refs``: i * width when every row of the
+        relation has the same width (no table), otherwise from a table of running sums."""
         if self._offsets is None:
             import itertools
 
+            self.check()
             width = self.book.width
             try:
-                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+                widths = {width[a] for a in set(self.agents)}
             except (KeyError, TypeError):
-                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have")
-            if self._offsets[-1] != len(self.refs):
+                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
+            if len(widths) == 1:
+                self._stride = widths.pop()
+                self._offsets = []
+                total = self._stride * len(self.agents)
+            else:
+                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+                total = self._offsets[-1]
+            if total != len(self.refs):
                 raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
-                                     f"({len(self.refs)} premise references, {self._offsets[-1]} expected)")
-        return self._offsets[i]
+                                     f"({len(self.refs)} premise references, {total} expected)", self.book.where)
+        return self._offsets[i] if self._stride is None else i * self._stride
 
     def record_at(self, i: int) -> tuple:
         from .engine.store import INPUT_PROOF
 
+        self.check()
         agent = self.agents[i]
         if agent < 0:
             return INPUT_PROOF
@@ -351,37 +447,39 @@ class _Rel:
             if p >= 0:
                 try:
                     rel = self.book.rels[r]
-                    fact = rel.rows[p]
+                    fact = rel.row(p)
                     rel.hints[fact] = p
                     premises.append(fact)
                 except (KeyError, IndexError):
-                    raise _error("E613", f"the record's proof of row {i} of {self.name} names a missing premise")
+                    raise _error("E613", f"the record's proof of row {i} of {self.name} names a missing premise", self.book.where)
             else:
                 premises.append(tuple(self.loose.get(f"{i}:{k}", ())))
         extra = self.extra.get(str(i))
         return (agent, self.cycles[i], *premises, *((tuple(extra),) if extra is not None else ()))
 
-    def source_at(self, i: int) -> tuple[str, int] | None:
+    def source_at(self, i: int) -> tuple[str, int] | None:  # noqa: D102
+        self.check()
         if self.agents[i] >= 0:
             return None
         start = self.offset(i)
         sid, line = self.refs[start], self.refs[start + 1]
-        sources = self.book.sources
+        sources = self.book.source_files
         return (sources[sid], line) if 0 <= sid < len(sources) else None
 
 
 class _Book:
     """The recorded relations, and what decoding their proofs needs from the recorded rules."""
 
-    def __init__(self, program: Any, data: Mapping[str, Any]):
+    def __init__(self, program: Any, data: Mapping[str, Any], where: str = "<record>"):
         from .syntax import ast
 
         self.program = program
+        self.where = where
         self.positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
         self.width = {i: len(rels) for i, rels in enumerate(self.positive)}
         self.width[-1] = 2  # an input fact: source index and line
         self.rels = {n: _Rel(self, n, cols, data["proofs"][n]) for n, cols in data["facts"].items()}
-        self.sources = data["sources"]
+        self.source_files: list[str] = data["sources"]
 
     def decode_alternative(self, relation: str, entry: list[Any]) -> tuple:
         from .engine.store import INPUT_PROOF
@@ -389,7 +487,7 @@ class _Book:
         agent, cycle, refs, extra, loose = entry
         if agent < 0:
             return INPUT_PROOF
-        premises = [self.rels[r].rows[p] if p >= 0 else tuple((loose or {}).get(f"0:{k}", ()))
+        premises = [self.rels[r].row(p) if p >= 0 else tuple((loose or {}).get(f"0:{k}", ()))
                     for k, (r, p) in enumerate(zip(self.positive[agent], refs))]
         return (agent, cycle, *premises, *((tuple(extra),) if extra is not None else ()))
 
@@ -399,17 +497,30 @@ class _Book:
             return None
         i = rel.row_of(fact)
         if i is None:
-            i = next((k for k in rel.dead if rel.rows[k] == fact), None)
+            i = next((k for k in rel.dead if rel.row(k) == fact), None)
             if i is None:
                 return None
         return rel.source_at(i)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (as the run's inputs give it)."""
+        rel = self.rels.get(relation)
+        if rel is None:
+            return {}
+        out = {}
+        for i, a in enumerate(rel.agents):
+            if a < 0:
+                src = rel.source_at(i)
+                if src is not None:
+                    out[rel.row(i)] = src
+        return out
 
     def inputs(self) -> dict[str, list[int]]:
         """Rows of input facts, per relation."""
         return {n: [i for i, a in enumerate(rel.agents) if a < 0] for n, rel in self.rels.items()}
 
 
-def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
+def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any]:
     """The recorded rules compiled from their texts, and a Result over the recorded facts and proofs."""
     from .api import Result, RuleSet
     from .compile.pipeline import compile_sources
@@ -420,20 +531,20 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
     roots = list(data["job"]["rules"])
     missing = [p for p in roots if p not in virtual]
     if missing:
-        raise _error("E613", f"the record lacks the text of rule file {missing[0]!r}")
+        raise _error("E613", f"the record lacks the text of rule file {missing[0]!r}", where)
     compilation = compile_sources([(p, None) for p in roots], virtual=virtual)
     if not compilation.ok:
         first = next(d for d in compilation.diagnostics if d.is_error)
-        raise _error("E613", f"the recorded rules do not compile: {first.render().splitlines()[0]}")
+        raise _error("E613", f"the recorded rules do not compile: {first.render().splitlines()[0]}", where)
     ruleset = RuleSet(compilation)
     program = ruleset.program
     agents = data["ruleset"].get("agents")
     if agents is not None and agents != [a.name for a in program.agents]:
-        raise _error("E613", "the recorded rules compile to other agents than the record names")
+        raise _error("E613", "the recorded rules compile to other agents than the record names", where)
     unknown = sorted(n for n in data["facts"] if n not in program.relations)
     if unknown:
-        raise _error("E613", f"the record holds facts of {unknown[0]!r}, which the recorded rules do not declare")
-    book = _Book(program, data)
+        raise _error("E613", f"the record holds facts of {unknown[0]!r}, which the recorded rules do not declare", where)
+    book = _Book(program, data, where)
     context = Context({name: rel.arity for name, rel in program.relations.items()})
     for name, store in context.relations.items():
         rel = book.rels.get(name)
@@ -443,16 +554,16 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
             rel.dead[row] = (by, cycle)
         store.order = _Rows(rel)  # type: ignore[assignment]
         store.facts = _Facts(rel)  # type: ignore[assignment]
-        store.superseded = {rel.rows[row]: (rel.record_at(row), rel.rows[by] if by >= 0 else (), cycle)
+        store.superseded = {rel.row(row): (rel.record_at(row), rel.row(by) if by >= 0 else (), cycle)
                             for row, (by, cycle) in rel.dead.items()}
     confidence = None
     if "confidence" in data:
-        confidence = {n: {book.rels[n].rows[i]: c for i, c in rows} for n, rows in data["confidence"].items()}
+        confidence = {n: {book.rels[n].row(i): c for i, c in rows} for n, rows in data["confidence"].items()}
     dropped = {n: {tuple(f): (reason, cycle, tuple(d) if isinstance(d, list) else d) for f, reason, cycle, d in rows}
                for n, rows in data.get("dropped", {}).items()}
     alternatives = None
     if "alternatives" in data:
-        alternatives = {n: {book.rels[n].rows[i]: [book.decode_alternative(n, e) for e in entries] for i, entries in rows}
+        alternatives = {n: {book.rels[n].row(i): [book.decode_alternative(n, e) for e in entries] for i, entries in rows}
                         for n, rows in data["alternatives"].items()}
     out = data["outcome"]
     options = data["options"]
@@ -468,7 +579,8 @@ def _rebuild(data: Mapping[str, Any]) -> tuple[Any, Any]:
         events = list(data["trace"])
         header = {"event": "header", "format": "converge-trace/1",
                   "rules": [{"path": f["path"], "sha256": f["sha256"]} for f in data["ruleset"]["files"]],
-                  "facts": data.get("inputs", {}).get("files", []), "inline_facts": {},
+                  "facts": data.get("inputs", {}).get("files", []),
+                  "inline_facts": bool(data.get("inputs", {}).get("api")),
                   "budget": options.get("budget", {}), "on_failure": options.get("on_failure", "abort"),
                   "goals": options.get("goals", []), "timestamps": False}
     result = Result(program, outcome, book, events, header)  # type: ignore[arg-type]
@@ -568,7 +680,12 @@ class Record:
 
     def _build(self) -> tuple[Any, Any]:
         if self._built is None:
-            self._built = _rebuild(self._data)
+            try:
+                self._built = _rebuild(self._data, self.where)
+            except ConvergeError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+                raise _error("E612", f"malformed record: {type(err).__name__}: {err}", self.where)
         return self._built
 
     def relations(self) -> list[str]:
@@ -627,7 +744,9 @@ class Record:
         ruleset, result = self._build()
         book: _Book = result._inputs
         inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
-        return Checker(result.program, inputs).check(result.to_dict(proofs=True))
+        report = Checker(result.program, inputs).check(result.to_dict(proofs=True))
+        report.failures.extend(_tool_failures(result, self._data["tools"]))
+        return report
 
     def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
         """Re-run the recorded job from the recorded rules, inputs and tool results (or ``tools``);
@@ -679,6 +798,39 @@ class Record:
 
     def __repr__(self) -> str:
         return f"<Record {self.tier} cycles={self.cycles} digest={self.digest[:12]}>"
+
+
+def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
+    """Proofs whose tool results are not among the record's tool calls (the checker cannot
+    re-evaluate a tool; the record can say what the tool answered)."""
+    from .engine.runtime import EvalError, eval_expr
+    from .explain.checker import Failure
+    from .syntax import ast
+
+    answered = {(c["tool"], json.dumps(c["args"]), json.dumps(c["result"])) for c in calls if "result" in c}
+    failures = []
+    for agent in result.program.agents:
+        uses = [lit for lit in agent.body if isinstance(lit, ast.Comparison) and isinstance(lit.right, ast.ToolCall)
+                and isinstance(lit.left, ast.Var)]
+        if not uses:
+            continue
+        for head in {h.relation for h in agent.heads}:
+            for fact in result.facts(head):
+                proof = result.proof(head, fact)
+                if proof is None or proof.is_input or proof.agent != agent.name:
+                    continue
+                for lit in uses:
+                    call = lit.right
+                    try:
+                        args = [eval_expr(a, proof.bindings) for a in call.args]  # type: ignore[union-attr]
+                    except (EvalError, KeyError):
+                        continue
+                    got = proof.bindings.get(lit.left.name)  # type: ignore[union-attr]
+                    if (call.tool, json.dumps(args), json.dumps(got)) not in answered:  # type: ignore[union-attr]
+                        failures.append(Failure(head, fact, agent.name, f"{agent.span.file}:{agent.span.line}", [(
+                            "tool", f"@{call.tool}({', '.join(json.dumps(a) for a in args)}) = {json.dumps(got)} "  # type: ignore[union-attr]
+                                    "is not a result of the record's tool calls")], index=0))
+    return failures
 
 
 class _Tampered:
@@ -760,11 +912,19 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
         elif not isinstance(arg, ast.Wildcard):
             raise ConvergeError([Diagnostic("E405", "a pattern holds constants, variables and _ only", arg.span)])
     same = [cols for cols in groups.values() if len(cols) > 1]
-    out = []
-    for fact in result.facts(rel.name):
-        if all(fact[i] == v and type(fact[i]) is type(v) for i, v in consts) and \
-                all(all(fact[c] == fact[cols[0]] for c in cols[1:]) for cols in same):
-            out.append((rel.name, fact))
+    store = result._context.relations[rel.name]
+    if isinstance(store.facts, _Facts) and consts:
+        # a recorded relation: filter one column at a time, build only the matching rows
+        recorded = store.facts.rel
+        i, v = consts[0]
+        candidates = [k for k, x in enumerate(recorded.columns[i]) if x == v and k not in recorded.dead]
+        facts: Iterable[tuple] = [recorded.row(k) for k in candidates]
+    else:
+        facts = store.facts
+    out = [(rel.name, fact) for fact in facts
+           if all(fact[i] == v and type(fact[i]) is type(v) for i, v in consts)
+           and all(all(fact[c] == fact[cols[0]] for c in cols[1:]) for cols in same)]
+    out.sort(key=lambda m: m[1])
     return out
 
 

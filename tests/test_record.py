@@ -196,7 +196,7 @@ def test_lazy_loading_builds_only_what_a_proof_needs() -> None:
     record = Record.from_json(loans_result().to_record().to_json())
     record.why('decision("l1", "reject")')
     book = record.result._inputs
-    assert book.rels["decision"]._live is not None  # the asked fact's relation
+    assert book.rels["decision"].hints and book.rels["decision"]._live is None  # found by a scan, no index
     assert book.rels["applicant"]._live is None     # premises are found by their row, no index
     assert book.rels["portfolio"]._rows is None     # not touched at all
 
@@ -320,3 +320,80 @@ def test_cli_replay_with_other_tools_differs(tmp_path: Path) -> None:
     assert same.returncode == 0, same.stderr
     other = converge("replay", "r.json", "--tools", "fixed_bureau", cwd=tmp_path)
     assert other.returncode == 7 and "replay differs" in other.stderr
+
+
+def test_a_rebuilt_result_records_the_same_bytes() -> None:
+    record = loans_result(trace=True).to_record()
+    again = Record.from_json(record.to_json())
+    assert again.result.to_record().to_json() == record.to_json()
+
+
+def test_load_sources_compiles_from_texts_alone(tmp_path: Path) -> None:
+    files = {"app/main.cvg": 'import "./lib.cvg" as lib\nimport std.graph\nrelation big(l: str)\n'
+                             'big(l) :- lib.loan(l, a), a > 10.\ngraph.edge("a", "b").\n',
+             "app/lib.cvg": 'input relation loan(id: str, amount: int)\nloan("l1", 20).\nloan("l2", 5).\n'}
+    rs = cr.load_sources(files, roots=["app/main.cvg"])  # nothing of this exists on disk
+    result = rs.run()
+    assert result.facts("big") == [("l1",)] and result.facts("graph.reach") == [("a", "b")]
+    assert [f["path"] for f in rs.files if f["path"].startswith("app/")] == ["app/lib.cvg", "app/main.cvg"]
+    assert any(f["path"].endswith("graph.cvg") for f in rs.files)  # the standard module is carried too
+    assert rs.digest == Record.from_json(result.to_record().to_json()).ruleset_digest
+    with pytest.raises(cr.ConvergeError) as err:
+        cr.load_sources({"m.cvg": 'import "./missing.cvg" as m\n'})
+    assert err.value.diagnostics[0].code == "E110"
+
+
+def test_verify_checks_tool_results_against_the_recorded_calls(tmp_path: Path) -> None:
+    rs = cr.load([str(FLAKY / "flaky.cvg")])
+    result = rs.run(fact_files=[str(FLAKY / "facts.json")], tools={"credit_score": lambda a: {"a1": 700}.get(a, 500)})
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).verify().ok
+    data["tools"][0]["result"] = 701  # the proofs say 700: the tool log no longer backs them
+    data.pop("seal")
+    report = Record.from_dict(json.loads(Record.from_dict(data).to_json())).verify()
+    assert not report.ok
+    assert '@credit_score("a1") = 700 is not a result' in report.failures[0].render()
+
+
+_LOANS_RECORD: dict | None = None
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:3]):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.text(max_size=3), st.just([]),
+                  st.just({}), st.lists(st.integers(-2, 3), max_size=3), st.just([["x"]]))
+
+
+@settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_damaged_record_gives_a_record_error_never_a_crash(data: st.DataObject) -> None:
+    global _LOANS_RECORD
+    if _LOANS_RECORD is None:
+        _LOANS_RECORD = json.loads(loans_result(trace=True).to_record().to_json())
+    damaged = json.loads(json.dumps(_LOANS_RECORD))
+    paths = [p for p in _paths(damaged) if p and p[0] != "seal"]
+    path = data.draw(st.sampled_from(paths))
+    target = damaged
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(_JUNK)
+    try:
+        record = Record.from_dict(damaged)
+        for rel in record.relations():
+            record.facts(rel)
+        record.why('decision("l1", "reject")')
+        record.why_not('decision("l1", "approve")')
+        record.query("decision(l, _)")
+        record.verify()
+    except cr.ConvergeError as err:
+        assert err.diagnostics and err.diagnostics[0].code.startswith(("E2", "E3", "E4", "E6")), err

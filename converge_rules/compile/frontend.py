@@ -61,7 +61,12 @@ class Frontend:
         for key in sorted(self.virtual):
             if key == suffix or key.endswith(os.sep + suffix) or key.endswith(f"/std/{name}.cvg"):
                 return key
-        return None
+        installed = stdlib_dir() / "std" / f"{name}.cvg"  # not among the texts: this install's module
+        try:
+            self.virtual[str(installed)] = installed.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return str(installed)
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -92,7 +97,7 @@ class Frontend:
                 if self.virtual is not None:
                     found = self._virtual_std(parts[1])
                     if found is None:
-                        self.error("E110", f"standard module {item.module!r} is not in the record", item.span)
+                        self.error("E110", f"standard module {item.module!r} not found", item.span)
                         continue
                     self.import_unit(unit, item.alias or parts[1], found, item.span, project, stack)
                     continue
@@ -106,7 +111,7 @@ class Frontend:
             elif isinstance(item, ast.ImportFile) and self.virtual is not None:
                 found = self._virtual_path(os.path.join(os.path.dirname(path), item.path))
                 if found is None:
-                    self.error("E110", f"imported file not in the record: {item.path!r}", item.span)
+                    self.error("E110", f"imported file not found among the rule texts given: {item.path!r}", item.span)
                     continue
                 self.import_unit(unit, item.alias, found, item.span, project, stack)
             elif isinstance(item, ast.ImportFile):
