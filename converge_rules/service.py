@@ -331,8 +331,14 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if not isinstance(files, dict) or not files or not all(
                 isinstance(k, str) and k and isinstance(v, str) for k, v in files.items()):
             return fail(400, "E945", "send {\"files\": {\"NAME.cvg\": \"rule text\", ...}} with at least one file")
+        roots = body.get("roots")
+        if roots is not None and (not isinstance(roots, list) or not all(isinstance(r, str) for r in roots)):
+            return fail(400, "E945", "roots must be a list of file names given in files")
+        unknown = sorted(k for k in body if k not in ("files", "roots"))
+        if unknown:
+            return fail(400, "E945", f"unknown key(s): {', '.join(unknown)}; known: files, roots")
         try:
-            loaded = await run_in_threadpool(session.swap, sorted(files.items()))
+            loaded = await run_in_threadpool(session.swap, sorted(files.items()), roots)
         except ConvergeError as err:
             return fail(400, "E945", f"the new rule set has {len(err.diagnostics)} error(s); the old one stays",
                         err.diagnostics)
@@ -485,7 +491,8 @@ def openapi_schema() -> dict[str, Any]:
                 "put": op("Replace the rule set (checked first, swapped atomically)",
                           {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 413,
                           body={"type": "object", "required": ["files"], "properties": {"files": {
-                              "type": "object", "additionalProperties": {"type": "string"}}}})},
+                              "type": "object", "additionalProperties": {"type": "string"}},
+                              "roots": {"type": "array", "items": {"type": "string"}}}})},
             "/health": {"get": op("Liveness", {"type": "object"})},
             "/ready": {"get": op("Readiness: the store answers", {"type": "object"}, 503)},
             "/metrics": {"get": op("Prometheus metrics", {"type": "string"}, media="text/plain")},

@@ -159,21 +159,23 @@ class Session:
 
         return self._loaded(load(list(paths)))
 
-    def _compile_texts(self, sources: Sequence[tuple[str, str]]) -> LoadedRules:
-        from .compile.pipeline import compile_sources
+    def _compile_texts(self, sources: Sequence[tuple[str, str]], roots: Sequence[str] | None = None) -> LoadedRules:
+        from .api import load_sources
 
         names = [n for n, _ in sources]
         if len(set(names)) != len(names):
             raise _bad("two rule files have the same name", "files", "E945")
-        compilation = compile_sources([(name, text) for name, text in sorted(sources)])
-        if not compilation.ok:
-            raise ConvergeError([d for d in compilation.diagnostics if d.is_error])
-        return self._loaded(RuleSet(compilation), sources)
+        unknown = [r for r in roots or () if r not in names]
+        if unknown:
+            raise _bad(f"root {unknown[0]!r} is not among the files given", "roots", "E945")
+        # texts only: imports resolve among the files given (and the standard library), never on disk
+        return self._loaded(load_sources(dict(sources), list(roots) if roots else None), sources)
 
-    def swap(self, sources: Sequence[tuple[str, str]]) -> LoadedRules:
+    def swap(self, sources: Sequence[tuple[str, str]], roots: Sequence[str] | None = None) -> LoadedRules:
         """Check new rule files given as ``(name, text)`` and make them current; on any error
-        raise ConvergeError and keep the old rule set. Decisions in flight finish on the old one."""
-        loaded = self._compile_texts(sources)
+        raise ConvergeError and keep the old rule set. Decisions in flight finish on the old one.
+        ``roots``: the files that form the program (default: all); the others are only imported."""
+        loaded = self._compile_texts(sources, roots)
         with self._lock:
             self._rules = loaded
         return loaded

@@ -135,3 +135,18 @@ def test_decisions_and_swaps_from_many_threads(tmp_path: Path) -> None:
         rules = RULES if d.ruleset_digest == RULES.digest else strict_rules  # type: ignore[attr-defined]
         assert d.ruleset_digest in (RULES.digest, strict_digest)  # type: ignore[attr-defined]
         assert d.result.digest == rules.run(request_facts(k)).digest  # type: ignore[attr-defined]
+
+
+def test_swapped_rules_come_from_the_texts_alone() -> None:
+    session = cr.Session([LOANS])
+    main = 'import "./lib.cvg" as lib\nrelation seen(x: str)\nseen(x) :- lib.item(x).\n'
+    lib = 'module lib\nrelation item(x: str)\nitem("one").\n'
+    with pytest.raises(cr.ConvergeError) as err:  # never read from disk, even when such a file exists
+        session.swap([("main.cvg", main)])
+    assert err.value.diagnostics[0].code == "E110"
+    loaded = session.swap([("main.cvg", main), ("lib.cvg", lib)], roots=["main.cvg"])
+    assert [f.path for f in loaded.files] == ["lib.cvg", "main.cvg"]
+    assert session.decide({}).response()["facts"]["seen"] == [["one"]]
+    with pytest.raises(cr.ConvergeError) as err:
+        session.swap([("main.cvg", main)], roots=["nope.cvg"])
+    assert err.value.diagnostics[0].code == "E945"
