@@ -631,6 +631,11 @@ def test_serve_refuses_invalid_rules_and_stores(tmp_path: Path) -> None:
     assert out.returncode == 1 and "error[E200]" in out.stderr and "Traceback" not in out.stderr
     out = cli("serve", LOANS, "--store", "mysql://x", "--port", str(free_port()))
     assert out.returncode == 1 and "E940" in out.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        out = cli("serve", LOANS, "--store", f"sqlite:///{tmp_path / 'd.db'}", "--port", str(busy.getsockname()[1]))
+    assert out.returncode == 1 and "cannot listen on 127.0.0.1:" in out.stderr and "address already in use" in out.stderr
     out = cli("serve", LOANS, "--store", f"sqlite:///{tmp_path}/no/such/../../d.db", "--token-file",
               str(tmp_path / "missing"))
     assert out.returncode == 2 and "--token-file" in out.stderr

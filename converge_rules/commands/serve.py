@@ -51,7 +51,8 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
     request's facts, stores the decision record, and answers with the
     decision; explanations of stored decisions at /v1/decisions/ID/why.
 
-    Exits 1 when the rules are invalid or the store cannot be opened.
+    Exits 1 when the rules are invalid, the store cannot be opened or the
+    address cannot be listened on.
     """
     try:
         import uvicorn  # noqa: F401
@@ -98,6 +99,11 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
     except StoreError as err:
         click.echo(f"converge serve: {err}", err=True)
         sys.exit(EXIT_INVALID)
+    problem = _cannot_listen(host, port)
+    if problem:
+        store.close()
+        click.echo(f"converge serve: cannot listen on {host}:{port}: {problem}", err=True)
+        sys.exit(EXIT_INVALID)
     public = not is_loopback(host)
     config = ServiceConfig(tokens=tokens, max_body=max_body, public=public, keep_days=keep_days,
                            concurrency=concurrency)
@@ -111,5 +117,27 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
                    err=True)
     try:
         uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", server_header=False)
+    except SystemExit as stop:  # uvicorn exits 3 when it cannot start: keep converge's exit codes
+        if stop.code not in (0, None):
+            sys.exit(EXIT_INVALID)
+        raise
     finally:
         store.close()
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the address cannot be bound (in use, not local), or None; checked before starting."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        return str(err.strerror or err)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            return str(err.strerror or err).lower()
+    return None
