@@ -181,6 +181,16 @@ def test_digest_equals_the_cli_run(client: httpx.Client, tmp_path: Path) -> None
     assert json.loads(out.stdout)["digest"] == body["digest"]
 
 
+def test_answers_depend_on_the_facts_alone(client: httpx.Client) -> None:
+    shuffled = {"loan": list(reversed(LOANS_FACTS["loan"])), "applicant": list(reversed(LOANS_FACTS["applicant"]))}
+    a = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()
+    b = client.post("/v1/decisions", content=json.dumps({"facts": shuffled}, indent=3).encode()).json()
+    assert a["decision_id"] != b["decision_id"]
+    for answer in (a, b):
+        del answer["decision_id"], answer["created_at"]
+    assert a == b
+
+
 def test_relations_selects_the_facts_returned(client: httpx.Client) -> None:
     body = client.post("/v1/decisions", json={"facts": LOANS_FACTS, "relations": ["decision"]}).json()
     assert list(body["facts"]) == ["decision"]
