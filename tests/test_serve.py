@@ -70,22 +70,27 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
-    def start(self) -> "Server":
+    def start(self, attempts: int = 3) -> "Server":
         self.port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         self.proc = subprocess.Popen(self.args + ["--port", str(self.port)], cwd=self.cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+                out = self.proc.stdout.read()  # type: ignore[union-attr]
+                self.proc.stdout.close()  # type: ignore[union-attr]
+                self.proc = None
+                if "cannot listen" in out and attempts > 1:  # someone took the free port first
+                    return self.start(attempts - 1)
+                raise AssertionError(f"server exited: {out}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
         self.stop()
-        raise AssertionError("server did not start within 30 s")
+        raise AssertionError("server did not start within 60 s")
 
     @property
     def url(self) -> str:
