@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -63,6 +64,14 @@ def load_text(text: str, name: str = "<text>") -> "RuleSet":
     return RuleSet._from(compile_sources([(name, text)]))
 
 
+def load_sources(files: Mapping[str, str], roots: Sequence[str] | None = None) -> "RuleSet":
+    """Compile rules from texts alone, ``{path: text}``: imports and standard modules are
+    looked up among them, nothing is read from disk (a service receiving rule files, a record).
+    ``roots`` are the root files, which share one namespace (default: every file given)."""
+    texts = {str(p): t for p, t in files.items()}
+    return RuleSet._from(compile_sources([(p, None) for p in (roots or sorted(texts))], virtual=texts))
+
+
 class RuleSet:
     """A compiled, checked program, ready to run over facts."""
 
@@ -71,6 +80,13 @@ class RuleSet:
         self._compilation = compilation
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
+        self.files = _read_sources(compilation)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over the rule files' names and contents (imports and standard modules included):
+        the version of the rule set a decision ran under."""
+        return ruleset_digest(self.files)
 
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
@@ -143,6 +159,9 @@ class RuleSet:
         # each file's SHA-256: `verify` refuses to read a file that does not match
         result.job = {"rules": job_rules, "facts": job_facts,
                       "sha256": {p: content_sha256(p) for p in job_rules + job_facts}}
+        result._ruleset_files = self.files
+        result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
+                           "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
         return result
 
 
@@ -186,6 +205,38 @@ class RuleSet:
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         return outcome, inputs, events, header, effective
+
+def _read_sources(compilation: Compilation) -> list[dict[str, str]]:
+    """Every file of the program with its text and SHA-256, read once when the rule set is
+    loaded (a decision record carries them, so later edits never reach it); sorted by path."""
+    given = {p: t for p, t in compilation.roots if t is not None}
+    given.update(compilation.texts or {})
+    files: dict[str, dict[str, str]] = {}
+    for path in compilation.program.files if compilation.program else ():
+        text = given.get(path)
+        if text is None and compilation.texts is None:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+        if text is None:
+            continue
+        files[path] = {"path": path, "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+                       "text": text}
+    return [files[p] for p in sorted(files)]
+
+
+def ruleset_digest(files: Iterable[Mapping[str, str]]) -> str:
+    """SHA-256 over (name, SHA-256 of contents) of each rule file, sorted by name; a standard
+    module counts by its module name, so the digest does not depend on where converge is installed."""
+    from .compile.frontend import stdlib_dir
+
+    std = os.path.join(str(stdlib_dir()), "std") + os.sep
+    named = sorted(("<std>/" + f["path"][len(std):] if f["path"].startswith(std) else f["path"], f["sha256"])
+                   for f in files)
+    return hashlib.sha256(json.dumps(named, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
 
 class _Inputs:
     """Input facts from rule files, facts files and the API, with their sources."""
@@ -239,6 +290,10 @@ class _Inputs:
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
         """Where an input fact came from (the smallest file:line when given twice)."""
+        return self.sources(relation).get(fact)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (a decision record copies it)."""
         if self._sources is None:
             table: dict[str, dict[tuple, tuple[str, int]]] = {}
             for name, facts, sources in self.parts:
@@ -249,7 +304,7 @@ class _Inputs:
                     if old is None or s < old:
                         rel[f] = s
             self._sources = table
-        return self._sources.get(relation, {}).get(fact)
+        return self._sources.get(relation, {})
 
 
 _SEP = "\x00"
@@ -294,6 +349,14 @@ class Result:
         self._events = events
         self._header = header or {}
         self.job: dict[str, Any] = {"rules": [], "facts": [], "sha256": {}}
+        self._ruleset_files: list[dict[str, str]] = []   # set by RuleSet.run: what a record carries
+        self._options: dict[str, Any] = {}
+
+    def to_record(self) -> Any:
+        """This job as a self-contained decision record (see converge_rules.record)."""
+        from .record import Record
+
+        return Record.from_result(self)
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:
@@ -565,4 +628,4 @@ def _normalise(program: Program, relation: str, fact: Sequence[Value]) -> tuple:
 
 
 __all__ = ["Budget", "ConvergeError", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
-           "Tier", "check", "load", "load_text"]
+           "Tier", "check", "load", "load_sources", "load_text"]

@@ -62,11 +62,9 @@ def write_text(text: str) -> None:
 
 
 def _fail_diagnostics(err: Any) -> NoReturn:
-    for d in err.diagnostics:
-        OUT.print(d.render(), err=True)
-    n = sum(1 for d in err.diagnostics if d.is_error)
-    OUT.print(f"{n} error{'s' if n != 1 else ''}", style="bold red", err=True)
-    sys.exit(EXIT_INVALID)
+    from .commands.common import fail_diagnostics
+
+    fail_diagnostics(err)
 
 
 def load_tools(spec: str) -> dict[str, Any]:
@@ -197,6 +195,9 @@ LAZY_COMMANDS = {
     "graph": "converge_rules.commands.graph:graph",
     "test": "converge_rules.commands.test:test",
     "plan": "converge_rules.commands.plan:plan",
+    "query": "converge_rules.commands.query:query",
+    "serve": "converge_rules.commands.serve:serve",
+    "decisions": "converge_rules.commands.decisions:decisions",
 }
 
 
@@ -283,11 +284,22 @@ def _with(options: list[Any]) -> Any:
               help="Include proofs in JSON output: the first derivation of each fact, or all of them (--proofs all).")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False), help="Write every event of the run to FILE (JSON Lines).")
 @click.option("--timestamps", is_flag=True, help="Add wall-clock times to trace events (the trace is then not reproducible).")
+@click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the decision record to FILE: rules, inputs, tool results, outcome, facts and proofs "
+                   "(explain it later with why/why-not/report/verify/query --record FILE).")
 @_with(_budget_options)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
-        proofs: str | None, trace_file: str | None, **opts: Any) -> None:
+        proofs: str | None, trace_file: str | None, record_file: str | None, **opts: Any) -> None:
     """Evaluate RULES over facts to a fixed point and print the result."""
-    result = _run_job(rules, facts, opts, trace=trace_file is not None, all_proofs=proofs == "all")
+    result = _run_job(rules, facts, opts, trace=trace_file is not None or record_file is not None,
+                      all_proofs=proofs == "all")
+    if record_file:
+        from .diagnostics import ConvergeError
+
+        try:
+            result.to_record().write(record_file)
+        except ConvergeError as err:
+            _fail_diagnostics(err)
     if trace_file:
         from .diagnostics import ConvergeError
         from .io import write_atomic
@@ -330,30 +342,50 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
     sys.exit(EXIT_TIER[result.tier.value])
 
 
-@cli.command(epilog=EXAMPLE_WHY)
+@cli.command(epilog=EXAMPLE_WHY + "\n\nFrom a record: converge why --record r.json 'approved(\"a1\")'")
 @click.argument("args", nargs=-1, required=True)
 @click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), help="Expand the proof tree at most N levels deep.")
 @click.option("--all", "all_", is_flag=True, help="List every derivation of the fact, not only the first.")
-@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="With --all: at most K derivations.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="With --all: at most K derivations; for a pattern: explain at most K matches.")
 @click.option("--support", is_flag=True, help="Print the input facts the proof rests on instead of the tree.")
+@click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Explain from the decision record FILE (no re-run, no tool call); give only the fact.")
 @_with(_budget_options)
 def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None, all_: bool, limit: int,
-        support: bool, **opts: Any) -> None:
+        support: bool, record_file: str | None, **opts: Any) -> None:
     """Explain why FACT holds: its proof tree down to input facts.
 
-    Arguments: RULES... FACT (the fact is the last argument).
+    Arguments: RULES... FACT (the fact is the last argument), or with
+    --record FILE only FACT. A pattern with variables or _ (such as
+    'decision(l, "reject")') explains each matching fact, at most --limit.
     """
-    if len(args) < 2:
-        raise click.UsageError("give the rule files and then the fact, e.g. converge why rules.cvg 'path(\"a\", \"c\")'")
-    rules, fact_text = args[:-1], args[-1]
-    if fact_text.endswith(".cvg") and os.path.exists(fact_text):
-        raise click.UsageError("the last argument must be a fact such as 'decision(\"l1\", \"reject\")'")
     from .diagnostics import ConvergeError
     from .explain.render import RENDERERS
 
-    result = _run_job(rules, facts, opts, all_proofs=all_)
+    if record_file:
+        from .commands.common import no_job_options, open_record_or_exit
+
+        if len(args) != 1:
+            raise click.UsageError("with --record give only the fact, e.g. converge why --record r.json 'approved(\"a1\")'")
+        no_job_options(record_file, facts, opts)
+        fact_text = args[0]
+        result = open_record_or_exit(record_file).result
+    else:
+        if len(args) < 2:
+            raise click.UsageError("give the rule files and then the fact, e.g. converge why rules.cvg 'path(\"a\", \"c\")'")
+        rules, fact_text = args[:-1], args[-1]
+        if fact_text.endswith(".cvg") and os.path.exists(fact_text):
+            raise click.UsageError("the last argument must be a fact such as 'decision(\"l1\", \"reject\")'")
+        result = None
+    pattern = _is_pattern(fact_text)
+    if result is None:
+        result = _run_job(rules, facts, opts, all_proofs=all_)
+    if pattern:
+        _why_pattern(result, fact_text, fmt, depth, limit)
+        return
     try:
         relation, values = result.parse_fact(fact_text)
     except ConvergeError as err:
@@ -439,6 +471,47 @@ def _discard_stdout() -> None:
 _ONE_SHOT = {"run", "why", "why-not", "report", "replay", "verify", "test", "check", "fmt", "graph"}
 
 
+def _is_pattern(text: str) -> bool:
+    """A fact text with a variable or ``_`` in it (a pattern, not one fact)."""
+    from .diagnostics import ConvergeError
+    from .syntax import ast
+    from .syntax.parser import parse_atom
+
+    try:
+        atom = parse_atom(text)
+    except ConvergeError:
+        return False  # parse_fact reports it
+    return any(isinstance(a, (ast.Var, ast.Wildcard)) for a in atom.args)
+
+
+def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: int) -> None:
+    """Explain every fact matching a pattern (at most ``limit``); exit 6 when none matches."""
+    from .diagnostics import ConvergeError
+    from .explain.render import RENDERERS
+    from .record import query
+    from .values import format_fact
+
+    try:
+        matches = query(result, pattern)
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+    if not matches:
+        OUT.print(f"no fact matches {pattern}", err=True)
+        sys.exit(EXIT_ABSENT)
+    shown = matches[:limit]
+    trees = [result.why(m, depth=depth) for m in shown]
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"pattern": pattern, "matches": len(matches),
+                                     "explained": [t.to_json() for t in trees]}, indent=2, ensure_ascii=False) + "\n")
+        return
+    for k, ((rel, fact), t) in enumerate(zip(shown, trees), 1):
+        OUT.print(f"match {k} of {len(matches)}: {format_fact(rel, fact)}", style="bold")
+        text = RENDERERS[fmt](t)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if len(matches) > limit:
+        OUT.print(f"... {len(matches) - limit} more match(es); raise --limit to see them", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: never lets a traceback reach the user."""
     import gc
@@ -451,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         gc.disable()
     if sys.stdout is None:  # started with stdout closed: fail when (and only if) output is written
         sys.stdout = _ClosedOutput()
+    from .diagnostics import ConvergeError
     try:
         try:
             cli.main(args=list(argv) if argv is not None else None, prog_name="converge", standalone_mode=True)
@@ -458,6 +532,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.stdout.flush()  # a full disk or a closed stream shows here, not at interpreter exit
     except SystemExit:
         raise
+    except ConvergeError as err:  # e.g. a malformed part of a decision record met while explaining
+        _fail_diagnostics(err)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -50,6 +50,50 @@ def key(roots: list[str]) -> str | None:
     return h.hexdigest()
 
 
+def key_texts(roots: list[str], texts: dict[str, str]) -> str:
+    """The key of a program compiled from texts alone (a decision record): every text is in it."""
+    from .. import __version__
+    from ..syntax.parser import grammar_path
+
+    h = hashlib.sha256(f"{FORMAT}:texts:{__version__}:{sorted(roots)}".encode())
+    h.update((_sha(str(grammar_path())) or "").encode())
+    for path in sorted(texts):
+        h.update(path.encode("utf-8", "surrogatepass") + b"\0" +
+                 hashlib.sha256(texts[path].encode("utf-8", "surrogatepass")).hexdigest().encode() + b"\0")
+    return h.hexdigest()
+
+
+def load_texts(roots: list[str], texts: dict[str, str]) -> Any | None:
+    directory = cache_dir()
+    if directory is None:
+        return None
+    try:
+        with open(directory / f"{key_texts(roots, texts)}.pickle", "rb") as handle:
+            deps, payload = pickle.load(handle)
+    except Exception:
+        return None
+    return payload if deps == [] else None
+
+
+def store_texts(roots: list[str], texts: dict[str, str], payload: Any) -> None:
+    directory = cache_dir()
+    if directory is None:
+        return
+    tmp = None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(([], payload), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, directory / f"{key_texts(roots, texts)}.pickle")
+    except Exception:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except Exception:
+                pass
+
+
 def load(roots: list[str]) -> Any | None:
     directory = cache_dir()
     k = key(roots) if directory is not None else None

@@ -33,6 +33,7 @@ class Compilation:
     program: Program | None = None
     strata: Strata | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    texts: dict[str, str] | None = None  # compiled from these texts alone (a decision record)
 
     @property
     def ok(self) -> bool:
@@ -97,10 +98,32 @@ STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
 ]
 
 
-def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True) -> Compilation:
-    """Run the stages over root files ``(path, text or None)``; files may come from the cache."""
+def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
+                    virtual: dict[str, str] | None = None) -> Compilation:
+    """Run the stages over root files ``(path, text or None)``; files may come from the cache.
+
+    With ``virtual`` (path -> text, e.g. the files of a decision record) every file,
+    imports and standard modules included, is taken from it: nothing is read from disk."""
     from . import cache
 
+    if virtual is not None:
+        from .frontend import Frontend
+
+        roots = [(p, virtual[p] if t is None else t) for p, t in roots]
+        names = [p for p, _ in roots]
+        cached = cache.load_texts(names, virtual) if use_cache else None
+        if cached is not None:
+            program, strata, diagnostics = cached
+            return Compilation(roots, program=program, strata=strata, diagnostics=diagnostics, texts=virtual)
+        c = Compilation(roots, frontend=Frontend(virtual), texts=virtual)
+        for _name, stage in STAGES:
+            c.diagnostics.extend(stage(c))
+            c.diagnostics = sort_diagnostics(c.diagnostics)
+            if not c.ok:
+                break
+        if use_cache and c.ok:
+            cache.store_texts(names, virtual, (c.program, c.strata, c.diagnostics))
+        return c
     files_only = use_cache and all(text is None for _, text in roots)
     if files_only:
         cached = cache.load([p for p, _ in roots])

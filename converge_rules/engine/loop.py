@@ -121,6 +121,7 @@ class Outcome:
     # with analyze: agent name -> (its last plan per driver, rows out of each step per driver)
     analysis: dict[str, tuple[dict[Any, Any], dict[Any, dict[int, int]]]] | None = None
     bytes: int = 0                  # what the facts count against max_bytes
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every tool call with its outcome, in order
 
 
 def _bytes_of(columns: Any, facts: list[tuple]) -> int:
@@ -190,6 +191,7 @@ class Engine:
         self.replay_tools = {k: list(v) for k, v in replay_tools.items()} if replay_tools is not None else None
         self.progress = progress
         self.memo: dict[ToolKey, Any] = {}
+        self.tool_log: list[dict[str, Any]] = []  # kept even without a trace: a decision record needs it
         self.tool_errors: dict[ToolKey, str] = {}
         self.requests: dict[ToolKey, None] = {}
         self.current_check: RuleCode | None = None  # the invariant being evaluated, for error reports
@@ -319,7 +321,9 @@ class Engine:
             outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
-            self._emit({"event": "tool", "cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()})
+            call = {"cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()}
+            self.tool_log.append(call)
+            self._emit({"event": "tool", **call})
             if out.ok:
                 self.memo[key] = out.value
             else:
@@ -339,6 +343,7 @@ class Engine:
         outcome.alternatives = self.alternatives
         outcome.dropped = self.dropped
         outcome.bytes = self.size[0]
+        outcome.tool_calls = self.tool_log
         if self.analyze:
             outcome.analysis = {a.name: (dict(a.code.plans), a.code.analyze or {}) for a in self.agents}
         return outcome

@@ -144,11 +144,15 @@ def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) 
     return acc.result()
 
 
-def convert_facts(facts: Mapping[str, Iterable[Any]], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
-    """Check and convert facts given from Python (arrays or objects by column name)."""
+def convert_facts(facts: Mapping[str, Iterable[Any]], schema: Mapping[str, RelationSchema], *,
+                  text: str | None = None, source: str = API_SOURCE, prefix: tuple = ()) -> LoadedFacts:
+    """Check and convert facts given from Python (arrays or objects by column name).
+
+    When the facts were decoded from JSON ``text`` (at JSON path ``prefix`` in it, e.g. an
+    HTTP request body), diagnostics point at line:col of that text under the name ``source``."""
     acc = _Accumulator()
-    loader = _FileLoader(API_SOURCE, schema, acc)
-    diagnostics = loader.load_api(facts)
+    loader = _FileLoader(source, schema, acc)
+    diagnostics = loader.load_api(facts, text, prefix)
     if diagnostics:
         raise ConvergeError(diagnostics)
     return acc.result()
@@ -450,12 +454,16 @@ class _FileLoader:
                 self.resolve(text)
         return self.finish()
 
-    def load_api(self, facts: object) -> list[Diagnostic]:
+    def load_api(self, facts: object, text: str | None = None, prefix: tuple = ()) -> list[Diagnostic]:
         try:
             self._load_api(facts)
         except _Stop:
             pass
-        self.resolve_api()
+        if text is None:
+            self.resolve_api()
+        else:
+            self.pending = [(prefix + path, *rest) for path, *rest in self.pending]
+            self.resolve(text)
         return self.finish()
 
     def read(self) -> str | None:
@@ -916,7 +924,7 @@ class _FileLoader:
     def _load_api(self, facts: object) -> None:
         if not isinstance(facts, Mapping):
             self.error("E501", f"facts must be a mapping of relation name to facts; found {_json_kind(facts)}",
-                       0, 0, span=Span(API_SOURCE, 0, 0))
+                       0, 0, span=Span(self.path, 0, 0))
             return
         for key, items in facts.items():
             spec = self.spec(key)
