@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from .values import dumps_json
 from .compile.pipeline import Compilation, compile_sources
 from .compile.program import Program
 from .diagnostics import ConvergeError, Diagnostic, Span
@@ -62,6 +64,14 @@ def load_text(text: str, name: str = "<text>") -> "RuleSet":
     return RuleSet._from(compile_sources([(name, text)]))
 
 
+def load_sources(files: Mapping[str, str], roots: Sequence[str] | None = None) -> "RuleSet":
+    """Compile rules from texts alone, ``{path: text}``: imports and standard modules are
+    looked up among them, nothing is read from disk (a service receiving rule files, a record).
+    ``roots`` are the root files, which share one namespace (default: every file given)."""
+    texts = {str(p): t for p, t in files.items()}
+    return RuleSet._from(compile_sources([(p, None) for p in (roots or sorted(texts))], virtual=texts))
+
+
 class RuleSet:
     """A compiled, checked program, ready to run over facts."""
 
@@ -70,9 +80,16 @@ class RuleSet:
         self._compilation = compilation
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
+        self.files = _read_sources(compilation)
         from .engine.codegen import CodeCache
 
         self._code_cache = CodeCache()  # plans and compiled join code, reused by every run of this rule set
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over the rule files' names and contents (imports and standard modules included):
+        the version of the rule set a decision ran under."""
+        return ruleset_digest(self.files)
 
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
@@ -103,7 +120,8 @@ class RuleSet:
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
-            progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
+            progress: Any = None, tool_isolation: str = "thread",
+            _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
@@ -111,7 +129,13 @@ class RuleSet:
         policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
         cannot reach these relations; ``trace=True`` records every event (``Result.trace``);
         ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``);
-        ``analyze=True`` counts the rows out of every plan step (``Result.analysis``, ``converge plan --facts``)."""
+        ``analyze=True`` counts the rows out of every plan step (``Result.analysis``, ``converge plan --facts``);
+        ``tool_isolation="process"`` runs tool calls in worker processes instead of threads: a call that
+        times out has its process killed, even inside a long C call that holds the GIL."""
+        from .engine.tools import TOOL_ISOLATION
+
+        if tool_isolation not in TOOL_ISOLATION:
+            raise ValueError(f"tool_isolation must be one of {', '.join(TOOL_ISOLATION)}, not {tool_isolation!r}")
         from .engine.loop import Engine
 
         policy = FailurePolicy.parse(on_failure) if isinstance(on_failure, str) else on_failure
@@ -124,29 +148,30 @@ class RuleSet:
             raise ConvergeError([Diagnostic("E220", f"unknown tool {name!r}: the rules call it but no tool of that name was given", span,
                                             "error", ("register it: RuleSet.run(tools={...}) or converge run --tools module:object",))
                                  for name, span in missing])
-        import gc
-
-        enabled = gc.isenabled()
-        gc.disable()  # loading creates many acyclic tuples: the cyclic collector would only walk them
-        try:
-            outcome, inputs, events, header, effective = self._evaluate(
-                facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-                progress, _replay_tools, all_proofs, analyze)
-        finally:
-            if enabled:
-                gc.freeze()
-                gc.enable()
+        # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
+        outcome, inputs, events, header, effective = self._evaluate(
+            facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
+            progress, _replay_tools, all_proofs, tool_isolation, analyze)
         result = Result(self.program, outcome, inputs, events, header)
         import os
 
-        result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
-                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+        from .io.digests import content_sha256
+
+        job_rules = sorted((p for p, _ in self._compilation.roots), key=os.path.abspath)
+        job_facts = sorted(fact_files, key=os.path.abspath)  # file order never changes a result
+        # each file's SHA-256: `verify` refuses to read a file that does not match
+        result.job = {"rules": job_rules, "facts": job_facts,
+                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts}}
+        result._ruleset_files = self.files
+        result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
+                           "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
         return result
 
 
     def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
-                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool, analyze: bool = False) -> Any:
+                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
+                  tool_isolation: str = "thread", analyze: bool = False) -> Any:
         from .engine.loop import Engine
 
         schema = self.program.schema()
@@ -173,7 +198,8 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs, analyze=analyze, code_cache=self._code_cache)
+                        all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze,
+                        code_cache=self._code_cache)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
@@ -183,6 +209,38 @@ class RuleSet:
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         return outcome, inputs, events, header, effective
+
+def _read_sources(compilation: Compilation) -> list[dict[str, str]]:
+    """Every file of the program with its text and SHA-256, read once when the rule set is
+    loaded (a decision record carries them, so later edits never reach it); sorted by path."""
+    given = {p: t for p, t in compilation.roots if t is not None}
+    given.update(compilation.texts or {})
+    files: dict[str, dict[str, str]] = {}
+    for path in compilation.program.files if compilation.program else ():
+        text = given.get(path)
+        if text is None and compilation.texts is None:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+        if text is None:
+            continue
+        files[path] = {"path": path, "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+                       "text": text}
+    return [files[p] for p in sorted(files)]
+
+
+def ruleset_digest(files: Iterable[Mapping[str, str]]) -> str:
+    """SHA-256 over (name, SHA-256 of contents) of each rule file, sorted by name; a standard
+    module counts by its module name, so the digest does not depend on where converge is installed."""
+    from .compile.frontend import stdlib_dir
+
+    std = os.path.join(str(stdlib_dir()), "std") + os.sep
+    named = sorted(("<std>/" + f["path"][len(std):] if f["path"].startswith(std) else f["path"], f["sha256"])
+                   for f in files)
+    return hashlib.sha256(json.dumps(named, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
 
 class _Inputs:
     """Input facts from rule files, facts files and the API, with their sources."""
@@ -236,6 +294,10 @@ class _Inputs:
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
         """Where an input fact came from (the smallest file:line when given twice)."""
+        return self.sources(relation).get(fact)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (a decision record copies it)."""
         if self._sources is None:
             table: dict[str, dict[tuple, tuple[str, int]]] = {}
             for name, facts, sources in self.parts:
@@ -246,7 +308,7 @@ class _Inputs:
                     if old is None or s < old:
                         rel[f] = s
             self._sources = table
-        return self._sources.get(relation, {}).get(fact)
+        return self._sources.get(relation, {})
 
 
 _SEP = "\x00"
@@ -261,7 +323,7 @@ def _encode_facts(facts: list[tuple], all_str: bool) -> bytes:
         body = _RECORD.join(map(_FIELD.join, facts))
         if body.count(_FIELD) == len(facts) * (len(facts[0]) - 1) and body.count(_RECORD) == len(facts) - 1:
             return b"T" + body.encode("utf-8", "surrogatepass")
-    return b"J" + json.dumps(facts, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    return b"J" + dumps_json(facts, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
@@ -290,7 +352,15 @@ class Result:
         self._context = outcome.context
         self._events = events
         self._header = header or {}
-        self.job: dict[str, list[str]] = {"rules": [], "facts": []}
+        self.job: dict[str, Any] = {"rules": [], "facts": [], "sha256": {}}
+        self._ruleset_files: list[dict[str, str]] = []   # set by RuleSet.run: what a record carries
+        self._options: dict[str, Any] = {}
+
+    def to_record(self) -> Any:
+        """This job as a self-contained decision record (see converge_rules.record)."""
+        from .record import Record
+
+        return Record.from_result(self)
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:
@@ -304,7 +374,7 @@ class Result:
     def trace_jsonl(self) -> str:
         """The trace as JSON Lines (one event per line, keys in a fixed order)."""
         events = self.trace or []
-        return "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
+        return "".join(dumps_json(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
 
     @property
     def analysis(self) -> dict[str, Any] | None:
@@ -316,6 +386,11 @@ class Result:
     def steps(self) -> int:
         """Rule firings counted (only when a max_steps budget is set)."""
         return self._outcome.steps
+
+    @property
+    def bytes_counted(self) -> int:
+        """What the facts counted against the max_bytes budget (a deterministic figure)."""
+        return self._outcome.bytes
 
     @property
     def tier(self) -> Tier:
@@ -502,7 +577,7 @@ class Result:
         h = hashlib.sha256()
         for name in self.relations():
             store = self._context[name]
-            h.update(json.dumps([name, store.arity, len(store)], ensure_ascii=False).encode())
+            h.update(dumps_json([name, store.arity, len(store)], ensure_ascii=False).encode())
             h.update(b"\n")
             h.update(_encode_facts(store.live_order(), all(c.type == "str" for c in self.program.relations[name].columns)))
             h.update(b"\n")
@@ -542,7 +617,7 @@ class Result:
 
     def to_json(self, proofs: bool = False, relations: Sequence[str] | None = None, all_proofs: bool = False) -> str:
         """Canonical JSON: identical bytes for identical jobs."""
-        return json.dumps(self.to_dict(proofs, relations, all_proofs), ensure_ascii=False, indent=1) + "\n"
+        return dumps_json(self.to_dict(proofs, relations, all_proofs), ensure_ascii=False, indent=1) + "\n"
 
     def __repr__(self) -> str:
         return f"<Result {self.tier.value} cycles={self.cycles} facts={self.total_facts}>"
@@ -557,4 +632,4 @@ def _normalise(program: Program, relation: str, fact: Sequence[Value]) -> tuple:
 
 
 __all__ = ["Budget", "ConvergeError", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
-           "Tier", "check", "load", "load_text"]
+           "Tier", "check", "load", "load_sources", "load_text"]

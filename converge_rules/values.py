@@ -8,10 +8,12 @@ Python type (an ``int`` never stands in a ``bool`` column, whatever
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
+import re
 from dataclasses import dataclass
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 Value = Union[int, float, str, bool]
 Fact = tuple  # tuple[Value, ...]
@@ -55,6 +57,150 @@ class RelationSchema:
         return tuple(c.type for c in self.columns)
 
 
+# ---------------------------------------------------------------- ints of any size
+#
+# CPython refuses int <-> decimal text conversions beyond 4,300 digits unless
+# the process-wide limit is raised (sys.set_int_max_str_digits), which a
+# library must not do. Every conversion of a value goes through these helpers
+# instead: small ints take the builtin path, big ones a path without a limit.
+
+_SMALL_BITS = 13_000  # about 3,900 decimal digits: well inside CPython's limit
+_CHUNK = 4_000  # decimal digits converted by one builtin int() call
+_INT_TEXT = re.compile(r"[+-]?\d+(?:_\d+)*")
+
+
+def int_to_str(value: int) -> str:
+    """Decimal text of an int of any size (``str(int)`` without CPython's digit limit)."""
+    if value.bit_length() <= _SMALL_BITS:
+        return int.__str__(value)
+    text = str(_to_decimal(abs(value)))
+    return "-" + text if value < 0 else text
+
+
+def _to_decimal(n: int) -> decimal.Decimal:
+    """An exact Decimal of a big non-negative int, divide and conquer on its bits.
+
+    ``Decimal(n)`` alone is quadratic; splitting ``n = hi * 2**k + lo`` and
+    combining with Decimal products (libmpdec multiplies big numbers fast)
+    is not. The local context is exact and is dropped on return.
+    """
+    with decimal.localcontext() as ctx:
+        ctx.prec, ctx.Emax, ctx.Emin = decimal.MAX_PREC, decimal.MAX_EMAX, decimal.MIN_EMIN
+        ctx.traps[decimal.Inexact] = True
+        powers: dict[int, decimal.Decimal] = {}
+
+        def power(bits: int) -> decimal.Decimal:
+            found = powers.get(bits)
+            if found is None:
+                if bits <= _SMALL_BITS:
+                    found = decimal.Decimal(1 << bits)
+                else:
+                    half = bits >> 1
+                    found = power(half) * power(bits - half)
+                powers[bits] = found
+            return found
+
+        def convert(m: int, bits: int) -> decimal.Decimal:
+            if bits <= _SMALL_BITS:
+                return decimal.Decimal(m)
+            half = bits >> 1
+            hi = m >> half
+            return convert(m - (hi << half), half) + convert(hi, bits - half) * power(half)
+
+        return +convert(n, n.bit_length())
+
+
+def _digits_to_int(digits: str, powers: dict[int, int]) -> int:
+    if len(digits) <= _CHUNK:
+        return int(digits)
+    low = len(digits) // 2
+    scale = powers.get(low)
+    if scale is None:
+        scale = powers[low] = 10 ** low
+    return _digits_to_int(digits[:-low], powers) * scale + _digits_to_int(digits[-low:], powers)
+
+
+def str_to_int(text: str) -> int:
+    """``int(text)`` for decimal text of any length (same syntax: sign, ``_`` between digits, spaces)."""
+    if len(text) <= _CHUNK:
+        return int(text)
+    stripped = text.strip()
+    if not _INT_TEXT.fullmatch(stripped):
+        raise ValueError(f"invalid literal for int(): {stripped[:20]!r}...")
+    sign = -1 if stripped[0] == "-" else 1
+    digits = stripped.lstrip("+-").replace("_", "")
+    return sign * _digits_to_int(digits, {})
+
+
+def _bigint_ok(value: Any) -> bool:
+    return not (type(value) is int and value.bit_length() > _SMALL_BITS)
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that also writes ints of any size (as plain JSON numbers)."""
+    try:
+        return json.dumps(obj, **kwargs)
+    except ValueError:
+        pass  # an int beyond CPython's digit limit: put placeholders, then splice the digits in
+    texts: list[str] = []
+    big: list[int] = []
+
+    def walk(value: Any, marker: str | None) -> Any:
+        if type(value) is int and value.bit_length() > _SMALL_BITS:
+            if marker is None:
+                return value
+            big.append(value)
+            return f"\x00{marker}{len(big) - 1}\x00"
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            return {k: walk(v, marker) for k, v in value.items()}
+        elif isinstance(value, (list, tuple)):
+            return [walk(v, marker) for v in value]
+        return value
+
+    walk(obj, None)
+    marker = "cvgint"
+    while any(marker in t for t in texts):  # a marker that no string of the document contains
+        marker += "_"
+    replaced = walk(obj, marker)
+    if not big:
+        return json.dumps(obj, **kwargs)  # not a big int: let the original error show
+    text = json.dumps(replaced, **kwargs)
+    pattern = r'"\\u0000' + re.escape(marker) + r'(\d+)\\u0000"'
+    return re.sub(pattern, lambda m: int_to_str(big[int(m.group(1))]), text)
+
+
+def loads_json(text: str, **kwargs: Any) -> Any:
+    """``json.loads`` that also reads ints of any size."""
+    try:
+        return json.loads(text, **kwargs)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an int beyond CPython's digit limit
+        return json.loads(text, parse_int=str_to_int, **kwargs)
+
+
+# ---------------------------------------------------------------- text
+
+def has_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone surrogate (U+D800..U+DFFF): not valid Unicode, not encodable."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def value_problem(value: object) -> str | None:
+    """Why a value may not be stored (a float that is not finite, a string that is not valid Unicode), or None."""
+    if type(value) is float and not math.isfinite(value):
+        return f"{value!r} is not a finite float"
+    if isinstance(value, str) and has_surrogate(value):
+        return "the string holds a lone surrogate (not valid Unicode)"
+    return None
+
+
 class ConversionError(ValueError):
     """A value that does not convert to its column's type."""
 
@@ -63,6 +209,8 @@ def convert(value: object, typ: str) -> Value:
     """Convert a value read from JSON or text to a column type, or raise ConversionError."""
     if typ == "str":
         if isinstance(value, str):
+            if has_surrogate(value):
+                raise ConversionError(f"{_shown(value)} is not valid Unicode (it holds a lone surrogate)")
             return value
     elif typ == "int":
         if isinstance(value, int) and not isinstance(value, bool):
@@ -72,12 +220,17 @@ def convert(value: object, typ: str) -> Value:
         if isinstance(value, str):
             text = value.strip()
             try:
-                return int(text.replace("_", "")) if text and "__" not in text else int(text)
+                return str_to_int(text.replace("_", "")) if text and "__" not in text else str_to_int(text)
             except ValueError:
                 pass
     elif typ == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                result = float(value)
+            except OverflowError:
+                raise ConversionError(f"{_shown(value)} is not a valid float (too large)") from None
+            if math.isfinite(result):
+                return result
         if isinstance(value, str):
             try:
                 result = float(value.strip())
@@ -90,7 +243,15 @@ def convert(value: object, typ: str) -> Value:
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
             return value.strip().lower() in ("true", "1")
-    raise ConversionError(f"{json.dumps(value) if not isinstance(value, str) else json.dumps(value)} is not a valid {typ}")
+    raise ConversionError(f"{_shown(value)} is not a valid {typ}")
+
+
+def _shown(value: object) -> str:
+    try:
+        text = dumps_json(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def format_value(value: Value) -> str:
@@ -102,6 +263,8 @@ def format_value(value: Value) -> str:
     if isinstance(value, float):
         text = repr(value)
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
+    if isinstance(value, int):
+        return int_to_str(value)
     return str(value)
 
 

@@ -139,8 +139,10 @@ def test_expressions_use_minimal_parentheses() -> None:
 def test_numbers_and_strings_are_canonical() -> None:
     assert fmt('p(1_000, 2.50, 1E3, 1.5e-7, -0.0, "caf\\u00e9", "tab\\t", "\\/", "\\ud83d\\ude00").') == \
         'p(1000, 2.5, 1000.0, 1.5e-07, -0.0, "café", "tab\\t", "/", "😀").\n'
-    assert fmt('p("\\ud800").') == 'p("\\ud800").\n'  # a lone surrogate stays escaped
-    assert fmt("p(x) :- q(x), x < 1e999.") == "p(x) :- q(x), x < 1e999.\n"  # inf is not a literal
+    for bad, code in (('p("\\ud800").', "E103"), ("p(x) :- q(x), x < 1e999.", "E104")):
+        with pytest.raises(ConvergeError) as err:  # a lone surrogate, an infinite float: not literals
+            fmt(bad)
+        assert [d.code for d in err.value.diagnostics] == [code]
     assert fmt("budget { max_cycles = 1_0, min_confidence = 0.50, }") == "budget { max_cycles = 10, min_confidence = 0.5 }\n"
 
 

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import click
 
+from ..values import dumps_json
 from ..cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT
 from ..diagnostics import Diagnostic
 
@@ -122,7 +123,7 @@ def summary_line(errors: int, warnings: int) -> str:
 def render_json(diags: Sequence[Diagnostic], summary: dict[str, int]) -> str:
     """``{"version": 1, "diagnostics": [...], "summary": {...}}`` (docs/diagnostics.md)."""
     doc = {"version": JSON_VERSION, "diagnostics": [d.to_json() for d in diags], "summary": summary}
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps_json(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 # ---------------------------------------------------------------- SARIF 2.1.0
@@ -177,7 +178,7 @@ def render_sarif(diags: Sequence[Diagnostic]) -> str:
             "results": results,
         }],
     }
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return dumps_json(log, indent=2, ensure_ascii=False) + "\n"
 
 
 # ---------------------------------------------------------------- GitHub Actions

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from ..values import dumps_json
 from ..cli import EXIT_OK, _fail_diagnostics
 
 EXAMPLE = "Example: converge graph examples/loans/loans.cvg | dot -Tsvg > loans.svg"
@@ -160,7 +161,7 @@ def graph(paths: tuple[str, ...], fmt: str) -> None:
     except ConvergeError as err:
         _fail_diagnostics(err)
     if fmt == "json":
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(dumps_json(data, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_dot(data) if fmt == "dot" else render_mermaid(data))
     sys.exit(EXIT_OK)

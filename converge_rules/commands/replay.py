@@ -8,16 +8,17 @@ from typing import Any
 
 import click
 
+from ..values import dumps_json, loads_json
 from ..cli import EXIT_REPLAY_DIFFERS, OUT, _fail_diagnostics
 
 
 def _strip_time(line: str) -> str:
     try:
-        event = json.loads(line)
+        event = loads_json(line)
     except json.JSONDecodeError:
         return line
     event.pop("time", None)
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return dumps_json(event, ensure_ascii=False, separators=(",", ":"))
 
 
 def read_trace(path: str) -> list[str]:
@@ -30,15 +31,16 @@ def read_trace(path: str) -> list[str]:
         raise ConvergeError([Diagnostic("E500", f"cannot read trace: {err}", Span(path, 0, 0))])
     for number, line in enumerate(lines, 1):
         try:
-            json.loads(line)
+            loads_json(line)
         except json.JSONDecodeError as err:
             raise ConvergeError([Diagnostic("E501", f"malformed trace line: {err.msg}", Span(path, number, err.colno))])
-    if not lines or json.loads(lines[0]).get("event") != "header":
+    if not lines or loads_json(lines[0]).get("event") != "header":
         raise ConvergeError([Diagnostic("E501", "not a converge trace: the first line must be the header", Span(path, 1, 1))])
     return lines
 
 
-@click.command(epilog="Example: converge run rules.cvg --facts facts.json --trace run.jsonl && converge replay run.jsonl")
+@click.command(epilog="Example: converge run rules.cvg --facts facts.json --trace run.jsonl && converge replay run.jsonl"
+                      "\n\nFrom a record: converge run rules.cvg --facts facts.json --record r.json && converge replay r.json")
 @click.argument("trace_file", type=click.Path(dir_okay=False))
 @click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
               help="Call these tools instead of using the recorded results.")
@@ -48,7 +50,16 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     Rules and facts come from the paths in the trace header (their SHA-256 must
     still match); tool results come from the trace, so no tool is called.
     Exit 0 when identical, 7 with the first differing event otherwise.
+
+    TRACE_FILE may also be a decision record (`run --record`): the job is
+    re-run from the recorded rule texts, input facts and tool results (no
+    file read, no tool called) and must reach the same events and digest.
     """
+    from .verify import _is_record
+
+    if _is_record(trace_file):
+        _replay_record(trace_file, tools)
+        return
     from ..api import _file_sha, load
     from ..diagnostics import ConvergeError
     from ..engine.loop import Budget
@@ -58,7 +69,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         lines = read_trace(trace_file)
     except ConvergeError as err:
         _fail_diagnostics(err)
-    header = json.loads(lines[0])
+    header = loads_json(lines[0])
     for entry in header.get("rules", []) + header.get("facts", []):
         if _file_sha(entry["path"]) is None:
             OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
@@ -68,7 +79,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
             sys.exit(EXIT_REPLAY_DIFFERS)
     recorded: dict[Any, list[ToolOutcome]] = {}
     for line in lines[1:]:
-        event = json.loads(line)
+        event = loads_json(line)
         if event.get("event") == "tool":
             out = ToolOutcome(True, event["result"]) if "result" in event else ToolOutcome(False, error=event["error"])
             recorded.setdefault((event["tool"], tuple(event["args"])), []).append(out)
@@ -100,3 +111,22 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         OUT.print(f"replay differs at event {number}: the recorded trace has {len(old)} events, the replay {len(fresh)}", err=True)
         sys.exit(EXIT_REPLAY_DIFFERS)
     OUT.print(f"replay identical: {len(fresh)} events, tier {result.tier.value}, digest {result.digest}")
+
+
+def _replay_record(path: str, tool_specs: tuple[str, ...]) -> None:
+    from ..cli import load_tools
+    from ..diagnostics import ConvergeError
+    from .common import open_record_or_exit
+
+    record = open_record_or_exit(path)
+    host: dict[str, Any] = {}
+    for spec in tool_specs:
+        host.update(load_tools(spec))
+    try:
+        result, difference = record.replay(tools=host or None)
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+    if difference is not None:
+        OUT.print(f"replay differs from {path}: {difference}", err=True)
+        sys.exit(EXIT_REPLAY_DIFFERS)
+    OUT.print(f"replay identical: tier {result.tier.value}, {result.cycles} cycles, digest {result.digest}")

@@ -19,7 +19,7 @@ from ..values import ColumnSchema, TYPES
 from .program import AgentDef, FailurePolicy, InvariantDef, KeySpec, Program, Relation, SourceFact, TestDef
 from .types import BUILTINS, PREDICATES
 
-BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence")
+BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence", "max_bytes")
 
 
 def stdlib_dir() -> Path:
@@ -41,10 +41,33 @@ class Unit:
 
 
 class Frontend:
-    def __init__(self) -> None:
+    def __init__(self, virtual: dict[str, str] | None = None) -> None:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
         self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
+        # path -> text: compile from these texts only (a decision record), never reading a file
+        self.virtual = virtual
+
+    def _virtual_path(self, candidate: str) -> str | None:
+        """The recorded file an import names: as written, then relative or absolute."""
+        assert self.virtual is not None
+        for key in (candidate, os.path.normpath(candidate), os.path.relpath(candidate), os.path.abspath(candidate)):
+            if key in self.virtual:
+                return key
+        return None
+
+    def _virtual_std(self, name: str) -> str | None:
+        assert self.virtual is not None
+        suffix = f"std{os.sep}{name}.cvg"
+        for key in sorted(self.virtual):
+            if key == suffix or key.endswith(os.sep + suffix) or key.endswith(f"/std/{name}.cvg"):
+                return key
+        installed = stdlib_dir() / "std" / f"{name}.cvg"  # not among the texts: this install's module
+        try:
+            self.virtual[str(installed)] = installed.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return str(installed)
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -60,7 +83,7 @@ class Frontend:
                 self.diags.extend(err.diagnostics)
                 continue
             project = os.path.dirname(os.path.realpath(path)) if text is None else os.getcwd()
-            self.add_unit(path, "", source, project, [os.path.realpath(path)])
+            self.add_unit(path, "", source, project, [os.path.realpath(path) if self.virtual is None else path])
 
     def add_unit(self, path: str, prefix: str, source: ast.SourceFile, project: str, stack: list[str]) -> None:
         aliases: dict[str, str] = {}
@@ -72,17 +95,43 @@ class Frontend:
                 if len(parts) != 2 or parts[0] != "std":
                     self.error("E113", f"unknown standard module {item.module!r}; standard modules are named std.NAME", item.span)
                     continue
+                if self.virtual is not None:
+                    found = self._virtual_std(parts[1])
+                    if found is None:
+                        self.error("E110", f"standard module {item.module!r} not found", item.span)
+                        continue
+                    self.import_unit(unit, item.alias or parts[1], found, item.span, project, stack)
+                    continue
                 target = stdlib_dir() / "std" / f"{parts[1]}.cvg"
-                if not target.is_file():
+                try:
+                    found = target.is_file()
+                except (OSError, ValueError):  # a name the file system refuses (too long)
+                    found = False
+                if not found:
                     available = sorted(p.stem for p in (stdlib_dir() / "std").glob("*.cvg"))
                     self.error("E110", f"standard module {item.module!r} not found", item.span,
                                f"available: {', '.join('std.' + a for a in available) or 'none'}")
                     continue
                 self.import_unit(unit, item.alias or parts[1], str(target), item.span, str(target.parent), stack)
+            elif isinstance(item, ast.ImportFile) and self.virtual is not None:
+                found = self._virtual_path(os.path.join(os.path.dirname(path), item.path))
+                if found is None:
+                    self.error("E110", f"imported file not found among the rule texts given: {item.path!r}", item.span)
+                    continue
+                self.import_unit(unit, item.alias, found, item.span, project, stack)
             elif isinstance(item, ast.ImportFile):
-                base = os.path.dirname(os.path.realpath(path))
-                target = os.path.realpath(os.path.join(base, item.path))
-                if os.path.isabs(item.path) or os.path.commonpath([project, target]) != project:
+                if "\x00" in item.path or not item.path.strip():
+                    self.error("E110", f"invalid import path {item.path!r}", item.span,
+                               "an import path names a .cvg file relative to the importing file")
+                    continue
+                try:
+                    base = os.path.dirname(os.path.realpath(path))
+                    target = os.path.realpath(os.path.join(base, item.path))
+                    outside = os.path.isabs(item.path) or os.path.commonpath([project, target]) != project
+                except (OSError, ValueError) as err:  # a name the file system refuses (too long, ...)
+                    self.error("E110", f"invalid import path {item.path[:80]!r}: {err}", item.span)
+                    continue
+                if outside:
                     self.error("E112", f"import {item.path!r} leaves the project directory {project}", item.span)
                     continue
                 if not os.path.isfile(target):
@@ -93,7 +142,7 @@ class Frontend:
                 self.import_unit(unit, item.alias, display, item.span, project, stack)
 
     def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str, stack: list[str]) -> None:
-        real = os.path.realpath(target)
+        real = os.path.realpath(target) if self.virtual is None else target
         if real in stack:
             chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(real):] + [real])
             self.error("E111", f"import cycle: {chain}", span)
@@ -104,7 +153,7 @@ class Frontend:
         source = self.parsed.get(real)
         if source is None:
             try:
-                source = parse_file(target)
+                source = parse_file(target) if self.virtual is None else parse_text(self.virtual[target], target)
             except ConvergeError as err:
                 self.diags.extend(err.diagnostics)
                 return
@@ -274,7 +323,9 @@ class Frontend:
             hint.append(f"declare it: relation {atom.relation}(...)")
             self.error("E200", f"undefined relation {atom.relation!r}", atom.span, *hint)
             return atom
-        return replace(atom, relation=resolved)
+        # arguments hold expressions too: their functions and aggregates resolve like a body's
+        args = tuple(self.resolve_expr(unit, a, relations) for a in atom.args)
+        return replace(atom, relation=resolved, args=args)
 
     def resolve_body(self, unit: Unit, body: tuple[ast.Literal, ...], relations: dict[str, Relation]) -> tuple[ast.Literal, ...]:
         out: list[ast.Literal] = []
@@ -375,10 +426,17 @@ class Frontend:
             from .types import assignable, const_type
 
             typ = const_type(arg.value)
+            if col.type not in TYPES:
+                return None  # the declaration's unknown type is the error (E203)
             if not assignable(col.type, typ):
                 self.error("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {typ} constant {_show(arg.value)}", arg.span)
                 return None
-            values.append(float(arg.value) if col.type == "float" else arg.value)
+            try:
+                values.append(float(arg.value) if col.type == "float" else arg.value)
+            except OverflowError:
+                self.error("E301", f"column {col.name!r} of {rel.name} is float, and this int is too large for a float",
+                           arg.span)
+                return None
         return SourceFact(rel.name, tuple(values), head.span)
 
 

@@ -76,7 +76,7 @@ def stratify(program: Program) -> tuple[Strata | None, list[Diagnostic]]:
     for u, v, data in sorted(graph.edges(data=True)):
         if data["kind"] in ("negative", "aggregate") and members[u] == members[v]:
             cycle = _cycle_through(graph, u, v)
-            agent = program.agents[int(v.split(":")[1])]
+            agent = next(a for a in program.agents if a.id == int(v.split(":")[1]))
             atom = next(a for rel, kind, a in body_reads(agent.body)
                         if rel_node(rel) == u and kind == data["kind"])
             what = "negation" if data["kind"] == "negative" else "aggregation"

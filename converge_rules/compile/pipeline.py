@@ -1,14 +1,18 @@
-"""The compile pipeline: named stages run by one loop that stops at the first
-stage leaving errors (so a user sees root causes, not their echoes)."""
+"""The compile pipeline: named stages run by one loop.
+
+Every independent error of a file is reported in one pass: after resolution,
+the later stages still run, but only over the agents and invariants that no
+earlier error points into (so a user sees root causes, not their echoes).
+Only a file that does not parse stops the pipeline at once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from typing import TYPE_CHECKING, Any
 
-from ..diagnostics import Diagnostic, sort_diagnostics
+from ..diagnostics import Diagnostic, Span, sort_diagnostics
 from .graph import Strata, stratify
 from .program import Program
 
@@ -29,6 +33,7 @@ class Compilation:
     program: Program | None = None
     strata: Strata | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    texts: dict[str, str] | None = None  # compiled from these texts alone (a decision record)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +65,31 @@ def _stratify(c: Compilation) -> list[Diagnostic]:
     return diags
 
 
+def _inside(span: Span, outer: Span) -> bool:
+    end = (outer.end_line or outer.line, outer.end_col or outer.col)
+    return span.file == outer.file and (outer.line, outer.col) <= (span.line, span.col) <= end
+
+
+def _without_rejected(program: Program, diagnostics: list[Diagnostic]) -> Program:
+    """The program minus the agents and invariants that an error points into, or
+    that mention a relation whose declaration has an error."""
+    from .graph import body_reads
+
+    errors = [d.span for d in diagnostics if d.is_error and d.span.line > 0]
+
+    def clean(span: Span) -> bool:
+        return not any(_inside(e, span) for e in errors)
+
+    bad = {name for name, rel in program.relations.items() if not clean(rel.span)}
+
+    def ok(span: Span, body: tuple, heads: tuple) -> bool:
+        names = {rel for rel, _kind, _atom in body_reads(body)} | {h.relation for h in heads}
+        return clean(span) and not names & bad
+
+    return replace(program, agents=tuple(a for a in program.agents if ok(a.span, a.body, a.heads)),
+                   invariants=tuple(i for i in program.invariants if ok(i.span, i.body, ())))
+
+
 STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
     ("load", _load),
     ("resolve", _resolve),
@@ -68,10 +98,32 @@ STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
 ]
 
 
-def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True) -> Compilation:
-    """Run the stages over root files ``(path, text or None)``; files may come from the cache."""
+def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
+                    virtual: dict[str, str] | None = None) -> Compilation:
+    """Run the stages over root files ``(path, text or None)``; files may come from the cache.
+
+    With ``virtual`` (path -> text, e.g. the files of a decision record) every file,
+    imports and standard modules included, is taken from it: nothing is read from disk."""
     from . import cache
 
+    if virtual is not None:
+        from .frontend import Frontend
+
+        roots = [(p, virtual[p] if t is None else t) for p, t in roots]
+        names = [p for p, _ in roots]
+        cached = cache.load_texts(names, virtual) if use_cache else None
+        if cached is not None:
+            program, strata, diagnostics = cached
+            return Compilation(roots, program=program, strata=strata, diagnostics=diagnostics, texts=virtual)
+        c = Compilation(roots, frontend=Frontend(virtual), texts=virtual)
+        for _name, stage in STAGES:
+            c.diagnostics.extend(stage(c))
+            c.diagnostics = sort_diagnostics(c.diagnostics)
+            if not c.ok:
+                break
+        if use_cache and c.ok:
+            cache.store_texts(names, virtual, (c.program, c.strata, c.diagnostics))
+        return c
     files_only = use_cache and all(text is None for _, text in roots)
     if files_only:
         cached = cache.load([p for p, _ in roots])
@@ -80,11 +132,14 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True)
             c = Compilation(roots, program=program, strata=strata, diagnostics=diagnostics)
             return c
     c = Compilation(roots)
-    for _name, stage in STAGES:
+    for name, stage in STAGES:
+        if not c.ok:
+            if name in ("load", "resolve"):
+                break  # a file that does not parse: nothing sound to check
+            assert c.program is not None
+            c.program = _without_rejected(c.program, c.diagnostics)
         c.diagnostics.extend(stage(c))
         c.diagnostics = sort_diagnostics(c.diagnostics)
-        if not c.ok:
-            break
     if files_only and c.ok:
         cache.store([p for p, _ in roots], [u.path for u in c.frontend.units], (c.program, c.strata, c.diagnostics))
     return c

@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Union
 
 from ..diagnostics import Span
+from ..catalogue import FUNCTIONS
 from ..syntax import ast
+from .types import operation
 
 
 @dataclass(frozen=True)
@@ -125,18 +127,19 @@ MAX_BODY_LITERALS = 2000
 
 # Builtins that never raise on well-typed arguments (the others, `/`, `%` and
 # tool calls can fail, so guards run before them).
-SAFE_CALLS = frozenset({"len", "lower", "upper", "contains", "startswith", "endswith", "to_str", "abs", "min", "max"})
+# Whether each catalogue operator or builtin may raise for some argument types (float overflow, division, ...).
+_MAY_FAIL = {key: function.can_fail() for key, function in FUNCTIONS.items()}
 
 
 def expr_can_raise(expr: ast.Expr) -> bool:
-    """Whether evaluating an expression can fail at run time (division, a partial builtin, a tool)."""
-    if isinstance(expr, ast.BinOp):
-        return expr.op in ("/", "%") or expr_can_raise(expr.left) or expr_can_raise(expr.right)
-    if isinstance(expr, ast.Neg):
-        return expr_can_raise(expr.operand)
-    if isinstance(expr, ast.Call):
-        return expr.func not in SAFE_CALLS or any(expr_can_raise(a) for a in expr.args)
-    return isinstance(expr, ast.ToolCall)
+    """Whether evaluating an expression can fail at run time (as the catalogue says, or a tool)."""
+    if isinstance(expr, ast.ToolCall):
+        return True
+    op = operation(expr)
+    if op is None:
+        return False
+    key, args = op
+    return _MAY_FAIL.get(key, True) or any(expr_can_raise(a) for a in args)
 
 
 def literal_can_raise(lit: ast.Literal) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ..diagnostics import Span
 from ..syntax import ast
-from ..values import ColumnSchema, RelationSchema, Value
+from ..values import ColumnSchema, RelationSchema, Value, int_to_str
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class FailurePolicy:
     then: str = "abort"  # "skip" | "abort"
 
     def __str__(self) -> str:
-        return f"retry {self.retries} then {self.then}" if self.retries else self.then
+        return f"retry {int_to_str(self.retries)} then {self.then}" if self.retries else self.then
 
     @staticmethod
     def parse(text: str) -> "FailurePolicy":

@@ -22,7 +22,8 @@ from typing import Any, Callable
 from ..compile.lower import Plan, lower, proof_layout, stale
 from ..compile.plan import AggStep, Assign, ColumnCheck, FailStep, Filter, NegCheck, Scan, Step
 from ..compile.program import AgentDef, InvariantDef, Program
-from ..compile.types import NUMERIC, comparable, expr_type
+from .. import catalogue
+from ..compile.types import expr_type
 from ..diagnostics import Span
 from ..syntax import ast
 from . import runtime
@@ -30,7 +31,7 @@ from .effects import Match, record_template
 from .store import Context
 
 _MISSING = object()
-NO_RESULT = object()  # an aggregate over an empty group with no value (min, max)
+NO_RESULT = catalogue.NO_RESULT  # an aggregate over an empty group with no value (min, max)
 PENDING = object()    # a tool result not known yet: the match waits for the next tool round
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -140,8 +141,11 @@ class RuleCode:
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
                  confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
                  analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True,
-                 cache: CodeCache | None = None):
+                 size: list[Any] | None = None, cache: CodeCache | None = None):
         self.rule = rule
+        # [bytes counted, next checkpoint, checkpoint hook] when max_bytes is set: every new fact
+        # in a buffer adds its cost; past the checkpoint the hook checks the budget and the time-out
+        self.size = size
         self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
@@ -206,7 +210,7 @@ class RuleCode:
         return entry[0]
 
     def _namespace(self) -> dict[str, Any]:
-        ns: dict[str, Any] = dict(runtime.HELPERS)
+        ns: dict[str, Any] = dict(catalogue.HELPERS)
         ns["_NONE"] = NO_RESULT
         ns["_MISS"] = _MISSING
         ns["_PENDING"] = PENDING
@@ -216,6 +220,7 @@ class RuleCode:
         ns["_steps_exceeded"] = runtime.steps_exceeded
         ns["_distinct"] = _distinct
         ns["_Match"] = Match
+        ns["_Z"] = self.size
         return ns
 
     def _resolve(self, key: tuple) -> Any:
@@ -239,7 +244,8 @@ class RuleCode:
         into a fresh namespace and runs the cached code object (no generation, no compile)."""
         cache = self.cache
         assert cache is not None
-        options = (self.invariant, self.confidence is None, self.alternatives, self.steps is None, self.reduce)
+        options = (self.invariant, self.confidence is None, self.alternatives, self.steps is None, self.size is None,
+                   self.reduce)
         key = (self.rule_key, self.tokens.get(plan.driver), mask, options)
         entry = cache.code.get(key)
         if entry is None:
@@ -536,35 +542,22 @@ class RuleCode:
             inner.depth -= 1
         for k, var in enumerate(step.group):
             inner.line(f"v_{var} = g{k}")
-        value_type = self.types.get(agg.value.name) if agg.value is not None else "int"
+        # init / step / finish come from the catalogue, for the aggregated value's static type
+        templates = catalogue.emit_aggregate(agg.op, self.types.get(agg.value.name) if agg.value is not None else None)
         # the accumulator is a one-item list: the body may continue in other functions
-        if agg.op == "count":
-            inner.line("acc = [0]")
-        elif agg.op == "sum":
-            inner.line("acc = [0.0]" if value_type == "float" else "acc = [0]")
-        else:
-            inner.line("acc = [_MISS]")
+        inner.line("acc = [None]")
+        inner.line(templates.init.format(acc="acc[0]"))
         depth = inner.depth
 
         def accumulate(c: _Code) -> None:
-            if agg.op == "count":
-                c.line("acc[0] += 1")
-            elif agg.op == "sum":
-                if value_type in NUMERIC:
-                    c.line(f"acc[0] += v_{agg.value.name}")  # type: ignore[union-attr]
-                else:
-                    c.line(f"_type_error({self.sid(agg.span)}, 'sum needs numbers, got {value_type}')")
-            else:
-                v = f"v_{agg.value.name}"  # type: ignore[union-attr]
-                better = "<" if agg.op == "min" else ">"
-                c.open(f"if acc[0] is _MISS or {v} {better} acc[0]:")
-                c.line(f"acc[0] = {v}")
-                c.depth -= 1
+            value = f"v_{agg.value.name}" if agg.value is not None else ""
+            for text in templates.step.format(acc="acc[0]", v=value).split("\n"):
+                c.line(text)
 
         self._steps(inner, list(step.inner), inner_pfx, accumulate, tuple(f"v_{g}" for g in step.group), acc=True)
         inner.depth = depth
         inner.loops = 0
-        inner.line("r = _NONE if acc[0] is _MISS else acc[0]")
+        inner.line(f"r = {templates.finish.format(acc='acc[0]', sid=self.sid(agg.span))}")
         if self.memo:
             inner.line(f"{memo_name}[k] = r")
         inner.line("return r")
@@ -579,11 +572,9 @@ class RuleCode:
             code.guard(f"r{pfx}{step.lit} is not _NONE")
             code.line(f"v_{step.result.name} = r{pfx}{step.lit}")
         else:
-            other = self.expr(step.result)
-            rtype = expr_type(agg, self.types)
-            if not comparable("=", rtype, expr_type(step.result, self.types)):
-                other = f"_type_error({self.sid(step.result.span)}, 'cannot compare {rtype} and {expr_type(step.result, self.types)}')"
-            code.guard(f"r{pfx}{step.lit} is not _NONE and r{pfx}{step.lit} == {other}")
+            test = catalogue.emit_call("=", [f"r{pfx}{step.lit}", self.expr(step.result)],
+                                       [expr_type(agg, self.types), expr_type(step.result, self.types)], self.sid(step.result.span))
+            code.guard(f"r{pfx}{step.lit} is not _NONE and {test}")
 
     # -------------------------------------------------------------- emit
     def _emit(self, code: _Code) -> None:
@@ -610,10 +601,8 @@ class RuleCode:
             for arg, col in zip(head.args, rel.columns):
                 text = self.expr(arg)
                 typ = expr_type(arg, self.types)
-                if col.type == "float" and typ == "int":
-                    text = f"float({text})"
-                if col.type == "float" and not isinstance(arg, (ast.Var, ast.Const)):
-                    text = f"_finite({text}, {self.sid(arg.span)})"
+                if col.type == "float" and typ == "int":  # float results are finite: the catalogue checks each operation
+                    text = catalogue.widen_code(text, self.sid(arg.span))
                 if typ is None and not isinstance(arg, ast.Const):  # a tool's value: checked when it arrives
                     text = f"_coerce({text}, {col.type!r}, {self.sid(arg.span)})"
                 values.append(text)
@@ -623,6 +612,7 @@ class RuleCode:
             if self.confidence is None:
                 code.open(f"if f not in {known} and f not in B{h}:")
                 code.line(f"B{h}[f] = {proof}")
+                self._count_size(code, head)
                 code.depth -= 1
                 if self.alternatives:
                     code.open("else:")
@@ -641,12 +631,32 @@ class RuleCode:
             code.line(f"c = {conf}")
             code.open(f"if f not in {known}:")
             code.open(f"if f not in B{h} or c > BC{h}[f]:")
+            if self.size is not None:
+                code.open(f"if f not in B{h}:")
+                self._count_size(code, head)
+                code.depth -= 1
             code.line(f"B{h}[f] = {proof}")
             code.line(f"BC{h}[f] = c")
             code.depth -= 2
             code.open(f"elif c > {head_conf}.get(f, 1.0) and c > BI{h}.get(f, (0.0,))[0]:")
             code.line(f"BI{h}[f] = (c, {proof})")
             code.depth -= 1
+
+    def _count_size(self, code: _Code, head: ast.Atom) -> None:
+        """Add a new fact's cost (runtime.fact_bytes, inlined) to the max_bytes count."""
+        if self.size is None:
+            return
+        columns = self.program.relations[head.relation].columns
+        cost = [str(runtime.FACT_BYTES + runtime.COLUMN_BYTES * len(columns))]
+        for k, col in enumerate(columns):
+            if col.type == "str":
+                cost.append(f"len(f[{k}])")
+            elif col.type == "int":
+                cost.append(f"(f[{k}].bit_length() >> 6 and (f[{k}].bit_length() - 64) << 4)")
+        code.line(f"_Z[0] += {' + '.join(cost)}")
+        code.open("if _Z[0] > _Z[1]:")
+        code.line("_Z[2]()")
+        code.depth -= 1
 
     def _same_tuple(self, head: ast.Atom) -> str | None:
         """A scanned tuple that equals the emitted fact (same variables, same order, same
@@ -669,11 +679,11 @@ class RuleCode:
             text = self.expr(lit.call)
             return f"not ({text})" if lit.negated else text
         assert isinstance(lit, ast.Comparison)
-        lt, rt = expr_type(lit.left, self.types), expr_type(lit.right, self.types)
-        if not comparable(lit.op, lt, rt):
-            if lt is not None and rt is not None:
-                return f"_type_error({self.sid(lit.span)}, 'cannot compare {lt} and {rt}')"
-        return f"({self.expr(lit.left)}) {_PY_CMP[lit.op]} ({self.expr(lit.right)})"
+        return self._apply(lit.op, (lit.left, lit.right), lit.span)
+
+    def _apply(self, key: str, args: tuple[ast.Expr, ...], span: Span) -> str:
+        """An operator, comparison or builtin: its code comes from the catalogue."""
+        return catalogue.emit_call(key, [self.expr(a) for a in args], [expr_type(a, self.types) for a in args], self.sid(span))
 
     def expr(self, e: ast.Expr) -> str:
         if isinstance(e, ast.Const):
@@ -681,46 +691,10 @@ class RuleCode:
         if isinstance(e, ast.Var):
             return f"v_{e.name}"
         if isinstance(e, ast.Neg):
-            t = expr_type(e.operand, self.types)
-            if t in NUMERIC:
-                return f"(-{self.expr(e.operand)})"
-            return f"_type_error({self.sid(e.span)}, {f'cannot negate {t}'!r})"
+            return self._apply("neg", (e.operand,), e.span)
         if isinstance(e, ast.BinOp):
-            lt, rt = expr_type(e.left, self.types), expr_type(e.right, self.types)
-            a, b = self.expr(e.left), self.expr(e.right)
-            if e.op == "++":
-                if lt == rt == "str":
-                    return f"({a} + {b})"
-                return f"_type_error({self.sid(e.span)}, {f'cannot concatenate {lt} and {rt} with ++ (use to_str)'!r})"
-            if lt in NUMERIC and rt in NUMERIC:
-                if e.op == "/":
-                    return f"_div({a}, {b}, {self.sid(e.span)})"
-                if e.op == "%":
-                    return f"_mod({a}, {b}, {self.sid(e.span)})"
-                return f"({a} {e.op} {b})"
-            return f"_type_error({self.sid(e.span)}, {f'cannot apply {e.op} to {lt} and {rt}'!r})"
+            return self._apply(e.op, (e.left, e.right), e.span)
         if isinstance(e, ast.Call):
-            args = [self.expr(a) for a in e.args]
-            if expr_type(e, self.types) is None:
-                types = ", ".join(str(expr_type(a, self.types)) for a in e.args)
-                return f"_type_error({self.sid(e.span)}, {f'{e.func}() does not take ({types})'!r})"
-            f = e.func
-            if f == "len":
-                return f"len({args[0]})"
-            if f in ("lower", "upper"):
-                return f"{args[0]}.{f}()"
-            if f == "contains":
-                return f"({args[1]} in {args[0]})"
-            if f in ("startswith", "endswith"):
-                return f"{args[0]}.{f}({args[1]})"
-            if f == "substr":
-                return f"_substr({args[0]}, {args[1]}, {args[2]}, {self.sid(e.span)})"
-            if f == "to_str":
-                return f"_to_str({args[0]})"
-            if f in ("to_int", "to_float"):
-                return f"_{f}({args[0]}, {self.sid(e.span)})"
-            if f in ("min", "max") and expr_type(e, self.types) == "float":
-                args = [f"float({a})" for a in args]
-            return f"{f}({', '.join(args)})"  # abs, min, max
+            return self._apply(e.func, e.args, e.span)
         return f"_type_error({self.sid(getattr(e, 'span', self.rule.span))}, 'unsupported expression')"
 

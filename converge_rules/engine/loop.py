@@ -14,7 +14,7 @@ Nothing here iterates a set to decide order.
 
 from __future__ import annotations
 
-import gc
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
@@ -26,12 +26,14 @@ from ..syntax import ast
 from ..values import format_fact
 from .codegen import PENDING, CodeCache, RuleCode
 from .effects import INPUT_PROOF, EffectBuffer, Match
-from .runtime import EvalError, StepsExceeded
+from .runtime import COLUMN_BYTES, FACT_BYTES, EvalError, SizeExceeded, StepsExceeded
 from .store import Context, RelationStore
-from .tools import ToolKey, ToolOutcome, call_batch
+from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # counted bytes: a run (digest and output included) stays near 1 GB
+_CHECKPOINT = 1 << 20  # inside a cycle, max_bytes and the time-out are checked every MiB counted
 
 
 class Tier(str, Enum):
@@ -62,6 +64,8 @@ class Budget:
     max_agents_per_cycle: int | None = None
     max_steps: int | None = None
     min_confidence: float | None = None
+    max_bytes: int | None = None
+    timeout: float | None = None   # wall-clock seconds; not deterministic, so never in a rule file
 
     def merged_over(self, file_budget: Mapping[str, Any]) -> "Budget":
         """Explicit settings (API, CLI) override the rule files' budget."""
@@ -70,12 +74,13 @@ class Budget:
             return mine if mine is not None else file_budget.get(name, default)
 
         return Budget(pick("max_cycles", DEFAULT_MAX_CYCLES), pick("max_facts", DEFAULT_MAX_FACTS),
-                      pick("max_agents_per_cycle", None), pick("max_steps", None), pick("min_confidence", None))
+                      pick("max_agents_per_cycle", None), pick("max_steps", None), pick("min_confidence", None),
+                      pick("max_bytes", DEFAULT_MAX_BYTES), self.timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {"max_cycles": self.max_cycles, "max_facts": self.max_facts,
                 "max_agents_per_cycle": self.max_agents_per_cycle, "max_steps": self.max_steps,
-                "min_confidence": self.min_confidence}
+                "min_confidence": self.min_confidence, "max_bytes": self.max_bytes, "timeout": self.timeout}
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,19 @@ class Outcome:
     dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
     # with analyze: agent name -> (its last plan per driver, rows out of each step per driver)
     analysis: dict[str, tuple[dict[Any, Any], dict[Any, dict[int, int]]]] | None = None
+    bytes: int = 0                  # what the facts count against max_bytes
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every tool call with its outcome, in order
+
+
+def _bytes_of(columns: Any, facts: list[tuple]) -> int:
+    """runtime.fact_bytes summed over facts of one relation, a column at a time."""
+    total = (FACT_BYTES + COLUMN_BYTES * len(columns)) * len(facts)
+    for k, col in enumerate(columns):
+        if col.type == "str":
+            total += sum(len(f[k]) for f in facts)
+        elif col.type == "int":
+            total += sum((b - 64) << 4 for b in (f[k].bit_length() for f in facts) if b > 64)
+    return total
 
 
 class _AgentState:
@@ -155,9 +173,12 @@ class Engine:
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                 all_proofs: bool = False, analyze: bool = False, code_cache: CodeCache | None = None):
+                 all_proofs: bool = False, tool_isolation: str = "thread", analyze: bool = False,
+                 code_cache: CodeCache | None = None):
         self.program = program
         self.code_cache = code_cache  # the rule set's plans and compiled code, reused across runs
+        self.tool_isolation = tool_isolation
+        self.pool: ProcessPool | None = None  # worker processes, started on the first tool call
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
@@ -172,12 +193,17 @@ class Engine:
         self.replay_tools = {k: list(v) for k, v in replay_tools.items()} if replay_tools is not None else None
         self.progress = progress
         self.memo: dict[ToolKey, Any] = {}
+        self.tool_log: list[dict[str, Any]] = []  # kept even without a trace: a decision record needs it
         self.tool_errors: dict[ToolKey, str] = {}
         self.requests: dict[ToolKey, None] = {}
         self.current_check: RuleCode | None = None  # the invariant being evaluated, for error reports
         self.waiting = False             # the agent being computed needs a tool result not known yet
         self.touched: set[ToolKey] = set()  # tool calls the agent being computed looked up
         self.steps: list[int] | None = [0, budget.max_steps] if budget.max_steps is not None else None
+        # max_bytes: [bytes counted, next checkpoint, checkpoint hook], shared with the generated code
+        self.deadline = time.monotonic() + budget.timeout if budget.timeout is not None else None
+        self.size: list[Any] = [0, 0, self._checkpoint]
+        self._next_checkpoint()
         keys = {name: rel.key for name, rel in program.relations.items() if rel.key is not None}
         self.context = Context({name: rel.arity for name, rel in program.relations.items()}, keys)
         uses_confidence = (bool(input_confidence and any(input_confidence.values()))
@@ -192,7 +218,7 @@ class Engine:
         self.analyze = analyze  # count the rows out of every plan step (converge plan --facts)
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
                                             confidence=self.conf, alternatives=self.alternatives is not None,
-                                            analyze={} if analyze else None, cache=code_cache),
+                                            analyze={} if analyze else None, size=self.size, cache=code_cache),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
         self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool, cache=code_cache), i.body, (), i.id, i.name)
@@ -201,6 +227,34 @@ class Engine:
         self.total = 0
         self.fired: set[int] = set()
         self.pruned = self._prune(goals)
+
+    # ---------------------------------------------------------------- size and time
+    def _next_checkpoint(self) -> None:
+        used, limit = self.size[0], self.budget.max_bytes
+        self.size[1] = used + _CHECKPOINT if limit is None else min(limit, used + _CHECKPOINT)
+
+    def _checkpoint(self) -> None:
+        """Called by generated code when the byte count passes a checkpoint (a pure function
+        of the job, so max_bytes stops every run at the same fact); also checks the time-out."""
+        limit = self.budget.max_bytes
+        if limit is not None and self.size[0] > limit:
+            raise SizeExceeded("max_bytes")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise SizeExceeded("timeout")
+        self._next_checkpoint()
+
+    def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False) -> Reason:
+        if exc.budget == "timeout":
+            limit = self.budget.timeout
+            where = f"after cycle {cycle}" if between else f"in cycle {cycle}; the cycle was not committed"
+            return Reason("budget", f"timeout of {limit:g} s reached {where}. "
+                                    "Wall-clock time is not deterministic: the same job may stop at another point",
+                          {"budget": "timeout", "limit": limit, "cycle": cycle, "deterministic": False})
+        limit = self.budget.max_bytes
+        where = f"in cycle {cycle}" if cycle else "by the input facts"
+        return Reason("budget", f"max_bytes exhausted {where}: the facts count {self.size[0]} bytes, the budget is {limit}"
+                                + ("; the cycle was not committed" if cycle else ""),
+                      {"budget": "max_bytes", "limit": limit, "reached": self.size[0], "cycle": cycle})
 
     # ---------------------------------------------------------------- set-up
     def _emit(self, event: dict[str, Any]) -> None:
@@ -238,6 +292,8 @@ class Engine:
             store.facts.update(dict.fromkeys(items, INPUT_PROOF))
             store.order.extend(items)
             self.total += len(items)
+        self.size[0] += sum(_bytes_of(self.program.relations[name].columns, items) for name, items in facts.items())
+        self._next_checkpoint()
 
     # ---------------------------------------------------------------- tools
     def _tool(self, name: str, args: tuple, sid: int) -> Any:
@@ -262,10 +318,14 @@ class Engine:
                 recorded = self.replay_tools.get(k)
                 outcomes[k] = recorded.pop(0) if recorded else ToolOutcome(False, error=f"tool {k[0]} has no recorded result for {list(k[1])!r}")
         else:
-            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout)
+            if self.tool_isolation == "process" and self.pool is None:
+                self.pool = ProcessPool(self.tools, self.workers)
+            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
-            self._emit({"event": "tool", "cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()})
+            call = {"cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()}
+            self.tool_log.append(call)
+            self._emit({"event": "tool", **call})
             if out.ok:
                 self.memo[key] = out.value
             else:
@@ -273,22 +333,22 @@ class Engine:
 
     # ---------------------------------------------------------------- run
     def run(self) -> Outcome:
-        enabled = gc.isenabled()
-        gc.disable()  # facts are acyclic tuples; the cyclic collector only costs time here
         try:
             outcome = self._run()
-            outcome.fired = tuple(sorted(self.fired))
-            outcome.steps = self.steps[0] if self.steps is not None else 0
-            outcome.confidence = self.conf
-            outcome.alternatives = self.alternatives
-            outcome.dropped = self.dropped
-            if self.analyze:
-                outcome.analysis = {a.name: (dict(a.code.plans), a.code.analyze or {}) for a in self.agents}
-            return outcome
         finally:
-            if enabled:
-                gc.freeze()  # the context is acyclic and lives on: keep the collector from walking it
-                gc.enable()
+            if self.pool is not None:  # no worker process outlives the job
+                self.pool.close()
+                self.pool = None
+        outcome.fired = tuple(sorted(self.fired))
+        outcome.steps = self.steps[0] if self.steps is not None else 0
+        outcome.confidence = self.conf
+        outcome.alternatives = self.alternatives
+        outcome.dropped = self.dropped
+        outcome.bytes = self.size[0]
+        outcome.tool_calls = self.tool_log
+        if self.analyze:
+            outcome.analysis = {a.name: (dict(a.code.plans), a.code.analyze or {}) for a in self.agents}
+        return outcome
 
     def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
         return Outcome(tier, reasons, cycle, self.context, self.budget)
@@ -306,6 +366,8 @@ class Engine:
             reasons.append(Reason("budget", f"max_facts exhausted: the input holds {self.total} facts, the budget is {max_facts}",
                                   {"budget": "max_facts", "limit": max_facts, "reached": self.total}))
             return self._outcome(Tier.BOUNDED, reasons, 0)
+        if self.budget.max_bytes is not None and self.size[0] > self.budget.max_bytes:
+            return self._outcome(Tier.BOUNDED, [self._size_reason(SizeExceeded("max_bytes"), 0)], 0)
         try:
             violations = self._check_structural(0)
         except EvalError as err:
@@ -337,6 +399,9 @@ class Engine:
                 reasons.append(Reason("budget", f"max_cycles exhausted after {cycle} cycles with {len(ready)} agent(s) still eligible",
                                       {"budget": "max_cycles", "limit": max_cycles, "reached": cycle}))
                 return self._outcome(Tier.BOUNDED, reasons, cycle)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                reasons.append(self._size_reason(SizeExceeded("timeout"), cycle, between=True))
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             cycle += 1
             eligible = ready
             deferred: list[_AgentState] = []
@@ -360,6 +425,11 @@ class Engine:
                 reasons.append(Reason("budget", f"max_steps exhausted in cycle {cycle}: more than {self.steps[1]} rule firings; the cycle was not committed",
                                       {"budget": "max_steps", "limit": self.steps[1], "reached": self.steps[0], "cycle": cycle}))
                 self.steps[0] = steps_before
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
+            except SizeExceeded as exc:
+                reasons.append(self._size_reason(exc, cycle))
+                if self.steps is not None:
+                    self.steps[0] = steps_before
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             for reason in skipped:
                 reasons.append(reason)
@@ -418,18 +488,24 @@ class Engine:
             for agent in todo:
                 buffers = EffectBuffer(len(agent.heads), confidence=self.conf is not None,
                                        alternatives=self.alternatives is not None)
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    raise SizeExceeded("timeout")  # also between agents: some cycles derive nothing new
                 self.waiting = False
                 self.touched = set()
+                counted = self.size[0]  # a discarded buffer gives its bytes back
                 try:
                     self._semi_naive(agent, buffers, cycle, lengths)
                 except EvalError as err:
+                    self.size[0] = counted
                     span = agent.code.spans[err.sid] if 0 <= err.sid < len(agent.code.spans) else agent.code.rule.span
                     self._failure(agent, cycle, attempts, err.message, span, waiting, skipped)
                     continue
                 except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as err:
+                    self.size[0] = counted
                     self._failure(agent, cycle, attempts, f"{type(err).__name__}: {err}", agent.code.rule.span, waiting, skipped)
                     continue
                 if self.waiting:
+                    self.size[0] = counted
                     waiting.append(agent)  # it needs tool results: run again after this round's calls
                     self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id], "status": "waiting for tools"})
                     continue

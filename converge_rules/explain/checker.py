@@ -35,9 +35,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
+from ..values import dumps_json, loads_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
-from ..values import Value, format_fact, format_value, type_name
+from ..values import Value, format_fact, format_value, str_to_int, type_name
 
 # ------------------------------------------------------------------ report
 
@@ -116,6 +117,32 @@ def _num(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _arith(op: str, a: Value, b: Value) -> Value:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            a, b = float(a), float(b)  # type: ignore[arg-type]
+        except OverflowError:
+            raise _Bad("int too large to convert to float") from None
+    if op == "+":
+        return a + b  # type: ignore[operator]
+    if op == "-":
+        return a - b  # type: ignore[operator]
+    if op == "*":
+        return a * b  # type: ignore[operator]
+    if op == "/":
+        return _div(a, b)
+    if op == "%":
+        return _mod(a, b)
+    raise _Bad(f"unknown operator {op}")
+
+
+def _finite(v: Value) -> Value:
+    """Floats are finite: an operation that leaves the range is an error, as in the engine."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise _Bad(f"arithmetic overflow: {v}")
+    return v
+
+
 def _div(a: Value, b: Value) -> Value:
     if b == 0:
         raise _Bad("division by zero")
@@ -178,7 +205,7 @@ def _builtin(func: str, args: list[Value]) -> Value:
                 raise _Bad(f"to_int: {v} is not finite")
             return int(v)
         try:
-            return int(str(v).strip())
+            return str_to_int(str(v).strip())
         except ValueError:
             raise _Bad(f"to_int: {format_value(v)} is not an integer") from None
     if func == "to_float":
@@ -230,19 +257,13 @@ def evaluate(e: ast.Expr, env: Mapping[str, Value]) -> Value:
             raise _Bad(f"cannot concatenate {type_name(a)} and {type_name(b)} with ++")
         if not (_num(a) and _num(b)):
             raise _Bad(f"cannot apply {e.op} to {type_name(a)} and {type_name(b)}")
-        if e.op == "+":
-            return a + b  # type: ignore[operator]
-        if e.op == "-":
-            return a - b  # type: ignore[operator]
-        if e.op == "*":
-            return a * b  # type: ignore[operator]
-        if e.op == "/":
-            return _div(a, b)
-        if e.op == "%":
-            return _mod(a, b)
-        raise _Bad(f"unknown operator {e.op}")
+        return _finite(_arith(e.op, a, b))
     if isinstance(e, ast.Call):
-        return _builtin(e.func, [evaluate(a, env) for a in e.args])
+        args = [evaluate(a, env) for a in e.args]
+        try:
+            return _builtin(e.func, args)
+        except OverflowError:
+            raise _Bad(f"{e.func}(): int too large to convert to float") from None
     if isinstance(e, ast.ToolCall):
         raise _Tool(e.tool)
     raise _Bad(f"cannot evaluate {type(e).__name__} here")
@@ -612,7 +633,7 @@ class Checker:
     def _check_cycle(self, p: Mapping[str, Any], cycles: Any, problems: list[tuple[str, str]]) -> None:
         cycle = p.get("cycle")
         if type(cycle) is not int or cycle < 1:
-            problems.append(("cycle", f"a derived fact's cycle must be a whole number >= 1, got {json.dumps(cycle)}"))
+            problems.append(("cycle", f"a derived fact's cycle must be a whole number >= 1, got {dumps_json(cycle)}"))
             return
         if type(cycles) is int and cycle > cycles:
             problems.append(("cycle", f"derived in cycle {cycle}, but the run has {cycles} cycle(s)"))
@@ -759,7 +780,11 @@ class Checker:
             if not all(_num(v) for v in values):
                 raise _Bad("sum needs numbers")
             if any(isinstance(v, float) for v in values):
-                return math.fsum(values)
+                try:
+                    total = math.fsum(values)
+                except OverflowError:
+                    raise _Bad("arithmetic overflow in a float sum") from None
+                return _finite(total)
             return sum(values)  # type: ignore[arg-type]
         if not values:
             return _EMPTY
@@ -967,7 +992,7 @@ def read_result(path: str) -> tuple[dict[str, Any], str]:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise ConvergeError([Diagnostic("E500", f"cannot read result file: {reason}", Span(path, 0, 0))]) from None
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as err:
         raise ConvergeError([Diagnostic("E501", f"malformed result file: {err.msg}", Span(path, err.lineno, err.colno))]) from None
     except RecursionError:
@@ -992,14 +1017,29 @@ def load_job(data: Mapping[str, Any], path: str, text: str | None = None) -> tup
     from ..compile.pipeline import compile_sources
     from ..io import load_fact_paths
 
+    from ..io.digests import content_sha256
+
     rules, facts = [], []
+    hashes = data["job"].get("sha256")
     for key, out in (("rules", rules), ("facts", facts)):
         for k, entry in enumerate(data["job"].get(key, [])):
+            kind = "rule" if key == "rules" else "facts"
             found = _find(entry, path)
             if found is None:
-                raise _located("E500", f"{'rule' if key == 'rules' else 'facts'} file of the job not found: {entry}",
+                raise _located("E500", f"{kind} file of the job not found: {entry}",
                                path, text, ("job", key, k),
                                "paths are read relative to the working directory, then to the result file's directory")
+            # a crafted result could name any file (an absolute path, ~/.ssh/...) to have its lines
+            # quoted in diagnostics: only a file with the recorded SHA-256 is ever read
+            expected = hashes.get(entry) if isinstance(hashes, dict) else None
+            if not isinstance(expected, str):
+                raise _located("E515", f"the result records no SHA-256 for the {kind} file {entry}: refusing to read it",
+                               path, text, ("job", "sha256") if isinstance(hashes, dict) else ("job",),
+                               "write the result again with this version: converge run ... --format json --proofs")
+            if content_sha256(found) != expected:
+                raise _located("E515", f"the {kind} file {entry} does not match the SHA-256 the result records: "
+                               "refusing to read it", path, text, ("job", "sha256", entry),
+                               "the file changed since the result was written (or the result names another file)")
             out.append(found)
     compilation = compile_sources([(p, None) for p in rules], use_cache=False)
     if not compilation.ok or compilation.program is None:

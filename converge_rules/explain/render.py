@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..values import dumps_json
 from ..values import format_fact
 from .proofs import Proof, pattern_text
 
@@ -112,7 +113,7 @@ def _v(value: Any) -> str:
 
 
 def render_json(node: ProofNode) -> str:
-    return json.dumps(node.to_json(), indent=2, ensure_ascii=False)
+    return dumps_json(node.to_json(), indent=2, ensure_ascii=False)
 
 
 def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
@@ -150,9 +151,9 @@ def render_dot(node: ProofNode) -> str:
              "negated": 'shape=box, style="dashed"'}
     out = ["digraph proof {", "  rankdir=BT;", '  node [fontname="Helvetica"];']
     for nid, label, kind in nodes:
-        out.append(f"  {nid} [label={json.dumps(label)}, {style[kind]}];")
+        out.append(f"  {nid} [label={dumps_json(label)}, {style[kind]}];")
     for a, b, label in edges:
-        out.append(f"  {a} -> {b} [label={json.dumps(label)}];")
+        out.append(f"  {a} -> {b} [label={dumps_json(label)}];")
     out.append("}")
     return "\n".join(out)
 

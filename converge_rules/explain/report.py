@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from ..values import dumps_json, int_to_str
 from ..values import format_fact, format_value
 
 __all__ = ["render_report", "fact_anchor", "proof_id", "DEFAULT_DEPTH", "DEFAULT_MAX_PROOFS", "DEFAULT_MAX_ROWS"]
@@ -62,7 +63,7 @@ def _slug(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return int_to_str(value)
     if isinstance(value, float):
         text = repr(value)
         return text if _FLOAT.match(text) else None
@@ -322,6 +323,8 @@ def _outcome(page: _Page, w: Any) -> None:
         "max_steps": f"{r.steps} rule firings" if limits.get("max_steps") is not None else "not counted (no limit set)",
         "min_confidence": (f"{dropped[0]} derived fact(s) dropped" if dropped else "no fact dropped")
         if limits.get("min_confidence") is not None else "no limit set",
+        "max_bytes": f"{getattr(r, 'bytes_counted', 0)} bytes counted",
+        "timeout": "wall clock" if limits.get("timeout") is not None else "no limit set",
     }
     hit = {reason.details.get("budget") for reason in r.reasons if reason.kind == "budget"}
     w("<h3>Budgets</h3>\n<table class=\"budgets\">\n<tr><th>budget</th><th>limit</th><th>used</th></tr>\n")
@@ -350,7 +353,7 @@ def _reason_details(details: dict[str, Any], w: Any) -> None:
         w("<table class=\"details\">")
         for key in sorted(rest):
             value = rest[key]
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+            text = value if isinstance(value, str) else dumps_json(value, ensure_ascii=False, sort_keys=True)
             w(f"<tr><th>{_e(key)}</th><td class=\"mono\">{_e(text)}</td></tr>")
         w("</table>")
     if violations:
@@ -362,7 +365,7 @@ def _reason_details(details: dict[str, Any], w: Any) -> None:
             w("<ul>")
             for match in v.get("matches", []):
                 facts = ", ".join(match.get("facts", [])) or "(no facts)"
-                binding = ", ".join(f"{k} = {json.dumps(val, ensure_ascii=False)}" for k, val in match.get("bindings", {}).items())
+                binding = ", ".join(f"{k} = {dumps_json(val, ensure_ascii=False)}" for k, val in match.get("bindings", {}).items())
                 with_text = f" <span class=\"muted\">with {_e(binding)}</span>" if binding else ""
                 w(f"<li class=\"mono\">{_e(facts)}{with_text}</li>")
             w("</ul></li>")
@@ -399,7 +402,7 @@ def _timeline(page: _Page, w: Any) -> None:
         if e.get("event") == "prune":
             w(f"<p>Pruned by goal (never run): {_chips(e.get('agents', []), 'retired')}</p>\n")
         else:
-            w(f"<p class=\"mono\">{_e(json.dumps(e, ensure_ascii=False))}</p>\n")
+            w(f"<p class=\"mono\">{_e(dumps_json(e, ensure_ascii=False))}</p>\n")
     # cycle 0: the inputs
     w("<section class=\"cycle\" id=\"cycle-0\">\n<h3>Cycle 0: input facts</h3>\n")
     loaded = []
@@ -550,11 +553,11 @@ def _cycle_misc(events: list[dict[str, Any]], w: Any) -> None:
         w(f"<details class=\"tools\"><summary>{len(tools)} tool call(s)"
           + (f", <span class=\"bad\">{errors} failed</span>" if errors else "") + "</summary>\n<table>\n")
         for e in tools[:MAX_EVENTS]:
-            call = f"@{e.get('tool', '')}(" + ", ".join(json.dumps(a, ensure_ascii=False) for a in e.get("args", [])) + ")"
+            call = f"@{e.get('tool', '')}(" + ", ".join(dumps_json(a, ensure_ascii=False) for a in e.get("args", [])) + ")"
             if "error" in e:
                 outcome = f"<td class=\"bad\">{_e(e['error'])}</td>"
             else:
-                outcome = f"<td class=\"mono\">{_e(json.dumps(e.get('result'), ensure_ascii=False))}</td>"
+                outcome = f"<td class=\"mono\">{_e(dumps_json(e.get('result'), ensure_ascii=False))}</td>"
             w(f"<tr><td class=\"mono\">{_e(call)}</td>{outcome}</tr>\n")
         if len(tools) > MAX_EVENTS:
             w(f"<tr><td colspan=\"2\" class=\"muted\">and {len(tools) - MAX_EVENTS} more</td></tr>\n")

@@ -22,8 +22,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
+from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
 from ..compile.program import AgentDef, Program
+from .. import catalogue
 from ..engine.runtime import EvalError, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
@@ -537,14 +539,8 @@ class _Explainer:
         for e, used in matches:
             value = e.get(agg.value.name) if agg.value is not None else None
             distinct.setdefault((used, _key(value)), value)
-        values = list(distinct.values())
-        if agg.op == "count":
-            return len(values)
-        if agg.op == "sum":
-            return sum(values) if values else 0  # type: ignore[arg-type]
-        if not values:
-            return None
-        return min(values) if agg.op == "min" else max(values)  # type: ignore[type-var]
+        value = catalogue.aggregate(agg.op, list(distinct.values()), -1)  # type: ignore[arg-type]
+        return None if value is catalogue.NO_RESULT else value
 
     def blocked_match(self, lit: ast.Literal, env: dict[str, Value], used: tuple[tuple[str, tuple], ...]) -> PartialMatch:
         m = PartialMatch({k: v for k, v in env.items()}, _facts_text(used))
@@ -574,7 +570,7 @@ class _Explainer:
             except (EvalError, TypeError, ValueError, AttributeError, IndexError) as err:
                 m.reason = f"{_show_lit(lit, env)}: {getattr(err, 'message', err)}"
         elif isinstance(lit, ast.Fail):
-            m.reason = f"fail {json.dumps(lit.message, ensure_ascii=False)}: the agent fails when it reaches this literal"
+            m.reason = f"fail {dumps_json(lit.message, ensure_ascii=False)}: the agent fails when it reaches this literal"
         else:
             assert isinstance(lit, ast.Comparison)
             got = self.comparison(lit, env)
@@ -845,7 +841,7 @@ def render_text(w: WhyNot, indent: str = "") -> str:
 
 
 def render_json(w: WhyNot) -> str:
-    return json.dumps(w.to_json(), indent=2, ensure_ascii=False)
+    return dumps_json(w.to_json(), indent=2, ensure_ascii=False)
 
 
 RENDERERS = {"text": render_text, "json": render_json}

@@ -85,8 +85,9 @@ def scan(text: str, wanted: Collection[tuple[Path, str]] | None, max_depth: int,
 class LineIndex:
     """Offsets → 1-based (line, column), columns counted in characters."""
 
-    def __init__(self, text: str):
-        self._newlines = [m.start() for m in re.finditer("\n", text)]
+    def __init__(self, text: str, breaks: str = "\n"):
+        # offsets of the last character of each line break (CSV also breaks lines at a bare CR)
+        self._newlines = [m.end() - 1 for m in re.finditer(breaks, text)]
 
     def position(self, offset: int) -> tuple[int, int]:
         k = bisect_right(self._newlines, offset - 1)
@@ -95,4 +96,6 @@ class LineIndex:
 
     def line_start(self, line: int) -> int:
         """Offset of the first character of a 1-based line."""
-        return 0 if line <= 1 else self._newlines[line - 2] + 1
+        if line <= 1 or not self._newlines:
+            return 0
+        return self._newlines[min(line - 2, len(self._newlines) - 1)] + 1

@@ -78,6 +78,7 @@ import io
 import json
 import math
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -85,8 +86,9 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Callable
 
+from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
-from ..values import TYPES, ConversionError, RelationSchema, convert, format_value
+from ..values import TYPES, ConversionError, RelationSchema, convert, format_value, has_surrogate, str_to_int
 from . import _jsonpos
 from ._sources import ConstSegment, LazySegment, LinesSegment, RangeSegment, SourceList, _Segment
 
@@ -142,11 +144,15 @@ def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) 
     return acc.result()
 
 
-def convert_facts(facts: Mapping[str, Iterable[Any]], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
-    """Check and convert facts given from Python (arrays or objects by column name)."""
+def convert_facts(facts: Mapping[str, Iterable[Any]], schema: Mapping[str, RelationSchema], *,
+                  text: str | None = None, source: str = API_SOURCE, prefix: tuple = ()) -> LoadedFacts:
+    """Check and convert facts given from Python (arrays or objects by column name).
+
+    When the facts were decoded from JSON ``text`` (at JSON path ``prefix`` in it, e.g. an
+    HTTP request body), diagnostics point at line:col of that text under the name ``source``."""
     acc = _Accumulator()
-    loader = _FileLoader(API_SOURCE, schema, acc)
-    diagnostics = loader.load_api(facts)
+    loader = _FileLoader(source, schema, acc)
+    diagnostics = loader.load_api(facts, text, prefix)
     if diagnostics:
         raise ConvergeError(diagnostics)
     return acc.result()
@@ -183,7 +189,7 @@ def _file_diag(code: str, message: str, path: str, notes: tuple[str, ...] = ()) 
 def _show(value: object, limit: int = 60) -> str:
     """A value as it appears in messages (JSON notation, shortened)."""
     try:
-        text = json.dumps(value, ensure_ascii=False)
+        text = dumps_json(value, ensure_ascii=False)
     except Exception:  # not JSON (Python facts), or nested too deeply
         try:
             text = repr(value)
@@ -210,6 +216,8 @@ def _json_kind(value: object) -> str:
 
 def _convert(value: object, typ: str) -> object:
     """``values.convert`` plus finiteness for floats; every failure is a ConversionError."""
+    if isinstance(value, str) and has_surrogate(value):
+        raise ConversionError(f"{_show(value)} is not valid Unicode (it holds a lone surrogate)")
     try:
         result = convert(value, typ)
     except (ValueError, TypeError, OverflowError):  # ConversionError is a ValueError
@@ -243,6 +251,7 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook)
 _loads = _DECODER.decode
+_BIG_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_int=str_to_int)
 
 
 class _Accumulator:
@@ -323,6 +332,9 @@ class _FileLoader:
         self.specs: dict[str, _Spec | None] = {}
         self.out: list[tuple[str, list[tuple], _Segment]] = []
         self.json_lines: _JsonLines | None = None
+        # Strings may hold lone surrogates (checked value by value): Python facts,
+        # or JSON text with a \uD800-\uDFFF escape. Strictly decoded UTF-8 cannot.
+        self.escapes = True
 
     # -- errors
     def _room(self) -> None:
@@ -422,6 +434,7 @@ class _FileLoader:
         if text is not None:
             self.text = text
             ext = _extension(self.path)
+            self.escapes = _SURROGATE_ESCAPE.search(text) is not None
             try:
                 if ext == ".json":
                     self.load_json(text)
@@ -441,12 +454,16 @@ class _FileLoader:
                 self.resolve(text)
         return self.finish()
 
-    def load_api(self, facts: object) -> list[Diagnostic]:
+    def load_api(self, facts: object, text: str | None = None, prefix: tuple = ()) -> list[Diagnostic]:
         try:
             self._load_api(facts)
         except _Stop:
             pass
-        self.resolve_api()
+        if text is None:
+            self.resolve_api()
+        else:
+            self.pending = [(prefix + path, *rest) for path, *rest in self.pending]
+            self.resolve(text)
         return self.finish()
 
     def read(self) -> str | None:
@@ -555,7 +572,7 @@ class _FileLoader:
         def position(i: int, k: int) -> tuple[int, int, int]:
             nonlocal index
             if index is None:
-                index = _jsonpos.LineIndex(text)
+                index = _jsonpos.LineIndex(text, _CSV_BREAKS)
             line = line_of(i)
             if i not in offsets:
                 start = index.line_start(line)
@@ -692,7 +709,12 @@ class _FileLoader:
 
     def decode_json(self, text: str, line: int | None) -> Any:
         try:
-            return _loads(text)
+            try:
+                return _loads(text)
+            except ValueError as err:  # an int beyond CPython's digit limit: decode without one
+                if isinstance(err, json.JSONDecodeError):
+                    raise
+                return _BIG_DECODER.decode(text)
         except json.JSONDecodeError as err:
             self.error("E501", f"malformed JSON: {err.msg}", err.lineno if line is None else line, err.colno)
         except RecursionError:
@@ -763,7 +785,7 @@ class _FileLoader:
         """A fact's confidence: a number in (0, 1] (text that parses as one in CSV/TSV)."""
         try:
             number = float(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = None
         if number is None or not (0.0 < number <= 1.0):
             self.pend(path, _jsonpos.VALUE, "E508", f"a fact's confidence is a number in (0, 1], got {_show(value)}")
@@ -776,7 +798,8 @@ class _FileLoader:
         ok = True
         exact, types = spec.exact, spec.types
         for k, step, value in values:
-            if type(value) is exact[k] and (type(value) is not float or math.isfinite(value)):
+            if type(value) is exact[k] and (type(value) is not float or math.isfinite(value)) \
+                    and not (self.escapes and type(value) is str and has_surrogate(value)):
                 out.append(value)
                 continue
             try:
@@ -883,7 +906,8 @@ class _FileLoader:
                         values.append(float(value))
                     except OverflowError:
                         ok = False
-                        self.error("E502", f'column "{spec.names[k]}" of {spec.name}: {value} is not a valid float',
+                        self.error("E502", f'column "{spec.names[k]}" of {spec.name}: {_short(format_value(value))} is too large '
+                               "for a float",
                                    0, 0, span=_fix_span(arg.span, self.path))
                 else:
                     ok = False
@@ -900,7 +924,7 @@ class _FileLoader:
     def _load_api(self, facts: object) -> None:
         if not isinstance(facts, Mapping):
             self.error("E501", f"facts must be a mapping of relation name to facts; found {_json_kind(facts)}",
-                       0, 0, span=Span(API_SOURCE, 0, 0))
+                       0, 0, span=Span(self.path, 0, 0))
             return
         for key, items in facts.items():
             spec = self.spec(key)
@@ -916,6 +940,8 @@ class _FileLoader:
 
 
 _FAILED = object()
+_CSV_BREAKS = "\r\n|\r|\n"  # the csv module counts a bare CR as a line break too
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _is_confidence(text: str) -> bool:
@@ -1063,6 +1089,9 @@ def _remember(path: str, text: str) -> None:
     if any(ch in text for ch in _OTHER_LINE_BREAKS) or "\r" in text.replace("\r\n", ""):
         # str.splitlines (used by SourceCache.add) also breaks lines at these
         # characters; the loaders count "\n" only, so keep the numbering theirs.
+        if _extension(path) == ".csv":
+            SourceCache._texts[path] = re.split(_CSV_BREAKS, text)
+            return
         lines = text.split("\n")
         SourceCache._texts[path] = [line[:-1] if line.endswith("\r") else line for line in lines]
 

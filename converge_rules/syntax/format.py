@@ -16,7 +16,7 @@ canonical layout, keeping every comment:
   fits, otherwise it puts one fact per line;
 * expressions get single spaces around binary operators and only the
   parentheses precedence needs; strings are re-escaped canonically
-  (``json.dumps(..., ensure_ascii=False)``); ints are printed plain (no
+  (``dumps_json(..., ensure_ascii=False)``); ints are printed plain (no
   ``_``), floats with ``repr``.
 
 Comments are collected by the lexer (a Lark instance built like the parser's,
@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..values import dumps_json, int_to_str
 from ..diagnostics import Span
 from . import ast
 from .parser import grammar_path, parse_text
@@ -81,11 +81,15 @@ def _comment_parser() -> Any:
     if _COMMENT_PARSER is None:
         from lark import Lark
 
+        from ..usercache import parser_cache, seal
+
+        cache_path = parser_cache('comments')
         # Same options as parser._parser(), plus a hook that sees the ignored COMMENT tokens.
         _COMMENT_PARSER = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
                                start=["start", "query"], propagate_positions=True,
-                               maybe_placeholders=True, cache=True,
+                               maybe_placeholders=True, cache=cache_path,
                                lexer_callbacks={"COMMENT": _collect})
+        seal(cache_path)
     return _COMMENT_PARSER
 
 
@@ -108,7 +112,7 @@ def _comments(text: str) -> list[_Comment]:
 # ---------------------------------------------------------------- text of the constructs
 
 def _string(value: str) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = dumps_json(value, ensure_ascii=False)
     if any("\ud800" <= ch <= "\udfff" for ch in text):  # lone surrogates cannot be written as UTF-8
         text = "".join(f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
     return text
@@ -116,10 +120,8 @@ def _string(value: str) -> str:
 
 def _number(value: int | float) -> str:
     if isinstance(value, float):
-        if math.isinf(value):  # a literal too large for a double, such as 1e999
-            return "-1e999" if value < 0 else "1e999"
-        return repr(value)
-    return str(value)
+        return repr(value)  # finite: the parser rejects 1e999 (E104)
+    return int_to_str(value)
 
 
 def _const(value: object) -> str:
@@ -357,7 +359,7 @@ class _Layout:
             text = f"{clause.kind} {_number(clause.value)}"  # type: ignore[arg-type]
         else:
             policy: tuple[Any, ...] = clause.value  # type: ignore[assignment]
-            text = "on_failure " + (f"retry {policy[1]} then {policy[2]}" if policy[0] == "retry" and len(policy) == 3 else str(policy[0]))
+            text = "on_failure " + (f"retry {int_to_str(policy[1])} then {policy[2]}" if policy[0] == "retry" and len(policy) == 3 else str(policy[0]))
         self.line(text, indent, _start(sp), _end(sp), sp.end_line, blank_ok=blank_ok)
 
     def forbid(self, item: ast.InvariantDecl, indent: int, blank_ok: bool) -> None:
@@ -475,6 +477,8 @@ def _layout(text: str, items: Sequence[Any]) -> list[_Line]:
 
 def format_source(text: str, file: str = "<text>") -> str:
     """The canonical layout of a rule file; raises the parser's ConvergeError on a syntax error."""
+    if text.startswith("\ufeff"):  # a byte order mark is not part of the program (nor of the output)
+        text = text[1:]
     source = parse_text(text, file)
     comments = _comments(text)
     lines = _layout(text, source.items)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
+from ..values import has_surrogate, str_to_int
 from . import ast
 
 _PARSER: Any = None
@@ -36,9 +38,13 @@ def _parser() -> Any:
     if _PARSER is None:
         from lark import Lark
 
+        from ..usercache import parser_cache, seal
+
+        cache_path = parser_cache('parser')
         _PARSER = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
                        start=["start", "query"], propagate_positions=True,
-                       maybe_placeholders=True, cache=True)
+                       maybe_placeholders=True, cache=cache_path)
+        seal(cache_path)
     return _PARSER
 
 
@@ -135,7 +141,7 @@ def parse_file(path: str) -> ast.SourceFile:
         raise ConvergeError([Diagnostic("E001", f"rule file not found: {path}", Span(path, 0, 0))])
     except (OSError, UnicodeDecodeError) as err:
         raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))])
-    return parse_text(text, path)
+    return parse_text(text[1:] if text.startswith("\ufeff") else text, path)  # a byte order mark is no text
 
 
 def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
@@ -240,7 +246,7 @@ class _Builder:
         if kind in ("priority", "confidence"):
             return ast.AgentClause(kind, self.number(c[0]), sp)
         policy = c[0].children
-        value = ("retry", int(str(policy[1]).replace("_", "")), str(policy[2])) if len(policy) == 3 else (str(policy[0]),)
+        value = ("retry", str_to_int(str(policy[1]).replace("_", "")), str(policy[2])) if len(policy) == 3 else (str(policy[0]),)
         return ast.AgentClause("on_failure", value, sp)
 
     def number(self, node: Any) -> int | float:
@@ -260,6 +266,11 @@ class _Builder:
             self.errors.append(Diagnostic("E101", "invalid escape in string literal", self.span(token)))
             return str(token)[1:-1]
         assert isinstance(value, str)
+        if has_surrogate(value):
+            self.errors.append(Diagnostic("E103", "string literal holds a lone surrogate escape (not valid Unicode)",
+                                          self.span(token), notes=("a \\uD800-\\uDFFF escape must be half of a "
+                                                                   "surrogate pair, e.g. \"\\ud83d\\ude00\"",)))
+            return value.encode("utf-8", "replace").decode("utf-8")
         return value
 
     # -- literals
@@ -285,9 +296,15 @@ class _Builder:
 
     def const(self, node: Any) -> ast.Const:
         kind, sp = node.data, self.span(node)
-        if kind in ("int", "float"):
-            text = str(node.children[0]).replace("_", "")
-            return ast.Const(int(text) if kind == "int" else float(text), sp)
+        if kind == "int":
+            return ast.Const(str_to_int(str(node.children[0]).replace("_", "")), sp)
+        if kind == "float":
+            number = float(str(node.children[0]).replace("_", ""))
+            if not math.isfinite(number):
+                self.errors.append(Diagnostic("E104", "float literal out of range (a float is finite, at most about "
+                                              "1.8e308)", sp))
+                number = 0.0
+            return ast.Const(number, sp)
         if kind == "string":
             return ast.Const(self.string(node.children[0]), sp)
         return ast.Const(kind == "true", sp)

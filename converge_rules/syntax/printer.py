@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Mapping
 
+from ..values import dumps_json
 from ..values import Value, format_value
 from . import ast
 
@@ -47,5 +48,5 @@ def show_literal(lit: ast.Literal, env: Mapping[str, Value] | None = None) -> st
     if isinstance(lit, ast.Condition):
         return ("not " if lit.negated else "") + show_expr(lit.call, env)
     if isinstance(lit, ast.Fail):
-        return f"fail {json.dumps(lit.message, ensure_ascii=False)}"
+        return f"fail {dumps_json(lit.message, ensure_ascii=False)}"
     return f"{show_expr(lit.left, env)} {lit.op} {show_expr(lit.right, env)}"
