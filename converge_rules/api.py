@@ -121,7 +121,7 @@ class RuleSet:
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
             progress: Any = None, tool_isolation: str = "thread",
-            _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
+            _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False, proofs: bool = True) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
@@ -131,9 +131,14 @@ class RuleSet:
         ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``);
         ``analyze=True`` counts the rows out of every plan step (``Result.analysis``, ``converge plan --facts``);
         ``tool_isolation="process"`` runs tool calls in worker processes instead of threads: a call that
-        times out has its process killed, even inside a long C call that holds the GIL."""
+        times out has its process killed, even inside a long C call that holds the GIL.
+        ``proofs=False`` keeps no proof records (faster, less memory): the facts, tier and digest are the
+        same, but the result gives no explanations (``proof``/``why``/``support``/``to_json(proofs=True)``
+        and decision records raise ConvergeError E540)."""
         from .engine.tools import TOOL_ISOLATION
 
+        if not proofs and all_proofs:
+            raise ValueError("all_proofs=True needs proofs: it cannot be combined with proofs=False")
         if tool_isolation not in TOOL_ISOLATION:
             raise ValueError(f"tool_isolation must be one of {', '.join(TOOL_ISOLATION)}, not {tool_isolation!r}")
         from .engine.loop import Engine
@@ -151,8 +156,9 @@ class RuleSet:
         # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
         outcome, inputs, events, header, effective = self._evaluate(
             facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-            progress, _replay_tools, all_proofs, tool_isolation, analyze)
+            progress, _replay_tools, all_proofs, tool_isolation, analyze, proofs)
         result = Result(self.program, outcome, inputs, events, header)
+        result.proofs_kept = proofs
         import os
 
         from .io.digests import content_sha256
@@ -171,7 +177,7 @@ class RuleSet:
     def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
                   timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
-                  tool_isolation: str = "thread", analyze: bool = False) -> Any:
+                  tool_isolation: str = "thread", analyze: bool = False, proofs: bool = True) -> Any:
         from .engine.loop import Engine
 
         schema = self.program.schema()
@@ -199,7 +205,7 @@ class RuleSet:
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
                         all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze,
-                        code_cache=self._code_cache)
+                        code_cache=self._code_cache, proofs=proofs)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
@@ -355,11 +361,19 @@ class Result:
         self.job: dict[str, Any] = {"rules": [], "facts": [], "sha256": {}}
         self._ruleset_files: list[dict[str, str]] = []   # set by RuleSet.run: what a record carries
         self._options: dict[str, Any] = {}
+        self.proofs_kept = True  # False when run with proofs=False (--proofs none): no explanations
+
+    def _need_proofs(self, what: str) -> None:
+        if not self.proofs_kept:
+            raise ConvergeError([Diagnostic(
+                "E540", f"{what} needs proofs, but this job ran without them (proofs=False, --proofs none)",
+                Span("<result>", 0, 0), "error", ("run the job again with proofs on (the default) to explain its facts",))])
 
     def to_record(self) -> Any:
         """This job as a self-contained decision record (see converge_rules.record)."""
         from .record import Record
 
+        self._need_proofs("a decision record")
         return Record.from_result(self)
 
     @property
@@ -481,6 +495,7 @@ class Result:
         """The recorded derivation of a fact (None when it does not hold)."""
         from .explain.proofs import decode
 
+        self._need_proofs("a proof")
         return decode(self.program, self._context, relation, _normalise(self.program, relation, fact), self._inputs.source,
                       self._outcome.confidence, self._proof_shapes)
 
@@ -600,6 +615,7 @@ class Result:
         if any(weak.values()):
             out["confidence"] = {n: rows for n, rows in weak.items() if rows}
         if proofs:
+            self._need_proofs("JSON output with proofs")
             out["job"] = self.job  # what a verifier re-reads: the rule files and facts files
             table: dict[str, list[Any]] = {}
             for n in names:

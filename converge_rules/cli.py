@@ -123,7 +123,7 @@ class _Progress:
 
 
 def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], trace: bool = False,
-             all_proofs: bool = False) -> Any:
+             all_proofs: bool = False, proofs: bool = True) -> Any:
     from .api import load
     from .diagnostics import ConvergeError
     from .engine.loop import Budget
@@ -142,7 +142,7 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
                            tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
                            goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
                            progress=progress, all_proofs=all_proofs,
-                           tool_isolation=opts.get("tool_isolation") or "thread")
+                           tool_isolation=opts.get("tool_isolation") or "thread", proofs=proofs)
     except ConvergeError as err:
         if progress:
             progress.close()
@@ -280,8 +280,9 @@ def _with(options: list[Any]) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "summary"]), default="text", show_default=True)
 @click.option("--relation", "only", multiple=True, help="Show only this relation (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write one CSV file per relation into DIR.")
-@click.option("--proofs", type=click.Choice(["first", "all"]), is_flag=False, flag_value="first", default=None,
-              help="Include proofs in JSON output: the first derivation of each fact, or all of them (--proofs all).")
+@click.option("--proofs", type=click.Choice(["first", "all", "none"]), is_flag=False, flag_value="first", default=None,
+              help="Include proofs in JSON output: the first derivation of each fact, or all of them (--proofs all); "
+                   "--proofs none keeps no proofs at all (faster; no explanations, no --record).")
 @click.option("--trace", "trace_file", type=click.Path(dir_okay=False), help="Write every event of the run to FILE (JSON Lines).")
 @click.option("--timestamps", is_flag=True, help="Add wall-clock times to trace events (the trace is then not reproducible).")
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
@@ -291,8 +292,12 @@ def _with(options: list[Any]) -> Any:
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
         proofs: str | None, trace_file: str | None, record_file: str | None, **opts: Any) -> None:
     """Evaluate RULES over facts to a fixed point and print the result."""
+    if proofs == "none" and record_file:
+        raise click.UsageError("--record needs proofs: it cannot be combined with --proofs none")
     result = _run_job(rules, facts, opts, trace=trace_file is not None or record_file is not None,
-                      all_proofs=proofs == "all")
+                      all_proofs=proofs == "all", proofs=proofs != "none")
+    if proofs == "none":
+        proofs = None  # nothing to print
     if record_file:
         from .diagnostics import ConvergeError
 

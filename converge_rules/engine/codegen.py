@@ -141,8 +141,9 @@ class RuleCode:
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
                  confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
                  analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True,
-                 size: list[Any] | None = None, cache: CodeCache | None = None):
+                 size: list[Any] | None = None, cache: CodeCache | None = None, proofs: bool = True):
         self.rule = rule
+        self.proofs = proofs  # False: a derived fact records only (agent, cycle), no premises
         # [bytes counted, next checkpoint, checkpoint hook] when max_bytes is set: every new fact
         # in a buffer adds its cost; past the checkpoint the hook checks the budget and the time-out
         self.size = size
@@ -245,7 +246,7 @@ class RuleCode:
         cache = self.cache
         assert cache is not None
         options = (self.invariant, self.confidence is None, self.alternatives, self.steps is None, self.size is None,
-                   self.reduce)
+                   self.reduce, self.proofs)
         key = (self.rule_key, self.tokens.get(plan.driver), mask, options)
         entry = cache.code.get(key)
         if entry is None:
@@ -588,7 +589,7 @@ class RuleCode:
             values = "".join(f"v_{v}, " for v in names)
             code.line(f"BM.append(_Match(({''.join(p + ', ' for p in prem)}), ({''.join(e + ', ' for e in extras)}), ({values})))")
             return
-        proof = record_template(self.rule.id, "C", prem, extras)
+        proof = record_template(self.rule.id, "C", prem, extras) if self.proofs else record_template(self.rule.id, "C", (), ())
         if self.steps is not None:
             code.line("_S[0] += 1")
             code.open("if _S[0] > _S[1]:")

@@ -174,8 +174,9 @@ class Engine:
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
                  all_proofs: bool = False, tool_isolation: str = "thread", analyze: bool = False,
-                 code_cache: CodeCache | None = None):
+                 code_cache: CodeCache | None = None, proofs: bool = True):
         self.program = program
+        self.proofs = proofs  # False: no premises recorded (no explanations; see Result.proofs_kept)
         self.code_cache = code_cache  # the rule set's plans and compiled code, reused across runs
         self.tool_isolation = tool_isolation
         self.pool: ProcessPool | None = None  # worker processes, started on the first tool call
@@ -218,7 +219,8 @@ class Engine:
         self.analyze = analyze  # count the rows out of every plan step (converge plan --facts)
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
                                             confidence=self.conf, alternatives=self.alternatives is not None,
-                                            analyze={} if analyze else None, size=self.size, cache=code_cache),
+                                            analyze={} if analyze else None, size=self.size, cache=code_cache,
+                                            proofs=proofs),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
         self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool, cache=code_cache), i.body, (), i.id, i.name)
