@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +81,8 @@ def store_texts(roots: list[str], texts: dict[str, str], payload: Any) -> None:
     tmp = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        import tempfile  # only a cold run writes an entry: a warm start skips the import
+
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(([], payload), handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -119,6 +120,8 @@ def store(roots: list[str], deps: list[str], payload: Any) -> None:
         return
     try:
         entries = [(os.path.abspath(p), _sha(p)) for p in deps]
+        import tempfile  # only a cold run writes an entry: a warm start skips the import
+
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             pickle.dump((entries, payload), handle, protocol=pickle.HIGHEST_PROTOCOL)

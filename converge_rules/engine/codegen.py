@@ -300,6 +300,8 @@ class RuleCode:
                 code.line(f"BA{h} = B.alternatives[{h}]")
         for i in sorted(self.mask):
             code.line(f"X{i} = X[{i}]")
+        if not self.proofs and not self.invariant:
+            code.line(f"P = {record_template(self.rule.id, 'C', (), ())}")  # one record per call, shared
 
     def _bind(self, key: Any, value: Any) -> str:
         """A generated name for an object the code reads (a relation's facts, an
@@ -589,7 +591,7 @@ class RuleCode:
             values = "".join(f"v_{v}, " for v in names)
             code.line(f"BM.append(_Match(({''.join(p + ', ' for p in prem)}), ({''.join(e + ', ' for e in extras)}), ({values})))")
             return
-        proof = record_template(self.rule.id, "C", prem, extras) if self.proofs else record_template(self.rule.id, "C", (), ())
+        proof = record_template(self.rule.id, "C", prem, extras) if self.proofs else "P"
         if self.steps is not None:
             code.line("_S[0] += 1")
             code.open("if _S[0] > _S[1]:")
@@ -654,6 +656,8 @@ class RuleCode:
                 cost.append(f"len(f[{k}])")
             elif col.type == "int":
                 cost.append(f"(f[{k}].bit_length() >> 6 and (f[{k}].bit_length() - 64) << 4)")
+        if "_Z" not in self.defaults:
+            self.defaults.append("_Z")  # a fast local, not a global lookup per fact
         code.line(f"_Z[0] += {' + '.join(cost)}")
         code.open("if _Z[0] > _Z[1]:")
         code.line("_Z[2]()")
