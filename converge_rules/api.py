@@ -30,6 +30,14 @@ def _file_sha(path: str) -> str | None:
         return None
 
 
+def _fact_label(source: Any) -> str:
+    """A facts path as given, or a database URL without its password."""
+    from .io.database import is_database_url, redact
+
+    text = str(source)
+    return redact(text) if is_database_url(text) else text
+
+
 def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for rel, items in (facts or {}).items():
@@ -136,7 +144,7 @@ class RuleSet:
         import os
 
         result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
-                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+                      "facts": sorted(map(_fact_label, fact_files), key=os.path.abspath)}  # file order never changes a result
         return result
 
 
@@ -174,7 +182,8 @@ class RuleSet:
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
                   "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
-                  "facts": [{"path": p, "sha256": _file_sha(p)} for p in fact_files],
+                  "facts": [{"path": _fact_label(p), "sha256": _file_sha(p) if isinstance(p, str) and "://" not in p else None}
+                            for p in fact_files],
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
