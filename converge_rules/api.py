@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .compile.pipeline import Compilation, compile_sources
 from .compile.program import Program
@@ -78,6 +78,31 @@ class RuleSet:
         self._compilation = compilation
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A RuleSet pickles as its checked program (as the compile cache stores it), so batch
+        workers receive it once and never compile again."""
+        c = self._compilation
+        return {"roots": c.roots, "program": c.program, "strata": c.strata, "diagnostics": c.diagnostics}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Compilation(state["roots"], program=state["program"], strata=state["strata"],  # type: ignore[misc]
+                                  diagnostics=state["diagnostics"]))
+
+    def run_many(self, jobs: Iterable[Any], *, workers: int = 1, client: Any = None,
+                 relations: Sequence[str] | None = None, budget: Budget | None = None,
+                 on_failure: str | None = None, goals: Sequence[str] = ()) -> Iterator[Any]:
+        """Run independent jobs, yielding one ``batch.JobResult`` per job in the jobs' order.
+
+        ``jobs`` holds ``batch.Job`` objects or ``(id, facts)`` pairs. They run in this process
+        (``workers=1``), on a pool of ``workers`` processes, or on a Dask cluster (``client``, a
+        ``distributed.Client``); the rule set is sent once per worker. One job's failure is
+        recorded in its result and never stops the others. ``relations`` chooses the facts kept
+        in each result (default: every relation that is not ``input``)."""
+        from .batch.runner import BatchSettings, run_ordered
+
+        settings = BatchSettings.make(self, relations, budget, on_failure, goals)
+        return run_ordered(self, jobs, settings, workers=workers, client=client)
 
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
@@ -153,13 +178,17 @@ class RuleSet:
                   timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool) -> Any:
         from .engine.loop import Engine
 
+        from .io.facts import LoadedFacts
+
         schema = self.program.schema()
         loaded = []
         if fact_files:
             from .io import load_fact_paths
 
             loaded.append(load_fact_paths(list(fact_files), schema))
-        if facts:
+        if isinstance(facts, LoadedFacts):  # already converted (a batch job's database rows)
+            loaded.append(facts)
+        elif facts:
             from .io import convert_facts
 
             loaded.append(convert_facts(facts, schema))
@@ -184,7 +213,8 @@ class RuleSet:
                   "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
                   "facts": [{"path": _fact_label(p), "sha256": _file_sha(p) if isinstance(p, str) and "://" not in p else None}
                             for p in fact_files],
-                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
+                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
+                      facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         return outcome, inputs, events, header, effective

@@ -118,7 +118,7 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
         ruleset = load(list(rules))
         for w in ruleset.warnings:
             OUT.print(w.render(), err=True)
-        return ruleset.run(fact_files=list(facts), budget=budget, tools=tools, workers=opts.get("workers") or 4,
+        return ruleset.run(fact_files=fact_sources(facts, opts.get("table")), budget=budget, tools=tools, workers=opts.get("workers") or 4,
                            tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
                            goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
                            progress=progress, all_proofs=all_proofs)
@@ -173,6 +173,7 @@ LAZY_COMMANDS = {
     "fmt": "converge_rules.commands.fmt:fmt",
     "graph": "converge_rules.commands.graph:graph",
     "test": "converge_rules.commands.test:test",
+    "batch": "converge_rules.commands.batch:batch",
 }
 
 
@@ -234,7 +235,30 @@ _budget_options = [
     click.option("--on-failure", callback=_policy, metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'."),
     click.option("--goal", "goal", multiple=True, metavar="RELATION", help="Prune agents that cannot contribute to RELATION (repeatable)."),
     click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr."),
+    click.option("--table", "table", multiple=True, metavar="REL=SQL", callback=lambda c, p, v: table_queries(v),
+                 help="With --facts sqlite:///... or postgresql://...: read relation REL with this SELECT (repeatable)."),
 ]
+
+
+def table_queries(values: Sequence[str]) -> dict[str, str]:
+    """``--table REL=SQL`` options as a dict (a usage error when one has no ``=``)."""
+    out: dict[str, str] = {}
+    for v in values:
+        rel, eq, query = v.partition("=")
+        if not eq or not rel.strip() or not query.strip():
+            raise click.BadParameter(f"expected REL=SQL, got {v!r}", param_hint="--table")
+        out[rel.strip()] = query
+    return out
+
+
+def fact_sources(facts: Sequence[str], tables: dict[str, str] | None) -> list[Any]:
+    """``--facts`` values: paths stay paths, database URLs become ``DatabaseFacts`` with the ``--table`` queries."""
+    from .io.database import DatabaseFacts, is_database_url
+
+    out: list[Any] = [DatabaseFacts(f, tuple(sorted((tables or {}).items()))) if is_database_url(f) else f for f in facts]
+    if tables and not any(isinstance(f, DatabaseFacts) for f in out):
+        raise click.UsageError("--table needs a database in --facts (sqlite:///PATH.db or postgresql://...)")
+    return out
 
 
 def _with(options: list[Any]) -> Any:

@@ -75,7 +75,7 @@ def read_postgres(source: DatabaseFacts, relations: Sequence[str], queries: Mapp
                     cur.execute(queries[rel], prepare=True)  # a prepared statement holds exactly one command
                     columns = tuple(d.name for d in cur.description or ())
                     rows = [tuple(r) for r in cur.fetchall()]
-                    out[rel] = RawTable(rel, "query", columns, rows, [f"row {i}" for i in range(1, len(rows) + 1)])
+                    out[rel] = RawTable(rel, f"query({rel})", columns, rows, [f"row {i}" for i in range(1, len(rows) + 1)])
                     continue
                 found = objects.get(rel) or objects.get(rel.lower())
                 if found is None:

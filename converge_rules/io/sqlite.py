@@ -70,7 +70,7 @@ def read_sqlite(source: DatabaseFacts, relations: Sequence[str], queries: Mappin
                 cur = conn.execute(queries[rel])
                 columns = tuple(d[0] for d in cur.description or ())
                 rows = [tuple(r) for r in cur.fetchall()]
-                out[rel] = RawTable(rel, "query", columns, rows, [f"row {i}" for i in range(1, len(rows) + 1)])
+                out[rel] = RawTable(rel, f"query({rel})", columns, rows, [f"row {i}" for i in range(1, len(rows) + 1)])
                 continue
             found = objects.get(rel.lower())
             if found is None:
