@@ -38,6 +38,19 @@ def _fact_label(source: Any) -> str:
     return redact(text) if is_database_url(text) else text
 
 
+def _fact_entry(source: Any) -> dict[str, Any]:
+    """A facts source in a trace header: its path (or URL without password), SHA-256 of a file,
+    and a database's ``--table`` queries (so a replay reads the same)."""
+    label = _fact_label(source)
+    if label != str(source) or "://" in label or not isinstance(source, str):
+        entry: dict[str, Any] = {"path": label, "sha256": None}
+        tables = getattr(source, "tables", ())
+        if tables:
+            entry["tables"] = [list(t) for t in tables]
+        return entry
+    return {"path": source, "sha256": _file_sha(source)}
+
+
 def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for rel, items in (facts or {}).items():
@@ -211,8 +224,7 @@ class RuleSet:
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
                   "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
-                  "facts": [{"path": _fact_label(p), "sha256": _file_sha(p) if isinstance(p, str) and "://" not in p else None}
-                            for p in fact_files],
+                  "facts": [_fact_entry(p) for p in fact_files],
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
                       facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",

@@ -205,3 +205,24 @@ def test_postgres_queries_are_read_only(pg_url: str) -> None:
 
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM g_ro.loan").fetchone() == (8,)
+
+
+def test_replay_and_verify_read_the_database_again(tmp_path: Path) -> None:
+    url = make_sqlite(tmp_path / "loans.db")
+    trace, result = tmp_path / "t.jsonl", tmp_path / "r.json"
+    proc = converge("run", RULES, "--facts", url, "--table", "loan=SELECT id, applicant, amount FROM loan WHERE amount > 5000",
+                    "--trace", str(trace))
+    assert proc.returncode == 0, proc.stderr
+    header = json.loads(trace.read_text().splitlines()[0])
+    assert header["facts"] == [{"path": url, "sha256": None,
+                                "tables": [["loan", "SELECT id, applicant, amount FROM loan WHERE amount > 5000"]]}]
+    proc = converge("replay", str(trace))
+    assert proc.returncode == 0 and "replay identical" in proc.stdout, proc.stderr
+    conn = sqlite3.connect(tmp_path / "loans.db")
+    conn.execute("UPDATE loan SET amount = 99999 WHERE id = 'l6'")
+    conn.commit()
+    conn.close()
+    assert converge("replay", str(trace)).returncode == 7
+    result.write_text(converge("run", RULES, "--facts", url, "--format", "json", "--proofs").stdout)
+    proc = converge("verify", str(result))
+    assert proc.returncode == 0 and "verified" in proc.stdout, proc.stderr

@@ -977,8 +977,11 @@ def read_result(path: str) -> tuple[dict[str, Any], str]:
 
 
 def _find(entry: str, result_path: str) -> str | None:
-    """A job path as written (relative to where `run` ran) or, failing that, relative to the result file."""
-    if os.path.exists(entry):
+    """A job path as written (relative to where `run` ran) or, failing that, relative to the result file;
+    a database URL as it is."""
+    from ..io.database import is_database_url
+
+    if is_database_url(entry) or os.path.exists(entry):
         return entry
     if not os.path.isabs(entry):
         beside = os.path.join(os.path.dirname(os.path.abspath(result_path)), entry)
