@@ -91,6 +91,7 @@ class RuleSet:
         self._compilation = compilation
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
+        self._code_cache: dict[Any, Any] = {}  # generated join code compiled once, reused by every run
 
     def __getstate__(self) -> dict[str, Any]:
         """A RuleSet pickles as its checked program (as the compile cache stores it), so batch
@@ -219,7 +220,7 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs)
+                        all_proofs=all_proofs, code_cache=self._code_cache)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,

@@ -46,8 +46,10 @@ class RuleCode:
 
     def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
-                 confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False):
+                 confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
+                 code_cache: dict[tuple[str, str], Any] | None = None):
         self.rule = rule
+        self.code_cache = code_cache  # (source, name) -> code object, shared by the runs of one RuleSet
         self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
@@ -108,7 +110,13 @@ class RuleCode:
         params = ", ".join(["D", "X", "B", "C"] + [f"{d}={d}" for d in self.defaults])
         src = "\n".join(self.pre + [f"def _run({params}):"] + (code.lines or ["    pass"]) + ["    return None"])
         self.sources.append(src)
-        exec(compile(src, f"<converge {self.rule.name} v{driver}>", "exec"), self.ns)
+        name = f"<converge {self.rule.name} v{driver}>"
+        compiled = self.code_cache.get((src, name)) if self.code_cache is not None else None
+        if compiled is None:  # the source alone determines the code object; bound values live in self.ns
+            compiled = compile(src, name, "exec")
+            if self.code_cache is not None:
+                self.code_cache[(src, name)] = compiled
+        exec(compiled, self.ns)
         return self.ns["_run"]
 
     def _bind(self, name: str, value: Any) -> str:
