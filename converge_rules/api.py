@@ -105,17 +105,19 @@ class RuleSet:
 
     def run_many(self, jobs: Iterable[Any], *, workers: int = 1, client: Any = None,
                  relations: Sequence[str] | None = None, budget: Budget | None = None,
-                 on_failure: str | None = None, goals: Sequence[str] = ()) -> Iterator[Any]:
+                 on_failure: str | None = None, goals: Sequence[str] = (), tools: Mapping[str, Any] | None = None,
+                 tool_timeout: float | None = 30.0) -> Iterator[Any]:
         """Run independent jobs, yielding one ``batch.JobResult`` per job in the jobs' order.
 
         ``jobs`` holds ``batch.Job`` objects or ``(id, facts)`` pairs. They run in this process
         (``workers=1``), on a pool of ``workers`` processes, or on a Dask cluster (``client``, a
         ``distributed.Client``); the rule set is sent once per worker. One job's failure is
         recorded in its result and never stops the others. ``relations`` chooses the facts kept
-        in each result (default: every relation that is not ``input``)."""
+        in each result (default: every relation that is not ``input``). ``tools`` are sent to the
+        workers, so on a pool or cluster they must be module-level functions (picklable)."""
         from .batch.runner import BatchSettings, run_ordered
 
-        settings = BatchSettings.make(self, relations, budget, on_failure, goals)
+        settings = BatchSettings.make(self, relations, budget, on_failure, goals, tools, tool_timeout)
         return run_ordered(self, jobs, settings, workers=workers, client=client)
 
     @classmethod

@@ -299,3 +299,22 @@ def test_postgres_jobs_and_sink(pg_url: str, tmp_path: Path) -> None:
         assert [(i, t, d) for i, t, d in rows] == [(i, expected[i].tier, expected[i].digest) for i in sorted(expected)]
         decisions = conn.execute("SELECT job_id, loan, outcome FROM g_batch_out.decision ORDER BY 1, 2").fetchall()
     assert decisions == sorted((i, *f) for i, r in expected.items() for f in map(tuple, r.facts["decision"]))
+
+
+def test_tools_reach_the_workers_and_a_tool_error_stays_in_its_job(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"id": "good", "facts": {"applicant": [["a1", 3000]], "loan": [["l1", "a1", 12000]],
+                                                       "quote": [["l1", "eastfin", 4.6]]}}) + "\n"
+                    + json.dumps({"id": "no-file", "facts": {"applicant": [["a3", 4000]], "loan": [["l3", "a3", 15000]],
+                                                            "quote": [["l3", "southcredit", 5.5]]}}) + "\n")
+    scoring = str(ROOT / "examples" / "scoring" / "scoring.cvg")
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", scoring, "--jobs", str(jobs), "--out", str(out), "--workers", "2",
+                    "--tools", "examples.scoring.tools")
+    records = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert records["good"]["tier"] == "converged", records["good"]
+    assert records["no-file"]["tier"] in ("degraded", "failed")
+    assert "a3" in json.dumps(records["no-file"]["reasons"])
+    assert proc.returncode in (3, 5)
+    missing = converge("batch", scoring, "--jobs", str(jobs), "--out", str(tmp_path / "o2.jsonl"))
+    assert missing.returncode == 1 and "error[E220]" in missing.stderr and not (tmp_path / "o2.jsonl").exists()

@@ -35,10 +35,13 @@ class BatchSettings:
     budget: "Budget | None" = None
     on_failure: str | None = None
     goals: tuple[str, ...] = ()
+    tools: tuple[tuple[str, Any], ...] = ()  # (name, callable): picklable (module-level) for pools and clusters
+    tool_timeout: float | None = 30.0
 
     @classmethod
     def make(cls, ruleset: "RuleSet", relations: Sequence[str] | None, budget: "Budget | None" = None,
-             on_failure: str | None = None, goals: Sequence[str] = ()) -> "BatchSettings":
+             on_failure: str | None = None, goals: Sequence[str] = (), tools: Any = None,
+             tool_timeout: float | None = 30.0) -> "BatchSettings":
         from ..diagnostics import ConvergeError, Diagnostic, Span
 
         names = ruleset.relations
@@ -50,7 +53,12 @@ class BatchSettings:
                 raise ConvergeError([Diagnostic("E200", f"undefined relation {unknown[0]!r} in --relation",
                                                 Span("<batch>", 0, 0), notes=("relations: " + ", ".join(names),))])
             chosen = tuple(dict.fromkeys(relations))
-        return cls(chosen, budget, on_failure, tuple(goals))
+        missing = [(name, span) for name, span in ruleset.tool_names() if name not in (tools or {})]
+        if missing:  # every job would fail the same way: say it once, before any runs
+            raise ConvergeError([Diagnostic("E220", f"unknown tool {name!r}: the rules call it but no tool of that name was given",
+                                            span, notes=("converge batch --tools module:object, or run_many(tools={...})",))
+                                 for name, span in missing])
+        return cls(chosen, budget, on_failure, tuple(goals), tuple(sorted((tools or {}).items())), tool_timeout)
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,8 @@ def execute(ruleset: "RuleSet", job: Job, settings: BatchSettings) -> JobResult:
 
             facts = convert_tables(job.tables, ruleset.program.schema(), job.source)
         result = ruleset.run(facts or None, fact_files=list(job.fact_files), budget=settings.budget, workers=1,
-                             on_failure=settings.on_failure, goals=list(settings.goals))
+                             on_failure=settings.on_failure, goals=list(settings.goals), tools=dict(settings.tools),
+                             tool_timeout=settings.tool_timeout)
     except ConvergeError as err:
         n = sum(1 for d in err.diagnostics if d.is_error)
         return JobResult(job.id, "failed", [{"kind": "invalid_input",

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ..cli import EXIT_INVALID, EXIT_TIER, OUT, table_queries
+from ..cli import EXIT_INVALID, EXIT_TIER, OUT, load_tools, table_queries
 
 EXAMPLE = ("Example: converge batch examples/loans/loans.cvg --jobs examples/batch/loans.jsonl "
            "--out results.jsonl --workers 2")
@@ -99,12 +99,16 @@ class _Bar:
 @click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts per job (tier bounded).")
 @click.option("--max-steps", type=click.IntRange(min=0), help="At most N rule firings per job (tier bounded).")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
+@click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
+              help="Host tools, as for run (repeatable); workers import the same module.")
+@click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds each tool call may take.")
 @click.option("--goal", "goals", multiple=True, metavar="RELATION", help="Prune agents that cannot contribute to RELATION.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")
 def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | None, cluster: str | None,
           relations: tuple[str, ...], partition_by: str | None, tables: tuple[str, ...], max_cycles: int | None,
           max_facts: int | None, max_steps: int | None, on_failure: str | None, goals: tuple[str, ...],
-          quiet: bool) -> None:
+          tools: tuple[str, ...], tool_timeout: float, quiet: bool) -> None:
     """Run RULES over every job of a jobs source and write one result per job.
 
     Each result (id, tier, reasons, cycles, digest, facts of the chosen
@@ -128,13 +132,17 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
             FailurePolicy.parse(on_failure)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--on-failure")
+    host: dict[str, Any] = {}
+    for spec in tools:
+        host.update(load_tools(spec))
     queries = table_queries(tables)
     if queries and not partition_by:
         raise click.UsageError("--table applies to a database of jobs (with --partition-by)")
     try:
         ruleset = load(list(rules))
         settings = BatchSettings.make(ruleset, list(relations) or None,
-                                      Budget(max_cycles, max_facts, None, max_steps, None), on_failure, goals)
+                                      Budget(max_cycles, max_facts, None, max_steps, None), on_failure, goals,
+                                      host, tool_timeout)
         schema = ruleset.program.schema()
         jobs = iter_jobs(jobs_source, schema, partition_by, queries)
         if os.path.isfile(jobs_source):
