@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from distributed import WorkerPlugin, as_completed, get_worker
 
 from .jobs import Job
-from .runner import BatchSettings, JobResult, execute
+from .runner import CHUNK, BatchSettings, JobResult, execute
 
 if TYPE_CHECKING:
     from ..api import RuleSet
@@ -39,7 +39,6 @@ def _task(jobs: list[Job], settings: BatchSettings, plugin: str) -> list[JobResu
     return [execute(ruleset, job, settings) for job in jobs]
 
 
-CHUNK = 16  # jobs per task: a task costs the scheduler about a millisecond, a loan job a few
 
 
 def run_on_dask(client: Any, ruleset: "RuleSet", jobs: Iterator[Job],

@@ -130,9 +130,12 @@ def _init_pool(ruleset: "RuleSet") -> None:
     _POOL_RULES = ruleset
 
 
-def _pool_task(job: Job, settings: BatchSettings) -> JobResult:
+def _pool_task(jobs: list[Job], settings: BatchSettings) -> list[JobResult]:
     assert _POOL_RULES is not None
-    return execute(_POOL_RULES, job, settings)
+    return [execute(_POOL_RULES, job, settings) for job in jobs]
+
+
+CHUNK = 16  # jobs per task: one round trip to a worker costs about as much as a small job
 
 
 def _pool_context() -> Any:
@@ -161,9 +164,10 @@ def run_unordered(ruleset: "RuleSet", jobs: Iterable[Any], settings: BatchSettin
 
 def _run_pool(ruleset: "RuleSet", jobs: Iterator[Job], settings: BatchSettings,
               workers: int) -> Iterator[tuple[int, JobResult]]:
+    import itertools
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    window = max(8, 4 * workers)
+    window = 2 * workers  # chunks in flight
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_pool,
                              initargs=(ruleset,)) as pool:
         pending: dict[Any, int] = {}
@@ -172,17 +176,19 @@ def _run_pool(ruleset: "RuleSet", jobs: Iterator[Job], settings: BatchSettings,
         try:
             while True:
                 while not exhausted and len(pending) < window:
-                    job = next(jobs, None)
-                    if job is None:
+                    chunk = list(itertools.islice(jobs, CHUNK))
+                    if not chunk:
                         exhausted = True
                         break
-                    pending[pool.submit(_pool_task, job, settings)] = k
-                    k += 1
+                    pending[pool.submit(_pool_task, chunk, settings)] = k
+                    k += len(chunk)
                 if not pending:
                     return
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=pending.__getitem__):
-                    yield pending.pop(fut), fut.result()
+                    first = pending.pop(fut)
+                    for offset, result in enumerate(fut.result()):
+                        yield first + offset, result
         finally:
             for fut in pending:
                 fut.cancel()
