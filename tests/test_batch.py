@@ -103,6 +103,8 @@ def test_failures_are_isolated_and_recorded(tmp_path: Path) -> None:
     by_id = {r["id"]: r for r in records}
     assert by_id["ok"]["facts"] == {"big": [[50]]} and by_id["ok"]["tier"] == "converged"
     assert by_id["bad-fact"]["diagnostics"][0]["code"] == "E502"
+    assert by_id["bad-fact"]["diagnostics"][0]["span"] == {"file": str(jobs), "line": 2, "col": 1, "end_line": 2, "end_col": 1}
+    assert by_id["bad-fact"]["diagnostics"][0]["notes"] == ["at facts['amount'][0][0]"]
     assert by_id["unknown"]["diagnostics"][0]["code"] == "E503"
     assert by_id["violated"]["tier"] == "failed" and by_id["violated"]["reasons"][0]["kind"] == "invariant"
     assert not Path(str(out) + ".journal").exists()

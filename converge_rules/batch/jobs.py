@@ -39,7 +39,8 @@ class Job:
     facts: Mapping[str, Any] | None = None        # Python facts, as RuleSet.run(facts=...)
     fact_files: tuple[str, ...] = ()               # files or directories, as RuleSet.run(fact_files=...)
     tables: Mapping[str, Any] | None = field(default=None, repr=False)  # raw database rows (RawTable)
-    source: str = ""                               # a label for the tables' sources (the redacted URL)
+    source: str = ""                               # the jobs file, or the redacted URL of the tables
+    line: int = 0                                  # the job's line in a JSON Lines file
 
 
 def job_key(job_id: str | int) -> tuple[int, Any]:
@@ -54,20 +55,24 @@ def _error(message: str, path: str, line: int = 0, col: int = 0, notes: tuple[st
 def jobs_from_jsonl(path: str) -> Iterator[Job]:
     """One job per non-blank line ``{"id": "...", "facts": {...}}``."""
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")
     except OSError as err:
         raise _error(f"cannot read jobs file {path}: {err.strerror or err}", path)
     seen: set[Any] = set()
     with handle:
-        for n, line in enumerate(handle, 1):
+        for n, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise _error(f"jobs file is not UTF-8 (byte {err.start + 1} of the line)", path, n, err.start + 1)
             if not line.strip():
                 continue
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
                 raise _error(f"malformed job: {err.msg}", path, n, err.colno)
-            except UnicodeDecodeError as err:  # pragma: no cover - decoding happens on read
-                raise _error(f"jobs file is not UTF-8: {err}", path, n, 1)
+            except RecursionError:
+                raise _error("malformed job: nested too deeply", path, n, 1)
             if not isinstance(value, dict) or "id" not in value:
                 raise _error('a job is an object {"id": ..., "facts": {...}}', path, n, 1)
             job_id = value["id"]
@@ -79,7 +84,7 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
             unknown = sorted(set(value) - {"id", "facts"})
             if unknown:
                 raise _error(f"unknown job key {unknown[0]!r}", path, n, 1, ('a job has the keys "id" and "facts"',))
-            yield Job(job_id, facts=value.get("facts") if value.get("facts") is not None else {})
+            yield Job(job_id, facts=value.get("facts") if value.get("facts") is not None else {}, source=path, line=n)
 
 
 def jobs_from_directory(path: str) -> Iterator[Job]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .jobs import Job
 
@@ -106,18 +106,32 @@ def execute(ruleset: "RuleSet", job: Job, settings: BatchSettings) -> JobResult:
             from ..io.database import convert_tables
 
             facts = convert_tables(job.tables, ruleset.program.schema(), job.source)
+        elif facts is not None and not isinstance(facts, Mapping):
+            from ..diagnostics import Diagnostic, Span
+
+            raise ConvergeError([Diagnostic("E501", "a job's facts are an object: relation -> list of facts, "
+                                            f"not {type(facts).__name__}", Span("<job>", 0, 0))])
         result = ruleset.run(facts or None, fact_files=list(job.fact_files), budget=settings.budget, workers=1,
                              on_failure=settings.on_failure, goals=list(settings.goals), tools=dict(settings.tools),
                              tool_timeout=settings.tool_timeout)
     except ConvergeError as err:
         n = sum(1 for d in err.diagnostics if d.is_error)
+        diagnostics = [_locate(d, job) for d in err.diagnostics]
         return JobResult(job.id, "failed", [{"kind": "invalid_input",
                                              "message": f"{n} error{'s' if n != 1 else ''} in the job's input"}],
-                         0, None, {}, [d.to_json() for d in err.diagnostics])
+                         0, None, {}, diagnostics)
     except Exception as err:  # a bug or a resource error in this job alone: recorded, never fatal
         return JobResult(job.id, "failed", [{"kind": "error", "message": f"{type(err).__name__}: {err}"}], 0, None)
     return JobResult(job.id, result.tier.value, [r.to_json() for r in result.reasons], result.cycles, result.digest,
                      {n: [list(f) for f in result.facts(n)] for n in settings.relations})
+
+
+def _locate(diagnostic: Any, job: Job) -> dict[str, Any]:
+    """A diagnostic as JSON; problems in a JSON Lines job's facts point at its line of the jobs file."""
+    out = diagnostic.to_json()
+    if job.line and diagnostic.span.file in ("<api>", "<job>"):
+        out["span"] = {"file": job.source, "line": job.line, "col": 1, "end_line": job.line, "end_col": 1}
+    return out
 
 
 # ------------------------------------------------------------------ process pool workers
