@@ -178,8 +178,7 @@ class RuleSet:
                 facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
                 progress, _replay_tools, all_proofs)
         finally:
-            if enabled:
-                gc.freeze()
+            if enabled:  # no gc.freeze(): many runs in one process (run_many) would keep each run's garbage
                 gc.enable()
         result = Result(self.program, outcome, inputs, events, header)
         import os

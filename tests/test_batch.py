@@ -320,3 +320,13 @@ def test_tools_reach_the_workers_and_a_tool_error_stays_in_its_job(tmp_path: Pat
     assert proc.returncode in (3, 5)
     missing = converge("batch", scoring, "--jobs", str(jobs), "--out", str(tmp_path / "o2.jsonl"))
     assert missing.returncode == 1 and "error[E220]" in missing.stderr and not (tmp_path / "o2.jsonl").exists()
+
+
+def test_many_runs_in_one_process_keep_no_garbage(rules: cr.RuleSet) -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    results = list(rules.run_many([(j["id"], j["facts"]) for j in make_jobs(40)]))
+    assert len(results) == 40
+    assert gc.get_freeze_count() == before  # nothing moved to the permanent generation
+    assert gc.isenabled()

@@ -281,8 +281,7 @@ class Engine:
             outcome.dropped = self.dropped
             return outcome
         finally:
-            if enabled:
-                gc.freeze()  # the context is acyclic and lives on: keep the collector from walking it
+            if enabled:  # no gc.freeze(): it would keep every earlier run's garbage cycles forever
                 gc.enable()
 
     def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
