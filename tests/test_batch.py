@@ -330,3 +330,18 @@ def test_many_runs_in_one_process_keep_no_garbage(rules: cr.RuleSet) -> None:
     assert len(results) == 40
     assert gc.get_freeze_count() == before  # nothing moved to the permanent generation
     assert gc.isenabled()
+
+
+_ALONE: dict[str, str] = {}
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.sampled_from(range(10)), min_size=1, max_size=10, unique=True))
+def test_a_job_result_does_not_depend_on_its_batch(rules: cr.RuleSet, picked: list[int]) -> None:
+    jobs = make_jobs(10)
+    if not _ALONE:
+        for j in jobs:  # each job alone, on a rule set of its own
+            [result] = cr.load(RULES).run_many([(j["id"], j["facts"])])
+            _ALONE[j["id"]] = result.line()
+    batch = [(jobs[k]["id"], jobs[k]["facts"]) for k in picked]
+    assert [r.line() for r in rules.run_many(batch)] == [_ALONE[i] for i, _ in batch]
