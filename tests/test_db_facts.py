@@ -112,14 +112,19 @@ def test_table_queries_and_select_only(tmp_path: Path) -> None:
     result = cr.load(RULES).run(fact_files=[source])
     assert ("l1", "a1", 60000) in result.facts("loan")
     assert result.proof("loan", ("l1", "a1", 60000)).source == (f"{url}:query(loan)[row 1]", 0)
-    for bad in ("DELETE FROM loan", "SELECT 1; DROP TABLE loan", "WITH x AS (DELETE FROM loan RETURNING *) SELECT * FROM x"):
-        proc = converge("run", RULES, "--facts", url, "--table", f"loan={bad}")
-        assert proc.returncode == 1 and "error[E521]" in proc.stderr, (bad, proc.stderr)
+    proc = converge("run", RULES, "--facts", url, "--table", "loan=DELETE FROM loan")
+    assert proc.returncode == 1 and "error[E521]" in proc.stderr, proc.stderr
+    for bad in ("SELECT 1; DROP TABLE loan", "WITH x AS (DELETE FROM loan RETURNING *) SELECT * FROM x",
+                "UPDATE loan SET amount = 0"):
+        with pytest.raises(cr.ConvergeError) as info:
+            cr.load(RULES).run(fact_files=[DatabaseFacts(url, {"loan": bad})])
+        assert [d.code for d in info.value.diagnostics] == ["E521"], bad
     assert sqlite3.connect(tmp_path / "loans.db").execute("SELECT count(*) FROM loan").fetchone() == (8,)
     assert check_select("-- a comment\nselect 1", "x") is None
     assert check_select("SELECT ';' AS semicolon", "x") is None
-    proc = converge("run", RULES, "--facts", url, "--table", "nosuch=SELECT 1")
-    assert proc.returncode == 1 and "error[E503]" in proc.stderr
+    with pytest.raises(cr.ConvergeError) as info:
+        cr.load(RULES).run(fact_files=[DatabaseFacts(url, {"nosuch": "SELECT 1"})])
+    assert [d.code for d in info.value.diagnostics] == ["E503"]
     proc = converge("run", RULES, "--facts", str(LOANS / "facts.json"), "--table", "loan=SELECT 1")
     assert proc.returncode == 2 and "--table needs a database" in proc.stderr
 
