@@ -254,6 +254,8 @@ def test_partition_lint(tmp_path: Path) -> None:
     assert not [d for d in check_file(str(rules_file)) if d.code == "W500"]
     proc = converge("check", str(rules_file), "--partition-by", "case_id")
     assert proc.returncode == 0 and "warning[W500]" in proc.stdout and ":6:" in proc.stdout
+    rules_file.write_text("# converge: partition-by=case_id\n" + rules_file.read_text())
+    assert [d.span.line for d in check_file(str(rules_file)) if d.code == "W500"] == [7]
 
 
 @pytest.fixture

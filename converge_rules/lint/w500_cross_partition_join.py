@@ -8,11 +8,14 @@ A rule body whose two partitioned atoms do not carry the same partition value
 of different partitions when run over the whole database, and so derives less
 in a batch than in one run: the warning names both atoms and the column.
 Only input relations that declare the column are partitioned; the lint runs
-only when a partition column is given.
+only when a partition column is given: ``--partition-by COLUMN``, or a
+comment line ``# converge: partition-by=COLUMN`` in the checked file (so a
+plain ``converge check`` in CI keeps checking the batch's partitioning).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
 from ..diagnostics import Diagnostic
@@ -41,8 +44,24 @@ def _same(a: ast.Expr, b: ast.Expr) -> bool:
     return False
 
 
+_DIRECTIVE = re.compile(r"^\s*#\s*converge:\s*partition-by\s*=\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.M)
+
+
+def _declared(ctx: LintContext) -> str | None:
+    """The column of a ``# converge: partition-by=COLUMN`` line in a root file (the first one)."""
+    for path in sorted(ctx.root_files):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                match = _DIRECTIVE.search(handle.read())
+        except (OSError, UnicodeDecodeError):
+            continue
+        if match:
+            return match.group(1)
+    return None
+
+
 def check(ctx: LintContext) -> Iterator[Diagnostic]:
-    column = getattr(ctx, "partition_by", None)
+    column = getattr(ctx, "partition_by", None) or _declared(ctx)
     if not column:
         return
     for owner in ctx.owners:
