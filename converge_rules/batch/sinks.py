@@ -5,7 +5,8 @@ a sink reports the ids already done, which the batch then skips.
 
 - JSON Lines (``out.jsonl``): each finished result is appended to a side
   journal ``out.jsonl.journal`` and fsynced; ``finish`` rewrites ``out.jsonl``
-  atomically with every result in job-id order and removes the journal. After
+  atomically with every result in job-id order (streamed from the old output
+  and the journal, so memory holds only an offset per job) and removes the journal. After
   a SIGKILL the journal holds every finished job (a torn last line is
   dropped), so a rerun finishes with each job exactly once.
 - A database (``sqlite:///out.db``, ``postgresql://...``): a table ``jobs`` (id,
@@ -50,12 +51,15 @@ class Sink:
 
 
 class JsonlSink(Sink):
-    """``out.jsonl`` with a side journal appended and fsynced per finished job."""
+    """``out.jsonl`` with a side journal appended and fsynced per finished job.
+
+    Only where each result lies is kept in memory (file, offset, length), never
+    the results: ``finish`` streams them into the new output in job-id order."""
 
     def __init__(self, path: str):
         self.path = path
         self.journal_path = path + ".journal"
-        self.records: dict[Any, str] = {}
+        self.where: dict[Any, tuple[str, int, int]] = {}  # job id -> (file, offset, length)
         self.tiers: dict[Any, str] = {}
         for source in (path, self.journal_path):
             self._read(source)
@@ -63,27 +67,30 @@ class JsonlSink(Sink):
 
     def _read(self, path: str) -> None:
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            handle = open(path, "rb")
         except FileNotFoundError:
             return
         except OSError as err:
             raise _error("E531", f"cannot read {path}: {err.strerror or err}", path)
-        complete = data[: data.rfind(b"\n") + 1]  # a torn last line (killed mid-write) is dropped
-        for n, raw in enumerate(complete.splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-                job_id, tier = record["id"], record["tier"]
-            except (ValueError, KeyError, TypeError):
-                raise _error("E531", f"{path}:{n} is not a batch result; use another --out, or remove the file",
-                             path)
-            self.records[job_id] = raw.decode("utf-8") + "\n"
-            self.tiers[job_id] = tier
-        if path == self.journal_path and len(complete) != len(data):
-            with open(path, "r+b") as handle:  # cut the torn line so appends start on a fresh line
-                handle.truncate(len(complete))
+        offset = 0
+        with handle:
+            for n, raw in enumerate(handle, 1):
+                if not raw.endswith(b"\n"):  # a torn last line (killed mid-write) is dropped
+                    break
+                if raw.strip():
+                    try:
+                        record = json.loads(raw)
+                        job_id, tier = record["id"], record["tier"]
+                    except (ValueError, KeyError, TypeError):
+                        raise _error("E531", f"{path}:{n} is not a batch result; use another --out, or remove the file",
+                                     path)
+                    self.where[job_id] = (path, offset, len(raw))
+                    self.tiers[job_id] = tier
+                offset += len(raw)
+            torn = handle.tell() != offset or os.path.getsize(path) != offset
+        if path == self.journal_path and torn:
+            with open(path, "r+b") as out:  # cut the torn line so appends start on a fresh line
+                out.truncate(offset)
 
     def done(self) -> dict[Any, str]:
         return dict(self.tiers)
@@ -93,24 +100,37 @@ class JsonlSink(Sink):
             directory = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(directory):
                 raise _error("E507", f"cannot write {self.path}: no such directory {directory}", self.path)
-            self._journal = open(self.journal_path, "a", encoding="utf-8")
-        line = result.line()
+            self._journal = open(self.journal_path, "ab")
+        line = result.line().encode("utf-8")
+        offset = self._journal.tell()
         self._journal.write(line)
         self._journal.flush()
         os.fsync(self._journal.fileno())
-        self.records[result.id] = line
+        self.where[result.id] = (self.journal_path, offset, len(line))
         self.tiers[result.id] = result.tier
+
+    def _lines(self) -> Any:
+        handles: dict[str, Any] = {}
+        try:
+            for job_id in sorted(self.where, key=job_key):
+                path, offset, length = self.where[job_id]
+                handle = handles.get(path) or handles.setdefault(path, open(path, "rb"))
+                handle.seek(offset)
+                yield handle.read(length)
+        finally:
+            for handle in handles.values():
+                handle.close()
 
     def finish(self) -> None:
         from ..io import write_atomic
 
         self.close()
-        text = "".join(self.records[k] for k in sorted(self.records, key=job_key))
-        write_atomic(self.path, text)
+        write_atomic(self.path, self._lines())
         try:
             os.remove(self.journal_path)
         except FileNotFoundError:
             pass
+        self.where = {k: (self.path, 0, 0) for k in self.where}  # the journal is gone: no more reads
 
     def close(self) -> None:
         if self._journal is not None:
