@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import converge_rules as cr
-from converge_rules.batch import Job, JobResult
+from converge_rules.batch import JobResult
 from converge_rules.batch.sinks import JsonlSink
 
 ROOT = Path(__file__).resolve().parent.parent
