@@ -140,8 +140,12 @@ _POOL_RULES: "RuleSet | None" = None  # set only inside pool worker processes, b
 
 
 def _init_pool(ruleset: "RuleSet") -> None:
+    """In each worker process: keep the rule set; leave Ctrl-C to the batch process, which stops the pool."""
+    import signal
+
     global _POOL_RULES
     _POOL_RULES = ruleset
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _pool_task(jobs: list[Job], settings: BatchSettings) -> list[JobResult]:

@@ -170,6 +170,11 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
     except ConvergeError as err:
         bar.close()
         _fail(err)
+    except KeyboardInterrupt:
+        bar.close()
+        kept = len(sink.done()) - len(done)
+        OUT.print(f"interrupted: {kept} job(s) finished and kept; run the same command again to resume", err=True)
+        sys.exit(130)
     finally:
         bar.close()
         sink.close()
