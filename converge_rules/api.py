@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .values import dumps_json
 from .compile.pipeline import Compilation, compile_sources
@@ -30,6 +30,27 @@ def _file_sha(path: str) -> str | None:
             return hashlib.sha256(handle.read()).hexdigest()
     except OSError:
         return None
+
+
+def _fact_label(source: Any) -> str:
+    """A facts path as given, or a database URL without its password."""
+    from .io.database import is_database_url, redact
+
+    text = str(source)
+    return redact(text) if is_database_url(text) else text
+
+
+def _fact_entry(source: Any) -> dict[str, Any]:
+    """A facts source in a trace header: its path (or URL without password), SHA-256 of a file,
+    and a database's ``--table`` queries (so a replay reads the same)."""
+    label = _fact_label(source)
+    if label != str(source) or "://" in label or not isinstance(source, str):
+        entry: dict[str, Any] = {"path": label, "sha256": None}
+        tables = getattr(source, "tables", ())
+        if tables:
+            entry["tables"] = [list(t) for t in tables]
+        return entry
+    return {"path": source, "sha256": _file_sha(source)}
 
 
 def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
@@ -81,12 +102,40 @@ class RuleSet:
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
         self.files = _read_sources(compilation)
+        self._code_cache: dict[Any, Any] = {}  # generated join code compiled once, reused by every run
 
     @property
     def digest(self) -> str:
         """SHA-256 over the rule files' names and contents (imports and standard modules included):
         the version of the rule set a decision ran under."""
         return ruleset_digest(self.files)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A RuleSet pickles as its checked program (as the compile cache stores it), so batch
+        workers receive it once and never compile again."""
+        c = self._compilation
+        return {"roots": c.roots, "program": c.program, "strata": c.strata, "diagnostics": c.diagnostics}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Compilation(state["roots"], program=state["program"], strata=state["strata"],  # type: ignore[misc]
+                                  diagnostics=state["diagnostics"]))
+
+    def run_many(self, jobs: Iterable[Any], *, workers: int = 1, client: Any = None,
+                 relations: Sequence[str] | None = None, budget: Budget | None = None,
+                 on_failure: str | None = None, goals: Sequence[str] = (), tools: Mapping[str, Any] | None = None,
+                 tool_timeout: float | None = 30.0) -> Iterator[Any]:
+        """Run independent jobs, yielding one ``batch.JobResult`` per job in the jobs' order.
+
+        ``jobs`` holds ``batch.Job`` objects or ``(id, facts)`` pairs. They run in this process
+        (``workers=1``), on a pool of ``workers`` processes, or on a Dask cluster (``client``, a
+        ``distributed.Client``); the rule set is sent once per worker. One job's failure is
+        recorded in its result and never stops the others. ``relations`` chooses the facts kept
+        in each result (default: every relation that is not ``input``). ``tools`` are sent to the
+        workers, so on a pool or cluster they must be module-level functions (picklable)."""
+        from .batch.runner import BatchSettings, run_ordered
+
+        settings = BatchSettings.make(self, relations, budget, on_failure, goals, tools, tool_timeout)
+        return run_ordered(self, jobs, settings, workers=workers, client=client)
 
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
@@ -155,10 +204,11 @@ class RuleSet:
         from .io.digests import content_sha256
 
         job_rules = sorted((p for p, _ in self._compilation.roots), key=os.path.abspath)
-        job_facts = sorted(fact_files, key=os.path.abspath)  # file order never changes a result
+        # file order never changes a result; a database is named without its password
+        job_facts = sorted(map(_fact_label, fact_files), key=os.path.abspath)
         # each file's SHA-256: `verify` refuses to read a file that does not match
         result.job = {"rules": job_rules, "facts": job_facts,
-                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts}}
+                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts if os.path.exists(p)}}
         result._ruleset_files = self.files
         result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                            "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
@@ -171,13 +221,17 @@ class RuleSet:
                   tool_isolation: str = "thread", analyze: bool = False) -> Any:
         from .engine.loop import Engine
 
+        from .io.facts import LoadedFacts
+
         schema = self.program.schema()
         loaded = []
         if fact_files:
             from .io import load_fact_paths
 
             loaded.append(load_fact_paths(list(fact_files), schema))
-        if facts:
+        if isinstance(facts, LoadedFacts):  # already converted (a batch job's database rows)
+            loaded.append(facts)
+        elif facts:
             from .io import convert_facts
 
             loaded.append(convert_facts(facts, schema))
@@ -195,13 +249,15 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze)
+                        all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze,
+                        code_cache=self._code_cache)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
                   "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
-                  "facts": [{"path": p, "sha256": _file_sha(p)} for p in fact_files],
-                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
+                  "facts": [_fact_entry(p) for p in fact_files],
+                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
+                      facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         return outcome, inputs, events, header, effective

@@ -76,7 +76,9 @@ def _disabled_codes(ctx: click.Context, param: click.Parameter, values: tuple[st
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings, not only errors.")
 @click.option("--disable", "disabled", multiple=True, metavar="CODE", callback=_disabled_codes,
               help="Do not report this warning code (repeatable, or comma-separated).")
-def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[str]) -> None:
+@click.option("--partition-by", "partition_by", metavar="COLUMN",
+              help="Warn (W500) about rules that join partitioned relations across partitions of COLUMN (converge batch).")
+def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[str], partition_by: str | None) -> None:
     """Check rule files without evaluating them: errors and warnings.
 
     PATHS are rule files or directories (searched recursively for *.cvg);
@@ -92,7 +94,7 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[st
     files = collect_files(paths)
     diags: list[Diagnostic] = []
     for file in files:
-        diags.extend(check_file(file, disabled))
+        diags.extend(check_file(file, disabled, partition_by))
     diags = sort_diagnostics(diags)
     errors = sum(1 for d in diags if d.is_error)
     warnings = sum(1 for d in diags if d.severity == "warning")

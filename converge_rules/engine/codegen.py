@@ -93,11 +93,12 @@ class RuleCode:
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
                  confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
                  analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True,
-                 size: list[Any] | None = None):
+                 size: list[Any] | None = None, code_cache: dict[tuple[str, str], Any] | None = None):
         self.rule = rule
         # [bytes counted, next checkpoint, checkpoint hook] when max_bytes is set: every new fact
         # in a buffer adds its cost; past the checkpoint the hook checks the budget and the time-out
         self.size = size
+        self.code_cache = code_cache  # (source, name) -> code object, shared by the runs of one RuleSet
         self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
@@ -177,7 +178,13 @@ class RuleCode:
         self._steps(code, list(plan.steps), "", lambda c: self._emit(c), ())
         src = "\n".join(self.pre + [f"def _run(D, X, B, C{self._params()}):"] + (code.lines or ["    pass"]) + ["    return None"])
         self.sources.append(src)
-        exec(compile(src, f"<converge {self.rule.name} v{driver}>", "exec"), self.ns)
+        name = f"<converge {self.rule.name} v{driver}>"
+        compiled = self.code_cache.get((src, name)) if self.code_cache is not None else None
+        if compiled is None:  # the source alone determines the code object; bound values live in self.ns
+            compiled = compile(src, name, "exec")
+            if self.code_cache is not None:
+                self.code_cache[(src, name)] = compiled
+        exec(compiled, self.ns)
         return self.ns["_run"]
 
     def _params(self) -> str:

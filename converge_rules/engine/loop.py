@@ -173,10 +173,12 @@ class Engine:
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                 all_proofs: bool = False, tool_isolation: str = "thread", analyze: bool = False):
+                 all_proofs: bool = False, tool_isolation: str = "thread", analyze: bool = False,
+                 code_cache: dict[Any, Any] | None = None):
         self.program = program
         self.tool_isolation = tool_isolation
         self.pool: ProcessPool | None = None  # worker processes, started on the first tool call
+        self.code_cache = code_cache  # compiled join code, reused across the runs of one RuleSet
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
@@ -216,10 +218,12 @@ class Engine:
         self.analyze = analyze  # count the rows out of every plan step (converge plan --facts)
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
                                             confidence=self.conf, alternatives=self.alternatives is not None,
-                                            analyze={} if analyze else None, size=self.size),
+                                            analyze={} if analyze else None, size=self.size,
+                                            code_cache=code_cache),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
-        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
+        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool,
+                                              code_cache=code_cache), i.body, (), i.id, i.name)
                            for i in program.invariants if i.kind == "invariant"]
         self.acceptance = [i for i in program.invariants if i.kind == "acceptance"]
         self.total = 0
@@ -457,7 +461,8 @@ class Engine:
                                   {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": self.conf_dropped}))
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
-            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool)
+            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool,
+                            code_cache=self.code_cache)
             found = EffectBuffer()
             self.current_check = code
             try:

@@ -113,13 +113,28 @@ class LoadedFacts:
 
 # ---------------------------------------------------------------- public API
 
-def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
-    """Load fact files and directories; raise ``ConvergeError`` listing every problem."""
+def load_fact_paths(paths: Sequence[Any], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
+    """Load fact files, directories and databases (``sqlite:///...``, ``postgresql://...`` or
+    ``database.DatabaseFacts``); raise ``ConvergeError`` listing every problem."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]  # type: ignore[list-item]
     acc = _Accumulator()
     diagnostics: list[Diagnostic] = []
     for raw in paths:
+        from .database import DatabaseFacts, is_database_url, load_database
+
+        if isinstance(raw, DatabaseFacts) or is_database_url(raw):
+            try:
+                loaded = load_database(raw, schema)  # type: ignore[arg-type]
+            except ConvergeError as err:
+                diagnostics.extend(err.diagnostics)
+                continue
+            for rel, rel_facts in loaded.facts.items():
+                acc.add_all(rel, rel_facts, loaded.sources[rel])
+            for rel, table in loaded.confidence.items():
+                for fact, value in table.items():
+                    acc.note_confidence(rel, fact, value)
+            continue
         path = _path_str(raw)
         try:
             st = os.stat(path)
@@ -268,6 +283,11 @@ class _Accumulator:
         else:
             existing.extend(facts)
         self.sources[relation].add(segment)
+
+    def add_all(self, relation: str, facts: list[tuple], sources: SourceList) -> None:
+        """Facts with their sources loaded elsewhere (a database)."""
+        self.add(relation, facts, ConstSegment("", 0, 0))
+        self.sources[relation].extend(sources)
 
     def result(self) -> LoadedFacts:
         return LoadedFacts(self.facts, self.sources, self.confidence)
