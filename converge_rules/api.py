@@ -22,12 +22,20 @@ RESULT_FORMAT = "converge-result/1"
 TRACE_FORMAT = "converge-trace/1"
 
 
-def _file_sha(path: str) -> str | None:
+def _file_sha(path: Any) -> str | None:
+    text = getattr(path, "text", None)
+    if isinstance(text, str):  # facts given as text (io.FactText): hash the text itself
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
         with open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
     except OSError:
         return None
+
+
+def _source_name(source: Any) -> str:
+    """A facts file's path, or the name of facts given as text (io.FactText)."""
+    return source.name if hasattr(source, "text") else str(source)
 
 
 def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
@@ -96,12 +104,13 @@ class RuleSet:
         return sorted(seen.items())
 
     def run(self, facts: Mapping[str, Iterable[Sequence[Any] | Mapping[str, Any]]] | None = None,
-            fact_files: Sequence[str] = (), budget: Budget | None = None, *,
+            fact_files: Sequence[Any] = (), budget: Budget | None = None, *,
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
             progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None) -> "Result":
-        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
+        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``
+        (paths, or ``io.FactText`` for facts given as text, such as standard input).
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
@@ -136,11 +145,11 @@ class RuleSet:
         import os
 
         result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
-                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+                      "facts": sorted((_source_name(p) for p in fact_files), key=os.path.abspath)}  # file order never changes a result
         return result
 
 
-    def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
+    def _evaluate(self, facts: Any, fact_files: Sequence[Any], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
                   timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool) -> Any:
         from .engine.loop import Engine
@@ -174,7 +183,7 @@ class RuleSet:
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
                   "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
-                  "facts": [{"path": p, "sha256": _file_sha(p)} for p in fact_files],
+                  "facts": [{"path": _source_name(p), "sha256": _file_sha(p)} for p in fact_files],
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
