@@ -178,6 +178,7 @@ LAZY_COMMANDS = {
     "fmt": "converge_rules.commands.fmt:fmt",
     "graph": "converge_rules.commands.graph:graph",
     "test": "converge_rules.commands.test:test",
+    "lsp": "converge_rules.commands.lsp:lsp",
 }
 
 

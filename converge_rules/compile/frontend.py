@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Mapping
 
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
@@ -41,9 +42,16 @@ class Unit:
 
 
 class Frontend:
-    def __init__(self) -> None:
+    def __init__(self, overlay: Mapping[str, str] | None = None) -> None:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
+        # Texts that replace files on disk, by real path (an editor's unsaved buffers).
+        self.overlay: Mapping[str, str] = overlay or {}
+
+    def parse(self, path: str) -> ast.SourceFile:
+        """Parse a file, from the overlay when it holds the file's text."""
+        text = self.overlay.get(os.path.realpath(path))
+        return parse_text(text, path) if text is not None else parse_file(path)
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -54,7 +62,7 @@ class Frontend:
         keyed = sorted(roots, key=lambda r: os.path.abspath(r[0]))
         for path, text in keyed:
             try:
-                source = parse_text(text, path) if text is not None else parse_file(path)
+                source = parse_text(text, path) if text is not None else self.parse(path)
             except ConvergeError as err:
                 self.diags.extend(err.diagnostics)
                 continue
@@ -101,7 +109,7 @@ class Frontend:
             self.error("E114", f"two imports use the name {alias!r}", span)
             return
         try:
-            source = parse_file(target)
+            source = self.parse(target)
         except ConvergeError as err:
             self.diags.extend(err.diagnostics)
             return

@@ -4,7 +4,7 @@ stage leaving errors (so a user sees root causes, not their echoes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,12 @@ def _frontend() -> Any:
     from .frontend import Frontend
 
     return Frontend()
+
+
+def make_frontend(overlay: Mapping[str, str] | None) -> "Frontend":
+    from .frontend import Frontend
+
+    return Frontend(overlay)
 
 
 @dataclass
@@ -68,18 +74,22 @@ STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
 ]
 
 
-def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True) -> Compilation:
-    """Run the stages over root files ``(path, text or None)``; files may come from the cache."""
+def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
+                    overlay: Mapping[str, str] | None = None) -> Compilation:
+    """Run the stages over root files ``(path, text or None)``; files may come from the cache.
+
+    ``overlay`` maps real paths to texts that replace those files on disk (an editor's
+    unsaved buffers); a compilation with an overlay never uses the cache."""
     from . import cache
 
-    files_only = use_cache and all(text is None for _, text in roots)
+    files_only = use_cache and not overlay and all(text is None for _, text in roots)
     if files_only:
         cached = cache.load([p for p, _ in roots])
         if cached is not None:
             program, strata, diagnostics = cached
             c = Compilation(roots, program=program, strata=strata, diagnostics=diagnostics)
             return c
-    c = Compilation(roots)
+    c = Compilation(roots, frontend=make_frontend(overlay)) if overlay else Compilation(roots)
     for _name, stage in STAGES:
         c.diagnostics.extend(stage(c))
         c.diagnostics = sort_diagnostics(c.diagnostics)

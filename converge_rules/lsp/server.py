@@ -1,0 +1,323 @@
+"""``converge lsp``: the language server (pygls) over stdio.
+
+The server keeps, per open document, the last analysis (``analysis.analyze``:
+the compilation with the editor's unsaved buffers, lints and an index of
+names) and the last one whose file parsed, so navigation keeps working while
+a file is broken. Diagnostics are recomputed after a pause in typing
+(``debounce`` seconds, 0.25 by default, settable by the client's
+``initializationOptions``) for the changed document and for every open
+document whose compilation includes it (the files that import it). Every
+handler catches its own failures: a bug answers ``null`` and logs a message
+instead of taking the server down.
+
+The features live in their own modules: hover, navigation (definition,
+references, rename), completion, symbols, lenses (tests); formatting is
+``syntax.format.format_source``, the same code as ``converge fmt``.
+"""
+
+import asyncio
+import functools
+import logging
+import os
+from typing import Any, Callable, Iterable
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from .analysis import Analysis, analyze
+from .convert import diagnostics_for
+
+NAME = "converge"
+DEFAULT_DEBOUNCE = 0.25
+MAX_PROJECT_FILES = 500
+log = logging.getLogger(__name__)
+
+
+class ConvergeServer(LanguageServer):
+    """A LanguageServer with the per-document state of the rule files."""
+
+    def __init__(self) -> None:
+        from .. import __version__
+
+        super().__init__(NAME, __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
+        self.debounce = DEFAULT_DEBOUNCE
+        self.analyses: dict[str, tuple[int | None, Analysis]] = {}   # uri -> (version, analysis)
+        self.good: dict[str, Analysis] = {}                          # uri -> last analysis that parsed
+        self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.test_diagnostics: dict[str, list[lsp.Diagnostic]] = {}
+        self.closed: dict[str, tuple[float, Analysis]] = {}          # real path -> (mtime, analysis)
+
+    # ---------------------------------------------------------------- documents
+    def path_of(self, uri: str) -> str:
+        path = to_fs_path(uri)
+        if path is None:  # an unsaved buffer (untitled:...): a file in the working directory
+            path = os.path.join(os.getcwd(), "untitled.cvg")
+        return path
+
+    def overlay(self) -> dict[str, str]:
+        """Unsaved text of every open document, by real path."""
+        out = {}
+        for uri, doc in sorted(self.workspace.text_documents.items()):
+            out[os.path.realpath(self.path_of(uri))] = doc.source
+        return out
+
+    def analysis(self, uri: str) -> Analysis:
+        """The analysis of an open document at its current version (computed when stale)."""
+        doc = self.workspace.get_text_document(uri)
+        cached = self.analyses.get(uri)
+        if cached is not None and cached[0] == doc.version and cached[1].text == doc.source:
+            return cached[1]
+        result = analyze(self.path_of(uri), doc.source, self.overlay())
+        self.analyses[uri] = (doc.version, result)
+        if result.source is not None:
+            self.good[uri] = result
+        return result
+
+    def navigable(self, uri: str) -> Analysis:
+        """The current analysis if the file parses, else the last one that did."""
+        current = self.analysis(uri)
+        if current.source is None and uri in self.good:
+            return self.good[uri]
+        return current
+
+    def publish(self, uri: str) -> None:
+        result = self.analysis(uri)
+        diags = diagnostics_for(result.diagnostics, result.real, result.text) + self.test_diagnostics.get(uri, [])
+        doc = self.workspace.get_text_document(uri)
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags,
+                                                                              version=doc.version))
+
+    def refresh(self, uri: str) -> None:
+        """Publish a document's diagnostics and those of the open documents that import it."""
+        self.pending.pop(uri, None)
+        if uri not in self.workspace.text_documents:
+            return
+        real = os.path.realpath(self.path_of(uri))
+        guarded(self, "diagnostics", lambda: self.publish(uri))
+        for other in sorted(self.workspace.text_documents):
+            cached = self.analyses.get(other)
+            if other != uri and cached is not None and real in cached[1].files:
+                self.analyses.pop(other, None)
+                guarded(self, "diagnostics", functools.partial(self.publish, other))
+
+    def schedule(self, uri: str) -> None:
+        handle = self.pending.pop(uri, None)
+        if handle is not None:
+            handle.cancel()
+        self.pending[uri] = asyncio.get_running_loop().call_later(self.debounce, self.refresh, uri)
+
+    # ---------------------------------------------------------------- the project
+    def roots(self) -> list[str]:
+        folders = [to_fs_path(f.uri) for f in self.workspace.folders.values()]
+        if not folders and self.workspace.root_path:
+            folders = [self.workspace.root_path]
+        return sorted({os.path.realpath(f) for f in folders if f})
+
+    def project_files(self) -> list[str]:
+        """The ``*.cvg`` files of the workspace folders (hidden directories skipped), sorted."""
+        found: list[str] = []
+        for root in self.roots():
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("node_modules", "__pycache__"))
+                found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".cvg"))
+                if len(found) >= MAX_PROJECT_FILES:
+                    return found[:MAX_PROJECT_FILES]
+        return found
+
+    def project(self) -> Iterable[Analysis]:
+        """An analysis of every project file and open document (closed files cached by mtime)."""
+        open_docs = {os.path.realpath(self.path_of(u)): u for u in sorted(self.workspace.text_documents)}
+        for uri in open_docs.values():
+            yield self.analysis(uri)
+        overlay = self.overlay()
+        for path in self.project_files():
+            real = os.path.realpath(path)
+            if real in open_docs:
+                continue
+            try:
+                mtime = os.stat(real).st_mtime
+                with open(real, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+            cached = self.closed.get(real)
+            if cached is None or cached[0] != mtime or overlay:
+                cached = (mtime, analyze(path, text, overlay))
+                self.closed[real] = cached
+            yield cached[1]
+
+    def read_only(self, real: str) -> bool:
+        """Files a rename must not touch: the standard library, and files outside the workspace."""
+        from ..compile.frontend import stdlib_dir
+
+        std = os.path.realpath(stdlib_dir())
+        if real.startswith(std + os.sep):
+            return True
+        roots = self.roots()
+        return bool(roots) and not any(real.startswith(r + os.sep) for r in roots)
+
+
+def guarded(server: LanguageServer, what: str, fn: Callable[[], Any]) -> Any:
+    """Run a handler's body; a failure is logged to the client, never raised."""
+    try:
+        return fn()
+    except Exception as err:  # the server must outlive any bug in one request
+        log.exception("converge lsp: %s failed", what)
+        try:
+            server.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Error,
+                                                           message=f"converge: {what} failed: {type(err).__name__}: {err}"))
+        except Exception:
+            pass
+        return None
+
+
+def safe(what: str) -> Callable:
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def inner(ls: ConvergeServer, params: Any) -> Any:
+            return guarded(ls, what, lambda: fn(ls, params))
+        return inner
+    return wrap
+
+
+def create_server() -> ConvergeServer:
+    """A server with every feature registered (not started)."""
+    from . import completion, hover, lenses, navigation, symbols
+
+    server = ConvergeServer()
+
+    @server.feature(lsp.INITIALIZE)
+    @safe("initialize")
+    def initialize(ls: ConvergeServer, params: lsp.InitializeParams) -> None:
+        options = params.initialization_options
+        if isinstance(options, dict) and isinstance(options.get("debounce"), (int, float)):
+            ls.debounce = max(0.0, float(options["debounce"]))
+        from ..syntax.format import format_source
+
+        format_source("relation warm(x: int)\n", "<warm-up>")  # build the parsers now, not on the first keystroke
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    @safe("open")
+    def did_open(ls: ConvergeServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.refresh(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    @safe("change")
+    def did_change(ls: ConvergeServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        ls.test_diagnostics.pop(params.text_document.uri, None)
+        ls.schedule(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    @safe("save")
+    def did_save(ls: ConvergeServer, params: lsp.DidSaveTextDocumentParams) -> None:
+        ls.closed.clear()
+        ls.refresh(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    @safe("close")
+    def did_close(ls: ConvergeServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        for table in (ls.analyses, ls.good, ls.test_diagnostics):
+            table.pop(uri, None)
+        handle = ls.pending.pop(uri, None)
+        if handle is not None:
+            handle.cancel()
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        real = os.path.realpath(ls.path_of(uri))
+        for other in sorted(ls.workspace.text_documents):  # importers now read the file from disk
+            cached = ls.analyses.get(other)
+            if cached is not None and real in cached[1].files:
+                ls.analyses.pop(other, None)
+                ls.refresh(other)
+
+    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    @safe("hover")
+    def on_hover(ls: ConvergeServer, params: lsp.HoverParams) -> lsp.Hover | None:
+        return hover.hover(ls.navigable(params.text_document.uri), params.position.line, params.position.character)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+    @safe("definition")
+    def on_definition(ls: ConvergeServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
+        return navigation.definition(ls.navigable(params.text_document.uri), params.position.line,
+                                     params.position.character)
+
+    @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
+    @safe("references")
+    def on_references(ls: ConvergeServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
+        return navigation.references(ls.navigable(params.text_document.uri), params.position.line,
+                                     params.position.character, params.context.include_declaration, ls.project)
+
+    @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
+    @safe("prepare rename")
+    def on_prepare_rename(ls: ConvergeServer, params: lsp.PrepareRenameParams) -> lsp.Range | None:
+        return navigation.prepare_rename(ls.navigable(params.text_document.uri), params.position.line,
+                                         params.position.character)
+
+    @server.feature(lsp.TEXT_DOCUMENT_RENAME)
+    def on_rename(ls: ConvergeServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
+        from pygls.exceptions import JsonRpcRequestFailed
+
+        def run() -> Any:
+            try:
+                return navigation.rename(ls.navigable(params.text_document.uri), params.position.line,
+                                         params.position.character, params.new_name, ls.project, ls.read_only)
+            except navigation.RenameError as err:
+                return err
+        result = guarded(ls, "rename", run)
+        if isinstance(result, navigation.RenameError):
+            raise JsonRpcRequestFailed(str(result))
+        return result
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["."]))
+    @safe("completion")
+    def on_completion(ls: ConvergeServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        lines = doc.source.split("\n")
+        line = lines[params.position.line] if params.position.line < len(lines) else ""
+        items = completion.complete(ls.navigable(params.text_document.uri), line[:params.position.character],
+                                    params.position.line)
+        return lsp.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
+    @safe("formatting")
+    def on_formatting(ls: ConvergeServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:
+        from ..diagnostics import ConvergeError
+        from ..syntax.format import format_source
+
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        try:
+            formatted = format_source(doc.source, ls.path_of(params.text_document.uri))
+        except ConvergeError:
+            return None  # a file with a syntax error is left as it is; its diagnostic says why
+        if formatted == doc.source:
+            return []
+        lines = doc.source.split("\n")
+        end = lsp.Position(len(lines) - 1, len(lines[-1]))
+        return [lsp.TextEdit(range=lsp.Range(lsp.Position(0, 0), end), new_text=formatted)]
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    @safe("document symbols")
+    def on_symbols(ls: ConvergeServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+        return symbols.document_symbols(ls.navigable(params.text_document.uri))
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
+    @safe("code lens")
+    def on_code_lens(ls: ConvergeServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+        return lenses.code_lenses(ls.navigable(params.text_document.uri), params.text_document.uri)
+
+    @server.command(lenses.RUN_TESTS)
+    def run_tests(ls, uri, name=None):  # noqa: ANN001 - pygls converts the arguments by annotation
+        def run() -> Any:
+            summary, diags = lenses.run_tests(ls.analysis(uri), name)
+            ls.test_diagnostics[uri] = diags
+            ls.publish(uri)
+            return summary
+        return guarded(ls, "run tests", run)
+
+    return server
+
+
+def main() -> None:
+    """Serve over stdin/stdout until the client says exit."""
+    create_server().start_io()
