@@ -31,6 +31,7 @@ from .convert import diagnostics_for
 NAME = "converge"
 DEFAULT_DEBOUNCE = 0.25
 MAX_PROJECT_FILES = 500
+REQUEST_FAILED = -32803  # LSP's RequestFailed: a valid request the server cannot carry out
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +47,7 @@ class ConvergeServer(LanguageServer):
         self.good: dict[str, Analysis] = {}                          # uri -> last analysis that parsed
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.test_diagnostics: dict[str, list[lsp.Diagnostic]] = {}
-        self.closed: dict[str, tuple[float, Analysis]] = {}          # real path -> (mtime, analysis)
+        self.closed: dict[str, tuple[tuple[float, int], Analysis]] = {}  # real path -> ((mtime, buffers), analysis)
 
     # ---------------------------------------------------------------- documents
     def path_of(self, uri: str) -> str:
@@ -131,6 +132,7 @@ class ConvergeServer(LanguageServer):
         for uri in open_docs.values():
             yield self.analysis(uri)
         overlay = self.overlay()
+        key = hash(tuple(sorted(overlay.items())))
         for path in self.project_files():
             real = os.path.realpath(path)
             if real in open_docs:
@@ -142,8 +144,8 @@ class ConvergeServer(LanguageServer):
             except (OSError, UnicodeDecodeError):
                 continue
             cached = self.closed.get(real)
-            if cached is None or cached[0] != mtime or overlay:
-                cached = (mtime, analyze(path, text, overlay))
+            if cached is None or cached[0] != (mtime, key):
+                cached = ((mtime, key), analyze(path, text, overlay))
                 self.closed[real] = cached
             yield cached[1]
 
@@ -256,7 +258,7 @@ def create_server() -> ConvergeServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_RENAME)
     def on_rename(ls: ConvergeServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
-        from pygls.exceptions import JsonRpcRequestFailed
+        from pygls.exceptions import JsonRpcException
 
         def run() -> Any:
             try:
@@ -266,7 +268,7 @@ def create_server() -> ConvergeServer:
                 return err
         result = guarded(ls, "rename", run)
         if isinstance(result, navigation.RenameError):
-            raise JsonRpcRequestFailed(str(result))
+            raise JsonRpcException(str(result), code=REQUEST_FAILED)
         return result
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["."]))
