@@ -19,6 +19,7 @@ import asyncio
 import functools
 import logging
 import os
+import threading
 from typing import Any, Callable, Iterable
 
 from lsprotocol import types as lsp
@@ -47,7 +48,10 @@ class ConvergeServer(LanguageServer):
         self.good: dict[str, Analysis] = {}                          # uri -> last analysis that parsed
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.test_diagnostics: dict[str, list[lsp.Diagnostic]] = {}
-        self.closed: dict[str, tuple[tuple[float, int], Analysis]] = {}  # real path -> ((mtime, buffers), analysis)
+        # real path -> (mtime, {imported file: open buffer text or None}, analysis) of files not open
+        self.closed: dict[str, tuple[float, dict[str, str | None], Analysis]] = {}
+        self.project_lock = threading.Lock()
+        self.formatted: tuple[str, str, str | None] | None = None     # (text, path, formatted) last asked
 
     # ---------------------------------------------------------------- documents
     def path_of(self, uri: str) -> str:
@@ -90,17 +94,59 @@ class ConvergeServer(LanguageServer):
                                                                               version=doc.version))
 
     def refresh(self, uri: str) -> None:
-        """Publish a document's diagnostics and those of the open documents that import it."""
+        """Check a document and the open documents that import it, off the event loop.
+
+        The work runs on the server's thread pool so that requests keep being
+        answered meanwhile; results are published on the loop, and only for the
+        version they were computed from. Then the formatting of the document and
+        the project index (for references and rename) are prepared."""
         self.pending.pop(uri, None)
         if uri not in self.workspace.text_documents:
             return
         real = os.path.realpath(self.path_of(uri))
-        guarded(self, "diagnostics", lambda: self.publish(uri))
-        for other in sorted(self.workspace.text_documents):
-            cached = self.analyses.get(other)
-            if other != uri and cached is not None and real in cached[1].files:
-                self.analyses.pop(other, None)
-                guarded(self, "diagnostics", functools.partial(self.publish, other))
+        targets = [uri] + [other for other in sorted(self.workspace.text_documents)
+                           if other != uri and other in self.analyses and real in self.analyses[other][1].files]
+        snapshot = {}
+        for target in targets:
+            doc = self.workspace.get_text_document(target)
+            snapshot[target] = (doc.version, doc.source, self.path_of(target))
+        loop = asyncio.get_running_loop()
+        self.thread_pool.submit(guarded, self, "diagnostics",
+                                functools.partial(self.work, loop, uri, snapshot, self.overlay()))
+
+    def work(self, loop: asyncio.AbstractEventLoop, uri: str, snapshot: dict[str, tuple[int, str, str]],
+             overlay: dict[str, str]) -> None:
+        """(On a worker thread.) Analyse, hand the results to the loop, then prepare formatting and the project."""
+        for target, (version, text, path) in snapshot.items():
+            result = analyze(path, text, overlay)
+            loop.call_soon_threadsafe(self.done, target, version, result)
+        version, text, path = snapshot[uri]
+        self.format_text(text, path)
+        self.closed_analyses(overlay)
+
+    def done(self, uri: str, version: int, result: Analysis) -> None:
+        """(On the loop.) Keep and publish an analysis if the document is still at its version."""
+        if uri not in self.workspace.text_documents or self.workspace.get_text_document(uri).version != version:
+            return
+        self.analyses[uri] = (version, result)
+        if result.source is not None:
+            self.good[uri] = result
+        guarded(self, "diagnostics", functools.partial(self.publish, uri))
+
+    def format_text(self, text: str, path: str) -> str | None:
+        """``converge fmt`` of a text (None: it does not parse); the last answer is kept."""
+        from ..diagnostics import ConvergeError
+        from ..syntax.format import format_source
+
+        cached = self.formatted
+        if cached is not None and cached[0] == text and cached[1] == path:
+            return cached[2]
+        try:
+            formatted: str | None = format_source(text, path)
+        except ConvergeError:
+            formatted = None
+        self.formatted = (text, path, formatted)
+        return formatted
 
     def schedule(self, uri: str) -> None:
         handle = self.pending.pop(uri, None)
@@ -127,27 +173,38 @@ class ConvergeServer(LanguageServer):
         return found
 
     def project(self) -> Iterable[Analysis]:
-        """An analysis of every project file and open document (closed files cached by mtime)."""
-        open_docs = {os.path.realpath(self.path_of(u)): u for u in sorted(self.workspace.text_documents)}
-        for uri in open_docs.values():
+        """An analysis of every open document and project file."""
+        for uri in sorted(self.workspace.text_documents):
             yield self.analysis(uri)
-        overlay = self.overlay()
-        key = hash(tuple(sorted(overlay.items())))
+        yield from self.closed_analyses(self.overlay())
+
+    def closed_analyses(self, overlay: dict[str, str]) -> list[Analysis]:
+        """Aalyses of the project files that are not open, cached while neither the file
+        (its mtime) nor an open buffer it imports changes. One thread at a time builds them."""
+        with self.project_lock:
+            return list(self._closed_analyses(overlay))
+
+    def _closed_analyses(self, overlay: dict[str, str]) -> Iterable[Analysis]:
         for path in self.project_files():
             real = os.path.realpath(path)
-            if real in open_docs:
+            if real in overlay:
                 continue
             try:
                 mtime = os.stat(real).st_mtime
+            except OSError:
+                continue
+            cached = self.closed.get(real)
+            if cached is not None and cached[0] == mtime and all(overlay.get(f) == t for f, t in cached[1].items()):
+                yield cached[2]
+                continue
+            try:
                 with open(real, encoding="utf-8") as handle:
                     text = handle.read()
             except (OSError, UnicodeDecodeError):
                 continue
-            cached = self.closed.get(real)
-            if cached is None or cached[0] != (mtime, key):
-                cached = ((mtime, key), analyze(path, text, overlay))
-                self.closed[real] = cached
-            yield cached[1]
+            result = analyze(path, text, overlay)
+            self.closed[real] = (mtime, {f: overlay.get(f) for f in result.files}, result)
+            yield result
 
     def read_only(self, real: str) -> bool:
         """Files a rename must not touch: the standard library, and files outside the workspace."""
@@ -284,13 +341,9 @@ def create_server() -> ConvergeServer:
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     @safe("formatting")
     def on_formatting(ls: ConvergeServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:
-        from ..diagnostics import ConvergeError
-        from ..syntax.format import format_source
-
         doc = ls.workspace.get_text_document(params.text_document.uri)
-        try:
-            formatted = format_source(doc.source, ls.path_of(params.text_document.uri))
-        except ConvergeError:
+        formatted = ls.format_text(doc.source, ls.path_of(params.text_document.uri))
+        if formatted is None:
             return None  # a file with a syntax error is left as it is; its diagnostic says why
         if formatted == doc.source:
             return []
