@@ -356,3 +356,21 @@ async def test_code_lenses_run_tests_and_publish_failures(client: LanguageClient
     change_doc(client, u, text)
     await diagnostics(client, u, lambda ds: not ds)
     close_doc(client, u)
+
+
+async def test_positions_count_utf16_units(client: LanguageClient, tmp_path: Path) -> None:
+    """Columns after a character outside the BMP differ between code points and UTF-16."""
+    path = tmp_path / "emoji.cvg"
+    text = 'relation tag(s: str, n: int)\nrelation e(n: int)\ntag("🙂🙂", 1). e(n) :- tag("🙂", n), nope(n).\n'
+    path.write_text(text, encoding="utf-8")
+    u = open_doc(client, path)
+    diags = await diagnostics(client, u, lambda ds: any(d.code == "E200" for d in ds))
+    d = next(d for d in diags if d.code == "E200")
+    line = text.split("\n")[2]
+    utf16 = len(line[:line.index("nope")].encode("utf-16-le")) // 2
+    assert d.range.start == lsp.Position(2, utf16)
+    at = lsp.Position(2, len(line[:line.index("tag(\"🙂\", n)")].encode("utf-16-le")) // 2 + 1)
+    hover = await client.text_document_hover_async(lsp.HoverParams(ident(path), at))
+    assert hover is not None and "relation tag(s: str, n: int)" in hover.contents.value
+    assert hover.range.start.character == at.character - 1
+    close_doc(client, u)

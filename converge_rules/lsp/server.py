@@ -20,7 +20,7 @@ import functools
 import logging
 import os
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -86,9 +86,37 @@ class ConvergeServer(LanguageServer):
             return self.good[uri]
         return current
 
+    # ---------------------------------------------------------------- positions
+    # The analysis counts columns in code points; the client counts in its position
+    # encoding (UTF-16 unless it offers another): convert at the edge, both ways.
+    def lines_of(self, uri: str) -> Sequence[str]:
+        if uri in self.workspace.text_documents:
+            return self.workspace.get_text_document(uri).lines
+        try:
+            with open(self.path_of(uri), encoding="utf-8") as handle:
+                return tuple(handle.read().splitlines(True))
+        except (OSError, UnicodeDecodeError):
+            return ()
+
+    def at(self, uri: str, position: lsp.Position) -> tuple[int, int]:
+        """A client position as (line, code point column)."""
+        p = self.workspace.position_codec.position_from_client_units(self.lines_of(uri), position)
+        return p.line, p.character
+
+    def out(self, uri: str, rng: lsp.Range) -> lsp.Range:
+        """A range in code points as the client counts."""
+        return self.workspace.position_codec.range_to_client_units(self.lines_of(uri), rng)
+
+    def out_locations(self, locations: list[lsp.Location] | None) -> list[lsp.Location] | None:
+        if locations is None:
+            return None
+        return [lsp.Location(uri=loc.uri, range=self.out(loc.uri, loc.range)) for loc in locations]
+
     def publish(self, uri: str) -> None:
         result = self.analysis(uri)
         diags = diagnostics_for(result.diagnostics, result.real, result.text) + self.test_diagnostics.get(uri, [])
+        for d in diags:
+            d.range = self.out(uri, d.range)
         doc = self.workspace.get_text_document(uri)
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags,
                                                                               version=doc.version))
@@ -293,25 +321,31 @@ def create_server() -> ConvergeServer:
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     @safe("hover")
     def on_hover(ls: ConvergeServer, params: lsp.HoverParams) -> lsp.Hover | None:
-        return hover.hover(ls.navigable(params.text_document.uri), params.position.line, params.position.character)
+        uri = params.text_document.uri
+        result = hover.hover(ls.navigable(uri), *ls.at(uri, params.position))
+        if result is not None and result.range is not None:
+            result.range = ls.out(uri, result.range)
+        return result
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     @safe("definition")
     def on_definition(ls: ConvergeServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
-        return navigation.definition(ls.navigable(params.text_document.uri), params.position.line,
-                                     params.position.character)
+        uri = params.text_document.uri
+        return ls.out_locations(navigation.definition(ls.navigable(uri), *ls.at(uri, params.position)))
 
     @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
     @safe("references")
     def on_references(ls: ConvergeServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
-        return navigation.references(ls.navigable(params.text_document.uri), params.position.line,
-                                     params.position.character, params.context.include_declaration, ls.project)
+        uri = params.text_document.uri
+        return ls.out_locations(navigation.references(ls.navigable(uri), *ls.at(uri, params.position),
+                                                      params.context.include_declaration, ls.project))
 
     @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
     @safe("prepare rename")
     def on_prepare_rename(ls: ConvergeServer, params: lsp.PrepareRenameParams) -> lsp.Range | None:
-        return navigation.prepare_rename(ls.navigable(params.text_document.uri), params.position.line,
-                                         params.position.character)
+        uri = params.text_document.uri
+        rng = navigation.prepare_rename(ls.navigable(uri), *ls.at(uri, params.position))
+        return None if rng is None else ls.out(uri, rng)
 
     @server.feature(lsp.TEXT_DOCUMENT_RENAME)
     def on_rename(ls: ConvergeServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
@@ -319,8 +353,13 @@ def create_server() -> ConvergeServer:
 
         def run() -> Any:
             try:
-                return navigation.rename(ls.navigable(params.text_document.uri), params.position.line,
-                                         params.position.character, params.new_name, ls.project, ls.read_only)
+                uri = params.text_document.uri
+                edit = navigation.rename(ls.navigable(uri), *ls.at(uri, params.position), params.new_name,
+                                         ls.project, ls.read_only)
+                for target, edits in (edit.changes or {}).items() if edit is not None else ():
+                    for e in edits:
+                        e.range = ls.out(target, e.range)
+                return edit
             except navigation.RenameError as err:
                 return err
         result = guarded(ls, "rename", run)
@@ -333,9 +372,9 @@ def create_server() -> ConvergeServer:
     def on_completion(ls: ConvergeServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         doc = ls.workspace.get_text_document(params.text_document.uri)
         lines = doc.source.split("\n")
-        line = lines[params.position.line] if params.position.line < len(lines) else ""
-        items = completion.complete(ls.navigable(params.text_document.uri), line[:params.position.character],
-                                    params.position.line)
+        line = lines[params.position.line].rstrip("\r") if params.position.line < len(lines) else ""
+        line_no, col = ls.at(params.text_document.uri, params.position)
+        items = completion.complete(ls.navigable(params.text_document.uri), line[:col], line_no)
         return lsp.CompletionList(is_incomplete=False, items=items)
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
@@ -349,12 +388,17 @@ def create_server() -> ConvergeServer:
             return []
         lines = doc.source.split("\n")
         end = lsp.Position(len(lines) - 1, len(lines[-1]))
-        return [lsp.TextEdit(range=lsp.Range(lsp.Position(0, 0), end), new_text=formatted)]
+        rng = ls.out(params.text_document.uri, lsp.Range(lsp.Position(0, 0), end))
+        return [lsp.TextEdit(range=rng, new_text=formatted)]
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @safe("document symbols")
     def on_symbols(ls: ConvergeServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
-        return symbols.document_symbols(ls.navigable(params.text_document.uri))
+        uri = params.text_document.uri
+        found = symbols.document_symbols(ls.navigable(uri))
+        for sym in found:
+            sym.range, sym.selection_range = ls.out(uri, sym.range), ls.out(uri, sym.selection_range)
+        return found
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
     @safe("code lens")
