@@ -46,6 +46,8 @@ from workloads import BENCH_DIR, BY_NAME, WORKLOADS, Size, Workload  # noqa: E40
 REPO_DIR = BENCH_DIR.parent
 OUT_DIR = BENCH_DIR / "out"
 DEFAULT_JSON = OUT_DIR / "results.json"
+PEERS_DIR = BENCH_DIR / "peers"
+PEERS = {"clingo": "clingo_peer.py", "pyDatalog": "pydatalog_peer.py"}  # name -> runner script
 
 
 class BenchError(Exception):
@@ -200,6 +202,12 @@ class Row:
     hand_summary: Summary | None = None
     engine_timeout: bool = False
     hand_timeout: bool = False
+    peer_runs: dict[str, list[Run]] = field(default_factory=dict)
+    peer_timeout: dict[str, bool] = field(default_factory=dict)
+    peer_summary: dict[str, Summary] = field(default_factory=dict)
+
+    def peer_s(self, name: str) -> float | None:
+        return None if self.peer_timeout.get(name) else self._median(self.peer_runs.get(name, []))
 
     @staticmethod
     def _median(runs: list[Run]) -> float | None:
@@ -275,6 +283,11 @@ class Row:
                                if self.hand_summary else None),
             "engine_runs": runs(self.engine_runs),
             "hand_runs": runs(self.hand_runs),
+            "peers": {name: {"median_s": self.peer_s(name), "timeout": self.peer_timeout.get(name, False),
+                             "peak_mb": self._peak(rs), "runs": runs(rs),
+                             "relations": (self.peer_summary[name].relations
+                                           if name in self.peer_summary else None)}
+                      for name, rs in sorted(self.peer_runs.items())},
         }
 
 
@@ -365,6 +378,20 @@ def bench_one(wl: Workload, size: Size, args: argparse.Namespace,
             log(f"  {tag}: {side} run {i + 1}/{args.runs}: "
                 f"{run.seconds:.3f}s, {run.peak_mb:.1f} MB")
 
+    for name in args.peers:
+        cmd = [sys.executable, str(PEERS_DIR / PEERS[name]), wl.rules_path.stem, str(data)]
+        runs: list[Run] = row.peer_runs.setdefault(name, [])
+        for i in range(args.runs):
+            run = measure(cmd, args.peer_timeout)
+            runs.append(run)
+            if run.timed_out:
+                row.peer_timeout[name] = True
+                log(f"  {tag}: {name} run {i + 1}/{args.runs}: TIMEOUT after {args.peer_timeout:g}s")
+                break
+            summary = _check_run(f"{tag} ({name})", run)
+            row.peer_summary.setdefault(name, summary)
+            log(f"  {tag}: {name} run {i + 1}/{args.runs}: {run.seconds:.3f}s, {run.peak_mb:.1f} MB")
+
     _check_counts(wl, size, row)
     return row
 
@@ -382,6 +409,11 @@ def _check_counts(wl: Workload, size: Size, row: Row) -> None:
             if row.facts_out != want:
                 raise BenchError(f"{tag}: hand loop gives {wl.output} = "
                                  f"{row.facts_out}, expected {want}")
+    for name, peer in sorted(row.peer_summary.items()):
+        want = (hand or eng).relations if (hand or eng) else {}
+        if wl.output in want and peer.relations.get(wl.output) != want[wl.output]:
+            raise BenchError(f"{tag}: {name} gives {wl.output} = {peer.relations.get(wl.output)}, "
+                             f"expected {want[wl.output]}")
     if eng is None:
         return
     tier = eng.fields.get("tier")
@@ -412,7 +444,11 @@ HEADERS = ["workload", "size", "facts out", "engine s", "hand s",
            "engine/hand", "engine MB", "hand MB"]
 
 
-def _cells(row: Row) -> list[str]:
+def headers(peers: list[str]) -> list[str]:
+    return HEADERS + [f"{name} s" for name in peers]
+
+
+def _cells(row: Row, peers: list[str] = ()) -> list[str]:
     def secs(v: float | None, timed_out: bool) -> str:
         return "timeout" if timed_out else ("-" if v is None else f"{v:.3f}")
 
@@ -425,25 +461,27 @@ def _cells(row: Row) -> list[str]:
             secs(row.hand_s, row.hand_timeout),
             "-" if row.ratio is None else f"{row.ratio:.1f}x",
             mb(row.engine_mb, row.engine_mb_floored),
-            mb(row.hand_mb, row.hand_mb_floored)]
+            mb(row.hand_mb, row.hand_mb_floored)] + [
+            secs(row.peer_s(name), row.peer_timeout.get(name, False)) for name in peers]
 
 
-def format_table(rows: list[Row], markdown: bool = False) -> str:
-    body = [_cells(r) for r in rows]
+def format_table(rows: list[Row], markdown: bool = False, peers: list[str] = ()) -> str:
+    cols = headers(list(peers))
+    body = [_cells(r, peers) for r in rows]
     left = {0, 1}               # text columns; the rest are right-aligned
     if markdown:
-        out = ["| " + " | ".join(HEADERS) + " |",
+        out = ["| " + " | ".join(cols) + " |",
                "|" + "|".join("---" if i in left else "--:"
-                              for i in range(len(HEADERS))) + "|"]
+                              for i in range(len(cols))) + "|"]
         out += ["| " + " | ".join(r) + " |" for r in body]
         return "\n".join(out)
-    widths = [max(len(x) for x in col) for col in zip(HEADERS, *body)]
+    widths = [max(len(x) for x in col) for col in zip(cols, *body)]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.ljust(w) if i in left else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
-    return "\n".join([line(HEADERS), line(["-" * w for w in widths])]
+    return "\n".join([line(cols), line(["-" * w for w in widths])]
                      + [line(r) for r in body])
 
 
@@ -503,12 +541,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default benchmarks/out/results.json)")
     p.add_argument("--markdown", action="store_true",
                    help="print the table as Markdown (for the README)")
+    p.add_argument("--peers", nargs="?", const=",".join(PEERS), default="", metavar="NAME[,NAME]",
+                   help="also run the same programs on other engines, checking counts: "
+                        + ", ".join(PEERS) + " (default: all of them)")
+    p.add_argument("--peer-timeout", type=float, default=120.0, metavar="SEC",
+                   help="kill a single peer run after SEC seconds (default 120)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no per-run progress on stderr")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
     args.timeout = args.timeout if args.timeout > 0 else None
+    args.peers = [n.strip() for n in args.peers.split(",") if n.strip()]
+    unknown_peers = [n for n in args.peers if n not in PEERS]
+    if unknown_peers:
+        p.error(f"unknown peer(s): {', '.join(unknown_peers)}; choose from {', '.join(PEERS)}")
     args.engine = shlex.split(args.engine) if args.engine else default_engine()
     if not args.engine:
         p.error("--engine must not be empty")
@@ -562,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         error = "interrupted"
 
     if rows:
-        print(format_table(rows, markdown=args.markdown))
+        print(format_table(rows, markdown=args.markdown, peers=args.peers))
     load_after = os.getloadavg()
     if load_after[0] >= 0.5 * cpus + 1 and load_before[0] < 0.5 * cpus:
         warn(f"warning: load average rose to {load_after[0]:.2f} during the "
