@@ -36,12 +36,25 @@ _WORDING = {
 
 
 def builtin_docs() -> dict[str, BuiltinDoc]:
-    """Every builtin the type checker knows, sorted by name, with signature and doc."""
+    """Every builtin the type checker knows, sorted by name, with signature and doc.
+
+    An entry of ``BUILTINS`` is ``(arity, result_type_fn)`` today; a catalogue entry
+    (with ``signatures``, ``arg_names`` and ``doc``) is read for its own wording."""
     from ..compile.types import BUILTINS
 
     out = {}
     for name in sorted(BUILTINS):
-        arity = BUILTINS[name][0]
+        entry = BUILTINS[name]
+        signatures = getattr(entry, "signatures", None)
+        if signatures:
+            names = tuple(getattr(entry, "arg_names", ()) or ())
+            shown = []
+            for sig in signatures:
+                params = [f"{names[i] if i < len(names) else f'a{i + 1}'}: {t}" for i, t in enumerate(sig.params)]
+                shown.append(f"{name}({', '.join(params)}) -> {sig.result}")
+            out[name] = BuiltinDoc(name, "\n".join(shown), str(getattr(entry, "doc", "") or ""))
+            continue
+        arity = entry[0] if isinstance(entry, tuple) else 0
         signature, doc = _WORDING.get(name, (f"{name}({', '.join(f'a{i + 1}' for i in range(arity))})", ""))
         out[name] = BuiltinDoc(name, signature, doc)
     return out
