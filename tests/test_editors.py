@@ -71,3 +71,20 @@ def test_grammar_scopes_on_a_sample_line() -> None:
     assert comment.search("x(1).  # a comment") and not comment.search("# converge: disable=W100")
     suppression = re.compile(grammar["suppression"]["match"]).search("p(x).  # converge: disable=W100, W101")
     assert suppression and suppression.group(4).strip() == "W100, W101"
+
+
+def test_lsp_command_is_listed_and_documented() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
+    top = subprocess.run([sys.executable, "-m", "converge_rules", "--help"], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=60)
+    assert top.returncode == 0 and "\n  lsp " in top.stdout
+    helped = subprocess.run([sys.executable, "-m", "converge_rules", "lsp", "--help"], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=60)
+    assert helped.returncode == 0 and "language server" in helped.stdout
+    docs = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
+    for editor in ("VS Code", "Neovim", "Helix", "Emacs"):
+        assert f"## {editor}" in docs
