@@ -63,3 +63,31 @@ def test_every_atom_of_every_example_resolves_to_a_declaration() -> None:
             text = TEXTS[path].split("\n")[occ.line][occ.col:occ.end_col]
             if occ.symbol[0] in ("relation", "var", "builtin"):
                 assert text == occ.symbol[-1], (path, occ, text)
+
+
+def test_rename_across_an_import_changes_only_the_relation_part(tmp_path: Path) -> None:
+    common = tmp_path / "common.cvg"
+    main = tmp_path / "main.cvg"
+    common.write_text("input relation edge(a: str, b: str)\n", encoding="utf-8")
+    text = 'import "./common.cvg" as common\nrelation p(a: str)\np(x) :- common.edge(x, _).\n'
+    main.write_text(text, encoding="utf-8")
+    a_main = analyze(str(main), text)
+    a_common = analyze(str(common), common.read_text(encoding="utf-8"))
+    col = text.split("\n")[2].index("edge")
+    edit = navigation.rename(a_main, 2, col, "link", lambda: [a_common], lambda f: False)
+    assert edit is not None and edit.changes is not None
+    changes = {uri.rsplit("/", 1)[-1]: [(e.range.start.line, e.range.start.character, e.range.end.character)
+                                        for e in edits] for uri, edits in edit.changes.items()}
+    assert changes == {"common.cvg": [(0, 15, 19)], "main.cvg": [(2, col, col + 4)]}
+    # the module part goes to the imported file; the file is not renamed
+    defs = navigation.definition(a_main, 2, col - 3)
+    assert defs and defs[0].uri.endswith("/common.cvg")
+    try:
+        navigation.rename(a_main, 2, col - 3, "other", lambda: [a_common], lambda f: False)
+    except navigation.RenameError as err:
+        assert "module cannot be renamed" in str(err)
+    else:
+        raise AssertionError("renaming a module should be refused")
+    # an edit of the importer's text does not change the imported file's analysis
+    refs = navigation.references(a_main, 2, col, True, lambda: [a_common])
+    assert refs is not None and len(refs) == 2

@@ -51,6 +51,7 @@ class ConvergeServer(LanguageServer):
         # real path -> (mtime, {imported file: open buffer text or None}, analysis) of files not open
         self.closed: dict[str, tuple[float, dict[str, str | None], Analysis]] = {}
         self.project_lock = threading.Lock()
+        self.main_loop: asyncio.AbstractEventLoop | None = None
         self.formatted: tuple[str, str, str | None] | None = None     # (text, path, formatted) last asked
 
     # ---------------------------------------------------------------- documents
@@ -250,13 +251,23 @@ def guarded(server: LanguageServer, what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except Exception as err:  # the server must outlive any bug in one request
-        log.exception("converge lsp: %s failed", what)
-        try:
-            server.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Error,
-                                                           message=f"converge: {what} failed: {type(err).__name__}: {err}"))
-        except Exception:
-            pass
+        report_failure(server, what, err)
         return None
+
+
+def report_failure(server: LanguageServer, what: str, err: Exception) -> None:
+    """Log a failed handler to stderr and to the client's log (sent from the event loop)."""
+    log.exception("converge lsp: %s failed", what)
+    params = lsp.LogMessageParams(type=lsp.MessageType.Error,
+                                  message=f"converge: {what} failed: {type(err).__name__}: {err}")
+    loop = getattr(server, "main_loop", None)
+    try:
+        if loop is not None and threading.current_thread() is not threading.main_thread():
+            loop.call_soon_threadsafe(server.window_log_message, params)
+        else:
+            server.window_log_message(params)
+    except Exception:
+        pass
 
 
 def safe(what: str) -> Callable:
@@ -277,6 +288,7 @@ def create_server() -> ConvergeServer:
     @server.feature(lsp.INITIALIZE)
     @safe("initialize")
     def initialize(ls: ConvergeServer, params: lsp.InitializeParams) -> None:
+        ls.main_loop = asyncio.get_running_loop()
         options = params.initialization_options
         if isinstance(options, dict) and isinstance(options.get("debounce"), (int, float)):
             ls.debounce = max(0.0, float(options["debounce"]))
@@ -406,13 +418,18 @@ def create_server() -> ConvergeServer:
         return lenses.code_lenses(ls.navigable(params.text_document.uri), params.text_document.uri)
 
     @server.command(lenses.RUN_TESTS)
-    def run_tests(ls, uri, name=None):  # noqa: ANN001 - pygls converts the arguments by annotation
-        def run() -> Any:
-            summary, diags = lenses.run_tests(ls.analysis(uri), name)
+    async def run_tests(ls, uri, name=None):  # noqa: ANN001 - pygls converts the arguments by annotation
+        """Run the tests on a worker thread (requests are answered meanwhile), then publish."""
+        try:
+            analysis = ls.analysis(uri)
+            loop = asyncio.get_running_loop()
+            summary, diags = await loop.run_in_executor(ls.thread_pool, lenses.run_tests, analysis, name)
             ls.test_diagnostics[uri] = diags
             ls.publish(uri)
             return summary
-        return guarded(ls, "run tests", run)
+        except Exception as err:  # the server must outlive any bug in one request
+            report_failure(ls, "run tests", err)
+            return None
 
     return server
 
