@@ -26,7 +26,6 @@ from ..diagnostics import Diagnostic, Span
 from ..syntax import ast
 
 Symbol = tuple
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -150,8 +149,6 @@ class _Indexer:
             self.result.files.append(real)
             for item in unit.source.items:
                 self.item(unit, real, item)
-        if not frontend.units and self.result.source is not None:
-            pass  # the root parsed but did not load (cannot happen today); nothing to index
         for occs in self.result.occurrences.values():
             occs.sort(key=lambda o: (o.line, o.col, -o.end_col))
 

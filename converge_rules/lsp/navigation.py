@@ -7,7 +7,6 @@ indexed); a variable lives in one rule, so it is found in that rule only.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Callable, Iterable
 

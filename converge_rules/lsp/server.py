@@ -22,9 +22,10 @@ import os
 import threading
 from typing import Any, Callable, Iterable, Sequence
 
+import attrs
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import to_fs_path
 
 from .analysis import Analysis, analyze
 from .convert import diagnostics_for
@@ -115,9 +116,8 @@ class ConvergeServer(LanguageServer):
 
     def publish(self, uri: str) -> None:
         result = self.analysis(uri)
-        diags = diagnostics_for(result.diagnostics, result.real, result.text) + self.test_diagnostics.get(uri, [])
-        for d in diags:
-            d.range = self.out(uri, d.range)
+        found = diagnostics_for(result.diagnostics, result.real, result.text) + self.test_diagnostics.get(uri, [])
+        diags = [attrs.evolve(d, range=self.out(uri, d.range)) for d in found]  # the kept ones stay in code points
         doc = self.workspace.get_text_document(uri)
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diags,
                                                                               version=doc.version))
