@@ -91,3 +91,23 @@ def test_rename_across_an_import_changes_only_the_relation_part(tmp_path: Path) 
     # an edit of the importer's text does not change the imported file's analysis
     refs = navigation.references(a_main, 2, col, True, lambda: [a_common])
     assert refs is not None and len(refs) == 2
+
+
+def test_diagnostics_are_those_of_check() -> None:
+    """The server reports what `converge check` reports: same codes, messages, notes, positions."""
+    from converge_rules.lint import check_file
+
+    files = [*FILES, *sorted(ROOT.glob("tests/golden/**/*.cvg"))]
+    assert len(files) > 20
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        mine = [(d.code, d.message, d.notes, d.span.line, d.span.col) for d in analyze(str(path), text).diagnostics]
+        theirs = [(d.code, d.message, d.notes, d.span.line, d.span.col) for d in check_file(str(path))]
+        assert mine == theirs, path
+
+
+def test_disabled_warning_codes_are_not_reported(tmp_path: Path) -> None:
+    path = tmp_path / "w.cvg"
+    text = 'relation e(a: str, b: str)\nrelation p(a: str)\ne("a", "b").\np(x) :- e(x, y).\n'
+    assert "W100" in [d.code for d in analyze(str(path), text).diagnostics]
+    assert "W100" not in [d.code for d in analyze(str(path), text, disabled=frozenset({"W100"})).diagnostics]

@@ -103,8 +103,10 @@ class _Texts:
         return lines[line - 1] if 0 < line <= len(lines) else None
 
 
-def analyze(path: str, text: str, overlay: Mapping[str, str] | None = None) -> Analysis:
-    """Compile ``path`` holding ``text`` (other open buffers in ``overlay``), lint it, index it."""
+def analyze(path: str, text: str, overlay: Mapping[str, str] | None = None,
+            disabled: frozenset[str] = frozenset()) -> Analysis:
+    """Compile ``path`` holding ``text`` (other open buffers in ``overlay``), lint it (without
+    the ``disabled`` warning codes, as ``check --disable``), index it."""
     from ..compile.pipeline import compile_sources
     from ..lint import run_lints
     from ..lint.suppress import is_suppressed
@@ -116,7 +118,7 @@ def analyze(path: str, text: str, overlay: Mapping[str, str] | None = None) -> A
     result.compilation = compilation
     result.source = next((u.source for u in compilation.frontend.units if u.prefix == ""), None)
     source_lines = _Texts(texts)
-    diags = list(compilation.diagnostics) + run_lints(compilation)
+    diags = list(compilation.diagnostics) + run_lints(compilation, disabled)
     result.diagnostics = [d for d in diags if not is_suppressed(d, source_lines)]  # type: ignore[arg-type]
     _Indexer(result, source_lines).run()
     return result

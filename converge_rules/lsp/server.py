@@ -45,6 +45,7 @@ class ConvergeServer(LanguageServer):
 
         super().__init__(NAME, __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.debounce = DEFAULT_DEBOUNCE
+        self.disabled: frozenset[str] = frozenset()  # warning codes not reported (initializationOptions "disable")
         self.analyses: dict[str, tuple[int | None, Analysis]] = {}   # uri -> (version, analysis)
         self.good: dict[str, Analysis] = {}                          # uri -> last analysis that parsed
         self.pending: dict[str, asyncio.TimerHandle] = {}
@@ -75,7 +76,7 @@ class ConvergeServer(LanguageServer):
         cached = self.analyses.get(uri)
         if cached is not None and cached[0] == doc.version and cached[1].text == doc.source:
             return cached[1]
-        result = analyze(self.path_of(uri), doc.source, self.overlay())
+        result = analyze(self.path_of(uri), doc.source, self.overlay(), self.disabled)
         self.analyses[uri] = (doc.version, result)
         if result.source is not None:
             self.good[uri] = result
@@ -147,7 +148,7 @@ class ConvergeServer(LanguageServer):
              overlay: dict[str, str]) -> None:
         """(On a worker thread.) Analyse, hand the results to the loop, then prepare formatting and the project."""
         for target, (version, text, path) in snapshot.items():
-            result = analyze(path, text, overlay)
+            result = analyze(path, text, overlay, self.disabled)
             loop.call_soon_threadsafe(self.done, target, version, result)
         version, text, path = snapshot[uri]
         self.format_text(text, path)
@@ -292,6 +293,10 @@ def create_server() -> ConvergeServer:
         options = params.initialization_options
         if isinstance(options, dict) and isinstance(options.get("debounce"), (int, float)):
             ls.debounce = max(0.0, float(options["debounce"]))
+        if isinstance(options, dict) and isinstance(options.get("disable"), list):
+            from ..lint import WARNING_CODES
+
+            ls.disabled = frozenset(str(c).upper() for c in options["disable"]) & frozenset(WARNING_CODES)
         from ..syntax.format import format_source
 
         format_source("relation warm(x: int)\n", "<warm-up>")  # build the parsers now, not on the first keystroke
