@@ -24,7 +24,10 @@ RESULT_FORMAT = "converge-result/1"
 TRACE_FORMAT = "converge-trace/1"
 
 
-def _file_sha(path: str) -> str | None:
+def _file_sha(path: Any) -> str | None:
+    text = getattr(path, "text", None)
+    if isinstance(text, str):  # facts given as text (io.FactText): hash the text itself
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
         with open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
@@ -36,6 +39,8 @@ def _fact_label(source: Any) -> str:
     """A facts path as given, or a database URL without its password."""
     from .io.database import is_database_url, redact
 
+    if hasattr(source, "text"):  # facts given as text (io.FactText): its name
+        return source.name
     text = str(source)
     return redact(text) if is_database_url(text) else text
 
@@ -44,6 +49,8 @@ def _fact_entry(source: Any) -> dict[str, Any]:
     """A facts source in a trace header: its path (or URL without password), SHA-256 of a file,
     and a database's ``--table`` queries (so a replay reads the same)."""
     label = _fact_label(source)
+    if hasattr(source, "text"):
+        return {"path": label, "sha256": _file_sha(source)}
     if label != str(source) or "://" in label or not isinstance(source, str):
         entry: dict[str, Any] = {"path": label, "sha256": None}
         tables = getattr(source, "tables", ())
@@ -51,6 +58,11 @@ def _fact_entry(source: Any) -> dict[str, Any]:
             entry["tables"] = [list(t) for t in tables]
         return entry
     return {"path": source, "sha256": _file_sha(source)}
+
+
+def _source_name(source: Any) -> str:
+    """A facts file's path, or the name of facts given as text (io.FactText)."""
+    return source.name if hasattr(source, "text") else str(source)
 
 
 def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
@@ -162,13 +174,14 @@ class RuleSet:
         return sorted(seen.items())
 
     def run(self, facts: Mapping[str, Iterable[Sequence[Any] | Mapping[str, Any]]] | None = None,
-            fact_files: Sequence[str] = (), budget: Budget | None = None, *,
+            fact_files: Sequence[Any] = (), budget: Budget | None = None, *,
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
             progress: Any = None, tool_isolation: str = "thread",
             _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
-        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
+        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``
+        (paths, or ``io.FactText`` for facts given as text, such as standard input).
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
@@ -215,7 +228,7 @@ class RuleSet:
         return result
 
 
-    def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
+    def _evaluate(self, facts: Any, fact_files: Sequence[Any], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
                   timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
                   tool_isolation: str = "thread", analyze: bool = False) -> Any:

@@ -19,6 +19,8 @@ from typing import Any, NoReturn, Sequence
 
 import click
 
+from .commands.stdin import STDIN_OPTIONS
+
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_TIER = {"converged": 0, "degraded": 3, "bounded": 4, "failed": 5}
 EXIT_ABSENT = 6
@@ -113,8 +115,11 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
     tools: dict[str, Any] = {}
     for spec in opts.get("tools") or ():
         tools.update(load_tools(spec))
+    from .commands.stdin import fact_sources
+
     progress = _Progress() if sys.stderr.isatty() and not opts.get("quiet") else None
     try:
+        facts = fact_sources(facts, opts.get("facts_format"), opts.get("stdin_filename"))
         ruleset = load(list(rules))
         for w in ruleset.warnings:
             OUT.print(w.render(), err=True)
@@ -179,6 +184,7 @@ LAZY_COMMANDS = {
     "serve": "converge_rules.commands.serve:serve",
     "decisions": "converge_rules.commands.decisions:decisions",
     "batch": "converge_rules.commands.batch:batch",
+    "lsp": "converge_rules.commands.lsp:lsp",
 }
 
 
@@ -280,7 +286,7 @@ def _with(options: list[Any]) -> Any:
 
 @cli.command(epilog=EXAMPLE_RUN)
 @click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
+@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable); - reads standard input.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "summary"]), default="text", show_default=True)
 @click.option("--relation", "only", multiple=True, help="Show only this relation (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write one CSV file per relation into DIR.")
@@ -291,7 +297,7 @@ def _with(options: list[Any]) -> Any:
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the decision record to FILE: rules, inputs, tool results, outcome, facts and proofs "
                    "(explain it later with why/why-not/report/verify/query --record FILE).")
-@_with(_budget_options)
+@_with(_budget_options + STDIN_OPTIONS)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
         proofs: str | None, trace_file: str | None, record_file: str | None, **opts: Any) -> None:
     """Evaluate RULES over facts to a fixed point and print the result."""
@@ -348,7 +354,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
 
 @cli.command(epilog=EXAMPLE_WHY + "\n\nFrom a record: converge why --record r.json 'approved(\"a1\")'")
 @click.argument("args", nargs=-1, required=True)
-@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
+@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable); - reads standard input.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), help="Expand the proof tree at most N levels deep.")
 @click.option("--all", "all_", is_flag=True, help="List every derivation of the fact, not only the first.")
@@ -357,7 +363,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
 @click.option("--support", is_flag=True, help="Print the input facts the proof rests on instead of the tree.")
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Explain from the decision record FILE (no re-run, no tool call); give only the fact.")
-@_with(_budget_options)
+@_with(_budget_options + STDIN_OPTIONS)
 def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None, all_: bool, limit: int,
         support: bool, record_file: str | None, **opts: Any) -> None:
     """Explain why FACT holds: its proof tree down to input facts.

@@ -68,15 +68,17 @@ def run_lints(compilation: object, disabled: Iterable[str] = (), partition_by: s
     return sort_diagnostics(found)
 
 
-def check_file(path: str, disabled: Iterable[str] = (), partition_by: str | None = None) -> list[Diagnostic]:
+def check_file(path: str, disabled: Iterable[str] = (), partition_by: str | None = None,
+               text: str | None = None) -> list[Diagnostic]:
     """Errors and warnings for one root file (and the modules it imports), sorted by position.
 
     Inline ``# converge: disable=CODE`` comments are applied; ``disabled``
-    codes are not computed at all.
+    codes are not computed at all. ``text``, when given, is the file's text
+    (standard input, an editor buffer) instead of what is on disk.
     """
     from ..compile.pipeline import compile_sources
     from .suppress import is_suppressed
 
-    compilation = compile_sources([(path, None)], use_cache=False)
+    compilation = compile_sources([(path, text)], use_cache=False)
     diags = list(compilation.diagnostics) + run_lints(compilation, disabled, partition_by)
     return sort_diagnostics(d for d in diags if not is_suppressed(d))
