@@ -115,11 +115,11 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
     tools: dict[str, Any] = {}
     for spec in opts.get("tools") or ():
         tools.update(load_tools(spec))
-    from .commands.stdin import fact_sources
+    from .commands.stdin import fact_sources as stdin_sources
 
     progress = _Progress() if sys.stderr.isatty() and not opts.get("quiet") else None
     try:
-        facts = fact_sources(facts, opts.get("facts_format"), opts.get("stdin_filename"))
+        facts = stdin_sources(facts, opts.get("facts_format"), opts.get("stdin_filename"))
         ruleset = load(list(rules))
         for w in ruleset.warnings:
             OUT.print(w.render(), err=True)
@@ -267,10 +267,11 @@ def table_queries(values: Sequence[str]) -> dict[str, str]:
 
 
 def fact_sources(facts: Sequence[str], tables: dict[str, str] | None) -> list[Any]:
-    """``--facts`` values: paths stay paths, database URLs become ``DatabaseFacts`` with the ``--table`` queries."""
+    """``--facts`` values: paths (and facts read from standard input) stay as they are, database URLs become ``DatabaseFacts`` with the ``--table`` queries."""
     from .io.database import DatabaseFacts, is_database_url
 
-    out: list[Any] = [DatabaseFacts(f, tuple(sorted((tables or {}).items()))) if is_database_url(f) else f for f in facts]
+    out: list[Any] = [DatabaseFacts(f, tuple(sorted((tables or {}).items()))) if isinstance(f, str) and is_database_url(f)
+                      else f for f in facts]
     if tables and not any(isinstance(f, DatabaseFacts) for f in out):
         raise click.UsageError("--table needs a database in --facts (sqlite:///PATH.db or postgresql://...)")
     return out
