@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .values import dumps_json
 from .compile.pipeline import Compilation, compile_sources
@@ -24,12 +24,45 @@ RESULT_FORMAT = "converge-result/1"
 TRACE_FORMAT = "converge-trace/1"
 
 
-def _file_sha(path: str) -> str | None:
+def _file_sha(path: Any) -> str | None:
+    text = getattr(path, "text", None)
+    if isinstance(text, str):  # facts given as text (io.FactText): hash the text itself
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
         with open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
     except OSError:
         return None
+
+
+def _fact_label(source: Any) -> str:
+    """A facts path as given, or a database URL without its password."""
+    from .io.database import is_database_url, redact
+
+    if hasattr(source, "text"):  # facts given as text (io.FactText): its name
+        return source.name
+    text = str(source)
+    return redact(text) if is_database_url(text) else text
+
+
+def _fact_entry(source: Any) -> dict[str, Any]:
+    """A facts source in a trace header: its path (or URL without password), SHA-256 of a file,
+    and a database's ``--table`` queries (so a replay reads the same)."""
+    label = _fact_label(source)
+    if hasattr(source, "text"):
+        return {"path": label, "sha256": _file_sha(source)}
+    if label != str(source) or "://" in label or not isinstance(source, str):
+        entry: dict[str, Any] = {"path": label, "sha256": None}
+        tables = getattr(source, "tables", ())
+        if tables:
+            entry["tables"] = [list(t) for t in tables]
+        return entry
+    return {"path": source, "sha256": _file_sha(source)}
+
+
+def _source_name(source: Any) -> str:
+    """A facts file's path, or the name of facts given as text (io.FactText)."""
+    return source.name if hasattr(source, "text") else str(source)
 
 
 def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
@@ -91,6 +124,33 @@ class RuleSet:
         the version of the rule set a decision ran under."""
         return ruleset_digest(self.files)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A RuleSet pickles as its checked program (as the compile cache stores it), so batch
+        workers receive it once and never compile again."""
+        c = self._compilation
+        return {"roots": c.roots, "program": c.program, "strata": c.strata, "diagnostics": c.diagnostics}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Compilation(state["roots"], program=state["program"], strata=state["strata"],  # type: ignore[misc]
+                                  diagnostics=state["diagnostics"]))
+
+    def run_many(self, jobs: Iterable[Any], *, workers: int = 1, client: Any = None,
+                 relations: Sequence[str] | None = None, budget: Budget | None = None,
+                 on_failure: str | None = None, goals: Sequence[str] = (), tools: Mapping[str, Any] | None = None,
+                 tool_timeout: float | None = 30.0) -> Iterator[Any]:
+        """Run independent jobs, yielding one ``batch.JobResult`` per job in the jobs' order.
+
+        ``jobs`` holds ``batch.Job`` objects or ``(id, facts)`` pairs. They run in this process
+        (``workers=1``), on a pool of ``workers`` processes, or on a Dask cluster (``client``, a
+        ``distributed.Client``); the rule set is sent once per worker. One job's failure is
+        recorded in its result and never stops the others. ``relations`` chooses the facts kept
+        in each result (default: every relation that is not ``input``). ``tools`` are sent to the
+        workers, so on a pool or cluster they must be module-level functions (picklable)."""
+        from .batch.runner import BatchSettings, run_ordered
+
+        settings = BatchSettings.make(self, relations, budget, on_failure, goals, tools, tool_timeout)
+        return run_ordered(self, jobs, settings, workers=workers, client=client)
+
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
         if not compilation.ok:
@@ -116,13 +176,14 @@ class RuleSet:
         return sorted(seen.items())
 
     def run(self, facts: Mapping[str, Iterable[Sequence[Any] | Mapping[str, Any]]] | None = None,
-            fact_files: Sequence[str] = (), budget: Budget | None = None, *,
+            fact_files: Sequence[Any] = (), budget: Budget | None = None, *,
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
             progress: Any = None, tool_isolation: str = "thread",
             _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False, proofs: bool = True) -> "Result":
-        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
+        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``
+        (paths, or ``io.FactText`` for facts given as text, such as standard input).
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
@@ -164,21 +225,24 @@ class RuleSet:
         from .io.digests import content_sha256
 
         job_rules = sorted((p for p, _ in self._compilation.roots), key=os.path.abspath)
-        job_facts = sorted(fact_files, key=os.path.abspath)  # file order never changes a result
+        # file order never changes a result; a database is named without its password
+        job_facts = sorted(map(_fact_label, fact_files), key=os.path.abspath)
         # each file's SHA-256: `verify` refuses to read a file that does not match
         result.job = {"rules": job_rules, "facts": job_facts,
-                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts}}
+                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts if os.path.exists(p)}}
         result._ruleset_files = self.files
         result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                            "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
         return result
 
 
-    def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
+    def _evaluate(self, facts: Any, fact_files: Sequence[Any], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
                   timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
                   tool_isolation: str = "thread", analyze: bool = False, proofs: bool = True) -> Any:
         from .engine.loop import Engine
+
+        from .io.facts import LoadedFacts
 
         schema = self.program.schema()
         loaded = []
@@ -186,7 +250,9 @@ class RuleSet:
             from .io import load_fact_paths
 
             loaded.append(load_fact_paths(list(fact_files), schema))
-        if facts:
+        if isinstance(facts, LoadedFacts):  # already converted (a batch job's database rows)
+            loaded.append(facts)
+        elif facts:
             from .io import convert_facts
 
             loaded.append(convert_facts(facts, schema))
@@ -210,8 +276,9 @@ class RuleSet:
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
                   "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
-                  "facts": [{"path": p, "sha256": _file_sha(p)} for p in fact_files],
-                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
+                  "facts": [_fact_entry(p) for p in fact_files],
+                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
+                      facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         return outcome, inputs, events, header, effective

@@ -19,6 +19,8 @@ from typing import Any, NoReturn, Sequence
 
 import click
 
+from .commands.stdin import STDIN_OPTIONS
+
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_TIER = {"converged": 0, "degraded": 3, "bounded": 4, "failed": 5}
 EXIT_ABSENT = 6
@@ -70,32 +72,12 @@ def _fail_diagnostics(err: Any) -> NoReturn:
 def load_tools(spec: str) -> dict[str, Any]:
     """``module:object`` (a dict of callables) or ``module`` / ``module:submodule`` (its public functions);
     the module may be a ``.py`` file path. ``sys.path`` is never modified (see import_tools_module)."""
-    import inspect
+    from .engine.tools import ToolSpecError, load_tools_spec
 
-    from .engine.tools import import_tools_module
-
-    module_name, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
-    if attr and not attr.isidentifier():  # a Windows drive letter, not an attribute
-        module_name, attr = spec, ""
     try:
-        target: Any = import_tools_module(module_name)
-        if attr:
-            target = getattr(target, attr)
-    except Exception as err:
-        raise click.BadParameter(f"cannot load tools from {spec!r}: {type(err).__name__}: {err}", param_hint="--tools")
-    except SystemExit:
-        raise click.BadParameter(f"cannot load tools from {spec!r}: the module called exit()", param_hint="--tools")
-    if isinstance(target, dict):
-        tools = dict(target)
-    elif inspect.ismodule(target):
-        tools = {n: f for n, f in vars(target).items() if callable(f) and not n.startswith("_")
-                 and getattr(f, "__module__", None) == target.__name__}
-    else:
-        raise click.BadParameter(f"{spec!r} is neither a dict of callables nor a module", param_hint="--tools")
-    bad = sorted(n for n, f in tools.items() if not callable(f))
-    if bad:
-        raise click.BadParameter(f"tools {', '.join(bad)} in {spec!r} are not callable", param_hint="--tools")
-    return tools
+        return load_tools_spec(spec)
+    except ToolSpecError as err:
+        raise click.BadParameter(str(err), param_hint="--tools")
 
 
 class _Progress:
@@ -133,12 +115,15 @@ def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], t
     tools: dict[str, Any] = {}
     for spec in opts.get("tools") or ():
         tools.update(load_tools(spec))
+    from .commands.stdin import fact_sources as stdin_sources
+
     progress = _Progress() if sys.stderr.isatty() and not opts.get("quiet") else None
     try:
+        facts = stdin_sources(facts, opts.get("facts_format"), opts.get("stdin_filename"))
         ruleset = load(list(rules))
         for w in ruleset.warnings:
             OUT.print(w.render(), err=True)
-        return ruleset.run(fact_files=list(facts), budget=budget, tools=tools, workers=opts.get("workers") or 4,
+        return ruleset.run(fact_files=fact_sources(facts, opts.get("table")), budget=budget, tools=tools, workers=opts.get("workers") or 4,
                            tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
                            goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
                            progress=progress, all_proofs=all_proofs,
@@ -198,6 +183,8 @@ LAZY_COMMANDS = {
     "query": "converge_rules.commands.query:query",
     "serve": "converge_rules.commands.serve:serve",
     "decisions": "converge_rules.commands.decisions:decisions",
+    "batch": "converge_rules.commands.batch:batch",
+    "lsp": "converge_rules.commands.lsp:lsp",
 }
 
 
@@ -263,7 +250,31 @@ _budget_options = [
     click.option("--on-failure", callback=_policy, metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'."),
     click.option("--goal", "goal", multiple=True, metavar="RELATION", help="Prune agents that cannot contribute to RELATION (repeatable)."),
     click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr."),
+    click.option("--table", "table", multiple=True, metavar="REL=SQL", callback=lambda c, p, v: table_queries(v),
+                 help="With --facts sqlite:///... or postgresql://...: read relation REL with this SELECT (repeatable)."),
 ]
+
+
+def table_queries(values: Sequence[str]) -> dict[str, str]:
+    """``--table REL=SQL`` options as a dict (a usage error when one has no ``=``)."""
+    out: dict[str, str] = {}
+    for v in values:
+        rel, eq, query = v.partition("=")
+        if not eq or not rel.strip() or not query.strip():
+            raise click.BadParameter(f"expected REL=SQL, got {v!r}", param_hint="--table")
+        out[rel.strip()] = query
+    return out
+
+
+def fact_sources(facts: Sequence[str], tables: dict[str, str] | None) -> list[Any]:
+    """``--facts`` values: paths (and facts read from standard input) stay as they are, database URLs become ``DatabaseFacts`` with the ``--table`` queries."""
+    from .io.database import DatabaseFacts, is_database_url
+
+    out: list[Any] = [DatabaseFacts(f, tuple(sorted((tables or {}).items()))) if isinstance(f, str) and is_database_url(f)
+                      else f for f in facts]
+    if tables and not any(isinstance(f, DatabaseFacts) for f in out):
+        raise click.UsageError("--table needs a database in --facts (sqlite:///PATH.db or postgresql://...)")
+    return out
 
 
 def _with(options: list[Any]) -> Any:
@@ -276,7 +287,7 @@ def _with(options: list[Any]) -> Any:
 
 @cli.command(epilog=EXAMPLE_RUN)
 @click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
+@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable); - reads standard input.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "summary"]), default="text", show_default=True)
 @click.option("--relation", "only", multiple=True, help="Show only this relation (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Also write one CSV file per relation into DIR.")
@@ -288,7 +299,7 @@ def _with(options: list[Any]) -> Any:
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the decision record to FILE: rules, inputs, tool results, outcome, facts and proofs "
                    "(explain it later with why/why-not/report/verify/query --record FILE).")
-@_with(_budget_options)
+@_with(_budget_options + STDIN_OPTIONS)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
         proofs: str | None, trace_file: str | None, record_file: str | None, **opts: Any) -> None:
     """Evaluate RULES over facts to a fixed point and print the result."""
@@ -349,7 +360,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
 
 @cli.command(epilog=EXAMPLE_WHY + "\n\nFrom a record: converge why --record r.json 'approved(\"a1\")'")
 @click.argument("args", nargs=-1, required=True)
-@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
+@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable); - reads standard input.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), help="Expand the proof tree at most N levels deep.")
 @click.option("--all", "all_", is_flag=True, help="List every derivation of the fact, not only the first.")
@@ -358,7 +369,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
 @click.option("--support", is_flag=True, help="Print the input facts the proof rests on instead of the tree.")
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Explain from the decision record FILE (no re-run, no tool call); give only the fact.")
-@_with(_budget_options)
+@_with(_budget_options + STDIN_OPTIONS)
 def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None, all_: bool, limit: int,
         support: bool, record_file: str | None, **opts: Any) -> None:
     """Explain why FACT holds: its proof tree down to input facts.

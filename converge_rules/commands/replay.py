@@ -70,7 +70,11 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     except ConvergeError as err:
         _fail_diagnostics(err)
     header = loads_json(lines[0])
+    from ..io.database import DatabaseFacts, is_database_url
+
     for entry in header.get("rules", []) + header.get("facts", []):
+        if is_database_url(entry["path"]):
+            continue  # a database has no file hash: a changed database shows as a differing replay
         if _file_sha(entry["path"]) is None:
             OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
             sys.exit(EXIT_REPLAY_DIFFERS)
@@ -92,7 +96,9 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         ruleset = load([e["path"] for e in header["rules"]])
         budget = Budget(**header["budget"])
         facts = {k: [tuple(v) for v in vs] for k, vs in header.get("inline_facts", {}).items()}
-        result = ruleset.run(facts=facts or None, fact_files=[e["path"] for e in header["facts"]], budget=budget,
+        result = ruleset.run(facts=facts or None, fact_files=[DatabaseFacts(e["path"], tuple(map(tuple, e.get("tables", ()))))
+                                                                 if is_database_url(e["path"]) else e["path"]
+                                                                 for e in header["facts"]], budget=budget,
                              tools=host, on_failure=header.get("on_failure"), goals=header.get("goals", []),
                              trace=True, timestamps=bool(header.get("timestamps")),
                              _replay_tools=None if tools else recorded)

@@ -10,18 +10,19 @@ import click
 
 from ..cli import EXIT_OK, _budget_options, _fail_diagnostics, _run_job, _with, write_text
 from .common import no_job_options, open_record_or_exit, record_option
+from .stdin import STDIN_OPTIONS
 
 EXAMPLE = "Example: converge why-not examples/loans/loans.cvg --facts examples/loans/facts.json 'decision(\"l1\", \"approve\")'"
 
 
 @click.command("why-not", epilog=EXAMPLE)
 @click.argument("args", nargs=-1, required=True)
-@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
+@click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable); - reads standard input.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--depth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Also explain a missing premise of a derived relation, N-1 levels further.")
 @record_option
-@_with(_budget_options)
+@_with(_budget_options + STDIN_OPTIONS)
 def why_not(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int, record_file: str | None,
             **opts: Any) -> None:
     """Explain why FACT does not hold: the agents that could derive it and

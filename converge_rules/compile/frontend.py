@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Mapping
 
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
@@ -41,12 +42,24 @@ class Unit:
 
 
 class Frontend:
-    def __init__(self, virtual: dict[str, str] | None = None) -> None:
+    def __init__(self, virtual: dict[str, str] | None = None, overlay: Mapping[str, str] | None = None) -> None:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
         self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
         # path -> text: compile from these texts only (a decision record), never reading a file
         self.virtual = virtual
+        # Texts that replace files on disk, by real path (an editor's unsaved buffers).
+        self.overlay: Mapping[str, str] = overlay or {}
+
+    def parse(self, path: str) -> ast.SourceFile:
+        """Parse a file: from the overlay when it holds the file's text, else from the recorded
+        texts (a decision record), else from disk."""
+        text = self.overlay.get(os.path.realpath(path))
+        if text is not None:
+            return parse_text(text, path)
+        if self.virtual is not None:
+            return parse_text(self.virtual[path], path)
+        return parse_file(path)
 
     def _virtual_path(self, candidate: str) -> str | None:
         """The recorded file an import names: as written, then relative or absolute."""
@@ -78,7 +91,7 @@ class Frontend:
         keyed = sorted(roots, key=lambda r: os.path.abspath(r[0]))
         for path, text in keyed:
             try:
-                source = parse_text(text, path) if text is not None else parse_file(path)
+                source = parse_text(text, path) if text is not None else self.parse(path)
             except ConvergeError as err:
                 self.diags.extend(err.diagnostics)
                 continue
@@ -153,7 +166,7 @@ class Frontend:
         source = self.parsed.get(real)
         if source is None:
             try:
-                source = parse_file(target) if self.virtual is None else parse_text(self.virtual[target], target)
+                source = self.parse(target)
             except ConvergeError as err:
                 self.diags.extend(err.diagnostics)
                 return

@@ -330,3 +330,61 @@ class ProcessPool:
         for worker in self.idle:
             self._stop(worker)
         self.idle = []
+
+
+class ToolSpecError(ValueError):
+    """A ``--tools`` specification that names no usable tools."""
+
+
+def load_tools_spec(spec: str) -> dict[str, Callable[..., Any]]:
+    """The tools a ``--tools`` specification names: ``module:object`` (a dict of callables) or
+    ``module`` / ``module:submodule`` (its public functions); the module may be a ``.py`` path."""
+    import inspect
+
+    module_name, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if attr and not attr.isidentifier():  # a Windows drive letter, not an attribute
+        module_name, attr = spec, ""
+    try:
+        target: Any = import_tools_module(module_name)
+        if attr:
+            target = getattr(target, attr)
+    except Exception as err:
+        raise ToolSpecError(f"cannot load tools from {spec!r}: {type(err).__name__}: {err}") from None
+    except SystemExit:
+        raise ToolSpecError(f"cannot load tools from {spec!r}: the module called exit()") from None
+    if isinstance(target, dict):
+        tools = dict(target)
+    elif inspect.ismodule(target):
+        tools = {n: f for n, f in vars(target).items() if callable(f) and not n.startswith("_")
+                 and getattr(f, "__module__", None) == target.__name__}
+    else:
+        raise ToolSpecError(f"{spec!r} is neither a dict of callables nor a module")
+    bad = sorted(n for n, f in tools.items() if not callable(f))
+    if bad:
+        raise ToolSpecError(f"tools {', '.join(bad)} in {spec!r} are not callable")
+    return tools
+
+
+class ToolRef:
+    """A tool named by its ``--tools`` specification: it pickles as (spec, name), so a worker
+    process or a cluster node imports the module itself (a module imported from a path lives
+    under a private name that another process cannot resolve)."""
+
+    def __init__(self, spec: str, name: str):
+        self.spec = spec
+        self.name = name
+        self._fn: Callable[..., Any] | None = None
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"spec": self.spec, "name": self.name}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["spec"], state["name"])  # type: ignore[misc]
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fn is None:
+            self._fn = load_tools_spec(self.spec)[self.name]
+        return self._fn(*args)
+
+    def __repr__(self) -> str:
+        return f"ToolRef({self.spec!r}, {self.name!r})"

@@ -1002,8 +1002,11 @@ def read_result(path: str) -> tuple[dict[str, Any], str]:
 
 
 def _find(entry: str, result_path: str) -> str | None:
-    """A job path as written (relative to where `run` ran) or, failing that, relative to the result file."""
-    if os.path.exists(entry):
+    """A job path as written (relative to where `run` ran) or, failing that, relative to the result file;
+    a database URL as it is."""
+    from ..io.database import is_database_url
+
+    if is_database_url(entry) or os.path.exists(entry):
         return entry
     if not os.path.isabs(entry):
         beside = os.path.join(os.path.dirname(os.path.abspath(result_path)), entry)
@@ -1017,6 +1020,7 @@ def load_job(data: Mapping[str, Any], path: str, text: str | None = None) -> tup
     from ..compile.pipeline import compile_sources
     from ..io import load_fact_paths
 
+    from ..io.database import is_database_url
     from ..io.digests import content_sha256
 
     rules, facts = [], []
@@ -1024,6 +1028,9 @@ def load_job(data: Mapping[str, Any], path: str, text: str | None = None) -> tup
     for key, out in (("rules", rules), ("facts", facts)):
         for k, entry in enumerate(data["job"].get(key, [])):
             kind = "rule" if key == "rules" else "facts"
+            if key == "facts" and is_database_url(entry):  # read again through SELECTs, never quoted as a file
+                out.append(entry)
+                continue
             found = _find(entry, path)
             if found is None:
                 raise _located("E500", f"{kind} file of the job not found: {entry}",

@@ -111,15 +111,67 @@ class LoadedFacts:
     confidence: dict[str, dict[tuple, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FactText:
+    """Facts given as text rather than a file (standard input): ``name`` appears in
+    diagnostics and names the relation of a CSV/TSV text (``edge.csv``), ``format``
+    is a supported extension without the dot (``json``, ``jsonl``, ``csv``, ...)."""
+
+    name: str
+    text: str
+    format: str
+
+
+FACT_FORMATS = tuple(ext[1:] for ext in SUPPORTED_EXTENSIONS)
+
+
+def guess_format(text: str, name: str = "") -> str | None:
+    """The facts format of a text: from ``name``'s extension, else from the content
+    (one JSON document: ``json``; one JSON value per line: ``jsonl``); None when unsure."""
+    ext = _extension(name)
+    if ext in SUPPORTED_EXTENSIONS:
+        return ext[1:]
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        json.loads(text.lstrip("\ufeff"))
+        return "json"
+    except ValueError:
+        return "jsonl"
+
+
 # ---------------------------------------------------------------- public API
 
-def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
-    """Load fact files and directories; raise ``ConvergeError`` listing every problem."""
-    if isinstance(paths, (str, bytes, os.PathLike)):
+def load_fact_paths(paths: Sequence[Any], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
+    """Load fact files, directories and databases (``sqlite:///...``, ``postgresql://...`` or
+    ``database.DatabaseFacts``); raise ``ConvergeError`` listing every problem."""
+    if isinstance(paths, (str, bytes, os.PathLike, FactText)):
         paths = [paths]  # type: ignore[list-item]
     acc = _Accumulator()
     diagnostics: list[Diagnostic] = []
     for raw in paths:
+        if isinstance(raw, FactText):
+            if "." + raw.format not in SUPPORTED_EXTENSIONS:
+                diagnostics.append(_file_diag("E506", f"unsupported facts format {raw.format!r}", raw.name,
+                                              (f"supported: {', '.join(FACT_FORMATS)}",)))
+            else:
+                diagnostics.extend(_FileLoader(raw.name, schema, acc, raw.text, "." + raw.format).load())
+            continue
+        from .database import DatabaseFacts, is_database_url, load_database
+
+        if isinstance(raw, DatabaseFacts) or is_database_url(raw):
+            try:
+                loaded = load_database(raw, schema)  # type: ignore[arg-type]
+            except ConvergeError as err:
+                diagnostics.extend(err.diagnostics)
+                continue
+            for rel, rel_facts in loaded.facts.items():
+                acc.add_all(rel, rel_facts, loaded.sources[rel])
+            for rel, table in loaded.confidence.items():
+                for fact, value in table.items():
+                    acc.note_confidence(rel, fact, value)
+            continue
         path = _path_str(raw)
         try:
             st = os.stat(path)
@@ -269,6 +321,11 @@ class _Accumulator:
             existing.extend(facts)
         self.sources[relation].add(segment)
 
+    def add_all(self, relation: str, facts: list[tuple], sources: SourceList) -> None:
+        """Facts with their sources loaded elsewhere (a database)."""
+        self.add(relation, facts, ConstSegment("", 0, 0))
+        self.sources[relation].extend(sources)
+
     def result(self) -> LoadedFacts:
         return LoadedFacts(self.facts, self.sources, self.confidence)
 
@@ -321,8 +378,11 @@ def _is_file(entry: os.DirEntry) -> bool:
 class _FileLoader:
     """Loads one file (or the Python facts) and collects its diagnostics."""
 
-    def __init__(self, path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator):
+    def __init__(self, path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator,
+                 given: str | None = None, ext: str | None = None):
         self.path = path
+        self.given = given  # the text itself (standard input), not read from ``path``
+        self.ext = ext
         self.schema = schema
         self.acc = acc
         self.diags: list[Diagnostic] = []
@@ -430,10 +490,10 @@ class _FileLoader:
 
     # -- entry points
     def load(self) -> list[Diagnostic]:
-        text = self.read()
+        text = self.read() if self.given is None else self.given.removeprefix("\ufeff")
         if text is not None:
             self.text = text
-            ext = _extension(self.path)
+            ext = self.ext or _extension(self.path)
             self.escapes = _SURROGATE_ESCAPE.search(text) is not None
             try:
                 if ext == ".json":

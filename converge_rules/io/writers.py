@@ -39,7 +39,7 @@ import shutil
 import stat
 import sys
 import unicodedata
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..values import dumps_json, int_to_str
 from ..diagnostics import ConvergeError, Diagnostic, Span
@@ -101,18 +101,20 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(code, os.strerror(code), a)
 
 
-def _write_new_file(path: str, payload: bytes) -> None:
+def _write_new_file(path: str, payload: bytes | Iterable[bytes]) -> None:
     """Create ``path`` (which must not exist) with mode 0o666 & ~umask, write, fsync."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags, 0o666)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
+        for chunk in ([payload] if isinstance(payload, bytes) else payload):
+            handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def write_atomic(path: str, data: str | bytes) -> None:
-    """Replace ``path`` with ``data`` (str is written as UTF-8) atomically."""
+def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
+    """Replace ``path`` with ``data`` (str is written as UTF-8; an iterable of byte chunks is
+    streamed, so a large output need not be held in memory) atomically."""
     path = os.fspath(path)
     try:
         info = os.stat(path)
@@ -121,7 +123,8 @@ def write_atomic(path: str, data: str | bytes) -> None:
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise _fail("E507", f"refusing to write {path}: it is {_kind(info.st_mode)}, not a regular file", path,
                     ("give the path of a regular file (it is replaced atomically), or a new one",))
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    payload: bytes | Iterable[bytes] = (data.encode("utf-8") if isinstance(data, str)
+                                        else bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data)
     directory = os.path.dirname(os.path.abspath(path))
     temp: str | None = None
     try:

@@ -62,6 +62,11 @@ ERRORS: dict[str, str] = {
     "E507": "an output file cannot be written",
     "E508": "invalid confidence of an input fact",
     "E515": "a job file does not match the SHA-256 its result records",
+    "E520": "a facts database cannot be opened or read",
+    "E521": "a facts query is not one read-only SELECT",
+    "E530": "malformed batch jobs source",
+    "E531": "batch output cannot be used (not a batch result, or cannot be written)",
+    "E532": "the Dask scheduler cannot be reached",
 }
 
 
