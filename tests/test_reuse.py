@@ -94,3 +94,12 @@ def test_cli_run_unchanged(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     api = cr.load([str(rules)]).run(fact_files=[str(facts)])
     assert json.loads(out.stdout)["digest"] == api.digest
+
+
+def test_a_full_cache_starts_over_without_mixing_plans() -> None:
+    rs = cr.load_text(RULES, "t.cvg")
+    rs._code_cache.LIMIT = 2  # starts over almost every run: tokens must never be reused
+    for n in range(1, 7):
+        facts = {"edge": [(f"n{i}", f"n{i + 1}") for i in range(n * 3)], "weight": [("n0", n)],
+                 "blocked": [(f"n{n}",)]}
+        assert fingerprint(rs.run(facts=facts)) == fingerprint(cr.load_text(RULES, "t.cvg").run(facts=facts))

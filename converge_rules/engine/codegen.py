@@ -97,6 +97,7 @@ class CodeCache:
         self.lock = threading.RLock()  # generation appends to shared span lists
         self.plans: dict[Any, tuple[Plan, int]] = {}
         self.steps: dict[Any, int] = {}   # plan steps -> a small token (steps are hashed once)
+        self.tokens = 0
         self.code: dict[Any, tuple[Any, tuple[tuple[Any, str], ...], str]] = {}
         self.spans: dict[Any, list[Span]] = {}
         self.hits = 0
@@ -113,16 +114,19 @@ class CodeCache:
         if entry is None:
             plan = lower(rule, driver, sizes=sizes, reduce=reduce)
             with self.lock:
-                if len(self.plans) > self.LIMIT:
+                if len(self.plans) > self.LIMIT or len(self.code) > self.LIMIT:
                     self.plans.clear()
-                token = self.steps.setdefault(plan.steps, len(self.steps))
+                    self.steps.clear()
+                    self.code.clear()
+                token = self.steps.get(plan.steps)
+                if token is None:  # tokens are never reused, so no stale entry can match a new plan
+                    token = self.steps[plan.steps] = self.tokens
+                    self.tokens += 1
                 entry = self.plans.setdefault(key, (plan, token))
         return entry
 
     def store(self, key: Any, value: tuple[Any, tuple[tuple[Any, str], ...], str]) -> None:
         with self.lock:
-            if len(self.code) > self.LIMIT:
-                self.code.clear()
             self.code[key] = value
 
 
