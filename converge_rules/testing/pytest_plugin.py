@@ -80,6 +80,8 @@ class CvgItem(pytest.Item):
         super().__init__(**kwargs)
         self.loaded = loaded
         self.test = test
+        # no fixtures: an empty funcargs, as other plugins' hooks (pytest-lsp's) expect of an item
+        self.funcargs: dict[str, Any] = {}
         self.add_marker("converge")
 
     def runtest(self) -> None:
