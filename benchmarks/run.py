@@ -378,7 +378,10 @@ def bench_one(wl: Workload, size: Size, args: argparse.Namespace,
             log(f"  {tag}: {side} run {i + 1}/{args.runs}: "
                 f"{run.seconds:.3f}s, {run.peak_mb:.1f} MB")
 
+    from peers.programs import PROGRAMS as PEER_PROGRAMS
     for name in args.peers:
+        if wl.rules_path.stem not in PEER_PROGRAMS:  # no peer version of this program (wide rules): cell "-"
+            continue
         cmd = [sys.executable, str(PEERS_DIR / PEERS[name]), wl.rules_path.stem, str(data)]
         runs: list[Run] = row.peer_runs.setdefault(name, [])
         for i in range(args.runs):

@@ -94,6 +94,54 @@ def gen_negation(n_nodes: int, n_edges: int, seed: int,
     }
 
 
+def gen_exists(n: int, seed: int) -> Relations:
+    """Small relations for the existence rule: n facts in d, h, i; n/2 in k, l; 6 in f."""
+    del seed
+    ints = lambda m: [(str(v),) for v in range(1, m + 1)]  # noqa: E731
+    return {"d": ints(n), "h": ints(n), "i": ints(n), "k": ints(max(1, n // 2)), "l": ints(max(1, n // 2)),
+            "f": [(str(v), str(v + 1)) for v in range(1, 7)]}
+
+
+def gen_wide(n: int, seed: int) -> Relations:
+    """n employees over 100 departments, sites and offices; badges, audits and
+    trainings for most employees; a few blocked."""
+    rng = random.Random(seed)
+    emps = [f"e{i}" for i in range(n)]
+    return {
+        "emp": [(e, f"d{rng.randrange(100)}") for e in emps],
+        "dept": [(f"d{k}", f"s{rng.randrange(100)}") for k in range(100)],
+        "site": [(f"s{k}", f"r{k % 7}") for k in range(100)],
+        "badge": [(e, f"b{k}") for k, e in enumerate(emps) if k % 10 != 3],
+        "audit": [(e, f"y{2000 + k % 20}") for k, e in enumerate(emps) if k % 10 != 5],
+        "holiday": [(f"h{k}",) for k in range(100)],
+        "training": [(e, f"c{k % 30}") for k, e in enumerate(emps)],
+        "blocked": [(e,) for k, e in enumerate(emps) if k % 10 == 7],
+        "manager": [(f"m{k}", f"d{k}") for k in range(0, 100, 2)],
+        "office": [(f"s{k}", f"o{j}") for k in range(100) for j in range(3) if k % 4 != 1],
+    }
+
+
+def gen_star(n: int, seed: int) -> Relations:
+    """n sales over 100 products, 100 stores and 365 days."""
+    rng = random.Random(seed)
+    return {
+        "sale": [(f"t{k}", f"p{rng.randrange(100)}", f"s{rng.randrange(100)}", f"d{rng.randrange(365)}")
+                 for k in range(n)],
+        "product": [(f"p{k}", f"cat{k % 12}") for k in range(100)],
+        "store": [(f"s{k}", f"city{k % 20}") for k in range(100)],
+        "day": [(f"d{k}", f"m{k // 31}") for k in range(365)],
+    }
+
+
+def gen_aggs(n: int, seed: int) -> Relations:
+    """n sales over 100 shops (a few shops sell nothing)."""
+    rng = random.Random(seed)
+    return {
+        "shop": [(f"s{k}",) for k in range(100)],
+        "sold": [(f"t{k}", f"s{rng.randrange(95)}", str(rng.randrange(1, 1000))) for k in range(n)],
+    }
+
+
 # --------------------------------------------------------------------------
 # workload table
 
@@ -182,6 +230,35 @@ WORKLOADS: tuple[Workload, ...] = (
                Size("2000n/3000e", (2_000, 3_000), quick=True)),
     ),
 )
+
+# Wide rules: planning matters more than raw speed (each must stay under 0.5 s).
+WIDE_WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        name="exists-rec", rules="exists.cvg", hand="exists.py", output="query",
+        generator=gen_exists,
+        sizes=(Size("100", (100,)), Size("20", (20,), quick=True)),
+        expected=lambda p: p[0],
+    ),
+    Workload(
+        name="wide-join", rules="wide.cvg", hand="wide.py", output="eligible",
+        generator=gen_wide,
+        sizes=(Size("10000", (10_000,)), Size("1000", (1_000,), quick=True)),
+    ),
+    Workload(
+        name="star-join", rules="star.cvg", hand="star.py", output="report",
+        generator=gen_star,
+        sizes=(Size("10000", (10_000,)), Size("1000", (1_000,), quick=True)),
+        expected=lambda p: p[0],
+    ),
+    Workload(
+        name="three-aggregates", rules="aggs.cvg", hand="aggs.py", output="stats",
+        generator=gen_aggs,
+        sizes=(Size("10000", (10_000,)), Size("1000", (1_000,), quick=True)),
+        expected=lambda p: 95,
+    ),
+)
+
+WORKLOADS = WORKLOADS + WIDE_WORKLOADS
 
 BY_NAME = {w.name: w for w in WORKLOADS}
 

@@ -1,4 +1,5 @@
 """python -m converge_rules"""
 from .cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process re-imports the main module (spawn)
+    main()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .values import dumps_json
 from .compile.pipeline import Compilation, compile_sources
@@ -23,12 +24,45 @@ RESULT_FORMAT = "converge-result/1"
 TRACE_FORMAT = "converge-trace/1"
 
 
-def _file_sha(path: str) -> str | None:
+def _file_sha(path: Any) -> str | None:
+    text = getattr(path, "text", None)
+    if isinstance(text, str):  # facts given as text (io.FactText): hash the text itself
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
         with open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
     except OSError:
         return None
+
+
+def _fact_label(source: Any) -> str:
+    """A facts path as given, or a database URL without its password."""
+    from .io.database import is_database_url, redact
+
+    if hasattr(source, "text"):  # facts given as text (io.FactText): its name
+        return source.name
+    text = str(source)
+    return redact(text) if is_database_url(text) else text
+
+
+def _fact_entry(source: Any) -> dict[str, Any]:
+    """A facts source in a trace header: its path (or URL without password), SHA-256 of a file,
+    and a database's ``--table`` queries (so a replay reads the same)."""
+    label = _fact_label(source)
+    if hasattr(source, "text"):
+        return {"path": label, "sha256": _file_sha(source)}
+    if label != str(source) or "://" in label or not isinstance(source, str):
+        entry: dict[str, Any] = {"path": label, "sha256": None}
+        tables = getattr(source, "tables", ())
+        if tables:
+            entry["tables"] = [list(t) for t in tables]
+        return entry
+    return {"path": source, "sha256": _file_sha(source)}
+
+
+def _source_name(source: Any) -> str:
+    """A facts file's path, or the name of facts given as text (io.FactText)."""
+    return source.name if hasattr(source, "text") else str(source)
 
 
 def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
@@ -63,6 +97,14 @@ def load_text(text: str, name: str = "<text>") -> "RuleSet":
     return RuleSet._from(compile_sources([(name, text)]))
 
 
+def load_sources(files: Mapping[str, str], roots: Sequence[str] | None = None) -> "RuleSet":
+    """Compile rules from texts alone, ``{path: text}``: imports and standard modules are
+    looked up among them, nothing is read from disk (a service receiving rule files, a record).
+    ``roots`` are the root files, which share one namespace (default: every file given)."""
+    texts = {str(p): t for p, t in files.items()}
+    return RuleSet._from(compile_sources([(p, None) for p in (roots or sorted(texts))], virtual=texts))
+
+
 class RuleSet:
     """A compiled, checked program, ready to run over facts."""
 
@@ -71,6 +113,41 @@ class RuleSet:
         self._compilation = compilation
         self.program: Program = compilation.program
         self.warnings = [d for d in compilation.diagnostics if not d.is_error]
+        self.files = _read_sources(compilation)
+        self._code_cache: dict[Any, Any] = {}  # generated join code compiled once, reused by every run
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over the rule files' names and contents (imports and standard modules included):
+        the version of the rule set a decision ran under."""
+        return ruleset_digest(self.files)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A RuleSet pickles as its checked program (as the compile cache stores it), so batch
+        workers receive it once and never compile again."""
+        c = self._compilation
+        return {"roots": c.roots, "program": c.program, "strata": c.strata, "diagnostics": c.diagnostics}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Compilation(state["roots"], program=state["program"], strata=state["strata"],  # type: ignore[misc]
+                                  diagnostics=state["diagnostics"]))
+
+    def run_many(self, jobs: Iterable[Any], *, workers: int = 1, client: Any = None,
+                 relations: Sequence[str] | None = None, budget: Budget | None = None,
+                 on_failure: str | None = None, goals: Sequence[str] = (), tools: Mapping[str, Any] | None = None,
+                 tool_timeout: float | None = 30.0) -> Iterator[Any]:
+        """Run independent jobs, yielding one ``batch.JobResult`` per job in the jobs' order.
+
+        ``jobs`` holds ``batch.Job`` objects or ``(id, facts)`` pairs. They run in this process
+        (``workers=1``), on a pool of ``workers`` processes, or on a Dask cluster (``client``, a
+        ``distributed.Client``); the rule set is sent once per worker. One job's failure is
+        recorded in its result and never stops the others. ``relations`` chooses the facts kept
+        in each result (default: every relation that is not ``input``). ``tools`` are sent to the
+        workers, so on a pool or cluster they must be module-level functions (picklable)."""
+        from .batch.runner import BatchSettings, run_ordered
+
+        settings = BatchSettings.make(self, relations, budget, on_failure, goals, tools, tool_timeout)
+        return run_ordered(self, jobs, settings, workers=workers, client=client)
 
     @classmethod
     def _from(cls, compilation: Compilation) -> "RuleSet":
@@ -97,18 +174,27 @@ class RuleSet:
         return sorted(seen.items())
 
     def run(self, facts: Mapping[str, Iterable[Sequence[Any] | Mapping[str, Any]]] | None = None,
-            fact_files: Sequence[str] = (), budget: Budget | None = None, *,
+            fact_files: Sequence[Any] = (), budget: Budget | None = None, *,
             tools: Mapping[str, Any] | None = None, workers: int = 4, tool_timeout: float | None = 30.0,
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
-            progress: Any = None, _replay_tools: Mapping[Any, Any] | None = None) -> "Result":
-        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``.
+            progress: Any = None, tool_isolation: str = "thread",
+            _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False) -> "Result":
+        """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``
+        (paths, or ``io.FactText`` for facts given as text, such as standard input).
 
         ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
         policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
         cannot reach these relations; ``trace=True`` records every event (``Result.trace``);
-        ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``)."""
+        ``all_proofs=True`` records every derivation of each fact, not only the first (``Result.proofs``);
+        ``analyze=True`` counts the rows out of every plan step (``Result.analysis``, ``converge plan --facts``);
+        ``tool_isolation="process"`` runs tool calls in worker processes instead of threads: a call that
+        times out has its process killed, even inside a long C call that holds the GIL."""
+        from .engine.tools import TOOL_ISOLATION
+
+        if tool_isolation not in TOOL_ISOLATION:
+            raise ValueError(f"tool_isolation must be one of {', '.join(TOOL_ISOLATION)}, not {tool_isolation!r}")
         from .engine.loop import Engine
 
         policy = FailurePolicy.parse(on_failure) if isinstance(on_failure, str) else on_failure
@@ -121,30 +207,34 @@ class RuleSet:
             raise ConvergeError([Diagnostic("E220", f"unknown tool {name!r}: the rules call it but no tool of that name was given", span,
                                             "error", ("register it: RuleSet.run(tools={...}) or converge run --tools module:object",))
                                  for name, span in missing])
-        import gc
-
-        enabled = gc.isenabled()
-        gc.disable()  # loading creates many acyclic tuples: the cyclic collector would only walk them
-        try:
-            outcome, inputs, events, header, effective = self._evaluate(
-                facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-                progress, _replay_tools, all_proofs)
-        finally:
-            if enabled:
-                gc.freeze()
-                gc.enable()
+        # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
+        outcome, inputs, events, header, effective = self._evaluate(
+            facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
+            progress, _replay_tools, all_proofs, tool_isolation, analyze)
         result = Result(self.program, outcome, inputs, events, header)
         import os
 
-        result.job = {"rules": sorted((p for p, _ in self._compilation.roots), key=os.path.abspath),
-                      "facts": sorted(fact_files, key=os.path.abspath)}  # file order never changes a result
+        from .io.digests import content_sha256
+
+        job_rules = sorted((p for p, _ in self._compilation.roots), key=os.path.abspath)
+        # file order never changes a result; a database is named without its password
+        job_facts = sorted(map(_fact_label, fact_files), key=os.path.abspath)
+        # each file's SHA-256: `verify` refuses to read a file that does not match
+        result.job = {"rules": job_rules, "facts": job_facts,
+                      "sha256": {p: content_sha256(p) for p in job_rules + job_facts if os.path.exists(p)}}
+        result._ruleset_files = self.files
+        result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
+                           "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
         return result
 
 
-    def _evaluate(self, facts: Any, fact_files: Sequence[str], budget: Budget | None, tools: Any, workers: int,
+    def _evaluate(self, facts: Any, fact_files: Sequence[Any], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
-                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool) -> Any:
+                  timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
+                  tool_isolation: str = "thread", analyze: bool = False) -> Any:
         from .engine.loop import Engine
+
+        from .io.facts import LoadedFacts
 
         schema = self.program.schema()
         loaded = []
@@ -152,7 +242,9 @@ class RuleSet:
             from .io import load_fact_paths
 
             loaded.append(load_fact_paths(list(fact_files), schema))
-        if facts:
+        if isinstance(facts, LoadedFacts):  # already converted (a batch job's database rows)
+            loaded.append(facts)
+        elif facts:
             from .io import convert_facts
 
             loaded.append(convert_facts(facts, schema))
@@ -170,16 +262,50 @@ class RuleSet:
         engine = Engine(self.program, self._compilation.strata, effective, tools=tools, workers=workers,  # type: ignore[arg-type]
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
-                        all_proofs=all_proofs)
+                        all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze,
+                        code_cache=self._code_cache)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
                   "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
-                  "facts": [{"path": p, "sha256": _file_sha(p)} for p in fact_files],
-                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(facts).items())} if facts else {},
+                  "facts": [_fact_entry(p) for p in fact_files],
+                  "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
+                      facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},
                   "budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                   "goals": goal_names, "timestamps": timestamps}
         return outcome, inputs, events, header, effective
+
+def _read_sources(compilation: Compilation) -> list[dict[str, str]]:
+    """Every file of the program with its text and SHA-256, read once when the rule set is
+    loaded (a decision record carries them, so later edits never reach it); sorted by path."""
+    given = {p: t for p, t in compilation.roots if t is not None}
+    given.update(compilation.texts or {})
+    files: dict[str, dict[str, str]] = {}
+    for path in compilation.program.files if compilation.program else ():
+        text = given.get(path)
+        if text is None and compilation.texts is None:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+        if text is None:
+            continue
+        files[path] = {"path": path, "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+                       "text": text}
+    return [files[p] for p in sorted(files)]
+
+
+def ruleset_digest(files: Iterable[Mapping[str, str]]) -> str:
+    """SHA-256 over (name, SHA-256 of contents) of each rule file, sorted by name; a standard
+    module counts by its module name, so the digest does not depend on where converge is installed."""
+    from .compile.frontend import stdlib_dir
+
+    std = os.path.join(str(stdlib_dir()), "std") + os.sep
+    named = sorted(("<std>/" + f["path"][len(std):] if f["path"].startswith(std) else f["path"], f["sha256"])
+                   for f in files)
+    return hashlib.sha256(json.dumps(named, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+
 
 class _Inputs:
     """Input facts from rule files, facts files and the API, with their sources."""
@@ -233,6 +359,10 @@ class _Inputs:
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
         """Where an input fact came from (the smallest file:line when given twice)."""
+        return self.sources(relation).get(fact)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (a decision record copies it)."""
         if self._sources is None:
             table: dict[str, dict[tuple, tuple[str, int]]] = {}
             for name, facts, sources in self.parts:
@@ -243,7 +373,7 @@ class _Inputs:
                     if old is None or s < old:
                         rel[f] = s
             self._sources = table
-        return self._sources.get(relation, {}).get(fact)
+        return self._sources.get(relation, {})
 
 
 _SEP = "\x00"
@@ -283,10 +413,19 @@ class Result:
         self.program = program
         self._outcome = outcome
         self._inputs = inputs
+        self._proof_shapes: dict[int, Any] = {}  # per agent: how its proof records decode
         self._context = outcome.context
         self._events = events
         self._header = header or {}
-        self.job: dict[str, list[str]] = {"rules": [], "facts": []}
+        self.job: dict[str, Any] = {"rules": [], "facts": [], "sha256": {}}
+        self._ruleset_files: list[dict[str, str]] = []   # set by RuleSet.run: what a record carries
+        self._options: dict[str, Any] = {}
+
+    def to_record(self) -> Any:
+        """This job as a self-contained decision record (see converge_rules.record)."""
+        from .record import Record
+
+        return Record.from_result(self)
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:
@@ -303,9 +442,20 @@ class Result:
         return "".join(dumps_json(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
 
     @property
+    def analysis(self) -> dict[str, Any] | None:
+        """With ``run(analyze=True)``: agent name -> (its plan per driver, rows out of each
+        step per driver, by literal index, -1 for emitted matches); else None."""
+        return self._outcome.analysis
+
+    @property
     def steps(self) -> int:
         """Rule firings counted (only when a max_steps budget is set)."""
         return self._outcome.steps
+
+    @property
+    def bytes_counted(self) -> int:
+        """What the facts counted against the max_bytes budget (a deterministic figure)."""
+        return self._outcome.bytes
 
     @property
     def tier(self) -> Tier:
@@ -397,7 +547,7 @@ class Result:
         from .explain.proofs import decode
 
         return decode(self.program, self._context, relation, _normalise(self.program, relation, fact), self._inputs.source,
-                      self._outcome.confidence)
+                      self._outcome.confidence, self._proof_shapes)
 
     def proofs(self, relation: str, fact: Sequence[Value], limit: int | None = None) -> "list[Proof]":
         """Every recorded derivation of a fact, the first one first (alternatives only when run
@@ -413,7 +563,8 @@ class Result:
         for record in others:
             if limit is not None and len(out) >= limit:
                 break
-            out.append(decode_record(self.program, relation, values, record, self._outcome.confidence))
+            out.append(decode_record(self.program, relation, values, record, self._outcome.confidence,
+                                     cache=self._proof_shapes))
         return out[:limit] if limit is not None else out
 
     def support(self, relation: str, fact: Sequence[Value]) -> list[tuple[str, tuple]]:
@@ -546,4 +697,4 @@ def _normalise(program: Program, relation: str, fact: Sequence[Value]) -> tuple:
 
 
 __all__ = ["Budget", "ConvergeError", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
-           "Tier", "check", "load", "load_text"]
+           "Tier", "check", "load", "load_sources", "load_text"]

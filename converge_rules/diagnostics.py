@@ -79,12 +79,25 @@ class Diagnostic:
 
 
 class SourceCache:
-    """Source text by file name, so diagnostics can quote the offending line."""
+    """Source text by file name, so diagnostics can quote the offending line.
 
+    Shared by every instance (a parser adds what a renderer later quotes), so it is
+    bounded: only the LIMIT most recently added files are kept, and a long-lived
+    process that reads ever new files does not grow without end."""
+
+    LIMIT = 64
     _texts: dict[str, list[str]] = {}
 
     def add(self, file: str, text: str) -> None:
-        SourceCache._texts[file] = text.splitlines()
+        self._keep(file, text.splitlines())
+
+    @staticmethod
+    def _keep(file: str, lines: list[str]) -> None:
+        texts = SourceCache._texts
+        texts.pop(file, None)
+        texts[file] = lines
+        while len(texts) > SourceCache.LIMIT:
+            del texts[next(iter(texts))]  # the oldest entry
 
     def line(self, file: str, line: int) -> str | None:
         if line <= 0:
@@ -96,7 +109,7 @@ class SourceCache:
                     lines = handle.read().splitlines()
             except (OSError, UnicodeDecodeError):
                 return None
-            SourceCache._texts[file] = lines
+            self._keep(file, lines)
         return lines[line - 1] if line - 1 < len(lines) else None
 
 

@@ -25,6 +25,7 @@ import click
 from ..values import dumps_json
 from ..cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT
 from ..diagnostics import Diagnostic
+from .stdin import stdin_filename_option
 
 JSON_VERSION = 1
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -70,13 +71,17 @@ def _disabled_codes(ctx: click.Context, param: click.Parameter, values: tuple[st
 
 
 @click.command(epilog="Example: converge check rules/ --format sarif > converge.sarif")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
               show_default=True, help="Output format.")
 @click.option("--strict", is_flag=True, help="Exit 1 when there are warnings, not only errors.")
 @click.option("--disable", "disabled", multiple=True, metavar="CODE", callback=_disabled_codes,
               help="Do not report this warning code (repeatable, or comma-separated).")
-def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[str]) -> None:
+@click.option("--partition-by", "partition_by", metavar="COLUMN",
+              help="Warn (W500) about rules that join partitioned relations across partitions of COLUMN (converge batch).")
+@stdin_filename_option
+def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[str], partition_by: str | None,
+          stdin_filename: str | None) -> None:
     """Check rule files without evaluating them: errors and warnings.
 
     PATHS are rule files or directories (searched recursively for *.cvg);
@@ -89,10 +94,21 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[st
     from ..diagnostics import sort_diagnostics
     from ..lint import check_file
 
-    files = collect_files(paths)
+    from ..diagnostics import ConvergeError
+    from .stdin import STDIN, STDIN_NAME, one_stdin, read_stdin
+
+    one_stdin(paths, "a path")
+    files = collect_files([p for p in paths if p != STDIN])
     diags: list[Diagnostic] = []
     for file in files:
-        diags.extend(check_file(file, disabled))
+        diags.extend(check_file(file, disabled, partition_by))
+    if STDIN in paths:
+        name = stdin_filename or STDIN_NAME
+        files.append(name)
+        try:
+            diags.extend(check_file(name, disabled, partition_by, text=read_stdin(name, "E002")))
+        except ConvergeError as err:
+            diags.extend(err.diagnostics)
     diags = sort_diagnostics(diags)
     errors = sum(1 for d in diags if d.is_error)
     warnings = sum(1 for d in diags if d.severity == "warning")

@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..cli import EXIT_INVALID, EXIT_OK, OUT
+from .stdin import stdin_filename_option
 
 EXAMPLE = "Example: converge fmt --check examples/"
 
@@ -37,20 +38,31 @@ def _diff(path: str, old: str, new: str) -> str:
 
 
 @click.command(epilog=EXAMPLE)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--check", is_flag=True, help="Write nothing; list the files that would change (exit 1 if any).")
 @click.option("--diff", is_flag=True, help="Write nothing; print a unified diff of the changes (exit 1 if any).")
-def fmt(paths: tuple[str, ...], check: bool, diff: bool) -> None:
+@stdin_filename_option
+def fmt(paths: tuple[str, ...], check: bool, diff: bool, stdin_filename: str | None) -> None:
     """Format PATHS (files, or directories searched for *.cvg) in the canonical layout.
 
     Comments are kept and formatting twice changes nothing. Exit codes: 0 all
     files formatted (or, with --check/--diff, already formatted), 1 a file would
     change (--check/--diff) or has a syntax error, 2 usage error.
+
+    `-` alone reads standard input and writes the formatted text to standard
+    output (as editors expect of a formatter); --stdin-filename names it in
+    diagnostics.
     """
     from ..diagnostics import ConvergeError, Diagnostic, Span
     from ..io.writers import write_atomic
     from ..syntax.format import format_source
 
+    from .stdin import STDIN, STDIN_NAME, read_stdin
+
+    if STDIN in paths:
+        if len(paths) > 1:
+            raise click.UsageError("`-` (standard input) cannot be formatted together with files")
+        _format_stdin(stdin_filename or STDIN_NAME, check, diff)
     changed = errors = 0
     for path in cvg_paths(paths):
         try:
@@ -77,3 +89,27 @@ def fmt(paths: tuple[str, ...], check: bool, diff: bool) -> None:
     if errors:
         OUT.print(f"{errors} file{'s' if errors != 1 else ''} with errors", style="bold red", err=True)
     sys.exit(EXIT_INVALID if errors or (changed and (check or diff)) else EXIT_OK)
+
+
+def _format_stdin(name: str, check: bool, diff: bool) -> None:
+    """Standard input formatted to standard output (or, with --check/--diff, only judged); exits."""
+    from ..diagnostics import ConvergeError
+    from ..syntax.format import format_source
+    from .stdin import read_stdin
+
+    try:
+        text = read_stdin(name, "E002")
+        formatted = format_source(text, name)
+    except ConvergeError as err:
+        for d in err.diagnostics:
+            OUT.print(d.render(), err=True)
+        OUT.print("1 file with errors", style="bold red", err=True)
+        sys.exit(EXIT_INVALID)
+    if diff:
+        sys.stdout.write(_diff(name, text, formatted))
+    elif check:
+        if formatted != text:
+            OUT.print(f"would reformat {name}")
+    else:
+        sys.stdout.write(formatted)
+    sys.exit(EXIT_INVALID if (check or diff) and formatted != text else EXIT_OK)

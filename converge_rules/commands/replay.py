@@ -39,7 +39,8 @@ def read_trace(path: str) -> list[str]:
     return lines
 
 
-@click.command(epilog="Example: converge run rules.cvg --facts facts.json --trace run.jsonl && converge replay run.jsonl")
+@click.command(epilog="Example: converge run rules.cvg --facts facts.json --trace run.jsonl && converge replay run.jsonl"
+                      "\n\nFrom a record: converge run rules.cvg --facts facts.json --record r.json && converge replay r.json")
 @click.argument("trace_file", type=click.Path(dir_okay=False))
 @click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
               help="Call these tools instead of using the recorded results.")
@@ -49,7 +50,16 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     Rules and facts come from the paths in the trace header (their SHA-256 must
     still match); tool results come from the trace, so no tool is called.
     Exit 0 when identical, 7 with the first differing event otherwise.
+
+    TRACE_FILE may also be a decision record (`run --record`): the job is
+    re-run from the recorded rule texts, input facts and tool results (no
+    file read, no tool called) and must reach the same events and digest.
     """
+    from .verify import _is_record
+
+    if _is_record(trace_file):
+        _replay_record(trace_file, tools)
+        return
     from ..api import _file_sha, load
     from ..diagnostics import ConvergeError
     from ..engine.loop import Budget
@@ -60,7 +70,11 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     except ConvergeError as err:
         _fail_diagnostics(err)
     header = loads_json(lines[0])
+    from ..io.database import DatabaseFacts, is_database_url
+
     for entry in header.get("rules", []) + header.get("facts", []):
+        if is_database_url(entry["path"]):
+            continue  # a database has no file hash: a changed database shows as a differing replay
         if _file_sha(entry["path"]) is None:
             OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
             sys.exit(EXIT_REPLAY_DIFFERS)
@@ -82,7 +96,9 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         ruleset = load([e["path"] for e in header["rules"]])
         budget = Budget(**header["budget"])
         facts = {k: [tuple(v) for v in vs] for k, vs in header.get("inline_facts", {}).items()}
-        result = ruleset.run(facts=facts or None, fact_files=[e["path"] for e in header["facts"]], budget=budget,
+        result = ruleset.run(facts=facts or None, fact_files=[DatabaseFacts(e["path"], tuple(map(tuple, e.get("tables", ()))))
+                                                                 if is_database_url(e["path"]) else e["path"]
+                                                                 for e in header["facts"]], budget=budget,
                              tools=host, on_failure=header.get("on_failure"), goals=header.get("goals", []),
                              trace=True, timestamps=bool(header.get("timestamps")),
                              _replay_tools=None if tools else recorded)
@@ -101,3 +117,22 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         OUT.print(f"replay differs at event {number}: the recorded trace has {len(old)} events, the replay {len(fresh)}", err=True)
         sys.exit(EXIT_REPLAY_DIFFERS)
     OUT.print(f"replay identical: {len(fresh)} events, tier {result.tier.value}, digest {result.digest}")
+
+
+def _replay_record(path: str, tool_specs: tuple[str, ...]) -> None:
+    from ..cli import load_tools
+    from ..diagnostics import ConvergeError
+    from .common import open_record_or_exit
+
+    record = open_record_or_exit(path)
+    host: dict[str, Any] = {}
+    for spec in tool_specs:
+        host.update(load_tools(spec))
+    try:
+        result, difference = record.replay(tools=host or None)
+    except ConvergeError as err:
+        _fail_diagnostics(err)
+    if difference is not None:
+        OUT.print(f"replay differs from {path}: {difference}", err=True)
+        sys.exit(EXIT_REPLAY_DIFFERS)
+    OUT.print(f"replay identical: tier {result.tier.value}, {result.cycles} cycles, digest {result.digest}")

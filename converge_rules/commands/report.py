@@ -8,12 +8,13 @@ from typing import Any
 import click
 
 from ..cli import EXIT_TIER, OUT, _budget_options, _fail_diagnostics, _relations, _run_job, _with
+from .common import no_job_options, open_record_or_exit, record_option
 
 EXAMPLE = "Example: converge report examples/loans/loans.cvg --facts examples/loans/facts.json -o report.html"
 
 
 @click.command(epilog=EXAMPLE)
-@click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("rules", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
 @click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False),
               help="Write the HTML report to FILE (replaced atomically).")
@@ -25,22 +26,32 @@ EXAMPLE = "Example: converge report examples/loans/loans.cvg --facts examples/lo
               help="Render proof trees for at most N derived facts.")
 @click.option("--max-rows", type=click.IntRange(min=0), default=10000, show_default=True,
               help="Show at most N facts in the fact table (all relations together).")
+@record_option
 @_with(_budget_options)
 def report(rules: tuple[str, ...], facts: tuple[str, ...], output: str, only: tuple[str, ...], depth: int,
-           max_proofs: int, max_rows: int, **opts: Any) -> None:
+           max_proofs: int, max_rows: int, record_file: str | None, **opts: Any) -> None:
     """Run RULES over facts and write an HTML report: the outcome, a timeline
     per cycle, the dependency graph, and every fact with its proof tree.
 
     The file needs no network (inline CSS and JavaScript only) and is the same,
     byte for byte, for the same job. Exit codes are those of `run` (0, 3, 4, 5
     by tier), so a report is written for failed jobs too; 1 when the rules or
-    facts are invalid or the file cannot be written.
+    facts are invalid or the file cannot be written. With --record FILE
+    (and no RULES) the report is of the recorded decision.
     """
     from ..diagnostics import ConvergeError
     from ..explain.report import render_report
     from ..io import write_atomic
 
-    result = _run_job(rules, facts, opts, trace=True)
+    if record_file:
+        if rules:
+            raise click.UsageError("give either RULES or --record FILE, not both")
+        no_job_options(record_file, facts, opts)
+        result = open_record_or_exit(record_file).result
+    elif not rules:
+        raise click.UsageError("give the rule files (or --record FILE)")
+    else:
+        result = _run_job(rules, facts, opts, trace=True)
     names = _relations(result, only)
     page = render_report(result, names, depth=depth, max_proofs=max_proofs, max_rows=max_rows)
     data = page.encode("utf-8")

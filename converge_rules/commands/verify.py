@@ -13,9 +13,11 @@ EXIT_PROOF_FAILS = 8  # a proof does not check (or a fact of the result has none
 
 @click.command(epilog="Example: converge run examples/loans/loans.cvg --facts examples/loans/facts.json "
                       "--format json --proofs > result.json && converge verify result.json")
-@click.argument("result_file", type=click.Path(dir_okay=False))
+@click.argument("result_file", type=click.Path(dir_okay=False), required=False)
 @click.option("--all", "show_all", is_flag=True, help="List every failure, not only the first.")
-def verify(result_file: str, show_all: bool) -> None:
+@click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Verify the decision record FILE (a record given as RESULT_FILE is recognised too).")
+def verify(result_file: str | None, show_all: bool, record_file: str | None) -> None:
     """Re-check every proof in RESULT_FILE (written by `run --format json --proofs`).
 
     The rule files and facts files named in the result's "job" are read again
@@ -25,12 +27,24 @@ def verify(result_file: str, show_all: bool) -> None:
     every premise came before the fact. Exit 0 when all hold, 8 with the first
     bad proof otherwise (--all: every one), 1 when the file or the job cannot
     be read.
+
+    A decision record (`run --record`) is checked from its own contents: its
+    seal, each rule file's SHA-256, the rule set digest and the facts' digest
+    must match (a record changed after it was written is refused, exit 8),
+    then every proof is checked against the recorded rules.
     """
     from ..diagnostics import ConvergeError
     from ..explain.checker import verify_file
 
+    if (result_file is None) == (record_file is None):
+        raise click.UsageError("give a RESULT_FILE or --record FILE")
     try:
-        report = verify_file(result_file)
+        if record_file is not None or _is_record(result_file):  # type: ignore[arg-type]
+            from ..record import open_record
+
+            report = open_record(record_file or result_file).verify()  # type: ignore[arg-type]
+        else:
+            report = verify_file(result_file)  # type: ignore[arg-type]
     except ConvergeError as err:
         _fail_diagnostics(err)
     for line in report.note_lines():
@@ -44,3 +58,13 @@ def verify(result_file: str, show_all: bool) -> None:
     more = "" if show_all or len(report.failures) == 1 else " (--all lists every failure)"
     OUT.print(f"{report.summary}{more}", style="bold red")
     sys.exit(EXIT_PROOF_FAILS)
+
+
+def _is_record(path: str) -> bool:
+    """Whether a file starts like a decision record (canonical records begin with their sorted keys)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b'"converge-record/' in head

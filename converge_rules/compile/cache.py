@@ -7,6 +7,12 @@ records the SHA-256 of every file the program read (imports included); it is
 used only when all of them still match. Set CONVERGE_NO_CACHE=1 to disable,
 CONVERGE_CACHE_DIR to move it. A cache that cannot be read or written is
 ignored: it never changes a result.
+
+Every cache (this one and Lark's parser tables) lives in a per-user directory,
+``$XDG_CACHE_HOME/converge-rules`` or ``~/.cache/converge-rules``, created with
+mode 0700 and used only when this user owns it and nobody else can write to
+it; a cache file is unpickled only when it is a regular file this user owns
+that nobody else can write (anything else is removed or ignored).
 """
 
 from __future__ import annotations
@@ -18,17 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..usercache import cache_dir, trusted_file
+
 FORMAT = 1
-
-
-def cache_dir() -> Path | None:
-    if os.environ.get("CONVERGE_NO_CACHE"):
-        return None
-    base = os.environ.get("CONVERGE_CACHE_DIR")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "converge"
 
 
 def _sha(path: str) -> str | None:
@@ -52,13 +50,60 @@ def key(roots: list[str]) -> str | None:
     return h.hexdigest()
 
 
+def key_texts(roots: list[str], texts: dict[str, str]) -> str:
+    """The key of a program compiled from texts alone (a decision record): every text is in it."""
+    from .. import __version__
+    from ..syntax.parser import grammar_path
+
+    h = hashlib.sha256(f"{FORMAT}:texts:{__version__}:{sorted(roots)}".encode())
+    h.update((_sha(str(grammar_path())) or "").encode())
+    for path in sorted(texts):
+        h.update(path.encode("utf-8", "surrogatepass") + b"\0" +
+                 hashlib.sha256(texts[path].encode("utf-8", "surrogatepass")).hexdigest().encode() + b"\0")
+    return h.hexdigest()
+
+
+def load_texts(roots: list[str], texts: dict[str, str]) -> Any | None:
+    directory = cache_dir()
+    if directory is None:
+        return None
+    try:
+        with open(directory / f"{key_texts(roots, texts)}.pickle", "rb") as handle:
+            deps, payload = pickle.load(handle)
+    except Exception:
+        return None
+    return payload if deps == [] else None
+
+
+def store_texts(roots: list[str], texts: dict[str, str], payload: Any) -> None:
+    directory = cache_dir()
+    if directory is None:
+        return
+    tmp = None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(([], payload), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, directory / f"{key_texts(roots, texts)}.pickle")
+    except Exception:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except Exception:
+                pass
+
+
 def load(roots: list[str]) -> Any | None:
     directory = cache_dir()
     k = key(roots) if directory is not None else None
     if k is None or directory is None:
         return None
+    path = directory / f"{k}.pickle"
+    if not path.exists() or not trusted_file(path):
+        return None
     try:
-        with open(directory / f"{k}.pickle", "rb") as handle:
+        with open(path, "rb") as handle:
             deps, payload = pickle.load(handle)
     except Exception:
         return None
@@ -73,7 +118,6 @@ def store(roots: list[str], deps: list[str], payload: Any) -> None:
     if k is None or directory is None:
         return
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         entries = [(os.path.abspath(p), _sha(p)) for p in deps]
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:

@@ -10,15 +10,22 @@ from typing import Iterator
 from ..diagnostics import Diagnostic, Span
 from ..syntax import ast
 from ..values import format_value
-from .plan import AggStep, Assign, Scan, outside_map, plan_body
+from .plan import MAX_BODY_LITERALS, AggStep, Assign, Scan, outside_map, plan_body
 from .program import AgentDef, InvariantDef, Program, Relation
-from .types import BUILTINS, assignable, const_type, expr_type
+from ..catalogue import AGGREGATES, COMPARISONS, FUNCTIONS
+from .types import BUILTINS, assignable, comparable, const_type, expr_type, operation, type_error
 
 
 def check_program(program: Program) -> tuple[Program, list[Diagnostic]]:
     """Run every check; returns the program annotated with variable types."""
     diags: list[Diagnostic] = []
     agents = []
+    for rule in (*program.agents, *program.invariants):
+        if len(rule.body) > MAX_BODY_LITERALS:
+            diags.append(Diagnostic("E406", f"{rule.name!r} has {len(rule.body)} body literals; the limit is {MAX_BODY_LITERALS}",
+                                    rule.span, "error", ("split it: derive a helper relation from part of the body",)))
+    if diags:
+        return program, diags
     for agent in program.agents:
         diags.extend(_check_rule(program, agent.body, agent.heads, agent.name))
         for head in agent.heads:
@@ -88,7 +95,7 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
         elif isinstance(expr, ast.Aggregate):
             err("E404", "an aggregate stands alone on one side of `=`: `n = count { ... }`", expr.span)
         elif isinstance(expr, ast.Call) and expr.func in BUILTINS:
-            arity = BUILTINS[expr.func][0]
+            arity = BUILTINS[expr.func].arity
             if len(expr.args) != arity:
                 err("E302", f"{expr.func}() takes {arity} argument(s), got {len(expr.args)}", expr.span)
 
@@ -211,4 +218,67 @@ def infer_types(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
         check_columns(atom)
     for head in heads:
         check_columns(head)
+    diags.extend(_type_errors(body, heads, env, origin))
     return env, diags
+
+
+_TYPE_CODES = {"operator": "E305", "comparison": "E306", "builtin": "E307"}
+
+
+def _type_errors(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], env: dict[str, str | None],
+                 origin: dict[str, str]) -> list[Diagnostic]:
+    """Operators, builtins, comparisons and aggregates whose operand types are all known and fit
+    no signature of the catalogue: they could only fail at run time, so they are check errors.
+    Values of unknown type (tool results) stay checked at run time."""
+    diags: list[Diagnostic] = []
+
+    def notes(exprs: tuple[ast.Expr, ...]) -> tuple[str, ...]:
+        seen = dict.fromkeys(v for e in exprs for v in ast.expr_vars(e) if env.get(v) is not None)
+        return tuple(f"{v!r} is {env[v]} (from {origin.get(v, '?')})" for v in seen)
+
+    def expr(e: ast.Expr) -> None:
+        if isinstance(e, ast.Aggregate):
+            aggregate(e)
+            return
+        for sub in ast.sub_exprs(e):
+            if isinstance(sub, ast.Aggregate):
+                aggregate(sub)
+                continue
+            message = type_error(sub, env)
+            op = operation(sub)
+            if message is not None and op is not None:
+                func, operands = FUNCTIONS[op[0]], op[1]
+                hint = ("convert with to_str, to_int or to_float",) if func.kind == "operator" else ()
+                diags.append(Diagnostic(_TYPE_CODES[func.kind], message, sub.span, "error", notes(operands) + hint))
+
+    def aggregate(agg: ast.Aggregate) -> None:
+        lits(agg.body)
+        op = AGGREGATES[agg.op]
+        if agg.value is not None and op.has_value:
+            value = env.get(agg.value.name)
+            if value is not None and op.resolve(value) is None:
+                diags.append(Diagnostic("E308", op.type_error(value), agg.span, "error", notes((agg.value,))))
+
+    def lits(body: tuple[ast.Literal, ...]) -> None:
+        for lit in body:
+            if isinstance(lit, ast.Atom):
+                for arg in lit.args:
+                    expr(arg)
+            elif isinstance(lit, ast.Negation):
+                for arg in lit.atom.args:
+                    expr(arg)
+            elif isinstance(lit, ast.Condition):
+                expr(lit.call)
+            elif isinstance(lit, ast.Comparison):
+                expr(lit.left)
+                expr(lit.right)
+                lt, rt = expr_type(lit.left, env), expr_type(lit.right, env)
+                if lt is not None and rt is not None and not comparable(lit.op, lt, rt):
+                    diags.append(Diagnostic("E306", COMPARISONS[lit.op].type_error([lt, rt]), lit.span, "error",
+                                            notes((lit.left, lit.right))))
+
+    lits(body)
+    for head in heads:
+        for arg in head.args:
+            expr(arg)
+    return diags

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Mapping
 
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
@@ -19,7 +20,7 @@ from ..values import ColumnSchema, TYPES
 from .program import AgentDef, FailurePolicy, InvariantDef, KeySpec, Program, Relation, SourceFact, TestDef
 from .types import BUILTINS, PREDICATES
 
-BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence")
+BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence", "max_bytes")
 
 
 def stdlib_dir() -> Path:
@@ -41,9 +42,45 @@ class Unit:
 
 
 class Frontend:
-    def __init__(self) -> None:
+    def __init__(self, virtual: dict[str, str] | None = None, overlay: Mapping[str, str] | None = None) -> None:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
+        self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
+        # path -> text: compile from these texts only (a decision record), never reading a file
+        self.virtual = virtual
+        # Texts that replace files on disk, by real path (an editor's unsaved buffers).
+        self.overlay: Mapping[str, str] = overlay or {}
+
+    def parse(self, path: str) -> ast.SourceFile:
+        """Parse a file: from the overlay when it holds the file's text, else from the recorded
+        texts (a decision record), else from disk."""
+        text = self.overlay.get(os.path.realpath(path))
+        if text is not None:
+            return parse_text(text, path)
+        if self.virtual is not None:
+            return parse_text(self.virtual[path], path)
+        return parse_file(path)
+
+    def _virtual_path(self, candidate: str) -> str | None:
+        """The recorded file an import names: as written, then relative or absolute."""
+        assert self.virtual is not None
+        for key in (candidate, os.path.normpath(candidate), os.path.relpath(candidate), os.path.abspath(candidate)):
+            if key in self.virtual:
+                return key
+        return None
+
+    def _virtual_std(self, name: str) -> str | None:
+        assert self.virtual is not None
+        suffix = f"std{os.sep}{name}.cvg"
+        for key in sorted(self.virtual):
+            if key == suffix or key.endswith(os.sep + suffix) or key.endswith(f"/std/{name}.cvg"):
+                return key
+        installed = stdlib_dir() / "std" / f"{name}.cvg"  # not among the texts: this install's module
+        try:
+            self.virtual[str(installed)] = installed.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return str(installed)
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -54,12 +91,12 @@ class Frontend:
         keyed = sorted(roots, key=lambda r: os.path.abspath(r[0]))
         for path, text in keyed:
             try:
-                source = parse_text(text, path) if text is not None else parse_file(path)
+                source = parse_text(text, path) if text is not None else self.parse(path)
             except ConvergeError as err:
                 self.diags.extend(err.diagnostics)
                 continue
             project = os.path.dirname(os.path.realpath(path)) if text is None else os.getcwd()
-            self.add_unit(path, "", source, project, [os.path.realpath(path)])
+            self.add_unit(path, "", source, project, [os.path.realpath(path) if self.virtual is None else path])
 
     def add_unit(self, path: str, prefix: str, source: ast.SourceFile, project: str, stack: list[str]) -> None:
         aliases: dict[str, str] = {}
@@ -70,6 +107,13 @@ class Frontend:
                 parts = item.module.split(".")
                 if len(parts) != 2 or parts[0] != "std":
                     self.error("E113", f"unknown standard module {item.module!r}; standard modules are named std.NAME", item.span)
+                    continue
+                if self.virtual is not None:
+                    found = self._virtual_std(parts[1])
+                    if found is None:
+                        self.error("E110", f"standard module {item.module!r} not found", item.span)
+                        continue
+                    self.import_unit(unit, item.alias or parts[1], found, item.span, project, stack)
                     continue
                 target = stdlib_dir() / "std" / f"{parts[1]}.cvg"
                 try:
@@ -82,6 +126,12 @@ class Frontend:
                                f"available: {', '.join('std.' + a for a in available) or 'none'}")
                     continue
                 self.import_unit(unit, item.alias or parts[1], str(target), item.span, str(target.parent), stack)
+            elif isinstance(item, ast.ImportFile) and self.virtual is not None:
+                found = self._virtual_path(os.path.join(os.path.dirname(path), item.path))
+                if found is None:
+                    self.error("E110", f"imported file not found among the rule texts given: {item.path!r}", item.span)
+                    continue
+                self.import_unit(unit, item.alias, found, item.span, project, stack)
             elif isinstance(item, ast.ImportFile):
                 if "\x00" in item.path or not item.path.strip():
                     self.error("E110", f"invalid import path {item.path!r}", item.span,
@@ -105,7 +155,7 @@ class Frontend:
                 self.import_unit(unit, item.alias, display, item.span, project, stack)
 
     def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str, stack: list[str]) -> None:
-        real = os.path.realpath(target)
+        real = os.path.realpath(target) if self.virtual is None else target
         if real in stack:
             chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(real):] + [real])
             self.error("E111", f"import cycle: {chain}", span)
@@ -113,11 +163,14 @@ class Frontend:
         if alias in unit.aliases:
             self.error("E114", f"two imports use the name {alias!r}", span)
             return
-        try:
-            source = parse_file(target)
-        except ConvergeError as err:
-            self.diags.extend(err.diagnostics)
-            return
+        source = self.parsed.get(real)
+        if source is None:
+            try:
+                source = self.parse(target)
+            except ConvergeError as err:
+                self.diags.extend(err.diagnostics)
+                return
+            self.parsed[real] = source
         prefix = f"{unit.prefix}{alias}."
         unit.aliases[alias] = prefix
         self.add_unit(target, prefix, source, project, stack + [real])

@@ -8,7 +8,7 @@ Only a file that does not parse stops the pipeline at once."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Mapping
 
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,12 @@ def _frontend() -> Any:
     return Frontend()
 
 
+def make_frontend(overlay: Mapping[str, str] | None) -> "Frontend":
+    from .frontend import Frontend
+
+    return Frontend(overlay=overlay)
+
+
 @dataclass
 class Compilation:
     roots: list[tuple[str, str | None]]
@@ -33,6 +39,7 @@ class Compilation:
     program: Program | None = None
     strata: Strata | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    texts: dict[str, str] | None = None  # compiled from these texts alone (a decision record)
 
     @property
     def ok(self) -> bool:
@@ -97,18 +104,42 @@ STAGES: list[tuple[str, Callable[[Compilation], list[Diagnostic]]]] = [
 ]
 
 
-def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True) -> Compilation:
-    """Run the stages over root files ``(path, text or None)``; files may come from the cache."""
+def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
+                    virtual: dict[str, str] | None = None, overlay: Mapping[str, str] | None = None) -> Compilation:
+    """Run the stages over root files ``(path, text or None)``; files may come from the cache.
+
+    With ``virtual`` (path -> text, e.g. the files of a decision record) every file,
+    imports and standard modules included, is taken from it: nothing is read from disk.
+    ``overlay`` maps real paths to texts that replace those files on disk (an editor's
+    unsaved buffers); a compilation with an overlay never uses the cache."""
     from . import cache
 
-    files_only = use_cache and all(text is None for _, text in roots)
+    if virtual is not None:
+        from .frontend import Frontend
+
+        roots = [(p, virtual[p] if t is None else t) for p, t in roots]
+        names = [p for p, _ in roots]
+        cached = cache.load_texts(names, virtual) if use_cache else None
+        if cached is not None:
+            program, strata, diagnostics = cached
+            return Compilation(roots, program=program, strata=strata, diagnostics=diagnostics, texts=virtual)
+        c = Compilation(roots, frontend=Frontend(virtual), texts=virtual)
+        for _name, stage in STAGES:
+            c.diagnostics.extend(stage(c))
+            c.diagnostics = sort_diagnostics(c.diagnostics)
+            if not c.ok:
+                break
+        if use_cache and c.ok:
+            cache.store_texts(names, virtual, (c.program, c.strata, c.diagnostics))
+        return c
+    files_only = use_cache and not overlay and all(text is None for _, text in roots)
     if files_only:
         cached = cache.load([p for p, _ in roots])
         if cached is not None:
             program, strata, diagnostics = cached
             c = Compilation(roots, program=program, strata=strata, diagnostics=diagnostics)
             return c
-    c = Compilation(roots)
+    c = Compilation(roots, frontend=make_frontend(overlay)) if overlay else Compilation(roots)
     for name, stage in STAGES:
         if not c.ok:
             if name in ("load", "resolve"):

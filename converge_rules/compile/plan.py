@@ -1,25 +1,32 @@
 """Join planning: an ordered list of steps for a rule body.
 
 Body order carries no meaning, so the planner chooses: the driving atom
-first (the one reading new facts in a semi-naive version), then, greedily,
-every literal that is ready (its variables bound), and otherwise the
-positive atom with the most bound columns (ties: body order). The same
-procedure decides safety: a literal that never becomes ready holds an
-unsafe variable.
+first (the one reading new facts in a semi-naive version); then, after every
+step that binds, each filter whose variables are bound (guards that cannot
+raise first), then one assignment, aggregate or tool call (those that cannot
+raise first; one that can raise waits for the joins unless an atom needs its
+value); otherwise the next atom to join: bound columns first, then the
+smaller relation (when sizes are known), then body order. With reductions on,
+an atom that binds nothing needed elsewhere is an existence check and a scan
+keeps one tuple per distinct needed binding. The same procedure decides
+safety: a literal that never becomes ready holds an unsafe variable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Union
 
 from ..diagnostics import Span
+from ..catalogue import FUNCTIONS
 from ..syntax import ast
+from .types import operation
 
 
 @dataclass(frozen=True)
 class Scan:
-    """Iterate the facts of a positive atom matching the bound columns."""
+    """Iterate the facts of a positive atom matching the bound columns (or,
+    as an existence check, find the first one)."""
 
     lit: int
     atom: ast.Atom
@@ -27,6 +34,8 @@ class Scan:
     binds: tuple[tuple[int, str], ...]       # (column, variable) first bound here
     equal: tuple[tuple[int, int], ...]       # (column, earlier column) for a variable repeated in the atom
     driver: bool = False
+    exists: bool = False                     # stop at the first match: nothing it binds is needed later
+    distinct: tuple[int, ...] | None = None  # keep one tuple per distinct value of these columns
 
 
 @dataclass(frozen=True)
@@ -112,46 +121,187 @@ def group_vars(agg: ast.Aggregate, outside: set[str]) -> tuple[str, ...]:
     return tuple(sorted(aggregate_vars(agg) & outside))
 
 
+# The most literals one body may hold (a located E406 from `check`): planning and
+# code generation stay near-linear below it.
+MAX_BODY_LITERALS = 2000
+
+# Builtins that never raise on well-typed arguments (the others, `/`, `%` and
+# tool calls can fail, so guards run before them).
+# Whether each catalogue operator or builtin may raise for some argument types (float overflow, division, ...).
+_MAY_FAIL = {key: function.can_fail() for key, function in FUNCTIONS.items()}
+
+
+def expr_can_raise(expr: ast.Expr) -> bool:
+    """Whether evaluating an expression can fail at run time (as the catalogue says, or a tool)."""
+    if isinstance(expr, ast.ToolCall):
+        return True
+    op = operation(expr)
+    if op is None:
+        return False
+    key, args = op
+    return _MAY_FAIL.get(key, True) or any(expr_can_raise(a) for a in args)
+
+
+def literal_can_raise(lit: ast.Literal) -> bool:
+    if isinstance(lit, ast.Atom):
+        return any(expr_can_raise(a) for a in lit.args)
+    if isinstance(lit, ast.Negation):
+        return any(expr_can_raise(a) for a in lit.atom.args)
+    if isinstance(lit, ast.Condition):
+        return expr_can_raise(lit.call)
+    if isinstance(lit, ast.Comparison):
+        side = ast.aggregate_side(lit)
+        if side is not None:
+            return expr_can_raise(side[1])
+        return expr_can_raise(lit.left) or expr_can_raise(lit.right)
+    return False
+
+
 def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None,
-              outside: dict[int, set[str]]) -> tuple[list[Step], list[Unsafe]]:
-    """Plan a body. ``outside[i]``: variables used outside literal i (for aggregates' grouping)."""
+              outside: "Outside | dict[int, set[str]]", *, needed: set[str] | None = None,
+              sizes: Mapping[str, int] | None = None) -> tuple[list[Step], list[Unsafe]]:
+    """Plan a body. ``outside[i]``: variables used outside literal i (for aggregates' grouping).
+
+    Guards first: after every binding step, each filter whose variables are
+    bound is placed (those that cannot raise first), before any assignment,
+    aggregate or tool call; assignments that cannot raise go before those that
+    can. ``needed`` (the head's variables) turns on the reductions: an atom
+    that binds no variable needed elsewhere is an existence check, and a scan
+    keeps one tuple per distinct needed binding. ``sizes`` (facts per
+    relation) orders the joins: bound columns first, then the smaller
+    relation, then body order."""
     bound = set(bound)
     steps: list[Step] = []
+    reduce = needed is not None
+    deep = [literal_vars_deep(lit) for lit in body]
+    mentions: dict[str, int] = {}
+    for vs in deep:
+        for v in vs:
+            mentions[v] = mentions.get(v, 0) + 1
+    head_needed = needed or set()
+
+    def needed_elsewhere(v: str, i: int) -> bool:
+        return v in head_needed or mentions.get(v, 0) - (1 if v in deep[i] else 0) > 0
+
     remaining = [i for i in range(len(body)) if i != driver]
     fails = [i for i in remaining if isinstance(body[i], ast.Fail)]
     remaining = [i for i in remaining if i not in fails]
+    raising = {i: literal_can_raise(body[i]) for i in remaining}
+    aggs = {i for i in remaining if ast.aggregate_side(body[i]) is not None}
+    flat = {i: set(ast.literal_vars(body[i])) for i in remaining if i not in aggs}
+    agg_cache: dict[int, Any] = {}
     pending: list[tuple[int, int, ast.Expr]] = []
+
+    def exists_step(i: int, atom: ast.Atom, is_driver: bool) -> Scan | None:
+        """The atom as an existence check, when it binds nothing needed elsewhere."""
+        if not reduce:
+            return None
+        for arg in atom.args:
+            if isinstance(arg, ast.Var):
+                if arg.name not in bound and needed_elsewhere(arg.name, i):
+                    return None
+            elif not isinstance(arg, (ast.Wildcard, ast.Const)) and not _vars(arg) <= bound:
+                return None
+        scan = _scan(i, atom, set(bound), is_driver)
+        return Scan(scan.lit, scan.atom, scan.keys, (), scan.equal, is_driver, exists=True)
+
     if driver is not None:
         atom = body[driver]
         assert isinstance(atom, ast.Atom)
-        before = set(bound)
-        scan = _scan(driver, atom, bound, True)
-        now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
-        pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= before]
-        steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, True))
-    while remaining or pending:
-        progressed = True
-        while progressed:
-            progressed = False
+        step = exists_step(driver, atom, True)
+        if step is not None:
+            steps.append(step)
+        else:
+            before = set(bound)
+            scan = _scan(driver, atom, bound, True)
+            now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
+            pending = [(driver, c, e) for c, e in scan.keys if not _vars(e) <= before]
+            steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, True))
+    # Incremental bookkeeping: a literal's readiness and an atom's score change
+    # only when one of its variables becomes bound, so only those are re-examined.
+    left = set(remaining)
+    watch: dict[str, list[int]] = {}
+    for i in remaining:
+        for v in deep[i]:
+            watch.setdefault(v, []).append(i)
+    dirty = set(remaining)
+    ready: set[int] = set()
+    scores: dict[int, tuple | None] = {}
+    seen_bound = set(bound)
+
+    def refresh() -> None:
+        """Re-examine the literals whose variables were bound since the last look."""
+        new = bound - seen_bound
+        seen_bound.update(new)
+        for v in new:
+            dirty.update(watch.get(v, ()))
+        for i in dirty:
+            if i not in left:
+                continue
+            lit = body[i]
+            if isinstance(lit, ast.Atom):
+                if exists_step(i, lit, False) is not None:
+                    ready.add(i)
+                    scores[i] = None
+                elif _atom_usable(lit, bound):
+                    k = sum(1 for a in lit.args if not isinstance(a, ast.Wildcard) and _vars(a) <= bound)
+                    size = sizes.get(lit.relation, 0) if sizes is not None else 0
+                    scores[i] = (-k, i) if sizes is None else (k == 0, size // (8 ** k), -k, i)
+                else:
+                    scores[i] = None
+            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache) is not None:
+                ready.add(i)
+        dirty.clear()
+
+    while left or pending:
+        while True:
+            refresh()
+            # 1. every filter whose variables are bound: the ones that cannot raise first
             for item in list(pending):
                 if _vars(item[2]) <= bound:
                     steps.append(ColumnCheck(*item))
                     pending.remove(item)
-                    progressed = True
-            for i in list(remaining):
-                step = _ready(i, body[i], bound, outside.get(i, set()))
-                if step is not None:
-                    steps.append(step)
-                    remaining.remove(i)
-                    progressed = True
-        best: tuple[int, int] | None = None
-        for i in remaining:
-            lit = body[i]
-            if isinstance(lit, ast.Atom) and _atom_usable(lit, bound):
-                score = sum(1 for a in lit.args if not isinstance(a, ast.Wildcard) and _vars(a) <= bound
-                            and not isinstance(a, ast.Wildcard))
-                if best is None or score > best[0]:
-                    best = (score, i)
+            for want_raise in (False, True):
+                for i in sorted(ready):
+                    if raising[i] != want_raise:
+                        continue
+                    lit = body[i]
+                    if isinstance(lit, ast.Atom):
+                        step = exists_step(i, lit, False)
+                    elif i not in aggs and flat[i] <= bound:
+                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache)
+                    else:
+                        continue
+                    if step is not None:
+                        steps.append(step)
+                        left.discard(i)
+                        ready.discard(i)
+            # 2. one assignment, aggregate or tool call (those that cannot raise first;
+            #    one that can raise waits until the atoms are joined, since a later
+            #    guard may reject the binding, unless an atom needs its value)
+            chosen = None
+            scannable = any(sc is not None and j in left for j, sc in scores.items())
+            for want_raise in (False, True):
+                for i in sorted(ready):
+                    if raising[i] != want_raise or isinstance(body[i], ast.Atom):
+                        continue
+                    if want_raise and scannable and not _feeds_atom(body[i], body, left, bound):
+                        continue
+                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache)
+                    if step is not None:
+                        chosen = (i, step)
+                        break
+                if chosen is not None:
+                    break
+            if chosen is None:
+                break
+            steps.append(chosen[1])
+            left.discard(chosen[0])
+            ready.discard(chosen[0])
+        best: tuple[tuple, int] | None = None
+        for i, score in scores.items():
+            if score is not None and i in left and (best is None or score < best[0]):
+                best = (score, i)
         if best is None:
             break
         atom = body[best[1]]
@@ -161,12 +311,16 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         now = tuple((c, e) for c, e in scan.keys if _vars(e) <= before)
         pending += [(best[1], c, e) for c, e in scan.keys if not _vars(e) <= before]
         steps.append(Scan(scan.lit, scan.atom, now, scan.binds, scan.equal, False))
-        remaining.remove(best[1])
+        left.discard(best[1])
+        scores.pop(best[1], None)
+    remaining = sorted(left)
     if not remaining and not pending:
         for i in fails:
             lit = body[i]
             assert isinstance(lit, ast.Fail)
             steps.append(FailStep(i, lit.message, lit.span))
+    if reduce:
+        steps = _project(steps, needed_elsewhere)
     unsafe: list[Unsafe] = []
     for lit_index, _col, expr in pending:
         for var in ast.expr_vars(expr):
@@ -190,6 +344,30 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         else:
             unsafe.append(Unsafe("", lit.span))
     return steps, unsafe
+
+
+def _feeds_atom(lit: ast.Literal, body: tuple[ast.Literal, ...], left: set[int], bound: set[str]) -> bool:
+    """Whether the variable a (binding) literal would bind appears in an atom still to join."""
+    if not isinstance(lit, ast.Comparison):
+        return True
+    targets = {e.name for e in (lit.left, lit.right) if isinstance(e, ast.Var) and e.name not in bound}
+    if not targets:
+        return True
+    return any(isinstance(body[j], ast.Atom) and targets & set(ast.literal_vars(body[j])) for j in left)
+
+
+def _project(steps: list[Step], needed_elsewhere: Callable[[str, int], bool]) -> list[Step]:
+    """A scan followed by another scan keeps one tuple per distinct binding of
+    the variables that something else needs (its other columns are projected away)."""
+    out: list[Step] = []
+    last = max((k for k, s in enumerate(steps) if isinstance(s, Scan) and not s.exists), default=-1)
+    for k, step in enumerate(steps):
+        if isinstance(step, Scan) and not step.exists and step.binds and k < last:
+            keep = tuple(c for c, v in step.binds if needed_elsewhere(v, step.lit))
+            if len(keep) < len(step.binds):
+                step = replace(step, distinct=keep)
+        out.append(step)
+    return out
 
 
 def _atom_usable(atom: ast.Atom, bound: set[str]) -> bool:
@@ -222,7 +400,7 @@ def _scan(lit: int, atom: ast.Atom, bound: set[str], driver: bool) -> Scan:
     return Scan(lit, atom, tuple(keys), tuple(binds), tuple(equal), driver)
 
 
-def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step | None:
+def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str], cache: dict[int, Any] | None = None) -> Step | None:
     if isinstance(lit, ast.Atom):
         return None
     if isinstance(lit, ast.Negation):
@@ -238,8 +416,13 @@ def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str]) -> Step
         group = group_vars(agg, outside)
         if not set(group) <= bound:
             return None
-        inner_outside = {j: set(group) | _others(agg.body, j) for j in range(len(agg.body))}
-        inner, unsafe = plan_body(agg.body, set(group), None, inner_outside)
+        planned = cache.get(i) if cache is not None else None
+        if planned is None:
+            inner_outside = {j: set(group) | _others(agg.body, j) for j in range(len(agg.body))}
+            planned = plan_body(agg.body, set(group), None, inner_outside)
+            if cache is not None:
+                cache[i] = planned
+        inner, unsafe = planned
         if unsafe or (agg.value is not None and agg.value.name not in _bound_by(inner) | set(group)):
             return None
         if isinstance(other, ast.Var) and other.name not in bound:
@@ -317,25 +500,42 @@ def _var_spans(lit: ast.Literal) -> list[tuple[str, Span]]:
     return out
 
 
-def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> dict[int, set[str]]:
-    """For each literal, the variables used elsewhere in the rule.
+class Outside:
+    """For each literal, the variables used elsewhere in the rule (computed on
+    first use from occurrence counts: linear in the body, not quadratic).
 
     Another aggregate's body does not count: its variables are local to it,
     so two aggregates may both use ``a`` without grouping each other."""
-    head_vars: set[str] = set()
-    for h in heads:
-        head_vars.update(ast.literal_vars(h))
-    own: dict[int, set[str]] = {}
-    for i, lit in enumerate(body):
-        side = ast.aggregate_side(lit)
-        own[i] = _vars(side[1]) if side is not None else literal_vars_deep(lit)
-    out: dict[int, set[str]] = {}
-    for i in range(len(body)):
-        others = set(head_vars)
-        for j in range(len(body)):
-            if j != i:
-                others |= own[j]
-        if ast.aggregate_side(body[i]) is not None:
-            others |= own[i]
-        out[i] = others
-    return out
+
+    def __init__(self, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]):
+        self.body = body
+        self.head_vars: set[str] = set()
+        for h in heads:
+            self.head_vars.update(ast.literal_vars(h))
+        self.own: list[set[str]] = []
+        for lit in body:
+            side = ast.aggregate_side(lit)
+            self.own.append(_vars(side[1]) if side is not None else literal_vars_deep(lit))
+        self.count: dict[str, int] = {}
+        for vs in self.own:
+            for v in vs:
+                self.count[v] = self.count.get(v, 0) + 1
+        self.cache: dict[int, set[str]] = {}
+
+    def __getitem__(self, i: int) -> set[str]:
+        out = self.cache.get(i)
+        if out is None:
+            mine = self.own[i]
+            out = set(self.head_vars) | {v for v, n in self.count.items() if n - (v in mine) > 0}
+            if ast.aggregate_side(self.body[i]) is not None:
+                out |= mine
+            self.cache[i] = out
+        return out
+
+    def get(self, i: int, default: set[str] | None = None) -> set[str]:
+        return self[i] if 0 <= i < len(self.body) else (default if default is not None else set())
+
+
+def outside_map(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...]) -> "Outside":
+    """For each literal, the variables used elsewhere in the rule (see ``Outside``)."""
+    return Outside(body, heads)

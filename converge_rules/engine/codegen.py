@@ -1,37 +1,50 @@
-"""Join plans → Python functions.
+"""The code-generation backend: plans → Python functions.
 
-Each agent gets one generated function per semi-naive version (which body
-atom reads the delta, and which earlier atoms must exclude it). The code is
-specialised once: literals in planned order, index lookups on bound
-columns, relation objects bound as default arguments (locals), statically
-typed arithmetic inline and helper calls only where semantics differ from
-Python's. A match that is new writes ``fact -> proof record`` into the
-agent's effect buffer; it never touches the context.
+``RuleCode.prepare(plan, mask)`` turns one plan (see ``compile.lower``) into a
+function ``fn(delta, exclude, buffer, cycle)`` for that semi-naive version
+(which body atom reads the delta, and which earlier atoms must exclude it).
+The code is specialised once: steps in planned order, index lookups on bound
+columns, existence checks that stop at the first match, relation objects
+bound as default arguments (locals) under numbered names (so no relation
+name can collide with another generated name), statically typed arithmetic
+inline and helper calls only where semantics differ from Python's. A match
+that is new writes ``fact -> proof record`` into the agent's EffectBuffer; it
+never touches the context. A long body continues in further top-level
+functions, so any body the parser accepts compiles.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
-from ..compile.plan import AggStep, Assign, ColumnCheck, FailStep, Filter, NegCheck, Scan, Step, outside_map, plan_body
+from ..compile.lower import Plan, lower, proof_layout, stale
+from ..compile.plan import AggStep, Assign, ColumnCheck, FailStep, Filter, NegCheck, Scan, Step
 from ..compile.program import AgentDef, InvariantDef, Program
-from ..compile.types import NUMERIC, comparable, expr_type
+from .. import catalogue
+from ..compile.types import expr_type
 from ..diagnostics import Span
 from ..syntax import ast
 from . import runtime
+from .effects import Match, record_template
 from .store import Context
 
 _MISSING = object()
-NO_RESULT = object()  # an aggregate over an empty group with no value (min, max)
+NO_RESULT = catalogue.NO_RESULT  # an aggregate over an empty group with no value (min, max)
 PENDING = object()    # a tool result not known yet: the match waits for the next tool round
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PY_CMP = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 class _Code:
-    def __init__(self) -> None:
+    """The lines of one generated function; ``loops`` counts its open for-loops
+    (inside one, a failed guard ``continue``s instead of nesting an ``if``)."""
+
+    def __init__(self, depth: int = 1) -> None:
         self.lines: list[str] = []
-        self.depth = 1
+        self.depth = depth
+        self.loops = 0
 
     def line(self, text: str) -> None:
         self.lines.append("    " * self.depth + text)
@@ -40,14 +53,52 @@ class _Code:
         self.line(text)
         self.depth += 1
 
+    def guard(self, cond: str) -> None:
+        """The rest runs only when ``cond`` holds."""
+        if self.loops:
+            self.line(f"if not ({cond}): continue")
+        else:
+            self.open(f"if {cond}:")
+
+    def loop(self, text: str) -> None:
+        self.open(text)
+        self.loops += 1
+
+
+def _distinct(items: list, cols: tuple) -> list:
+    """The first tuple for each distinct value of ``cols`` (a projection), in order."""
+    seen: dict = {}
+    if len(cols) == 1:
+        c = cols[0]
+        for t in items:
+            seen.setdefault(t[c], t)
+    else:
+        for t in items:
+            seen.setdefault(tuple([t[c] for c in cols]), t)
+    return list(seen.values())
+
 
 class RuleCode:
-    """Generated evaluation code for one agent or invariant."""
+    """Generated evaluation code for one agent or invariant: the code-generation
+    backend. ``version(driver, mask)`` lowers the body to a plan (re-planned when
+    relation sizes change a lot) and prepares it as a Python function that runs
+    the version into an EffectBuffer."""
+
+    # CPython allows 20 statically nested blocks and 100 indentation levels per
+    # function: a long body continues in another generated function.
+    LOOPS_PER_FUNCTION = 12
+    DEPTH_PER_FUNCTION = 40
 
     def __init__(self, rule: AgentDef | InvariantDef, program: Program, context: Context, *, invariant: bool = False,
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
-                 confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False):
+                 confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
+                 analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True,
+                 size: list[Any] | None = None, code_cache: dict[tuple[str, str], Any] | None = None):
         self.rule = rule
+        # [bytes counted, next checkpoint, checkpoint hook] when max_bytes is set: every new fact
+        # in a buffer adds its cost; past the checkpoint the hook checks the budget and the time-out
+        self.size = size
+        self.code_cache = code_cache  # (source, name) -> code object, shared by the runs of one RuleSet
         self.alternatives = alternatives  # also record every other derivation of a known fact
         self.confidence = confidence  # per relation: fact -> confidence below 1 (None: no confidence in this job)
         self.tool_call = tool_call
@@ -60,30 +111,51 @@ class RuleCode:
         self.heads: tuple[ast.Atom, ...] = () if isinstance(rule, InvariantDef) else rule.heads
         self.body = rule.body
         self.types = rule.var_types
-        self.positive = [i for i, lit in enumerate(self.body) if isinstance(lit, ast.Atom)]
-        self.aggregates = [i for i, lit in enumerate(self.body) if ast.aggregate_side(lit) is not None]
-        # `v = @tool(...)` literals: their values join the proof record, after aggregate values
-        self.tool_vars = [(i, lit.left.name) for i, lit in enumerate(self.body) if isinstance(lit, ast.Comparison)
-                          and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
-        self.outside = outside_map(self.body, self.heads)
-        self.versions: dict[tuple[int | None, frozenset[int]], Callable[..., Any]] = {}
+        self.layout = proof_layout(self.body)
+        self.positive = list(self.layout.premises)
+        self.aggregates = list(self.layout.aggregates)
+        self.tool_vars = list(self.layout.tools)  # `v = @tool(...)`: values join the proof record after aggregates
+        # every match counts when all derivations or the best confidence are wanted
+        self.reduce = confidence is None and not alternatives
+        self.analyze = analyze    # driver -> literal index -> rows out of that step (-1: emitted)
+        self.plan_sizes = plan_sizes
+        self.versions: dict[tuple[int | None, frozenset[int]], tuple[Callable[..., Any], Plan]] = {}
+        self.plans: dict[int | None, Plan] = {}
+        self.replans = 0
         self.continuations = 0
         self.agg_memos: dict[int, dict[Any, Any]] = {}
         self.sources: list[str] = []
 
     # -------------------------------------------------------------- versions
-    def version(self, driver: int | None, mask: frozenset[int]) -> Callable[..., Any]:
-        key = (driver, mask)
-        fn = self.versions.get(key)
-        if fn is None:
-            fn = self._build(driver, mask)
-            self.versions[key] = fn
-        return fn
+    def sizes(self) -> dict[str, int]:
+        return {lit.relation: len(self.context[lit.relation].facts) for lit in self.body if isinstance(lit, ast.Atom)}
 
-    def _build(self, driver: int | None, mask: frozenset[int]) -> Callable[..., Any]:
-        steps, unsafe = plan_body(self.body, set(), driver, self.outside)
-        assert not unsafe, unsafe
-        self.ns: dict[str, Any] = dict(runtime.HELPERS)
+    def plan(self, driver: int | None) -> Plan:
+        """The current plan of a version (made, or re-made when sizes moved a lot)."""
+        plan = self.plans.get(driver)
+        if plan is None or (plan.sizes is not None and stale(plan, self.sizes())):
+            if plan is not None:
+                self.replans += 1
+                for key in [k for k in self.versions if k[0] == driver]:
+                    del self.versions[key]
+            plan = lower(self.rule, driver, sizes=self.sizes() if self.plan_sizes else None, reduce=self.reduce)
+            self.plans[driver] = plan
+        return plan
+
+    def version(self, driver: int | None, mask: frozenset[int]) -> Callable[..., Any]:
+        """The prepared function of a version: ``fn(delta, exclude, buffer, cycle)``."""
+        plan = self.plan(driver)
+        key = (driver, mask)
+        entry = self.versions.get(key)
+        if entry is None or entry[1] is not plan:
+            entry = (self.prepare(plan, mask), plan)
+            self.versions[key] = entry
+        return entry[0]
+
+    def prepare(self, plan: Plan, mask: frozenset[int]) -> Callable[..., Any]:
+        """Compile a plan (with the atoms in ``mask`` excluding the new facts) to a function."""
+        driver = plan.driver
+        self.ns: dict[str, Any] = dict(catalogue.HELPERS)
         self.ns["_NONE"] = NO_RESULT
         self.ns["_MISS"] = _MISSING
         self.ns["_PENDING"] = PENDING
@@ -91,128 +163,216 @@ class RuleCode:
         self.ns["_coerce"] = runtime.coerce
         self.ns["_S"] = self.steps
         self.ns["_steps_exceeded"] = runtime.steps_exceeded
+        self.ns["_distinct"] = _distinct
+        self.ns["_Match"] = Match
+        self.names: dict[Any, str] = {}
+        self.counter = self.analyze.setdefault(driver, {}) if self.analyze is not None else None
+        if self.counter is not None:
+            self.ns["_K"] = self.counter
+        self.ns["_Z"] = self.size
         self.defaults: list[str] = []
         self.pre: list[str] = []
+        self.mask = mask
         code = _Code()
-        for h in range(len(self.heads)):
-            code.line(f"B{h} = B[{h}]")
-            if self.confidence is not None:  # confidence buffers follow the fact buffers
-                code.line(f"BC{h} = B[{len(self.heads) + h}]")
-                code.line(f"BI{h} = B[{2 * len(self.heads) + h}]")
-            if self.alternatives:  # then one buffer of other derivations per head
-                width = 3 if self.confidence is not None else 1
-                code.line(f"BA{h} = B[{width * len(self.heads) + h}]")
-        for i in sorted(mask):
-            code.line(f"X{i} = X[{i}]")
-        self._steps(code, steps, "", mask, lambda: self._emit(code))
-        params = ", ".join(["D", "X", "B", "C"] + [f"{d}={d}" for d in self.defaults])
-        src = "\n".join(self.pre + [f"def _run({params}):"] + (code.lines or ["    pass"]) + ["    return None"])
+        self._prelude(code)
+        self._steps(code, list(plan.steps), "", lambda c: self._emit(c), ())
+        src = "\n".join(self.pre + [f"def _run(D, X, B, C{self._params()}):"] + (code.lines or ["    pass"]) + ["    return None"])
         self.sources.append(src)
-        exec(compile(src, f"<converge {self.rule.name} v{driver}>", "exec"), self.ns)
+        name = f"<converge {self.rule.name} v{driver}>"
+        compiled = self.code_cache.get((src, name)) if self.code_cache is not None else None
+        if compiled is None:  # the source alone determines the code object; bound values live in self.ns
+            compiled = compile(src, name, "exec")
+            if self.code_cache is not None:
+                self.code_cache[(src, name)] = compiled
+        exec(compiled, self.ns)
         return self.ns["_run"]
 
-    def _bind(self, name: str, value: Any) -> str:
-        if name not in self.ns:
+    def _params(self) -> str:
+        return "".join(f", {d}={d}" for d in self.defaults)
+
+    def _prelude(self, code: _Code) -> None:
+        """Locals for the effect buffer's per-head dicts and the masks."""
+        if self.invariant:
+            code.line("BM = B.matches")
+        for h in range(len(self.heads)):
+            code.line(f"B{h} = B.facts[{h}]")
+            if self.confidence is not None:
+                code.line(f"BC{h} = B.confidence[{h}]")
+                code.line(f"BI{h} = B.improved[{h}]")
+            if self.alternatives:
+                code.line(f"BA{h} = B.alternatives[{h}]")
+        for i in sorted(self.mask):
+            code.line(f"X{i} = X[{i}]")
+
+    def _bind(self, key: Any, value: Any) -> str:
+        """A generated name for an object the code reads (a relation's facts, an
+        index...): numbered, so no two objects ever share a name whatever the
+        relation names are."""
+        name = self.names.get(key)
+        if name is None:
+            name = f"o{len(self.names)}"
+            self.names[key] = name
             self.ns[name] = value
-            self.defaults.append(name)
+        if name not in self.defaults:
+            self.defaults.append(name)  # a default argument: a fast local in the function
         return name
 
     def sid(self, span: Span) -> int:
         self.spans.append(span)
         return len(self.spans) - 1
 
-    # -------------------------------------------------------------- steps
-    # CPython allows 20 statically nested loops per function; long bodies continue in a closure.
-    LOOPS_PER_FUNCTION = 12
+    def _count(self, code: _Code, lit: int) -> None:
+        if self.counter is not None:
+            self.counter.setdefault(lit, 0)
+            code.line(f"_K[{lit}] += 1")
 
-    def _steps(self, code: _Code, steps: list[Step] | tuple[Step, ...], pfx: str, mask: frozenset[int],
-               tail: Callable[[], None], nonlocals: tuple[str, ...] = ()) -> None:
-        """Emit the steps, then ``tail`` (what a full match does) at the innermost level."""
-        bound: set[str] = set()
+    # -------------------------------------------------------------- steps
+    def _steps(self, code: _Code, steps: list[Step], pfx: str, tail: Callable[[_Code], None],
+               live: tuple[str, ...], acc: bool = False) -> None:
+        """Emit the steps, then ``tail`` (what a full match does) at the innermost level.
+        ``live``: names bound so far (passed on when the body continues in another function)."""
+        live_list = list(live)
         hoisted: dict[int, str] = {}
-        steps = list(steps)
-        loops = 0
+        bound: set[str] = set()
+        base = code.depth
         for k, step in enumerate(steps):
-            if isinstance(step, Scan) and loops >= self.LOOPS_PER_FUNCTION:
-                self.continuations += 1
-                name = f"_c{self.continuations}"
-                level = code.depth
-                code.line(f"def {name}():")  # a closure: it sees every variable bound so far
-                code.depth += 1
-                if nonlocals:
-                    code.line(f"nonlocal {', '.join(nonlocals)}")
-                self._steps(code, steps[k:], pfx, mask, tail, nonlocals)
-                code.depth = level
-                code.line(f"{name}()")
+            if (isinstance(step, Scan) and not step.exists and code.loops >= self.LOOPS_PER_FUNCTION) \
+                    or code.depth - base >= self.DEPTH_PER_FUNCTION:
+                self._continue(code, steps[k:], pfx, tail, tuple(live_list), acc)
                 return
             if isinstance(step, Scan):
-                loops += 1
                 # Loop-invariant index probes of later atoms move above this loop;
                 # an empty probe means no match at all, so it also guards the loop.
-                for later in steps[k + 1:]:
-                    if (isinstance(later, Scan) and later.keys and later.lit not in hoisted
-                            and len(later.keys) < len(later.atom.args)
-                            and all(set(ast.expr_vars(e)) <= bound for _, e in later.keys)):
-                        name = f"L{pfx}{later.lit}"
-                        code.line(f"{name} = {self._probe(later)}")
-                        code.open(f"if {name}:")
-                        hoisted[later.lit] = name
-                self._scan(code, step, pfx, mask, hoisted.get(step.lit))
-                bound.update(v for _, v in step.binds)
+                if not step.exists:
+                    for later in steps[k + 1:k + 1 + 2 * self.LOOPS_PER_FUNCTION]:
+                        if (isinstance(later, Scan) and later.keys and later.lit not in hoisted
+                                and not later.driver and len(later.keys) < len(later.atom.args)
+                                and all(set(ast.expr_vars(e)) <= bound for _, e in later.keys)):
+                            name = f"L{pfx}{later.lit}"
+                            code.line(f"{name} = {self._probe(later)}")
+                            code.guard(name)
+                            hoisted[later.lit] = name
+                            live_list.append(name)
+                self._scan(code, step, pfx, hoisted.get(step.lit))
+                live_list.append(f"t{pfx}{step.lit}")
+                for _, v in step.binds:
+                    bound.add(v)
+                    live_list.append(f"v_{v}")
             elif isinstance(step, ColumnCheck):
-                code.open(f"if t{pfx}{step.lit}[{step.col}] == {self.expr(step.expr)}:")
+                code.guard(f"t{pfx}{step.lit}[{step.col}] == {self.expr(step.expr)}")
             elif isinstance(step, Filter):
-                code.open(f"if {self._condition(step.literal)}:")
+                code.guard(self._condition(step.literal))
             elif isinstance(step, Assign) and isinstance(step.expr, ast.ToolCall):
                 args = "".join(self.expr(a) + ", " for a in step.expr.args)
                 code.line(f"v_{step.var} = _tool({step.expr.tool!r}, ({args}), {self.sid(step.expr.span)})")
-                code.open(f"if v_{step.var} is not _PENDING:")
+                code.guard(f"v_{step.var} is not _PENDING")
                 bound.add(step.var)
+                live_list.append(f"v_{step.var}")
             elif isinstance(step, Assign):
                 code.line(f"v_{step.var} = {self.expr(step.expr)}")
                 bound.add(step.var)
+                live_list.append(f"v_{step.var}")
             elif isinstance(step, NegCheck):
-                self._neg(code, step, pfx)
+                self._neg(code, step)
             elif isinstance(step, FailStep):
                 code.line(f"_type_error({self.sid(step.span)}, {('fail: ' + step.message)!r})")
             elif isinstance(step, AggStep):
                 self._aggregate(code, step, pfx)
+                live_list.append(f"r{pfx}{step.lit}")
                 if step.bind and isinstance(step.result, ast.Var):
                     bound.add(step.result.name)
-        tail()
+                    live_list.append(f"v_{step.result.name}")
+            if not pfx and not isinstance(step, (FailStep,)):
+                self._count(code, step.lit)
+        tail(code)
+
+    def _continue(self, code: _Code, rest: list[Step], pfx: str, tail: Callable[[_Code], None],
+                  live: tuple[str, ...], acc: bool) -> None:
+        """The rest of a long body in a new top-level function, called with every name bound so far."""
+        self.continuations += 1
+        name = f"_c{self.continuations}"
+        names = tuple(dict.fromkeys(live))
+        inner = _Code()
+        saved = self.defaults
+        self.defaults = []
+        if not pfx:
+            self._prelude(inner)
+        self._steps(inner, rest, pfx, tail, names, acc)
+        text = "\n".join(inner.lines)
+        words = set(_WORD.findall(text))
+        used = tuple(n for n in names if n in words)  # only the names the rest reads
+        args = (() if pfx else ("D", "X", "B", "C")) + used + (("acc",) if acc else ())
+        header = f"def {name}({', '.join(args + tuple(f'{d}={d}' for d in self.defaults))}):"
+        self.pre.append("\n".join([header] + (inner.lines or ["    pass"])))
+        self.defaults = saved
+        self.defaults.append(name)
+        code.line(f"{name}({', '.join(args)})")
+
+    def _source(self, step: Scan, pfx: str, hoisted: str | None) -> tuple[str, list[str], str | None]:
+        """Where a scan's tuples come from, the per-tuple conditions, and (when
+        every column is bound) the one tuple to test for membership."""
+        rel = self.context[step.atom.relation]
+        tv = f"t{pfx}{step.lit}"
+        conds: list[str] = []
+        keys = list(step.keys)
+        member = None
+        if hoisted is not None:
+            src = hoisted
+        elif step.driver:
+            src = "D"
+            conds += [f"{tv}[{col}] == {self.expr(expr)}" for col, expr in keys]
+        elif keys and len(keys) == rel.arity:
+            src = self._bind(("facts", rel.name), rel.facts)
+            member = "(" + "".join(self.expr(e) + ", " for _, e in keys) + ")"
+        elif keys:
+            src = self._probe(step)
+        else:
+            src = self._bind(("order", rel.name), rel.order)
+        if rel.key is not None and member is None and not step.driver:
+            conds.append(f"{tv} in {self._bind(('facts', rel.name), rel.facts)}")  # superseded facts stay in lists
+        if step.lit in self.mask and not pfx:
+            conds.append(f"{tv} not in X{step.lit}")
+        conds += [f"{tv}[{col}] == {tv}[{other}]" for col, other in step.equal]
+        return src, conds, member
 
     def _probe(self, step: Scan) -> str:
         rel = self.context[step.atom.relation]
         cols = tuple(c for c, _ in step.keys)
-        name = self._bind(f"I_{_ident(rel.name)}_{'_'.join(map(str, cols))}", rel.index(cols))
+        name = self._bind(("index", rel.name, cols), rel.index(cols))
         key = self.expr(step.keys[0][1]) if len(cols) == 1 else "(" + ", ".join(self.expr(e) for _, e in step.keys) + ")"
         return f"{name}.get({key}, ())"
 
-    def _scan(self, code: _Code, step: Scan, pfx: str, mask: frozenset[int], hoisted: str | None = None) -> None:
+    def _scan(self, code: _Code, step: Scan, pfx: str, hoisted: str | None = None) -> None:
         rel = self.context[step.atom.relation]
         tv = f"t{pfx}{step.lit}"
-        keys = list(step.keys)
-        if hoisted is not None:
-            code.open(f"for {tv} in {hoisted}:")
-        elif step.driver:
-            code.open(f"for {tv} in D:")
-            for col, expr in keys:
-                code.open(f"if {tv}[{col}] == {self.expr(expr)}:")
-        elif keys and len(keys) == rel.arity:
-            name = self._bind(f"T_{_ident(rel.name)}", rel.facts)
-            values = ", ".join(self.expr(e) for _, e in keys)
-            code.line(f"{tv} = ({values},)")
-            code.open(f"if {tv} in {name}:")
-        elif keys:
-            code.open(f"for {tv} in {self._probe(step)}:")
+        src, conds, member = self._source(step, pfx, hoisted)
+        if member is not None:  # every column bound: one membership test
+            code.line(f"{tv} = {member}")
+            code.guard(f"{tv} in {src}")
+            for cond in conds:
+                code.guard(cond)
+        elif step.exists:  # stop at the first match
+            if not conds:
+                code.line(f"{tv} = {src}")
+                code.guard(tv)
+                code.line(f"{tv} = {tv}[0]")
+            else:
+                code.open(f"for {tv} in {src}:")
+                code.open(f"if {' and '.join(conds)}:")
+                code.line("break")
+                code.depth -= 2
+                code.open("else:")
+                code.line(f"{tv} = _MISS")
+                code.depth -= 1
+                code.guard(f"{tv} is not _MISS")
+        elif step.distinct is not None:
+            cols = "(" + "".join(f"{c}, " for c in step.distinct) + ")"
+            filt = f" if {' and '.join(conds)}" if conds else ""
+            code.loop(f"for {tv} in _distinct([{tv} for {tv} in {src}{filt}], {cols}):")
         else:
-            name = self._bind(f"O_{_ident(rel.name)}", rel.order)
-            code.open(f"for {tv} in {name}:")
-        if rel.key is not None and not (keys and len(keys) == rel.arity and hoisted is None and not step.driver):
-            live = self._bind(f"T_{_ident(rel.name)}", rel.facts)
-            code.open(f"if {tv} in {live}:")  # superseded facts stay in lists, not in the live set
-        if step.lit in mask and not pfx:
-            code.open(f"if {tv} not in X{step.lit}:")
+            code.loop(f"for {tv} in {src}:")
+            for cond in conds:
+                code.guard(cond)
         if len(step.binds) > 1 or (step.binds and rel.arity == 1):
             names = ["_"] * rel.arity  # unpacking beats one subscript per column
             for col, var in step.binds:
@@ -221,78 +381,91 @@ class RuleCode:
         else:
             for col, var in step.binds:
                 code.line(f"v_{var} = {tv}[{col}]")
-        for col, other in step.equal:
-            code.open(f"if {tv}[{col}] == {tv}[{other}]:")
 
-    def _neg(self, code: _Code, step: NegCheck, pfx: str) -> None:
+    def _neg(self, code: _Code, step: NegCheck) -> None:
         rel = self.context[step.atom.relation]
         if len(step.keys) == rel.arity and rel.arity > 0:
-            name = self._bind(f"T_{_ident(rel.name)}", rel.facts)
-            code.open(f"if ({', '.join(self.expr(e) for _, e in step.keys)},) not in {name}:")
+            name = self._bind(("facts", rel.name), rel.facts)
+            code.guard(f"({''.join(self.expr(e) + ', ' for _, e in step.keys)}) not in {name}")
         elif step.keys:
             cols = tuple(c for c, _ in step.keys)
-            name = self._bind(f"I_{_ident(rel.name)}_{'_'.join(map(str, cols))}", rel.index(cols))
+            name = self._bind(("index", rel.name, cols), rel.index(cols))
             key = self.expr(step.keys[0][1]) if len(cols) == 1 else "(" + ", ".join(self.expr(e) for _, e in step.keys) + ")"
             if rel.key is not None:
-                live = self._bind(f"T_{_ident(rel.name)}", rel.facts)
-                code.open(f"if not any(t in {live} for t in {name}.get({key}, ())):")
+                live = self._bind(("facts", rel.name), rel.facts)
+                code.guard(f"not any(t in {live} for t in {name}.get({key}, ()))")
             else:
-                code.open(f"if {key} not in {name}:")
+                code.guard(f"{key} not in {name}")
         else:
-            name = self._bind(f"T_{_ident(rel.name)}", rel.facts)
-            code.open(f"if not {name}:")
+            name = self._bind(("facts", rel.name), rel.facts)
+            code.guard(f"not {name}")
+
+    def _count_length(self, step: AggStep) -> str | None:
+        """``count { rel(...) }`` over one atom whose other columns are free: the
+        length of an index bucket (or of the relation), no loop at all."""
+        if step.aggregate.op != "count" or len(step.inner) != 1 or not isinstance(step.inner[0], Scan):
+            return None
+        scan = step.inner[0]
+        rel = self.context[scan.atom.relation]
+        if scan.equal or scan.exists or rel.key is not None or not all(
+                isinstance(e, ast.Var) and e.name in step.group for _, e in scan.keys):
+            return None
+        if not scan.keys:
+            return f"len({self._bind(('order', rel.name), rel.order)})"
+        if len(scan.keys) == rel.arity:
+            facts = self._bind(("facts", rel.name), rel.facts)
+            return f"(1 if ({''.join(self.expr(e) + ', ' for _, e in scan.keys)}) in {facts} else 0)"
+        return f"len({self._probe(scan)})"
 
     def _aggregate(self, code: _Code, step: AggStep, pfx: str) -> None:
         agg = step.aggregate
+        length = self._count_length(step)
+        if length is not None:
+            code.line(f"r{pfx}{step.lit} = {length}")
+            if step.bind:
+                assert isinstance(step.result, ast.Var)
+                code.line(f"v_{step.result.name} = r{pfx}{step.lit}")
+            else:
+                code.guard(f"r{pfx}{step.lit} == {self.expr(step.result)}")
+            return
         fname = f"A{pfx}{step.lit}"
         inner_pfx = f"{pfx}{step.lit}_"
         memo = self.agg_memos.setdefault(step.lit, {}) if self.memo else {}
-        self._bind(f"M{pfx}{step.lit}", memo)
+        memo_name = self._bind(("memo", step.lit), memo)
         # Generate the aggregate function into the namespace, with its own defaults.
         saved_defaults = self.defaults
-        self.defaults = []
+        self.defaults = [memo_name]
         inner = _Code()
         params = [f"g{k}" for k in range(len(step.group))]
         key = "()" if not params else (params[0] if len(params) == 1 else "(" + ", ".join(params) + ")")
         inner.line(f"k = {key}")
         if self.memo:
-            inner.line(f"r = M{pfx}{step.lit}.get(k, _MISS)")
+            inner.line(f"r = {memo_name}.get(k, _MISS)")
             inner.open("if r is not _MISS:")
             inner.line("return r")
             inner.depth -= 1
         for k, var in enumerate(step.group):
             inner.line(f"v_{var} = g{k}")
-        value_type = self.types.get(agg.value.name) if agg.value is not None else "int"
-        if agg.op == "count":
-            inner.line("acc = 0")
-        elif agg.op == "sum":
-            inner.line("acc = 0.0" if value_type == "float" else "acc = 0")
-        else:
-            inner.line("acc = _MISS")
+        # init / step / finish come from the catalogue, for the aggregated value's static type
+        templates = catalogue.emit_aggregate(agg.op, self.types.get(agg.value.name) if agg.value is not None else None)
+        # the accumulator is a one-item list: the body may continue in other functions
+        inner.line("acc = [None]")
+        inner.line(templates.init.format(acc="acc[0]"))
         depth = inner.depth
 
-        def accumulate() -> None:
-            if agg.op == "count":
-                inner.line("acc += 1")
-            elif agg.op == "sum":
-                if value_type in NUMERIC:
-                    inner.line(f"acc += v_{agg.value.name}")  # type: ignore[union-attr]
-                else:
-                    inner.line(f"_type_error({self.sid(agg.span)}, 'sum needs numbers, got {value_type}')")
-            else:
-                v = f"v_{agg.value.name}"  # type: ignore[union-attr]
-                better = "<" if agg.op == "min" else ">"
-                inner.open(f"if acc is _MISS or {v} {better} acc:")
-                inner.line(f"acc = {v}")
-                inner.depth -= 1
+        def accumulate(c: _Code) -> None:
+            value = f"v_{agg.value.name}" if agg.value is not None else ""
+            for text in templates.step.format(acc="acc[0]", v=value).split("\n"):
+                c.line(text)
 
-        self._steps(inner, step.inner, inner_pfx, frozenset(), accumulate, ("acc",))
+        self._steps(inner, list(step.inner), inner_pfx, accumulate, tuple(f"v_{g}" for g in step.group), acc=True)
         inner.depth = depth
-        inner.line("r = _NONE if acc is _MISS else acc")
+        inner.loops = 0
+        inner.line(f"r = {templates.finish.format(acc='acc[0]', sid=self.sid(agg.span))}")
         if self.memo:
-            inner.line(f"M{pfx}{step.lit}[k] = r")
+            inner.line(f"{memo_name}[k] = r")
         inner.line("return r")
-        args = ", ".join(params + [f"{d}={d}" for d in self.defaults + [f'M{pfx}{step.lit}']])
+        args = ", ".join(params + [f"{d}={d}" for d in self.defaults])
         self.pre.append(f"def {fname}({args}):\n" + "\n".join(inner.lines))
         self.defaults = saved_defaults
         self.defaults.append(fname)  # defined by the generated source itself
@@ -300,26 +473,26 @@ class RuleCode:
         code.line(f"r{pfx}{step.lit} = {fname}({group})")
         if step.bind:
             assert isinstance(step.result, ast.Var)
-            code.open(f"if r{pfx}{step.lit} is not _NONE:")
+            code.guard(f"r{pfx}{step.lit} is not _NONE")
             code.line(f"v_{step.result.name} = r{pfx}{step.lit}")
         else:
-            other = self.expr(step.result)
-            rtype = expr_type(agg, self.types)
-            if not comparable("=", rtype, expr_type(step.result, self.types)):
-                other = f"_type_error({self.sid(step.result.span)}, 'cannot compare {rtype} and {expr_type(step.result, self.types)}')"
-            code.open(f"if r{pfx}{step.lit} is not _NONE and r{pfx}{step.lit} == {other}:")
+            test = catalogue.emit_call("=", [f"r{pfx}{step.lit}", self.expr(step.result)],
+                                       [expr_type(agg, self.types), expr_type(step.result, self.types)], self.sid(step.result.span))
+            code.guard(f"r{pfx}{step.lit} is not _NONE and {test}")
 
     # -------------------------------------------------------------- emit
     def _emit(self, code: _Code) -> None:
         prem = [f"t{i}" for i in self.positive]
         extras = [f"r{i}" for i in self.aggregates] + [f"v_{var}" for _, var in self.tool_vars]
+        if self.counter is not None:
+            self.counter.setdefault(-1, 0)
+            code.line("_K[-1] += 1")
         if self.invariant:
             names = sorted(v for v in self.types)
             values = "".join(f"v_{v}, " for v in names)
-            record = f"(({''.join(p + ', ' for p in prem)}), ({''.join(e + ', ' for e in extras)}), ({values}))"
-            code.line(f"B.append({record})")
+            code.line(f"BM.append(_Match(({''.join(p + ', ' for p in prem)}), ({''.join(e + ', ' for e in extras)}), ({values})))")
             return
-        proof = ", ".join([str(self.rule.id), "C"] + prem + ([f"({', '.join(extras)},)"] if extras else []))
+        proof = record_template(self.rule.id, "C", prem, extras)
         if self.steps is not None:
             code.line("_S[0] += 1")
             code.open("if _S[0] > _S[1]:")
@@ -327,15 +500,13 @@ class RuleCode:
             code.depth -= 1
         for h, head in enumerate(self.heads):
             rel = self.program.relations[head.relation]
-            self._bind(f"H{h}", self.context[head.relation].facts)
+            known = self._bind(("facts", head.relation), self.context[head.relation].facts)
             values = []
             for arg, col in zip(head.args, rel.columns):
                 text = self.expr(arg)
                 typ = expr_type(arg, self.types)
-                if col.type == "float" and typ == "int":
-                    text = f"float({text})"
-                if col.type == "float" and not isinstance(arg, (ast.Var, ast.Const)):
-                    text = f"_finite({text}, {self.sid(arg.span)})"
+                if col.type == "float" and typ == "int":  # float results are finite: the catalogue checks each operation
+                    text = catalogue.widen_code(text, self.sid(arg.span))
                 if typ is None and not isinstance(arg, ast.Const):  # a tool's value: checked when it arrives
                     text = f"_coerce({text}, {col.type!r}, {self.sid(arg.span)})"
                 values.append(text)
@@ -343,31 +514,53 @@ class RuleCode:
             same = self._same_tuple(head)
             code.line(f"f = {same if same is not None else fact}")
             if self.confidence is None:
-                code.open(f"if f not in H{h} and f not in B{h}:")
-                code.line(f"B{h}[f] = ({proof},)")
+                code.open(f"if f not in {known} and f not in B{h}:")
+                code.line(f"B{h}[f] = {proof}")
+                self._count_size(code, head)
                 code.depth -= 1
                 if self.alternatives:
                     code.open("else:")
-                    code.line(f"BA{h}.setdefault(f, []).append(({proof},))")
+                    code.line(f"BA{h}.setdefault(f, []).append({proof})")
                     code.depth -= 1
                 continue
             # derived confidence = agent weight x the weakest premise; a fact keeps its best
             weight = getattr(self.rule, "confidence", 1.0)
             premises = []
             for i in self.positive:
-                name = self._bind(f"CF_{_ident(self.body[i].relation)}", self.confidence.setdefault(self.body[i].relation, {}))  # type: ignore[union-attr]
+                relation = self.body[i].relation  # type: ignore[union-attr]
+                name = self._bind(("confidence", relation), self.confidence.setdefault(relation, {}))
                 premises.append(f"{name}.get(t{i}, 1.0)")
             conf = f"{weight!r} * min({', '.join(premises)})" if len(premises) > 1 else (f"{weight!r} * {premises[0]}" if premises else repr(weight))
-            head_conf = self._bind(f"CF_{_ident(head.relation)}", self.confidence.setdefault(head.relation, {}))
+            head_conf = self._bind(("confidence", head.relation), self.confidence.setdefault(head.relation, {}))
             code.line(f"c = {conf}")
-            code.open(f"if f not in H{h}:")
+            code.open(f"if f not in {known}:")
             code.open(f"if f not in B{h} or c > BC{h}[f]:")
-            code.line(f"B{h}[f] = ({proof},)")
+            if self.size is not None:
+                code.open(f"if f not in B{h}:")
+                self._count_size(code, head)
+                code.depth -= 1
+            code.line(f"B{h}[f] = {proof}")
             code.line(f"BC{h}[f] = c")
             code.depth -= 2
             code.open(f"elif c > {head_conf}.get(f, 1.0) and c > BI{h}.get(f, (0.0,))[0]:")
-            code.line(f"BI{h}[f] = (c, ({proof},))")
+            code.line(f"BI{h}[f] = (c, {proof})")
             code.depth -= 1
+
+    def _count_size(self, code: _Code, head: ast.Atom) -> None:
+        """Add a new fact's cost (runtime.fact_bytes, inlined) to the max_bytes count."""
+        if self.size is None:
+            return
+        columns = self.program.relations[head.relation].columns
+        cost = [str(runtime.FACT_BYTES + runtime.COLUMN_BYTES * len(columns))]
+        for k, col in enumerate(columns):
+            if col.type == "str":
+                cost.append(f"len(f[{k}])")
+            elif col.type == "int":
+                cost.append(f"(f[{k}].bit_length() >> 6 and (f[{k}].bit_length() - 64) << 4)")
+        code.line(f"_Z[0] += {' + '.join(cost)}")
+        code.open("if _Z[0] > _Z[1]:")
+        code.line("_Z[2]()")
+        code.depth -= 1
 
     def _same_tuple(self, head: ast.Atom) -> str | None:
         """A scanned tuple that equals the emitted fact (same variables, same order, same
@@ -390,11 +583,11 @@ class RuleCode:
             text = self.expr(lit.call)
             return f"not ({text})" if lit.negated else text
         assert isinstance(lit, ast.Comparison)
-        lt, rt = expr_type(lit.left, self.types), expr_type(lit.right, self.types)
-        if not comparable(lit.op, lt, rt):
-            if lt is not None and rt is not None:
-                return f"_type_error({self.sid(lit.span)}, 'cannot compare {lt} and {rt}')"
-        return f"({self.expr(lit.left)}) {_PY_CMP[lit.op]} ({self.expr(lit.right)})"
+        return self._apply(lit.op, (lit.left, lit.right), lit.span)
+
+    def _apply(self, key: str, args: tuple[ast.Expr, ...], span: Span) -> str:
+        """An operator, comparison or builtin: its code comes from the catalogue."""
+        return catalogue.emit_call(key, [self.expr(a) for a in args], [expr_type(a, self.types) for a in args], self.sid(span))
 
     def expr(self, e: ast.Expr) -> str:
         if isinstance(e, ast.Const):
@@ -402,49 +595,10 @@ class RuleCode:
         if isinstance(e, ast.Var):
             return f"v_{e.name}"
         if isinstance(e, ast.Neg):
-            t = expr_type(e.operand, self.types)
-            if t in NUMERIC:
-                return f"(-{self.expr(e.operand)})"
-            return f"_type_error({self.sid(e.span)}, {f'cannot negate {t}'!r})"
+            return self._apply("neg", (e.operand,), e.span)
         if isinstance(e, ast.BinOp):
-            lt, rt = expr_type(e.left, self.types), expr_type(e.right, self.types)
-            a, b = self.expr(e.left), self.expr(e.right)
-            if e.op == "++":
-                if lt == rt == "str":
-                    return f"({a} + {b})"
-                return f"_type_error({self.sid(e.span)}, {f'cannot concatenate {lt} and {rt} with ++ (use to_str)'!r})"
-            if lt in NUMERIC and rt in NUMERIC:
-                if e.op == "/":
-                    return f"_div({a}, {b}, {self.sid(e.span)})"
-                if e.op == "%":
-                    return f"_mod({a}, {b}, {self.sid(e.span)})"
-                return f"({a} {e.op} {b})"
-            return f"_type_error({self.sid(e.span)}, {f'cannot apply {e.op} to {lt} and {rt}'!r})"
+            return self._apply(e.op, (e.left, e.right), e.span)
         if isinstance(e, ast.Call):
-            args = [self.expr(a) for a in e.args]
-            if expr_type(e, self.types) is None:
-                types = ", ".join(str(expr_type(a, self.types)) for a in e.args)
-                return f"_type_error({self.sid(e.span)}, {f'{e.func}() does not take ({types})'!r})"
-            f = e.func
-            if f == "len":
-                return f"len({args[0]})"
-            if f in ("lower", "upper"):
-                return f"{args[0]}.{f}()"
-            if f == "contains":
-                return f"({args[1]} in {args[0]})"
-            if f in ("startswith", "endswith"):
-                return f"{args[0]}.{f}({args[1]})"
-            if f == "substr":
-                return f"_substr({args[0]}, {args[1]}, {args[2]}, {self.sid(e.span)})"
-            if f == "to_str":
-                return f"_to_str({args[0]})"
-            if f in ("to_int", "to_float"):
-                return f"_{f}({args[0]}, {self.sid(e.span)})"
-            if f in ("min", "max") and expr_type(e, self.types) == "float":
-                args = [f"float({a})" for a in args]
-            return f"{f}({', '.join(args)})"  # abs, min, max
+            return self._apply(e.func, e.args, e.span)
         return f"_type_error({self.sid(getattr(e, 'span', self.rule.span))}, 'unsupported expression')"
 
-
-def _ident(name: str) -> str:
-    return name.replace(".", "__")

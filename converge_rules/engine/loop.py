@@ -14,7 +14,7 @@ Nothing here iterates a set to decide order.
 
 from __future__ import annotations
 
-import gc
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
@@ -25,12 +25,15 @@ from ..diagnostics import Span
 from ..syntax import ast
 from ..values import format_fact
 from .codegen import PENDING, RuleCode
-from .runtime import EvalError, StepsExceeded
-from .store import INPUT_PROOF, Context, RelationStore
-from .tools import ToolKey, ToolOutcome, call_batch
+from .effects import INPUT_PROOF, EffectBuffer, Match
+from .runtime import COLUMN_BYTES, FACT_BYTES, EvalError, SizeExceeded, StepsExceeded
+from .store import Context, RelationStore
+from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # counted bytes: a run (digest and output included) stays near 1 GB
+_CHECKPOINT = 1 << 20  # inside a cycle, max_bytes and the time-out are checked every MiB counted
 
 
 class Tier(str, Enum):
@@ -61,6 +64,8 @@ class Budget:
     max_agents_per_cycle: int | None = None
     max_steps: int | None = None
     min_confidence: float | None = None
+    max_bytes: int | None = None
+    timeout: float | None = None   # wall-clock seconds; not deterministic, so never in a rule file
 
     def merged_over(self, file_budget: Mapping[str, Any]) -> "Budget":
         """Explicit settings (API, CLI) override the rule files' budget."""
@@ -69,12 +74,13 @@ class Budget:
             return mine if mine is not None else file_budget.get(name, default)
 
         return Budget(pick("max_cycles", DEFAULT_MAX_CYCLES), pick("max_facts", DEFAULT_MAX_FACTS),
-                      pick("max_agents_per_cycle", None), pick("max_steps", None), pick("min_confidence", None))
+                      pick("max_agents_per_cycle", None), pick("max_steps", None), pick("min_confidence", None),
+                      pick("max_bytes", DEFAULT_MAX_BYTES), self.timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {"max_cycles": self.max_cycles, "max_facts": self.max_facts,
                 "max_agents_per_cycle": self.max_agents_per_cycle, "max_steps": self.max_steps,
-                "min_confidence": self.min_confidence}
+                "min_confidence": self.min_confidence, "max_bytes": self.max_bytes, "timeout": self.timeout}
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,21 @@ class Outcome:
     confidence: dict[str, dict[tuple, float]] | None = None
     alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
     dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
+    # with analyze: agent name -> (its last plan per driver, rows out of each step per driver)
+    analysis: dict[str, tuple[dict[Any, Any], dict[Any, dict[int, int]]]] | None = None
+    bytes: int = 0                  # what the facts count against max_bytes
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every tool call with its outcome, in order
+
+
+def _bytes_of(columns: Any, facts: list[tuple]) -> int:
+    """runtime.fact_bytes summed over facts of one relation, a column at a time."""
+    total = (FACT_BYTES + COLUMN_BYTES * len(columns)) * len(facts)
+    for k, col in enumerate(columns):
+        if col.type == "str":
+            total += sum(len(f[k]) for f in facts)
+        elif col.type == "int":
+            total += sum((b - 64) << 4 for b in (f[k].bit_length() for f in facts) if b > 64)
+    return total
 
 
 class _AgentState:
@@ -152,8 +173,12 @@ class Engine:
                  replay_tools: Mapping[ToolKey, list[ToolOutcome]] | None = None,
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                 all_proofs: bool = False):
+                 all_proofs: bool = False, tool_isolation: str = "thread", analyze: bool = False,
+                 code_cache: dict[Any, Any] | None = None):
         self.program = program
+        self.tool_isolation = tool_isolation
+        self.pool: ProcessPool | None = None  # worker processes, started on the first tool call
+        self.code_cache = code_cache  # compiled join code, reused across the runs of one RuleSet
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
@@ -168,12 +193,17 @@ class Engine:
         self.replay_tools = {k: list(v) for k, v in replay_tools.items()} if replay_tools is not None else None
         self.progress = progress
         self.memo: dict[ToolKey, Any] = {}
+        self.tool_log: list[dict[str, Any]] = []  # kept even without a trace: a decision record needs it
         self.tool_errors: dict[ToolKey, str] = {}
         self.requests: dict[ToolKey, None] = {}
         self.current_check: RuleCode | None = None  # the invariant being evaluated, for error reports
         self.waiting = False             # the agent being computed needs a tool result not known yet
         self.touched: set[ToolKey] = set()  # tool calls the agent being computed looked up
         self.steps: list[int] | None = [0, budget.max_steps] if budget.max_steps is not None else None
+        # max_bytes: [bytes counted, next checkpoint, checkpoint hook], shared with the generated code
+        self.deadline = time.monotonic() + budget.timeout if budget.timeout is not None else None
+        self.size: list[Any] = [0, 0, self._checkpoint]
+        self._next_checkpoint()
         keys = {name: rel.key for name, rel in program.relations.items() if rel.key is not None}
         self.context = Context({name: rel.arity for name, rel in program.relations.items()}, keys)
         uses_confidence = (bool(input_confidence and any(input_confidence.values()))
@@ -185,16 +215,48 @@ class Engine:
         self.conf_dropped = 0
         if self.alternatives is not None and uses_confidence:
             self.alternatives = None  # alternative proofs are recorded for jobs without confidence only
+        self.analyze = analyze  # count the rows out of every plan step (converge plan --facts)
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
-                                            confidence=self.conf, alternatives=self.alternatives is not None),
+                                            confidence=self.conf, alternatives=self.alternatives is not None,
+                                            analyze={} if analyze else None, size=self.size,
+                                            code_cache=code_cache),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
-        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool), i.body, (), i.id, i.name)
+        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool,
+                                              code_cache=code_cache), i.body, (), i.id, i.name)
                            for i in program.invariants if i.kind == "invariant"]
         self.acceptance = [i for i in program.invariants if i.kind == "acceptance"]
         self.total = 0
         self.fired: set[int] = set()
         self.pruned = self._prune(goals)
+
+    # ---------------------------------------------------------------- size and time
+    def _next_checkpoint(self) -> None:
+        used, limit = self.size[0], self.budget.max_bytes
+        self.size[1] = used + _CHECKPOINT if limit is None else min(limit, used + _CHECKPOINT)
+
+    def _checkpoint(self) -> None:
+        """Called by generated code when the byte count passes a checkpoint (a pure function
+        of the job, so max_bytes stops every run at the same fact); also checks the time-out."""
+        limit = self.budget.max_bytes
+        if limit is not None and self.size[0] > limit:
+            raise SizeExceeded("max_bytes")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise SizeExceeded("timeout")
+        self._next_checkpoint()
+
+    def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False) -> Reason:
+        if exc.budget == "timeout":
+            limit = self.budget.timeout
+            where = f"after cycle {cycle}" if between else f"in cycle {cycle}; the cycle was not committed"
+            return Reason("budget", f"timeout of {limit:g} s reached {where}. "
+                                    "Wall-clock time is not deterministic: the same job may stop at another point",
+                          {"budget": "timeout", "limit": limit, "cycle": cycle, "deterministic": False})
+        limit = self.budget.max_bytes
+        where = f"in cycle {cycle}" if cycle else "by the input facts"
+        return Reason("budget", f"max_bytes exhausted {where}: the facts count {self.size[0]} bytes, the budget is {limit}"
+                                + ("; the cycle was not committed" if cycle else ""),
+                      {"budget": "max_bytes", "limit": limit, "reached": self.size[0], "cycle": cycle})
 
     # ---------------------------------------------------------------- set-up
     def _emit(self, event: dict[str, Any]) -> None:
@@ -232,6 +294,8 @@ class Engine:
             store.facts.update(dict.fromkeys(items, INPUT_PROOF))
             store.order.extend(items)
             self.total += len(items)
+        self.size[0] += sum(_bytes_of(self.program.relations[name].columns, items) for name, items in facts.items())
+        self._next_checkpoint()
 
     # ---------------------------------------------------------------- tools
     def _tool(self, name: str, args: tuple, sid: int) -> Any:
@@ -256,10 +320,14 @@ class Engine:
                 recorded = self.replay_tools.get(k)
                 outcomes[k] = recorded.pop(0) if recorded else ToolOutcome(False, error=f"tool {k[0]} has no recorded result for {list(k[1])!r}")
         else:
-            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout)
+            if self.tool_isolation == "process" and self.pool is None:
+                self.pool = ProcessPool(self.tools, self.workers)
+            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
-            self._emit({"event": "tool", "cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()})
+            call = {"cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()}
+            self.tool_log.append(call)
+            self._emit({"event": "tool", **call})
             if out.ok:
                 self.memo[key] = out.value
             else:
@@ -267,20 +335,22 @@ class Engine:
 
     # ---------------------------------------------------------------- run
     def run(self) -> Outcome:
-        enabled = gc.isenabled()
-        gc.disable()  # facts are acyclic tuples; the cyclic collector only costs time here
         try:
             outcome = self._run()
-            outcome.fired = tuple(sorted(self.fired))
-            outcome.steps = self.steps[0] if self.steps is not None else 0
-            outcome.confidence = self.conf
-            outcome.alternatives = self.alternatives
-            outcome.dropped = self.dropped
-            return outcome
         finally:
-            if enabled:
-                gc.freeze()  # the context is acyclic and lives on: keep the collector from walking it
-                gc.enable()
+            if self.pool is not None:  # no worker process outlives the job
+                self.pool.close()
+                self.pool = None
+        outcome.fired = tuple(sorted(self.fired))
+        outcome.steps = self.steps[0] if self.steps is not None else 0
+        outcome.confidence = self.conf
+        outcome.alternatives = self.alternatives
+        outcome.dropped = self.dropped
+        outcome.bytes = self.size[0]
+        outcome.tool_calls = self.tool_log
+        if self.analyze:
+            outcome.analysis = {a.name: (dict(a.code.plans), a.code.analyze or {}) for a in self.agents}
+        return outcome
 
     def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
         return Outcome(tier, reasons, cycle, self.context, self.budget)
@@ -298,6 +368,8 @@ class Engine:
             reasons.append(Reason("budget", f"max_facts exhausted: the input holds {self.total} facts, the budget is {max_facts}",
                                   {"budget": "max_facts", "limit": max_facts, "reached": self.total}))
             return self._outcome(Tier.BOUNDED, reasons, 0)
+        if self.budget.max_bytes is not None and self.size[0] > self.budget.max_bytes:
+            return self._outcome(Tier.BOUNDED, [self._size_reason(SizeExceeded("max_bytes"), 0)], 0)
         try:
             violations = self._check_structural(0)
         except EvalError as err:
@@ -329,6 +401,9 @@ class Engine:
                 reasons.append(Reason("budget", f"max_cycles exhausted after {cycle} cycles with {len(ready)} agent(s) still eligible",
                                       {"budget": "max_cycles", "limit": max_cycles, "reached": cycle}))
                 return self._outcome(Tier.BOUNDED, reasons, cycle)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                reasons.append(self._size_reason(SizeExceeded("timeout"), cycle, between=True))
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             cycle += 1
             eligible = ready
             deferred: list[_AgentState] = []
@@ -352,6 +427,11 @@ class Engine:
                 reasons.append(Reason("budget", f"max_steps exhausted in cycle {cycle}: more than {self.steps[1]} rule firings; the cycle was not committed",
                                       {"budget": "max_steps", "limit": self.steps[1], "reached": self.steps[0], "cycle": cycle}))
                 self.steps[0] = steps_before
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
+            except SizeExceeded as exc:
+                reasons.append(self._size_reason(exc, cycle))
+                if self.steps is not None:
+                    self.steps[0] = steps_before
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             for reason in skipped:
                 reasons.append(reason)
@@ -381,8 +461,9 @@ class Engine:
                                   {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": self.conf_dropped}))
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
-            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool)
-            found: list[Any] = []
+            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool,
+                            code_cache=self.code_cache)
+            found = EffectBuffer()
             self.current_check = code
             try:
                 code.version(None, frozenset())([], {}, found, cycle)
@@ -390,16 +471,16 @@ class Engine:
                 reasons.append(self._invariant_error(err, cycle))
                 tier = Tier.FAILED
                 continue
-            self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found)})
-            if found:
-                reasons.append(self._violation_reason(self._violations(inv, code, found), cycle))
+            self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found.matches)})
+            if found.matches:
+                reasons.append(self._violation_reason(self._violations(inv, code, found.matches), cycle))
                 tier = Tier.FAILED
         return self._outcome(tier, reasons, cycle)
 
     # ---------------------------------------------------------------- compute
-    def _compute(self, eligible: list[_AgentState], cycle: int) -> tuple[list[tuple[_AgentState, list[Any]]], list[Reason]]:
+    def _compute(self, eligible: list[_AgentState], cycle: int) -> tuple[list[tuple[_AgentState, EffectBuffer]], list[Reason]]:
         """Compute every eligible agent, with tool rounds and failure policies."""
-        done: dict[int, list[Any]] = {}
+        done: dict[int, EffectBuffer] = {}
         attempts = {a.id: 1 for a in eligible}
         skipped: list[Reason] = []
         todo = list(eligible)
@@ -408,26 +489,32 @@ class Engine:
         while todo:
             waiting: list[_AgentState] = []
             for agent in todo:
-                width = (3 if self.conf is not None else 1) + (1 if self.alternatives is not None else 0)
-                buffers: list[Any] = [{} for _ in range(len(agent.heads) * width)]
+                buffers = EffectBuffer(len(agent.heads), confidence=self.conf is not None,
+                                       alternatives=self.alternatives is not None)
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    raise SizeExceeded("timeout")  # also between agents: some cycles derive nothing new
                 self.waiting = False
                 self.touched = set()
+                counted = self.size[0]  # a discarded buffer gives its bytes back
                 try:
                     self._semi_naive(agent, buffers, cycle, lengths)
                 except EvalError as err:
+                    self.size[0] = counted
                     span = agent.code.spans[err.sid] if 0 <= err.sid < len(agent.code.spans) else agent.code.rule.span
                     self._failure(agent, cycle, attempts, err.message, span, waiting, skipped)
                     continue
                 except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as err:
+                    self.size[0] = counted
                     self._failure(agent, cycle, attempts, f"{type(err).__name__}: {err}", agent.code.rule.span, waiting, skipped)
                     continue
                 if self.waiting:
+                    self.size[0] = counted
                     waiting.append(agent)  # it needs tool results: run again after this round's calls
                     self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id], "status": "waiting for tools"})
                     continue
                 done[agent.id] = buffers
                 self._emit({"event": "execute", "cycle": cycle, "agent": agent.name, "attempt": attempts[agent.id],
-                            "status": "ok", "facts": sum(len(b) for b in buffers[:len(agent.heads)])})
+                            "status": "ok", "facts": buffers.count()})
             if self.requests:
                 self._run_tools(cycle)
             todo = waiting
@@ -495,7 +582,7 @@ class Engine:
             code.version(i, frozenset(mask))(delta, exclude, out, cycle)
 
     # ---------------------------------------------------------------- commit
-    def _merge(self, buffers: list[tuple[_AgentState, list[dict[tuple, tuple]]]], max_facts: int, cycle: int,
+    def _merge(self, buffers: list[tuple[_AgentState, EffectBuffer]], max_facts: int, cycle: int,
                restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
         if self.conf is not None:
             return self._merge_confidence(buffers, max_facts, cycle, restore)
@@ -503,13 +590,12 @@ class Engine:
         dropped = 0
         alternatives = self.alternatives
         if alternatives is not None:  # other derivations of known facts, in merge order
-            for agent, bufs in buffers:
-                n = len(agent.heads)
-                for h, head in enumerate(agent.heads):
-                    for fact, proofs in bufs[n + h].items():
+            for agent, effects in buffers:
+                for head, others in zip(agent.heads, effects.alternatives):
+                    for fact, proofs in others.items():
                         alternatives.setdefault(head.relation, {}).setdefault(fact, []).extend(proofs)
-        for agent, bufs in buffers:
-            for head, buf in zip(agent.heads, bufs):
+        for agent, effects in buffers:
+            for head, buf in zip(agent.heads, effects.facts):
                 if not buf:
                     continue
                 self.fired.add(agent.id)
@@ -554,7 +640,7 @@ class Engine:
                 self.context[name].extend(new)
         return added, dropped
 
-    def _merge_confidence(self, buffers: list[tuple[_AgentState, list[Any]]], max_facts: int,
+    def _merge_confidence(self, buffers: list[tuple[_AgentState, EffectBuffer]], max_facts: int,
                           cycle: int, restore: dict[str, dict[tuple, tuple]]) -> tuple[dict[str, list[tuple]], int]:
         """Merge when facts carry confidence: below min_confidence is dropped, a better
         confidence for a known fact replaces its proof and re-propagates, and at the
@@ -562,10 +648,9 @@ class Engine:
         assert self.conf is not None
         floor = self.budget.min_confidence
         candidates: list[tuple[float, int, str, tuple, tuple, str]] = []
-        for agent, bufs in buffers:
-            n = len(agent.heads)
+        for agent, effects in buffers:
             for h, head in enumerate(agent.heads):
-                buf, confs, better = bufs[h], bufs[n + h], bufs[2 * n + h]
+                buf, confs, better = effects.facts[h], effects.confidence[h], effects.improved[h]
                 name = head.relation
                 conf = self.conf[name]
                 store = self.context[name]
@@ -672,7 +757,7 @@ class Engine:
         out: list[Violation] = []
         names = []
         for state in self.structural:
-            found: list[Any] = []
+            found = EffectBuffer()
             self.current_check = state.code
             if state.code.aggregates or not state.code.positive:
                 # Aggregates are not monotone: a new fact can create a match that
@@ -687,9 +772,9 @@ class Engine:
                 state.marks = lengths
                 state.ran = True
             names.append(state.name)
-            if found:
+            if found.matches:
                 assert isinstance(state.code.rule, InvariantDef)
-                out.extend(self._violations(state.code.rule, state.code, found))
+                out.extend(self._violations(state.code.rule, state.code, found.matches))
         if names:
             self._emit({"event": "invariants", "cycle": cycle, "checked": names, "violations": len(out)})
         return out
@@ -703,13 +788,13 @@ class Engine:
         return Reason("invariant_error", f"{code.rule.kind} {name!r} could not be evaluated in cycle {cycle}: {err.message} at {span}",
                       {"invariant": name, "cycle": cycle, "error": err.message, "span": span.to_json()})
 
-    def _violations(self, inv: InvariantDef, code: RuleCode, found: list[Any]) -> list[Violation]:
+    def _violations(self, inv: InvariantDef, code: RuleCode, found: list[Match]) -> list[Violation]:
         names = sorted(inv.var_types)
         atoms = [inv.body[i] for i in code.positive]
         out = []
-        for premises, _extras, values in found:
-            bindings = {n: v for n, v in zip(names, values)}
-            prem = [(a.relation, f) for a, f in zip(atoms, premises)]  # type: ignore[union-attr]
+        for match in found:
+            bindings = {n: v for n, v in zip(names, match.values)}
+            prem = [(a.relation, f) for a, f in zip(atoms, match.premises)]  # type: ignore[union-attr]
             out.append(Violation(inv, bindings, prem))
         return out
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Proof record of an input fact: (INPUT_AGENT, cycle 0). Its source is kept apart.
-INPUT_AGENT = -1
-INPUT_PROOF = (INPUT_AGENT, 0)
+from .effects import INPUT_AGENT, INPUT_PROOF  # noqa: F401  (re-exported: the record layout lives in effects)
 
 
 class RelationStore:

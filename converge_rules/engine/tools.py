@@ -1,23 +1,84 @@
 """Host tools: Python callables that rules call as ``s = @name(args)``.
 
-Calls of one cycle are batched and run on a small pool of daemon threads,
-each with a time-out; results come back keyed by (tool, arguments), so the
-order in which calls finish never reaches the result. A successful result is
-remembered for the whole job (a tool is called at most once per distinct
-arguments); a failure is not, so a retried agent calls again. A replay uses
-recorded results instead of calling anything.
+Calls of one cycle are batched and run concurrently, each with a time-out;
+results come back keyed by (tool, arguments), so the order in which calls
+finish never reaches the result. A successful result is remembered for the
+whole job (a tool is called at most once per distinct arguments); a failure
+is not, so a retried agent calls again. A replay uses recorded results
+instead of calling anything.
+
+Isolation: ``"thread"`` (the default) runs calls on a small pool of daemon
+threads; a call that times out is abandoned, but a tool that holds the GIL in
+one long C call (a regular expression that backtracks, a huge integer power)
+cannot be interrupted and stalls the job. ``"process"`` runs calls in a pool
+of worker processes (see ProcessPool): a call that times out has its worker
+killed and replaced, whatever it was doing.
+
+Whatever the isolation, anything a tool raises — ``SystemExit`` and
+``KeyboardInterrupt`` included — is that call's failure, never the engine's,
+and every value is validated (``check_value``) before it can reach a fact.
 """
 
 from __future__ import annotations
 
+import math
 import queue
+import re
 import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..values import type_name, value_problem
+from ..values import type_name
 
 ToolKey = tuple[str, tuple]
+
+
+def import_tools_module(name: str, cwd: str | None = None) -> Any:
+    """Import the module that ``--tools`` names, without touching ``sys.path``.
+
+    A file path (``tools.py``, ``dir/tools.py``) is loaded from that file. A dotted name is
+    looked up in the working directory first (``a/b.py`` or ``a/b/__init__.py`` for
+    ``a.b``), explicitly, then among installed modules. A module found on disk is
+    registered under a private name (``converge_tools_<hash>``), so a ``./lark/`` or
+    ``./json.py`` next to the rules can never shadow a library for later imports.
+    """
+    import hashlib
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    base = cwd or os.getcwd()
+    path: str | None = None
+    if name.endswith(".py") or os.sep in name or (os.altsep and os.altsep in name):
+        path = os.path.join(base, name)
+        if not os.path.isfile(path):
+            raise ImportError(f"no such file: {name}")
+    elif all(part.isidentifier() for part in name.split(".")):
+        parts = name.split(".")
+        for candidate in (os.path.join(base, *parts) + ".py", os.path.join(base, *parts, "__init__.py")):
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+    else:
+        raise ImportError(f"{name!r} is neither a module name nor a .py file")
+    if path is None:  # not in the working directory: an installed module
+        return importlib.import_module(name)
+    path = os.path.abspath(path)
+    private = "converge_tools_" + hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    if private in sys.modules:
+        return sys.modules[private]
+    spec = importlib.util.spec_from_file_location(private, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[private] = module  # under its private name only: nothing is shadowed
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(private, None)
+        raise
+    return module
 
 
 class ToolOutcome:
@@ -30,17 +91,75 @@ class ToolOutcome:
         return {"result": self.value} if self.ok else {"error": self.error}
 
 
-def _problem(name: str, value: Any) -> str | None:
-    """Why a tool's value cannot be used (wrong type, not finite, not valid Unicode), or None."""
-    if type_name(value) not in ("int", "float", "str", "bool"):
-        return f"tool {name} returned {type(value).__name__}; expected int, float, str or bool"
-    problem = value_problem(value)
-    return f"tool {name} returned an invalid value: {problem}" if problem else None
+TOOL_ISOLATION = ("thread", "process")
+MAX_VALUE_SIZE = 1 << 24  # the longest string (characters) or int (bytes) a tool may return
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_value(name: str, value: Any) -> ToolOutcome:
+    """A tool's value as an outcome: a plain int, float, str or bool (subclasses such as an
+    IntEnum or a numpy scalar are converted), finite, at most MAX_VALUE_SIZE, valid Unicode;
+    anything else is the call's failure, with a message that says why."""
+    kind = type_name(value)
+    try:
+        if kind == "bool":
+            value = bool(value)
+        elif kind == "int":
+            value = int(value)
+            if value.bit_length() > 8 * MAX_VALUE_SIZE:
+                return ToolOutcome(False, error=f"tool {name} returned an int of {value.bit_length()} bits; "
+                                                f"the limit is {8 * MAX_VALUE_SIZE}")
+        elif kind == "float":
+            value = float(value)
+            if not math.isfinite(value):
+                return ToolOutcome(False, error=f"tool {name} returned {value!r}; a float must be finite")
+        elif kind == "str":
+            value = str.__str__(value)
+            if len(value) > MAX_VALUE_SIZE:
+                return ToolOutcome(False, error=f"tool {name} returned a string of {len(value)} characters; "
+                                                f"the limit is {MAX_VALUE_SIZE}")
+            bad = _SURROGATE.search(value)
+            if bad is not None:
+                return ToolOutcome(False, error=f"tool {name} returned a string that is not valid Unicode "
+                                                f"(a lone surrogate \\u{ord(bad.group()):04x} at index {bad.start()})")
+        else:
+            return ToolOutcome(False, error=f"tool {name} returned {type(value).__name__}; expected int, float, str or bool")
+    except Exception as err:  # a subclass whose conversion fails
+        return ToolOutcome(False, error=f"tool {name} returned an unusable {type(value).__name__}: {type(err).__name__}")
+    return ToolOutcome(True, value)
+
+
+def call_one(tools: Mapping[str, Callable[..., Any]], name: str, args: tuple) -> ToolOutcome:
+    """Call a tool and validate its value; any exception, BaseException included, is a failure."""
+    try:
+        value = tools[name](*args)
+    except (SystemExit, KeyboardInterrupt, GeneratorExit) as err:
+        return ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}"
+                                        + (f": {err}" if str(err) else "") + " (a tool must return a value or raise an Exception)")
+    except BaseException as err:  # a tool's failure is the agent's failure, never the engine's
+        return ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}: {_message(err)}")
+    return check_value(name, value)
+
+
+def _message(err: BaseException) -> str:
+    try:
+        return str(err)
+    except Exception:
+        return "(its message cannot be shown)"
 
 
 def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
-               timeout: float | None) -> dict[ToolKey, ToolOutcome]:
-    """Run the calls concurrently; every call gets an outcome (value, error or time-out)."""
+               timeout: float | None, isolation: str = "thread", pool: "ProcessPool | None" = None) -> dict[ToolKey, ToolOutcome]:
+    """Run the calls concurrently (threads, or ``pool``'s processes); every call gets an outcome."""
+    if isolation == "process" and keys:
+        assert pool is not None
+        return pool.call_batch(keys, timeout)
+    return _thread_batch(keys, tools, workers, timeout)
+
+
+def _thread_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
+                  timeout: float | None) -> dict[ToolKey, ToolOutcome]:
+    """Run the calls on daemon threads; every call gets an outcome (value, error or time-out)."""
     results: dict[ToolKey, ToolOutcome] = {}
     if not keys:
         return results
@@ -61,13 +180,7 @@ def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], wor
             name, args = keys[i]
             with lock:
                 started[i] = time.monotonic()
-            try:
-                value = tools[name](*args)
-                problem = _problem(name, value)
-                out = ToolOutcome(True, value) if problem is None else ToolOutcome(False, error=problem)
-            except Exception as err:  # a tool's failure is the agent's failure, never the engine's
-                out = ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}: {err}")
-            outcomes[i] = out
+            outcomes[i] = call_one(tools, name, args)
             done[i].set()
 
     def spawn() -> None:
@@ -92,3 +205,186 @@ def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], wor
             spawn()
         results[keys[i]] = out
     return results
+
+
+# ---------------------------------------------------------------- process isolation
+
+def _serve(conn: Any, tools: Mapping[str, Callable[..., Any]]) -> None:
+    """A worker process: call tools for the parent until the pipe closes."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    while True:
+        try:
+            name, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        out = call_one(tools, name, args)
+        try:
+            conn.send((out.ok, out.value, out.error))
+        except Exception as err:  # a value that cannot be sent back
+            conn.send((False, None, f"tool {name}: its value cannot be sent back ({type(err).__name__})"))
+
+
+class _Worker:
+    __slots__ = ("process", "conn", "key", "started")
+
+    def __init__(self, process: Any, conn: Any):
+        self.process, self.conn = process, conn
+        self.key: ToolKey | None = None
+        self.started = 0.0
+
+
+class ProcessPool:
+    """Worker processes for tool calls, started on first use and stopped by ``close``.
+
+    Each worker runs one call at a time. A call that outlives its time-out has its
+    worker killed (SIGKILL) and replaced; a worker that dies (a tool that calls
+    ``os._exit`` or crashes the interpreter) fails the call it was running. On
+    Linux the workers are forked, so any callable works; elsewhere they are spawned
+    and the tools must be importable (module-level functions).
+    """
+
+    def __init__(self, tools: Mapping[str, Callable[..., Any]], size: int):
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+        self._ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        self.tools = dict(tools)
+        self.size = max(1, size)
+        self.idle: list[_Worker] = []
+
+    def _start(self) -> _Worker:
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):  # a forked child must not write the parent's pending output again
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_serve, args=(child, self.tools), daemon=True, name="converge-tool")
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def _stop(self, worker: _Worker) -> None:
+        try:
+            worker.conn.close()
+        except OSError:
+            pass
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(5)
+
+    def call_batch(self, keys: list[ToolKey], timeout: float | None) -> dict[ToolKey, ToolOutcome]:
+        from multiprocessing.connection import wait
+
+        results: dict[ToolKey, ToolOutcome] = {}
+        todo = list(keys)
+        busy: list[_Worker] = []
+        while todo or busy:
+            while todo and len(busy) < self.size:
+                worker = self.idle.pop() if self.idle else self._start()
+                key = todo.pop(0)
+                try:
+                    worker.conn.send(key)
+                except Exception as err:  # arguments are plain values; a broken pipe means a dead worker
+                    self._stop(worker)
+                    results[key] = ToolOutcome(False, error=f"tool {key[0]} could not be called: {type(err).__name__}")
+                    continue
+                worker.key, worker.started = key, time.monotonic()
+                busy.append(worker)
+            if not busy:
+                continue
+            now = time.monotonic()
+            wait_for = None if timeout is None else max(0.0, min(w.started + timeout for w in busy) - now)
+            ready = set(wait([w.conn for w in busy], wait_for))
+            still: list[_Worker] = []
+            for worker in busy:
+                key = worker.key
+                assert key is not None
+                if worker.conn in ready:
+                    try:
+                        ok, value, error = worker.conn.recv()
+                        results[key] = ToolOutcome(True, value) if ok else ToolOutcome(False, error=error)
+                        worker.key = None
+                        self.idle.append(worker)
+                    except (EOFError, OSError):
+                        self._stop(worker)
+                        code = worker.process.exitcode
+                        results[key] = ToolOutcome(False, error=f"tool {key[0]} ended its worker process"
+                                                                + (f" (exit code {code})" if code is not None else ""))
+                elif timeout is not None and time.monotonic() - worker.started >= timeout:
+                    self._stop(worker)  # killed, whatever it was doing; a new worker takes its place
+                    results[key] = ToolOutcome(False, error=f"tool {key[0]} timed out after {timeout:g}s "
+                                                            "(its worker process was killed)")
+                else:
+                    still.append(worker)
+            busy = still
+        return results
+
+    def close(self) -> None:
+        """Stop every worker (the pool can start new ones if used again)."""
+        for worker in self.idle:
+            self._stop(worker)
+        self.idle = []
+
+
+class ToolSpecError(ValueError):
+    """A ``--tools`` specification that names no usable tools."""
+
+
+def load_tools_spec(spec: str) -> dict[str, Callable[..., Any]]:
+    """The tools a ``--tools`` specification names: ``module:object`` (a dict of callables) or
+    ``module`` / ``module:submodule`` (its public functions); the module may be a ``.py`` path."""
+    import inspect
+
+    module_name, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if attr and not attr.isidentifier():  # a Windows drive letter, not an attribute
+        module_name, attr = spec, ""
+    try:
+        target: Any = import_tools_module(module_name)
+        if attr:
+            target = getattr(target, attr)
+    except Exception as err:
+        raise ToolSpecError(f"cannot load tools from {spec!r}: {type(err).__name__}: {err}") from None
+    except SystemExit:
+        raise ToolSpecError(f"cannot load tools from {spec!r}: the module called exit()") from None
+    if isinstance(target, dict):
+        tools = dict(target)
+    elif inspect.ismodule(target):
+        tools = {n: f for n, f in vars(target).items() if callable(f) and not n.startswith("_")
+                 and getattr(f, "__module__", None) == target.__name__}
+    else:
+        raise ToolSpecError(f"{spec!r} is neither a dict of callables nor a module")
+    bad = sorted(n for n, f in tools.items() if not callable(f))
+    if bad:
+        raise ToolSpecError(f"tools {', '.join(bad)} in {spec!r} are not callable")
+    return tools
+
+
+class ToolRef:
+    """A tool named by its ``--tools`` specification: it pickles as (spec, name), so a worker
+    process or a cluster node imports the module itself (a module imported from a path lives
+    under a private name that another process cannot resolve)."""
+
+    def __init__(self, spec: str, name: str):
+        self.spec = spec
+        self.name = name
+        self._fn: Callable[..., Any] | None = None
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"spec": self.spec, "name": self.name}
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__init__(state["spec"], state["name"])  # type: ignore[misc]
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fn is None:
+            self._fn = load_tools_spec(self.spec)[self.name]
+        return self._fn(*args)
+
+    def __repr__(self) -> str:
+        return f"ToolRef({self.spec!r}, {self.name!r})"

@@ -117,6 +117,32 @@ def _num(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _arith(op: str, a: Value, b: Value) -> Value:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            a, b = float(a), float(b)  # type: ignore[arg-type]
+        except OverflowError:
+            raise _Bad("int too large to convert to float") from None
+    if op == "+":
+        return a + b  # type: ignore[operator]
+    if op == "-":
+        return a - b  # type: ignore[operator]
+    if op == "*":
+        return a * b  # type: ignore[operator]
+    if op == "/":
+        return _div(a, b)
+    if op == "%":
+        return _mod(a, b)
+    raise _Bad(f"unknown operator {op}")
+
+
+def _finite(v: Value) -> Value:
+    """Floats are finite: an operation that leaves the range is an error, as in the engine."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise _Bad(f"arithmetic overflow: {v}")
+    return v
+
+
 def _div(a: Value, b: Value) -> Value:
     if b == 0:
         raise _Bad("division by zero")
@@ -231,19 +257,13 @@ def evaluate(e: ast.Expr, env: Mapping[str, Value]) -> Value:
             raise _Bad(f"cannot concatenate {type_name(a)} and {type_name(b)} with ++")
         if not (_num(a) and _num(b)):
             raise _Bad(f"cannot apply {e.op} to {type_name(a)} and {type_name(b)}")
-        if e.op == "+":
-            return a + b  # type: ignore[operator]
-        if e.op == "-":
-            return a - b  # type: ignore[operator]
-        if e.op == "*":
-            return a * b  # type: ignore[operator]
-        if e.op == "/":
-            return _div(a, b)
-        if e.op == "%":
-            return _mod(a, b)
-        raise _Bad(f"unknown operator {e.op}")
+        return _finite(_arith(e.op, a, b))
     if isinstance(e, ast.Call):
-        return _builtin(e.func, [evaluate(a, env) for a in e.args])
+        args = [evaluate(a, env) for a in e.args]
+        try:
+            return _builtin(e.func, args)
+        except OverflowError:
+            raise _Bad(f"{e.func}(): int too large to convert to float") from None
     if isinstance(e, ast.ToolCall):
         raise _Tool(e.tool)
     raise _Bad(f"cannot evaluate {type(e).__name__} here")
@@ -760,7 +780,11 @@ class Checker:
             if not all(_num(v) for v in values):
                 raise _Bad("sum needs numbers")
             if any(isinstance(v, float) for v in values):
-                return math.fsum(values)
+                try:
+                    total = math.fsum(values)
+                except OverflowError:
+                    raise _Bad("arithmetic overflow in a float sum") from None
+                return _finite(total)
             return sum(values)  # type: ignore[arg-type]
         if not values:
             return _EMPTY
@@ -978,8 +1002,11 @@ def read_result(path: str) -> tuple[dict[str, Any], str]:
 
 
 def _find(entry: str, result_path: str) -> str | None:
-    """A job path as written (relative to where `run` ran) or, failing that, relative to the result file."""
-    if os.path.exists(entry):
+    """A job path as written (relative to where `run` ran) or, failing that, relative to the result file;
+    a database URL as it is."""
+    from ..io.database import is_database_url
+
+    if is_database_url(entry) or os.path.exists(entry):
         return entry
     if not os.path.isabs(entry):
         beside = os.path.join(os.path.dirname(os.path.abspath(result_path)), entry)
@@ -993,14 +1020,33 @@ def load_job(data: Mapping[str, Any], path: str, text: str | None = None) -> tup
     from ..compile.pipeline import compile_sources
     from ..io import load_fact_paths
 
+    from ..io.database import is_database_url
+    from ..io.digests import content_sha256
+
     rules, facts = [], []
+    hashes = data["job"].get("sha256")
     for key, out in (("rules", rules), ("facts", facts)):
         for k, entry in enumerate(data["job"].get(key, [])):
+            kind = "rule" if key == "rules" else "facts"
+            if key == "facts" and is_database_url(entry):  # read again through SELECTs, never quoted as a file
+                out.append(entry)
+                continue
             found = _find(entry, path)
             if found is None:
-                raise _located("E500", f"{'rule' if key == 'rules' else 'facts'} file of the job not found: {entry}",
+                raise _located("E500", f"{kind} file of the job not found: {entry}",
                                path, text, ("job", key, k),
                                "paths are read relative to the working directory, then to the result file's directory")
+            # a crafted result could name any file (an absolute path, ~/.ssh/...) to have its lines
+            # quoted in diagnostics: only a file with the recorded SHA-256 is ever read
+            expected = hashes.get(entry) if isinstance(hashes, dict) else None
+            if not isinstance(expected, str):
+                raise _located("E515", f"the result records no SHA-256 for the {kind} file {entry}: refusing to read it",
+                               path, text, ("job", "sha256") if isinstance(hashes, dict) else ("job",),
+                               "write the result again with this version: converge run ... --format json --proofs")
+            if content_sha256(found) != expected:
+                raise _located("E515", f"the {kind} file {entry} does not match the SHA-256 the result records: "
+                               "refusing to read it", path, text, ("job", "sha256", entry),
+                               "the file changed since the result was written (or the result names another file)")
             out.append(found)
     compilation = compile_sources([(p, None) for p in rules], use_cache=False)
     if not compilation.ok or compilation.program is None:

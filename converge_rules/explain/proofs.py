@@ -1,7 +1,7 @@
 """Proofs: decoding the engine's compact proof records into explanations.
 
-The engine stores, per derived fact, ``(agent id, cycle, premises..., [aggregate
-values])``. Everything else a person wants to see (bindings, negated atoms
+The engine stores, per derived fact, one compact proof record (its layout and
+typed view live in ``engine.effects``). Everything else a person wants to see (bindings, negated atoms
 checked absent, comparisons that held) follows from the agent's body and is
 rebuilt here, so recording a proof costs the engine one tuple.
 """
@@ -15,7 +15,8 @@ from ..compile.plan import AggStep, Assign, outside_map, plan_body
 from ..compile.program import Program
 from ..diagnostics import Span
 from ..engine.runtime import EvalError, eval_expr
-from ..engine.store import INPUT_AGENT, Context
+from ..engine.effects import ProofRecord, is_input_record
+from ..engine.store import Context
 from ..syntax import ast
 from ..values import Value, format_fact, format_value
 
@@ -72,8 +73,10 @@ def pattern_text(relation: str, pattern: tuple) -> str:
 
 def decode(program: Program, context: Context, relation: str, fact: tuple,
            source_of: Callable[[str, tuple], tuple[str, int] | None],
-           confidence: Mapping[str, Mapping[tuple, float]] | None = None) -> Proof | None:
-    """The proof of a fact in the context, or None when the fact is absent."""
+           confidence: Mapping[str, Mapping[tuple, float]] | None = None,
+           cache: dict[int, Any] | None = None) -> Proof | None:
+    """The proof of a fact in the context, or None when the fact is absent
+    (``cache``: a dict kept by the caller, so each agent's body is analysed once)."""
     store = context.relations.get(relation)
     if store is None:
         return None
@@ -85,32 +88,47 @@ def decode(program: Program, context: Context, relation: str, fact: tuple,
             return None
         record, superseded_by = old[0], (old[1], old[2])
     conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
-    if record[0] == INPUT_AGENT:
+    if is_input_record(record):
         return Proof(relation, fact, True, 0, source=source_of(relation, fact), superseded_by=superseded_by, confidence=conf)
-    return decode_record(program, relation, fact, record, confidence, superseded_by)
+    return decode_record(program, relation, fact, record, confidence, superseded_by, cache)
+
+
+def _shape(program: Program, agent_id: int, cache: dict[int, Any] | None) -> tuple:
+    """An agent's positive atoms, aggregate and tool literals and the plan that
+    rebuilds its bindings from the premises (the same for every record)."""
+    if cache is not None and agent_id in cache:
+        return cache[agent_id]
+    agent = program.agents[agent_id]
+    positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
+    bound = {a.name for atom in positive for a in atom.args if isinstance(a, ast.Var)}
+    agg_lits = [i for i, lit in enumerate(agent.body) if ast.aggregate_side(lit) is not None]
+    tool_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
+                 and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
+    steps, _ = plan_body(agent.body, bound, None, outside_map(agent.body, agent.heads))
+    shape = (positive, agg_lits, tool_lits, steps)
+    if cache is not None:
+        cache[agent_id] = shape
+    return shape
 
 
 def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
                   confidence: Mapping[str, Mapping[tuple, float]] | None = None,
-                  superseded_by: tuple[tuple, int] | None = None) -> Proof:
-    """One derivation record ``(agent id, cycle, premises..., [aggregate values])`` as a Proof."""
+                  superseded_by: tuple[tuple, int] | None = None, cache: dict[int, Any] | None = None) -> Proof:
+    """One stored derivation record (see ``engine.effects.ProofRecord``) as a Proof."""
     conf = (confidence or {}).get(relation, {}).get(fact, 1.0)
-    agent = program.agents[record[0]]
-    positive = [lit for lit in agent.body if isinstance(lit, ast.Atom)]
-    premises = list(record[2:2 + len(positive)])
-    extras = record[2 + len(positive)] if len(record) > 2 + len(positive) else ()
+    positive, agg_lits, tool_lits, steps = _shape(program, record[0], cache)
+    rec = ProofRecord.decode(record, len(positive))
+    agent = program.agents[rec.agent]
+    premises = list(rec.premises)
+    extras = rec.extras
     env: dict[str, Value] = {}
     for atom, pf in zip(positive, premises):
         for arg, value in zip(atom.args, pf):
             if isinstance(arg, ast.Var):
                 env[arg.name] = value
     aggregates: list[tuple[str, Value]] = []
-    agg_lits = [i for i, lit in enumerate(agent.body) if ast.aggregate_side(lit) is not None]
     agg_values = dict(zip(agg_lits, extras))
-    tool_lits = [i for i, lit in enumerate(agent.body) if isinstance(lit, ast.Comparison)
-                 and isinstance(lit.right, ast.ToolCall) and isinstance(lit.left, ast.Var)]
     tool_values = dict(zip(tool_lits, extras[len(agg_lits):]))
-    steps, _ = plan_body(agent.body, set(env), None, outside_map(agent.body, agent.heads))
     for step in steps:
         try:
             if isinstance(step, Assign) and isinstance(step.expr, ast.ToolCall):
@@ -138,7 +156,7 @@ def decode_record(program: Program, relation: str, fact: tuple, record: tuple,
             conditions.append(show_literal(lit, env))
         elif isinstance(lit, ast.Condition):
             conditions.append(show_literal(lit, env))
-    return Proof(relation, fact, False, record[1], agent.name, agent.id, agent.span,
+    return Proof(relation, fact, False, rec.cycle, agent.name, agent.id, agent.span,
                  {k: env[k] for k in sorted(env)}, [(a.relation, f) for a, f in zip(positive, premises)],
                  negated, conditions, aggregates, superseded_by=superseded_by, confidence=conf)
 

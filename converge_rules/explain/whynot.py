@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence
 from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
 from ..compile.program import AgentDef, Program
+from .. import catalogue
 from ..engine.runtime import EvalError, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
@@ -538,14 +539,8 @@ class _Explainer:
         for e, used in matches:
             value = e.get(agg.value.name) if agg.value is not None else None
             distinct.setdefault((used, _key(value)), value)
-        values = list(distinct.values())
-        if agg.op == "count":
-            return len(values)
-        if agg.op == "sum":
-            return sum(values) if values else 0  # type: ignore[arg-type]
-        if not values:
-            return None
-        return min(values) if agg.op == "min" else max(values)  # type: ignore[type-var]
+        value = catalogue.aggregate(agg.op, list(distinct.values()), -1)  # type: ignore[arg-type]
+        return None if value is catalogue.NO_RESULT else value
 
     def blocked_match(self, lit: ast.Literal, env: dict[str, Value], used: tuple[tuple[str, tuple], ...]) -> PartialMatch:
         m = PartialMatch({k: v for k, v in env.items()}, _facts_text(used))

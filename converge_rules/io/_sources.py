@@ -30,6 +30,15 @@ class _Segment:
     def lines(self) -> Sequence[int]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def item(self, k: int) -> tuple[str, int]:
+        """The source of the k-th fact; a segment may vary the path per fact (database keys)."""
+        return (self.path, self.line(k))
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        path = self.path
+        for line in self.lines():
+            yield (path, line)
+
 
 class RangeSegment(_Segment):
     """Facts on consecutive lines ``first, first + 1, ...``."""
@@ -116,6 +125,11 @@ class SourceList(Sequence):
             self._starts.append(self._length)
             self._length += segment.length
 
+    def extend(self, other: "SourceList") -> None:
+        """Append another list's sources (segments are shared, not copied)."""
+        for segment in other._segments:
+            self.add(segment)
+
     def __len__(self) -> int:
         return self._length
 
@@ -129,14 +143,11 @@ class SourceList(Sequence):
         if not 0 <= index < self._length:
             raise IndexError("SourceList index out of range")
         k = bisect_right(self._starts, index) - 1
-        segment = self._segments[k]
-        return (segment.path, segment.line(index - self._starts[k]))
+        return self._segments[k].item(index - self._starts[k])
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
         for segment in self._segments:
-            path = segment.path
-            for line in segment.lines():
-                yield (path, line)
+            yield from segment.items()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (SourceList, list, tuple)):

@@ -111,15 +111,67 @@ class LoadedFacts:
     confidence: dict[str, dict[tuple, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FactText:
+    """Facts given as text rather than a file (standard input): ``name`` appears in
+    diagnostics and names the relation of a CSV/TSV text (``edge.csv``), ``format``
+    is a supported extension without the dot (``json``, ``jsonl``, ``csv``, ...)."""
+
+    name: str
+    text: str
+    format: str
+
+
+FACT_FORMATS = tuple(ext[1:] for ext in SUPPORTED_EXTENSIONS)
+
+
+def guess_format(text: str, name: str = "") -> str | None:
+    """The facts format of a text: from ``name``'s extension, else from the content
+    (one JSON document: ``json``; one JSON value per line: ``jsonl``); None when unsure."""
+    ext = _extension(name)
+    if ext in SUPPORTED_EXTENSIONS:
+        return ext[1:]
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        json.loads(text.lstrip("\ufeff"))
+        return "json"
+    except ValueError:
+        return "jsonl"
+
+
 # ---------------------------------------------------------------- public API
 
-def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
-    """Load fact files and directories; raise ``ConvergeError`` listing every problem."""
-    if isinstance(paths, (str, bytes, os.PathLike)):
+def load_fact_paths(paths: Sequence[Any], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
+    """Load fact files, directories and databases (``sqlite:///...``, ``postgresql://...`` or
+    ``database.DatabaseFacts``); raise ``ConvergeError`` listing every problem."""
+    if isinstance(paths, (str, bytes, os.PathLike, FactText)):
         paths = [paths]  # type: ignore[list-item]
     acc = _Accumulator()
     diagnostics: list[Diagnostic] = []
     for raw in paths:
+        if isinstance(raw, FactText):
+            if "." + raw.format not in SUPPORTED_EXTENSIONS:
+                diagnostics.append(_file_diag("E506", f"unsupported facts format {raw.format!r}", raw.name,
+                                              (f"supported: {', '.join(FACT_FORMATS)}",)))
+            else:
+                diagnostics.extend(_FileLoader(raw.name, schema, acc, raw.text, "." + raw.format).load())
+            continue
+        from .database import DatabaseFacts, is_database_url, load_database
+
+        if isinstance(raw, DatabaseFacts) or is_database_url(raw):
+            try:
+                loaded = load_database(raw, schema)  # type: ignore[arg-type]
+            except ConvergeError as err:
+                diagnostics.extend(err.diagnostics)
+                continue
+            for rel, rel_facts in loaded.facts.items():
+                acc.add_all(rel, rel_facts, loaded.sources[rel])
+            for rel, table in loaded.confidence.items():
+                for fact, value in table.items():
+                    acc.note_confidence(rel, fact, value)
+            continue
         path = _path_str(raw)
         try:
             st = os.stat(path)
@@ -144,11 +196,15 @@ def load_fact_paths(paths: Sequence[str], schema: Mapping[str, RelationSchema]) 
     return acc.result()
 
 
-def convert_facts(facts: Mapping[str, Iterable[Any]], schema: Mapping[str, RelationSchema]) -> LoadedFacts:
-    """Check and convert facts given from Python (arrays or objects by column name)."""
+def convert_facts(facts: Mapping[str, Iterable[Any]], schema: Mapping[str, RelationSchema], *,
+                  text: str | None = None, source: str = API_SOURCE, prefix: tuple = ()) -> LoadedFacts:
+    """Check and convert facts given from Python (arrays or objects by column name).
+
+    When the facts were decoded from JSON ``text`` (at JSON path ``prefix`` in it, e.g. an
+    HTTP request body), diagnostics point at line:col of that text under the name ``source``."""
     acc = _Accumulator()
-    loader = _FileLoader(API_SOURCE, schema, acc)
-    diagnostics = loader.load_api(facts)
+    loader = _FileLoader(source, schema, acc)
+    diagnostics = loader.load_api(facts, text, prefix)
     if diagnostics:
         raise ConvergeError(diagnostics)
     return acc.result()
@@ -265,6 +321,11 @@ class _Accumulator:
             existing.extend(facts)
         self.sources[relation].add(segment)
 
+    def add_all(self, relation: str, facts: list[tuple], sources: SourceList) -> None:
+        """Facts with their sources loaded elsewhere (a database)."""
+        self.add(relation, facts, ConstSegment("", 0, 0))
+        self.sources[relation].extend(sources)
+
     def result(self) -> LoadedFacts:
         return LoadedFacts(self.facts, self.sources, self.confidence)
 
@@ -317,8 +378,11 @@ def _is_file(entry: os.DirEntry) -> bool:
 class _FileLoader:
     """Loads one file (or the Python facts) and collects its diagnostics."""
 
-    def __init__(self, path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator):
+    def __init__(self, path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator,
+                 given: str | None = None, ext: str | None = None):
         self.path = path
+        self.given = given  # the text itself (standard input), not read from ``path``
+        self.ext = ext
         self.schema = schema
         self.acc = acc
         self.diags: list[Diagnostic] = []
@@ -426,10 +490,10 @@ class _FileLoader:
 
     # -- entry points
     def load(self) -> list[Diagnostic]:
-        text = self.read()
+        text = self.read() if self.given is None else self.given.removeprefix("\ufeff")
         if text is not None:
             self.text = text
-            ext = _extension(self.path)
+            ext = self.ext or _extension(self.path)
             self.escapes = _SURROGATE_ESCAPE.search(text) is not None
             try:
                 if ext == ".json":
@@ -450,12 +514,16 @@ class _FileLoader:
                 self.resolve(text)
         return self.finish()
 
-    def load_api(self, facts: object) -> list[Diagnostic]:
+    def load_api(self, facts: object, text: str | None = None, prefix: tuple = ()) -> list[Diagnostic]:
         try:
             self._load_api(facts)
         except _Stop:
             pass
-        self.resolve_api()
+        if text is None:
+            self.resolve_api()
+        else:
+            self.pending = [(prefix + path, *rest) for path, *rest in self.pending]
+            self.resolve(text)
         return self.finish()
 
     def read(self) -> str | None:
@@ -916,7 +984,7 @@ class _FileLoader:
     def _load_api(self, facts: object) -> None:
         if not isinstance(facts, Mapping):
             self.error("E501", f"facts must be a mapping of relation name to facts; found {_json_kind(facts)}",
-                       0, 0, span=Span(API_SOURCE, 0, 0))
+                       0, 0, span=Span(self.path, 0, 0))
             return
         for key, items in facts.items():
             spec = self.spec(key)

@@ -3,7 +3,8 @@
 ``write_atomic(path, data)``
     Write to a temporary file in the same directory, flush and fsync it, then
     ``os.replace`` it over ``path``: readers see the old file or the new one,
-    never a half-written one. An existing file keeps its permission bits; a new
+    never a half-written one. A ``path`` that exists and is not a regular file
+    (a device such as ``/dev/null``, a FIFO, a directory) is refused, never replaced. An existing file keeps its permission bits; a new
     one gets the usual ``0o666 & ~umask``.
 ``write_csv_dir(out_dir, facts, schema) -> list[str]``
     One ``<relation>.csv`` per relation (header row of column names, values
@@ -11,8 +12,12 @@
     bools as ``true``/``false``, floats with ``repr``). The files are written
     into a fresh hidden directory next to ``out_dir`` and then swapped into
     place, so ``out_dir`` holds either the complete old output or the complete
-    new one. (An existing ``out_dir`` is renamed away and the new one renamed
-    in: between the two renames ``out_dir`` is briefly absent, never partial.)
+    new one. An existing ``out_dir`` is swapped with the new one in a single
+    atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``), then the old copy is
+    removed: a reader, or a kill at any moment, sees the complete old directory
+    or the complete new one, never none. Where the exchange is not available
+    (other systems, file systems without it) the old directory is renamed away
+    and the new one renamed in, so ``out_dir`` is briefly absent, never partial.
     To avoid destroying user data, an existing ``out_dir`` is replaced only if
     it holds nothing but ``.csv`` files.
 ``format_table(relation, facts, schema) -> str``
@@ -26,13 +31,15 @@ holds other files, a relation name that is not a safe file name).
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import shutil
 import stat
+import sys
 import unicodedata
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..values import dumps_json, int_to_str
 from ..diagnostics import ConvergeError, Diagnostic, Span
@@ -67,20 +74,57 @@ def _temp_name(directory: str, base: str, suffix: str) -> str:
     return os.path.join(directory, f".{base}.{os.urandom(6).hex()}{suffix}")
 
 
-def _write_new_file(path: str, payload: bytes) -> None:
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False when unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # the file system cannot exchange: fall back to two renames
+    raise OSError(code, os.strerror(code), a)
+
+
+def _write_new_file(path: str, payload: bytes | Iterable[bytes]) -> None:
     """Create ``path`` (which must not exist) with mode 0o666 & ~umask, write, fsync."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags, 0o666)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
+        for chunk in ([payload] if isinstance(payload, bytes) else payload):
+            handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def write_atomic(path: str, data: str | bytes) -> None:
-    """Replace ``path`` with ``data`` (str is written as UTF-8) atomically."""
+def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
+    """Replace ``path`` with ``data`` (str is written as UTF-8; an iterable of byte chunks is
+    streamed, so a large output need not be held in memory) atomically."""
     path = os.fspath(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise _fail("E507", f"refusing to write {path}: it is {_kind(info.st_mode)}, not a regular file", path,
+                    ("give the path of a regular file (it is replaced atomically), or a new one",))
+    payload: bytes | Iterable[bytes] = (data.encode("utf-8") if isinstance(data, str)
+                                        else bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data)
     directory = os.path.dirname(os.path.abspath(path))
     temp: str | None = None
     try:
@@ -196,14 +240,17 @@ def write_csv_dir(out_dir: str, facts: Mapping[str, Sequence[tuple]], schema: Ma
             _write_new_file(os.path.join(temp, f"{relation}.csv"), text.encode("utf-8"))
         _fsync_dir(temp)
         if os.path.lexists(target):
-            backup = _temp_name(parent, name, ".old")
-            os.rename(target, backup)
-            try:
-                os.rename(temp, target)
-            except OSError:
-                os.rename(backup, target)
-                backup = None
-                raise
+            if _exchange(temp, target):  # target is now the new output, temp the old one
+                backup, temp = temp, None
+            else:
+                backup = _temp_name(parent, name, ".old")
+                os.rename(target, backup)
+                try:
+                    os.rename(temp, target)
+                except OSError:
+                    os.rename(backup, target)
+                    backup = None
+                    raise
         else:
             os.rename(temp, target)
         temp = None

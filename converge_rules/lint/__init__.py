@@ -28,6 +28,7 @@ from . import (
     w302_irrelevant_to_goals,
     w400_arithmetic_recursion,
     w401_keyed_nonmonotone,
+    w500_cross_partition_join,
 )
 
 LINTS: tuple[ModuleType, ...] = (
@@ -42,12 +43,13 @@ LINTS: tuple[ModuleType, ...] = (
     w302_irrelevant_to_goals,
     w400_arithmetic_recursion,
     w401_keyed_nonmonotone,
+    w500_cross_partition_join,
 )
 
 WARNING_CODES: tuple[str, ...] = tuple(lint.CODE for lint in LINTS)
 
 
-def run_lints(compilation: object, disabled: Iterable[str] = ()) -> list[Diagnostic]:
+def run_lints(compilation: object, disabled: Iterable[str] = (), partition_by: str | None = None) -> list[Diagnostic]:
     """Every warning for a compiled program (none when it has errors), sorted by position."""
     from ..compile.pipeline import Compilation
     from ._context import LintContext
@@ -57,6 +59,7 @@ def run_lints(compilation: object, disabled: Iterable[str] = ()) -> list[Diagnos
         return []
     off = set(disabled)
     ctx = LintContext(compilation)
+    ctx.partition_by = partition_by  # W500 runs only for `converge check --partition-by COLUMN`
     found: list[Diagnostic] = []
     for lint in LINTS:
         if lint.CODE in off:
@@ -65,15 +68,17 @@ def run_lints(compilation: object, disabled: Iterable[str] = ()) -> list[Diagnos
     return sort_diagnostics(found)
 
 
-def check_file(path: str, disabled: Iterable[str] = ()) -> list[Diagnostic]:
+def check_file(path: str, disabled: Iterable[str] = (), partition_by: str | None = None,
+               text: str | None = None) -> list[Diagnostic]:
     """Errors and warnings for one root file (and the modules it imports), sorted by position.
 
     Inline ``# converge: disable=CODE`` comments are applied; ``disabled``
-    codes are not computed at all.
+    codes are not computed at all. ``text``, when given, is the file's text
+    (standard input, an editor buffer) instead of what is on disk.
     """
     from ..compile.pipeline import compile_sources
     from .suppress import is_suppressed
 
-    compilation = compile_sources([(path, None)], use_cache=False)
-    diags = list(compilation.diagnostics) + run_lints(compilation, disabled)
+    compilation = compile_sources([(path, text)], use_cache=False)
+    diags = list(compilation.diagnostics) + run_lints(compilation, disabled, partition_by)
     return sort_diagnostics(d for d in diags if not is_suppressed(d))

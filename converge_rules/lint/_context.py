@@ -71,6 +71,7 @@ class LintContext:
         self.units: list["Unit"] = list(compilation.frontend.units)
         self.root_files = frozenset(u.path for u in self.units if u.prefix == "")
         self._sources = SourceCache()
+        self.partition_by: str | None = None  # the column of `converge check --partition-by`
 
     # ------------------------------------------------------------ who reads and writes what
     @cached_property

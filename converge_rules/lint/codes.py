@@ -42,6 +42,10 @@ ERRORS: dict[str, str] = {
     "E302": "builtin called with the wrong number of arguments",
     "E303": "a variable bound with one type used in a column of another",
     "E304": "an expression's type does not fit its column",
+    "E305": "an operator applied to operand types it does not take",
+    "E306": "a comparison between types that do not compare",
+    "E307": "a builtin called with argument types that fit none of its signatures",
+    "E308": "an aggregate over values it cannot aggregate",
     "E400": "unsafe variable",
     "E401": "`_` where a value is needed",
     "E402": "negation or aggregation through recursion",
@@ -57,6 +61,12 @@ ERRORS: dict[str, str] = {
     "E506": "unsupported facts file extension",
     "E507": "an output file cannot be written",
     "E508": "invalid confidence of an input fact",
+    "E515": "a job file does not match the SHA-256 its result records",
+    "E520": "a facts database cannot be opened or read",
+    "E521": "a facts query is not one read-only SELECT",
+    "E530": "malformed batch jobs source",
+    "E531": "batch output cannot be used (not a batch result, or cannot be written)",
+    "E532": "the Dask scheduler cannot be reached",
 }
 
 

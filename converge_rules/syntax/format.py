@@ -82,11 +82,15 @@ def _comment_parser() -> Any:
     if _COMMENT_PARSER is None:
         from lark import Lark
 
+        from ..usercache import parser_cache, seal
+
+        cache_path = parser_cache('comments')
         # Same options as parser._parser(), plus a hook that sees the ignored COMMENT tokens.
         _COMMENT_PARSER = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
                                start=["start", "query"], propagate_positions=True,
-                               maybe_placeholders=True, cache=True,
+                               maybe_placeholders=True, cache=cache_path,
                                lexer_callbacks={"COMMENT": _collect})
+        seal(cache_path)
     return _COMMENT_PARSER
 
 

@@ -38,9 +38,13 @@ def _parser() -> Any:
     if _PARSER is None:
         from lark import Lark
 
+        from ..usercache import parser_cache, seal
+
+        cache_path = parser_cache('parser')
         _PARSER = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
                        start=["start", "query"], propagate_positions=True,
-                       maybe_placeholders=True, cache=True)
+                       maybe_placeholders=True, cache=cache_path)
+        seal(cache_path)
     return _PARSER
 
 

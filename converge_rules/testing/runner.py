@@ -458,19 +458,21 @@ class Report:
             if f.ok and not outcomes:
                 continue
             suite = ET.SubElement(root, "testsuite", {
-                "name": f.path, "tests": str(len(outcomes) if f.ok else 1),
+                "name": _xml_text(f.path), "tests": str(len(outcomes) if f.ok else 1),
                 "failures": str(sum(1 for o in outcomes if not o.passed and not o.errored)),
                 "errors": str(sum(1 for o in outcomes if o.errored) + (0 if f.ok else 1)),
                 "skipped": "0", "time": _secs(sum(o.duration for o in outcomes)),
             })
             if not f.ok:
-                case = ET.SubElement(suite, "testcase", {"classname": f.path, "name": "(compile)", "file": f.path, "time": "0.000"})
+                case = ET.SubElement(suite, "testcase", {"classname": _xml_text(f.path), "name": "(compile)",
+                                                         "file": _xml_text(f.path), "time": "0.000"})
                 err = ET.SubElement(case, "error", {"message": _xml_text(f"{f.path} does not compile"), "type": "load"})
                 err.text = _xml_text(f.diagnostics_text())
                 continue
             for o in outcomes:
-                case = ET.SubElement(suite, "testcase", {"classname": o.file, "name": o.name, "file": o.file,
-                                                         "line": str(o.line), "time": _secs(o.duration)})
+                case = ET.SubElement(suite, "testcase", {"classname": _xml_text(o.file), "name": _xml_text(o.name),
+                                                         "file": _xml_text(o.file), "line": str(o.line),
+                                                         "time": _secs(o.duration)})
                 if not o.passed:
                     tag = "error" if o.errored else "failure"
                     message = "; ".join(fl.message for fl in o.failures)
@@ -480,11 +482,11 @@ class Report:
         return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
 def _xml_text(text: str) -> str:
-    return _XML_BAD.sub("\ufffd", text)
+    """Any text as valid XML 1.0 character data: controls, surrogates, non-characters escaped."""
+    from ..textsafe import escape_controls
+
+    return escape_controls(text)
 
 
 def _secs(seconds: float) -> str:

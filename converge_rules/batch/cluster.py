@@ -1,0 +1,97 @@
+"""Batch jobs on Dask distributed: a cluster at ``tcp://HOST:8786`` or a ``LocalCluster``.
+
+The rule set travels to each worker once, inside a worker plugin registered
+under a name derived from the program; each task looks it up on its worker.
+So a worker unpickles the checked program once, never per job, and several
+rule sets can share one cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from typing import TYPE_CHECKING, Any, Iterator
+
+from distributed import WorkerPlugin, as_completed, get_worker
+
+from .jobs import Job
+from .runner import CHUNK, BatchSettings, JobResult, execute
+
+if TYPE_CHECKING:
+    from ..api import RuleSet
+
+__all__ = ["RulesPlugin", "run_on_dask", "local_client", "connect_client"]
+
+
+class RulesPlugin(WorkerPlugin):
+    """Carries a rule set to every worker of a cluster (present and future)."""
+
+    def __init__(self, ruleset: "RuleSet", name: str):
+        self.ruleset = ruleset
+        self.name = name
+
+    def setup(self, worker: Any) -> None:  # nothing to do: unpickling the plugin loaded the rules
+        pass
+
+
+def _task(jobs: list[Job], settings: BatchSettings, plugin: str) -> list[JobResult]:
+    ruleset = get_worker().plugins[plugin].ruleset
+    return [execute(ruleset, job, settings) for job in jobs]
+
+
+
+
+def run_on_dask(client: Any, ruleset: "RuleSet", jobs: Iterator[Job],
+                settings: BatchSettings) -> Iterator[tuple[int, JobResult]]:
+    """``(position, result)`` per job, as the cluster finishes them (in chunks of ``CHUNK`` jobs)."""
+    import itertools
+    import uuid
+
+    name = "converge-rules-" + hashlib.sha256(pickle.dumps(ruleset)).hexdigest()[:16]
+    client.register_plugin(RulesPlugin(ruleset, name), name=name)
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    window = 4 * workers  # chunks in flight
+    run = uuid.uuid4().hex[:12]  # task keys unique per batch run; they never reach an output
+    first: dict[str, int] = {}
+    queue = as_completed()
+    k = 0
+
+    def submit() -> bool:
+        nonlocal k
+        chunk = list(itertools.islice(jobs, CHUNK))
+        if not chunk:
+            return False
+        fut = client.submit(_task, chunk, settings, name, pure=False, key=f"converge-jobs-{run}-{k}")
+        first[fut.key] = k
+        queue.add(fut)
+        k += len(chunk)
+        return True
+
+    for _ in range(window):
+        if not submit():
+            break
+    for fut in queue:
+        results = fut.result()
+        at = first.pop(fut.key)
+        fut.release()
+        submit()
+        for offset, result in enumerate(results):
+            yield at + offset, result
+
+
+def local_client(workers: int, processes: bool = True) -> Any:
+    """A ``Client`` on a new ``LocalCluster`` of ``workers`` single-threaded workers (no dashboard)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    return Client(cluster)
+
+
+def connect_client(address: str, timeout: float = 10.0) -> Any:
+    """A ``Client`` of the scheduler at ``address`` (``tcp://HOST:8786``)."""
+    from distributed import Client
+
+    return Client(address, timeout=timeout)

@@ -1,0 +1,158 @@
+"""`converge decisions list|show|why|why-not|prune`: read the decision log from the CLI.
+
+Everything comes from the stored decision records: no rule file is read, no
+job re-run, no tool called.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ..cli import EXIT_ABSENT, EXIT_INVALID
+
+_STORE = click.option("--store", "store_url", metavar="URL",
+                      help="sqlite:///PATH or postgresql://... [default: the serve default, see docs/service.md]")
+EXAMPLE = "Example: converge decisions list --store sqlite:///decisions.db"
+
+
+def _open(url: str | None) -> Any:
+    from ..store import default_store_url, open_store
+    from ..store.base import StoreError
+
+    url = url or default_store_url()
+    try:
+        if url.lower().startswith("sqlite:"):  # reading never creates a log
+            import os
+
+            from ..store.sqlite import path_of
+
+            if not os.path.exists(path_of(url)):
+                raise StoreError("E941", f"no decision log at {path_of(url)} (start `converge serve` with this --store)")
+        return open_store(url)
+    except StoreError as err:
+        click.echo(f"converge decisions: {err}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+def _fetch(url: str | None, decision_id: str) -> Any:
+    from ..store.base import StoreError
+
+    with _open(url) as store:
+        try:
+            found = store.get(decision_id)
+        except StoreError as err:
+            click.echo(f"converge decisions: {err}", err=True)
+            sys.exit(EXIT_INVALID)
+    if found is None:
+        click.echo(f"converge decisions: error[E947]: no decision with id {decision_id!r}", err=True)
+        sys.exit(EXIT_INVALID)
+    return found
+
+
+def _record(found: Any) -> Any:
+    from ..session import open_record_text
+
+    return open_record_text(found.record)
+
+
+def _parse_or_fail(record: Any, fact: str) -> None:
+    from ..diagnostics import ConvergeError
+
+    try:
+        record.result.parse_fact(fact)
+    except ConvergeError as err:
+        for d in err.diagnostics:
+            click.echo(d.render(), err=True)
+        sys.exit(EXIT_INVALID)
+
+
+@click.group("decisions", epilog=EXAMPLE)
+def decisions() -> None:
+    """Read the decision log written by `converge serve`."""
+
+
+@decisions.command("list", epilog=EXAMPLE)
+@_STORE
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most N decisions, newest first.")
+@click.option("--tier", type=click.Choice(["converged", "degraded", "bounded", "failed"]), help="Only decisions of this tier.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None:
+    """The newest decisions: id, time, tier, digest and rule set digest."""
+    from ..store.base import StoreError
+
+    with _open(store_url) as store:
+        try:
+            rows = store.list(limit, None, tier)
+        except StoreError as err:
+            click.echo(f"converge decisions: {err}", err=True)
+            sys.exit(EXIT_INVALID)
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"decisions": [r.to_json() for r in rows]}, indent=2) + "\n")
+        return
+    for r in rows:
+        j = r.to_json()
+        click.echo(f"{r.id}  {j['created_at']}  {r.tier:<9}  digest {r.digest[:12]}  ruleset {r.ruleset_digest[:12]}")
+    if not rows:
+        click.echo("no decisions", err=True)
+
+
+@decisions.command("show")
+@click.argument("decision_id")
+@_STORE
+@click.option("--record", "as_record", is_flag=True, help="Print the whole decision record (converge-record/1).")
+def show(decision_id: str, store_url: str | None, as_record: bool) -> None:
+    """Print a stored decision as the service answered it (JSON), or its record."""
+    found = _fetch(store_url, decision_id)
+    text = found.record if as_record else json.dumps(json.loads(found.response), indent=2, ensure_ascii=False)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@decisions.command("why")
+@click.argument("decision_id")
+@click.argument("fact")
+@_STORE
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def why(decision_id: str, fact: str, store_url: str | None, fmt: str) -> None:
+    """Why FACT held in a stored decision: its recorded proof. Exits 6 when it did not hold."""
+    record = _record(_fetch(store_url, decision_id))
+    _parse_or_fail(record, fact)
+    tree = record.why(fact)
+    if tree is None:
+        click.echo(f"{fact} does not hold in decision {decision_id}", err=True)
+        sys.exit(EXIT_ABSENT)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(tree.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(record.why_text(fact))
+
+
+@decisions.command("why-not")
+@click.argument("decision_id")
+@click.argument("fact")
+@_STORE
+def why_not(decision_id: str, fact: str, store_url: str | None) -> None:
+    """Why FACT did not hold in a stored decision."""
+    record = _record(_fetch(store_url, decision_id))
+    _parse_or_fail(record, fact)
+    sys.stdout.write(record.why_not_text(fact))
+
+
+@decisions.command("prune")
+@_STORE
+@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), required=True, metavar="N",
+              help="Delete decisions older than N days.")
+def prune(store_url: str | None, keep_days: float) -> None:
+    """Retention: delete decisions older than N days."""
+    from ..store.base import StoreError
+
+    with _open(store_url) as store:
+        try:
+            n = store.prune_days(keep_days)
+        except StoreError as err:
+            click.echo(f"converge decisions: {err}", err=True)
+            sys.exit(EXIT_INVALID)
+    click.echo(f"deleted {n} decision{'s' if n != 1 else ''} older than {keep_days:g} days")

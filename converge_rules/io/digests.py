@@ -1,0 +1,42 @@
+"""SHA-256 of the job's input files, recorded in verifiable results.
+
+``content_sha256(path)`` hashes a file's bytes; for a facts directory it hashes the
+names and contents of the files the loader reads there (not hidden, a supported
+extension), in name order. ``converge verify`` compares these before it reads a
+job file, so a crafted result cannot make it read (and quote) files it was not
+written from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from .facts import SUPPORTED_EXTENSIONS
+
+
+def _file_sha(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_sha256(path: str) -> str | None:
+    """The SHA-256 of a file, or of a facts directory's files; None when it cannot be read."""
+    try:
+        if not os.path.isdir(path):
+            return _file_sha(path)
+        h = hashlib.sha256(b"converge-facts-directory\0")
+        with os.scandir(path) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith(".")
+                           and os.path.splitext(e.name)[1].lower() in SUPPORTED_EXTENSIONS and e.is_file())
+        for name in names:
+            h.update(name.encode("utf-8", "surrogateescape") + b"\0" + _file_sha(os.path.join(path, name)).encode() + b"\0")
+        return h.hexdigest()
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["content_sha256"]

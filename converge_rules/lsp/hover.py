@@ -1,0 +1,116 @@
+"""Hover: what the name under the cursor is — a relation's declaration, an agent's
+description and policy, an invariant's message, a builtin's signature, a variable's type."""
+
+from __future__ import annotations
+
+import os
+
+from lsprotocol import types as lsp
+
+from .analysis import Analysis, Occurrence
+from .builtins import builtin_docs
+from .convert import occ_range
+
+
+def _where(file: str, line: int) -> str:
+    shown = os.path.relpath(file) if not os.path.relpath(file).startswith("..") else file
+    return f"{shown}:{line}"
+
+
+def relation_text(analysis: Analysis, symbol: tuple) -> str | None:
+    program = analysis.program
+    if program is None:
+        return None
+    for name, rel in program.relations.items():
+        if os.path.realpath(rel.span.file) == symbol[1] and name.rsplit(".", 1)[-1] == symbol[2]:
+            cols = ", ".join(f"{c.name}: {c.type}" for c in rel.columns)
+            decl = f"{'input ' if rel.is_input else ''}relation {name}({cols})"
+            lines = []
+            if rel.key is not None:
+                key = ", ".join(rel.columns[i].name for i in rel.key.columns)
+                pref = rel.columns[rel.key.column].name
+                decl += f" key({key}) prefer {rel.key.prefer}({pref})"
+                lines.append(f"Per `{key or '()'}` only the fact with the {'least' if rel.key.prefer == 'min' else 'greatest'} "
+                             f"`{pref}` is kept.")
+            if rel.is_input:
+                lines.append("Input relation: filled by facts only.")
+            lines.append(f"Declared at {_where(rel.span.file, rel.span.line)}.")
+            return f"```cvg\n{decl}\n```\n" + "\n\n".join(lines)
+    return None
+
+
+def agent_text(analysis: Analysis, symbol: tuple) -> str | None:
+    program = analysis.program
+    agent = program.agent(symbol[2]) if program is not None else None
+    if agent is None:
+        return None
+    policy = str(agent.on_failure) if agent.on_failure is not None else "the job's default (abort unless --on-failure)"
+    head = f'agent {agent.name}' + (f' "{agent.description}"' if agent.description else "")
+    lines = [f"```cvg\n{head}\n```"]
+    if agent.description:
+        lines.append(agent.description)
+    lines.append(f"priority {agent.priority} · confidence {agent.confidence:g} · on_failure {policy}")
+    lines.append("emits " + ", ".join(f"`{h.relation}`" for h in agent.heads))
+    lines.append(f"Declared at {_where(agent.span.file, agent.span.line)}.")
+    return "\n\n".join(lines)
+
+
+def invariant_text(analysis: Analysis, symbol: tuple) -> str | None:
+    program = analysis.program
+    inv = next((i for i in program.invariants if i.name == symbol[2]), None) if program is not None else None
+    if inv is None:
+        return None
+    when = "after every merge" if inv.kind == "invariant" else "at the fixed point"
+    lines = [f"```cvg\n{inv.kind} {inv.name}\n```"]
+    if inv.message:
+        lines.append(inv.message)
+    lines.append(f"Checked {when}; a match fails the job.")
+    lines.append(f"Declared at {_where(inv.span.file, inv.span.line)}.")
+    return "\n\n".join(lines)
+
+
+def var_text(analysis: Analysis, symbol: tuple) -> str:
+    _, file, line, col, name = symbol
+    types = analysis.var_types.get((file, line, col))
+    if types is None or name not in types:
+        return f"```cvg\n{name}\n```\nvariable (its type is known once the file checks without errors)"
+    typ = types[name]
+    return f"```cvg\n{name}: {typ or 'unknown'}\n```\nvariable" + ("" if typ else " (bound by a tool call: type known at run time)")
+
+
+def module_text(symbol: tuple) -> str:
+    file = symbol[1]
+    from ..compile.frontend import stdlib_dir
+
+    std = os.path.realpath(stdlib_dir() / "std")
+    if os.path.dirname(file) == std:
+        return f"```cvg\nimport std.{os.path.splitext(os.path.basename(file))[0]}\n```\nstandard library module `{file}`"
+    return f"imported file `{_where(file, 1)[:-2]}`"
+
+
+def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
+    kind = occ.symbol[0]
+    if kind == "relation":
+        return relation_text(analysis, occ.symbol)
+    if kind == "agent":
+        return agent_text(analysis, occ.symbol)
+    if kind == "invariant":
+        return invariant_text(analysis, occ.symbol)
+    if kind == "var":
+        return var_text(analysis, occ.symbol)
+    if kind == "module":
+        return module_text(occ.symbol)
+    if kind == "builtin":
+        doc = builtin_docs().get(occ.symbol[1])
+        return None if doc is None else f"```cvg\n{doc.signature}\n```\n{doc.doc}\n\nbuiltin function"
+    return None
+
+
+def hover(analysis: Analysis, line: int, col: int) -> lsp.Hover | None:
+    occ = analysis.at(line, col)
+    if occ is None:
+        return None
+    text = hover_text(analysis, occ)
+    if text is None:
+        return None
+    return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=occ_range(occ))

@@ -1,0 +1,941 @@
+"""Decision records: one job, self-contained and versioned (``converge-record/1``).
+
+A record holds everything needed to explain, verify or replay a decision without
+the original files or tools: the rule files' texts and SHA-256, where each input
+fact came from, every tool call with its result, budgets and options, the outcome
+(tier, reasons, cycles, digest), the facts in commit order and one compact proof
+per fact. Explanations rebuild a Program from the recorded texts (no file is read)
+and a Result from the recorded facts and proofs, so the ordinary explanation code
+runs unchanged. Loading is lazy: a relation's fact index and each proof are built
+only when an explanation touches them.
+
+Proofs are stored as the engine keeps them: ``[agent id, cycle, premise rows...,
+[aggregate and tool values]]`` where each premise is the row number of the fact in
+its relation's list (the relation follows from the agent's body); an input fact's
+proof is ``[-1, source index, line]`` into the record's ``sources`` list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from operator import itemgetter
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any, Iterable, Iterator
+
+from .diagnostics import ConvergeError, Diagnostic, Span
+
+RECORD_FORMAT = "converge-record/1"
+_ATOMS = {"str": str, "int": int, "float": float, "bool": bool}
+_REQUIRED = ("format", "ruleset", "job", "options", "outcome", "facts", "proofs", "sources", "tools")
+
+
+class RecordError(ConvergeError):
+    """A record that cannot be read, is not a record, or is malformed (codes E610-E614)."""
+
+    @property
+    def code(self) -> str:
+        return self.diagnostics[0].code
+
+
+def _error(code: str, message: str, where: str = "<record>", *notes: str) -> RecordError:
+    return RecordError([Diagnostic(code, message, Span(where, 0, 0), "error", tuple(notes))])
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted keys, no NaN, no insignificant whitespace: equal records give equal bytes."""
+    try:
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+    except ValueError as err:
+        raise _error("E614", f"the record holds a value JSON cannot represent: {err}")
+
+
+def _sealed_text(data: Mapping[str, Any]) -> tuple[str, str]:
+    """The record's text and its seal: the SHA-256 of the text without the seal field.
+    ``format`` comes first and ``seal`` second (a reader knows a record from its first
+    bytes), then the other keys sorted: one serialisation gives both."""
+    body = canonical_json({k: v for k, v in data.items() if k not in ("format", "seal")})
+    head = '{"format":' + json.dumps(data.get("format"))
+    rest = "}\n" if body == "{}\n" else "," + body[1:]
+    seal = hashlib.sha256((head + rest).encode("utf-8", "surrogatepass")).hexdigest()
+    return head + ',"seal":"' + seal + '"' + rest, seal
+
+
+# ------------------------------------------------------------------ writing
+def _encode(result: Any) -> dict[str, Any]:
+    """A Result as record data. Facts and proofs are stored by column (flat lists of plain
+    values load several times faster than one small list per fact)."""
+    from . import __version__
+    from .api import ruleset_digest
+    from .engine.store import INPUT_AGENT
+    from .syntax import ast
+
+    program = result.program
+    context = result._context
+    outcome = result._outcome
+    names = sorted(context.relations)
+    index: dict[str, dict[tuple, int]] = {n: dict(zip(context[n].order, range(len(context[n].order)))) for n in names}
+    positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
+    sources: list[str] = []
+    source_ids: dict[str, int] = {}
+    source_of = result._inputs.source
+
+    def encode_alternative(record: tuple, relation: str, fact: tuple, row: int, refs: list[int],
+                    extra: dict[str, Any], loose: dict[str, Any]) -> None:
+        if record[0] == INPUT_AGENT:
+            src = source_of(relation, fact)
+            if src is None:
+                refs += (-1, 0)
+                return
+            sid = source_ids.get(src[0])
+            if sid is None:
+                sid = source_ids[src[0]] = len(sources)
+                sources.append(src[0])
+            refs += (sid, src[1])
+            return
+        rels = positive[record[0]]
+        for k, (rel, premise) in enumerate(zip(rels, record[2:2 + len(rels)])):
+            i = index.get(rel, {}).get(premise)
+            if i is None:  # not a row of its relation (never expected): keep the fact itself
+                loose[f"{row}:{k}"] = list(premise)
+                i = -1
+            refs.append(i)
+        if len(record) > 2 + len(rels):
+            extra[str(row)] = list(record[2 + len(rels)])
+
+    facts: dict[str, list[list[Any]]] = {}
+    proofs: dict[str, dict[str, Any]] = {}
+    superseded: dict[str, list[list[int]]] = {}
+    # per agent: (number of premises, the index of each premise's relation)
+    layout = [(len(rels), [index.get(r, {}) for r in rels]) for rels in positive]
+    for n in names:
+        store = context[n]
+        order = store.order
+        get, old = store.facts.get, store.superseded
+        records = [get(f) or old[f][0] for f in order]
+        agents = [r[0] for r in records]
+        refs: list[int] = []
+        add = refs.append
+        extra: dict[str, Any] = {}
+        loose: dict[str, Any] = {}
+        where = result._inputs.sources(n) if INPUT_AGENT in agents else {}
+        kinds = set(agents)
+        single = next(iter(kinds)) if len(kinds) == 1 else None
+        if single is not None and single != INPUT_AGENT and layout[single][0] >= 1:
+            # one agent for the whole relation (the common case): comprehensions, no per-row branches
+            k, idxs = layout[single]
+            if k == 1:
+                idx0 = idxs[0]
+                refs = [idx0.get(r[2], -1) for r in records]
+            else:
+                refs = [idxs[j].get(r[2 + j], -1) for r in records for j in range(k)]
+            if -1 not in refs:
+                if any(len(r) > 2 + k for r in records):
+                    extra = {str(row): list(records[row][2 + k]) for row in range(len(records))
+                             if len(records[row]) > 2 + k}
+                order_done = True
+            else:
+                refs, order_done = [], False
+                add = refs.append
+        else:
+            order_done = False
+        for row in range(0 if not order_done else len(order), len(order)):  # no tuple per row: the collector would walk them
+            r = records[row]
+            a = r[0]
+            if a == INPUT_AGENT:
+                src = where.get(order[row])
+                if src is None:
+                    add(-1)
+                    add(0)
+                    continue
+                sid = source_ids.get(src[0])
+                if sid is None:
+                    sid = source_ids[src[0]] = len(sources)
+                    sources.append(src[0])
+                add(sid)
+                add(src[1])
+                continue
+            k, idx = layout[a]
+            if k == 1:
+                i = idx[0].get(r[2], -1)
+                add(i)
+                if i < 0:
+                    loose[f"{row}:0"] = list(r[2])
+            else:
+                for j in range(k):
+                    i = idx[j].get(r[2 + j], -1)
+                    add(i)
+                    if i < 0:  # not a row of its relation (never expected): keep the fact itself
+                        loose[f"{row}:{j}"] = list(r[2 + j])
+            if len(r) > 2 + k:
+                extra[str(row)] = list(r[2 + k])
+        facts[n] = [list(map(itemgetter(c), order)) for c in range(store.arity)]
+        table: dict[str, Any] = {"agent": agents, "cycle": [r[1] for r in records], "refs": refs}
+        if extra:
+            table["extra"] = extra
+        if loose:
+            table["loose"] = loose
+        proofs[n] = table
+        if old:
+            superseded[n] = sorted([index[n][f], index[n].get(by, -1), cycle]
+                                   for f, (_p, by, cycle) in old.items() if f in index[n])
+    data: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "converge": __version__,
+        "ruleset": {"digest": ruleset_digest(result._ruleset_files), "files": result._ruleset_files,
+                    "agents": [a.name for a in program.agents]},
+        "job": {"rules": list(result.job["rules"]), "facts": list(result.job["facts"])},
+        "inputs": {"files": list(result._header.get("facts", [])), "api": bool(result._header.get("inline_facts"))},
+        "options": dict(result._options) or {"budget": result.budget.to_json()},
+        "outcome": {"tier": result.tier.value, "reasons": [r.to_json() for r in result.reasons],
+                    "cycles": result.cycles, "digest": result.digest, "steps": result.steps,
+                    "facts": result.total_facts, "fired": result.fired_agents()},
+        "tools": list(outcome.tool_calls),
+        "sources": sources,
+        "facts": facts,
+        "proofs": proofs,
+    }
+    if superseded:
+        data["superseded"] = superseded
+    if outcome.confidence:
+        conf = {n: sorted([index[n][f], c] for f, c in table.items() if f in index[n])
+                for n, table in outcome.confidence.items() if n in index}
+        conf = {n: v for n, v in conf.items() if v}
+        if conf:
+            data["confidence"] = conf
+    if outcome.dropped:
+        data["dropped"] = {n: [[list(f), reason, cycle, list(d) if isinstance(d, tuple) else d]
+                               for f, (reason, cycle, d) in table.items()]
+                           for n, table in sorted(outcome.dropped.items()) if table}
+    if outcome.alternatives:
+        alts: dict[str, list[Any]] = {}
+        for n, table in sorted(outcome.alternatives.items()):
+            rows = []
+            for f, records in table.items():
+                if f in index[n] and records:
+                    encoded = []
+                    for r in records:
+                        refs, extra, loose = [], {}, {}
+                        encode_alternative(r, n, f, 0, refs, extra, loose)
+                        encoded.append([r[0], r[1], refs, extra.get("0"), loose or None])
+                    rows.append([index[n][f], encoded])
+            if rows:
+                alts[n] = sorted(rows)
+        if alts:
+            data["alternatives"] = alts
+    if result._events is not None:
+        data["trace"] = list(result._events)
+    return data
+
+
+# ------------------------------------------------------------------ reading
+def _check_shape(data: Any, where: str) -> None:
+    if not isinstance(data, dict):
+        raise _error("E611", "not a converge record: the top level is not a JSON object", where)
+    fmt = data.get("format")
+    if fmt != RECORD_FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("converge-record/"):
+            raise _error("E611", f"unsupported record version {fmt!r}; this converge reads {RECORD_FORMAT!r}", where)
+        raise _error("E611", f"not a converge record (format {fmt!r}, expected {RECORD_FORMAT!r})", where,
+                     "write one with: converge run RULES --facts FILE --record r.json")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise _error("E612", f"malformed record: missing {', '.join(missing)}", where)
+    rs = data["ruleset"]
+    if not isinstance(rs, dict) or not isinstance(rs.get("files"), list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("text"), str)
+            and isinstance(f.get("sha256"), str) for f in rs["files"]):
+        raise _error("E612", "malformed record: 'ruleset.files' must list {path, sha256, text}", where)
+    if not isinstance(data["job"], dict) or not isinstance(data["job"].get("rules"), list) or not data["job"]["rules"]:
+        raise _error("E612", "malformed record: 'job.rules' must list the root rule files", where)
+    out = data["outcome"]
+    if not isinstance(out, dict) or not all(k in out for k in ("tier", "reasons", "cycles", "digest")):
+        raise _error("E612", "malformed record: 'outcome' needs tier, reasons, cycles and digest", where)
+    if out["tier"] not in ("converged", "degraded", "bounded", "failed"):
+        raise _error("E612", f"malformed record: unknown tier {out['tier']!r}", where)
+    facts, proofs = data["facts"], data["proofs"]
+    if not isinstance(facts, dict) or not isinstance(proofs, dict) or sorted(facts) != sorted(proofs):
+        raise _error("E612", "malformed record: 'facts' and 'proofs' must be objects over the same relations", where)
+    for n, cols in facts.items():
+        table = proofs[n]
+        if not isinstance(table, dict) or not all(isinstance(table.get(k), list) for k in ("agent", "cycle", "refs")) \
+                or len(table["agent"]) != len(table["cycle"]):
+            raise _error("E612", f"malformed record: proofs of {n!r} need 'agent', 'cycle' and 'refs' lists", where)
+        if not isinstance(cols, list) or not all(isinstance(c, list) and len(c) == len(table["agent"]) for c in cols):
+            raise _error("E612", f"malformed record: relation {n!r} needs one column list per column, "
+                                 "each with one value per proof", where)
+    if not isinstance(data["tools"], list) or not isinstance(data["sources"], list):
+        raise _error("E612", "malformed record: 'tools' and 'sources' must be lists", where)
+    if not all(isinstance(c, dict) and isinstance(c.get("tool"), str) and isinstance(c.get("args"), list)
+               for c in data["tools"]):
+        raise _error("E612", "malformed record: each tool call needs 'tool' and 'args'", where)
+    if not all(isinstance(x, str) for x in data["sources"]):
+        raise _error("E612", "malformed record: 'sources' must list file names", where)
+    if not isinstance(data.get("trace", []), list) or not all(isinstance(e, dict) for e in data.get("trace", [])):
+        raise _error("E612", "malformed record: 'trace' must list events", where)
+    if not isinstance(data["options"], dict) or not isinstance(data["options"].get("budget", {}), dict):
+        raise _error("E612", "malformed record: 'options' must be an object with a 'budget' object", where)
+    if not isinstance(out["reasons"], list) or not all(isinstance(r, dict) and isinstance(r.get("kind"), str)
+                                                       and isinstance(r.get("message"), str) for r in out["reasons"]):
+        raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
+    if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
+        raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
+
+
+class _Facts(Mapping):
+    """A relation's live facts -> engine proof records, decoded on demand from the record."""
+
+    def __init__(self, rel: "_Rel"):
+        self.rel = rel
+
+    def __getitem__(self, fact: tuple) -> tuple:
+        i = self.rel.row_of(fact)
+        if i is None:
+            raise KeyError(fact)
+        return self.rel.record_at(i)
+
+    def __contains__(self, fact: object) -> bool:
+        return self.rel.row_of(fact) is not None  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.rel.live_index())
+
+    def __len__(self) -> int:
+        return len(self.rel.agents) - len(self.rel.dead)
+
+
+class _Rows(Sequence):
+    """A relation's facts in commit order, turned into tuples on first use."""
+
+    def __init__(self, rel: "_Rel"):
+        self.rel = rel
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.rel.rows[i]
+
+    def __len__(self) -> int:
+        return len(self.rel.agents)
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.rel.rows)
+
+
+class _Rel:
+    """One recorded relation: its columns, its proofs, its superseded rows; rows (tuples),
+    the fact index and the proofs' offsets are built on first use."""
+
+    def __init__(self, book: "_Book", name: str, columns: list[list[Any]], table: Mapping[str, Any]):
+        self.book, self.name, self.columns = book, name, columns
+        self.agents: list[int] = table["agent"]
+        self.cycles: list[int] = table["cycle"]
+        self.refs: list[int] = table["refs"]
+        self.extra: Mapping[str, Any] = table.get("extra") or {}
+        self.loose: Mapping[str, Any] = table.get("loose") or {}
+        self._rows: list[tuple] | None = None
+        self._live: dict[tuple, int] | None = None
+        self._offsets: list[int] | None = None
+        self._stride: int | None = None
+        self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
+        self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
+        self._checked = False
+        self.scans = 0
+
+    def row_of(self, fact: tuple) -> int | None:
+        """The row of a live fact (None when absent or superseded). The first few lookups
+        scan the first column (in C, no tuple built); the index is built when they go on."""
+        i = self.hints.get(fact)
+        if i is not None:
+            return None if i in self.dead else i
+        if self._live is None and self.scans < 8 and self.columns and len(fact) == len(self.columns):
+            self.scans += 1
+            return self._scan(fact)
+        return self.live_index().get(fact)
+
+    def _scan(self, fact: tuple) -> int | None:
+        self.check()
+        first, value, i = self.columns[0], fact[0], -1
+        others = list(zip(self.columns[1:], fact[1:]))
+        while True:
+            try:
+                i = first.index(value, i + 1)
+            except ValueError:
+                return None
+            if i not in self.dead and all(col[i] == v for col, v in others) and self.row(i) == fact:
+                self.hints[fact] = i
+                return i
+
+    def row(self, i: int) -> tuple:
+        """One row as a tuple, without building the others."""
+        self.check()
+        if self._rows is not None:
+            return self._rows[i]
+        return tuple(col[i] for col in self.columns) if self.columns else ()
+
+    def check(self) -> None:
+        """Refuse values of the wrong type in this relation's columns and proofs (once, on first use)."""
+        if self._checked:
+            return
+        if not (all(type(x) is int for x in self.agents) and all(type(x) is int for x in self.cycles)
+                and all(type(x) is int for x in self.refs)
+                and self._columns_typed()
+                and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
+                and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
+            raise _error("E612", f"malformed record: relation {self.name!r} holds values of the wrong type", self.book.where)
+        self._checked = True
+
+    def _columns_typed(self) -> bool:
+        declared = self.book.program.relations.get(self.name)
+        if declared is None or len(declared.columns) != len(self.columns):
+            return False
+        for col, spec in zip(self.columns, declared.columns):
+            want = _ATOMS.get(spec.type)
+            if want is None or not all(type(v) is want for v in col):
+                return False
+        return True
+
+    @property
+    def rows(self) -> list[tuple]:
+        self.check()
+        if self._rows is None:
+            self._rows = list(zip(*self.columns)) if self.columns else [()] * len(self.agents)
+        return self._rows
+
+    def live_index(self) -> dict[tuple, int]:
+        if self._live is None:
+            dead = self.dead
+            self._live = {f: i for i, f in enumerate(self.rows) if i not in dead} if dead else \
+                dict(zip(self.rows, range(len(self.rows))))
+        return self._live
+
+    def offset(self, i: int) -> int:
+        """Where row i's references start in ``refs``: i * width when every row of the
+        relation has the same width (no table), otherwise from a table of running sums."""
+        if self._offsets is None:
+            import itertools
+
+            self.check()
+            width = self.book.width
+            try:
+                widths = {width[a] for a in set(self.agents)}
+            except (KeyError, TypeError):
+                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
+            if len(widths) == 1:
+                self._stride = widths.pop()
+                self._offsets = []
+                total = self._stride * len(self.agents)
+            else:
+                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+                total = self._offsets[-1]
+            if total != len(self.refs):
+                raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
+                                     f"({len(self.refs)} premise references, {total} expected)", self.book.where)
+        return self._offsets[i] if self._stride is None else i * self._stride
+
+    def record_at(self, i: int) -> tuple:
+        from .engine.store import INPUT_PROOF
+
+        self.check()
+        agent = self.agents[i]
+        if agent < 0:
+            return INPUT_PROOF
+        start = self.offset(i)
+        rels = self.book.positive[agent]
+        premises = []
+        for k, r in enumerate(rels):
+            p = self.refs[start + k]
+            if p >= 0:
+                try:
+                    rel = self.book.rels[r]
+                    fact = rel.row(p)
+                    rel.hints[fact] = p
+                    premises.append(fact)
+                except (KeyError, IndexError):
+                    raise _error("E613", f"the record's proof of row {i} of {self.name} names a missing premise", self.book.where)
+            else:
+                premises.append(tuple(self.loose.get(f"{i}:{k}", ())))
+        extra = self.extra.get(str(i))
+        return (agent, self.cycles[i], *premises, *((tuple(extra),) if extra is not None else ()))
+
+    def source_at(self, i: int) -> tuple[str, int] | None:  # noqa: D102
+        self.check()
+        if self.agents[i] >= 0:
+            return None
+        start = self.offset(i)
+        sid, line = self.refs[start], self.refs[start + 1]
+        sources = self.book.source_files
+        return (sources[sid], line) if 0 <= sid < len(sources) else None
+
+
+class _Book:
+    """The recorded relations, and what decoding their proofs needs from the recorded rules."""
+
+    def __init__(self, program: Any, data: Mapping[str, Any], where: str = "<record>"):
+        from .syntax import ast
+
+        self.program = program
+        self.where = where
+        self.positive = [[lit.relation for lit in a.body if isinstance(lit, ast.Atom)] for a in program.agents]
+        self.width = {i: len(rels) for i, rels in enumerate(self.positive)}
+        self.width[-1] = 2  # an input fact: source index and line
+        self.rels = {n: _Rel(self, n, cols, data["proofs"][n]) for n, cols in data["facts"].items()}
+        self.source_files: list[str] = data["sources"]
+
+    def decode_alternative(self, relation: str, entry: list[Any]) -> tuple:
+        from .engine.store import INPUT_PROOF
+
+        agent, cycle, refs, extra, loose = entry
+        if agent < 0:
+            return INPUT_PROOF
+        premises = [self.rels[r].row(p) if p >= 0 else tuple((loose or {}).get(f"0:{k}", ()))
+                    for k, (r, p) in enumerate(zip(self.positive[agent], refs))]
+        return (agent, cycle, *premises, *((tuple(extra),) if extra is not None else ()))
+
+    def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
+        rel = self.rels.get(relation)
+        if rel is None:
+            return None
+        i = rel.row_of(fact)
+        if i is None:
+            i = next((k for k in rel.dead if rel.row(k) == fact), None)
+            if i is None:
+                return None
+        return rel.source_at(i)
+
+    def sources(self, relation: str) -> dict[tuple, tuple[str, int]]:
+        """Input fact -> where it came from, for one relation (as the run's inputs give it)."""
+        rel = self.rels.get(relation)
+        if rel is None:
+            return {}
+        out = {}
+        for i, a in enumerate(rel.agents):
+            if a < 0:
+                src = rel.source_at(i)
+                if src is not None:
+                    out[rel.row(i)] = src
+        return out
+
+    def inputs(self) -> dict[str, list[int]]:
+        """Rows of input facts, per relation."""
+        return {n: [i for i, a in enumerate(rel.agents) if a < 0] for n, rel in self.rels.items()}
+
+
+def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any]:
+    """The recorded rules compiled from their texts, and a Result over the recorded facts and proofs."""
+    from .api import Result, RuleSet
+    from .compile.pipeline import compile_sources
+    from .engine.loop import Budget, Outcome, Reason, Tier
+    from .engine.store import Context
+
+    virtual = {f["path"]: f["text"] for f in data["ruleset"]["files"]}
+    roots = list(data["job"]["rules"])
+    missing = [p for p in roots if p not in virtual]
+    if missing:
+        raise _error("E613", f"the record lacks the text of rule file {missing[0]!r}", where)
+    compilation = compile_sources([(p, None) for p in roots], virtual=virtual)
+    if not compilation.ok:
+        first = next(d for d in compilation.diagnostics if d.is_error)
+        raise _error("E613", f"the recorded rules do not compile: {first.render().splitlines()[0]}", where)
+    ruleset = RuleSet(compilation)
+    program = ruleset.program
+    agents = data["ruleset"].get("agents")
+    if agents is not None and agents != [a.name for a in program.agents]:
+        raise _error("E613", "the recorded rules compile to other agents than the record names", where)
+    unknown = sorted(n for n in data["facts"] if n not in program.relations)
+    if unknown:
+        raise _error("E613", f"the record holds facts of {unknown[0]!r}, which the recorded rules do not declare", where)
+    book = _Book(program, data, where)
+    context = Context({name: rel.arity for name, rel in program.relations.items()})
+    for name, store in context.relations.items():
+        rel = book.rels.get(name)
+        if rel is None:
+            continue
+        for row, by, cycle in data.get("superseded", {}).get(name, []):
+            rel.dead[row] = (by, cycle)
+        store.order = _Rows(rel)  # type: ignore[assignment]
+        store.facts = _Facts(rel)  # type: ignore[assignment]
+        store.superseded = {rel.row(row): (rel.record_at(row), rel.row(by) if by >= 0 else (), cycle)
+                            for row, (by, cycle) in rel.dead.items()}
+    confidence = None
+    if "confidence" in data:
+        confidence = {n: {book.rels[n].row(i): c for i, c in rows} for n, rows in data["confidence"].items()}
+    dropped = {n: {tuple(f): (reason, cycle, tuple(d) if isinstance(d, list) else d) for f, reason, cycle, d in rows}
+               for n, rows in data.get("dropped", {}).items()}
+    alternatives = None
+    if "alternatives" in data:
+        alternatives = {n: {book.rels[n].row(i): [book.decode_alternative(n, e) for e in entries] for i, entries in rows}
+                        for n, rows in data["alternatives"].items()}
+    out = data["outcome"]
+    options = data["options"]
+    budget = Budget(**{k: v for k, v in options.get("budget", {}).items() if k in Budget.__dataclass_fields__})
+    reasons = [Reason(r["kind"], r["message"], {k: v for k, v in r.items() if k not in ("kind", "message")})
+               for r in out["reasons"]]
+    fired = tuple(a.id for a in program.agents if a.name in set(out.get("fired", ())))
+    outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
+                      confidence, alternatives, dropped, list(data["tools"]))
+    header = None
+    events = None
+    if "trace" in data:
+        events = list(data["trace"])
+        header = {"event": "header", "format": "converge-trace/1",
+                  "rules": [{"path": f["path"], "sha256": f["sha256"]} for f in data["ruleset"]["files"]],
+                  "facts": data.get("inputs", {}).get("files", []),
+                  "inline_facts": bool(data.get("inputs", {}).get("api")),
+                  "budget": options.get("budget", {}), "on_failure": options.get("on_failure", "abort"),
+                  "goals": options.get("goals", []), "timestamps": False}
+    result = Result(program, outcome, book, events, header)  # type: ignore[arg-type]
+    result.__dict__["digest"] = out["digest"]  # the recorded digest (verify recomputes it)
+    result.job = {"rules": list(data["job"]["rules"]), "facts": list(data["job"].get("facts", []))}
+    result._ruleset_files = list(data["ruleset"]["files"])
+    result._options = dict(options)
+    return ruleset, result
+
+
+class Record:
+    """An immutable, self-contained decision record (``converge-record/1``)."""
+
+    def __init__(self, data: dict[str, Any], where: str = "<record>"):
+        _check_shape(data, where)
+        self._data = data
+        self.where = where
+        self._built: tuple[Any, Any] | None = None
+        self._text: tuple[str, str] | None = None
+
+    # -- construction
+    @classmethod
+    def from_result(cls, result: Any) -> "Record":
+        """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``."""
+        return cls(_encode(result))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "<record>") -> "Record":
+        """Validate the format and shape; raises RecordError (E611 not a record or another version, E612 malformed)."""
+        return cls(data, where)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str = "<record>") -> "Record":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            line, col = getattr(err, "lineno", 0), getattr(err, "colno", 0)
+            raise RecordError([Diagnostic("E611", f"not a converge record: invalid JSON ({getattr(err, 'msg', err)})",
+                                          Span(where, line, col))])
+        return cls(data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain data (with its seal)."""
+        if "seal" not in self._data:
+            self._data["seal"] = self._sealed()[1]
+        return self._data
+
+    def to_json(self) -> str:
+        """Canonical JSON: ``format`` then ``seal`` first (a reader knows a record from its first
+        bytes), then sorted keys; no NaN, no whitespace: identical bytes for identical jobs."""
+        return self._sealed()[0]
+
+    def _sealed(self) -> tuple[str, str]:
+        if self._text is None:
+            self._text = _sealed_text(self._data)
+        return self._text
+
+    def write(self, path: str) -> None:
+        """Write the record atomically (a reader never sees half a record)."""
+        from .io import write_atomic
+
+        write_atomic(path, self.to_json())
+
+    # -- the outcome
+    @property
+    def tier(self) -> str:
+        return self._data["outcome"]["tier"]
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        return self._data["outcome"]["reasons"]
+
+    @property
+    def cycles(self) -> int:
+        return self._data["outcome"]["cycles"]
+
+    @property
+    def digest(self) -> str:
+        return self._data["outcome"]["digest"]
+
+    @property
+    def ruleset_digest(self) -> str:
+        return self._data["ruleset"]["digest"]
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return self._data["tools"]
+
+    @property
+    def result(self) -> Any:
+        """A Result rebuilt from the record (no file read, no tool called)."""
+        return self._build()[1]
+
+    @property
+    def program(self) -> Any:
+        return self._build()[1].program
+
+    def _build(self) -> tuple[Any, Any]:
+        if self._built is None:
+            try:
+                self._built = _rebuild(self._data, self.where)
+            except ConvergeError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+                raise _error("E612", f"malformed record: {type(err).__name__}: {err}", self.where)
+        return self._built
+
+    def relations(self) -> list[str]:
+        return sorted(self._data["facts"])
+
+    def facts(self, relation: str) -> list[tuple]:
+        """The facts of a relation, sorted."""
+        return self.result.facts(relation)
+
+    # -- explanations
+    def why(self, fact: str | tuple[str, Sequence[Any]], depth: int | None = None) -> Any:
+        """The recorded proof tree of a fact (a ProofNode), None when it does not hold."""
+        return self.result.why(fact, depth=depth)
+
+    def why_text(self, fact: str, depth: int | None = None) -> str:
+        from .explain.render import render_text
+
+        tree = self.why(fact, depth)
+        if tree is None:
+            return f"{fact} does not hold in this record\n"
+        text = render_text(tree)
+        return text if text.endswith("\n") else text + "\n"
+
+    def why_json(self, fact: str, depth: int | None = None) -> dict[str, Any] | None:
+        tree = self.why(fact, depth)
+        return None if tree is None else tree.to_json()
+
+    def why_not(self, fact: str, depth: int = 1) -> Any:
+        """Why a fact does not hold, from the recorded facts (a WhyNot)."""
+        return self.result.why_not(fact, depth=depth)
+
+    def why_not_text(self, fact: str, depth: int = 1) -> str:
+        from .explain.whynot import render_text
+
+        text = render_text(self.why_not(fact, depth))
+        return text if text.endswith("\n") else text + "\n"
+
+    def report_html(self, relations: Sequence[str] | None = None, **options: Any) -> str:
+        """The HTML report of the recorded decision (the timeline when the run was traced)."""
+        from .explain.report import render_report
+
+        return render_report(self.result, list(relations) if relations else None, **options)
+
+    def query(self, pattern: str) -> list[tuple[str, tuple]]:
+        """Every fact matching a pattern such as ``decision(l, "reject")`` (variables and ``_``), sorted."""
+        return query(self.result, pattern)
+
+    # -- integrity and replay
+    def verify(self) -> Any:
+        """Check the seal, the rule files' SHA-256, the digest and every proof (a checker Report)."""
+        from .explain.checker import Checker
+
+        problems = integrity_problems(self)
+        if problems:
+            return _Tampered(problems)
+        ruleset, result = self._build()
+        book: _Book = result._inputs
+        inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
+        report = Checker(result.program, inputs).check(result.to_dict(proofs=True))
+        report.failures.extend(_tool_failures(result, self._data["tools"]))
+        return report
+
+    def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
+        """Re-run the recorded job from the recorded rules, inputs and tool results (or ``tools``);
+        returns the new Result and the first difference (None when it reaches the same digest)."""
+        from .engine.tools import ToolOutcome
+
+        ruleset, old = self._build()
+        data = self._data
+        book: _Book = old._inputs
+        conf = {n: dict(rows) for n, rows in data.get("confidence", {}).items()}
+        facts: dict[str, list[list[Any]]] = {}
+        for name, rows in book.inputs().items():
+            rel = book.rels[name]
+            for i in rows:
+                c = conf.get(name, {}).get(i)
+                facts.setdefault(name, []).append(list(rel.rows[i]) + ([c] if c is not None else []))
+        for name, rows in data.get("dropped", {}).items():
+            for f, reason, cycle, detail in rows:
+                if cycle == 0 and reason == "min_confidence":
+                    facts.setdefault(name, []).append(list(f) + [detail])
+        recorded: dict[Any, list[Any]] = {}
+        for call in data["tools"]:
+            out = ToolOutcome(True, call["result"]) if "result" in call else ToolOutcome(False, error=call.get("error", ""))
+            recorded.setdefault((call["tool"], tuple(call["args"])), []).append(out)
+        options = data["options"]
+        from .engine.loop import Budget
+
+        budget = Budget(**{k: v for k, v in options.get("budget", {}).items() if k in Budget.__dataclass_fields__})
+        new = ruleset.run(facts=facts, budget=budget, tools=tools or {}, on_failure=options.get("on_failure"),
+                          goals=options.get("goals", []), trace="trace" in data,
+                          all_proofs=bool(options.get("all_proofs")), tool_timeout=options.get("tool_timeout", 30.0),
+                          _replay_tools=None if tools else recorded)
+        difference = None
+        if "trace" in data and new.trace is not None:
+            fresh = new.trace[1:-1]
+            for k, (a, b) in enumerate(zip(data["trace"], fresh), 1):
+                a = {key: v for key, v in a.items() if key != "time"}
+                if a != b:
+                    difference = f"event {k} differs: recorded {json.dumps(a, ensure_ascii=False, sort_keys=True)}, " \
+                                 f"replayed {json.dumps(b, ensure_ascii=False, sort_keys=True)}"
+                    break
+            if difference is None and len(data["trace"]) != len(fresh):
+                difference = f"the record has {len(data['trace'])} events, the replay {len(fresh)}"
+        if difference is None and new.digest != self.digest:
+            difference = f"digest differs: recorded {self.digest}, replayed {new.digest}"
+        if difference is None and new.tier.value != self.tier:
+            difference = f"tier differs: recorded {self.tier}, replayed {new.tier.value}"
+        return new, difference
+
+    def __repr__(self) -> str:
+        return f"<Record {self.tier} cycles={self.cycles} digest={self.digest[:12]}>"
+
+
+def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
+    """Proofs whose tool results are not among the record's tool calls (the checker cannot
+    re-evaluate a tool; the record can say what the tool answered)."""
+    from .engine.runtime import EvalError, eval_expr
+    from .explain.checker import Failure
+    from .syntax import ast
+
+    answered = {(c["tool"], json.dumps(c["args"]), json.dumps(c["result"])) for c in calls if "result" in c}
+    failures = []
+    for agent in result.program.agents:
+        uses = [lit for lit in agent.body if isinstance(lit, ast.Comparison) and isinstance(lit.right, ast.ToolCall)
+                and isinstance(lit.left, ast.Var)]
+        if not uses:
+            continue
+        for head in {h.relation for h in agent.heads}:
+            for fact in result.facts(head):
+                proof = result.proof(head, fact)
+                if proof is None or proof.is_input or proof.agent != agent.name:
+                    continue
+                for lit in uses:
+                    call = lit.right
+                    try:
+                        args = [eval_expr(a, proof.bindings) for a in call.args]  # type: ignore[union-attr]
+                    except (EvalError, KeyError):
+                        continue
+                    got = proof.bindings.get(lit.left.name)  # type: ignore[union-attr]
+                    if (call.tool, json.dumps(args), json.dumps(got)) not in answered:  # type: ignore[union-attr]
+                        failures.append(Failure(head, fact, agent.name, f"{agent.span.file}:{agent.span.line}", [(
+                            "tool", f"@{call.tool}({', '.join(json.dumps(a) for a in args)}) = {json.dumps(got)} "  # type: ignore[union-attr]
+                                    "is not a result of the record's tool calls")], index=0))
+    return failures
+
+
+class _Tampered:
+    """A verify report for a record whose contents do not match its own seal or digests."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        self.ok = False
+        self.notes: dict[str, int] = {}
+        self.failures = [_Problem(p) for p in problems]
+        self.summary = "the record was altered: refused"
+
+    def note_lines(self) -> list[str]:
+        return []
+
+
+class _Problem:
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self) -> str:
+        return f"record: {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relation": None, "fact": None, "agent": None, "rule": None,
+                "problems": [{"check": "record", "message": self.text}]}
+
+
+def integrity_problems(record: Record) -> list[str]:
+    """What does not add up in a record: the seal, each rule file's SHA-256, the rule set digest,
+    the facts' digest (empty when all hold)."""
+    from .api import Result, ruleset_digest
+
+    data = record._data
+    problems = []
+    if data.get("seal") != _sealed_text(data)[1]:
+        problems.append("the record's seal does not match its contents: it was changed after it was written")
+    for f in data["ruleset"]["files"]:
+        if hashlib.sha256(f["text"].encode("utf-8", "surrogatepass")).hexdigest() != f["sha256"]:
+            problems.append(f"rule file {f['path']}: its text does not match its recorded SHA-256")
+    if ruleset_digest(data["ruleset"]["files"]) != data["ruleset"].get("digest"):
+        problems.append("the rule set digest does not match the recorded rule files")
+    if problems:
+        return problems
+    for store in record.result._context.relations.values():
+        if isinstance(store.order, _Rows):
+            store.order = store.order.rel.rows  # the digest encodes plain lists
+    digest = Result.digest.func(record.result)  # type: ignore[attr-defined]
+    if digest != record.digest:
+        problems.append(f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})")
+    return problems
+
+
+def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
+    """Facts of a result matching a pattern: constants must be equal, a variable used twice binds
+    the same value, ``_`` matches anything. Raises ConvergeError for an unknown relation or arity."""
+    from .syntax import ast
+    from .syntax.parser import parse_atom
+    from .values import type_name
+
+    atom = parse_atom(pattern)
+    rel = result.program.relations.get(atom.relation)
+    if rel is None:
+        raise ConvergeError([Diagnostic("E200", f"undefined relation {atom.relation!r}", atom.span)])
+    if len(atom.args) != rel.arity:
+        raise ConvergeError([Diagnostic("E300", f"{rel.name} has {rel.arity} column(s), the pattern gives {len(atom.args)}",
+                                        atom.span)])
+    consts: list[tuple[int, Any]] = []
+    groups: dict[str, list[int]] = {}
+    for i, (arg, col) in enumerate(zip(atom.args, rel.columns)):
+        if isinstance(arg, ast.Const):
+            v = float(arg.value) if col.type == "float" and type(arg.value) is int else arg.value
+            if type_name(v) != col.type:
+                raise ConvergeError([Diagnostic("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {type_name(v)}",
+                                                arg.span)])
+            consts.append((i, v))
+        elif isinstance(arg, ast.Var):
+            groups.setdefault(arg.name, []).append(i)
+        elif not isinstance(arg, ast.Wildcard):
+            raise ConvergeError([Diagnostic("E405", "a pattern holds constants, variables and _ only", arg.span)])
+    same = [cols for cols in groups.values() if len(cols) > 1]
+    store = result._context.relations[rel.name]
+    if isinstance(store.facts, _Facts) and consts:
+        # a recorded relation: filter one column at a time, build only the matching rows
+        recorded = store.facts.rel
+        i, v = consts[0]
+        candidates = [k for k, x in enumerate(recorded.columns[i]) if x == v and k not in recorded.dead]
+        facts: Iterable[tuple] = [recorded.row(k) for k in candidates]
+    else:
+        facts = store.facts
+    out = [(rel.name, fact) for fact in facts
+           if all(fact[i] == v and type(fact[i]) is type(v) for i, v in consts)
+           and all(all(fact[c] == fact[cols[0]] for c in cols[1:]) for cols in same)]
+    out.sort(key=lambda m: m[1])
+    return out
+
+
+def open_record(path: str) -> Record:
+    """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise _error("E610", f"cannot read record: {err.strerror or err}", path)
+    return Record.from_json(raw, path)
+
+
+__all__ = ["RECORD_FORMAT", "Record", "RecordError", "canonical_json", "integrity_problems", "open_record", "query"]

@@ -1,0 +1,508 @@
+"""The decision service: an ASGI application (Starlette) over a Session and a decision store.
+
+A thin adapter: every decision is ``Session.decide`` (the one engine), stored
+with ``DecisionStore.put`` before the answer is sent, so a 200 means the
+decision is durable. Explanations of past decisions are read from the stored
+record, never from a re-run. Metrics live in a registry of this application,
+not the process-wide one. Errors are JSON with a stable code
+(docs/diagnostics.md) and, for bad rules or facts, the same diagnostics as the CLI.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from .diagnostics import ConvergeError, Diagnostic, Span
+from .session import Decision, Session, budget_from_json
+from .store.base import DecisionStore, StoredDecision, StoreError
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+TIERS = ("converged", "degraded", "bounded", "failed")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How the service runs: tokens (empty: no auth), body limit, whether it listens beyond loopback."""
+
+    tokens: tuple[str, ...] = ()
+    max_body: int = DEFAULT_MAX_BODY
+    public: bool = False
+    keep_days: float | None = None
+    prune_every: float = 3600.0
+    concurrency: int = 4          # decisions running at once; more wait in line (the engine is CPU-bound)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def read_tokens(path: str) -> tuple[str, ...]:
+    """Bearer tokens, one a line (blank lines and ``#`` comments ignored); ValueError when none."""
+    with open(path, encoding="utf-8") as handle:
+        tokens = tuple(line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#"))
+    if not tokens:
+        raise ValueError(f"{path} holds no token (one a line)")
+    return tokens
+
+
+def error_body(status: int, code: str, message: str, diagnostics: Sequence[Any] = ()) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code, "message": message},
+            "diagnostics": [d.to_json() for d in diagnostics]}
+
+
+class _Metrics:
+    """Prometheus metrics in a registry of one application."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.decisions = Counter("converge_decisions", "Decisions made, by tier", ["tier"], registry=self.registry)
+        for tier in TIERS:
+            self.decisions.labels(tier)
+        self.latency = Histogram("converge_decision_seconds", "Time to answer POST /v1/decisions (run and store)",
+                                 registry=self.registry, buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5,
+                                                                  1, 2.5, 5, 10, 30))
+        self.errors = Counter("converge_errors", "Requests answered with an error, by kind", ["kind"],
+                              registry=self.registry)
+        self.store = Histogram("converge_store_seconds", "Time of decision-log operations", ["op"],
+                               registry=self.registry, buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25,
+                                                                .5, 1, 5))
+        self.swaps = Counter("converge_ruleset_swaps", "Rule set replacements by PUT /v1/ruleset",
+                             registry=self.registry)
+        self.stored = Gauge("converge_ruleset_loaded_timestamp_seconds", "When the current rule set was loaded",
+                            registry=self.registry)
+
+    def timed_store(self, op: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.store.labels(op).observe(time.perf_counter() - start)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def stored_form(decision: Decision) -> StoredDecision:
+    """A decision as the log keeps it: the exact answer (compact JSON) and the record."""
+    response = decision.response()
+    return StoredDecision(decision.id, decision.created_at, decision.ruleset_digest, response["tier"],
+                          response["digest"], json.dumps(response, ensure_ascii=False, separators=(",", ":")),
+                          decision.record.to_json())
+
+
+def store_decision(store: DecisionStore, decision: Decision) -> StoredDecision:
+    """Store a decision durably (what the service does before it answers); returns the stored row."""
+    row = stored_form(decision)
+    store.put(row)
+    return row
+
+
+def create_app(session: Session, store: DecisionStore, config: ServiceConfig | None = None) -> Any:
+    """The Starlette application serving ``session``'s decisions into ``store``."""
+    import anyio
+    import anyio.to_thread
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    cfg = config or ServiceConfig()
+    metrics = _Metrics()
+    limiter: list[Any] = []  # created on first use, inside the server's event loop
+
+    async def in_decision_thread(fn: Callable[[], Any]) -> Any:
+        """Run a decision on a worker thread, at most ``cfg.concurrency`` at once."""
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(cfg.concurrency))
+        return await anyio.to_thread.run_sync(fn, limiter=limiter[0])
+    metrics.stored.set(session.rules.loaded_at)
+
+    def fail(status: int, code: str, message: str, diagnostics: Sequence[Any] = (), kind: str = "invalid_request",
+             headers: dict[str, str] | None = None) -> JSONResponse:
+        metrics.errors.labels(kind).inc()
+        return JSONResponse(error_body(status, code, message, diagnostics), status_code=status, headers=headers)
+
+    def authorized(request: Request) -> bool:
+        if not cfg.tokens:
+            return True
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return False
+        return any(hmac.compare_digest(given.strip().encode(), t.encode()) for t in cfg.tokens)
+
+    def unauthorized() -> JSONResponse:
+        return fail(401, "E950", "a bearer token is required: Authorization: Bearer TOKEN (see --token-file)",
+                    kind="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="converge"'})
+
+    async def read_json(request: Request) -> tuple[Any, str, JSONResponse | None]:
+        """The request body as JSON, within the size limit; or the error response."""
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                if int(length) > cfg.max_body:
+                    return None, "", fail(413, "E951", f"request body of {int(length)} bytes is over the limit of "
+                                                    f"{cfg.max_body} bytes (--max-body)", kind="too_large")
+            except ValueError:
+                return None, "", fail(400, "E946", "bad Content-Length header")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cfg.max_body:
+                return None, "", fail(413, "E951", f"request body is over the limit of {cfg.max_body} bytes (--max-body)",
+                                  kind="too_large")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return None, "", fail(400, "E946", f"request body is not UTF-8 (byte {err.start})")
+        if not text.strip():
+            return None, "", fail(400, "E946", "empty request body; send a JSON object")
+        try:
+            return json.loads(text, parse_constant=_no_constant, parse_float=_finite), text, None
+        except json.JSONDecodeError as err:
+            where = Span("<request>", err.lineno, err.colno)
+            return None, text, fail(400, "E946", f"malformed JSON in the request body: {err.msg}",
+                                    [Diagnostic("E946", f"malformed JSON: {err.msg}", where)])
+        except (RecursionError, ValueError) as err:
+            return None, "", fail(400, "E946", f"malformed JSON in the request body: {err}")
+
+    # ---------------------------------------------------------------- decisions
+    async def post_decision(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        start = time.perf_counter()
+        body, text, error = await read_json(request)
+        if error is not None:
+            return error
+        if not isinstance(body, dict):
+            return fail(400, "E944", "the request body must be a JSON object such as {\"facts\": {...}}")
+        unknown = sorted(k for k in body if k not in ("facts", "budget", "goals", "relations"))
+        if unknown:
+            return fail(400, "E944", f"unknown key(s) in the request: {', '.join(unknown)}; known: facts, budget, "
+                                     "goals, relations")
+        facts = body.get("facts") or {}
+
+        def decide_and_store() -> StoredDecision:
+            budget = budget_from_json(body.get("budget"))
+            decision = session.decide(facts, budget, body.get("goals"), body.get("relations"), source_text=text)
+            row = stored_form(decision)
+            metrics.timed_store("put", lambda: store.put(row))
+            return row
+
+        try:
+            row = await in_decision_thread(decide_and_store)
+        except ConvergeError as err:
+            return fail(400, "E944" if all(d.code == "E944" for d in err.diagnostics) else err.diagnostics[0].code,
+                        "invalid request: " + err.diagnostics[0].message, err.diagnostics)
+        except StoreError as err:
+            return fail(503, err.code, f"the decision could not be stored, so it is not acknowledged: {err.message}",
+                        kind="store")
+        metrics.decisions.labels(row.tier).inc()
+        metrics.latency.observe(time.perf_counter() - start)
+        return Response(row.response, media_type="application/json")
+
+    async def stored(request: Request) -> tuple[StoredDecision | None, Response | None]:
+        if not authorized(request):
+            return None, unauthorized()
+        decision_id = request.path_params["id"]
+        try:
+            found = await run_in_threadpool(metrics.timed_store, "get", lambda: store.get(decision_id))
+        except StoreError as err:
+            return None, fail(503, err.code, err.message, kind="store")
+        if found is None:
+            return None, fail(404, "E947", f"no decision with id {decision_id!r}")
+        return found, None
+
+    async def get_decision(request: Request) -> Response:
+        found, error = await stored(request)
+        if error is not None:
+            return error
+        return Response(found.response, media_type="application/json")  # type: ignore[union-attr]
+
+    async def get_record(request: Request) -> Response:
+        found, error = await stored(request)
+        if error is not None:
+            return error
+        return Response(found.record, media_type="application/json")  # type: ignore[union-attr]
+
+    async def list_decisions(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        try:
+            limit = int(request.query_params.get("limit", "50"))
+            before = request.query_params.get("before")
+            before_f = float(before) if before is not None else None
+        except ValueError:
+            return fail(400, "E944", "limit must be an integer and before a number (epoch seconds)")
+        tier = request.query_params.get("tier")
+        if tier is not None and tier not in TIERS:
+            return fail(400, "E944", f"unknown tier {tier!r}; tiers: {', '.join(TIERS)}")
+        limit = max(1, min(limit, 1000))
+        try:
+            rows = await run_in_threadpool(metrics.timed_store, "list", lambda: store.list(limit, before_f, tier))
+        except StoreError as err:
+            return fail(503, err.code, err.message, kind="store")
+        return JSONResponse({"decisions": [r.to_json() for r in rows]})
+
+    async def explain(request: Request, kind: str) -> Response:
+        found, error = await stored(request)
+        if error is not None:
+            return error
+        fact = request.query_params.get("fact")
+        if kind != "report" and not fact:
+            return fail(400, "E944", "give the fact to explain: ?fact=decision(\"l1\", \"reject\")")
+        fmt = request.query_params.get("format", "json")
+        if fmt not in ("json", "text"):
+            return fail(400, "E944", f"unknown format {fmt!r}; formats: json, text")
+
+        def build() -> Any:
+            from .session import open_record_text
+
+            record = open_record_text(found.record)  # type: ignore[union-attr]
+            if kind == "report":
+                return record.report_html()
+            if kind == "why":
+                tree = record.why(fact)
+                if tree is None:
+                    return {"fact": fact, "holds": False,
+                            "text": f"{fact} does not hold in decision {found.id}"}  # type: ignore[union-attr]
+                return {"fact": fact, "holds": True, "text": record.why_text(fact), "proof": record.why_json(fact)}
+            return {"fact": fact, "text": record.why_not_text(fact)}
+
+        try:
+            out = await run_in_threadpool(build)
+        except ConvergeError as err:
+            return fail(400, err.diagnostics[0].code, "invalid fact: " + err.diagnostics[0].message, err.diagnostics)
+        if kind == "report":
+            return HTMLResponse(out)
+        if fmt == "text":
+            return PlainTextResponse(out["text"] if out["text"].endswith("\n") else out["text"] + "\n")
+        return JSONResponse(out)
+
+    async def why(request: Request) -> Response:
+        return await explain(request, "why")
+
+    async def why_not(request: Request) -> Response:
+        return await explain(request, "why-not")
+
+    async def report(request: Request) -> Response:
+        return await explain(request, "report")
+
+    # ---------------------------------------------------------------- the rule set
+    async def get_ruleset(request: Request) -> Response:
+        if not authorized(request):
+            return unauthorized()
+        return JSONResponse(session.rules.to_json())
+
+    async def put_ruleset(request: Request) -> Response:
+        if cfg.public and not cfg.tokens:
+            return fail(403, "E952", "rule set updates need --token-file when the service listens beyond loopback",
+                        kind="unauthorized")
+        if not authorized(request):
+            return unauthorized()
+        body, _text, error = await read_json(request)
+        if error is not None:
+            return error
+        files = body.get("files") if isinstance(body, dict) else None
+        if not isinstance(files, dict) or not files or not all(
+                isinstance(k, str) and k and isinstance(v, str) for k, v in files.items()):
+            return fail(400, "E945", "send {\"files\": {\"NAME.cvg\": \"rule text\", ...}} with at least one file")
+        roots = body.get("roots")
+        if roots is not None and (not isinstance(roots, list) or not all(isinstance(r, str) for r in roots)):
+            return fail(400, "E945", "roots must be a list of file names given in files")
+        unknown = sorted(k for k in body if k not in ("files", "roots"))
+        if unknown:
+            return fail(400, "E945", f"unknown key(s): {', '.join(unknown)}; known: files, roots")
+        try:
+            loaded = await run_in_threadpool(session.swap, sorted(files.items()), roots)
+        except ConvergeError as err:
+            return fail(400, "E945", f"the new rule set has {len(err.diagnostics)} error(s); the old one stays",
+                        err.diagnostics)
+        metrics.swaps.inc()
+        metrics.stored.set(loaded.loaded_at)
+        return JSONResponse(loaded.to_json())
+
+    # ---------------------------------------------------------------- operations
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        ok = await run_in_threadpool(metrics.timed_store, "ping", store.ping)
+        body = {"status": "ready" if ok else "unavailable", "store": "ok" if ok else "unreachable",
+                "ruleset": {"digest": session.rules.digest}}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def prom(request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_schema())
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            return fail(405, "E953", f"method {request.method} not allowed on {request.url.path}")
+        return fail(404, "E953", f"no endpoint {request.url.path}; see /openapi.json")
+
+    async def internal(request: Request, exc: Exception) -> Response:
+        return fail(500, "E999", f"internal error: {type(exc).__name__}; this is a bug in converge", kind="internal")
+
+    async def prune_loop() -> None:
+        while True:  # the first pruning happens before the service starts (converge serve)
+            await anyio.sleep(cfg.prune_every)
+            try:
+                await run_in_threadpool(metrics.timed_store, "prune", lambda: store.prune_days(cfg.keep_days))
+            except StoreError:
+                metrics.errors.labels("store").inc()
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        async with anyio.create_task_group() as tg:
+            if cfg.keep_days is not None:
+                tg.start_soon(prune_loop)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    routes = [
+        Route("/v1/decisions", post_decision, methods=["POST"]),
+        Route("/v1/decisions", list_decisions, methods=["GET"]),
+        Route("/v1/decisions/{id}", get_decision, methods=["GET"]),
+        Route("/v1/decisions/{id}/record", get_record, methods=["GET"]),
+        Route("/v1/decisions/{id}/why", why, methods=["GET"]),
+        Route("/v1/decisions/{id}/why-not", why_not, methods=["GET"]),
+        Route("/v1/decisions/{id}/report", report, methods=["GET"]),
+        Route("/v1/ruleset", get_ruleset, methods=["GET"]),
+        Route("/v1/ruleset", put_ruleset, methods=["PUT"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", prom, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: not_found, Exception: internal})
+    app.state.session = session
+    app.state.store = store
+    app.state.metrics = metrics
+    return app
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the service."""
+    err = {"$ref": "#/components/schemas/Error"}
+    decision = {"$ref": "#/components/schemas/Decision"}
+
+    def op(summary: str, ok: Any, *errors: int, body: Any = None, params: Sequence[dict[str, Any]] = (),
+           media: str = "application/json") -> dict[str, Any]:
+        out: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK", "content": {media: {"schema": ok}}}}}
+        for status in errors:
+            out["responses"][str(status)] = {"description": _STATUS[status], "content": {"application/json": {"schema": err}}}
+        if body is not None:
+            out["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        if params:
+            out["parameters"] = list(params)
+        return out
+
+    id_param = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    fact_param = {"name": "fact", "in": "query", "required": True, "schema": {"type": "string"},
+                  "example": 'decision("l1", "reject")'}
+    fmt_param = {"name": "format", "in": "query", "schema": {"enum": ["json", "text"], "default": "json"}}
+    explanation = {"type": "object", "properties": {"fact": {"type": "string"}, "holds": {"type": "boolean"},
+                                                    "text": {"type": "string"}, "proof": {"type": "object"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Converge decision service", "version": "1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "diagnostics"], "properties": {
+                    "error": {"type": "object", "properties": {"status": {"type": "integer"}, "code": {"type": "string"},
+                                                               "message": {"type": "string"}}},
+                    "diagnostics": {"type": "array", "items": {"type": "object"}}}},
+                "DecisionRequest": {"type": "object", "additionalProperties": False, "properties": {
+                    "facts": {"type": "object", "additionalProperties": {"type": "array", "items": {
+                        "oneOf": [{"type": "array"}, {"type": "object"}]}}},
+                    "budget": {"type": "object", "properties": {k: {"type": "integer"} for k in
+                               ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps")} |
+                               {"min_confidence": {"type": "number"}}},
+                    "goals": {"type": "array", "items": {"type": "string"}},
+                    "relations": {"type": "array", "items": {"type": "string"}}}},
+                "Decision": {"type": "object", "required": ["decision_id", "tier", "reasons", "cycles", "digest",
+                                                             "ruleset", "facts"], "properties": {
+                    "decision_id": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+                    "tier": {"enum": list(TIERS)}, "reasons": {"type": "array", "items": {"type": "object"}},
+                    "cycles": {"type": "integer"}, "digest": {"type": "string"},
+                    "ruleset": {"type": "object", "properties": {"digest": {"type": "string"}}},
+                    "facts": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "array"}}}}},
+                "RuleSet": {"type": "object", "properties": {"digest": {"type": "string"},
+                                                             "loaded_at": {"type": "string", "format": "date-time"},
+                                                             "files": {"type": "array", "items": {"type": "object"}},
+                                                             "relations": {"type": "array", "items": {"type": "string"}}}},
+            }},
+        "security": [{"bearer": []}, {}],
+        "paths": {
+            "/v1/decisions": {
+                "post": op("Make a decision over the given facts; 200 once it is stored", decision, 400, 401, 413, 503,
+                           body={"$ref": "#/components/schemas/DecisionRequest"}),
+                "get": op("The newest stored decisions", {"type": "object"}, 400, 401,
+                          params=[{"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                                  {"name": "tier", "in": "query", "schema": {"enum": list(TIERS)}},
+                                  {"name": "before", "in": "query", "schema": {"type": "number"}}])},
+            "/v1/decisions/{id}": {"get": op("A stored decision", decision, 401, 404, params=[id_param])},
+            "/v1/decisions/{id}/record": {"get": op("The decision record (converge-record/1) of a stored decision",
+                                                    {"type": "object"}, 401, 404, params=[id_param])},
+            "/v1/decisions/{id}/why": {"get": op("Proof of a fact of a stored decision, from its record", explanation,
+                                                 400, 401, 404, params=[id_param, fact_param, fmt_param])},
+            "/v1/decisions/{id}/why-not": {"get": op("Why a fact does not hold in a stored decision", explanation, 400,
+                                                     401, 404, params=[id_param, fact_param, fmt_param])},
+            "/v1/decisions/{id}/report": {"get": op("The HTML report of a stored decision", {"type": "string"}, 401, 404,
+                                                    params=[id_param], media="text/html")},
+            "/v1/ruleset": {
+                "get": op("The current rule set", {"$ref": "#/components/schemas/RuleSet"}, 401),
+                "put": op("Replace the rule set (checked first, swapped atomically)",
+                          {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 413,
+                          body={"type": "object", "required": ["files"], "properties": {"files": {
+                              "type": "object", "additionalProperties": {"type": "string"}},
+                              "roots": {"type": "array", "items": {"type": "string"}}}})},
+            "/health": {"get": op("Liveness", {"type": "object"})},
+            "/ready": {"get": op("Readiness: the store answers", {"type": "object"}, 503)},
+            "/metrics": {"get": op("Prometheus metrics", {"type": "string"}, media="text/plain")},
+            "/openapi.json": {"get": op("This schema", {"type": "object"})},
+        },
+    }
+
+
+_STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing or wrong bearer token",
+           403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
+           503: "The decision log is unavailable"}
+
+__all__ = ["DEFAULT_MAX_BODY", "ServiceConfig", "create_app", "store_decision", "stored_form", "is_loopback", "openapi_schema", "read_tokens"]

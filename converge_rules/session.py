@@ -1,0 +1,267 @@
+"""A session: a loaded rule set with its tools and options, making decisions.
+
+The decision service (``converge serve``) is a thin HTTP adapter over this
+class; a Python program can use it directly::
+
+    session = converge_rules.Session(["loans.cvg"], tools={...})
+    decision = session.decide({"loan": [["l1", "a1", 6000]], "applicant": [["a1", 1000]]})
+    decision.result.tier, decision.response()["facts"]["decision"], decision.record
+
+A session is safe to share between threads: each decision takes the rule set
+current when it starts and finishes on it, while ``swap`` replaces the rule set
+atomically for later decisions. It holds no process-wide state. The client's
+budget is capped by the session's (``cap``): a request can ask for less, never
+for more.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from .api import Result, RuleSet
+from .diagnostics import ConvergeError, Diagnostic, Span
+from .engine.loop import Budget
+
+_REQUEST = "<request>"
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """One rule file of a loaded rule set: its name and SHA-256."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LoadedRules:
+    """A checked rule set, the files it came from, their digest and when it was loaded."""
+
+    ruleset: RuleSet
+    files: tuple[RuleFile, ...]
+    digest: str
+    loaded_at: float
+    sources: tuple[tuple[str, str], ...] = ()   # (name, text) when loaded from texts (PUT /v1/ruleset)
+
+    def to_json(self) -> dict[str, Any]:
+        from .store.base import iso_time
+
+        return {"digest": self.digest, "loaded_at": iso_time(self.loaded_at),
+                "files": [{"path": f.path, "sha256": f.sha256} for f in self.files],
+                "relations": self.ruleset.relations}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision: its id and time, the rule set digest it ran under, the result and its record."""
+
+    id: str
+    created_at: float
+    ruleset_digest: str
+    result: Result
+    record: Any
+    relations: tuple[str, ...] = ()
+
+    def response(self) -> dict[str, Any]:
+        """The service's answer: id, tier, reasons, cycles, digest, rule set digest and the facts."""
+        r = self.result
+        names = list(self.relations) or r.relations()
+        from .store.base import iso_time
+
+        return {"decision_id": self.id, "created_at": iso_time(self.created_at), "tier": r.tier.value,
+                "reasons": [x.to_json() for x in r.reasons], "cycles": r.cycles, "digest": r.digest,
+                "ruleset": {"digest": self.ruleset_digest},
+                "facts": {n: [list(f) for f in r.facts(n)] for n in names}}
+
+
+def _bad(message: str, where: str = "", code: str = "E944") -> ConvergeError:
+    notes = (f"at {where}",) if where else ()
+    return ConvergeError([Diagnostic(code, message, Span(_REQUEST, 0, 0), notes=notes)])
+
+
+def _budget_fields() -> list[tuple[str, bool]]:
+    """Every Budget setting and whether it is a number with a fraction (float) rather than a count."""
+    from dataclasses import fields
+
+    return [(f.name, "float" in str(f.type)) for f in fields(Budget)]
+
+
+def budget_from_json(data: Any, where: str = "budget") -> Budget:
+    """A Budget from a JSON object such as ``{"max_cycles": 10}``; ConvergeError E944 otherwise."""
+    if data is None:
+        return Budget()
+    known = dict(_budget_fields())
+    if not isinstance(data, Mapping):
+        raise _bad("the budget must be an object such as {\"max_cycles\": 10}", where)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise _bad(f"unknown budget setting {key!r}; known: {', '.join(known)}", f"{where}.{key}")
+        if value is None:
+            continue
+        if key == "min_confidence":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise _bad(f"{key} must be a number in [0, 1]", f"{where}.{key}")
+            values[key] = float(value)
+        elif known[key]:  # a quantity such as seconds
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise _bad(f"{key} must be a number > 0", f"{where}.{key}")
+            values[key] = float(value)
+        else:
+            low = 1 if key == "max_agents_per_cycle" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise _bad(f"{key} must be an integer >= {low}", f"{where}.{key}")
+            values[key] = value
+    return Budget(**values)
+
+
+class Session:
+    """A loaded rule set, its tools and options; thread-safe; makes decisions."""
+
+    def __init__(self, rules: Sequence[str] = (), *, sources: Sequence[tuple[str, str]] = (),
+                 tools: Mapping[str, Any] | None = None, budget: Budget | None = None, workers: int = 1,
+                 tool_timeout: float | None = 30.0, on_failure: str | None = None):
+        self.tools = dict(tools or {})
+        self.budget = budget or Budget()
+        self.workers = workers
+        self.tool_timeout = tool_timeout
+        self.on_failure = on_failure
+        self._lock = threading.Lock()
+        self._paths = tuple(str(p) for p in rules)
+        if not rules and not sources:
+            raise ValueError("a session needs rule files or rule texts")
+        self._rules = self._compile_paths(self._paths) if rules else self._compile_texts(sources)
+
+    # -- the rule set
+    @property
+    def rules(self) -> LoadedRules:
+        """The current rule set (a decision started now runs on it)."""
+        return self._rules
+
+    def _checked(self, ruleset: RuleSet) -> RuleSet:
+        missing = [(n, s) for n, s in ruleset.tool_names() if n not in self.tools]
+        if missing:
+            raise ConvergeError([Diagnostic("E220", f"unknown tool {n!r}: the rules call it but the session has no tool "
+                                                    "of that name", s) for n, s in missing])
+        return ruleset
+
+    def _loaded(self, ruleset: RuleSet, sources: Sequence[tuple[str, str]] = ()) -> LoadedRules:
+        ruleset = self._checked(ruleset)
+        files = tuple(RuleFile(f["path"], f["sha256"]) for f in ruleset.files)
+        return LoadedRules(ruleset, files, ruleset.digest, time.time(), tuple(sorted(sources)))
+
+    def _compile_paths(self, paths: Sequence[str]) -> LoadedRules:
+        from .api import load
+
+        return self._loaded(load(list(paths)))
+
+    def _compile_texts(self, sources: Sequence[tuple[str, str]], roots: Sequence[str] | None = None) -> LoadedRules:
+        from .api import load_sources
+
+        names = [n for n, _ in sources]
+        if len(set(names)) != len(names):
+            raise _bad("two rule files have the same name", "files", "E945")
+        unknown = [r for r in roots or () if r not in names]
+        if unknown:
+            raise _bad(f"root {unknown[0]!r} is not among the files given", "roots", "E945")
+        # texts only: imports resolve among the files given (and the standard library), never on disk
+        return self._loaded(load_sources(dict(sources), list(roots) if roots else None), sources)
+
+    def swap(self, sources: Sequence[tuple[str, str]], roots: Sequence[str] | None = None) -> LoadedRules:
+        """Check new rule files given as ``(name, text)`` and make them current; on any error
+        raise ConvergeError and keep the old rule set. Decisions in flight finish on the old one.
+        ``roots``: the files that form the program (default: all); the others are only imported."""
+        loaded = self._compile_texts(sources, roots)
+        with self._lock:
+            self._rules = loaded
+        return loaded
+
+    def reload(self) -> LoadedRules:
+        """Re-read the rule files the session was started with (same checks as ``swap``)."""
+        if not self._paths:
+            raise ValueError("this session was not loaded from files")
+        loaded = self._compile_paths(self._paths)
+        with self._lock:
+            self._rules = loaded
+        return loaded
+
+    # -- decisions
+    def cap(self, requested: Budget | None, rules: LoadedRules | None = None) -> Budget:
+        """The client's budget capped by the session's (and the rule files') budget, setting by
+        setting: the smaller limit wins, and for a floor (``min_*``) the higher one."""
+        server = self.budget.merged_over((rules or self._rules).ruleset.program.budget)
+        req = requested or Budget()
+        out: dict[str, Any] = {}
+        for name, _ in _budget_fields():
+            a, b = getattr(req, name), getattr(server, name)
+            if a is None or b is None:
+                out[name] = b if a is None else a
+            else:
+                out[name] = max(a, b) if name.startswith("min_") else min(a, b)
+        return Budget(**out)
+
+    def decide(self, facts: Mapping[str, Iterable[Any]] | None, budget: Budget | Mapping[str, Any] | None = None,
+               goals: Sequence[str] | None = None, relations: Sequence[str] | None = None, *,
+               source_text: str | None = None) -> Decision:
+        """Run the current rule set over ``facts`` (rows as arrays or objects by column name) and
+        return the decision with its record. Raises ConvergeError (located, coded diagnostics)
+        for malformed facts, budgets, goals or relations. A tier below converged is a decision too.
+
+        ``source_text``: the JSON request the facts were decoded from (its ``"facts"`` key), so
+        that diagnostics about facts point at ``<request>:line:col``."""
+        loaded = self._rules  # one read: the whole decision runs on this rule set
+        ruleset = loaded.ruleset
+        if budget is not None and not isinstance(budget, Budget):
+            budget = budget_from_json(budget)
+        for label, names in (("goals", goals), ("relations", relations)):
+            if names is None:
+                continue
+            if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+                raise _bad(f"{label} must be a list of relation names", label)
+            for i, name in enumerate(names):
+                if name not in ruleset.program.relations:
+                    raise ConvergeError([Diagnostic("E200", f"undefined relation {name!r}", Span(_REQUEST, 0, 0),
+                                                    notes=(f"at {label}[{i}]", "relations: " + ", ".join(ruleset.relations)))])
+        try:
+            result = ruleset.run(facts or {}, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
+                                 tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
+        except ConvergeError as err:
+            if source_text is not None:
+                _relocate(err, facts, ruleset, source_text)
+            raise
+        record = make_record(result)
+        return Decision(uuid.uuid4().hex, time.time(), loaded.digest, result, record,
+                        tuple(dict.fromkeys(relations or ())))
+
+
+def _relocate(err: ConvergeError, facts: Any, ruleset: RuleSet, text: str) -> None:
+    """Raise the facts' diagnostics again, located in the request text (line:col), when they were about facts."""
+    from .io.facts import API_SOURCE, convert_facts
+
+    if not any(d.span.file == API_SOURCE for d in err.diagnostics):
+        return
+    try:
+        convert_facts(facts, ruleset.program.schema(), text=text, source=_REQUEST, prefix=("facts",))
+    except ConvergeError as located:
+        raise located from None
+
+
+def make_record(result: Result) -> Any:
+    """The decision record of a result (``converge_rules.record.Record``)."""
+    from .record import Record
+
+    return Record.from_result(result)
+
+
+def open_record_text(text: str) -> Any:
+    """A stored record back from its JSON text."""
+    from .record import Record
+
+    return Record.from_json(text)
+
+
+__all__ = ["Decision", "LoadedRules", "RuleFile", "Session", "budget_from_json"]

@@ -1,0 +1,130 @@
+"""The decision-log interface shared by every store back end.
+
+A store keeps one row per decision: its id, when it was made, the rule set
+digest it ran under, its tier and digest, the exact JSON answer the service
+gave (``response``) and the full decision record (``record``). ``put`` returns
+only once the row is durable (committed and synced), so a service may
+acknowledge a decision only after ``put`` returned. Schema changes are
+numbered migrations applied in order at open; a store written by a newer
+version is refused (E942) rather than misread.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """A store problem with a stable code (docs/diagnostics.md): E940 bad URL, E941 unavailable,
+    E942 schema newer than this version, E943 duplicate decision id."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(f"error[{code}]: {message}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """One decision as stored: ``response`` and ``record`` are JSON texts."""
+
+    id: str
+    created_at: float          # seconds since the epoch (UTC)
+    ruleset_digest: str
+    tier: str
+    digest: str
+    response: str
+    record: str
+
+
+@dataclass(frozen=True)
+class DecisionSummary:
+    """A row of ``list``: everything but the bodies."""
+
+    id: str
+    created_at: float
+    ruleset_digest: str
+    tier: str
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"decision_id": self.id, "created_at": iso_time(self.created_at), "tier": self.tier,
+                "digest": self.digest, "ruleset": {"digest": self.ruleset_digest}}
+
+
+def iso_time(seconds: float) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2026-12-03T21:00:00.123456Z``."""
+    whole = int(seconds)
+    micros = int(round((seconds - whole) * 1_000_000))
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
+# Migrations: version -> statements. Version 1 creates the log. Both back ends run
+# the same logical schema; the SQL differs only in types (see each module).
+class DecisionStore(ABC):
+    """The interface of a decision log (in the spirit of OPA's storage interface)."""
+
+    url: str
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the store is at (after migrations)."""
+
+    @abstractmethod
+    def put(self, decision: StoredDecision) -> None:
+        """Store one decision durably; StoreError E943 when the id exists, E941 when the store fails."""
+
+    @abstractmethod
+    def get(self, decision_id: str) -> StoredDecision | None:
+        """The decision with this id, or None."""
+
+    @abstractmethod
+    def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
+        """The newest decisions first (ties by id), at most ``limit``, older than ``before`` when given."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many decisions are stored."""
+
+    @abstractmethod
+    def prune(self, older_than: float) -> int:
+        """Delete decisions made before ``older_than`` (epoch seconds); returns how many."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the store answers (used by /ready)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def prune_days(self, days: float, now: float | None = None) -> int:
+        """Retention: delete decisions older than ``days`` days."""
+        return self.prune((time.time() if now is None else now) - days * 86400.0)
+
+    def __enter__(self) -> "DecisionStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_version(found: int, url: str) -> None:
+    if found > SCHEMA_VERSION:
+        raise StoreError("E942", f"the decision log at {url} has schema version {found}, newer than this "
+                                 f"converge supports ({SCHEMA_VERSION}); upgrade converge")
+
+
+def pending_migrations(found: int, migrations: Sequence[Sequence[str]]) -> list[tuple[int, Sequence[str]]]:
+    """The migrations after version ``found``, numbered from 1."""
+    return [(i, stmts) for i, stmts in enumerate(migrations, 1) if i > found]

@@ -1,0 +1,168 @@
+"""The decision log in PostgreSQL (psycopg 3, a psycopg_pool connection pool).
+
+``put`` returns after COMMIT, so an acknowledged decision is durable on the
+server. Several service processes may share one database: migrations run
+under an advisory lock, ids are unique, and reads need no coordination.
+``?schema=NAME`` in the URL keeps the tables in their own schema (created
+when missing); the default is ``public``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from . import redact
+from .base import (SCHEMA_VERSION, DecisionStore, DecisionSummary, StoredDecision, StoreError, check_version,
+                   pending_migrations)
+
+MIGRATIONS: list[list[str]] = [
+    [  # 1: the log
+        "CREATE TABLE {s}.decisions (id TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL,"
+        " ruleset_digest TEXT NOT NULL, tier TEXT NOT NULL, digest TEXT NOT NULL, response TEXT NOT NULL,"
+        " record TEXT NOT NULL)",
+        "CREATE INDEX decisions_created ON {s}.decisions (created_at, id)",
+    ],
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """The connection URL without our ``schema`` parameter, and the schema name."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = "public"
+    rest = []
+    for key, value in query:
+        if key == "schema":
+            schema = value
+        else:
+            rest.append((key, value))
+    if not _NAME.match(schema):
+        raise StoreError("E940", f"bad schema name {schema!r} in the store URL: letters, digits and _ only")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
+
+
+class PostgresStore(DecisionStore):
+    """A decision log in a PostgreSQL database."""
+
+    def __init__(self, url: str, pool: Any, schema: str):
+        self.url = url
+        self._pool = pool
+        self._s = f'"{schema}"'
+        self._schema = schema
+        self._version = 0
+
+    @classmethod
+    def open(cls, url: str, max_size: int = 16) -> "PostgresStore":
+        try:
+            import psycopg  # noqa: F401
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise StoreError("E941", "PostgreSQL stores need psycopg 3: pip install 'converge-rules[serve]'") from None
+        conninfo, schema = split_url(url)
+        try:  # one direct connection first: a wrong password or host fails at once, with the server's words
+            psycopg.connect(conninfo, connect_timeout=10).close()
+        except Exception as err:
+            raise StoreError("E941", f"cannot connect to the decision log {redact(url)}: "
+                                     f"{str(err).strip() or type(err).__name__}") from None
+        try:
+            pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, open=True, timeout=30.0,
+                                  kwargs={"autocommit": False, "connect_timeout": 10})
+            pool.wait(timeout=15.0)
+        except Exception as err:  # psycopg_pool.PoolTimeout
+            raise StoreError("E941", f"cannot connect to the decision log {redact(url)}: {type(err).__name__}: "
+                                     f"{str(err).strip() or 'timed out'}") from None
+        store = cls(url, pool, schema)
+        try:
+            store._migrate()
+        except BaseException:
+            pool.close()
+            raise
+        return store
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("{s}", self._s)
+
+    def _migrate(self) -> None:
+        try:
+            with self._pool.connection() as conn:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("converge-decisions:" + self._schema,))
+                    conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {s}"))
+                    conn.execute(self._q("CREATE TABLE IF NOT EXISTS {s}.converge_schema (version INTEGER NOT NULL)"))
+                    row = conn.execute(self._q("SELECT max(version) FROM {s}.converge_schema")).fetchone()
+                    found = int(row[0] or 0)
+                    check_version(found, redact(self.url))
+                    for version, statements in pending_migrations(found, MIGRATIONS):
+                        for sql in statements:
+                            conn.execute(self._q(sql))
+                        conn.execute(self._q("INSERT INTO {s}.converge_schema (version) VALUES (%s)"), (version,))
+                    self._version = max(found, len(MIGRATIONS))
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError("E941", f"cannot prepare the decision log {redact(self.url)}: {err}") from None
+
+    def schema_version(self) -> int:
+        return self._version
+
+    def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
+        import psycopg
+
+        try:
+            with self._pool.connection() as conn:  # commits on success, rolls back on error
+                cur = conn.execute(self._q(sql), args)
+                if fetch == "one":
+                    return cur.fetchone()
+                if fetch == "all":
+                    return cur.fetchall()
+                return cur.rowcount
+        except psycopg.errors.UniqueViolation:
+            raise StoreError("E943", "decision already stored") from None
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError("E941", f"decision log {redact(self.url)}: {type(err).__name__}: {err}") from None
+
+    def put(self, decision: StoredDecision) -> None:
+        d = decision
+        self._run("INSERT INTO {s}.decisions (id, created_at, ruleset_digest, tier, digest, response, record)"
+                  " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                  (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest, d.response, d.record))
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        row = self._run("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM {s}.decisions"
+                        " WHERE id = %s", (decision_id,), "one")
+        return StoredDecision(*row) if row else None
+
+    def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
+        where, args = [], []
+        if before is not None:
+            where.append("created_at < %s")
+            args.append(before)
+        if tier is not None:
+            where.append("tier = %s")
+            args.append(tier)
+        sql = ("SELECT id, created_at, ruleset_digest, tier, digest FROM {s}.decisions"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at DESC, id DESC LIMIT %s")
+        return [DecisionSummary(*row) for row in self._run(sql, (*args, int(limit)), "all")]
+
+    def count(self) -> int:
+        return int(self._run("SELECT count(*) FROM {s}.decisions", (), "one")[0])
+
+    def prune(self, older_than: float) -> int:
+        return int(self._run("DELETE FROM {s}.decisions WHERE created_at < %s", (older_than,)))
+
+    def ping(self) -> bool:
+        try:
+            self._run("SELECT 1", (), "one")
+            return True
+        except StoreError:
+            return False
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,149 @@
+"""The decision log in SQLite: one embedded file, WAL journal, ``synchronous=FULL``.
+
+``put`` commits before it returns, and with ``synchronous=FULL`` a commit is on
+disk: a decision acknowledged by the service survives a kill -9 or a power
+cut. One connection per store object, serialised by a lock (SQLite writes are
+serialised anyway); several processes may share the file (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from typing import Any
+
+from .base import (SCHEMA_VERSION, DecisionStore, DecisionSummary, StoredDecision, StoreError, check_version,
+                   pending_migrations)
+
+MIGRATIONS: list[list[str]] = [
+    [  # 1: the log
+        "CREATE TABLE decisions (id TEXT PRIMARY KEY, created_at REAL NOT NULL, ruleset_digest TEXT NOT NULL,"
+        " tier TEXT NOT NULL, digest TEXT NOT NULL, response TEXT NOT NULL, record TEXT NOT NULL)",
+        "CREATE INDEX decisions_created ON decisions (created_at, id)",
+    ],
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def path_of(url: str) -> str:
+    """``sqlite:///rel/path.db`` -> ``rel/path.db``; ``sqlite:////abs.db`` -> ``/abs.db``."""
+    if not url.lower().startswith("sqlite:///"):
+        raise StoreError("E940", f"bad SQLite store URL {url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    if not path:
+        raise StoreError("E940", f"bad SQLite store URL {url!r}: no file name")
+    return path
+
+
+class SQLiteStore(DecisionStore):
+    """A decision log in one SQLite file."""
+
+    def __init__(self, url: str, conn: sqlite3.Connection):
+        self.url = url
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._version = 0
+
+    @classmethod
+    def open(cls, url: str) -> "SQLiteStore":
+        path = path_of(url)
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous = FULL")
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError("E941", f"cannot open the decision log {path}: {err}") from None
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise StoreError("E941", f"cannot put the decision log {path} in WAL mode (got {mode})")
+        store = cls(url, conn)
+        try:
+            store._migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("CREATE TABLE IF NOT EXISTS converge_schema (version INTEGER NOT NULL)")
+                row = self._conn.execute("SELECT max(version) FROM converge_schema").fetchone()
+                found = int(row[0] or 0)
+                check_version(found, self.url)
+                for version, statements in pending_migrations(found, MIGRATIONS):
+                    for sql in statements:
+                        self._conn.execute(sql)
+                    self._conn.execute("INSERT INTO converge_schema (version) VALUES (?)", (version,))
+                self._conn.execute("COMMIT")
+                self._version = max(found, len(MIGRATIONS))
+            except StoreError:
+                self._conn.execute("ROLLBACK")
+                raise
+            except sqlite3.Error as err:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreError("E941", f"cannot prepare the decision log {self.url}: {err}") from None
+
+    def schema_version(self) -> int:
+        return self._version
+
+    def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
+        with self._lock:
+            try:
+                cur = self._conn.execute(sql, args)
+                if fetch == "one":
+                    return cur.fetchone()
+                if fetch == "all":
+                    return cur.fetchall()
+                return cur.rowcount
+            except sqlite3.IntegrityError as err:
+                raise StoreError("E943", f"decision already stored: {err}") from None
+            except sqlite3.Error as err:
+                raise StoreError("E941", f"decision log {self.url}: {err}") from None
+
+    def put(self, decision: StoredDecision) -> None:
+        d = decision
+        # autocommit mode: the INSERT is its own transaction, committed (and, with FULL, synced) on return
+        self._run("INSERT INTO decisions (id, created_at, ruleset_digest, tier, digest, response, record)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?)", (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest,
+                                                    d.response, d.record))
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        row = self._run("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM decisions"
+                        " WHERE id = ?", (decision_id,), "one")
+        return StoredDecision(*row) if row else None
+
+    def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
+        where, args = [], []
+        if before is not None:
+            where.append("created_at < ?")
+            args.append(before)
+        if tier is not None:
+            where.append("tier = ?")
+            args.append(tier)
+        sql = ("SELECT id, created_at, ruleset_digest, tier, digest FROM decisions"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at DESC, id DESC LIMIT ?")
+        return [DecisionSummary(*row) for row in self._run(sql, (*args, int(limit)), "all")]
+
+    def count(self) -> int:
+        return int(self._run("SELECT count(*) FROM decisions", (), "one")[0])
+
+    def prune(self, older_than: float) -> int:
+        return int(self._run("DELETE FROM decisions WHERE created_at < ?", (older_than,)))
+
+    def ping(self) -> bool:
+        try:
+            self._run("SELECT 1", (), "one")
+            return True
+        except StoreError:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,28 @@
+"""Untrusted text made safe to show: fact values, tool messages and test names can hold
+anything, and a terminal obeys escape sequences (ESC, BEL, CSI, ...) it is sent.
+
+``escape_controls(text)`` rewrites every character that controls rather than shows —
+C0 controls other than newline and tab, DEL, C1 controls, the bidirectional overrides
+(which reorder what a reader sees), lone surrogates and the XML non-characters U+FFFE and
+U+FFFF — as a visible ``\\uXXXX``. The result is also valid in XML 1.0 (JUnit reports).
+Text without such characters is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                      "\ud800-\udfff\ufffe\uffff]")
+
+
+def _visible(match: "re.Match[str]") -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as a visible ``\\uXXXX`` escape."""
+    return _CONTROL.sub(_visible, text)
+
+
+__all__ = ["escape_controls"]

@@ -1,0 +1,399 @@
+"""Decision records: written by a run, explained, queried, verified and replayed from the
+record alone (no re-run, no tool call, no rule or facts file read)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import converge_rules as cr  # noqa: E402
+import strategies  # noqa: E402
+from converge_rules.record import RECORD_FORMAT, Record, RecordError, open_record  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+LOANS = ROOT / "examples" / "loans"
+FLAKY = ROOT / "examples" / "flaky"
+SCORING = ROOT / "examples" / "scoring"
+
+
+def converge(*args: str, cwd: Path = ROOT, hashseed: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if hashseed is not None:
+        env["PYTHONHASHSEED"] = hashseed
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def loans_result(**kw: object) -> cr.Result:
+    return cr.load([str(LOANS / "loans.cvg")]).run(fact_files=[str(LOANS / "facts.json")], **kw)
+
+
+def _copy_flaky(tmp: Path) -> Path:
+    """The flaky example in a scratch directory, with a tools module of its own name."""
+    for name in ("flaky.cvg", "facts.json"):
+        shutil.copy(FLAKY / name, tmp / name)
+    shutil.copy(FLAKY / "tools.py", tmp / "flaky_bureau.py")
+    return tmp
+
+
+# ------------------------------------------------------------------ API
+
+
+def test_record_round_trip_explains_like_the_result() -> None:
+    result = loans_result(trace=True)
+    record = result.to_record()
+    again = Record.from_json(record.to_json())
+    assert again.to_json() == record.to_json()
+    assert (again.tier, again.cycles, again.digest) == (result.tier.value, result.cycles, result.digest)
+    assert again.reasons == [] and again.ruleset_digest == cr.load([str(LOANS / "loans.cvg")]).digest
+    for rel in result.relations():
+        assert again.facts(rel) == result.facts(rel)
+        for fact in result.facts(rel):
+            assert again.result.proof(rel, fact) == result.proof(rel, fact)
+    fact = 'decision("l1", "reject")'
+    assert again.why_json(fact) == result.why(fact).to_json()
+    assert "flag_high_risk" in again.why_text(fact) and "6000 > 5 * 1000" in again.why_text(fact)
+    assert again.why('decision("l1", "approve")') is None
+    assert "not risk(l, _)" in again.why_not_text('decision("l1", "approve")')
+    assert again.query('decision(l, "reject")') == [("decision", ("l1", "reject")), ("decision", ("l4", "reject")),
+                                                    ("decision", ("l5", "reject"))]
+    html = again.report_html()
+    assert html.startswith("<!DOCTYPE html>") and "converged" in html and "cycle 1" in html.lower()
+    assert again.verify().ok
+
+
+def test_record_format_fields() -> None:
+    data = json.loads(loans_result().to_record().to_json())
+    assert data["format"] == RECORD_FORMAT == "converge-record/1"
+    assert [f["path"] for f in data["ruleset"]["files"]] == [str(LOANS / "loans.cvg")]
+    assert data["ruleset"]["files"][0]["text"] == (LOANS / "loans.cvg").read_text()
+    assert data["inputs"]["files"][0]["path"] == str(LOANS / "facts.json")
+    assert data["outcome"]["tier"] == "converged" and len(data["seal"]) == 64
+    assert data["options"]["budget"]["max_cycles"] == 100  # the rule file's budget { max_cycles = 100 }
+    assert str(LOANS / "facts.json") in data["sources"]
+
+
+def test_query_patterns() -> None:
+    record = loans_result().to_record()
+    assert len(record.query("decision(_, _)")) == 8
+    assert record.query('loan(l, "a3", _)') == [("loan", ("l4", "a3", 9000)), ("loan", ("l5", "a3", 8000))]
+    assert record.query("risk(l, l)") == []  # a variable used twice binds one value
+    with pytest.raises(cr.ConvergeError) as err:
+        record.query("nope(x)")
+    assert err.value.diagnostics[0].code == "E200"
+    with pytest.raises(cr.ConvergeError) as err:
+        record.query('loan("l1", x)')
+    assert err.value.diagnostics[0].code == "E300"
+
+
+def test_record_bytes_are_deterministic() -> None:
+    first = loans_result().to_record().to_json()
+    assert loans_result().to_record().to_json() == first
+    facts = json.loads((LOANS / "facts.json").read_text())
+    rs = cr.load([str(LOANS / "loans.cvg")])
+    shuffled = {rel: list(reversed(rows)) for rel, rows in reversed(list(facts.items()))}
+    a = rs.run(facts).to_record().to_json()
+    b = rs.run(shuffled).to_record().to_json()
+    assert a == b
+
+
+@settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(strategies.programs(), st.randoms(use_true_random=False))
+def test_record_of_random_programs(ir: object, rnd: random.Random) -> None:
+    text = strategies.render(ir)  # type: ignore[arg-type]
+    rs = cr.load_text(text, name="gen.cvg")
+    budget = cr.Budget(max_cycles=10_000, max_facts=1_000_000)
+    result = rs.run(facts=ir.facts_dict(), budget=budget)  # type: ignore[attr-defined]
+    record = Record.from_json(result.to_record().to_json())
+    shuffled = rs.run(facts=strategies.shuffled_facts(rnd, ir, duplicates=True), budget=budget)  # type: ignore[arg-type]
+    assert shuffled.to_record().to_json() == record.to_json(), text
+    assert record.digest == result.digest
+    for rel in result.relations():
+        assert record.facts(rel) == result.facts(rel), text
+        for fact in result.facts(rel):
+            assert record.result.proof(rel, fact) == result.proof(rel, fact), text
+    assert record.verify().ok, text
+    _new, difference = record.replay()
+    assert difference is None, text
+
+
+def test_keyed_relations_confidence_tools_and_failures_survive_a_record() -> None:
+    from examples.scoring import tools  # noqa: F401  (a fresh module state per test run is not needed)
+
+    rs = cr.load([str(SCORING / "scoring.cvg")])
+    result = rs.run(fact_files=[str(SCORING / "facts.json")], tools={"credit_score": tools._reliable_credit_score},
+                    trace=True)
+    record = Record.from_json(result.to_record().to_json())
+    assert record.tool_calls and all("result" in c for c in record.tool_calls)
+    rebuilt = record.result
+    for rel in result.relations():
+        assert rebuilt.facts(rel) == result.facts(rel)
+        assert rebuilt.weak_facts(rel) == result.weak_facts(rel)
+        assert rebuilt.superseded(rel) == result.superseded(rel)
+        for fact in result.facts(rel):
+            assert rebuilt.why((rel, fact)).to_json() == result.why((rel, fact)).to_json()
+    assert record.verify().ok
+    new, difference = record.replay()
+    assert difference is None and new.digest == result.digest
+
+
+def test_all_proofs_are_recorded() -> None:
+    rs = cr.load_text('input relation e(a: str, b: str)\nrelation p(a: str, b: str)\n'
+                      'p(x, y) :- e(x, y).\np(x, z) :- p(x, y), e(y, z).\n'
+                      'e("a", "b"). e("b", "c"). e("a", "c").\n', name="g.cvg")
+    result = rs.run(all_proofs=True)
+    record = Record.from_json(result.to_record().to_json())
+    assert len(result.proofs("p", ("a", "c"))) == 2
+    assert record.result.proofs("p", ("a", "c")) == result.proofs("p", ("a", "c"))
+
+
+def test_bad_records_are_refused_with_codes(tmp_path: Path) -> None:
+    with pytest.raises(RecordError) as err:
+        open_record(str(tmp_path / "missing.json"))
+    assert err.value.code == "E610"
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(RecordError) as err:
+        open_record(str(tmp_path / "bad.json"))
+    assert err.value.code == "E611" and err.value.diagnostics[0].span.line == 1
+    data = loans_result().to_record().to_dict()
+    with pytest.raises(RecordError) as err:
+        Record.from_dict({**data, "format": "converge-record/9"})
+    assert err.value.code == "E611" and "unsupported record version" in str(err.value.diagnostics[0].message)
+    with pytest.raises(RecordError) as err:
+        Record.from_dict({k: v for k, v in data.items() if k != "proofs"})
+    assert err.value.code == "E612"
+    with pytest.raises(RecordError) as err:
+        Record.from_dict({**data, "outcome": {**data["outcome"], "tier": "fine"}})
+    assert err.value.code == "E612"
+
+
+def test_tampering_is_detected() -> None:
+    data = json.loads(loans_result().to_record().to_json())
+    data["facts"]["decision"][1][0] = "approve"  # l1 approved instead of rejected
+    report = Record.from_dict(data).verify()
+    assert not report.ok and "seal" in report.failures[0].render()
+    # the tamperer also recomputes the seal: the facts no longer give the recorded digest
+    data.pop("seal")
+    resealed = Record.from_dict(json.loads(Record.from_dict(data).to_json()))
+    report = resealed.verify()
+    assert not report.ok and "digest" in report.failures[0].render()
+
+
+def test_lazy_loading_builds_only_what_a_proof_needs() -> None:
+    record = Record.from_json(loans_result().to_record().to_json())
+    record.why('decision("l1", "reject")')
+    book = record.result._inputs
+    assert book.rels["decision"].hints and book.rels["decision"]._live is None  # found by a scan, no index
+    assert book.rels["applicant"]._live is None     # premises are found by their row, no index
+    assert book.rels["portfolio"]._rows is None     # not touched at all
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def test_cli_flaky_tool_decision_explained_from_its_record(tmp_path: Path) -> None:
+    _copy_flaky(tmp_path)
+    run = converge("run", "flaky.cvg", "--facts", "facts.json", "--tools", "flaky_bureau", "--record", "r.json",
+                   "--format", "json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    score = dict(json.loads(run.stdout)["facts"]["score"])["a1"]
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert [c["result"] for c in record["tools"] if c["args"] == ["a1"]] == [score]
+    for name in ("flaky.cvg", "facts.json", "flaky_bureau.py"):
+        (tmp_path / name).unlink()  # the record must be enough
+    why = converge("why", "--record", "r.json", 'approved("a1")', cwd=tmp_path)
+    assert why.returncode == 0, why.stderr
+    assert f"s = {score}" in why.stdout and f'score("a1", {score})' in why.stdout
+    assert f'{score} = @credit_score("a1")' in why.stdout
+    js = converge("why", "--record", "r.json", 'approved("a1")', "--format", "json", cwd=tmp_path)
+    assert json.loads(js.stdout)["bindings"]["s"] == score
+    for cmd in (["why-not", "--record", "r.json", 'approved("a3")'],
+                ["report", "--record", "r.json", "-o", "r.html"],
+                ["verify", "--record", "r.json"],
+                ["query", "--record", "r.json", "score(a, _)"],
+                ["replay", "r.json"]):
+        out = converge(*cmd, cwd=tmp_path)
+        assert out.returncode == 0, (cmd, out.stderr)
+    assert "income >= 1000" in converge("why-not", "--record", "r.json", 'approved("a3")', cwd=tmp_path).stdout
+    assert (tmp_path / "r.html").read_text().count("approved") > 0
+
+
+def test_cli_record_after_deleting_rule_files_with_imports(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "helpers.cvg").write_text('input relation loanx(id: str, amount: int)\n'
+                                                 'loanx("l1", 6000).\nloanx("l2", 100).\n')
+    (tmp_path / "main.cvg").write_text('import "./lib/helpers.cvg" as h\nimport std.graph\n'
+                                       'input relation road(a: str, b: str)\nrelation big(l: str)\n'
+                                       'relation far(a: str, b: str)\n'
+                                       'big(l) :- h.loanx(l, amt), amt > 5000.\n'
+                                       'graph.edge(a, b) :- road(a, b).\n'
+                                       'far(a, b) :- graph.reach(a, b), a != b.\n')
+    (tmp_path / "roads.json").write_text('{"road": [["x", "y"], ["y", "z"]]}')
+    run = converge("run", "main.cvg", "--facts", "roads.json", "--record", "r.json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    shutil.rmtree(tmp_path / "lib")
+    (tmp_path / "main.cvg").write_text("this is not a rule file any more")
+    (tmp_path / "roads.json").unlink()
+    why = converge("why", "--record", "r.json", 'far("x", "z")', cwd=tmp_path)
+    assert why.returncode == 0, why.stderr
+    assert 'road("x", "y")  [input, roads.json:1]' in why.stdout and "graph.reach#2" in why.stdout
+    big = converge("why", "--record", "r.json", 'big("l1")', cwd=tmp_path)
+    assert 'h.loanx("l1", 6000)  [input, lib/helpers.cvg:2]' in big.stdout
+    assert converge("verify", "r.json", cwd=tmp_path).returncode == 0
+    replay = converge("replay", "r.json", cwd=tmp_path)
+    assert replay.returncode == 0 and "replay identical" in replay.stdout, replay.stderr
+
+
+def test_cli_query_why_pattern_and_limits(tmp_path: Path) -> None:
+    assert converge("run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "--record",
+                    str(tmp_path / "r.json"), "--format", "summary").returncode == 0
+    r = str(tmp_path / "r.json")
+    out = converge("query", "--record", r, 'decision(l, "reject")')
+    assert out.returncode == 0 and out.stdout.splitlines() == [
+        'decision("l1", "reject")', 'decision("l4", "reject")', 'decision("l5", "reject")']
+    assert "3 matches" in out.stderr
+    js = json.loads(converge("query", "--record", r, "decision(l, _)", "--format", "json", "--limit", "2",
+                             "--why").stdout)
+    assert js["count"] == 8 and len(js["facts"]) == 2 and js["facts"][0]["proof"]["agent"] == "decision#2"
+    direct = converge("query", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), 'decision(l, "reject")')
+    assert direct.stdout == out.stdout
+    none = converge("query", "--record", r, 'decision(l, "maybe")')
+    assert none.returncode == 6 and none.stdout == ""
+    bad = converge("query", "--record", r, "decision(l)")
+    assert bad.returncode == 1 and "E300" in bad.stderr and "Traceback" not in bad.stderr
+    why = converge("why", "--record", r, 'decision(l, "reject")', "--limit", "2")
+    assert why.returncode == 0 and "match 1 of 3" in why.stdout and "match 3" not in why.stdout
+    assert "1 more match" in why.stderr
+    usage = converge("why", "--record", r, "--facts", "x.json", 'decision("l1", "reject")')
+    assert usage.returncode == 2 and "not with --record" in usage.stderr
+
+
+def test_cli_tampered_record_refused_by_verify(tmp_path: Path) -> None:
+    r = tmp_path / "r.json"
+    assert converge("run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "--record", str(r),
+                    "--format", "summary").returncode == 0
+    assert converge("verify", "--record", str(r)).returncode == 0
+    text = r.read_text()
+    r.write_text(text.replace('"reject"', '"approve"', 1))
+    out = converge("verify", "--record", str(r))
+    assert out.returncode == 8 and "seal does not match" in out.stdout and "refused" in out.stdout
+
+
+def test_cli_record_bytes_do_not_depend_on_hash_seed(tmp_path: Path) -> None:
+    outs = []
+    for seed in ("1", "2"):
+        path = tmp_path / f"r{seed}.json"
+        run = converge("run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "--record", str(path),
+                       "--format", "summary", hashseed=seed)
+        assert run.returncode == 0, run.stderr
+        outs.append(path.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_cli_unreadable_record(tmp_path: Path) -> None:
+    out = converge("why", "--record", str(tmp_path / "nope.json"), 'decision("l1", "reject")')
+    assert out.returncode == 1 and "E610" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "result.json").write_text(json.dumps({"format": "converge-result/1"}))
+    out = converge("query", "--record", str(tmp_path / "result.json"), "decision(l, _)")
+    assert out.returncode == 1 and "E611" in out.stderr and "not a converge record" in out.stderr
+
+
+def test_cli_replay_with_other_tools_differs(tmp_path: Path) -> None:
+    _copy_flaky(tmp_path)
+    (tmp_path / "fixed_bureau.py").write_text("def credit_score(a):\n    return 100\n")
+    assert converge("run", "flaky.cvg", "--facts", "facts.json", "--tools", "flaky_bureau", "--record", "r.json",
+                    cwd=tmp_path).returncode == 0
+    same = converge("replay", "r.json", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr
+    other = converge("replay", "r.json", "--tools", "fixed_bureau", cwd=tmp_path)
+    assert other.returncode == 7 and "replay differs" in other.stderr
+
+
+def test_a_rebuilt_result_records_the_same_bytes() -> None:
+    record = loans_result(trace=True).to_record()
+    again = Record.from_json(record.to_json())
+    assert again.result.to_record().to_json() == record.to_json()
+
+
+def test_load_sources_compiles_from_texts_alone(tmp_path: Path) -> None:
+    files = {"app/main.cvg": 'import "./lib.cvg" as lib\nimport std.graph\nrelation big(l: str)\n'
+                             'big(l) :- lib.loan(l, a), a > 10.\ngraph.edge("a", "b").\n',
+             "app/lib.cvg": 'input relation loan(id: str, amount: int)\nloan("l1", 20).\nloan("l2", 5).\n'}
+    rs = cr.load_sources(files, roots=["app/main.cvg"])  # nothing of this exists on disk
+    result = rs.run()
+    assert result.facts("big") == [("l1",)] and result.facts("graph.reach") == [("a", "b")]
+    assert [f["path"] for f in rs.files if f["path"].startswith("app/")] == ["app/lib.cvg", "app/main.cvg"]
+    assert any(f["path"].endswith("graph.cvg") for f in rs.files)  # the standard module is carried too
+    assert rs.digest == Record.from_json(result.to_record().to_json()).ruleset_digest
+    with pytest.raises(cr.ConvergeError) as err:
+        cr.load_sources({"m.cvg": 'import "./missing.cvg" as m\n'})
+    assert err.value.diagnostics[0].code == "E110"
+
+
+def test_verify_checks_tool_results_against_the_recorded_calls(tmp_path: Path) -> None:
+    rs = cr.load([str(FLAKY / "flaky.cvg")])
+    result = rs.run(fact_files=[str(FLAKY / "facts.json")], tools={"credit_score": lambda a: {"a1": 700}.get(a, 500)})
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).verify().ok
+    data["tools"][0]["result"] = 701  # the proofs say 700: the tool log no longer backs them
+    data.pop("seal")
+    report = Record.from_dict(json.loads(Record.from_dict(data).to_json())).verify()
+    assert not report.ok
+    assert '@credit_score("a1") = 700 is not a result' in report.failures[0].render()
+
+
+_LOANS_RECORD: dict | None = None
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:3]):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.text(max_size=3), st.just([]),
+                  st.just({}), st.lists(st.integers(-2, 3), max_size=3), st.just([["x"]]))
+
+
+@settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_damaged_record_gives_a_record_error_never_a_crash(data: st.DataObject) -> None:
+    global _LOANS_RECORD
+    if _LOANS_RECORD is None:
+        _LOANS_RECORD = json.loads(loans_result(trace=True).to_record().to_json())
+    damaged = json.loads(json.dumps(_LOANS_RECORD))
+    paths = [p for p in _paths(damaged) if p and p[0] != "seal"]
+    path = data.draw(st.sampled_from(paths))
+    target = damaged
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(_JUNK)
+    try:
+        record = Record.from_dict(damaged)
+        for rel in record.relations():
+            record.facts(rel)
+        record.why('decision("l1", "reject")')
+        record.why_not('decision("l1", "approve")')
+        record.query("decision(l, _)")
+        record.verify()
+    except cr.ConvergeError as err:
+        assert err.diagnostics and err.diagnostics[0].code.startswith(("E2", "E3", "E4", "E6")), err

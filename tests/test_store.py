@@ -1,0 +1,148 @@
+"""The decision log stores (SQLite always; PostgreSQL against CONVERGE_TEST_POSTGRES, required in CI)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import converge_rules as cr
+from converge_rules.store import default_store_url, open_store, redact
+from converge_rules.store.base import SCHEMA_VERSION, StoredDecision, StoreError, iso_time
+
+from test_serve import LOANS, LOANS_FACTS, drop_schema, postgres_url
+
+
+def row(i: int, at: float, tier: str = "converged") -> StoredDecision:
+    return StoredDecision(f"id{i:04d}", at, "r" * 64, tier, f"{i:064x}", json.dumps({"n": i}), json.dumps({"i": i}))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'log.db'}"
+    else:
+        url = postgres_url("f2_store_" + uuid.uuid4().hex[:8])
+        try:
+            yield url
+        finally:
+            drop_schema(url)
+
+
+def test_put_get_list_count_prune(store_url: str) -> None:
+    with open_store(store_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION and store.count() == 0 and store.ping()
+        for i in range(10):
+            store.put(row(i, 1000.0 + i, "bounded" if i % 3 == 0 else "converged"))
+        assert store.get("id0003") == row(3, 1003.0, "bounded")
+        assert store.get("nope") is None
+        assert [r.id for r in store.list(3)] == ["id0009", "id0008", "id0007"]
+        assert [r.id for r in store.list(10, before=1003.0)] == ["id0002", "id0001", "id0000"]
+        assert [r.id for r in store.list(10, tier="bounded")] == ["id0009", "id0006", "id0003", "id0000"]
+        with pytest.raises(StoreError) as err:
+            store.put(row(3, 5.0))
+        assert err.value.code == "E943"
+        assert store.prune(1005.0) == 5 and store.count() == 5
+        assert store.prune_days(1, now=1010.0 + 86400) == 5 and store.count() == 0
+
+
+def test_reopening_keeps_rows_and_does_not_migrate_twice(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.put(row(1, 1.0))
+    with open_store(store_url) as store:
+        assert store.count() == 1 and store.schema_version() == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused(store_url: str) -> None:
+    with open_store(store_url) as store:
+        if store_url.startswith("sqlite"):
+            store._conn.execute("INSERT INTO converge_schema (version) VALUES (99)")  # type: ignore[attr-defined]
+        else:
+            store._run("INSERT INTO {s}.converge_schema (version) VALUES (99)")  # type: ignore[attr-defined]
+    with pytest.raises(StoreError) as err:
+        open_store(store_url)
+    assert err.value.code == "E942" and "99" in err.value.message
+
+
+def test_concurrent_puts_from_threads(store_url: str) -> None:
+    with open_store(store_url) as store:
+        def work(base: int) -> None:
+            for i in range(25):
+                store.put(row(base + i, float(base + i)))
+
+        threads = [threading.Thread(target=work, args=(k * 100,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert store.count() == 200
+
+
+def test_sqlite_is_wal_with_full_sync(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x' / 'log.db'}"  # the directory is created
+    with open_store(url) as store:
+        conn = store._conn  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    # another process's view: a plain sqlite3 connection reads the schema table
+    assert sqlite3.connect(tmp_path / "x" / "log.db").execute("SELECT max(version) FROM converge_schema").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("url, code", [
+    ("mysql://x/y", "E940"), ("sqlite://relative.db", "E940"), ("sqlite:///", "E940"),
+    ("nothing", "E940"), ("postgresql://u:pw@127.0.0.1:1/db", "E941"),
+])
+def test_bad_store_urls(url: str, code: str) -> None:
+    with pytest.raises(StoreError) as err:
+        open_store(url)
+    assert err.value.code == code
+    assert "pw" not in err.value.message
+
+
+def test_sqlite_unwritable_location_is_E941(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError) as err:
+        open_store(f"sqlite:///{blocker}/sub/log.db")
+    assert err.value.code == "E941"
+
+
+def test_default_url_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CONVERGE_DATA_DIR", str(tmp_path))
+    assert default_store_url() == f"sqlite:///{tmp_path}/converge-decisions.db"
+    monkeypatch.delenv("CONVERGE_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_store_url() == f"sqlite:///{tmp_path}/xdg/converge/converge-decisions.db"
+
+
+def test_redact_hides_passwords() -> None:
+    assert redact("postgresql://u:secret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("postgresql://h/db") == "postgresql://h/db"
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+@settings(max_examples=200, deadline=None)
+def test_iso_time_is_rfc3339_utc(seconds: float) -> None:
+    text = iso_time(seconds)
+    assert len(text) == 27 and text.endswith("Z") and text[10] == "T"
+
+
+def test_session_stores_the_record_and_explains_from_it(store_url: str) -> None:
+    from converge_rules.service import store_decision
+
+    session = cr.Session([LOANS])
+    decision = session.decide(LOANS_FACTS)
+    with open_store(store_url) as store:
+        stored = store_decision(store, decision)
+        back = store.get(decision.id)
+    assert back == stored
+    record = cr.Record.from_json(back.record)
+    assert record.digest == decision.result.digest and record.ruleset_digest == session.rules.digest
+    assert "flag_high_risk" in record.why_text('decision("l1", "reject")')
+    assert json.loads(back.response) == decision.response()
