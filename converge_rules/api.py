@@ -312,7 +312,7 @@ def ruleset_digest(files: Iterable[Mapping[str, str]]) -> str:
     std = os.path.join(str(stdlib_dir()), "std") + os.sep
     named = sorted(("<std>/" + f["path"][len(std):] if f["path"].startswith(std) else f["path"], f["sha256"])
                    for f in files)
-    return hashlib.sha256(json.dumps(named, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(dumps_json(named, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class _Inputs:

@@ -517,7 +517,7 @@ def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: 
     shown = matches[:limit]
     trees = [result.why(m, depth=depth) for m in shown]
     if fmt == "json":
-        sys.stdout.write(json.dumps({"pattern": pattern, "matches": len(matches),
+        sys.stdout.write(dumps_json({"pattern": pattern, "matches": len(matches),
                                      "explained": [t.to_json() for t in trees]}, indent=2, ensure_ascii=False) + "\n")
         return
     for k, ((rel, fact), t) in enumerate(zip(shown, trees), 1):

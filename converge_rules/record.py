@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any, Iterable, Iterator
 
+from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span
 
 RECORD_FORMAT = "converge-record/1"
@@ -46,7 +47,7 @@ def _error(code: str, message: str, where: str = "<record>", *notes: str) -> Rec
 def canonical_json(data: Any) -> str:
     """Sorted keys, no NaN, no insignificant whitespace: equal records give equal bytes."""
     try:
-        return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+        return dumps_json(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
     except ValueError as err:
         raise _error("E614", f"the record holds a value JSON cannot represent: {err}")
 
@@ -56,7 +57,7 @@ def _sealed_text(data: Mapping[str, Any]) -> tuple[str, str]:
     ``format`` comes first and ``seal`` second (a reader knows a record from its first
     bytes), then the other keys sorted: one serialisation gives both."""
     body = canonical_json({k: v for k, v in data.items() if k not in ("format", "seal")})
-    head = '{"format":' + json.dumps(data.get("format"))
+    head = '{"format":' + dumps_json(data.get("format"))
     rest = "}\n" if body == "{}\n" else "," + body[1:]
     seal = hashlib.sha256((head + rest).encode("utf-8", "surrogatepass")).hexdigest()
     return head + ',"seal":"' + seal + '"' + rest, seal
@@ -615,7 +616,7 @@ class Record:
     @classmethod
     def from_json(cls, text: str | bytes, where: str = "<record>") -> "Record":
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             line, col = getattr(err, "lineno", 0), getattr(err, "colno", 0)
             raise RecordError([Diagnostic("E611", f"not a converge record: invalid JSON ({getattr(err, 'msg', err)})",
@@ -785,8 +786,8 @@ class Record:
             for k, (a, b) in enumerate(zip(data["trace"], fresh), 1):
                 a = {key: v for key, v in a.items() if key != "time"}
                 if a != b:
-                    difference = f"event {k} differs: recorded {json.dumps(a, ensure_ascii=False, sort_keys=True)}, " \
-                                 f"replayed {json.dumps(b, ensure_ascii=False, sort_keys=True)}"
+                    difference = f"event {k} differs: recorded {dumps_json(a, ensure_ascii=False, sort_keys=True)}, " \
+                                 f"replayed {dumps_json(b, ensure_ascii=False, sort_keys=True)}"
                     break
             if difference is None and len(data["trace"]) != len(fresh):
                 difference = f"the record has {len(data['trace'])} events, the replay {len(fresh)}"
@@ -807,7 +808,7 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
     from .explain.checker import Failure
     from .syntax import ast
 
-    answered = {(c["tool"], json.dumps(c["args"]), json.dumps(c["result"])) for c in calls if "result" in c}
+    answered = {(c["tool"], dumps_json(c["args"]), dumps_json(c["result"])) for c in calls if "result" in c}
     failures = []
     for agent in result.program.agents:
         uses = [lit for lit in agent.body if isinstance(lit, ast.Comparison) and isinstance(lit.right, ast.ToolCall)
@@ -826,9 +827,9 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
                     except (EvalError, KeyError):
                         continue
                     got = proof.bindings.get(lit.left.name)  # type: ignore[union-attr]
-                    if (call.tool, json.dumps(args), json.dumps(got)) not in answered:  # type: ignore[union-attr]
+                    if (call.tool, dumps_json(args), dumps_json(got)) not in answered:  # type: ignore[union-attr]
                         failures.append(Failure(head, fact, agent.name, f"{agent.span.file}:{agent.span.line}", [(
-                            "tool", f"@{call.tool}({', '.join(json.dumps(a) for a in args)}) = {json.dumps(got)} "  # type: ignore[union-attr]
+                            "tool", f"@{call.tool}({', '.join(dumps_json(a) for a in args)}) = {dumps_json(got)} "  # type: ignore[union-attr]
                                     "is not a result of the record's tool calls")], index=0))
     return failures
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from .values import dumps_json
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .session import Decision, Session, budget_from_json
 from .store.base import DecisionStore, StoredDecision, StoreError
@@ -107,7 +108,7 @@ def stored_form(decision: Decision) -> StoredDecision:
     """A decision as the log keeps it: the exact answer (compact JSON) and the record."""
     response = decision.response()
     return StoredDecision(decision.id, decision.created_at, decision.ruleset_digest, response["tier"],
-                          response["digest"], json.dumps(response, ensure_ascii=False, separators=(",", ":")),
+                          response["digest"], dumps_json(response, ensure_ascii=False, separators=(",", ":")),
                           decision.record.to_json())
 
 

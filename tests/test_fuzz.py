@@ -165,3 +165,10 @@ def test_fuzz_runner_smoke(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "rules: 8 inputs" in out.stdout and "facts: 8 inputs" in out.stdout
     assert "0 tracebacks, 0 hangs" in out.stdout
+
+
+def test_item8_fmt_keeps_a_call_named_like_a_keyword_an_expression() -> None:
+    from converge_rules.syntax.format import format_source
+
+    text = 'relation path(x: str)\npath("a") :- (not(x, 0)) > x, (fail(1)) = 2.\n'
+    assert format_source(text) == 'relation path(x: str)\npath("a") :- (not(x, 0)) > x, (fail(1)) = 2.\n'

@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
+from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 
 __all__ = ["Job", "iter_jobs", "job_key", "jobs_from_jsonl", "jobs_from_directory", "jobs_from_database"]
@@ -77,9 +78,9 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
                 raise _error('a job is an object {"id": ..., "facts": {...}}', path, n, 1)
             job_id = value["id"]
             if isinstance(job_id, bool) or not isinstance(job_id, (str, int)):
-                raise _error(f"a job id is a string or an integer, got {json.dumps(job_id)[:40]}", path, n, 1)
+                raise _error(f"a job id is a string or an integer, got {dumps_json(job_id)[:40]}", path, n, 1)
             if str(job_id) in seen:  # ids compare as text: 1 and "1" are the same job
-                raise _error(f"job id {json.dumps(job_id)} is used twice", path, n, 1)
+                raise _error(f"job id {dumps_json(job_id)} is used twice", path, n, 1)
             seen.add(str(job_id))
             unknown = sorted(set(value) - {"id", "facts"})
             if unknown:

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
+from ..values import dumps_json
 from .jobs import Job
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class JobResult:
 
     def line(self) -> str:
         """One JSON Lines record, byte-identical for identical jobs."""
-        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        return dumps_json(self.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "JobResult":

@@ -22,6 +22,7 @@ import json
 import os
 from typing import Any, Iterable, Mapping
 
+from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from .jobs import job_key
 from .runner import JobResult
@@ -204,8 +205,8 @@ class SqlSink(Sink):
         try:
             self._exec("BEGIN")
             self._exec("INSERT INTO jobs (id, tier, reasons, cycles, digest, diagnostics) VALUES (?, ?, ?, ?, ?, ?)",
-                       (job_id, result.tier, json.dumps(result.reasons, ensure_ascii=False), result.cycles,
-                        result.digest, json.dumps(result.diagnostics, ensure_ascii=False)))
+                       (job_id, result.tier, dumps_json(result.reasons, ensure_ascii=False), result.cycles,
+                        result.digest, dumps_json(result.diagnostics, ensure_ascii=False)))
             for rel in self.relations:
                 rows = result.facts.get(rel, [])
                 if rows:

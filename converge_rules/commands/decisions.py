@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ..values import dumps_json
 from ..cli import EXIT_ABSENT, EXIT_INVALID
 
 _STORE = click.option("--store", "store_url", metavar="URL",
@@ -91,7 +92,7 @@ def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None
             click.echo(f"converge decisions: {err}", err=True)
             sys.exit(EXIT_INVALID)
     if fmt == "json":
-        sys.stdout.write(json.dumps({"decisions": [r.to_json() for r in rows]}, indent=2) + "\n")
+        sys.stdout.write(dumps_json({"decisions": [r.to_json() for r in rows]}, indent=2) + "\n")
         return
     for r in rows:
         j = r.to_json()
@@ -107,7 +108,7 @@ def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None
 def show(decision_id: str, store_url: str | None, as_record: bool) -> None:
     """Print a stored decision as the service answered it (JSON), or its record."""
     found = _fetch(store_url, decision_id)
-    text = found.record if as_record else json.dumps(json.loads(found.response), indent=2, ensure_ascii=False)
+    text = found.record if as_record else dumps_json(json.loads(found.response), indent=2, ensure_ascii=False)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -125,7 +126,7 @@ def why(decision_id: str, fact: str, store_url: str | None, fmt: str) -> None:
         click.echo(f"{fact} does not hold in decision {decision_id}", err=True)
         sys.exit(EXIT_ABSENT)
     if fmt == "json":
-        sys.stdout.write(json.dumps(tree.to_json(), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(dumps_json(tree.to_json(), indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(record.why_text(fact))
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..values import dumps_json
 from .common import fail_diagnostics, open_record_or_exit, record_option
 
 EXIT_NO_MATCH = 6  # as for why: the fact (here: any match) does not hold
@@ -66,7 +67,7 @@ def query(args: tuple[str, ...], facts: tuple[str, ...], tools: tuple[str, ...],
             for item, (r, f) in zip(out["facts"], shown):
                 tree = result.why((r, f), depth=depth)
                 item["proof"] = tree.to_json() if tree is not None else None
-        sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(dumps_json(out, indent=2, ensure_ascii=False) + "\n")
     else:
         from ..explain.render import render_text
 

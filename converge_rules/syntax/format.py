@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -182,7 +183,10 @@ def _literal(lit: Any) -> str:
     if isinstance(lit, ast.Negation):
         return "not " + _atom(lit.atom)
     if isinstance(lit, ast.Comparison):
-        return f"{_expr(lit.left)} {lit.op} {_expr(lit.right)}"
+        left = _expr(lit.left)
+        if re.match(r"(not|fail)\b", left):  # a call named like a keyword: keep it an expression
+            left = f"({left})"
+        return f"{left} {lit.op} {_expr(lit.right)}"
     if isinstance(lit, ast.Fail):
         return "fail " + _string(lit.message)
     if isinstance(lit, ast.Condition):
