@@ -231,3 +231,27 @@ def test_replay_and_verify_read_the_database_again(tmp_path: Path) -> None:
     result.write_text(converge("run", RULES, "--facts", url, "--format", "json", "--proofs").stdout)
     proc = converge("verify", str(result))
     assert proc.returncode == 0 and "verified" in proc.stdout, proc.stderr
+
+
+def test_converge_test_runs_every_test_over_database_facts(tmp_path: Path) -> None:
+    """`converge test --facts sqlite:///...`: the database's facts lie under each test's given facts."""
+    rules = tmp_path / "r.cvg"
+    rules.write_text('input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\n'
+                     'path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n\n'
+                     'test "a chain from the database" {\n  given { edge("c", "d"). }\n  expect { path("a", "d"). }\n}\n')
+    db = tmp_path / "e.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE edge (a TEXT, b TEXT)")
+    con.executemany("INSERT INTO edge VALUES (?, ?)", [("a", "b"), ("b", "c")])
+    con.commit()
+    con.close()
+    alone = subprocess.run([sys.executable, "-m", "converge_rules", "test", str(rules)], capture_output=True, text=True)
+    assert alone.returncode == 1 and "expected fact missing" in alone.stdout
+    over = subprocess.run([sys.executable, "-m", "converge_rules", "test", str(rules), "--facts", f"sqlite:///{db}"],
+                          capture_output=True, text=True)
+    assert over.returncode == 0, over.stdout + over.stderr
+    assert "1 passed" in over.stdout
+    from converge_rules.testing.runner import run_paths
+
+    report = run_paths([str(rules)], base_facts=[f"sqlite:///{db}"])
+    assert [o.passed for o in report.outcomes] == [True]

@@ -30,13 +30,20 @@ EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
               help="Fail (exit 1) when the total agent coverage is below PCT percent (implies --coverage).")
 @click.option("--why-depth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Depth of the why-not explanation of a missing expected fact.")
+@click.option("--facts", "facts", multiple=True, metavar="PATH|URL",
+              help="Facts every test runs over, under its own given facts: a file, a directory, "
+                   "sqlite:///PATH.db or postgresql://... (repeatable).")
+@click.option("--table", "tables", multiple=True, metavar="REL=SQL",
+              help="With a database in --facts: read REL with this SELECT (repeatable).")
 def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: str, coverage: bool,
-         threshold: float | None, why_depth: int) -> None:
+         threshold: float | None, why_depth: int, facts: tuple[str, ...], tables: tuple[str, ...]) -> None:
     """Run the test blocks in PATHS (files, or directories searched for *.cvg)."""
+    from ..cli import fact_sources, table_queries
     from ..diagnostics import ConvergeError
     from ..testing.runner import run_paths
 
-    report = run_paths(list(paths), pattern=pattern, why_depth=why_depth)
+    base = fact_sources(list(facts), table_queries(tables))
+    report = run_paths(list(paths), pattern=pattern, why_depth=why_depth, base_facts=base)
     for f in report.load_errors:
         OUT.print(f.diagnostics_text(), err=True)
     if report.load_errors:

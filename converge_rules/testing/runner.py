@@ -234,8 +234,9 @@ def _reasons_text(result: Any) -> str:
     return "\n".join(lines) if lines else "(no reasons)"
 
 
-def run_test(file: FileTests, test: Any, why_depth: int = 1) -> TestOutcome:
-    """Run one test block of a loaded file."""
+def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequence[Any] = ()) -> TestOutcome:
+    """Run one test block of a loaded file; ``base_facts`` (paths, database sources) are
+    loaded under every test's own ``given`` facts."""
     from ..diagnostics import ConvergeError
     from ..explain.render import render_text as proof_text
     from ..explain.whynot import why_not
@@ -249,7 +250,7 @@ def run_test(file: FileTests, test: Any, why_depth: int = 1) -> TestOutcome:
         facts.setdefault(sf.relation, []).append(sf.values)
         sources.setdefault((sf.relation, sf.values), (sf.span.file, sf.span.line))
     try:
-        result = file.ruleset.run(facts=facts or None, fact_files=list(test.given_files))
+        result = file.ruleset.run(facts=facts or None, fact_files=list(base_facts) + list(test.given_files))
     except ConvergeError as err:
         detail = "\n".join(d.render() for d in err.diagnostics)
         outcome.failures.append(Failure("error", "the test's facts could not be loaded", detail,
@@ -498,8 +499,8 @@ def _percent(part: int, whole: int) -> float:
 
 
 def run_paths(paths: Sequence[str], pattern: str | None = None, why_depth: int = 1,
-              files: Iterable[str] | None = None) -> Report:
-    """Discover and run every selected test under ``paths``."""
+              files: Iterable[str] | None = None, base_facts: Sequence[Any] = ()) -> Report:
+    """Discover and run every selected test under ``paths`` (each over ``base_facts`` too)."""
     started = time.perf_counter()
     report = Report([], [])
     for path in (list(files) if files is not None else discover(paths)):
@@ -515,6 +516,6 @@ def run_paths(paths: Sequence[str], pattern: str | None = None, why_depth: int =
             if not selected(path, test.name, pattern):
                 report.deselected += 1
                 continue
-            report.outcomes.append(run_test(loaded, test, why_depth))
+            report.outcomes.append(run_test(loaded, test, why_depth, base_facts))
     report.duration = time.perf_counter() - started
     return report
