@@ -31,7 +31,7 @@ from converge_rules.syntax.parser import _parser, parse_text  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "fmt"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.unformatted"))
-SETTINGS = settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "100")), deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "40")), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
