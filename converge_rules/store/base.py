@@ -128,3 +128,53 @@ def check_version(found: int, url: str) -> None:
 def pending_migrations(found: int, migrations: Sequence[Sequence[str]]) -> list[tuple[int, Sequence[str]]]:
     """The migrations after version ``found``, numbered from 1."""
     return [(i, stmts) for i, stmts in enumerate(migrations, 1) if i > found]
+
+
+class SqlDecisionStore(DecisionStore):
+    """The decision-log queries shared by the SQL back ends; a back end gives its table name
+    (``TABLE``), its parameter marker (``PARAM``) and ``_run(sql, args, fetch)``."""
+
+    TABLE = "decisions"
+    PARAM = "?"
+
+    def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("{t}", self.TABLE).replace("{p}", self.PARAM)
+
+    def put(self, decision: StoredDecision) -> None:
+        d = decision  # one statement: committed (and synced) on return
+        self._run(self._sql("INSERT INTO {t} (id, created_at, ruleset_digest, tier, digest, response, record)"
+                            " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"),
+                  (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest, d.response, d.record))
+
+    def get(self, decision_id: str) -> StoredDecision | None:
+        row = self._run(self._sql("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM {t}"
+                                  " WHERE id = {p}"), (decision_id,), "one")
+        return StoredDecision(*row) if row else None
+
+    def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
+        where, args = [], []
+        if before is not None:
+            where.append("created_at < {p}")
+            args.append(before)
+        if tier is not None:
+            where.append("tier = {p}")
+            args.append(tier)
+        sql = ("SELECT id, created_at, ruleset_digest, tier, digest FROM {t}"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at DESC, id DESC LIMIT {p}")
+        return [DecisionSummary(*row) for row in self._run(self._sql(sql), (*args, int(limit)), "all")]
+
+    def count(self) -> int:
+        return int(self._run(self._sql("SELECT count(*) FROM {t}"), (), "one")[0])
+
+    def prune(self, older_than: float) -> int:
+        return int(self._run(self._sql("DELETE FROM {t} WHERE created_at < {p}"), (older_than,)))
+
+    def ping(self) -> bool:
+        try:
+            self._run("SELECT 1", (), "one")
+            return True
+        except StoreError:
+            return False

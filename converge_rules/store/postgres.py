@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import redact
-from .base import (SCHEMA_VERSION, DecisionStore, DecisionSummary, StoredDecision, StoreError, check_version,
+from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_version,
                    pending_migrations)
 
 MIGRATIONS: list[list[str]] = [
@@ -46,8 +46,11 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
 
 
-class PostgresStore(DecisionStore):
+class PostgresStore(SqlDecisionStore):
     """A decision log in a PostgreSQL database."""
+
+    TABLE = "{s}.decisions"
+    PARAM = "%s"
 
     def __init__(self, url: str, pool: Any, schema: str):
         self.url = url
@@ -127,42 +130,6 @@ class PostgresStore(DecisionStore):
             raise
         except Exception as err:
             raise StoreError("E941", f"decision log {redact(self.url)}: {type(err).__name__}: {err}") from None
-
-    def put(self, decision: StoredDecision) -> None:
-        d = decision
-        self._run("INSERT INTO {s}.decisions (id, created_at, ruleset_digest, tier, digest, response, record)"
-                  " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                  (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest, d.response, d.record))
-
-    def get(self, decision_id: str) -> StoredDecision | None:
-        row = self._run("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM {s}.decisions"
-                        " WHERE id = %s", (decision_id,), "one")
-        return StoredDecision(*row) if row else None
-
-    def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
-        where, args = [], []
-        if before is not None:
-            where.append("created_at < %s")
-            args.append(before)
-        if tier is not None:
-            where.append("tier = %s")
-            args.append(tier)
-        sql = ("SELECT id, created_at, ruleset_digest, tier, digest FROM {s}.decisions"
-               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at DESC, id DESC LIMIT %s")
-        return [DecisionSummary(*row) for row in self._run(sql, (*args, int(limit)), "all")]
-
-    def count(self) -> int:
-        return int(self._run("SELECT count(*) FROM {s}.decisions", (), "one")[0])
-
-    def prune(self, older_than: float) -> int:
-        return int(self._run("DELETE FROM {s}.decisions WHERE created_at < %s", (older_than,)))
-
-    def ping(self) -> bool:
-        try:
-            self._run("SELECT 1", (), "one")
-            return True
-        except StoreError:
-            return False
 
     def close(self) -> None:
         self._pool.close()

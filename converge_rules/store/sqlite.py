@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from typing import Any
 
-from .base import (SCHEMA_VERSION, DecisionStore, DecisionSummary, StoredDecision, StoreError, check_version,
+from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_version,
                    pending_migrations)
 
 MIGRATIONS: list[list[str]] = [
@@ -36,8 +36,11 @@ def path_of(url: str) -> str:
     return path
 
 
-class SQLiteStore(DecisionStore):
+class SQLiteStore(SqlDecisionStore):
     """A decision log in one SQLite file."""
+
+    TABLE = "decisions"
+    PARAM = "?"
 
     def __init__(self, url: str, conn: sqlite3.Connection):
         self.url = url
@@ -106,43 +109,6 @@ class SQLiteStore(DecisionStore):
                 raise StoreError("E943", f"decision already stored: {err}") from None
             except sqlite3.Error as err:
                 raise StoreError("E941", f"decision log {self.url}: {err}") from None
-
-    def put(self, decision: StoredDecision) -> None:
-        d = decision
-        # autocommit mode: the INSERT is its own transaction, committed (and, with FULL, synced) on return
-        self._run("INSERT INTO decisions (id, created_at, ruleset_digest, tier, digest, response, record)"
-                  " VALUES (?, ?, ?, ?, ?, ?, ?)", (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest,
-                                                    d.response, d.record))
-
-    def get(self, decision_id: str) -> StoredDecision | None:
-        row = self._run("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM decisions"
-                        " WHERE id = ?", (decision_id,), "one")
-        return StoredDecision(*row) if row else None
-
-    def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
-        where, args = [], []
-        if before is not None:
-            where.append("created_at < ?")
-            args.append(before)
-        if tier is not None:
-            where.append("tier = ?")
-            args.append(tier)
-        sql = ("SELECT id, created_at, ruleset_digest, tier, digest FROM decisions"
-               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at DESC, id DESC LIMIT ?")
-        return [DecisionSummary(*row) for row in self._run(sql, (*args, int(limit)), "all")]
-
-    def count(self) -> int:
-        return int(self._run("SELECT count(*) FROM decisions", (), "one")[0])
-
-    def prune(self, older_than: float) -> int:
-        return int(self._run("DELETE FROM decisions WHERE created_at < ?", (older_than,)))
-
-    def ping(self) -> bool:
-        try:
-            self._run("SELECT 1", (), "one")
-            return True
-        except StoreError:
-            return False
 
     def close(self) -> None:
         with self._lock:
