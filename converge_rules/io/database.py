@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..diagnostics import ConvergeError, Diagnostic, Span
-from ..values import RelationSchema, type_name
+from ..values import RelationSchema, str_to_int, type_name
 from ._sources import SourceList, _Segment
 
 __all__ = ["DatabaseFacts", "RawTable", "is_database_url", "redact", "read_tables", "convert_tables",
@@ -173,12 +173,15 @@ def _to_type(value: Any, typ: str) -> Any:
             return int(value)
         if isinstance(value, str):
             try:
-                return int(value.strip())
+                return str_to_int(value.strip())  # no conversion limit on digits
             except ValueError:
                 pass
     elif typ == "float":
         if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-            result = float(value)
+            try:
+                result = float(value)
+            except OverflowError:  # an int beyond the float range
+                raise ValueError(_show(value)) from None
             if math.isfinite(result):
                 return result
         if isinstance(value, str):
