@@ -15,6 +15,7 @@ Nothing here iterates a set to decide order.
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
@@ -129,9 +130,10 @@ def _bytes_of(columns: Any, facts: list[tuple]) -> int:
     total = (FACT_BYTES + COLUMN_BYTES * len(columns)) * len(facts)
     for k, col in enumerate(columns):
         if col.type == "str":
-            total += sum(len(f[k]) for f in facts)
+            total += sum(map(len, map(itemgetter(k), facts)))
         elif col.type == "int":
-            total += sum((b - 64) << 4 for b in (f[k].bit_length() for f in facts) if b > 64)
+            wide = [b for b in map(int.bit_length, map(itemgetter(k), facts)) if b > 64]
+            total += (sum(wide) - 64 * len(wide)) << 4
     return total
 
 
