@@ -655,9 +655,10 @@ class RuleCode:
             return
         columns = self.program.relations[head.relation].columns
         cost = [str(runtime.FACT_BYTES + runtime.COLUMN_BYTES * len(columns))]
-        for k, col in enumerate(columns):
-            if col.type == "str":
-                cost.append(f"len(f[{k}])")
+        for k, (col, arg) in enumerate(zip(columns, head.args)):
+            if col.type == "str":  # a head variable is the fact's value: no subscript needed
+                cost.append(f"len(v_{arg.name})" if isinstance(arg, ast.Var) and self.types.get(arg.name) == "str"
+                            else f"len(f[{k}])")
             elif col.type == "int":
                 cost.append(f"(f[{k}].bit_length() >> 6 and (f[{k}].bit_length() - 64) << 4)")
         if "_Z" not in self.defaults:
