@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..diagnostics import ConvergeError, Diagnostic, Span
-from ..values import RelationSchema, str_to_int, type_name
+from ..values import ConversionError, RelationSchema, convert, type_name
 from ._sources import SourceList, _Segment
 
 __all__ = ["DatabaseFacts", "RawTable", "is_database_url", "redact", "read_tables", "convert_tables",
@@ -153,45 +153,28 @@ def read_tables(source: DatabaseFacts, schema: Mapping[str, RelationSchema]) -> 
 
 
 def _to_type(value: Any, typ: str) -> Any:
-    """A database value as a column type, or raise ValueError (strict: no text for numbers)."""
+    """A database value as a column type, or raise ValueError (strict: no text for numbers).
+
+    Only what databases add is handled here (NULL, DECIMAL, blobs, 0/1 for booleans); every
+    other value converts as a value from a fact file does (``values.convert``)."""
     if value is None:
         raise ValueError("NULL")
-    if typ == "str":
-        if isinstance(value, str):
-            return value
-    elif typ == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-            return value.strip().lower() in ("true", "1")
-    elif typ == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, (float, Decimal)) and math.isfinite(value) and value == int(value):
+    original = value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise ValueError(_show(value))
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(_show(value))
+        if typ == "int" and value == value.to_integral_value():
             return int(value)
-        if isinstance(value, str):
-            try:
-                return str_to_int(value.strip())  # no conversion limit on digits
-            except ValueError:
-                pass
-    elif typ == "float":
-        if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-            try:
-                result = float(value)
-            except OverflowError:  # an int beyond the float range
-                raise ValueError(_show(value)) from None
-            if math.isfinite(result):
-                return result
-        if isinstance(value, str):
-            try:
-                result = float(value.strip())
-                if math.isfinite(result):
-                    return result
-            except ValueError:
-                pass
-    raise ValueError(_show(value))
+        if typ in ("int", "float"):
+            value = float(value)  # an int column takes an integral float only
+    elif typ == "bool" and type(value) is int and value in (0, 1):
+        return bool(value)  # SQLite has no boolean type
+    try:
+        return convert(value, typ)
+    except ConversionError:
+        raise ValueError(_show(original)) from None
 
 
 def _show(value: Any) -> str:
