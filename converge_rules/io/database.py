@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..values import ConversionError, RelationSchema, convert, type_name
+from ..textsafe import escape_controls
 from ._sources import SourceList, _Segment
 
 __all__ = ["DatabaseFacts", "RawTable", "is_database_url", "redact", "read_tables", "convert_tables",
@@ -178,8 +179,8 @@ def _to_type(value: Any, typ: str) -> Any:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, str):
-        text = '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, str):  # a database can hold any text: never show it raw
+        text = '"' + escape_controls(value.replace('"', '\\"')) + '"'
     elif isinstance(value, (bytes, bytearray, memoryview)):
         text = f"a blob of {len(bytes(value))} bytes"
     else:
