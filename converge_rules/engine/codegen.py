@@ -337,6 +337,7 @@ class RuleCode:
         live_list = list(live)
         hoisted: dict[int, str] = {}
         bound: set[str] = set()
+        scanned: list[int] = []  # body atoms whose tuple is bound in this function
         base = code.depth
         for k, step in enumerate(steps):
             if (isinstance(step, Scan) and not step.exists and code.loops >= self.LOOPS_PER_FUNCTION) \
@@ -357,6 +358,7 @@ class RuleCode:
                             hoisted[later.lit] = name
                             live_list.append(name)
                 self._scan(code, step, pfx, hoisted.get(step.lit))
+                scanned.append(step.lit)
                 live_list.append(f"t{pfx}{step.lit}")
                 for _, v in step.binds:
                     bound.add(v)
@@ -376,7 +378,7 @@ class RuleCode:
                 bound.add(step.var)
                 live_list.append(f"v_{step.var}")
             elif isinstance(step, NegCheck):
-                self._neg(code, step)
+                self._neg(code, step, scanned, pfx)
             elif isinstance(step, FailStep):
                 code.line(f"_type_error({self.sid(step.span)}, {('fail: ' + step.message)!r})")
             elif isinstance(step, AggStep):
@@ -485,11 +487,12 @@ class RuleCode:
             for col, var in step.binds:
                 code.line(f"v_{var} = {tv}[{col}]")
 
-    def _neg(self, code: _Code, step: NegCheck) -> None:
+    def _neg(self, code: _Code, step: NegCheck, scanned: list[int], pfx: str) -> None:
         rel = self.context[step.atom.relation]
         if len(step.keys) == rel.arity and rel.arity > 0:
             name = self._bind(("facts", rel.name), rel.facts)
-            code.guard(f"({''.join(self.expr(e) + ', ' for _, e in step.keys)}) not in {name}")
+            same = self._same_tuple(step.atom, scanned, pfx) if [c for c, _ in step.keys] == list(range(rel.arity)) else None
+            code.guard(f"{same or '(' + ''.join(self.expr(e) + ', ' for _, e in step.keys) + ')'} not in {name}")
         elif step.keys:
             cols = tuple(c for c, _ in step.keys)
             name = self._bind(("index", rel.name, cols), rel.index(cols))
@@ -668,19 +671,21 @@ class RuleCode:
         code.line("_Z[2]()")
         code.depth -= 1
 
-    def _same_tuple(self, head: ast.Atom) -> str | None:
-        """A scanned tuple that equals the emitted fact (same variables, same order, same
-        column types), so the fact can reuse it instead of building a new tuple."""
+    def _same_tuple(self, head: ast.Atom, scanned: list[int] | None = None, pfx: str = "") -> str | None:
+        """A scanned tuple that equals the fact ``head`` stands for (same variables, same order,
+        same column types), so the code can reuse it instead of building a new tuple.
+        ``scanned``: the body atoms bound so far (default: every positive atom)."""
         if not head.args or not all(isinstance(a, ast.Var) for a in head.args):
             return None
         names = [a.name for a in head.args]  # type: ignore[union-attr]
         head_types = [c.type for c in self.program.relations[head.relation].columns]
-        for i in self.positive:
-            atom = self.body[i]
-            assert isinstance(atom, ast.Atom)
+        for i in (self.positive if scanned is None else scanned):
+            atom = self.body[i] if not pfx else None
+            if not isinstance(atom, ast.Atom):
+                continue
             if [a.name if isinstance(a, ast.Var) else None for a in atom.args] == names \
                     and [c.type for c in self.program.relations[atom.relation].columns] == head_types:
-                return f"t{i}"
+                return f"t{pfx}{i}"
         return None
 
     # -------------------------------------------------------------- expressions
