@@ -565,18 +565,6 @@ class _FileLoader:
             text = text.replace("\r\n", "\n")
             if text.endswith("\r"):
                 text = text[:-1]
-        if spec.arity > 1 and not text.startswith("\n") and "\n\n" not in text:  # no blank line
-            end = text.find("\n")
-            body, first = text, 1
-            if header and text[:end if end >= 0 else len(text)].split("\t") in (
-                    list(spec.names), list(spec.names) + ["confidence"]):
-                body, first = (text[end + 1:] if end >= 0 else ""), 2
-            facts = _fast_columns(body, spec)
-            del body
-            if facts is not None:
-                self.emit(spec.name, facts, RangeSegment(self.path, first, len(facts)))
-                return
-            # something to look at closely (or a confidence column): line by line below
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
@@ -1104,41 +1092,6 @@ def _fast_rows(rows: Iterable[Sequence[str]], spec: _Spec) -> list[tuple] | None
             if not finite and not all(map(math.isfinite, map(itemgetter(k), facts))):
                 return None
     return facts
-
-
-def _fast_columns(text: str, spec: _Spec) -> list[tuple] | None:
-    """The facts of a tab-separated text without blank lines, header or confidence column,
-    split and converted a column at a time at C speed; None if any line or value needs a
-    closer look (the line-by-line path then finds and reports it).
-
-    Each line break becomes a field of its own ("\\n", which no value can hold), so one
-    ``split`` gives every field; the lines all have exactly ``arity`` fields exactly when
-    there are as many breaks as lines and each sits at every ``arity + 1``-th place.
-    """
-    n = spec.arity
-    if n < 2 or any(t not in _SINGLE and t != "str" for t in spec.types):
-        return None
-    if not text:
-        return []
-    if not text.endswith("\n"):
-        text += "\n"
-    fields = text.replace("\n", "\t\n\t").split("\t")
-    fields.pop()  # the empty text after the last break
-    lines = len(fields) // (n + 1)
-    if len(fields) != lines * (n + 1) or fields[n::n + 1].count("\n") != lines:
-        return None
-    columns = []
-    for k, typ in enumerate(spec.types):
-        column = fields[k::n + 1]
-        if typ != "str":
-            try:
-                column = list(map(_SINGLE[typ], column))
-            except (ValueError, KeyError):
-                return None
-            if typ == "float" and not math.isfinite(sum(column)) and not all(map(math.isfinite, column)):
-                return None
-        columns.append(column)
-    return list(zip(*columns))
 
 
 _SINGLE = {"int": int, "float": float, "bool": _BOOLS.__getitem__}
