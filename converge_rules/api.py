@@ -409,11 +409,15 @@ def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
     input passes through here once: facts already strictly in that order (a file
     written sorted) come back without hashing or sorting (one pass of comparisons
     proves them distinct and ordered); one-column facts sort by their value (the
-    joined text of a 1-tuple is its value, so joining is injective); and joining
-    is known injective without a set of keys when no value holds the separator
-    (its count in all keys together says so).
+    joined text of a 1-tuple is its value, so joining is injective); and when no
+    value holds the separator (its count in all keys together says so) joining is
+    injective, so the distinct keys are sorted and split back into facts. Those
+    are new tuples and strings made in sorted order, next to each other in memory:
+    the engine, which commits and indexes them in this order, and the digest,
+    which reads them in it, then walk memory in order instead of jumping (on
+    300,000 edges that saves more than the splitting costs).
     """
-    from itertools import islice
+    from itertools import islice, repeat
     from operator import itemgetter, lt
 
     if not facts:
@@ -427,9 +431,10 @@ def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
         keys = list(map(_SEP.join, facts))
         if all(map(lt, keys, islice(keys, 1, None))):
             return list(facts)  # distinct keys, so distinct facts and an injective join, already in order
-        distinct = list(dict.fromkeys(facts))
         if "".join(keys).count(_SEP) == len(keys) * (arity - 1):
-            return sorted(distinct, key=_SEP.join)  # no value holds the separator: joining is injective
+            keys = sorted(dict.fromkeys(keys))  # equal keys are equal facts: distinct keys, distinct facts
+            return list(map(tuple, map(str.split, keys, repeat(_SEP))))
+        distinct = list(dict.fromkeys(facts))
         if len(distinct) != len(facts):
             keys = list(map(_SEP.join, distinct))
         if len(set(keys)) == len(keys):
