@@ -433,7 +433,8 @@ def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
             return list(facts)  # distinct keys, so distinct facts and an injective join, already in order
         if "".join(keys).count(_SEP) == len(keys) * (arity - 1):
             keys = sorted(dict.fromkeys(keys))  # equal keys are equal facts: distinct keys, distinct facts
-            return list(map(tuple, map(str.split, keys, repeat(_SEP))))
+            values = iter(_SEP.join(keys).split(_SEP))
+            return list(zip(*repeat(values, arity)))
         distinct = list(dict.fromkeys(facts))
         if len(distinct) != len(facts):
             keys = list(map(_SEP.join, distinct))
