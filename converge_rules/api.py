@@ -404,13 +404,49 @@ def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:
 
     Tuples of strings sort fastest by their joined text; that order is used
     when joining is injective on these facts (checked), otherwise the tuple order.
+
+    The order is always exactly that; the work is kept small because a big job's
+    input passes through here once: facts already strictly in that order (a file
+    written sorted) come back without hashing or sorting (one pass of comparisons
+    proves them distinct and ordered); one-column facts sort by their value (the
+    joined text of a 1-tuple is its value, so joining is injective); and when no
+    value holds the separator (its count in all keys together says so) joining is
+    injective, so the distinct keys are sorted and split back into facts. Those
+    are new tuples and strings, made in sorted order and so lying in memory in
+    that order (the loaded ones lie in file order): the engine, which commits and
+    indexes them in this order, and the digest, which reads them in it, then walk
+    memory forwards instead of jumping about (on 300,000 edges that saves more
+    than the splitting costs).
     """
-    distinct = list(dict.fromkeys(facts))
-    if all_str and distinct and len(distinct[0]) > 0:
-        keys = list(map(_SEP.join, distinct))
+    from itertools import islice, repeat
+    from operator import itemgetter, lt
+
+    if not facts:
+        return []
+    if all_str and len(facts[0]) > 0:
+        arity = len(facts[0])
+        if arity == 1:
+            if all(map(lt, facts, islice(facts, 1, None))):  # 1-tuples: the same order as their values
+                return list(facts)
+            return sorted(dict.fromkeys(facts), key=itemgetter(0))
+        keys = list(map(_SEP.join, facts))
+        if all(map(lt, keys, islice(keys, 1, None))):
+            return list(facts)  # distinct keys, so distinct facts and an injective join, already in order
+        if "".join(keys).count(_SEP) == len(keys) * (arity - 1):
+            text = _SEP.join(sorted(dict.fromkeys(keys)))  # equal keys are equal facts: distinct keys, distinct facts
+            del keys  # free them before the new facts are made (a lower peak of memory)
+            values = iter(text.split(_SEP))
+            del text
+            return list(zip(*repeat(values, arity)))
+        distinct = list(dict.fromkeys(facts))
+        if len(distinct) != len(facts):
+            keys = list(map(_SEP.join, distinct))
         if len(set(keys)) == len(keys):
             return sorted(distinct, key=_SEP.join)
-    return sorted(distinct)
+        return sorted(distinct)
+    if all(map(lt, facts, islice(facts, 1, None))):
+        return list(facts)
+    return sorted(dict.fromkeys(facts))
 
 
 class Result:
