@@ -10,25 +10,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Mapping
 
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
-from ..syntax.parser import parse_file, parse_text
+from ..syntax.parser import parse_text
 from ..values import ColumnSchema, TYPES
+from .sources import DiskSources, Problem, RuleSources, stdlib_dir  # noqa: F401  (stdlib_dir: imported from here by callers)
 from .program import AgentDef, FailurePolicy, InvariantDef, KeySpec, Program, Relation, SourceFact, TestDef
 from .types import BUILTINS, PREDICATES
 
 BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence", "max_bytes")
-
-
-def stdlib_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "stdlib_rules", here.parent / "stdlib_rules"):
-        if (candidate / "std").is_dir():
-            return candidate
-    return here / "stdlib_rules"
 
 
 @dataclass(frozen=True)
@@ -42,45 +33,19 @@ class Unit:
 
 
 class Frontend:
-    def __init__(self, virtual: dict[str, str] | None = None, overlay: Mapping[str, str] | None = None) -> None:
+    """Loads root files and their imports from ``sources`` (by default the disk) and
+    resolves their names into a Program; where the texts are kept is the sources' concern
+    (sources.py), so loading has one code path for the disk, an editor and a record."""
+
+    def __init__(self, sources: RuleSources | None = None) -> None:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
         self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
-        # path -> text: compile from these texts only (a decision record), never reading a file
-        self.virtual = virtual
-        # Texts that replace files on disk, by real path (an editor's unsaved buffers).
-        self.overlay: Mapping[str, str] = overlay or {}
+        self.sources = sources if sources is not None else DiskSources()
 
     def parse(self, path: str) -> ast.SourceFile:
-        """Parse a file: from the overlay when it holds the file's text, else from the recorded
-        texts (a decision record), else from disk."""
-        text = self.overlay.get(os.path.realpath(path))
-        if text is not None:
-            return parse_text(text, path)
-        if self.virtual is not None:
-            return parse_text(self.virtual[path], path)
-        return parse_file(path)
-
-    def _virtual_path(self, candidate: str) -> str | None:
-        """The recorded file an import names: as written, then relative or absolute."""
-        assert self.virtual is not None
-        for key in (candidate, os.path.normpath(candidate), os.path.relpath(candidate), os.path.abspath(candidate)):
-            if key in self.virtual:
-                return key
-        return None
-
-    def _virtual_std(self, name: str) -> str | None:
-        assert self.virtual is not None
-        suffix = f"std{os.sep}{name}.cvg"
-        for key in sorted(self.virtual):
-            if key == suffix or key.endswith(os.sep + suffix) or key.endswith(f"/std/{name}.cvg"):
-                return key
-        installed = stdlib_dir() / "std" / f"{name}.cvg"  # not among the texts: this install's module
-        try:
-            self.virtual[str(installed)] = installed.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-        return str(installed)
+        """Parse a file as the sources hold it."""
+        return parse_text(self.sources.read(path), path)
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -96,7 +61,7 @@ class Frontend:
                 self.diags.extend(err.diagnostics)
                 continue
             project = os.path.dirname(os.path.realpath(path)) if text is None else os.getcwd()
-            self.add_unit(path, "", source, project, [os.path.realpath(path) if self.virtual is None else path])
+            self.add_unit(path, "", source, project, [self.sources.real(path)])
 
     def add_unit(self, path: str, prefix: str, source: ast.SourceFile, project: str, stack: list[str]) -> None:
         aliases: dict[str, str] = {}
@@ -108,54 +73,21 @@ class Frontend:
                 if len(parts) != 2 or parts[0] != "std":
                     self.error("E113", f"unknown standard module {item.module!r}; standard modules are named std.NAME", item.span)
                     continue
-                if self.virtual is not None:
-                    found = self._virtual_std(parts[1])
-                    if found is None:
-                        self.error("E110", f"standard module {item.module!r} not found", item.span)
-                        continue
-                    self.import_unit(unit, item.alias or parts[1], found, item.span, project, stack)
+                found = self.sources.std_module(parts[1])
+                if isinstance(found, Problem):
+                    self.error(found.code, found.message, item.span, *found.notes)
                     continue
-                target = stdlib_dir() / "std" / f"{parts[1]}.cvg"
-                try:
-                    found = target.is_file()
-                except (OSError, ValueError):  # a name the file system refuses (too long)
-                    found = False
-                if not found:
-                    available = sorted(p.stem for p in (stdlib_dir() / "std").glob("*.cvg"))
-                    self.error("E110", f"standard module {item.module!r} not found", item.span,
-                               f"available: {', '.join('std.' + a for a in available) or 'none'}")
-                    continue
-                self.import_unit(unit, item.alias or parts[1], str(target), item.span, str(target.parent), stack)
-            elif isinstance(item, ast.ImportFile) and self.virtual is not None:
-                found = self._virtual_path(os.path.join(os.path.dirname(path), item.path))
-                if found is None:
-                    self.error("E110", f"imported file not found among the rule texts given: {item.path!r}", item.span)
+                # a standard module's own imports stay in its directory
+                self.import_unit(unit, item.alias or parts[1], found, item.span, os.path.dirname(found), stack)
+            elif isinstance(item, ast.ImportFile):
+                found = self.sources.resolve_import(path, item.path, project)
+                if isinstance(found, Problem):
+                    self.error(found.code, found.message, item.span, *found.notes)
                     continue
                 self.import_unit(unit, item.alias, found, item.span, project, stack)
-            elif isinstance(item, ast.ImportFile):
-                if "\x00" in item.path or not item.path.strip():
-                    self.error("E110", f"invalid import path {item.path!r}", item.span,
-                               "an import path names a .cvg file relative to the importing file")
-                    continue
-                try:
-                    base = os.path.dirname(os.path.realpath(path))
-                    target = os.path.realpath(os.path.join(base, item.path))
-                    outside = os.path.isabs(item.path) or os.path.commonpath([project, target]) != project
-                except (OSError, ValueError) as err:  # a name the file system refuses (too long, ...)
-                    self.error("E110", f"invalid import path {item.path[:80]!r}: {err}", item.span)
-                    continue
-                if outside:
-                    self.error("E112", f"import {item.path!r} leaves the project directory {project}", item.span)
-                    continue
-                if not os.path.isfile(target):
-                    self.error("E110", f"imported file not found: {item.path!r}", item.span,
-                               f"paths are relative to the importing file: looked for {os.path.relpath(target)}")
-                    continue
-                display = os.path.relpath(target) if not os.path.relpath(target).startswith("..") else target
-                self.import_unit(unit, item.alias, display, item.span, project, stack)
 
     def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str, stack: list[str]) -> None:
-        real = os.path.realpath(target) if self.virtual is None else target
+        real = self.sources.real(target)
         if real in stack:
             chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(real):] + [real])
             self.error("E111", f"import cycle: {chain}", span)

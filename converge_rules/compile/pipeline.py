@@ -18,18 +18,13 @@ from .program import Program
 
 if TYPE_CHECKING:
     from .frontend import Frontend
+    from .sources import RuleSources
 
 
-def _frontend() -> Any:
+def _frontend(sources: "RuleSources | None" = None) -> Any:
     from .frontend import Frontend
 
-    return Frontend()
-
-
-def make_frontend(overlay: Mapping[str, str] | None) -> "Frontend":
-    from .frontend import Frontend
-
-    return Frontend(overlay=overlay)
+    return Frontend(sources)
 
 
 @dataclass
@@ -111,19 +106,20 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
     With ``virtual`` (path -> text, e.g. the files of a decision record) every file,
     imports and standard modules included, is taken from it: nothing is read from disk.
     ``overlay`` maps real paths to texts that replace those files on disk (an editor's
-    unsaved buffers); a compilation with an overlay never uses the cache."""
+    unsaved buffers); a compilation with an overlay never uses the cache. Either becomes the
+    frontend's rule sources (sources.SealedSources, sources.OverlaySources); else the disk."""
     from . import cache
 
     if virtual is not None:
-        from .frontend import Frontend
-
         roots = [(p, virtual[p] if t is None else t) for p, t in roots]
         names = [p for p, _ in roots]
         cached = cache.load_texts(names, virtual) if use_cache else None
         if cached is not None:
             program, strata, diagnostics = cached
             return Compilation(roots, program=program, strata=strata, diagnostics=diagnostics, texts=virtual)
-        c = Compilation(roots, frontend=Frontend(virtual), texts=virtual)
+        from .sources import SealedSources
+
+        c = Compilation(roots, frontend=_frontend(SealedSources(virtual)), texts=virtual)
         for _name, stage in STAGES:
             c.diagnostics.extend(stage(c))
             c.diagnostics = sort_diagnostics(c.diagnostics)
@@ -139,7 +135,12 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
             program, strata, diagnostics = cached
             c = Compilation(roots, program=program, strata=strata, diagnostics=diagnostics)
             return c
-    c = Compilation(roots, frontend=make_frontend(overlay)) if overlay else Compilation(roots)
+    if overlay:
+        from .sources import OverlaySources
+
+        c = Compilation(roots, frontend=_frontend(OverlaySources(overlay)))
+    else:
+        c = Compilation(roots)
     for name, stage in STAGES:
         if not c.ok:
             if name in ("load", "resolve"):

@@ -134,14 +134,20 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     return ast.SourceFile(file, tuple(items))
 
 
-def parse_file(path: str) -> ast.SourceFile:
+def read_rule_file(path: str) -> str:
+    """The text of a rule file on disk, without a byte order mark (which is no text); a
+    file that is missing or unreadable raises ConvergeError (E001, E002) located at the file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConvergeError([Diagnostic("E001", f"rule file not found: {path}", Span(path, 0, 0))])
     except (OSError, UnicodeDecodeError) as err:
         raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))])
-    return parse_text(text[1:] if text.startswith("\ufeff") else text, path)  # a byte order mark is no text
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def parse_file(path: str) -> ast.SourceFile:
+    return parse_text(read_rule_file(path), path)
 
 
 def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
