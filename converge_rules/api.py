@@ -102,6 +102,10 @@ def load_sources(files: Mapping[str, str], roots: Sequence[str] | None = None) -
     looked up among them, nothing is read from disk (a service receiving rule files, a record).
     ``roots`` are the root files, which share one namespace (default: every file given)."""
     texts = {str(p): t for p, t in files.items()}
+    missing = [str(r) for r in (roots or ()) if str(r) not in texts]
+    if missing:
+        raise ConvergeError([Diagnostic("E001", f"root rule file not among the rule texts given: {r}", Span(r, 0, 0))
+                             for r in missing])
     return RuleSet._from(compile_sources([(p, None) for p in (roots or sorted(texts))], virtual=texts))
 
 

@@ -341,6 +341,9 @@ def test_load_sources_compiles_from_texts_alone(tmp_path: Path) -> None:
     with pytest.raises(cr.ConvergeError) as err:
         cr.load_sources({"m.cvg": 'import "./missing.cvg" as m\n'})
     assert err.value.diagnostics[0].code == "E110"
+    with pytest.raises(cr.ConvergeError) as err:  # a root that is not among the texts: located, coded
+        cr.load_sources(files, roots=["app/other.cvg"])
+    assert err.value.diagnostics[0].code == "E001" and "app/other.cvg" in err.value.diagnostics[0].message
 
 
 def test_verify_checks_tool_results_against_the_recorded_calls(tmp_path: Path) -> None:
