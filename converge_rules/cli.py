@@ -529,7 +529,44 @@ def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: never lets a traceback reach the user."""
+    """Entry point: never lets a traceback reach the user.
+
+    Started as the ``converge`` program (no ``argv``), a command that runs one job ends the
+    process as soon as its output is written, exit handlers run and streams flushed: tearing
+    down a big job's facts one object at a time would only add time (0.2-0.3 s on half a
+    million facts) after the answer is out. Called with ``argv`` (tests, embedding), it returns
+    or raises SystemExit as usual."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if argv is not None or next((a for a in args if not a.startswith("-")), None) not in _ONE_SHOT:
+        _main(argv)
+        return
+    try:
+        _main(None)
+        code: Any = 0
+    except SystemExit as done:
+        code = done.code
+    _exit_now(code)
+
+
+def _exit_now(code: Any) -> None:
+    """Exit with SystemExit's meaning of ``code``, skipping the interpreter's teardown."""
+    import atexit
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    atexit._run_exitfuncs()  # what the interpreter would run at exit (logging, coverage, ...)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stream was reported by the command already
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> None:
     import gc
 
     # Process-wide tuning belongs to the CLI process alone (the library never touches gc):
@@ -546,7 +583,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             cli.main(args=list(argv) if argv is not None else None, prog_name="converge", standalone_mode=True)
         finally:
             sys.stdout.flush()  # a full disk or a closed stream shows here, not at interpreter exit
-    except SystemExit:
+    except SystemExit as done:
+        if done.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            # click met a broken pipe (the reader, e.g. `head`, has all it wanted): not an error
+            _discard_stdout()
+            sys.exit(0)
         raise
     except ConvergeError as err:  # e.g. a malformed part of a decision record met while explaining
         _fail_diagnostics(err)

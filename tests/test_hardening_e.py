@@ -459,6 +459,36 @@ def test_item12_closed_or_full_stdout_is_one_line_and_exit_74():
     assert proc.returncode == 74 and proc.stderr.strip() == "converge: cannot write the output: standard output is closed"
 
 
+def test_item12_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    """`converge run ... | head -1`: the broken pipe ends the command quietly with exit 0."""
+    import subprocess
+
+    rules = tmp_path / "n.cvg"
+    rules.write_text("relation n(x: int)\nn(0).\nn(x + 1) :- n(x), x < 20000.\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "converge_rules", "run", str(rules), "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    assert proc.stdout.read(10)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0 and proc.stderr.read() == b""
+
+
+def test_one_shot_commands_exit_fast_but_complete(tmp_path):
+    """A one-shot command skips the interpreter's teardown, yet its output is whole and exit
+    handlers run (a sitecustomize hook registers one here)."""
+    import subprocess
+
+    hook = tmp_path / "sitecustomize.py"
+    hook.write_text(f"import atexit\natexit.register(lambda: open({str(tmp_path / 'ran')!r}, 'w').close())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    proc = subprocess.run([sys.executable, "-m", "converge_rules"] + LOANS_RUN + ["--format", "json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    import json
+
+    assert proc.returncode == 0 and json.loads(proc.stdout)["tier"] == "converged"
+    assert (tmp_path / "ran").exists()
+
+
 # ---------------------------------------------------------------- item 15
 def test_item15_verify_reads_only_files_with_the_recorded_hash(tmp_path):
     import json
