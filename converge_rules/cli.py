@@ -11,8 +11,6 @@ Exit codes (stable, documented in docs/cli.md):
 from __future__ import annotations
 
 import errno
-from .values import dumps_json
-import json
 import os
 import sys
 from typing import Any, NoReturn, Sequence
@@ -27,6 +25,13 @@ EXIT_ABSENT = 6
 EXIT_REPLAY_DIFFERS = 7
 EXIT_INTERNAL = 70
 EXIT_OUTPUT = 74  # the output could not be written (closed stdout, full disk): sysexits EX_IOERR
+
+
+def dumps_json(value: Any, **kwargs: Any) -> str:
+    """``values.dumps_json``, imported when first needed so ``--version`` and ``--help`` start small."""
+    from .values import dumps_json as dumps
+
+    return dumps(value, **kwargs)
 
 
 class _Out:

@@ -9,10 +9,11 @@ changes a result. An imported file's relations live under its alias
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
+from .._frozen import frozen
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
 from ..syntax.parser import parse_file, parse_text
@@ -31,7 +32,7 @@ def stdlib_dir() -> Path:
     return here / "stdlib_rules"
 
 
-@dataclass(frozen=True)
+@frozen
 class Unit:
     """One parsed file in the program, with the namespace prefix of its instance."""
 
