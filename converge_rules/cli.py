@@ -17,6 +17,7 @@ from typing import Any, NoReturn, Sequence
 
 import click
 
+from . import __version__
 from .commands.stdin import STDIN_OPTIONS
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -217,7 +218,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Example: converge run examples/loans/loans.cvg --facts examples/loans/facts.json")
-@click.version_option(package_name="converge-rules", prog_name="converge")
+@click.version_option(version=__version__, prog_name="converge")  # not package_name: reading metadata costs ~40 ms
 def cli() -> None:
     """Converge Rules: a deterministic, explainable rule engine.
 
