@@ -3,18 +3,19 @@
 Why: the CLI's start-up was dominated by creating ~60 frozen dataclasses.
 ``dataclasses`` compiles the source of six methods per class (``__init__``,
 ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``, ``__delattr__``),
-one ``exec`` each. Here the standard decorator still does all the field
-processing (``__dataclass_fields__``, ``__match_args__``, defaults,
+one ``compile``/``exec`` each. Here the standard decorator still does all the
+field processing (``__dataclass_fields__``, ``__match_args__``, defaults,
 validation) but with every generated method turned off, so it compiles
-nothing; ``__init__`` is then compiled once from the same source
-``dataclasses`` would write (same signature, annotations, defaults, error
-messages and speed), and the other five methods are closures with the
-semantics of the generated ones (tuple equality and hash over the compared
-fields, the same repr text, ``FrozenInstanceError`` on assignment and
-deletion). ``__dataclass_params__`` is that of a real
+nothing; then ``__init__``, ``__repr__``, ``__eq__`` and ``__hash__`` are
+compiled in ONE go from the same source ``dataclasses`` would write (same
+signatures, annotations, defaults, error messages and speed), and
+``__setattr__``/``__delattr__`` (error paths only: ``__init__`` assigns with
+``object.__setattr__``) are closures with the generated ones' behaviour
+(``FrozenInstanceError``). ``__dataclass_params__`` is that of a real
 ``@dataclass(frozen=True)`` class, so ``dataclasses.fields``, ``replace``,
 ``asdict``, ``astuple``, ``is_dataclass``, pickling, copying and ``match``
-all behave as with the standard decorator.
+all behave as with the standard decorator. Class docstrings (for classes
+without one) are the same text dataclasses writes.
 
 Anything unusual (a dataclass base class, ``InitVar``, ``KW_ONLY``,
 ``kw_only`` or ``init=False`` fields, ``__slots__``, a class defining
@@ -25,9 +26,8 @@ No process-wide state is touched: nothing in ``dataclasses`` is patched.
 import inspect
 import sys
 from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, fields
-from operator import attrgetter
 from reprlib import recursive_repr
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 # No "from __future__ import annotations" here: the generated __init__ must hold the
 # annotation objects themselves, as dataclasses' does.
@@ -69,16 +69,6 @@ def _standard(cls: type) -> bool:
     return False
 
 
-def _tuple_getter(names: tuple[str, ...]) -> Callable[[Any], tuple]:
-    """A function giving ``(obj.a, obj.b, ...)``: the tuple dataclasses compare and hash."""
-    if not names:
-        return lambda obj: ()
-    if len(names) == 1:
-        one = attrgetter(names[0])
-        return lambda obj: (one(obj),)
-    return attrgetter(*names)
-
-
 def _name(cls: type, fn: Any, name: str) -> Any:
     fn.__name__ = name
     fn.__qualname__ = f"{cls.__qualname__}.{name}"
@@ -86,38 +76,60 @@ def _name(cls: type, fn: Any, name: str) -> Any:
     return fn
 
 
-def _init_fn(cls: type, flds: tuple[Field, ...], globals_: dict) -> Any:
-    """``__init__`` compiled from the source ``dataclasses`` generates for a frozen class."""
+def _tuple_str(obj: str, names: list[str]) -> str:
+    """``(obj.a,obj.b,)``, as dataclasses writes it (``()`` for no fields)."""
+    return f"({','.join(f'{obj}.{n}' for n in names)},)" if names else "()"
+
+
+def _methods(cls: type, flds: tuple[Field, ...], globals_: dict, wanted: tuple[str, ...]) -> dict[str, Any]:
+    """The ``wanted`` methods among ``__init__``, ``__repr__``, ``__eq__`` and ``__hash__``, from the
+    source ``dataclasses`` generates for a frozen class, compiled in one go (it compiles one per method)."""
     locals_: dict[str, Any] = {f"_type_{f.name}": f.type for f in flds}
     locals_.update({"MISSING": MISSING, "_HAS_DEFAULT_FACTORY": _HAS_DEFAULT_FACTORY,
                     "__dataclass_builtins_object__": object, "_return_type": None})
-    params, body, seen_default = ["self"], [], False
-    for f in flds:
-        if f.default_factory is not MISSING:
-            locals_[f"_dflt_{f.name}"] = f.default_factory
-            params.append(f"{f.name}:_type_{f.name}=_HAS_DEFAULT_FACTORY")
-            value = f"_dflt_{f.name}() if {f.name} is _HAS_DEFAULT_FACTORY else {f.name}"
-            seen_default = True
-        elif f.default is not MISSING:
-            locals_[f"_dflt_{f.name}"] = f.default
-            params.append(f"{f.name}:_type_{f.name}=_dflt_{f.name}")
-            value = f.name
-            seen_default = True
-        else:
-            if seen_default:
-                raise TypeError(f"non-default argument {f.name!r} follows default argument")
-            params.append(f"{f.name}:_type_{f.name}")
-            value = f.name
-        body.append(f"  __dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})")
-    if hasattr(cls, "__post_init__"):
-        body.append("  self.__post_init__()")
-    txt = (f"def __create_fn__({', '.join(locals_)}):\n def __init__({','.join(params)})->_return_type:\n"
-           + ("\n".join(body) or "  pass") + "\n return __init__")
+    src: list[str] = []
+    if "__init__" in wanted:
+        params, body, seen_default = ["self"], [], False
+        for f in flds:
+            if f.default_factory is not MISSING:
+                locals_[f"_dflt_{f.name}"] = f.default_factory
+                params.append(f"{f.name}:_type_{f.name}=_HAS_DEFAULT_FACTORY")
+                value = f"_dflt_{f.name}() if {f.name} is _HAS_DEFAULT_FACTORY else {f.name}"
+                seen_default = True
+            elif f.default is not MISSING:
+                locals_[f"_dflt_{f.name}"] = f.default
+                params.append(f"{f.name}:_type_{f.name}=_dflt_{f.name}")
+                value = f.name
+                seen_default = True
+            else:
+                if seen_default:
+                    raise TypeError(f"non-default argument {f.name!r} follows default argument")
+                params.append(f"{f.name}:_type_{f.name}")
+                value = f.name
+            body.append(f"  __dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})")
+        if hasattr(cls, "__post_init__"):
+            body.append("  self.__post_init__()")
+        src.append(f" def __init__({','.join(params)})->_return_type:\n" + ("\n".join(body) or "  pass"))
+    if "__repr__" in wanted:
+        shown = ", ".join(f"{f.name}={{self.{f.name}!r}}" for f in flds if f.repr)
+        src.append(f' def __repr__(self):\n  return self.__class__.__qualname__ + f"({shown})"')
+    if "__eq__" in wanted:
+        compared = [f.name for f in flds if f.compare]
+        src.append(" def __eq__(self,other):\n  if other.__class__ is self.__class__:\n"
+                   f"   return {_tuple_str('self', compared)}=={_tuple_str('other', compared)}\n  return NotImplemented")
+    if "__hash__" in wanted:
+        hashed = [f.name for f in flds if (f.compare if f.hash is None else f.hash)]
+        src.append(f" def __hash__(self):\n  return hash({_tuple_str('self', hashed)})")
+    txt = (f"def __create_fn__({', '.join(locals_)}):\n" + "\n".join(src)
+           + f"\n return ({''.join(name + ',' for name in wanted)})")
     ns: dict[str, Any] = {}
     exec(compile(txt, "<string>", "exec", dont_inherit=True), globals_, ns)  # no __future__ flags: real annotations
-    fn = ns["__create_fn__"](**locals_)
-    fn.__qualname__ = f"{cls.__qualname__}.__init__"
-    return fn
+    out = dict(zip(wanted, ns["__create_fn__"](**locals_)))
+    for name, fn in out.items():
+        fn.__qualname__ = f"{cls.__qualname__}.{name}"
+    if "__repr__" in out:
+        out["__repr__"] = recursive_repr()(out["__repr__"])
+    return out
 
 
 def frozen(cls: T) -> T:
@@ -137,35 +149,11 @@ def frozen(cls: T) -> T:
     names = tuple(f.name for f in flds)
     globals_ = sys.modules[cls.__module__].__dict__ if cls.__module__ in sys.modules else {}
 
-    if "__init__" not in d:
-        cls.__init__ = _init_fn(cls, flds, globals_)
-
-    if "__repr__" not in d:
-        repr_names = tuple(f.name for f in flds if f.repr)
-
-        def __repr__(self: Any) -> str:
-            return (self.__class__.__qualname__ + "("
-                    + ", ".join([f"{n}={getattr(self, n)!r}" for n in repr_names]) + ")")
-
-        cls.__repr__ = _name(cls, recursive_repr()(__repr__), "__repr__")
-
-    if "__eq__" not in d:
-        compared = _tuple_getter(tuple(f.name for f in flds if f.compare))
-
-        def __eq__(self: Any, other: Any) -> Any:
-            if other.__class__ is self.__class__:
-                return compared(self) == compared(other)
-            return NotImplemented
-
-        cls.__eq__ = _name(cls, __eq__, "__eq__")
-
+    wanted = tuple(name for name in ("__init__", "__repr__", "__eq__") if name not in d)
     if not explicit_hash:
-        hashed = _tuple_getter(tuple(f.name for f in flds if (f.compare if f.hash is None else f.hash)))
-
-        def __hash__(self: Any) -> int:
-            return hash(hashed(self))
-
-        cls.__hash__ = _name(cls, __hash__, "__hash__")
+        wanted += ("__hash__",)
+    for name, fn in _methods(cls, flds, globals_, wanted).items():
+        setattr(cls, name, fn)
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
         if type(self) is cls or name in names:
