@@ -7,12 +7,15 @@
     print(cr.render_text(result.why('decision("l1", "reject")')))
 """
 
-from .api import Result, RuleSet, check, load, load_sources, load_text
-from .diagnostics import ConvergeError, Diagnostic, Span
-from .compile.program import FailurePolicy
-from .engine.loop import Budget, Reason, Tier
-
-_LAZY = {"Record": "converge_rules.record", "RecordError": "converge_rules.record", "open_record": "converge_rules.record",
+# Every public name is imported on first use: ``converge --version`` and the CLI's
+# other modules (``converge_rules.cli``, ``converge_rules.values``...) then start
+# without loading the compiler and the engine. ``cr.load`` etc. work as before.
+_LAZY = {"Result": "converge_rules.api", "RuleSet": "converge_rules.api", "check": "converge_rules.api",
+         "load": "converge_rules.api", "load_sources": "converge_rules.api", "load_text": "converge_rules.api",
+         "ConvergeError": "converge_rules.diagnostics", "Diagnostic": "converge_rules.diagnostics",
+         "Span": "converge_rules.diagnostics", "FailurePolicy": "converge_rules.compile.program",
+         "Budget": "converge_rules.engine.loop", "Reason": "converge_rules.engine.loop", "Tier": "converge_rules.engine.loop",
+         "Record": "converge_rules.record", "RecordError": "converge_rules.record", "open_record": "converge_rules.record",
          "RECORD_FORMAT": "converge_rules.record",
          "Session": "converge_rules.session", "Decision": "converge_rules.session",
          "Proof": "converge_rules.explain.proofs", "ProofNode": "converge_rules.explain.render",
@@ -21,7 +24,7 @@ _LAZY = {"Record": "converge_rules.record", "RecordError": "converge_rules.recor
 
 
 def __getattr__(name: str) -> object:
-    """Explanations load on first use, so a plain run starts faster."""
+    """Public names load on first use (see ``_LAZY``), so start-up stays fast."""
     if name in _LAZY:
         import importlib
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from ._frozen import frozen
 from .values import Value, format_value, str_to_int, type_name
 
 TYPES = ("int", "float", "str", "bool")
@@ -165,7 +165,7 @@ def fsum(values: list[float], sid: int) -> float:
 # ------------------------------------------------------------------ entries
 
 
-@dataclass(frozen=True)
+@frozen
 class Signature:
     """One typing of a function: parameter types, result type, implementation and code.
 
@@ -186,7 +186,7 @@ class Signature:
         return f"{self.helper}({''.join(a + ', ' for a in args)}{sid})"
 
 
-@dataclass(frozen=True)
+@frozen
 class Function:
     """A builtin function, an operator or a comparison."""
 
@@ -343,7 +343,7 @@ def _extreme(pick: Callable[[list], Value]) -> Callable[[list[Value], int], Valu
     return lambda values, sid: pick(values) if values else NO_RESULT
 
 
-@dataclass(frozen=True)
+@frozen
 class AggSignature:
     """One typing of an aggregate: the aggregated value's type (None: no value), the result's type.
 
@@ -361,7 +361,7 @@ class AggSignature:
     finish: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AggregateOp:
     key: str
     signatures: tuple[AggSignature, ...]

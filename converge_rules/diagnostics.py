@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
+from ._frozen import frozen
+
 Severity = Literal["error", "warning", "note"]
 
 
@@ -35,7 +37,7 @@ class Span:
 NO_SPAN = Span("<unknown>", 0, 0)
 
 
-@dataclass(frozen=True)
+@frozen
 class Diagnostic:
     """One problem found in rules or facts, with a stable code."""
 

@@ -12,8 +12,9 @@ import decimal
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Iterable, Union
+
+from ._frozen import frozen
 
 Value = Union[int, float, str, bool]
 Fact = tuple  # tuple[Value, ...]
@@ -34,13 +35,13 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
-@dataclass(frozen=True)
+@frozen
 class ColumnSchema:
     name: str
     type: str  # int | float | str | bool
 
 
-@dataclass(frozen=True)
+@frozen
 class RelationSchema:
     """What the I/O layer and the engine need to know about a relation."""
 

@@ -28,7 +28,13 @@ def write(tmp: Path, name: str, text: str) -> str:
 
 
 def test_version_and_help_with_examples() -> None:
-    assert converge("--version").stdout.startswith("converge, version ")
+    import importlib.metadata
+
+    import converge_rules
+
+    # --version prints converge_rules.__version__ (fast); it must be the installed distribution's version.
+    assert converge_rules.__version__ == importlib.metadata.version("converge-rules")
+    assert converge("--version").stdout == f"converge, version {converge_rules.__version__}\n"
     for cmd in ("run", "why", "check"):
         out = converge(cmd, "--help")
         assert out.returncode == 0 and "Example: converge" in out.stdout

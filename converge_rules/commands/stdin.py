@@ -12,8 +12,6 @@ from typing import Any, Sequence
 
 import click
 
-from ..diagnostics import ConvergeError, Diagnostic, Span
-
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 
@@ -32,6 +30,8 @@ STDIN_OPTIONS = [facts_format_option, stdin_filename_option]
 
 def read_stdin(name: str, code: str = "E500") -> str:
     """All of standard input as text; a ConvergeError (``code``) when it is not UTF-8."""
+    from ..diagnostics import ConvergeError, Diagnostic, Span  # here, not at the top: the CLI imports this module at start-up
+
     data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
     try:
         text = data.decode("utf-8")

@@ -9,8 +9,9 @@ changes a result. An imported file's relations live under its alias
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from .._frozen import frozen
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..syntax import ast
 from ..syntax.parser import parse_text
@@ -22,7 +23,7 @@ from .types import BUILTINS, PREDICATES
 BUDGET_KEYS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "min_confidence", "max_bytes")
 
 
-@dataclass(frozen=True)
+@frozen
 class Unit:
     """One parsed file in the program, with the namespace prefix of its instance."""
 

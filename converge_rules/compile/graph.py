@@ -5,9 +5,9 @@ that cannot be stratified."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .._frozen import frozen
 from ..diagnostics import Diagnostic
 from ..syntax import ast
 from .program import Program
@@ -40,7 +40,7 @@ def body_reads(body: tuple[ast.Literal, ...]) -> list[tuple[str, str, ast.Atom]]
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class Strata:
     """What scheduling needs from the graph (plain data, so it can be cached)."""
 

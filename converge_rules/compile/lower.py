@@ -9,9 +9,9 @@ they depend on the body and on relation sizes only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
+from .._frozen import frozen
 from ..syntax import ast
 from ..syntax.printer import show_expr, show_literal
 from .plan import AggStep, Assign, ColumnCheck, FailStep, Filter, NegCheck, Scan, Step, outside_map, plan_body
@@ -22,7 +22,7 @@ from .program import AgentDef, InvariantDef
 REPLAN_FACTOR = 8
 
 
-@dataclass(frozen=True)
+@frozen
 class ProofLayout:
     """What a proof record holds, in order: the fact matched by each positive
     atom (body order), then each aggregate's value, then each tool value."""
@@ -32,7 +32,7 @@ class ProofLayout:
     tools: tuple[tuple[int, str], ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     """The plan of one semi-naive version of an agent or invariant.
 

@@ -14,16 +14,17 @@ safety: a literal that never becomes ready holds an unsafe variable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Mapping, Union
 
+from .._frozen import frozen
 from ..diagnostics import Span
 from ..catalogue import FUNCTIONS
 from ..syntax import ast
 from .types import operation
 
 
-@dataclass(frozen=True)
+@frozen
 class Scan:
     """Iterate the facts of a positive atom matching the bound columns (or,
     as an existence check, find the first one)."""
@@ -38,7 +39,7 @@ class Scan:
     distinct: tuple[int, ...] | None = None  # keep one tuple per distinct value of these columns
 
 
-@dataclass(frozen=True)
+@frozen
 class ColumnCheck:
     """A driving atom's column holding an expression computable only later."""
 
@@ -47,27 +48,27 @@ class ColumnCheck:
     expr: ast.Expr
 
 
-@dataclass(frozen=True)
+@frozen
 class Filter:
     lit: int
     literal: ast.Literal  # Comparison or Condition
 
 
-@dataclass(frozen=True)
+@frozen
 class Assign:
     lit: int
     var: str
     expr: ast.Expr
 
 
-@dataclass(frozen=True)
+@frozen
 class NegCheck:
     lit: int
     atom: ast.Atom
     keys: tuple[tuple[int, ast.Expr], ...]   # columns that are not `_`
 
 
-@dataclass(frozen=True)
+@frozen
 class AggStep:
     lit: int
     aggregate: ast.Aggregate
@@ -77,7 +78,7 @@ class AggStep:
     inner: tuple["Step", ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class FailStep:
     """``fail "message"``: reached by a full match of the rest of the body."""
 
@@ -89,7 +90,7 @@ class FailStep:
 Step = Union[Scan, ColumnCheck, Filter, Assign, NegCheck, AggStep, FailStep]
 
 
-@dataclass(frozen=True)
+@frozen
 class Unsafe:
     var: str
     span: Span

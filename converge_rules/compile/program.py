@@ -6,14 +6,15 @@ AST nodes whose relation names have been resolved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from .._frozen import frozen
 from ..diagnostics import Span
 from ..syntax import ast
 from ..values import ColumnSchema, RelationSchema, Value, int_to_str
 
 
-@dataclass(frozen=True)
+@frozen
 class KeySpec:
     """Dominance: per key (column indices) keep only the fact preferred on one column."""
 
@@ -22,7 +23,7 @@ class KeySpec:
     column: int
 
 
-@dataclass(frozen=True)
+@frozen
 class FailurePolicy:
     """What happens when an agent fails: retry N times, then skip or abort."""
 
@@ -43,7 +44,7 @@ class FailurePolicy:
         raise ValueError(f"invalid failure policy {text!r}: use abort, skip, or 'retry N then skip|abort'")
 
 
-@dataclass(frozen=True)
+@frozen
 class Relation:
     name: str
     columns: tuple[ColumnSchema, ...]
@@ -60,7 +61,7 @@ class Relation:
         return len(self.columns)
 
 
-@dataclass(frozen=True)
+@frozen
 class AgentDef:
     """One agent: a name, a body (the ``when`` predicate) and emit templates."""
 
@@ -77,7 +78,7 @@ class AgentDef:
     on_failure: FailurePolicy | None = None  # None: the job's default
 
 
-@dataclass(frozen=True)
+@frozen
 class InvariantDef:
     """A forbidden pattern: ``invariant`` (after every merge) or ``acceptance`` (at the fixed point)."""
 
@@ -90,14 +91,14 @@ class InvariantDef:
     var_types: dict[str, str | None] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True)
+@frozen
 class SourceFact:
     relation: str
     values: tuple[Value, ...]
     span: Span
 
 
-@dataclass(frozen=True)
+@frozen
 class TestDef:
     """A ``test`` block: facts given, facts expected present or absent, tier, violations."""
 
@@ -111,7 +112,7 @@ class TestDef:
     expect_violations: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Program:
     files: tuple[str, ...]
     relations: dict[str, Relation]

@@ -13,15 +13,16 @@ that knows the layout (generated code builds it from ``record_template``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
+
+from .._frozen import frozen
 
 # Proof record of an input fact: (INPUT_AGENT, cycle 0). Its source is kept apart.
 INPUT_AGENT = -1
 INPUT_PROOF = (INPUT_AGENT, 0)
 
 
-@dataclass(frozen=True)
+@frozen
 class ProofRecord:
     """One derivation: the agent, the cycle, the premise facts (one per positive
     body atom, in body order) and the aggregate then tool values it used."""
@@ -61,7 +62,7 @@ def record_template(agent: int, cycle: str, premises: Sequence[str], extras: Seq
     return "(" + ", ".join(parts) + ",)"
 
 
-@dataclass(frozen=True)
+@frozen
 class Match:
     """One match of an invariant's body: premise facts, aggregate and tool values,
     and the values of the body's variables in sorted name order."""

@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from .._frozen import frozen
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..values import ConversionError, RelationSchema, convert, type_name
 from ..textsafe import escape_controls
@@ -49,6 +49,8 @@ def is_database_url(text: object) -> bool:
 
 def redact(url: str) -> str:
     """The URL without its password (also a ``password=`` query parameter)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit  # here: every run with facts imports this module
+
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -66,7 +68,7 @@ def redact(url: str) -> str:
             + (f"#{parts.fragment}" if parts.fragment else ""))
 
 
-@dataclass(frozen=True)
+@frozen
 class DatabaseFacts:
     """A database to read input facts from: its URL and optional queries per relation."""
 

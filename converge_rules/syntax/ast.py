@@ -3,9 +3,10 @@ takes part in equality (so two parses of equivalent text compare equal)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Iterator, Union
 
+from .._frozen import frozen
 from ..diagnostics import NO_SPAN, Span
 
 
@@ -18,18 +19,18 @@ Value = Union[int, float, str, bool]
 
 # ---------------------------------------------------------------- expressions
 
-@dataclass(frozen=True)
+@frozen
 class Var:
     name: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Wildcard:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Const:
     value: Value
     span: Span = _span()
@@ -41,7 +42,7 @@ class Const:
         return hash((type(self.value).__name__, self.value))
 
 
-@dataclass(frozen=True)
+@frozen
 class BinOp:
     op: str  # + - * / % ++
     left: "Expr"
@@ -49,27 +50,27 @@ class BinOp:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Neg:
     operand: "Expr"
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Call:
     func: str
     args: tuple["Expr", ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class ToolCall:
     tool: str
     args: tuple["Expr", ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Aggregate:
     op: str  # count sum min max
     value: Var | None
@@ -82,20 +83,20 @@ Expr = Union[Var, Wildcard, Const, BinOp, Neg, Call, ToolCall, Aggregate]
 
 # ---------------------------------------------------------------- literals
 
-@dataclass(frozen=True)
+@frozen
 class Atom:
     relation: str
     args: tuple[Expr, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Negation:
     atom: Atom
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Comparison:
     op: str  # = != < <= > >=
     left: Expr
@@ -103,7 +104,7 @@ class Comparison:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Condition:
     """A yes/no builtin standing as a literal (``contains(s, "x")``), possibly negated.
 
@@ -114,7 +115,7 @@ class Condition:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Fail:
     """``fail "message"``: an explicit agent failure when the body reaches it."""
 
@@ -127,14 +128,14 @@ Literal = Union[Atom, Negation, Comparison, Condition, Fail]
 
 # ---------------------------------------------------------------- declarations
 
-@dataclass(frozen=True)
+@frozen
 class Column:
     name: str
     type: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class KeyClause:
     columns: tuple[str, ...]
     prefer: str  # min | max
@@ -142,27 +143,27 @@ class KeyClause:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class ModuleDecl:
     name: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class ImportStd:
     module: str  # "std.graph"
     span: Span = _span()
     alias: str | None = None  # `import std.graph as roads`; default: the module's last name
 
 
-@dataclass(frozen=True)
+@frozen
 class ImportFile:
     path: str
     alias: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class RelationDecl:
     name: str
     columns: tuple[Column, ...]
@@ -171,7 +172,7 @@ class RelationDecl:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class Rule:
     """``head :- body.``; a rule with an empty body is a fact."""
 
@@ -180,14 +181,14 @@ class Rule:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class AgentClause:
     kind: str  # when emit priority confidence on_failure
     value: object
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class AgentDecl:
     name: str
     description: str | None
@@ -195,7 +196,7 @@ class AgentDecl:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class InvariantDecl:
     kind: str  # invariant | acceptance
     name: str
@@ -204,27 +205,27 @@ class InvariantDecl:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class BudgetDecl:
     items: tuple[tuple[str, int | float], ...]
     spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class GoalDecl:
     relations: tuple[str, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class TestClause:
     kind: str  # given | given_file | expect | expect_not | expect_tier | expect_violation
     value: object  # tuple[Atom, ...] for fact lists, str otherwise
     span: Span = _span()
 
 
-@dataclass(frozen=True)
+@frozen
 class TestDecl:
     name: str
     clauses: tuple[TestClause, ...]
@@ -235,7 +236,7 @@ Item = Union[ModuleDecl, ImportStd, ImportFile, RelationDecl, Rule, AgentDecl,
              InvariantDecl, BudgetDecl, GoalDecl, TestDecl]
 
 
-@dataclass(frozen=True)
+@frozen
 class SourceFile:
     """One parsed rule file."""
 
