@@ -18,6 +18,7 @@ proof is ``[-1, source index, line]`` into the record's ``sources`` list.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from operator import itemgetter
 from collections.abc import Mapping
@@ -33,7 +34,8 @@ _REQUIRED = ("format", "ruleset", "job", "options", "outcome", "facts", "proofs"
 
 
 class RecordError(ConvergeError):
-    """A record that cannot be read, is not a record, or is malformed (codes E610-E614)."""
+    """A record that cannot be read, is not a record, or is malformed (codes E610-E614),
+    or a record key that cannot be used (E615)."""
 
     @property
     def code(self) -> str:
@@ -52,15 +54,78 @@ def canonical_json(data: Any) -> str:
         raise _error("E614", f"the record holds a value JSON cannot represent: {err}")
 
 
-def _sealed_text(data: Mapping[str, Any]) -> tuple[str, str]:
-    """The record's text and its seal: the SHA-256 of the text without the seal field.
-    ``format`` comes first and ``seal`` second (a reader knows a record from its first
-    bytes), then the other keys sorted: one serialisation gives both."""
+HMAC_PREFIX = "hmac-sha256:"
+MIN_KEY_BYTES = 16
+
+
+def _seal_of(unsealed: bytes, key: bytes | None) -> str:
+    """The seal of a record's text without its seal field: the plain SHA-256 (hex), or with a
+    key ``hmac-sha256:`` and the HMAC-SHA256 (hex), which only a holder of the key can compute."""
+    if key is None:
+        return hashlib.sha256(unsealed).hexdigest()
+    return HMAC_PREFIX + hmac.new(key, unsealed, hashlib.sha256).hexdigest()
+
+
+def _unsealed_text(data: Mapping[str, Any]) -> tuple[str, str]:
+    """The record's text without the seal, split where the seal goes: ``format`` comes first
+    and ``seal`` second (a reader knows a record from its first bytes), then the other keys
+    sorted; the seal covers ``head + rest``."""
     body = canonical_json({k: v for k, v in data.items() if k not in ("format", "seal")})
     head = '{"format":' + dumps_json(data.get("format"))
     rest = "}\n" if body == "{}\n" else "," + body[1:]
-    seal = hashlib.sha256((head + rest).encode("utf-8", "surrogatepass")).hexdigest()
+    return head, rest
+
+
+def _sealed_text(data: Mapping[str, Any], key: bytes | None = None) -> tuple[str, str]:
+    """The record's text and its seal (see ``_seal_of``): one serialisation gives both."""
+    head, rest = _unsealed_text(data)
+    seal = _seal_of((head + rest).encode("utf-8", "surrogatepass"), key)
     return head + ',"seal":"' + seal + '"' + rest, seal
+
+
+def record_key(key: bytes | str | None) -> bytes | None:
+    """A record key as bytes (a str is UTF-8 encoded); refuses keys shorter than 16 bytes
+    (E615): a guessable key would make a forged record look authentic."""
+    if key is None:
+        return None
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not isinstance(key, (bytes, bytearray)):
+        raise _error("E615", f"a record key must be bytes or str, not {type(key).__name__}")
+    if len(key) < MIN_KEY_BYTES:
+        raise _error("E615", f"the record key is too short ({len(key)} bytes; at least {MIN_KEY_BYTES})",
+                     "<record key>", "make one with: openssl rand -hex 32 > record.key && chmod 600 record.key")
+    return bytes(key)
+
+
+def read_record_key(path: str) -> bytes:
+    """The secret of a record key file: its bytes without surrounding whitespace (a trailing
+    newline). Refused with E615, never with a traceback and never quoting the file: a
+    missing or unreadable file, a directory, an empty file, a key under 16 bytes, and on
+    POSIX a file other users may read or write (as ssh refuses an open private key)."""
+    import os
+    import stat
+
+    hint = "make one with: openssl rand -hex 32 > record.key && chmod 600 record.key"
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise _error("E615", "the record key file is a directory", path)
+            if os.name == "posix" and stat.S_ISREG(info.st_mode) and info.st_mode & 0o007:
+                raise _error("E615", f"the record key file is open to other users (mode {stat.S_IMODE(info.st_mode):04o}): "
+                                     "anyone who can read it can forge records", path, f"restrict it: chmod 600 {path}")
+            secret = handle.read(1 << 20).strip()
+    except IsADirectoryError:
+        raise _error("E615", "the record key file is a directory", path)
+    except OSError as err:
+        raise _error("E615", f"cannot read the record key file: {err.strerror or type(err).__name__}", path)
+    if not secret:
+        raise _error("E615", "the record key file is empty", path, hint)
+    if len(secret) < MIN_KEY_BYTES:
+        raise _error("E615", f"the record key in the file is too short ({len(secret)} bytes; at least {MIN_KEY_BYTES})",
+                     path, hint)
+    return secret
 
 
 # ------------------------------------------------------------------ writing
@@ -284,6 +349,13 @@ def _check_shape(data: Any, where: str) -> None:
         raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
 
 
+def _all_of(kind: type, values: list[Any]) -> bool:
+    """Whether every value is exactly of ``kind`` (a bool is not an int). The types are
+    collected in C (``map``, ``set``): a 500,000-row column is checked in milliseconds,
+    where a Python-level loop over it took a large part of opening a big record."""
+    return set(map(type, values)) <= {kind}
+
+
 class _Facts(Mapping):
     """A relation's live facts -> engine proof records, decoded on demand from the record."""
 
@@ -377,8 +449,7 @@ class _Rel:
         """Refuse values of the wrong type in this relation's columns and proofs (once, on first use)."""
         if self._checked:
             return
-        if not (all(type(x) is int for x in self.agents) and all(type(x) is int for x in self.cycles)
-                and all(type(x) is int for x in self.refs)
+        if not (_all_of(int, self.agents) and _all_of(int, self.cycles) and _all_of(int, self.refs)
                 and self._columns_typed()
                 and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
                 and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
@@ -391,7 +462,7 @@ class _Rel:
             return False
         for col, spec in zip(self.columns, declared.columns):
             want = _ATOMS.get(spec.type)
-            if want is None or not all(type(v) is want for v in col):
+            if want is None or not _all_of(want, col):
                 return False
         return True
 
@@ -595,33 +666,37 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
 class Record:
     """An immutable, self-contained decision record (``converge-record/1``)."""
 
-    def __init__(self, data: dict[str, Any], where: str = "<record>"):
+    def __init__(self, data: dict[str, Any], where: str = "<record>", key: bytes | str | None = None):
+        """``key``: the secret that seals the record when it is written (HMAC-SHA256) and
+        that ``verify`` checks its seal with; None for the plain SHA-256 seal."""
         _check_shape(data, where)
         self._data = data
         self.where = where
+        self._key = record_key(key)
         self._built: tuple[Any, Any] | None = None
         self._text: tuple[str, str] | None = None
 
     # -- construction
     @classmethod
-    def from_result(cls, result: Any) -> "Record":
-        """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``."""
-        return cls(_encode(result))
+    def from_result(cls, result: Any, key: bytes | str | None = None) -> "Record":
+        """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``.
+        With ``key`` its seal is an HMAC-SHA256 that only a holder of the key can compute."""
+        return cls(_encode(result), key=key)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "<record>") -> "Record":
+    def from_dict(cls, data: Any, where: str = "<record>", key: bytes | str | None = None) -> "Record":
         """Validate the format and shape; raises RecordError (E611 not a record or another version, E612 malformed)."""
-        return cls(data, where)
+        return cls(data, where, key)
 
     @classmethod
-    def from_json(cls, text: str | bytes, where: str = "<record>") -> "Record":
+    def from_json(cls, text: str | bytes, where: str = "<record>", key: bytes | str | None = None) -> "Record":
         try:
             data = loads_json(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             line, col = getattr(err, "lineno", 0), getattr(err, "colno", 0)
             raise RecordError([Diagnostic("E611", f"not a converge record: invalid JSON ({getattr(err, 'msg', err)})",
                                           Span(where, line, col))])
-        return cls(data, where)
+        return cls(data, where, key)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain data (with its seal)."""
@@ -636,8 +711,17 @@ class Record:
 
     def _sealed(self) -> tuple[str, str]:
         if self._text is None:
-            self._text = _sealed_text(self._data)
+            self._text = _sealed_text(self._data, self._key)
         return self._text
+
+    @property
+    def seal_kind(self) -> str | None:
+        """How the record as read is sealed: ``"hmac-sha256"`` (keyed: authenticity can be
+        checked with the key), ``"sha256"`` (plain: integrity only), None without a seal."""
+        seal = self._data.get("seal")
+        if not isinstance(seal, str):
+            return None
+        return "hmac-sha256" if seal.startswith(HMAC_PREFIX) else "sha256"
 
     def write(self, path: str) -> None:
         """Write the record atomically (a reader never sees half a record)."""
@@ -735,18 +819,26 @@ class Record:
         return query(self.result, pattern)
 
     # -- integrity and replay
-    def verify(self) -> Any:
-        """Check the seal, the rule files' SHA-256, the digest and every proof (a checker Report)."""
+    def verify(self, key: bytes | str | None = None) -> Any:
+        """Check the seal, the rule files' SHA-256, the digest and every proof (a checker Report).
+
+        With a key (``key``, else the one the record was opened with) a keyed seal is checked
+        as HMAC-SHA256, and a plain seal is refused (E617: nothing shows who wrote it). Without
+        a key a keyed seal cannot be checked: the report carries a note that authenticity was
+        not checked (the digests and proofs still are)."""
         from .explain.checker import Checker
 
-        problems = integrity_problems(self)
+        key = record_key(key) if key is not None else self._key
+        problems = _integrity(self, key)
         if problems:
-            return _Tampered(problems)
+            return _Tampered(problems, self.where)
         ruleset, result = self._build()
         book: _Book = result._inputs
         inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
         report = Checker(result.program, inputs).check(result.to_dict(proofs=True))
         report.failures.extend(_tool_failures(result, self._data["tools"]))
+        if key is None and self.seal_kind == "hmac-sha256":
+            report.note(NOT_AUTHENTICATED)
         return report
 
     def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
@@ -834,46 +926,82 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
     return failures
 
 
-class _Tampered:
-    """A verify report for a record whose contents do not match its own seal or digests."""
+NOT_AUTHENTICATED = ("the record has an authenticated seal (hmac-sha256) and no record key was given: "
+                     "its authenticity was not checked, only its integrity (give --record-key FILE)")
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
+
+class _Tampered:
+    """A verify report for a record whose contents do not match its own seal or digests,
+    or whose authenticity a given key does not confirm."""
+
+    def __init__(self, problems: list[tuple[str, str]], where: str = "<record>"):
+        self.problems = [text for _code, text in problems]
         self.ok = False
         self.notes: dict[str, int] = {}
-        self.failures = [_Problem(p) for p in problems]
-        self.summary = "the record was altered: refused"
+        self.failures = [_Problem(code, text, where) for code, text in problems]
+        if [code for code, _text in problems] == ["E617"]:
+            self.summary = "the record is not authenticated: refused"
+        elif any("another key" in text for _code, text in problems):
+            self.summary = "the record was altered or sealed with another key: refused"
+        else:
+            self.summary = "the record was altered: refused"
 
     def note_lines(self) -> list[str]:
         return []
 
 
 class _Problem:
-    def __init__(self, text: str):
-        self.text = text
+    """One integrity or authenticity problem of a record, with its stable code."""
+
+    def __init__(self, code: str, text: str, where: str = "<record>"):
+        self.code, self.text, self.where = code, text, where
 
     def render(self) -> str:
-        return f"record: {self.text}"
+        return f"{self.where}: error[{self.code}]: {self.text}"
 
     def to_json(self) -> dict[str, Any]:
         return {"relation": None, "fact": None, "agent": None, "rule": None,
-                "problems": [{"check": "record", "message": self.text}]}
+                "problems": [{"check": "record", "code": self.code, "message": self.text}]}
 
 
-def integrity_problems(record: Record) -> list[str]:
-    """What does not add up in a record: the seal, each rule file's SHA-256, the rule set digest,
-    the facts' digest (empty when all hold)."""
+def _seal_problem(data: Mapping[str, Any], key: bytes | None) -> tuple[str, str] | None:
+    """What is wrong with the seal (code, message), None when it holds. A keyed seal is only
+    checked with a key; the comparison takes constant time (``hmac.compare_digest``)."""
+    seal = data.get("seal")
+    if not isinstance(seal, str):
+        return "E616", "the record has no seal: it was changed after it was written"
+    keyed = seal.startswith(HMAC_PREFIX)
+    if keyed and key is None:
+        return None  # the caller notes that authenticity was not checked
+    head, rest = _unsealed_text(data)
+    expected = _seal_of((head + rest).encode("utf-8", "surrogatepass"), key if keyed else None)
+    if not hmac.compare_digest(seal.encode("utf-8", "surrogatepass"), expected.encode("ascii")):
+        if keyed:
+            return "E616", ("the record's authenticated seal does not match under the given key: the record was "
+                            "changed after it was written, or it was sealed with another key")
+        return "E616", "the record's seal does not match its contents: it was changed after it was written"
+    if key is not None and not keyed:
+        return "E617", ("the record has a plain SHA-256 seal, not an authenticated one: anyone could have written it "
+                        "(a record key was given, so an authenticated seal is required)")
+    return None
+
+
+def _integrity(record: Record, key: bytes | None = None) -> list[tuple[str, str]]:
+    """What does not add up in a record, as (code, message): the seal (E616, and E617 for a
+    plain seal when a key is given), each rule file's SHA-256, the rule set digest and the
+    facts' digest (E613)."""
     from .api import Result, ruleset_digest
 
     data = record._data
     problems = []
-    if data.get("seal") != _sealed_text(data)[1]:
-        problems.append("the record's seal does not match its contents: it was changed after it was written")
+    seal = _seal_problem(data, key)
+    if seal is not None:
+        problems.append(seal)
     for f in data["ruleset"]["files"]:
         if hashlib.sha256(f["text"].encode("utf-8", "surrogatepass")).hexdigest() != f["sha256"]:
-            problems.append(f"rule file {f['path']}: its text does not match its recorded SHA-256")
+            problems.append(("E613", f"rule file {f['path']}: its text does not match its recorded SHA-256"))
     if ruleset_digest(data["ruleset"]["files"]) != data["ruleset"].get("digest"):
-        problems.append("the rule set digest does not match the recorded rule files")
+        problems.append(("E613", "the rule set digest does not match the recorded rule files"))
     if problems:
         return problems
     for store in record.result._context.relations.values():
@@ -881,8 +1009,14 @@ def integrity_problems(record: Record) -> list[str]:
             store.order = store.order.rel.rows  # the digest encodes plain lists
     digest = Result.digest.func(record.result)  # type: ignore[attr-defined]
     if digest != record.digest:
-        problems.append(f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})")
+        problems.append(("E613", f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})"))
     return problems
+
+
+def integrity_problems(record: Record, key: bytes | str | None = None) -> list[str]:
+    """What does not add up in a record: the seal (checked with ``key`` when the seal is
+    keyed), each rule file's SHA-256, the rule set digest, the facts' digest (empty when all hold)."""
+    return [text for _code, text in _integrity(record, record_key(key) if key is not None else record._key)]
 
 
 def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
@@ -929,14 +1063,16 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
     return out
 
 
-def open_record(path: str) -> Record:
-    """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed)."""
+def open_record(path: str, key: bytes | str | None = None) -> Record:
+    """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed).
+    ``key``: the record key ``verify`` checks a keyed seal with (see ``read_record_key``)."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as err:
         raise _error("E610", f"cannot read record: {err.strerror or err}", path)
-    return Record.from_json(raw, path)
+    return Record.from_json(raw, path, key)
 
 
-__all__ = ["RECORD_FORMAT", "Record", "RecordError", "canonical_json", "integrity_problems", "open_record", "query"]
+__all__ = ["RECORD_FORMAT", "Record", "RecordError", "canonical_json", "integrity_problems", "open_record", "query",
+           "read_record_key"]
