@@ -350,10 +350,28 @@ def _check_shape(data: Any, where: str) -> None:
 
 
 def _all_of(kind: type, values: list[Any]) -> bool:
-    """Whether every value is exactly of ``kind`` (a bool is not an int). The types are
-    collected in C (``map``, ``set``): a 500,000-row column is checked in milliseconds,
-    where a Python-level loop over it took a large part of opening a big record."""
+    """Whether every value is exactly of ``kind`` (a bool is not an int). Done in C, because a
+    Python-level loop over a 500,000-row column took a large part of explaining from a big
+    record: strings by joining them (only strings join; JSON gives no str subclass), other
+    types by collecting the set of their types."""
+    if kind is str:
+        try:
+            "".join(values)
+        except TypeError:
+            return False
+        return True
     return set(map(type, values)) <= {kind}
+
+
+def _ints(values: list[Any]) -> bool:
+    """Whether a list of proof numbers (agents, cycles, row references) holds only numbers that
+    add up to an int: no string, null, list or float (a float makes the sum a float). Fast (one
+    C loop), but a JSON ``true`` passes as 1: the values a proof uses are checked exactly
+    when it is decoded (``_Rel.record_at``)."""
+    try:
+        return type(sum(values)) is int
+    except TypeError:
+        return False
 
 
 class _Facts(Mapping):
@@ -409,9 +427,13 @@ class _Rel:
         self._live: dict[tuple, int] | None = None
         self._offsets: list[int] | None = None
         self._stride: int | None = None
+        self._codes: bytes | None = None  # agent ids as bytes, while offsets are counted (see offset)
+        self._code_widths: list[tuple[bytes, int]] = []
+        self._counted = 0
         self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
         self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
         self._checked = False
+        self._proofs_checked = False
         self.scans = 0
 
     def row_of(self, fact: tuple) -> int | None:
@@ -446,15 +468,29 @@ class _Rel:
         return tuple(col[i] for col in self.columns) if self.columns else ()
 
     def check(self) -> None:
-        """Refuse values of the wrong type in this relation's columns and proofs (once, on first use)."""
+        """Refuse values of the wrong type in this relation's columns (once, on first use: finding
+        a fact needs no more; its proof is checked by ``check_proofs``)."""
         if self._checked:
             return
-        if not (_all_of(int, self.agents) and _all_of(int, self.cycles) and _all_of(int, self.refs)
-                and self._columns_typed()
-                and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
-                and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
+        if not self._columns_typed():
             raise _error("E612", f"malformed record: relation {self.name!r} holds values of the wrong type", self.book.where)
         self._checked = True
+
+    def check_proofs(self) -> None:
+        """Refuse proof lists of the wrong shape (once, before the first proof is decoded)."""
+        if self._proofs_checked:
+            return
+        self.check()
+        if not (_ints(self.agents) and _ints(self.cycles) and _ints(self.refs)
+                and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
+                and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
+            raise _error("E612", f"malformed record: the proofs of {self.name!r} hold values of the wrong type",
+                         self.book.where)
+        self._proofs_checked = True
+
+    def _bad_number(self, i: int) -> RecordError:
+        return _error("E612", f"malformed record: the proof of row {i} of {self.name!r} holds a value of the wrong type",
+                      self.book.where)
 
     def _columns_typed(self) -> bool:
         declared = self.book.program.relations.get(self.name)
@@ -482,33 +518,62 @@ class _Rel:
 
     def offset(self, i: int) -> int:
         """Where row i's references start in ``refs``: i * width when every row of the
-        relation has the same width (no table), otherwise from a table of running sums."""
+        relation has the same width (no table). Otherwise the first lookups count, per agent,
+        its rows before row i in a byte string of agent ids (a C scan, no table), and when
+        lookups go on (verify, a report) a table of running sums is built."""
         if self._offsets is None:
+            self._layout()
+        if self._stride is not None:
+            return i * self._stride
+        if self._codes is not None:
+            self._counted += 1
+            if self._counted <= 64:
+                codes = self._codes
+                return sum(w * codes.count(c, 0, i) for c, w in self._code_widths)
             import itertools
 
-            self.check()
-            width = self.book.width
+            self._offsets = [0, *itertools.accumulate(map(self.book.width.__getitem__, self.agents))]
+            self._codes = None
+        return self._offsets[i]
+
+    def _layout(self) -> None:
+        """Check that the proofs' references fit the recorded rules, and prepare ``offset``."""
+        from array import array
+
+        self.check_proofs()
+        width = self.book.width
+        try:
+            kinds = sorted(set(self.agents))
+            widths = {width[a] for a in kinds}
+        except (KeyError, TypeError):
+            raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
+        if len(widths) <= 1:
+            self._stride = widths.pop() if widths else 0
+            self._offsets = []
+            total = self._stride * len(self.agents)
+        else:
             try:
-                widths = {width[a] for a in set(self.agents)}
-            except (KeyError, TypeError):
-                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
-            if len(widths) == 1:
-                self._stride = widths.pop()
+                self._codes = array("b", self.agents).tobytes()  # one byte per row: agent ids -1..127
+                self._code_widths = [(bytes([a & 0xFF]), width[a]) for a in kinds]
                 self._offsets = []
-                total = self._stride * len(self.agents)
-            else:
+                total = sum(w * self._codes.count(c) for c, w in self._code_widths)
+            except OverflowError:  # more agents than a byte holds: the table at once
+                import itertools
+
+                self._codes = None
                 self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
                 total = self._offsets[-1]
-            if total != len(self.refs):
-                raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
-                                     f"({len(self.refs)} premise references, {total} expected)", self.book.where)
-        return self._offsets[i] if self._stride is None else i * self._stride
+        if total != len(self.refs):
+            raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
+                                 f"({len(self.refs)} premise references, {total} expected)", self.book.where)
 
     def record_at(self, i: int) -> tuple:
         from .engine.store import INPUT_PROOF
 
-        self.check()
+        self.check_proofs()
         agent = self.agents[i]
+        if type(agent) is not int or type(self.cycles[i]) is not int:
+            raise self._bad_number(i)
         if agent < 0:
             return INPUT_PROOF
         start = self.offset(i)
@@ -516,6 +581,8 @@ class _Rel:
         premises = []
         for k, r in enumerate(rels):
             p = self.refs[start + k]
+            if type(p) is not int:
+                raise self._bad_number(i)
             if p >= 0:
                 try:
                     rel = self.book.rels[r]
@@ -530,11 +597,13 @@ class _Rel:
         return (agent, self.cycles[i], *premises, *((tuple(extra),) if extra is not None else ()))
 
     def source_at(self, i: int) -> tuple[str, int] | None:  # noqa: D102
-        self.check()
+        self.check_proofs()
         if self.agents[i] >= 0:
             return None
         start = self.offset(i)
         sid, line = self.refs[start], self.refs[start + 1]
+        if type(sid) is not int or type(line) is not int:
+            raise self._bad_number(i)
         sources = self.book.source_files
         return (sources[sid], line) if 0 <= sid < len(sources) else None
 
@@ -579,6 +648,7 @@ class _Book:
         rel = self.rels.get(relation)
         if rel is None:
             return {}
+        rel.check_proofs()
         out = {}
         for i, a in enumerate(rel.agents):
             if a < 0:
@@ -589,6 +659,8 @@ class _Book:
 
     def inputs(self) -> dict[str, list[int]]:
         """Rows of input facts, per relation."""
+        for rel in self.rels.values():
+            rel.check_proofs()
         return {n: [i for i, a in enumerate(rel.agents) if a < 0] for n, rel in self.rels.items()}
 
 
