@@ -301,7 +301,7 @@ def _with(options: list[Any]) -> Any:
                    "(explain it later with why/why-not/report/verify/query --record FILE).")
 @click.option("--record-key", "record_key_file", type=click.Path(), metavar="FILE", envvar="CONVERGE_RECORD_KEY_FILE",
               help="Seal the --record with HMAC-SHA256 under the secret in FILE (at least 16 bytes, not readable by "
-                   "other users), so `verify --record-key FILE` can tell it from a forged one. "
+                   "all users), so `verify --record-key FILE` can tell it from a forged one. "
                    "Default: $CONVERGE_RECORD_KEY_FILE.")
 @_with(_budget_options + STDIN_OPTIONS)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,

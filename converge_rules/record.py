@@ -56,6 +56,7 @@ def canonical_json(data: Any) -> str:
 
 HMAC_PREFIX = "hmac-sha256:"
 MIN_KEY_BYTES = 16
+MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 def _seal_of(unsealed: bytes, key: bytes | None) -> str:
@@ -101,8 +102,9 @@ def record_key(key: bytes | str | None) -> bytes | None:
 def read_record_key(path: str) -> bytes:
     """The secret of a record key file: its bytes without surrounding whitespace (a trailing
     newline). Refused with E615, never with a traceback and never quoting the file: a
-    missing or unreadable file, a directory, an empty file, a key under 16 bytes, and on
-    POSIX a file other users may read or write (as ssh refuses an open private key)."""
+    missing or unreadable file, a directory, an empty file, a key under 16 bytes, a file over
+    64 KiB, and on POSIX a file every user may read or write (an "other" permission bit: as ssh
+    refuses an open private key; group permissions are left to the administrator)."""
     import os
     import stat
 
@@ -113,9 +115,12 @@ def read_record_key(path: str) -> bytes:
             if stat.S_ISDIR(info.st_mode):
                 raise _error("E615", "the record key file is a directory", path)
             if os.name == "posix" and stat.S_ISREG(info.st_mode) and info.st_mode & 0o007:
-                raise _error("E615", f"the record key file is open to other users (mode {stat.S_IMODE(info.st_mode):04o}): "
+                raise _error("E615", f"the record key file is open to all users (mode {stat.S_IMODE(info.st_mode):04o}): "
                                      "anyone who can read it can forge records", path, f"restrict it: chmod 600 {path}")
-            secret = handle.read(1 << 20).strip()
+            secret = handle.read(MAX_KEY_FILE_BYTES + 1)
+            if len(secret) > MAX_KEY_FILE_BYTES:
+                raise _error("E615", f"the record key file is over {MAX_KEY_FILE_BYTES} bytes: not a key file", path)
+            secret = secret.strip()
     except IsADirectoryError:
         raise _error("E615", "the record key file is a directory", path)
     except OSError as err:

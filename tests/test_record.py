@@ -465,7 +465,7 @@ def test_record_key_files(tmp_path: Path) -> None:
 
     assert read_record_key(str(_key_file(tmp_path))) == KEY  # the trailing newline is not part of the key
     cases = {"empty": (b"", 0o600, "empty"), "short": (b"abc", 0o600, "too short"),
-             "open": (KEY, 0o644, "open to other users"), "writable": (KEY, 0o602, "open to other users")}
+             "open": (KEY, 0o644, "open to all users"), "writable": (KEY, 0o602, "open to all users")}
     for name, (secret, mode, words) in cases.items():
         with pytest.raises(RecordError) as err:
             read_record_key(str(_key_file(tmp_path, secret, name, mode)))

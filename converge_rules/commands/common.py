@@ -29,7 +29,7 @@ record_option = click.option(
 
 record_key_option = click.option(
     "--record-key", "record_key_file", type=click.Path(), metavar="FILE", envvar="CONVERGE_RECORD_KEY_FILE",
-    help="Record key: a file holding a secret (at least 16 bytes, not readable by other users); records are then "
+    help="Record key: a file holding a secret (at least 16 bytes, not readable by all users); records are then "
          "sealed, or verified, with HMAC-SHA256 under it. Default: $CONVERGE_RECORD_KEY_FILE.")
 
 
