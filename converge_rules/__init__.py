@@ -16,7 +16,7 @@ _LAZY = {"Result": "converge_rules.api", "RuleSet": "converge_rules.api", "check
          "Span": "converge_rules.diagnostics", "FailurePolicy": "converge_rules.compile.program",
          "Budget": "converge_rules.engine.loop", "Reason": "converge_rules.engine.loop", "Tier": "converge_rules.engine.loop",
          "Record": "converge_rules.record", "RecordError": "converge_rules.record", "open_record": "converge_rules.record",
-         "RECORD_FORMAT": "converge_rules.record",
+         "RECORD_FORMAT": "converge_rules.record", "read_record_key": "converge_rules.record",
          "Session": "converge_rules.session", "Decision": "converge_rules.session",
          "Proof": "converge_rules.explain.proofs", "ProofNode": "converge_rules.explain.render",
          "render_dot": "converge_rules.explain.render", "render_json": "converge_rules.explain.render",
@@ -34,6 +34,6 @@ def __getattr__(name: str) -> object:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Budget", "ConvergeError", "Decision", "Session", "RECORD_FORMAT", "Record", "RecordError", "open_record", "FailurePolicy", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
+    "Budget", "ConvergeError", "Decision", "Session", "RECORD_FORMAT", "Record", "RecordError", "open_record", "read_record_key", "FailurePolicy", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",
     "Tier", "__version__", "check", "load", "load_sources", "load_text", "render_dot", "render_json", "render_mermaid", "render_text",
 ]

@@ -476,12 +476,14 @@ class Result:
                 "E540", f"{what} needs proofs, but this job ran without them (proofs=False, --proofs none)",
                 Span("<result>", 0, 0), "error", ("run the job again with proofs on (the default) to explain its facts",))])
 
-    def to_record(self) -> Any:
-        """This job as a self-contained decision record (see converge_rules.record)."""
+    def to_record(self, key: bytes | str | None = None) -> Any:
+        """This job as a self-contained decision record (see converge_rules.record). With
+        ``key`` (a secret, e.g. ``read_record_key(path)``) its seal is HMAC-SHA256, so that
+        ``verify`` with the key tells a record written by a key holder from a forged one."""
         from .record import Record
 
         self._need_proofs("a decision record")
-        return Record.from_result(self)
+        return Record.from_result(self, key=key)
 
     @property
     def trace(self) -> list[dict[str, Any]] | None:

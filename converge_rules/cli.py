@@ -305,12 +305,22 @@ def _with(options: list[Any]) -> Any:
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the decision record to FILE: rules, inputs, tool results, outcome, facts and proofs "
                    "(explain it later with why/why-not/report/verify/query --record FILE).")
+@click.option("--record-key", "record_key_file", type=click.Path(), metavar="FILE", envvar="CONVERGE_RECORD_KEY_FILE",
+              help="Seal the --record with HMAC-SHA256 under the secret in FILE (at least 16 bytes, not readable by "
+                   "all users), so `verify --record-key FILE` can tell it from a forged one. "
+                   "Default: $CONVERGE_RECORD_KEY_FILE.")
 @_with(_budget_options + STDIN_OPTIONS)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
-        proofs: str | None, trace_file: str | None, record_file: str | None, **opts: Any) -> None:
+        proofs: str | None, trace_file: str | None, record_file: str | None, record_key_file: str | None,
+        **opts: Any) -> None:
     """Evaluate RULES over facts to a fixed point and print the result."""
+    from .commands.common import read_record_key_or_exit, record_key_given
+
     if proofs == "none" and record_file:
         raise click.UsageError("--record needs proofs: it cannot be combined with --proofs none")
+    if record_key_file and not record_file and record_key_given():
+        raise click.UsageError("--record-key seals a decision record: give --record FILE too")
+    key = read_record_key_or_exit(record_key_file) if record_key_file and record_file else None  # before the run
     result = _run_job(rules, facts, opts, trace=trace_file is not None or record_file is not None,
                       all_proofs=proofs == "all", proofs=proofs != "none")
     if proofs == "none":
@@ -319,7 +329,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
         from .diagnostics import ConvergeError
 
         try:
-            result.to_record().write(record_file)
+            result.to_record(key=key).write(record_file)
         except ConvergeError as err:
             _fail_diagnostics(err)
     if trace_file:

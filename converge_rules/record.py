@@ -18,6 +18,7 @@ proof is ``[-1, source index, line]`` into the record's ``sources`` list.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from operator import itemgetter
 from collections.abc import Mapping
@@ -33,7 +34,8 @@ _REQUIRED = ("format", "ruleset", "job", "options", "outcome", "facts", "proofs"
 
 
 class RecordError(ConvergeError):
-    """A record that cannot be read, is not a record, or is malformed (codes E610-E614)."""
+    """A record that cannot be read, is not a record, or is malformed (codes E610-E614),
+    or a record key that cannot be used (E615)."""
 
     @property
     def code(self) -> str:
@@ -52,15 +54,83 @@ def canonical_json(data: Any) -> str:
         raise _error("E614", f"the record holds a value JSON cannot represent: {err}")
 
 
-def _sealed_text(data: Mapping[str, Any]) -> tuple[str, str]:
-    """The record's text and its seal: the SHA-256 of the text without the seal field.
-    ``format`` comes first and ``seal`` second (a reader knows a record from its first
-    bytes), then the other keys sorted: one serialisation gives both."""
+HMAC_PREFIX = "hmac-sha256:"
+MIN_KEY_BYTES = 16
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+def _seal_of(unsealed: bytes, key: bytes | None) -> str:
+    """The seal of a record's text without its seal field: the plain SHA-256 (hex), or with a
+    key ``hmac-sha256:`` and the HMAC-SHA256 (hex), which only a holder of the key can compute."""
+    if key is None:
+        return hashlib.sha256(unsealed).hexdigest()
+    return HMAC_PREFIX + hmac.new(key, unsealed, hashlib.sha256).hexdigest()
+
+
+def _unsealed_text(data: Mapping[str, Any]) -> tuple[str, str]:
+    """The record's text without the seal, split where the seal goes: ``format`` comes first
+    and ``seal`` second (a reader knows a record from its first bytes), then the other keys
+    sorted; the seal covers ``head + rest``."""
     body = canonical_json({k: v for k, v in data.items() if k not in ("format", "seal")})
     head = '{"format":' + dumps_json(data.get("format"))
     rest = "}\n" if body == "{}\n" else "," + body[1:]
-    seal = hashlib.sha256((head + rest).encode("utf-8", "surrogatepass")).hexdigest()
+    return head, rest
+
+
+def _sealed_text(data: Mapping[str, Any], key: bytes | None = None) -> tuple[str, str]:
+    """The record's text and its seal (see ``_seal_of``): one serialisation gives both."""
+    head, rest = _unsealed_text(data)
+    seal = _seal_of((head + rest).encode("utf-8", "surrogatepass"), key)
     return head + ',"seal":"' + seal + '"' + rest, seal
+
+
+def record_key(key: bytes | str | None) -> bytes | None:
+    """A record key as bytes (a str is UTF-8 encoded); refuses keys shorter than 16 bytes
+    (E615): a guessable key would make a forged record look authentic."""
+    if key is None:
+        return None
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not isinstance(key, (bytes, bytearray)):
+        raise _error("E615", f"a record key must be bytes or str, not {type(key).__name__}")
+    if len(key) < MIN_KEY_BYTES:
+        raise _error("E615", f"the record key is too short ({len(key)} bytes; at least {MIN_KEY_BYTES})",
+                     "<record key>", "make one with: openssl rand -hex 32 > record.key && chmod 600 record.key")
+    return bytes(key)
+
+
+def read_record_key(path: str) -> bytes:
+    """The secret of a record key file: its bytes without surrounding whitespace (a trailing
+    newline). Refused with E615, never with a traceback and never quoting the file: a
+    missing or unreadable file, a directory, an empty file, a key under 16 bytes, a file over
+    64 KiB, and on POSIX a file every user may read or write (an "other" permission bit: as ssh
+    refuses an open private key; group permissions are left to the administrator)."""
+    import os
+    import stat
+
+    hint = "make one with: openssl rand -hex 32 > record.key && chmod 600 record.key"
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise _error("E615", "the record key file is a directory", path)
+            if os.name == "posix" and stat.S_ISREG(info.st_mode) and info.st_mode & 0o007:
+                raise _error("E615", f"the record key file is open to all users (mode {stat.S_IMODE(info.st_mode):04o}): "
+                                     "anyone who can read it can forge records", path, f"restrict it: chmod 600 {path}")
+            secret = handle.read(MAX_KEY_FILE_BYTES + 1)
+            if len(secret) > MAX_KEY_FILE_BYTES:
+                raise _error("E615", f"the record key file is over {MAX_KEY_FILE_BYTES} bytes: not a key file", path)
+            secret = secret.strip()
+    except IsADirectoryError:
+        raise _error("E615", "the record key file is a directory", path)
+    except OSError as err:
+        raise _error("E615", f"cannot read the record key file: {err.strerror or type(err).__name__}", path)
+    if not secret:
+        raise _error("E615", "the record key file is empty", path, hint)
+    if len(secret) < MIN_KEY_BYTES:
+        raise _error("E615", f"the record key in the file is too short ({len(secret)} bytes; at least {MIN_KEY_BYTES})",
+                     path, hint)
+    return secret
 
 
 # ------------------------------------------------------------------ writing
@@ -284,6 +354,31 @@ def _check_shape(data: Any, where: str) -> None:
         raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
 
 
+def _all_of(kind: type, values: list[Any]) -> bool:
+    """Whether every value is exactly of ``kind`` (a bool is not an int). Done in C, because a
+    Python-level loop over a 500,000-row column took a large part of explaining from a big
+    record: strings by joining them (only strings join; JSON gives no str subclass), other
+    types by collecting the set of their types."""
+    if kind is str:
+        try:
+            "".join(values)
+        except TypeError:
+            return False
+        return True
+    return set(map(type, values)) <= {kind}
+
+
+def _ints(values: list[Any]) -> bool:
+    """Whether a list of proof numbers (agents, cycles, row references) holds only numbers that
+    add up to an int: no string, null, list or float (a float makes the sum a float). Fast (one
+    C loop), but a JSON ``true`` passes as 1: the values a proof uses are checked exactly
+    when it is decoded (``_Rel.record_at``)."""
+    try:
+        return type(sum(values)) is int
+    except TypeError:
+        return False
+
+
 class _Facts(Mapping):
     """A relation's live facts -> engine proof records, decoded on demand from the record."""
 
@@ -337,9 +432,13 @@ class _Rel:
         self._live: dict[tuple, int] | None = None
         self._offsets: list[int] | None = None
         self._stride: int | None = None
+        self._codes: bytes | None = None  # agent ids as bytes, while offsets are counted (see offset)
+        self._code_widths: list[tuple[bytes, int]] = []
+        self._counted = 0
         self.dead: dict[int, tuple[int, int]] = {}  # superseded row -> (row that superseded it, cycle)
         self.hints: dict[tuple, int] = {}  # rows of facts met as premises: walking a proof needs no index
         self._checked = False
+        self._proofs_checked = False
         self.scans = 0
 
     def row_of(self, fact: tuple) -> int | None:
@@ -374,16 +473,29 @@ class _Rel:
         return tuple(col[i] for col in self.columns) if self.columns else ()
 
     def check(self) -> None:
-        """Refuse values of the wrong type in this relation's columns and proofs (once, on first use)."""
+        """Refuse values of the wrong type in this relation's columns (once, on first use: finding
+        a fact needs no more; its proof is checked by ``check_proofs``)."""
         if self._checked:
             return
-        if not (all(type(x) is int for x in self.agents) and all(type(x) is int for x in self.cycles)
-                and all(type(x) is int for x in self.refs)
-                and self._columns_typed()
-                and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
-                and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
+        if not self._columns_typed():
             raise _error("E612", f"malformed record: relation {self.name!r} holds values of the wrong type", self.book.where)
         self._checked = True
+
+    def check_proofs(self) -> None:
+        """Refuse proof lists of the wrong shape (once, before the first proof is decoded)."""
+        if self._proofs_checked:
+            return
+        self.check()
+        if not (_ints(self.agents) and _ints(self.cycles) and _ints(self.refs)
+                and isinstance(self.extra, Mapping) and all(isinstance(v, list) for v in self.extra.values())
+                and isinstance(self.loose, Mapping) and all(isinstance(v, list) for v in self.loose.values())):
+            raise _error("E612", f"malformed record: the proofs of {self.name!r} hold values of the wrong type",
+                         self.book.where)
+        self._proofs_checked = True
+
+    def _bad_number(self, i: int) -> RecordError:
+        return _error("E612", f"malformed record: the proof of row {i} of {self.name!r} holds a value of the wrong type",
+                      self.book.where)
 
     def _columns_typed(self) -> bool:
         declared = self.book.program.relations.get(self.name)
@@ -391,7 +503,7 @@ class _Rel:
             return False
         for col, spec in zip(self.columns, declared.columns):
             want = _ATOMS.get(spec.type)
-            if want is None or not all(type(v) is want for v in col):
+            if want is None or not _all_of(want, col):
                 return False
         return True
 
@@ -411,33 +523,62 @@ class _Rel:
 
     def offset(self, i: int) -> int:
         """Where row i's references start in ``refs``: i * width when every row of the
-        relation has the same width (no table), otherwise from a table of running sums."""
+        relation has the same width (no table). Otherwise the first lookups count, per agent,
+        its rows before row i in a byte string of agent ids (a C scan, no table), and when
+        lookups go on (verify, a report) a table of running sums is built."""
         if self._offsets is None:
+            self._layout()
+        if self._stride is not None:
+            return i * self._stride
+        if self._codes is not None:
+            self._counted += 1
+            if self._counted <= 64:
+                codes = self._codes
+                return sum(w * codes.count(c, 0, i) for c, w in self._code_widths)
             import itertools
 
-            self.check()
-            width = self.book.width
+            self._offsets = [0, *itertools.accumulate(map(self.book.width.__getitem__, self.agents))]
+            self._codes = None
+        return self._offsets[i]
+
+    def _layout(self) -> None:
+        """Check that the proofs' references fit the recorded rules, and prepare ``offset``."""
+        from array import array
+
+        self.check_proofs()
+        width = self.book.width
+        try:
+            kinds = sorted(set(self.agents))
+            widths = {width[a] for a in kinds}
+        except (KeyError, TypeError):
+            raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
+        if len(widths) <= 1:
+            self._stride = widths.pop() if widths else 0
+            self._offsets = []
+            total = self._stride * len(self.agents)
+        else:
             try:
-                widths = {width[a] for a in set(self.agents)}
-            except (KeyError, TypeError):
-                raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
-            if len(widths) == 1:
-                self._stride = widths.pop()
+                self._codes = array("b", self.agents).tobytes()  # one byte per row: agent ids -1..127
+                self._code_widths = [(bytes([a & 0xFF]), width[a]) for a in kinds]
                 self._offsets = []
-                total = self._stride * len(self.agents)
-            else:
+                total = sum(w * self._codes.count(c) for c, w in self._code_widths)
+            except OverflowError:  # more agents than a byte holds: the table at once
+                import itertools
+
+                self._codes = None
                 self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
                 total = self._offsets[-1]
-            if total != len(self.refs):
-                raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
-                                     f"({len(self.refs)} premise references, {total} expected)", self.book.where)
-        return self._offsets[i] if self._stride is None else i * self._stride
+        if total != len(self.refs):
+            raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
+                                 f"({len(self.refs)} premise references, {total} expected)", self.book.where)
 
     def record_at(self, i: int) -> tuple:
         from .engine.store import INPUT_PROOF
 
-        self.check()
+        self.check_proofs()
         agent = self.agents[i]
+        if type(agent) is not int or type(self.cycles[i]) is not int:
+            raise self._bad_number(i)
         if agent < 0:
             return INPUT_PROOF
         start = self.offset(i)
@@ -445,6 +586,8 @@ class _Rel:
         premises = []
         for k, r in enumerate(rels):
             p = self.refs[start + k]
+            if type(p) is not int:
+                raise self._bad_number(i)
             if p >= 0:
                 try:
                     rel = self.book.rels[r]
@@ -459,11 +602,13 @@ class _Rel:
         return (agent, self.cycles[i], *premises, *((tuple(extra),) if extra is not None else ()))
 
     def source_at(self, i: int) -> tuple[str, int] | None:  # noqa: D102
-        self.check()
+        self.check_proofs()
         if self.agents[i] >= 0:
             return None
         start = self.offset(i)
         sid, line = self.refs[start], self.refs[start + 1]
+        if type(sid) is not int or type(line) is not int:
+            raise self._bad_number(i)
         sources = self.book.source_files
         return (sources[sid], line) if 0 <= sid < len(sources) else None
 
@@ -508,6 +653,7 @@ class _Book:
         rel = self.rels.get(relation)
         if rel is None:
             return {}
+        rel.check_proofs()
         out = {}
         for i, a in enumerate(rel.agents):
             if a < 0:
@@ -518,6 +664,8 @@ class _Book:
 
     def inputs(self) -> dict[str, list[int]]:
         """Rows of input facts, per relation."""
+        for rel in self.rels.values():
+            rel.check_proofs()
         return {n: [i for i, a in enumerate(rel.agents) if a < 0] for n, rel in self.rels.items()}
 
 
@@ -595,33 +743,37 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
 class Record:
     """An immutable, self-contained decision record (``converge-record/1``)."""
 
-    def __init__(self, data: dict[str, Any], where: str = "<record>"):
+    def __init__(self, data: dict[str, Any], where: str = "<record>", key: bytes | str | None = None):
+        """``key``: the secret that seals the record when it is written (HMAC-SHA256) and
+        that ``verify`` checks its seal with; None for the plain SHA-256 seal."""
         _check_shape(data, where)
         self._data = data
         self.where = where
+        self._key = record_key(key)
         self._built: tuple[Any, Any] | None = None
         self._text: tuple[str, str] | None = None
 
     # -- construction
     @classmethod
-    def from_result(cls, result: Any) -> "Record":
-        """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``."""
-        return cls(_encode(result))
+    def from_result(cls, result: Any, key: bytes | str | None = None) -> "Record":
+        """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``.
+        With ``key`` its seal is an HMAC-SHA256 that only a holder of the key can compute."""
+        return cls(_encode(result), key=key)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "<record>") -> "Record":
+    def from_dict(cls, data: Any, where: str = "<record>", key: bytes | str | None = None) -> "Record":
         """Validate the format and shape; raises RecordError (E611 not a record or another version, E612 malformed)."""
-        return cls(data, where)
+        return cls(data, where, key)
 
     @classmethod
-    def from_json(cls, text: str | bytes, where: str = "<record>") -> "Record":
+    def from_json(cls, text: str | bytes, where: str = "<record>", key: bytes | str | None = None) -> "Record":
         try:
             data = loads_json(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             line, col = getattr(err, "lineno", 0), getattr(err, "colno", 0)
             raise RecordError([Diagnostic("E611", f"not a converge record: invalid JSON ({getattr(err, 'msg', err)})",
                                           Span(where, line, col))])
-        return cls(data, where)
+        return cls(data, where, key)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain data (with its seal)."""
@@ -636,8 +788,17 @@ class Record:
 
     def _sealed(self) -> tuple[str, str]:
         if self._text is None:
-            self._text = _sealed_text(self._data)
+            self._text = _sealed_text(self._data, self._key)
         return self._text
+
+    @property
+    def seal_kind(self) -> str | None:
+        """How the record as read is sealed: ``"hmac-sha256"`` (keyed: authenticity can be
+        checked with the key), ``"sha256"`` (plain: integrity only), None without a seal."""
+        seal = self._data.get("seal")
+        if not isinstance(seal, str):
+            return None
+        return "hmac-sha256" if seal.startswith(HMAC_PREFIX) else "sha256"
 
     def write(self, path: str) -> None:
         """Write the record atomically (a reader never sees half a record)."""
@@ -735,18 +896,26 @@ class Record:
         return query(self.result, pattern)
 
     # -- integrity and replay
-    def verify(self) -> Any:
-        """Check the seal, the rule files' SHA-256, the digest and every proof (a checker Report)."""
+    def verify(self, key: bytes | str | None = None) -> Any:
+        """Check the seal, the rule files' SHA-256, the digest and every proof (a checker Report).
+
+        With a key (``key``, else the one the record was opened with) a keyed seal is checked
+        as HMAC-SHA256, and a plain seal is refused (E617: nothing shows who wrote it). Without
+        a key a keyed seal cannot be checked: the report carries a note that authenticity was
+        not checked (the digests and proofs still are)."""
         from .explain.checker import Checker
 
-        problems = integrity_problems(self)
+        key = record_key(key) if key is not None else self._key
+        problems = _integrity(self, key)
         if problems:
-            return _Tampered(problems)
+            return _Tampered(problems, self.where)
         ruleset, result = self._build()
         book: _Book = result._inputs
         inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
         report = Checker(result.program, inputs).check(result.to_dict(proofs=True))
         report.failures.extend(_tool_failures(result, self._data["tools"]))
+        if key is None and self.seal_kind == "hmac-sha256":
+            report.note(NOT_AUTHENTICATED)
         return report
 
     def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
@@ -834,46 +1003,82 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
     return failures
 
 
-class _Tampered:
-    """A verify report for a record whose contents do not match its own seal or digests."""
+NOT_AUTHENTICATED = ("the record has an authenticated seal (hmac-sha256) and no record key was given: "
+                     "its authenticity was not checked, only its integrity (give --record-key FILE)")
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
+
+class _Tampered:
+    """A verify report for a record whose contents do not match its own seal or digests,
+    or whose authenticity a given key does not confirm."""
+
+    def __init__(self, problems: list[tuple[str, str]], where: str = "<record>"):
+        self.problems = [text for _code, text in problems]
         self.ok = False
         self.notes: dict[str, int] = {}
-        self.failures = [_Problem(p) for p in problems]
-        self.summary = "the record was altered: refused"
+        self.failures = [_Problem(code, text, where) for code, text in problems]
+        if [code for code, _text in problems] == ["E617"]:
+            self.summary = "the record is not authenticated: refused"
+        elif any("another key" in text for _code, text in problems):
+            self.summary = "the record was altered or sealed with another key: refused"
+        else:
+            self.summary = "the record was altered: refused"
 
     def note_lines(self) -> list[str]:
         return []
 
 
 class _Problem:
-    def __init__(self, text: str):
-        self.text = text
+    """One integrity or authenticity problem of a record, with its stable code."""
+
+    def __init__(self, code: str, text: str, where: str = "<record>"):
+        self.code, self.text, self.where = code, text, where
 
     def render(self) -> str:
-        return f"record: {self.text}"
+        return f"{self.where}: error[{self.code}]: {self.text}"
 
     def to_json(self) -> dict[str, Any]:
         return {"relation": None, "fact": None, "agent": None, "rule": None,
-                "problems": [{"check": "record", "message": self.text}]}
+                "problems": [{"check": "record", "code": self.code, "message": self.text}]}
 
 
-def integrity_problems(record: Record) -> list[str]:
-    """What does not add up in a record: the seal, each rule file's SHA-256, the rule set digest,
-    the facts' digest (empty when all hold)."""
+def _seal_problem(data: Mapping[str, Any], key: bytes | None) -> tuple[str, str] | None:
+    """What is wrong with the seal (code, message), None when it holds. A keyed seal is only
+    checked with a key; the comparison takes constant time (``hmac.compare_digest``)."""
+    seal = data.get("seal")
+    if not isinstance(seal, str):
+        return "E616", "the record has no seal: it was changed after it was written"
+    keyed = seal.startswith(HMAC_PREFIX)
+    if keyed and key is None:
+        return None  # the caller notes that authenticity was not checked
+    head, rest = _unsealed_text(data)
+    expected = _seal_of((head + rest).encode("utf-8", "surrogatepass"), key if keyed else None)
+    if not hmac.compare_digest(seal.encode("utf-8", "surrogatepass"), expected.encode("ascii")):
+        if keyed:
+            return "E616", ("the record's authenticated seal does not match under the given key: the record was "
+                            "changed after it was written, or it was sealed with another key")
+        return "E616", "the record's seal does not match its contents: it was changed after it was written"
+    if key is not None and not keyed:
+        return "E617", ("the record has a plain SHA-256 seal, not an authenticated one: anyone could have written it "
+                        "(a record key was given, so an authenticated seal is required)")
+    return None
+
+
+def _integrity(record: Record, key: bytes | None = None) -> list[tuple[str, str]]:
+    """What does not add up in a record, as (code, message): the seal (E616, and E617 for a
+    plain seal when a key is given), each rule file's SHA-256, the rule set digest and the
+    facts' digest (E613)."""
     from .api import Result, ruleset_digest
 
     data = record._data
     problems = []
-    if data.get("seal") != _sealed_text(data)[1]:
-        problems.append("the record's seal does not match its contents: it was changed after it was written")
+    seal = _seal_problem(data, key)
+    if seal is not None:
+        problems.append(seal)
     for f in data["ruleset"]["files"]:
         if hashlib.sha256(f["text"].encode("utf-8", "surrogatepass")).hexdigest() != f["sha256"]:
-            problems.append(f"rule file {f['path']}: its text does not match its recorded SHA-256")
+            problems.append(("E613", f"rule file {f['path']}: its text does not match its recorded SHA-256"))
     if ruleset_digest(data["ruleset"]["files"]) != data["ruleset"].get("digest"):
-        problems.append("the rule set digest does not match the recorded rule files")
+        problems.append(("E613", "the rule set digest does not match the recorded rule files"))
     if problems:
         return problems
     for store in record.result._context.relations.values():
@@ -881,8 +1086,14 @@ def integrity_problems(record: Record) -> list[str]:
             store.order = store.order.rel.rows  # the digest encodes plain lists
     digest = Result.digest.func(record.result)  # type: ignore[attr-defined]
     if digest != record.digest:
-        problems.append(f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})")
+        problems.append(("E613", f"the facts do not give the recorded digest (recorded {record.digest}, computed {digest})"))
     return problems
+
+
+def integrity_problems(record: Record, key: bytes | str | None = None) -> list[str]:
+    """What does not add up in a record: the seal (checked with ``key`` when the seal is
+    keyed), each rule file's SHA-256, the rule set digest, the facts' digest (empty when all hold)."""
+    return [text for _code, text in _integrity(record, record_key(key) if key is not None else record._key)]
 
 
 def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
@@ -929,14 +1140,16 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
     return out
 
 
-def open_record(path: str) -> Record:
-    """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed)."""
+def open_record(path: str, key: bytes | str | None = None) -> Record:
+    """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed).
+    ``key``: the record key ``verify`` checks a keyed seal with (see ``read_record_key``)."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as err:
         raise _error("E610", f"cannot read record: {err.strerror or err}", path)
-    return Record.from_json(raw, path)
+    return Record.from_json(raw, path, key)
 
 
-__all__ = ["RECORD_FORMAT", "Record", "RecordError", "canonical_json", "integrity_problems", "open_record", "query"]
+__all__ = ["RECORD_FORMAT", "Record", "RecordError", "canonical_json", "integrity_problems", "open_record", "query",
+           "read_record_key"]

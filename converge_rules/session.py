@@ -124,8 +124,12 @@ class Session:
 
     def __init__(self, rules: Sequence[str] = (), *, sources: Sequence[tuple[str, str]] = (),
                  tools: Mapping[str, Any] | None = None, budget: Budget | None = None, workers: int = 1,
-                 tool_timeout: float | None = 30.0, on_failure: str | None = None):
+                 tool_timeout: float | None = 30.0, on_failure: str | None = None,
+                 record_key: bytes | str | None = None):
+        from .record import record_key as as_key
+
         self.tools = dict(tools or {})
+        self.record_key = as_key(record_key)  # seals every decision record with HMAC-SHA256 when given
         self.budget = budget or Budget()
         self.workers = workers
         self.tool_timeout = tool_timeout
@@ -233,7 +237,7 @@ class Session:
             if source_text is not None:
                 _relocate(err, facts, ruleset, source_text)
             raise
-        record = make_record(result)
+        record = make_record(result, self.record_key)
         return Decision(uuid.uuid4().hex, time.time(), loaded.digest, result, record,
                         tuple(dict.fromkeys(relations or ())))
 
@@ -250,11 +254,11 @@ def _relocate(err: ConvergeError, facts: Any, ruleset: RuleSet, text: str) -> No
         raise located from None
 
 
-def make_record(result: Result) -> Any:
-    """The decision record of a result (``converge_rules.record.Record``)."""
+def make_record(result: Result, key: bytes | None = None) -> Any:
+    """The decision record of a result (``converge_rules.record.Record``), sealed with HMAC-SHA256 under ``key`` if given."""
     from .record import Record
 
-    return Record.from_result(result)
+    return Record.from_result(result, key=key)
 
 
 def open_record_text(text: str) -> Any:

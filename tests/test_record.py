@@ -400,3 +400,160 @@ def test_a_damaged_record_gives_a_record_error_never_a_crash(data: st.DataObject
         record.verify()
     except cr.ConvergeError as err:
         assert err.diagnostics and err.diagnostics[0].code.startswith(("E2", "E3", "E4", "E6")), err
+
+
+# ------------------------------------------------------------------ authenticated seal (record keys)
+
+KEY = b"0123456789abcdef0123456789abcdef"
+OTHER = b"zyxwvutsrqponmlkjihgfedcba987654"
+
+
+def _key_file(tmp: Path, secret: bytes = KEY, name: str = "record.key", mode: int = 0o600) -> Path:
+    path = tmp / name
+    path.write_bytes(secret + b"\n")
+    path.chmod(mode)
+    return path
+
+
+def test_keyed_seal_round_trip_and_verify_through_the_api() -> None:
+    from converge_rules.record import NOT_AUTHENTICATED
+
+    text = loans_result().to_record(key=KEY).to_json()
+    assert text.startswith('{"format":"converge-record/1","seal":"hmac-sha256:') and KEY.decode() not in text
+    assert Record.from_json(text).seal_kind == "hmac-sha256"
+    assert Record.from_json(text).verify(key=KEY).ok
+    assert Record.from_json(text, key=KEY).verify().ok and open_record  # key given when opening
+    unkeyed = Record.from_json(text).verify()
+    assert unkeyed.ok and NOT_AUTHENTICATED in unkeyed.notes  # integrity checked, authenticity not
+    wrong = Record.from_json(text).verify(key=b"another key, 32 bytes long......")
+    assert not wrong.ok and wrong.failures[0].code == "E616" and "another key" in wrong.failures[0].render()
+    # the same facts, proofs and digests as a plain record: only the seal differs
+    plain = loans_result().to_record().to_json()
+    assert json.loads(plain)["facts"] == json.loads(text)["facts"] and Record.from_json(plain).seal_kind == "sha256"
+    assert Record.from_json(plain).verify().ok  # existing (plain) records stay valid
+    refused = Record.from_json(plain).verify(key=KEY)
+    assert not refused.ok and refused.failures[0].code == "E617" and "not authenticated" in refused.summary
+
+
+def test_keyed_record_edited_and_resealed_without_the_key_is_refused() -> None:
+    data = json.loads(loans_result().to_record(key=KEY).to_json())
+    data["facts"]["decision"][1][0] = "approve"
+    report = Record.from_dict(data).verify(key=KEY)
+    assert not report.ok and report.failures[0].code == "E616"
+    # a forger recomputes every digest and seals with a key of their own, or with a plain seal
+    data.pop("seal")
+    for forged_key in (b"forger's key, 32 bytes long.....", None):
+        forged = json.loads(Record.from_dict(data, key=forged_key).to_json())
+        report = Record.from_dict(forged).verify(key=KEY)
+        assert not report.ok and report.failures[0].code in ("E616", "E617")
+        assert report.failures[0].to_json()["problems"][0]["code"] == report.failures[0].code
+
+
+def test_record_keys_are_checked() -> None:
+    from converge_rules.record import read_record_key
+
+    for bad in (b"", b"short", 42):
+        with pytest.raises(RecordError) as err:
+            loans_result().to_record(key=bad)  # type: ignore[arg-type]
+        assert err.value.code == "E615"
+    assert Record.from_json(loans_result().to_record(key=KEY.decode()).to_json()).verify(key=KEY).ok  # str = UTF-8
+    with pytest.raises(RecordError) as err:
+        read_record_key("/nonexistent/record.key")
+    assert err.value.code == "E615"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_record_key_files(tmp_path: Path) -> None:
+    from converge_rules.record import read_record_key
+
+    assert read_record_key(str(_key_file(tmp_path))) == KEY  # the trailing newline is not part of the key
+    cases = {"empty": (b"", 0o600, "empty"), "short": (b"abc", 0o600, "too short"),
+             "open": (KEY, 0o644, "open to all users"), "writable": (KEY, 0o602, "open to all users")}
+    for name, (secret, mode, words) in cases.items():
+        with pytest.raises(RecordError) as err:
+            read_record_key(str(_key_file(tmp_path, secret, name, mode)))
+        assert err.value.code == "E615" and words in err.value.diagnostics[0].message
+        assert KEY.decode() not in err.value.diagnostics[0].render()
+    with pytest.raises(RecordError) as err:
+        read_record_key(str(tmp_path))
+    assert err.value.code == "E615" and "directory" in err.value.diagnostics[0].message
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_cli_keyed_record_verify(tmp_path: Path) -> None:
+    key = _key_file(tmp_path)
+    other = _key_file(tmp_path, OTHER, "other.key")
+    r = tmp_path / "r.json"
+    run = converge("run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "--record", str(r),
+                   "--record-key", str(key), "--format", "summary")
+    assert run.returncode == 0 and '"seal":"hmac-sha256:' in r.read_text()
+    outputs = [run.stdout + run.stderr]
+    ok = converge("verify", "--record", str(r), "--record-key", str(key))
+    assert ok.returncode == 0 and "authentic" in ok.stdout and "NOT" not in ok.stdout
+    unkeyed = converge("verify", "--record", str(r))
+    assert unkeyed.returncode == 0 and "authenticity NOT checked" in unkeyed.stdout
+    assert "authenticity was not checked" in unkeyed.stderr
+    wrong = converge("verify", "--record", str(r), "--record-key", str(other))
+    assert wrong.returncode == 8 and "error[E616]" in wrong.stdout and str(r) in wrong.stdout
+    tampered = tmp_path / "t.json"
+    tampered.write_text(r.read_text().replace('"reject"', '"approve"', 1))
+    bad = converge("verify", "--record", str(tampered), "--record-key", str(key))
+    assert bad.returncode == 8 and "error[E616]" in bad.stdout and "refused" in bad.stdout
+    plain = tmp_path / "p.json"
+    assert converge("run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "--record", str(plain),
+                    "--format", "summary").returncode == 0
+    unauth = converge("verify", str(plain), "--record-key", str(key))
+    assert unauth.returncode == 8 and "error[E617]" in unauth.stdout
+    env_key = subprocess.run([sys.executable, "-m", "converge_rules", "verify", str(r)], cwd=ROOT, capture_output=True,
+                             text=True, env=dict(os.environ, NO_COLOR="1", CONVERGE_RECORD_KEY_FILE=str(other),
+                                                 PYTHONPATH=str(ROOT)))
+    assert env_key.returncode == 8 and "E616" in env_key.stdout
+    key.chmod(0o644)
+    loose = converge("verify", "--record", str(r), "--record-key", str(key))
+    assert loose.returncode == 1 and "error[E615]" in loose.stderr and "chmod 600" in loose.stderr
+    missing = converge("run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "--record",
+                       str(tmp_path / "x.json"), "--record-key", str(tmp_path / "nope.key"))
+    assert missing.returncode == 1 and "error[E615]" in missing.stderr and not (tmp_path / "x.json").exists()
+    usage = converge("run", str(LOANS / "loans.cvg"), "--facts", str(LOANS / "facts.json"), "--record-key", str(other))
+    assert usage.returncode == 2 and "--record" in usage.stderr
+    for out in outputs + [ok, unkeyed, wrong, bad, unauth, env_key, loose, missing, usage]:
+        text = out if isinstance(out, str) else out.stdout + out.stderr
+        assert KEY.decode() not in text and OTHER.decode() not in text and "Traceback" not in text
+
+
+# ------------------------------------------------------------------ opening big records lazily
+
+TC = "input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\n" \
+     "path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n"
+
+
+def test_offsets_of_mixed_width_proofs_are_counted_then_tabled() -> None:
+    import itertools
+
+    n = 40
+    result = cr.load_text(TC).run({"edge": [[f"n{i}", f"n{i + 1}"] for i in range(n)]})
+    record = Record.from_json(result.to_record().to_json())
+    assert record.why(f'path("n0", "n{n}")') is not None
+    rel = record.result._inputs.rels["path"]
+    assert rel._stride is None and rel._codes is not None and rel._counted < 64  # counted, no table
+    table = [0, *itertools.accumulate(map(record.result._inputs.width.__getitem__, rel.agents))]
+    assert [rel.offset(i) for i in range(len(rel.agents))] == table[:-1]  # past 64 lookups: the table
+    assert rel._codes is None and rel._offsets == table
+    assert record.verify().ok
+
+
+def test_a_bool_where_a_proof_number_belongs_is_refused_when_decoded() -> None:
+    data = json.loads(loans_result().to_record().to_json())
+    ids, outcomes = data["facts"]["decision"]
+    row = next(i for i, f in enumerate(zip(ids, outcomes)) if f == ("l1", "reject"))
+    data["proofs"]["decision"]["cycle"][row] = True
+    data.pop("seal")
+    record = Record.from_dict(data)
+    assert record.facts("decision")  # finding facts does not decode proofs
+    with pytest.raises(RecordError) as err:
+        record.why('decision("l1", "reject")')
+    assert err.value.code == "E612" and f"row {row} of 'decision'" in err.value.diagnostics[0].message
+    data["proofs"]["decision"]["cycle"][row] = 1.5
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data).why('decision("l1", "reject")')
+    assert err.value.code == "E612"

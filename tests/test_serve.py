@@ -704,3 +704,34 @@ def test_serve_with_tools_records_their_results_and_explains_from_them(tmp_path:
         srv.stop()
     assert json.loads(cli("decisions", "show", body["decision_id"], "--record", "--store",
                           f"sqlite:///{tmp_path / 'd.db'}").stdout)["tools"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_serve_seals_records_with_the_record_key(tmp_path: Path) -> None:
+    from converge_rules.record import Record, open_record
+
+    key = tmp_path / "record.key"
+    key.write_bytes(b"serve-secret-0123456789abcdef\n")
+    key.chmod(0o600)
+    session = cr.Session([LOANS], record_key=b"serve-secret-0123456789abcdef")
+    decision = session.decide(LOANS_FACTS)
+    assert decision.record.to_json().startswith('{"format":"converge-record/1","seal":"hmac-sha256:')
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", "--record-key", str(key)).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            made = c.post("/v1/decisions", json={"facts": LOANS_FACTS})
+            assert made.status_code == 200
+            text = c.get(f"/v1/decisions/{made.json()['decision_id']}/record").text
+            assert "serve-secret" not in text and c.get(
+                f"/v1/decisions/{made.json()['decision_id']}/why", params={"fact": 'decision("l1", "reject")'}).status_code == 200
+    finally:
+        out = srv.stop()
+    assert "serve-secret" not in out
+    (tmp_path / "r.json").write_text(text)
+    assert Record.from_json(text).seal_kind == "hmac-sha256"
+    assert open_record(str(tmp_path / "r.json"), key=b"serve-secret-0123456789abcdef").verify().ok
+    assert not open_record(str(tmp_path / "r.json"), key=b"another-secret-0123456789abcdef").verify().ok
+    key.chmod(0o644)
+    refused = cli("serve", LOANS, "--store", f"sqlite:///{tmp_path / 'd.db'}", "--port", str(free_port()),
+                  "--record-key", str(key))
+    assert refused.returncode == 1 and "E615" in refused.stderr and "serve-secret" not in refused.stderr + refused.stdout

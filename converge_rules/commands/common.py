@@ -27,6 +27,31 @@ record_option = click.option(
          "no rule or facts file read.")
 
 
+record_key_option = click.option(
+    "--record-key", "record_key_file", type=click.Path(), metavar="FILE", envvar="CONVERGE_RECORD_KEY_FILE",
+    help="Record key: a file holding a secret (at least 16 bytes, not readable by all users); records are then "
+         "sealed, or verified, with HMAC-SHA256 under it. Default: $CONVERGE_RECORD_KEY_FILE.")
+
+
+def record_key_given(name: str = "record_key_file") -> bool:
+    """Whether the record key was given on the command line (not taken from the environment):
+    an explicit key where no record is written or read is a usage error, the variable is not."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def read_record_key_or_exit(path: str) -> bytes:
+    """The secret of a record key file (exit 1 with an E615 diagnostic when it cannot be used;
+    the key itself is never printed)."""
+    from ..record import RecordError, read_record_key
+
+    try:
+        return read_record_key(path)
+    except RecordError as err:
+        fail_diagnostics(err)
+
+
 def open_record_or_exit(path: str) -> Any:
     """The record in ``path`` (exit 1 with a located diagnostic when it cannot be read)."""
     from ..diagnostics import ConvergeError

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..cli import EXIT_INVALID, load_tools
-from .common import fail_diagnostics
+from .common import fail_diagnostics, read_record_key_or_exit, record_key_option
 
 EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\n"
            "  curl -s localhost:8181/v1/decisions -d '{\"facts\": {\"applicant\": [[\"a1\", 1000]], "
@@ -43,13 +43,15 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
               help="Seconds each tool call may take.")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")
+@record_key_option
 def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None, host: str, port: int,
           token_file: str | None, max_body: int, keep_days: float | None, max_cycles: int | None,
           max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, concurrency: int, workers: int,
-          tool_timeout: float, on_failure: str | None, access_log: bool) -> None:
+          tool_timeout: float, on_failure: str | None, access_log: bool, record_key_file: str | None) -> None:
     """Serve decisions over HTTP: POST /v1/decisions runs RULES over the
     request's facts, stores the decision record, and answers with the
     decision; explanations of stored decisions at /v1/decisions/ID/why.
+    With --record-key FILE every stored record is sealed with HMAC-SHA256.
 
     Exits 1 when the rules are invalid, the store cannot be opened or the
     address cannot be listened on.
@@ -80,13 +82,14 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
             tokens = read_tokens(token_file)
         except (OSError, UnicodeDecodeError, ValueError) as err:
             raise click.BadParameter(f"cannot read tokens: {err}", param_hint="--token-file")
+    key = read_record_key_or_exit(record_key_file) if record_key_file else None
     loaded_tools: dict[str, Any] = {}
     for spec in tools:
         loaded_tools.update(load_tools(spec))
     try:
         session = Session(list(rules), tools=loaded_tools,
                           budget=Budget(max_cycles, max_facts, max_agents_per_cycle, max_steps),
-                          workers=workers, tool_timeout=tool_timeout, on_failure=on_failure)
+                          workers=workers, tool_timeout=tool_timeout, on_failure=on_failure, record_key=key)
     except ConvergeError as err:
         fail_diagnostics(err)
     for w in session.rules.ruleset.warnings:

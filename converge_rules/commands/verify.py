@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..cli import EXIT_OK, OUT, _fail_diagnostics
+from .common import read_record_key_or_exit, record_key_given, record_key_option
 
 EXIT_PROOF_FAILS = 8  # a proof does not check (or a fact of the result has none)
 
@@ -17,7 +18,8 @@ EXIT_PROOF_FAILS = 8  # a proof does not check (or a fact of the result has none
 @click.option("--all", "show_all", is_flag=True, help="List every failure, not only the first.")
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Verify the decision record FILE (a record given as RESULT_FILE is recognised too).")
-def verify(result_file: str | None, show_all: bool, record_file: str | None) -> None:
+@record_key_option
+def verify(result_file: str | None, show_all: bool, record_file: str | None, record_key_file: str | None) -> None:
     """Re-check every proof in RESULT_FILE (written by `run --format json --proofs`).
 
     The rule files and facts files named in the result's "job" are read again
@@ -31,18 +33,27 @@ def verify(result_file: str | None, show_all: bool, record_file: str | None) -> 
     A decision record (`run --record`) is checked from its own contents: its
     seal, each rule file's SHA-256, the rule set digest and the facts' digest
     must match (a record changed after it was written is refused, exit 8),
-    then every proof is checked against the recorded rules.
+    then every proof is checked against the recorded rules. With --record-key
+    FILE (or $CONVERGE_RECORD_KEY_FILE) the record must carry an HMAC-SHA256
+    seal under that key (E616 altered or another key, E617 a plain seal: exit
+    8); without a key, a keyed record's authenticity is not checked (a note
+    says so). An unusable key file is E615, exit 1.
     """
     from ..diagnostics import ConvergeError
     from ..explain.checker import verify_file
 
     if (result_file is None) == (record_file is None):
         raise click.UsageError("give a RESULT_FILE or --record FILE")
+    is_record = record_file is not None or _is_record(result_file)  # type: ignore[arg-type]
+    if record_key_file and not is_record and record_key_given():
+        raise click.UsageError("--record-key checks a decision record; RESULT_FILE is a result (run --format json)")
+    key = read_record_key_or_exit(record_key_file) if record_key_file and is_record else None
     try:
-        if record_file is not None or _is_record(result_file):  # type: ignore[arg-type]
-            from ..record import open_record
+        if is_record:
+            from ..record import NOT_AUTHENTICATED, open_record
 
-            report = open_record(record_file or result_file).verify()  # type: ignore[arg-type]
+            record = open_record(record_file or result_file)  # type: ignore[arg-type]
+            report = record.verify(key=key)
         else:
             report = verify_file(result_file)  # type: ignore[arg-type]
     except ConvergeError as err:
@@ -50,7 +61,12 @@ def verify(result_file: str | None, show_all: bool, record_file: str | None) -> 
     for line in report.note_lines():
         OUT.print(f"note: {line}", err=True)
     if report.ok:
-        OUT.print(report.summary)
+        summary = report.summary
+        if is_record and key is not None:
+            summary += "; the record is authentic (its hmac-sha256 seal holds under the record key)"
+        elif is_record and NOT_AUTHENTICATED in report.notes:
+            summary += "; authenticity NOT checked (keyed seal, no --record-key)"
+        OUT.print(summary)
         sys.exit(EXIT_OK)
     shown = report.failures if show_all else report.failures[:1]
     for failure in shown:
