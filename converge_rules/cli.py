@@ -13,135 +13,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
 import click
 
 from . import __version__
+from .commands.common import (EXIT_ABSENT, EXIT_INTERNAL, EXIT_OUTPUT, EXIT_TIER, OUT, budget_options, dumps_json,
+                              fail_diagnostics, job_relations, run_job, with_options, write_text)
 from .commands.stdin import STDIN_OPTIONS
-
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-EXIT_TIER = {"converged": 0, "degraded": 3, "bounded": 4, "failed": 5}
-EXIT_ABSENT = 6
-EXIT_REPLAY_DIFFERS = 7
-EXIT_INTERNAL = 70
-EXIT_OUTPUT = 74  # the output could not be written (closed stdout, full disk): sysexits EX_IOERR
-
-
-def dumps_json(value: Any, **kwargs: Any) -> str:
-    """``values.dumps_json``, imported when first needed so ``--version`` and ``--help`` start small."""
-    from .values import dumps_json as dumps
-
-    return dumps(value, **kwargs)
-
-
-class _Out:
-    """Writes to stdout/stderr; colour (rich) only when the stream is a terminal."""
-
-    @property
-    def color(self) -> bool:
-        return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-    def print(self, text: str = "", style: str | None = None, err: bool = False) -> None:
-        """Print a line; control characters (from fact values, tool messages, ...) are escaped."""
-        from .textsafe import escape_controls
-
-        text = escape_controls(text)
-        stream = sys.stderr if err else sys.stdout
-        if style and (stream.isatty() and not os.environ.get("NO_COLOR")):
-            from rich.console import Console
-            from rich.text import Text
-
-            Console(file=stream, highlight=False, soft_wrap=True).print(Text(text, style=style))
-        else:
-            click.echo(text, file=stream)
-
-
-OUT = _Out()
-
-
-def write_text(text: str) -> None:
-    """Write rendered text (a proof tree, an explanation) to stdout, control characters escaped
-    and ending with a newline."""
-    from .textsafe import escape_controls
-
-    text = escape_controls(text)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-
-def _fail_diagnostics(err: Any) -> NoReturn:
-    from .commands.common import fail_diagnostics
-
-    fail_diagnostics(err)
-
-
-def load_tools(spec: str) -> dict[str, Any]:
-    """``module:object`` (a dict of callables) or ``module`` / ``module:submodule`` (its public functions);
-    the module may be a ``.py`` file path. ``sys.path`` is never modified (see import_tools_module)."""
-    from .engine.tools import ToolSpecError, load_tools_spec
-
-    try:
-        return load_tools_spec(spec)
-    except ToolSpecError as err:
-        raise click.BadParameter(str(err), param_hint="--tools")
-
-
-class _Progress:
-    """A one-line progress display on stderr, only when it is a terminal."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.time = time.monotonic
-        self.last = 0.0
-        self.shown = False
-
-    def __call__(self, cycle: int, facts: int, eligible: int) -> None:
-        now = self.time()
-        if now - self.last >= 0.1:
-            self.last = now
-            self.shown = True
-            sys.stderr.write(f"\rcycle {cycle} · {facts} facts · {eligible} agent(s) eligible\x1b[K")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-
-
-def _run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], trace: bool = False,
-             all_proofs: bool = False, proofs: bool = True) -> Any:
-    from .api import load
-    from .diagnostics import ConvergeError
-    from .engine.loop import Budget
-
-    budget = Budget(opts.get("max_cycles"), opts.get("max_facts"), opts.get("max_agents_per_cycle"),
-                    opts.get("max_steps"), opts.get("min_confidence"), opts.get("max_bytes"), opts.get("timeout"))
-    tools: dict[str, Any] = {}
-    for spec in opts.get("tools") or ():
-        tools.update(load_tools(spec))
-    from .commands.stdin import fact_sources as stdin_sources
-
-    progress = _Progress() if sys.stderr.isatty() and not opts.get("quiet") else None
-    try:
-        facts = stdin_sources(facts, opts.get("facts_format"), opts.get("stdin_filename"))
-        ruleset = load(list(rules))
-        for w in ruleset.warnings:
-            OUT.print(w.render(), err=True)
-        return ruleset.run(fact_files=fact_sources(facts, opts.get("table")), budget=budget, tools=tools, workers=opts.get("workers") or 4,
-                           tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
-                           goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
-                           progress=progress, all_proofs=all_proofs,
-                           tool_isolation=opts.get("tool_isolation") or "thread", proofs=proofs)
-    except ConvergeError as err:
-        if progress:
-            progress.close()
-        _fail_diagnostics(err)
-    finally:
-        if progress:
-            progress.close()
-
 
 _TIER_STYLE = {"converged": "bold green", "degraded": "bold yellow", "bounded": "bold yellow", "failed": "bold red"}
 
@@ -161,14 +40,6 @@ def _header(result: Any) -> None:
     OUT.print(f"cycles: {result.cycles}")
     OUT.print(f"facts: {result.total_facts}")
     OUT.print(f"digest: {result.digest}")
-
-
-def _relations(result: Any, only: Sequence[str]) -> list[str]:
-    names = result.relations()
-    for name in only:
-        if name not in names:
-            raise click.UsageError(f"no relation named {name!r}; relations: {', '.join(names)}")
-    return list(only) or names
 
 
 EXAMPLE_RUN = "Example: converge run examples/loans/loans.cvg --facts examples/loans/facts.json"
@@ -228,69 +99,6 @@ def cli() -> None:
     """
 
 
-def _policy(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    from .compile.program import FailurePolicy
-
-    try:
-        FailurePolicy.parse(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err))
-    return value
-
-
-_budget_options = [
-    click.option("--max-cycles", type=click.IntRange(min=0), help="Stop after N cycles (tier bounded)."),
-    click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts (tier bounded)."),
-    click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Run at most N agents per cycle (by priority, then declaration order)."),
-    click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
-    click.option("--max-bytes", type=click.IntRange(min=0), help="Stop when the facts would count more than N bytes (a fixed cost per fact, string lengths, big ints; default 268435456; tier bounded)."),
-    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
-    click.option("--min-confidence", type=click.FloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
-    click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
-    click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),
-    click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds each tool call may take."),
-    click.option("--tool-isolation", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
-                 help="Run tool calls on threads, or in worker processes that are killed on time-out."),
-    click.option("--on-failure", callback=_policy, metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'."),
-    click.option("--goal", "goal", multiple=True, metavar="RELATION", help="Prune agents that cannot contribute to RELATION (repeatable)."),
-    click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr."),
-    click.option("--table", "table", multiple=True, metavar="REL=SQL", callback=lambda c, p, v: table_queries(v),
-                 help="With --facts sqlite:///... or postgresql://...: read relation REL with this SELECT (repeatable)."),
-]
-
-
-def table_queries(values: Sequence[str]) -> dict[str, str]:
-    """``--table REL=SQL`` options as a dict (a usage error when one has no ``=``)."""
-    out: dict[str, str] = {}
-    for v in values:
-        rel, eq, query = v.partition("=")
-        if not eq or not rel.strip() or not query.strip():
-            raise click.BadParameter(f"expected REL=SQL, got {v!r}", param_hint="--table")
-        out[rel.strip()] = query
-    return out
-
-
-def fact_sources(facts: Sequence[str], tables: dict[str, str] | None) -> list[Any]:
-    """``--facts`` values: paths (and facts read from standard input) stay as they are, database URLs become ``DatabaseFacts`` with the ``--table`` queries."""
-    from .io.database import DatabaseFacts, is_database_url
-
-    out: list[Any] = [DatabaseFacts(f, tuple(sorted((tables or {}).items()))) if isinstance(f, str) and is_database_url(f)
-                      else f for f in facts]
-    if tables and not any(isinstance(f, DatabaseFacts) for f in out):
-        raise click.UsageError("--table needs a database in --facts (sqlite:///PATH.db or postgresql://...)")
-    return out
-
-
-def _with(options: list[Any]) -> Any:
-    def wrap(fn: Any) -> Any:
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-    return wrap
-
-
 @cli.command(epilog=EXAMPLE_RUN)
 @click.argument("rules", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable); - reads standard input.")
@@ -309,7 +117,7 @@ def _with(options: list[Any]) -> Any:
               help="Seal the --record with HMAC-SHA256 under the secret in FILE (at least 16 bytes, not readable by "
                    "all users), so `verify --record-key FILE` can tell it from a forged one. "
                    "Default: $CONVERGE_RECORD_KEY_FILE.")
-@_with(_budget_options + STDIN_OPTIONS)
+@with_options(budget_options + STDIN_OPTIONS)
 def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[str, ...], out_dir: str | None,
         proofs: str | None, trace_file: str | None, record_file: str | None, record_key_file: str | None,
         **opts: Any) -> None:
@@ -321,7 +129,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
     if record_key_file and not record_file and record_key_given():
         raise click.UsageError("--record-key seals a decision record: give --record FILE too")
     key = read_record_key_or_exit(record_key_file) if record_key_file and record_file else None  # before the run
-    result = _run_job(rules, facts, opts, trace=trace_file is not None or record_file is not None,
+    result = run_job(rules, facts, opts, trace=trace_file is not None or record_file is not None,
                       all_proofs=proofs == "all", proofs=proofs != "none")
     if proofs == "none":
         proofs = None  # nothing to print
@@ -331,7 +139,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
         try:
             result.to_record(key=key).write(record_file)
         except ConvergeError as err:
-            _fail_diagnostics(err)
+            fail_diagnostics(err)
     if trace_file:
         from .diagnostics import ConvergeError
         from .io import write_atomic
@@ -339,8 +147,8 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
         try:
             write_atomic(trace_file, result.trace_jsonl())
         except ConvergeError as err:
-            _fail_diagnostics(err)
-    names = _relations(result, only)
+            fail_diagnostics(err)
+    names = job_relations(result, only)
     if out_dir:
         from .diagnostics import ConvergeError
         from .io import write_csv_dir
@@ -348,7 +156,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
         try:
             write_csv_dir(out_dir, {n: result.facts(n) for n in names}, result.program.schema())
         except ConvergeError as err:
-            _fail_diagnostics(err)
+            fail_diagnostics(err)
     if fmt == "json":
         sys.stdout.write(result.to_json(proofs=proofs is not None, relations=only or None, all_proofs=proofs == "all"))
     else:
@@ -385,7 +193,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
 @click.option("--support", is_flag=True, help="Print the input facts the proof rests on instead of the tree.")
 @click.option("--record", "record_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Explain from the decision record FILE (no re-run, no tool call); give only the fact.")
-@_with(_budget_options + STDIN_OPTIONS)
+@with_options(budget_options + STDIN_OPTIONS)
 def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | None, all_: bool, limit: int,
         support: bool, record_file: str | None, **opts: Any) -> None:
     """Explain why FACT holds: its proof tree down to input facts.
@@ -414,14 +222,14 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         result = None
     pattern = _is_pattern(fact_text)
     if result is None:
-        result = _run_job(rules, facts, opts, all_proofs=all_)
+        result = run_job(rules, facts, opts, all_proofs=all_)
     if pattern:
         _why_pattern(result, fact_text, fmt, depth, limit)
         return
     try:
         relation, values = result.parse_fact(fact_text)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     tree = result.why((relation, values), depth=depth) if result.holds(relation, values) else None
     from .values import format_fact
 
@@ -526,7 +334,7 @@ def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: 
     try:
         matches = query(result, pattern)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     if not matches:
         OUT.print(f"no fact matches {pattern}", err=True)
         sys.exit(EXIT_ABSENT)
@@ -606,7 +414,7 @@ def _main(argv: Sequence[str] | None) -> None:
             sys.exit(0)
         raise
     except ConvergeError as err:  # e.g. a malformed part of a decision record met while explaining
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -340,7 +340,7 @@ def test_goal_pruning_never_changes_goal_relations(ir, data) -> None:
 
 
 def test_progress_line_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from converge_rules.cli import _Progress
+    from converge_rules.commands.common import Progress as _Progress
 
     progress = _Progress()
     progress(3, 120, 2)

@@ -113,7 +113,7 @@ def test_item14_tools_module_never_shadows_libraries(tmp_path, monkeypatch):
 
 
 def test_item14_api_load_tools_keeps_sys_path(tmp_path, monkeypatch):
-    from converge_rules.cli import load_tools
+    from converge_rules.commands.common import load_tools
 
     d = _tool_dir(tmp_path)
     monkeypatch.chdir(d)

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from ..engine.tools import ToolRef
-from ..cli import EXIT_INVALID, EXIT_TIER, OUT, load_tools, table_queries
+from .common import EXIT_INVALID, EXIT_TIER, OUT, load_tools, table_queries
 
 EXAMPLE = ("Example: converge batch examples/loans/loans.cvg --jobs examples/batch/loans.jsonl "
            "--out results.jsonl --workers 2")

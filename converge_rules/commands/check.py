@@ -13,7 +13,6 @@ rule file that cannot be read).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from urllib.parse import quote
 import click
 
 from ..values import dumps_json
-from ..cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT
+from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT
 from ..diagnostics import Diagnostic
 from .stdin import stdin_filename_option
 

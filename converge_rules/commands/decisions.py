@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..values import dumps_json
-from ..cli import EXIT_ABSENT, EXIT_INVALID
+from .common import EXIT_ABSENT, EXIT_INVALID
 
 _STORE = click.option("--store", "store_url", metavar="URL",
                       help="sqlite:///PATH or postgresql://... [default: the serve default, see docs/service.md]")

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..cli import EXIT_INVALID, EXIT_OK, OUT
+from .common import EXIT_INVALID, EXIT_OK, OUT
 from .stdin import stdin_filename_option
 
 EXAMPLE = "Example: converge fmt --check examples/"
@@ -57,7 +57,7 @@ def fmt(paths: tuple[str, ...], check: bool, diff: bool, stdin_filename: str | N
     from ..io.writers import write_atomic
     from ..syntax.format import format_source
 
-    from .stdin import STDIN, STDIN_NAME, read_stdin
+    from .stdin import STDIN, STDIN_NAME
 
     if STDIN in paths:
         if len(paths) > 1:

@@ -10,14 +10,13 @@ Every list is sorted, so the output is the same on every run.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
 from ..values import dumps_json
-from ..cli import EXIT_OK, _fail_diagnostics
+from .common import EXIT_OK, fail_diagnostics
 
 EXAMPLE = "Example: converge graph examples/loans/loans.cvg | dot -Tsvg > loans.svg"
 
@@ -159,7 +158,7 @@ def graph(paths: tuple[str, ...], fmt: str) -> None:
     try:
         data = graph_data(load(files).program)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     if fmt == "json":
         sys.stdout.write(dumps_json(data, indent=2, ensure_ascii=False) + "\n")
     else:

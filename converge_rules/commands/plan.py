@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import click
 
-from ..cli import EXIT_INVALID, EXIT_OK, OUT
+from .common import EXIT_INVALID, EXIT_OK, OUT
 
 EXAMPLE = "Example: converge plan examples/loans/loans.cvg --agent approve --facts examples/loans/facts.json"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -85,7 +84,7 @@ def query(args: tuple[str, ...], facts: tuple[str, ...], tools: tuple[str, ...],
 
 def _run(rules: tuple[str, ...], facts: tuple[str, ...], tool_specs: tuple[str, ...]) -> Any:
     from ..api import load
-    from ..cli import OUT, load_tools
+    from .common import OUT, load_tools
     from ..diagnostics import ConvergeError
 
     tools: dict[str, Any] = {}

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..values import dumps_json, loads_json
-from ..cli import EXIT_REPLAY_DIFFERS, OUT, _fail_diagnostics
+from .common import EXIT_REPLAY_DIFFERS, OUT, fail_diagnostics
 
 
 def _strip_time(line: str) -> str:
@@ -68,7 +68,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     try:
         lines = read_trace(trace_file)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     header = loads_json(lines[0])
     from ..io.database import DatabaseFacts, is_database_url
 
@@ -87,7 +87,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         if event.get("event") == "tool":
             out = ToolOutcome(True, event["result"]) if "result" in event else ToolOutcome(False, error=event["error"])
             recorded.setdefault((event["tool"], tuple(event["args"])), []).append(out)
-    from ..cli import load_tools
+    from .common import load_tools
 
     host: dict[str, Any] = {}
     for spec in tools:
@@ -103,7 +103,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
                              trace=True, timestamps=bool(header.get("timestamps")),
                              _replay_tools=None if tools else recorded)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     new = result.trace_jsonl().splitlines()
     old, fresh = [_strip_time(x) for x in lines], [_strip_time(x) for x in new]
     for number, (a, b) in enumerate(zip(old, fresh), 1):
@@ -120,7 +120,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
 
 
 def _replay_record(path: str, tool_specs: tuple[str, ...]) -> None:
-    from ..cli import load_tools
+    from .common import load_tools
     from ..diagnostics import ConvergeError
     from .common import open_record_or_exit
 
@@ -131,7 +131,7 @@ def _replay_record(path: str, tool_specs: tuple[str, ...]) -> None:
     try:
         result, difference = record.replay(tools=host or None)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     if difference is not None:
         OUT.print(f"replay differs from {path}: {difference}", err=True)
         sys.exit(EXIT_REPLAY_DIFFERS)

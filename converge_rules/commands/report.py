@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_TIER, OUT, _budget_options, _fail_diagnostics, _relations, _run_job, _with
-from .common import no_job_options, open_record_or_exit, record_option
+from .common import (EXIT_TIER, OUT, budget_options, fail_diagnostics, job_relations, no_job_options,
+                     open_record_or_exit, record_option, run_job, with_options)
 
 EXAMPLE = "Example: converge report examples/loans/loans.cvg --facts examples/loans/facts.json -o report.html"
 
@@ -27,7 +27,7 @@ EXAMPLE = "Example: converge report examples/loans/loans.cvg --facts examples/lo
 @click.option("--max-rows", type=click.IntRange(min=0), default=10000, show_default=True,
               help="Show at most N facts in the fact table (all relations together).")
 @record_option
-@_with(_budget_options)
+@with_options(budget_options)
 def report(rules: tuple[str, ...], facts: tuple[str, ...], output: str, only: tuple[str, ...], depth: int,
            max_proofs: int, max_rows: int, record_file: str | None, **opts: Any) -> None:
     """Run RULES over facts and write an HTML report: the outcome, a timeline
@@ -51,14 +51,14 @@ def report(rules: tuple[str, ...], facts: tuple[str, ...], output: str, only: tu
     elif not rules:
         raise click.UsageError("give the rule files (or --record FILE)")
     else:
-        result = _run_job(rules, facts, opts, trace=True)
-    names = _relations(result, only)
+        result = run_job(rules, facts, opts, trace=True)
+    names = job_relations(result, only)
     page = render_report(result, names, depth=depth, max_proofs=max_proofs, max_rows=max_rows)
     data = page.encode("utf-8")
     try:
         write_atomic(output, data)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     OUT.print(f"wrote {output}: tier {result.tier.value}, {result.cycles} cycles, {result.total_facts} facts, "
               f"{len(data)} bytes")
     sys.exit(EXIT_TIER[result.tier.value])

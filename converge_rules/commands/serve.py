@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_INVALID, load_tools
-from .common import fail_diagnostics, read_record_key_or_exit, record_key_option
+from .common import EXIT_INVALID, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
 
 EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\n"
            "  curl -s localhost:8181/v1/decisions -d '{\"facts\": {\"applicant\": [[\"a1\", 1000]], "

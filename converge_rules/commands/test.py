@@ -8,13 +8,12 @@ compile, or a JUnit file that cannot be written.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from ..values import dumps_json
-from ..cli import OUT
+from .common import OUT
 
 EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
 
@@ -38,7 +37,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
 def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: str, coverage: bool,
          threshold: float | None, why_depth: int, facts: tuple[str, ...], tables: tuple[str, ...]) -> None:
     """Run the test blocks in PATHS (files, or directories searched for *.cvg)."""
-    from ..cli import fact_sources, table_queries
+    from .common import fact_sources, table_queries
     from ..diagnostics import ConvergeError
     from ..testing.runner import run_paths
 

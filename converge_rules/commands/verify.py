@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from ..cli import EXIT_OK, OUT, _fail_diagnostics
-from .common import read_record_key_or_exit, record_key_given, record_key_option
+from .common import EXIT_OK, OUT, fail_diagnostics, read_record_key_or_exit, record_key_given, record_key_option
 
 EXIT_PROOF_FAILS = 8  # a proof does not check (or a fact of the result has none)
 
@@ -57,7 +56,7 @@ def verify(result_file: str | None, show_all: bool, record_file: str | None, rec
         else:
             report = verify_file(result_file)  # type: ignore[arg-type]
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     for line in report.note_lines():
         OUT.print(f"note: {line}", err=True)
     if report.ok:

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_OK, _budget_options, _fail_diagnostics, _run_job, _with, write_text
-from .common import no_job_options, open_record_or_exit, record_option
+from .common import (EXIT_OK, budget_options, fail_diagnostics, no_job_options, open_record_or_exit, record_option,
+                     run_job, with_options, write_text)
 from .stdin import STDIN_OPTIONS
 
 EXAMPLE = "Example: converge why-not examples/loans/loans.cvg --facts examples/loans/facts.json 'decision(\"l1\", \"approve\")'"
@@ -22,7 +22,7 @@ EXAMPLE = "Example: converge why-not examples/loans/loans.cvg --facts examples/l
 @click.option("--depth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Also explain a missing premise of a derived relation, N-1 levels further.")
 @record_option
-@_with(_budget_options + STDIN_OPTIONS)
+@with_options(budget_options + STDIN_OPTIONS)
 def why_not(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int, record_file: str | None,
             **opts: Any) -> None:
     """Explain why FACT does not hold: the agents that could derive it and
@@ -44,7 +44,7 @@ def why_not(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int,
         rules, fact_text = args[:-1], args[-1]
         if fact_text.endswith(".cvg") and os.path.exists(fact_text):
             raise click.UsageError("the last argument must be a fact such as 'decision(\"l1\", \"approve\")'")
-        result = _run_job(rules, facts, opts)
+        result = run_job(rules, facts, opts)
     from ..diagnostics import ConvergeError
     from ..explain.whynot import RENDERERS
     from ..explain.whynot import why_not as explain
@@ -52,7 +52,7 @@ def why_not(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int,
     try:
         relation, values = result.parse_fact(fact_text)
     except ConvergeError as err:
-        _fail_diagnostics(err)
+        fail_diagnostics(err)
     explanation = explain(result, relation, values, depth=depth)
     write_text(RENDERERS[fmt](explanation))
     sys.exit(EXIT_OK)
