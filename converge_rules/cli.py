@@ -260,13 +260,12 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
                 OUT.print(f"  {format_fact(r, f)}{where}")
         return
     if all_:
-        from .explain.render import build_tree
+        from .explain.render import build_tree, dumps_tree_json
 
         proofs = result.proofs(relation, values, limit=limit)
         trees = [build_tree(p, result.proof, depth) for p in proofs]
         if fmt == "json":
-            sys.stdout.write(dumps_json({"fact": shown, "derivations": [t.to_json() for t in trees]}, indent=2,
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(dumps_tree_json({"fact": shown, "derivations": [t.to_json() for t in trees]}) + "\n")
             return
         for k, t in enumerate(trees, 1):
             OUT.print(f"derivation {k} of {len(trees)}" + (" (first)" if k == 1 else ""), style="bold")
@@ -327,7 +326,7 @@ def _is_pattern(text: str) -> bool:
 def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: int) -> None:
     """Explain every fact matching a pattern (at most ``limit``); exit 6 when none matches."""
     from .diagnostics import ConvergeError
-    from .explain.render import RENDERERS
+    from .explain.render import RENDERERS, dumps_tree_json
     from .record import query
     from .values import format_fact
 
@@ -341,8 +340,8 @@ def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: 
     shown = matches[:limit]
     trees = [result.why(m, depth=depth) for m in shown]
     if fmt == "json":
-        sys.stdout.write(dumps_json({"pattern": pattern, "matches": len(matches),
-                                     "explained": [t.to_json() for t in trees]}, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(dumps_tree_json({"pattern": pattern, "matches": len(matches),
+                                          "explained": [t.to_json() for t in trees]}) + "\n")
         return
     for k, ((rel, fact), t) in enumerate(zip(shown, trees), 1):
         OUT.print(f"match {k} of {len(matches)}: {format_fact(rel, fact)}", style="bold")

@@ -302,7 +302,10 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return HTMLResponse(out)
         if fmt == "text":
             return PlainTextResponse(out["text"] if out["text"].endswith("\n") else out["text"] + "\n")
-        return JSONResponse(out)
+        # JSONResponse's text, written by dumps_json: a proof thousands of levels deep is
+        # more than json.dumps can nest (dumps_json then writes it without recursion).
+        return Response(dumps_json(out, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8"),
+                        media_type="application/json")
 
     async def why(request: Request) -> Response:
         return await explain(request, "why")

@@ -126,7 +126,9 @@ def why(decision_id: str, fact: str, store_url: str | None, fmt: str) -> None:
         click.echo(f"{fact} does not hold in decision {decision_id}", err=True)
         sys.exit(EXIT_ABSENT)
     if fmt == "json":
-        sys.stdout.write(dumps_json(tree.to_json(), indent=2, ensure_ascii=False) + "\n")
+        from ..explain.render import render_json
+
+        sys.stdout.write(render_json(tree) + "\n")
     else:
         sys.stdout.write(record.why_text(fact))
 

@@ -63,10 +63,14 @@ def query(args: tuple[str, ...], facts: tuple[str, ...], tools: tuple[str, ...],
         out: dict[str, Any] = {"pattern": pattern, "count": len(matches),
                                "facts": [{"relation": r, "fact": list(f), "text": format_fact(r, f)} for r, f in shown]}
         if explain:
+            from ..explain.render import dumps_tree_json
+
             for item, (r, f) in zip(out["facts"], shown):
                 tree = result.why((r, f), depth=depth)
                 item["proof"] = tree.to_json() if tree is not None else None
-        sys.stdout.write(dumps_json(out, indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.write(dumps_tree_json(out) + "\n")  # proofs may be thousands of levels deep
+        else:
+            sys.stdout.write(dumps_json(out, indent=2, ensure_ascii=False) + "\n")
     else:
         from ..explain.render import render_text
 

@@ -2,21 +2,38 @@
 
 A proof tree is built from per-fact proofs; shared sub-proofs are expanded
 once and referenced afterwards, so output stays linear in the proof DAG.
+
+Every walk over a tree uses an explicit stack, never recursion: a proof along a
+chain of N facts is N levels deep (thousands, on a transitive closure), more than
+Python's recursion limit, which a library must not raise.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..values import dumps_json
+from ..values import dumps_json, dumps_json_iterative
 from ..values import format_fact
 from .proofs import Proof, pattern_text
 
 
+# Lines of a JSON proof tree nested deeper than this are indented no further: the
+# text of trees up to ~50 proof levels is exactly ``json.dumps(indent=2)``'s, and a
+# tree thousands of levels deep stays linear in size instead of quadratic.
+JSON_INDENT_CAP = 100
+
+
+def dumps_tree_json(data: Any) -> str:
+    """JSON text of an explanation (a proof tree, a why-not, a list of them): indented
+    by 2, non-ASCII kept, written without recursion whatever the depth (see JSON_INDENT_CAP)."""
+    return dumps_json_iterative(data, indent=2, ensure_ascii=False, max_indent_level=JSON_INDENT_CAP)
+
+
 @dataclass
 class ProofNode:
+    """One node of a proof tree: a proof and the trees of its premises."""
+
     proof: Proof
     children: list["ProofNode"] = field(default_factory=list)
     repeated: bool = False      # already expanded elsewhere in the tree
@@ -27,41 +44,76 @@ class ProofNode:
         return self.proof.text
 
     def to_json(self) -> dict[str, Any]:
-        out = self.proof.to_json()
-        out["text"] = self.text
-        if not self.proof.is_input:
-            out["negated"] = [{"fact": "not " + pattern_text(r, p), "absent": True} for r, p in self.proof.negated]
-        if self.repeated:
-            out["repeated"] = True
-        if self.truncated:
-            out["truncated"] = True
-        if self.children:
-            out["premises"] = [c.to_json() for c in self.children]
-        return out
+        """The tree as nested dicts: each node's proof, its text, and under "premises"
+        the trees of its premises (or, for a leaf, the premises' facts).
+
+        Built with an explicit stack; the result is as deep as the proof, so write it
+        with ``dumps_tree_json`` (``json.dumps`` recurses per level)."""
+
+        def one(n: "ProofNode") -> dict[str, Any]:
+            out = n.proof.to_json()
+            out["text"] = n.text
+            if not n.proof.is_input:
+                out["negated"] = [{"fact": "not " + pattern_text(r, p), "absent": True} for r, p in n.proof.negated]
+            if n.repeated:
+                out["repeated"] = True
+            if n.truncated:
+                out["truncated"] = True
+            if n.children:
+                out["premises"] = []  # keeps the key's place; filled below
+            return out
+
+        root = one(self)
+        stack = [(self, root)]
+        while stack:
+            node, out = stack.pop()
+            if node.children:
+                premises = out["premises"]
+                for child in node.children:
+                    child_out = one(child)
+                    premises.append(child_out)
+                    stack.append((child, child_out))
+        return root
 
 
 def build_tree(root: Proof, lookup: Callable[[str, tuple], Proof | None], depth: int | None = None) -> ProofNode:
+    """The proof tree of ``root``: premises looked up with ``lookup`` down to input facts
+    (or ``depth`` levels, the rest marked truncated). A derived fact met again is marked
+    repeated, not expanded twice: depth first, premises in order, so the first (leftmost,
+    outermost) occurrence is the expanded one."""
     seen: set[tuple[str, tuple]] = set()
 
-    def build(proof: Proof, level: int) -> ProofNode:
-        key = (proof.relation, proof.fact)
+    def enter(proof: Proof, level: int) -> tuple[ProofNode, bool]:
+        """A node for the proof, and whether its premises are to be expanded."""
         node = ProofNode(proof)
         if proof.is_input:
-            return node
+            return node, False
+        key = (proof.relation, proof.fact)
         if key in seen:
             node.repeated = True
-            return node
+            return node, False
         seen.add(key)
         if depth is not None and level >= depth:
             node.truncated = bool(proof.premises)
-            return node
-        for rel, fact in proof.premises:
+            return node, False
+        return node, True
+
+    top, expand = enter(root, 0)
+    # Each frame: a node being expanded, the iterator over its premises, its level.
+    stack: list[tuple[ProofNode, Any, int]] = [(top, iter(root.premises), 0)] if expand else []
+    while stack:
+        node, premises, level = stack[-1]
+        for rel, fact in premises:
             child = lookup(rel, fact)
             if child is not None:
-                node.children.append(build(child, level + 1))
-        return node
-
-    return build(root, 0)
+                child_node, expand = enter(child, level + 1)
+                node.children.append(child_node)
+                if expand:  # finish the child's subtree before the next premise
+                    stack.append((child_node, iter(child.premises), level + 1))
+                    break
+        else:
+            stack.pop()
+    return top
 
 
 def _where(p: Proof) -> str:
@@ -75,16 +127,24 @@ def _where(p: Proof) -> str:
 
 
 def render_text(node: ProofNode) -> str:
+    """The tree as indented text with box-drawing connectors, one line per fact (plus
+    a "with" line of bindings and one line per aggregate, condition and negated atom)."""
     lines: list[str] = []
-
-    def walk(n: ProofNode, prefix: str, connector: str, child_prefix: str) -> None:
+    # Work items, last first: ("node", node, prefix, connector, child prefix) or ("line", text).
+    work: list[tuple[Any, ...]] = [("node", node, "", "", "")]
+    while work:
+        item = work.pop()
+        if item[0] == "line":
+            lines.append(item[1])
+            continue
+        _, n, prefix, connector, child_prefix = item
         p = n.proof
         suffix = " (shown above)" if n.repeated else (" ..." if n.truncated else "")
         if p.superseded_by is not None:
             suffix += f" (superseded in cycle {p.superseded_by[1]} by {format_fact(p.relation, p.superseded_by[0])})"
         lines.append(f"{prefix}{connector}{p.text}  [{_where(p)}]{suffix}")
         if p.is_input or n.repeated:
-            return
+            continue
         inner = prefix + child_prefix
         if p.bindings:
             binding = ", ".join(f"{k} = {_v(v)}" for k, v in p.bindings.items())
@@ -93,16 +153,15 @@ def render_text(node: ProofNode) -> str:
         items += [("text", f"{t} = {_v(v)}") for t, v in p.aggregates]
         items += [("text", f"{c}  ✓ holds") for c in p.conditions]
         items += [("text", f"not {pattern_text(r, pat)}  ✓ checked absent") for r, pat in p.negated]
-        for k, (kind, item) in enumerate(items):
+        for k in range(len(items) - 1, -1, -1):  # pushed last first, so popped in order
+            kind, it = items[k]
             last = k == len(items) - 1
             conn = "└── " if last else "├── "
             nxt = "    " if last else "│   "
             if kind == "node":
-                walk(item, inner, conn, nxt)
+                work.append(("node", it, inner, conn, nxt))
             else:
-                lines.append(f"{inner}{conn}{item}")
-
-    walk(node, "", "", "")
+                work.append(("line", f"{inner}{conn}{it}"))
     return "\n".join(lines)
 
 
@@ -113,7 +172,8 @@ def _v(value: Any) -> str:
 
 
 def render_json(node: ProofNode) -> str:
-    return dumps_json(node.to_json(), indent=2, ensure_ascii=False)
+    """The tree as indented JSON (``ProofNode.to_json``), written without recursion."""
+    return dumps_tree_json(node.to_json())
 
 
 def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
@@ -128,19 +188,30 @@ def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, str, str]], list[tupl
             nodes.append((ids[text], label, kind))
         return ids[text]
 
-    def walk(n: ProofNode) -> str:
+    def enter(n: ProofNode) -> list[Any]:
+        """A frame for a node: the node, its id, the iterator over the children still to walk."""
         p = n.proof
         me = ident(p.text, f"{p.text}\\n[{_where(p)}]", "input" if p.is_input else "derived")
-        if n.repeated:
-            return me
-        for c in n.children:
-            edges.append((walk(c), me, p.agent or ""))
-        for r, pat in p.negated:
-            neg = ident("not " + pattern_text(r, pat), f"not {pattern_text(r, pat)}\\n(checked absent)", "negated")
-            edges.append((neg, me, p.agent or ""))
-        return me
+        return [n, me, iter(() if n.repeated else n.children)]
 
-    walk(node)
+    # Depth first as the tree is printed: a node's id on entry, the edge from a child to
+    # it once the child's subtree is done, then its negated atoms.
+    stack = [enter(node)]
+    while stack:
+        n, me, children = stack[-1]
+        child = next(children, None)
+        if child is not None:
+            stack.append(enter(child))
+            continue
+        stack.pop()
+        p = n.proof
+        if not n.repeated:
+            for r, pat in p.negated:
+                neg = ident("not " + pattern_text(r, pat), f"not {pattern_text(r, pat)}\\n(checked absent)", "negated")
+                edges.append((neg, me, p.agent or ""))
+        if stack:
+            parent, parent_id, _ = stack[-1]
+            edges.append((me, parent_id, parent.proof.agent or ""))
     return nodes, edges
 
 

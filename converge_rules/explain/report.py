@@ -926,37 +926,61 @@ def _meta(p: Any) -> str:
 
 
 def _tree_node(page: _Page, node: Any, counter: list[int]) -> str:
-    counter[0] += 1
-    p = node.proof
-    link = _fact_link(page, p.relation, p.fact)
-    meta = f"<span class=\"meta\">[{_e(_meta(p))}]</span>"
-    sup = ""
-    if p.superseded_by is not None:
-        by, cycle = p.superseded_by
-        sup = f" <span class=\"meta\">(superseded in cycle {cycle} by {_e(format_fact(p.relation, by))})</span>"
-    if p.is_input:
-        return f"<div class=\"pn input\">{link} {meta}{sup}</div>"
-    if node.repeated:
-        return f"<div class=\"pn repeated\">{link} {meta} <span class=\"cut\">proven above</span></div>"
-    if node.truncated:
-        return (f"<div class=\"pn truncated\">{link} {meta} <span class=\"cut\">deeper premises not shown "
-                f"(depth {page.depth}); follow the link to its own proof</span></div>")
-    parts: list[str] = []
-    if p.bindings:
-        parts.append("<div class=\"bind\">with " + _e(", ".join(f"{k} = {format_value(v)}" for k, v in p.bindings.items())) + "</div>")
-    for i, child in enumerate(node.children):
-        if counter[0] >= MAX_TREE_NODES:
-            parts.append(f"<div class=\"cut\">{len(node.children) - i} more premise(s) not shown (tree limit); "
-                         "follow the links to their own proofs</div>")
-            break
-        parts.append(_tree_node(page, child, counter))
-    for t, v in p.aggregates:
-        parts.append(f"<div class=\"agg\">{_e(t)} = {_e(format_value(v))}</div>")
-    for c in p.conditions:
-        parts.append(f"<div class=\"cond\">{_e(c)} <span class=\"ok\">✓ holds</span></div>")
+    """A proof tree as nested HTML: at most MAX_TREE_NODES nodes (``counter`` counts them),
+    the rest replaced by a note. Walked with an explicit stack, not recursion."""
     from .proofs import pattern_text
 
-    for rel, pattern in p.negated:
-        parts.append(f"<div class=\"neg\">not {_e(pattern_text(rel, pattern))} <span class=\"ok\">✓ checked absent</span></div>")
-    return (f"<details class=\"pn derived\" open><summary>{link} {meta}{sup}</summary>"
-            f"<div class=\"pb\">{''.join(parts)}</div></details>")
+    def enter(n: Any) -> tuple[str, list[Any] | None]:
+        """A leaf's HTML, or a frame for a derived node: [node, parts, next child, opening]."""
+        counter[0] += 1
+        p = n.proof
+        link = _fact_link(page, p.relation, p.fact)
+        meta = f"<span class=\"meta\">[{_e(_meta(p))}]</span>"
+        sup = ""
+        if p.superseded_by is not None:
+            by, cycle = p.superseded_by
+            sup = f" <span class=\"meta\">(superseded in cycle {cycle} by {_e(format_fact(p.relation, by))})</span>"
+        if p.is_input:
+            return f"<div class=\"pn input\">{link} {meta}{sup}</div>", None
+        if n.repeated:
+            return f"<div class=\"pn repeated\">{link} {meta} <span class=\"cut\">proven above</span></div>", None
+        if n.truncated:
+            return (f"<div class=\"pn truncated\">{link} {meta} <span class=\"cut\">deeper premises not shown "
+                    f"(depth {page.depth}); follow the link to its own proof</span></div>"), None
+        parts: list[str] = []
+        if p.bindings:
+            parts.append("<div class=\"bind\">with " + _e(", ".join(f"{k} = {format_value(v)}" for k, v in p.bindings.items())) + "</div>")
+        return "", [n, parts, 0, f"<details class=\"pn derived\" open><summary>{link} {meta}{sup}</summary>"]
+
+    html, frame = enter(node)
+    if frame is None:
+        return html
+    stack = [frame]
+    while True:
+        frame = stack[-1]
+        n, parts, i, opening = frame
+        if i < len(n.children):
+            if counter[0] >= MAX_TREE_NODES:
+                parts.append(f"<div class=\"cut\">{len(n.children) - i} more premise(s) not shown (tree limit); "
+                             "follow the links to their own proofs</div>")
+                frame[2] = len(n.children)
+                continue
+            frame[2] = i + 1
+            html, child = enter(n.children[i])
+            if child is None:
+                parts.append(html)
+            else:
+                stack.append(child)
+            continue
+        p = n.proof
+        for t, v in p.aggregates:
+            parts.append(f"<div class=\"agg\">{_e(t)} = {_e(format_value(v))}</div>")
+        for c in p.conditions:
+            parts.append(f"<div class=\"cond\">{_e(c)} <span class=\"ok\">✓ holds</span></div>")
+        for rel, pattern in p.negated:
+            parts.append(f"<div class=\"neg\">not {_e(pattern_text(rel, pattern))} <span class=\"ok\">✓ checked absent</span></div>")
+        html = f"{opening}<div class=\"pb\">{''.join(parts)}</div></details>"
+        stack.pop()
+        if not stack:
+            return html
+        stack[-1][1].append(html)

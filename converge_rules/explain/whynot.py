@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
@@ -30,7 +30,7 @@ from ..engine.runtime import EvalError, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
 from ..syntax.printer import show_expr, show_literal
-from .render import ProofNode, render_text as render_proof_text
+from .render import ProofNode, dumps_tree_json, render_text as render_proof_text
 
 MAX_PARTIAL = 10_000      # partial matches kept per literal (the search is cut beyond)
 SHOW_MATCHES = 3          # partial matches shown per agent
@@ -100,6 +100,13 @@ class Attempt:
     premises: list["WhyNot"] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        out = self._own_json()
+        if self.premises:
+            out["premises"] = [p.to_json() for p in self.premises]
+        return out
+
+    def _own_json(self) -> dict[str, Any]:
+        """The attempt's JSON without its premises' explanations (WhyNot.to_json adds them)."""
         out: dict[str, Any] = {
             "agent": self.agent, "kind": self.kind, "description": self.description, "rule": self.location,
             "text": self.rule, "head_bindings": dict(sorted(self.head_bindings.items())),
@@ -110,8 +117,6 @@ class Attempt:
         }
         if self.truncated:
             out["truncated"] = True
-        if self.premises:
-            out["premises"] = [p.to_json() for p in self.premises]
         return out
 
 
@@ -153,18 +158,36 @@ class WhyNot:
         return self.status == "holds"
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "fact": self.text, "relation": self.relation, "values": list(self.values), "holds": self.holds,
-            "status": self.status, "message": self.message, "tier": self.tier, "cycles": self.cycles,
-        }
-        if self.proof is not None:
-            out["proof"] = self.proof.to_json()
-        if self.holds_as is not None:
-            out["holds_as"] = self.holds_as
-        out["agents"] = [a.to_json() for a in self.attempts]
-        out["other_agents"] = [m.to_json() for m in self.mismatches]
-        out["notes"] = self.notes
-        return out
+        """The explanation as nested dicts; premises explained further (``depth`` > 1)
+        sit under their agent's "premises". Built with an explicit stack: as deep as
+        the depth asked for, so write it with ``render_json``, not ``json.dumps``."""
+        todo: list[tuple[list[Any], list[WhyNot]]] = []  # premises lists still to fill
+
+        def one(w: WhyNot) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "fact": w.text, "relation": w.relation, "values": list(w.values), "holds": w.holds,
+                "status": w.status, "message": w.message, "tier": w.tier, "cycles": w.cycles,
+            }
+            if w.proof is not None:
+                out["proof"] = w.proof.to_json()
+            if w.holds_as is not None:
+                out["holds_as"] = w.holds_as
+            agents = out["agents"] = []
+            for a in w.attempts:
+                agent = a._own_json()
+                if a.premises:
+                    agent["premises"] = []
+                    todo.append((agent["premises"], a.premises))
+                agents.append(agent)
+            out["other_agents"] = [m.to_json() for m in w.mismatches]
+            out["notes"] = w.notes
+            return out
+
+        root = one(self)
+        while todo:
+            target, premises = todo.pop()
+            target.extend(one(p) for p in premises)
+        return root
 
     def render_text(self) -> str:
         return render_text(self)
@@ -241,6 +264,28 @@ class _Explainer:
 
     # ------------------------------------------------------------ explanation
     def explain(self, relation: str, pattern: Pattern, depth: int, seen: set[tuple[str, tuple]]) -> WhyNot:
+        """The explanation of one fact or pattern, missing premises explained ``depth - 1``
+        levels further.
+
+        A premise's explanation is asked for by ``_explain`` yielding its arguments and
+        receiving the result; this loop runs those requests on an explicit stack, so a
+        chain of missing premises thousands long needs no recursion."""
+        stack = [self._explain(relation, pattern, depth, seen)]
+        answer: WhyNot | None = None
+        while True:
+            try:
+                request = stack[-1].send(answer)
+            except StopIteration as done:
+                stack.pop()
+                answer = done.value
+                if not stack:
+                    return answer  # type: ignore[return-value]
+                continue
+            stack.append(self._explain(*request))
+            answer = None
+
+    def _explain(self, relation: str, pattern: Pattern, depth: int,
+                 seen: set[tuple[str, tuple]]) -> Generator[tuple[str, Pattern, int, set[tuple[str, tuple]]], WhyNot | None, WhyNot]:
         text = pattern_fact(relation, pattern)
         base = dict(relation=relation, values=pattern, tier=self.tier, cycles=self.cycles)
         matching = self.lookup(relation, pattern)
@@ -288,7 +333,7 @@ class _Explainer:
             env, post, notes_h = unified
             attempt = self.attempt(agent, head, pattern, env, post, notes_h)
             if depth > 1:
-                self.explain_premises(agent, attempt, depth, seen)
+                yield from self.explain_premises(agent, attempt, depth, seen)
             attempts.append(attempt)
         if not attempts:
             n = len(mismatches)
@@ -399,7 +444,10 @@ class _Explainer:
                        shown=[PartialMatch(e, _facts_text(u), p or "") for e, u, p in wrong[:SHOW_MATCHES]],
                        outcome="head differs", summary=summary, **common)
 
-    def explain_premises(self, agent: AgentDef, attempt: Attempt, depth: int, seen: set[tuple[str, tuple]]) -> None:
+    def explain_premises(self, agent: AgentDef, attempt: Attempt, depth: int,
+                         seen: set[tuple[str, tuple]]) -> Generator[tuple[str, Pattern, int, set[tuple[str, tuple]]], Any, None]:
+        """Explain the missing instances of the literal that blocked ``attempt`` (each
+        explanation is requested from ``explain``'s loop by yielding its arguments)."""
         if attempt.blocking is None or attempt.outcome != "blocked":
             return
         lit = agent.body[attempt.blocking]
@@ -414,7 +462,7 @@ class _Explainer:
             if p not in patterns:
                 patterns.append(p)
         for p in patterns[:MAX_PREMISES]:
-            attempt.premises.append(self.explain(lit.relation, p, depth - 1, seen))
+            attempt.premises.append((yield (lit.relation, p, depth - 1, seen)))
 
     # ------------------------------------------------------------ literal evaluation
     def extend(self, lit: ast.Literal, env: dict[str, Value],
@@ -785,14 +833,30 @@ def _facts_text(used: tuple[tuple[str, tuple], ...]) -> list[str]:
 # ------------------------------------------------------------------ rendering
 
 def render_text(w: WhyNot, indent: str = "") -> str:
+    """The explanation as text; premises explained further are indented under their agent."""
     lines: list[str] = []
+    stack = [iter(_text_items(w, indent))]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, str):
+            lines.append(item)
+        else:  # a premise's explanation: its lines go here
+            stack.append(iter(_text_items(*item)))
+    return "\n".join(lines)
+
+
+def _text_items(w: WhyNot, indent: str) -> list[str | tuple[WhyNot, str]]:
+    """The lines of one explanation, with (premise, indent) standing for a nested one."""
+    lines: list[str | tuple[WhyNot, str]] = []
     out = lines.append
     if w.status in ("holds", "superseded"):
         out(f"{indent}{w.message}")
         if w.proof is not None:
             for line in render_proof_text(w.proof).splitlines():
                 out(f"{indent}  {line}")
-        return "\n".join(lines)
+        return lines
     out(f"{indent}{w.message}")
     for note in w.notes:
         out(f"{indent}note: {note}")
@@ -831,17 +895,18 @@ def render_text(w: WhyNot, indent: str = "") -> str:
                         out(f"{indent}        {line}")
         for p in a.premises:
             out(f"{indent}  why not {p.text}:")
-            out(render_text(p, indent + "    "))
+            out((p, indent + "    "))
     if w.mismatches:
         out("")
         out(f"{indent}agents writing {w.relation} that cannot produce this fact:")
         for m in w.mismatches:
             out(f"{indent}  {m.agent} at {m.location}: {m.reason}")
-    return "\n".join(lines)
+    return lines
 
 
 def render_json(w: WhyNot) -> str:
-    return dumps_json(w.to_json(), indent=2, ensure_ascii=False)
+    """The explanation as indented JSON, written without recursion (see render.dumps_tree_json)."""
+    return dumps_tree_json(w.to_json())
 
 
 RENDERERS = {"text": render_text, "json": render_json}

@@ -201,21 +201,26 @@ def _relabel(node: Any, sources: dict[tuple[str, tuple], tuple[str, int]]) -> An
 
     if node is None:
         return None
-    p = node.proof
-    if p.is_input and (p.relation, p.fact) in sources and (p.source is None or p.source[0] == "<api>"):
-        node.proof = replace(p, source=sources[(p.relation, p.fact)])
-    for child in node.children:
-        _relabel(child, sources)
+    stack = [node]  # a proof can be thousands of levels deep: no recursion
+    while stack:
+        n = stack.pop()
+        p = n.proof
+        if p.is_input and (p.relation, p.fact) in sources and (p.source is None or p.source[0] == "<api>"):
+            n.proof = replace(p, source=sources[(p.relation, p.fact)])
+        stack.extend(n.children)
     return node
 
 
 def _relabel_whynot(w: Any, sources: dict[tuple[str, tuple], tuple[str, int]]) -> None:
-    _relabel(w.proof, sources)
-    for attempt in w.attempts:
-        for m in attempt.shown:
-            _relabel(m.blocker_proof, sources)
-        for p in attempt.premises:
-            _relabel_whynot(p, sources)
+    """_relabel every proof in a why-not explanation, premises explained further included."""
+    stack = [w]
+    while stack:
+        w = stack.pop()
+        _relabel(w.proof, sources)
+        for attempt in w.attempts:
+            for m in attempt.shown:
+                _relabel(m.blocker_proof, sources)
+            stack.extend(attempt.premises)
 
 
 def _indent(text: str, prefix: str = "  ") -> str:
