@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence

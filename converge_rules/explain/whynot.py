@@ -18,7 +18,6 @@ The evaluation here is an independent interpreter over ``Result.facts`` and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Generator, Iterator, Sequence
 
