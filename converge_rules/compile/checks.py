@@ -261,17 +261,9 @@ def _type_errors(body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], env
 
     def lits(body: tuple[ast.Literal, ...]) -> None:
         for lit in body:
-            if isinstance(lit, ast.Atom):
-                for arg in lit.args:
-                    expr(arg)
-            elif isinstance(lit, ast.Negation):
-                for arg in lit.atom.args:
-                    expr(arg)
-            elif isinstance(lit, ast.Condition):
-                expr(lit.call)
-            elif isinstance(lit, ast.Comparison):
-                expr(lit.left)
-                expr(lit.right)
+            for e in ast.literal_exprs(lit):
+                expr(e)
+            if isinstance(lit, ast.Comparison):
                 lt, rt = expr_type(lit.left, env), expr_type(lit.right, env)
                 if lt is not None and rt is not None and not comparable(lit.op, lt, rt):
                     diags.append(Diagnostic("E306", COMPARISONS[lit.op].type_error([lt, rt]), lit.span, "error",

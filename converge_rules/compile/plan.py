@@ -485,19 +485,8 @@ def _var_spans(lit: ast.Literal) -> list[tuple[str, Span]]:
             for sub in e.body:
                 out.extend(_var_spans(sub))
 
-    if isinstance(lit, ast.Fail):
-        return out
-    if isinstance(lit, ast.Atom):
-        for a in lit.args:
-            walk(a)
-    elif isinstance(lit, ast.Negation):
-        for a in lit.atom.args:
-            walk(a)
-    elif isinstance(lit, ast.Condition):
-        walk(lit.call)
-    else:
-        walk(lit.left)
-        walk(lit.right)
+    for e in ast.literal_exprs(lit):
+        walk(e)
     return out
 
 

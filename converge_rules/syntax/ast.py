@@ -288,14 +288,20 @@ def expr_vars(expr: Expr) -> list[str]:
     return out
 
 
+def literal_exprs(lit: Literal) -> tuple[Expr, ...]:
+    """The expressions written directly in a literal: an atom's (or a negated atom's)
+    arguments, a condition's call, both sides of a comparison; none for ``fail``."""
+    if isinstance(lit, Atom):
+        return lit.args
+    if isinstance(lit, Negation):
+        return lit.atom.args
+    if isinstance(lit, Condition):
+        return (lit.call,)
+    if isinstance(lit, Fail):
+        return ()
+    return (lit.left, lit.right)
+
+
 def literal_vars(lit: Literal) -> list[str]:
     """Variables a literal mentions (for an aggregate: its result variable side only)."""
-    if isinstance(lit, Atom):
-        return [v for a in lit.args for v in expr_vars(a)]
-    if isinstance(lit, Negation):
-        return literal_vars(lit.atom)
-    if isinstance(lit, Condition):
-        return expr_vars(lit.call)
-    if isinstance(lit, Fail):
-        return []
-    return expr_vars(lit.left) + expr_vars(lit.right)
+    return [v for e in literal_exprs(lit) for v in expr_vars(e)]
