@@ -11,7 +11,7 @@ from ..diagnostics import Diagnostic, Span
 from ..syntax import ast
 from ..values import format_value
 from .plan import MAX_BODY_LITERALS, AggStep, Assign, Scan, outside_map, plan_body
-from .program import AgentDef, InvariantDef, Program, Relation
+from .program import Program
 from ..catalogue import AGGREGATES, COMPARISONS, FUNCTIONS
 from .types import BUILTINS, assignable, comparable, const_type, expr_type, operation, type_error
 
