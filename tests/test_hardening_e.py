@@ -215,6 +215,31 @@ def test_item13_program_cache_refuses_foreign_pickles(tmp_path, monkeypatch):
     assert result.exit_code == 0 and not marker.exists()
 
 
+def test_program_from_texts_with_an_installed_std_module_is_cached(tmp_path, monkeypatch):
+    """Texts that lack a standard module they import (a decision record of an older install)
+    compile once: the next load of the same texts is a cache hit that still carries the added
+    module's text, and a changed installed module refuses the entry."""
+    from converge_rules.compile import cache, pipeline
+
+    monkeypatch.setenv("CONVERGE_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.delenv("CONVERGE_NO_CACHE", raising=False)
+    texts = {"main.cvg": "import std.graph\ninput relation e(a: str, b: str)\ngraph.edge(a, b) :- e(a, b).\n"
+                         "e(\"x\", \"y\"). e(\"y\", \"z\").\n"}
+    first = converge_rules.load_sources(texts)
+    assert any(p.endswith("graph.cvg") for p in first._compilation.texts)
+    stages = []
+    monkeypatch.setattr(pipeline, "STAGES", [(n, (lambda f: lambda c: stages.append(n) or f(c))(f)) for n, f in pipeline.STAGES])
+    again = converge_rules.load_sources(texts)
+    assert stages == []  # no stage ran: the compiled program came from the cache
+    assert again._compilation.texts == first._compilation.texts
+    assert again.run().count("graph.reach") == first.run().count("graph.reach") == 3
+    # the installed module changed (another version of the file): the entry is refused
+    graph = next(p for p in first._compilation.texts if p.endswith("graph.cvg"))
+    original = cache._sha
+    monkeypatch.setattr(cache, "_sha", lambda p: "changed" if p == graph else original(p))
+    assert cache.load_texts(["main.cvg"], dict(texts)) is None
+
+
 # ---------------------------------------------------------------- item 9
 STRINGS = 's("a").\ns(x ++ "a") :- s(x).\n'
 SQUARES = "n(2).\nn(x * x) :- n(x).\n"

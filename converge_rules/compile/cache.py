@@ -25,7 +25,7 @@ from typing import Any
 
 from ..usercache import cache_dir, trusted_file
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _sha(path: str) -> str | None:
@@ -62,30 +62,42 @@ def key_texts(roots: list[str], texts: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def load_texts(roots: list[str], texts: dict[str, str]) -> Any | None:
+def load_texts(roots: list[str], texts: dict[str, str]) -> tuple[Any, dict[str, str]] | None:
+    """The program compiled from ``texts`` (as the caller gave them) and the texts of the
+    installed standard modules it added (they lacked), when those modules are unchanged."""
     directory = cache_dir()
     if directory is None:
         return None
+    path = directory / f"{key_texts(roots, texts)}.pickle"
+    if not path.exists() or not trusted_file(path):
+        return None
     try:
-        with open(directory / f"{key_texts(roots, texts)}.pickle", "rb") as handle:
-            deps, payload = pickle.load(handle)
+        with open(path, "rb") as handle:
+            deps, (payload, added) = pickle.load(handle)
     except Exception:
         return None
-    return payload if deps == [] else None
+    if not isinstance(deps, list) or not isinstance(added, dict) or any(_sha(p) != digest for p, digest in deps):
+        return None  # an installed standard module changed since: compile again
+    return payload, added
 
 
-def store_texts(roots: list[str], texts: dict[str, str], payload: Any) -> None:
+def store_texts(roots: list[str], texts: dict[str, str], payload: Any, added: dict[str, str]) -> None:
+    """Keep a program compiled from ``texts`` under their key; ``added``: the installed standard
+    modules it read from disk (path -> text), kept with their SHA-256 so a change refuses the entry."""
     directory = cache_dir()
     if directory is None:
         return
     tmp = None
     try:
+        deps = [(p, _sha(p)) for p in sorted(added)]
+        if any(digest is None for _, digest in deps):
+            return
         directory.mkdir(parents=True, exist_ok=True)
         import tempfile  # only a cold run writes an entry: a warm start skips the import
 
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump(([], payload), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((deps, (payload, dict(added))), handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, directory / f"{key_texts(roots, texts)}.pickle")
     except Exception:
         if tmp is not None:

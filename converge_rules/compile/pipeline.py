@@ -113,9 +113,11 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
     if virtual is not None:
         roots = [(p, virtual[p] if t is None else t) for p, t in roots]
         names = [p for p, _ in roots]
-        cached = cache.load_texts(names, virtual) if use_cache else None
+        given = dict(virtual)  # the cache key: the texts as given, before a standard module is added
+        cached = cache.load_texts(names, given) if use_cache else None
         if cached is not None:
-            program, strata, diagnostics = cached
+            (program, strata, diagnostics), added = cached
+            virtual.update(added)  # as compiling would: the texts hold every file compiled
             return Compilation(roots, program=program, strata=strata, diagnostics=diagnostics, texts=virtual)
         from .sources import SealedSources
 
@@ -126,7 +128,8 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
             if not c.ok:
                 break
         if use_cache and c.ok:
-            cache.store_texts(names, virtual, (c.program, c.strata, c.diagnostics))
+            cache.store_texts(names, given, (c.program, c.strata, c.diagnostics),
+                              {p: t for p, t in virtual.items() if p not in given})
         return c
     files_only = use_cache and not overlay and all(text is None for _, text in roots)
     if files_only:
