@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     million facts) after the answer is out. Called with ``argv`` (tests, embedding), it returns
     or raises SystemExit as usual."""
     args = list(argv) if argv is not None else sys.argv[1:]
-    if argv is not None or next((a for a in args if not a.startswith("-")), None) not in _ONE_SHOT:
+    if argv is not None or not _one_shot(args):
         _main(argv)
         return
     try:
@@ -369,6 +369,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SystemExit as done:
         code = done.code
     _exit_now(code)
+
+
+def _one_shot(args: Sequence[str]) -> bool:
+    """A command that runs one job of converge's own code and exits. With ``--tools`` the
+    user's code runs in this process: it gets the interpreter's ordinary collector and exit
+    (its finalizers flush and close the files it writes)."""
+    if any(a == "--tools" or a.startswith("--tools=") for a in args):
+        return False
+    return next((a for a in args if not a.startswith("-")), None) in _ONE_SHOT
 
 
 def _exit_now(code: Any) -> None:
@@ -394,9 +403,10 @@ def _main(argv: Sequence[str] | None) -> None:
 
     # Process-wide tuning belongs to the CLI process alone (the library never touches gc):
     # facts are acyclic tuples, so the cyclic collector would only walk them. Only commands that
-    # run one job and exit turn it off; long-lived ones (a server, a batch) keep it.
+    # run one job and exit turn it off; long-lived ones (a server, a batch) and jobs running
+    # the user's tools keep it.
     args = list(argv) if argv is not None else sys.argv[1:]
-    if next((a for a in args if not a.startswith("-")), None) in _ONE_SHOT:
+    if _one_shot(args):
         gc.disable()
     if sys.stdout is None:  # started with stdout closed: fail when (and only if) output is written
         sys.stdout = _ClosedOutput()

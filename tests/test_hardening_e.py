@@ -514,6 +514,26 @@ def test_one_shot_commands_exit_fast_but_complete(tmp_path):
     assert (tmp_path / "ran").exists()
 
 
+def test_a_job_with_tools_exits_the_ordinary_way(tmp_path):
+    """With --tools the user's code runs in the process: a file its tool wrote and never
+    closed is flushed at exit (the fast exit of one-shot commands would lose its buffer)."""
+    import subprocess
+
+    log = tmp_path / "calls.log"
+    tools = tmp_path / "mytools.py"
+    tools.write_text(f"LOG = open({str(log)!r}, 'w', buffering=1 << 20)\n"
+                     "def score(x):\n    LOG.write(f'score {x}\\n')\n    return x * 2\n")
+    rules = tmp_path / "r.cvg"
+    rules.write_text("relation a(x: int)\nrelation b(x: int, y: int)\na(1). a(2). a(3).\n"
+                     "b(x, y) :- a(x), y = @score(x).\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", str(rules), "--tools", str(tools),
+                           "--format", "summary"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "b: 3" in proc.stdout
+    assert sorted(log.read_text().splitlines()) == ["score 1", "score 2", "score 3"]
+
+
 # ---------------------------------------------------------------- item 15
 def test_item15_verify_reads_only_files_with_the_recorded_hash(tmp_path):
     import json
