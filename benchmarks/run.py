@@ -349,7 +349,7 @@ def bench_one(wl: Workload, size: Size, args: argparse.Namespace,
               data_dir=str(data.relative_to(REPO_DIR)),
               output_relation=wl.output)
     engine_cmd = args.engine + ["run", str(wl.rules_path), "--facts",
-                                str(data), "--format", "summary"]
+                                str(data), "--format", "summary", *size.engine_args]
     hand_cmd = [sys.executable, str(wl.hand_path), str(data)]
     tag = f"{wl.name} {size.label}"
 

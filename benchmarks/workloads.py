@@ -151,6 +151,7 @@ class Size:
     label: str                 # shown in the table, e.g. "1000" or "1000n/2000e"
     params: tuple[int, ...]    # positional arguments of the generator
     quick: bool = False        # a --quick size (small, seconds in total)
+    engine_args: tuple[str, ...] = ()  # extra `converge run` options this size needs (a larger budget)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,9 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         name="tc-chain", rules="tc.cvg", hand="tc.py", output="path",
         generator=gen_chain,
+        # 2000 derives 1,999,000 facts: more than the default max_bytes (256 MiB counted) allows
         sizes=(Size("200", (200,)), Size("500", (500,)), Size("1000", (1000,)),
+               Size("2000", (2000,), engine_args=("--max-bytes", str(1 << 30))),
                Size("50", (50,), quick=True), Size("100", (100,), quick=True)),
         expected=lambda p: p[0] * (p[0] - 1) // 2,
     ),
