@@ -787,8 +787,16 @@ class Record:
         return self._sealed()[0]
 
     def _sealed(self) -> tuple[str, str]:
+        """The text and seal: a record read with a seal keeps it as read (writing it again never
+        turns a keyed seal into a plain one, nor makes changed contents look sealed); a record
+        without one (just made from a result) is sealed now, under this record's key."""
         if self._text is None:
-            self._text = _sealed_text(self._data, self._key)
+            seal = self._data.get("seal")
+            if isinstance(seal, str):
+                head, rest = _unsealed_text(self._data)
+                self._text = head + ',"seal":' + dumps_json(seal) + rest, seal
+            else:
+                self._text = _sealed_text(self._data, self._key)
         return self._text
 
     @property

@@ -449,6 +449,26 @@ def test_keyed_record_edited_and_resealed_without_the_key_is_refused() -> None:
         assert report.failures[0].to_json()["problems"][0]["code"] == report.failures[0].code
 
 
+def test_a_record_read_and_written_again_keeps_its_seal(tmp_path: Path) -> None:
+    """Writing a record that was read never re-seals it: a keyed record opened without the key
+    stays keyed (byte for byte), and changed contents keep the seal that no longer matches."""
+    text = loans_result().to_record(key=KEY).to_json()
+    for opened in (Record.from_json(text), Record.from_json(text, key=OTHER)):
+        out = tmp_path / "again.json"
+        opened.write(str(out))
+        assert out.read_text() == text
+        assert Record.from_json(out.read_text()).verify(key=KEY).ok
+    data = json.loads(text)
+    data["facts"]["decision"][1][0] = "approve"
+    tampered = Record.from_dict(data)
+    assert json.loads(tampered.to_json())["seal"] == json.loads(text)["seal"]
+    for key in (KEY, None):
+        report = Record.from_json(tampered.to_json()).verify(key=key)
+        assert not report.ok and report.failures[0].code in ("E613", "E616")
+    plain = loans_result().to_record().to_json()
+    assert Record.from_json(plain).to_json() == plain
+
+
 def test_record_keys_are_checked() -> None:
     from converge_rules.record import read_record_key
 
