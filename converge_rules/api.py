@@ -24,15 +24,10 @@ RESULT_FORMAT = "converge-result/1"
 TRACE_FORMAT = "converge-trace/1"
 
 
-def _file_sha(path: Any) -> str | None:
-    text = getattr(path, "text", None)
-    if isinstance(text, str):  # facts given as text (io.FactText): hash the text itself
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:
-        return None
+def _source_sha256(source: Any) -> str | None:
+    from .io.digests import source_sha256  # the one definition, shared with replay and verify
+
+    return source_sha256(source)
 
 
 def _fact_label(source: Any) -> str:
@@ -50,14 +45,14 @@ def _fact_entry(source: Any) -> dict[str, Any]:
     and a database's ``--table`` queries (so a replay reads the same)."""
     label = _fact_label(source)
     if hasattr(source, "text"):
-        return {"path": label, "sha256": _file_sha(source)}
+        return {"path": label, "sha256": _source_sha256(source)}
     if label != str(source) or "://" in label or not isinstance(source, str):
         entry: dict[str, Any] = {"path": label, "sha256": None}
         tables = getattr(source, "tables", ())
         if tables:
             entry["tables"] = [list(t) for t in tables]
         return entry
-    return {"path": source, "sha256": _file_sha(source)}
+    return {"path": source, "sha256": _source_sha256(source)}
 
 
 def _source_name(source: Any) -> str:
@@ -279,7 +274,7 @@ class RuleSet:
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,
-                  "rules": [{"path": p, "sha256": _file_sha(p)} for p in self.program.files],
+                  "rules": [{"path": p, "sha256": _source_sha256(p)} for p in self.program.files],
                   "facts": [_fact_entry(p) for p in fact_files],
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
                       facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},

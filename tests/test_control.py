@@ -314,6 +314,25 @@ def test_cli_trace_replay_and_tampering(flaky_project: Path) -> None:
     assert changed.returncode == 7 and "changed since the trace was recorded" in changed.stderr
 
 
+def test_cli_replay_of_a_job_with_a_facts_directory(tmp_path: Path) -> None:
+    """A trace records a facts directory's SHA-256 (of the files the loader reads), so the job
+    replays; a changed file in the directory is reported as a change, not as a missing path."""
+    facts = tmp_path / "facts"
+    facts.mkdir()
+    (facts / "edge.facts").write_text("a\tb\nb\tc\n")
+    (tmp_path / "tc.cvg").write_text("input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\n"
+                                     "path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n")
+    out = cli("run", "tc.cvg", "--facts", "facts", "--trace", "t.jsonl", "--format", "summary", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    header = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
+    assert header["facts"][0]["path"] == "facts" and len(header["facts"][0]["sha256"]) == 64
+    again = cli("replay", "t.jsonl", cwd=tmp_path)
+    assert again.returncode == 0 and "replay identical" in again.stdout, again.stderr
+    (facts / "edge.facts").write_text("a\tb\nb\tc\nc\td\n")
+    changed = cli("replay", "t.jsonl", cwd=tmp_path)
+    assert changed.returncode == 7 and "facts changed since the trace was recorded" in changed.stderr
+
+
 def test_cli_budget_flags(tmp_path: Path) -> None:
     (tmp_path / "r.cvg").write_text(RUNAWAY)
     out = cli("run", "r.cvg", "--max-steps", "40", "--format", "json", cwd=tmp_path)

@@ -60,7 +60,8 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     if _is_record(trace_file):
         _replay_record(trace_file, tools)
         return
-    from ..api import _file_sha, load
+    from ..api import load
+    from ..io.digests import source_sha256
     from ..diagnostics import ConvergeError
     from ..engine.loop import Budget
     from ..engine.tools import ToolOutcome
@@ -75,10 +76,11 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     for entry in header.get("rules", []) + header.get("facts", []):
         if is_database_url(entry["path"]):
             continue  # a database has no file hash: a changed database shows as a differing replay
-        if _file_sha(entry["path"]) is None:
+        digest = source_sha256(entry["path"])
+        if digest is None:
             OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
             sys.exit(EXIT_REPLAY_DIFFERS)
-        if _file_sha(entry["path"]) != entry["sha256"]:
+        if digest != entry["sha256"]:
             OUT.print(f"{entry['path']} changed since the trace was recorded (SHA-256 differs)", err=True)
             sys.exit(EXIT_REPLAY_DIFFERS)
     recorded: dict[Any, list[ToolOutcome]] = {}

@@ -39,4 +39,17 @@ def content_sha256(path: str) -> str | None:
         return None
 
 
-__all__ = ["content_sha256"]
+def source_sha256(source: object) -> str | None:
+    """The SHA-256 of a job's facts source: of the text itself for facts given as text
+    (``io.FactText``, standard input), else ``content_sha256`` of the file or directory;
+    None when it cannot be read."""
+    text = getattr(source, "text", None)
+    if isinstance(text, str):
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        return content_sha256(os.fspath(source))  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+__all__ = ["content_sha256", "source_sha256"]
