@@ -44,8 +44,8 @@ def _fact_entry(source: Any) -> dict[str, Any]:
     """A facts source in a trace header: its path (or URL without password), SHA-256 of a file,
     and a database's ``--table`` queries (so a replay reads the same)."""
     label = _fact_label(source)
-    if hasattr(source, "text"):
-        return {"path": label, "sha256": _source_sha256(source)}
+    if hasattr(source, "text"):  # facts given as text (standard input): `replay` reads them there again
+        return {"path": label, "sha256": _source_sha256(source), "stdin": True, "format": source.format}
     if label != str(source) or "://" in label or not isinstance(source, str):
         entry: dict[str, Any] = {"path": label, "sha256": None}
         tables = getattr(source, "tables", ())

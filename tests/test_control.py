@@ -333,6 +333,29 @@ def test_cli_replay_of_a_job_with_a_facts_directory(tmp_path: Path) -> None:
     assert changed.returncode == 7 and "facts changed since the trace was recorded" in changed.stderr
 
 
+def test_cli_replay_of_a_job_that_read_standard_input(tmp_path: Path) -> None:
+    """Facts read from standard input are recorded by SHA-256 and format; replay reads the
+    same text from standard input again, and refuses other text."""
+    (tmp_path / "tc.cvg").write_text("input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\n"
+                                     "path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n")
+    text = "a,b\nx,y\ny,z\n"  # a CSV text: a header row, then the facts
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+
+    def converge(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=tmp_path, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=120)
+
+    out = converge("run", "tc.cvg", "--facts", "-", "--stdin-filename", "edge.csv", "--trace", "t.jsonl",
+                   "--format", "summary", stdin=text)
+    assert out.returncode == 0 and "path: 3" in out.stdout, out.stderr
+    entry = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])["facts"][0]
+    assert entry["stdin"] is True and entry["format"] == "csv" and entry["path"] == "edge.csv"
+    again = converge("replay", "t.jsonl", stdin=text)
+    assert again.returncode == 0 and "replay identical" in again.stdout, again.stderr
+    other = converge("replay", "t.jsonl", stdin="a,b\nx,y\n")
+    assert other.returncode == 7 and "standard input is not the text the job read as edge.csv" in other.stderr
+
+
 def test_cli_budget_flags(tmp_path: Path) -> None:
     (tmp_path / "r.cvg").write_text(RUNAWAY)
     out = cli("run", "r.cvg", "--max-steps", "40", "--format", "json", cwd=tmp_path)

@@ -48,7 +48,9 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     """Re-run the job recorded in TRACE_FILE and check the new trace is byte-identical.
 
     Rules and facts come from the paths in the trace header (their SHA-256 must
-    still match); tool results come from the trace, so no tool is called.
+    still match); facts the job read from standard input are read from standard
+    input again (the same text: `converge replay TRACE < FILE`); tool results
+    come from the trace, so no tool is called.
     Exit 0 when identical, 7 with the first differing event otherwise.
 
     TRACE_FILE may also be a decision record (`run --record`): the job is
@@ -73,8 +75,9 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     header = loads_json(lines[0])
     from ..io.database import DatabaseFacts, is_database_url
 
+    stdin_facts = _stdin_facts(header.get("facts", []), trace_file)
     for entry in header.get("rules", []) + header.get("facts", []):
-        if is_database_url(entry["path"]):
+        if is_database_url(entry["path"]) or entry.get("stdin"):
             continue  # a database has no file hash: a changed database shows as a differing replay
         digest = source_sha256(entry["path"])
         if digest is None:
@@ -98,9 +101,10 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         ruleset = load([e["path"] for e in header["rules"]])
         budget = Budget(**header["budget"])
         facts = {k: [tuple(v) for v in vs] for k, vs in header.get("inline_facts", {}).items()}
-        result = ruleset.run(facts=facts or None, fact_files=[DatabaseFacts(e["path"], tuple(map(tuple, e.get("tables", ()))))
-                                                                 if is_database_url(e["path"]) else e["path"]
-                                                                 for e in header["facts"]], budget=budget,
+        result = ruleset.run(facts=facts or None, fact_files=[stdin_facts if e.get("stdin") else
+                                                             DatabaseFacts(e["path"], tuple(map(tuple, e.get("tables", ()))))
+                                                             if is_database_url(e["path"]) else e["path"]
+                                                             for e in header["facts"]], budget=budget,
                              tools=host, on_failure=header.get("on_failure"), goals=header.get("goals", []),
                              trace=True, timestamps=bool(header.get("timestamps")),
                              _replay_tools=None if tools else recorded)
@@ -119,6 +123,31 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         OUT.print(f"replay differs at event {number}: the recorded trace has {len(old)} events, the replay {len(fresh)}", err=True)
         sys.exit(EXIT_REPLAY_DIFFERS)
     OUT.print(f"replay identical: {len(fresh)} events, tier {result.tier.value}, digest {result.digest}")
+
+
+def _stdin_facts(entries: list[dict[str, Any]], trace_file: str) -> Any:
+    """The facts a traced job read from standard input, read from standard input again and
+    checked against the recorded SHA-256 (None when the job read none)."""
+    entry = next((e for e in entries if e.get("stdin")), None)
+    if entry is None:
+        return None
+    from ..io import FactText
+    from ..io.digests import source_sha256
+
+    hint = f"give the same text on standard input: converge replay {trace_file} < FILE"
+    if sys.stdin is None or sys.stdin.isatty():
+        OUT.print(f"the job read its facts ({entry['path']}) from standard input: {hint}", err=True)
+        sys.exit(2)
+    try:
+        text = sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as err:
+        OUT.print(f"cannot read standard input: {err}", err=True)
+        sys.exit(1)
+    given = FactText(entry["path"], text, str(entry.get("format", "json")))
+    if source_sha256(given) != entry.get("sha256"):
+        OUT.print(f"standard input is not the text the job read as {entry['path']} (SHA-256 differs): {hint}", err=True)
+        sys.exit(EXIT_REPLAY_DIFFERS)
+    return given
 
 
 def _replay_record(path: str, tool_specs: tuple[str, ...]) -> None:
