@@ -735,3 +735,23 @@ def test_serve_seals_records_with_the_record_key(tmp_path: Path) -> None:
     refused = cli("serve", LOANS, "--store", f"sqlite:///{tmp_path / 'd.db'}", "--port", str(free_port()),
                   "--record-key", str(key))
     assert refused.returncode == 1 and "E615" in refused.stderr and "serve-secret" not in refused.stderr + refused.stdout
+
+
+def test_serve_timeout_caps_every_decision(tmp_path: Path) -> None:
+    """--timeout caps each decision's wall-clock time: a runaway decision stops (bounded, reason
+    timeout), is stored and answered; a client asking for a longer timeout gets the server's."""
+    rules = tmp_path / "count.cvg"
+    rules.write_text("budget { max_cycles = 100000000 }\nrelation n(x: int)\nn(0).\nn(x + 1) :- n(x), x < 100000000.\n")
+    assert cr.Session([str(rules)], budget=cr.Budget(timeout=0.5)).cap(cr.Budget(timeout=60)).timeout == 0.5
+    srv = Server([str(rules)], f"sqlite:///{tmp_path / 'd.db'}", "--timeout", "0.5", "--max-bytes", "100000000").start()
+    try:
+        started = time.monotonic()
+        r = httpx.post(srv.url + "/v1/decisions", json={"budget": {"timeout": 60}, "relations": []}, timeout=60)
+        elapsed = time.monotonic() - started
+        body = r.json()
+        assert r.status_code == 200 and body["tier"] == "bounded", body
+        assert body["reasons"][0]["budget"] == "timeout" and body["reasons"][0]["limit"] == 0.5
+        assert elapsed < 30
+        assert httpx.get(srv.url + f"/v1/decisions/{body['decision_id']}").json() == body
+    finally:
+        srv.stop()

@@ -35,6 +35,9 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--max-facts", type=click.IntRange(min=0), help="Cap on every decision's facts.")
 @click.option("--max-steps", type=click.IntRange(min=0), help="Cap on every decision's rule firings.")
 @click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Cap on agents per cycle.")
+@click.option("--max-bytes", type=click.IntRange(min=0), help="Cap on every decision's counted bytes of facts (default 268435456).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Cap on every decision's wall-clock time: past it the decision stops (tier bounded) and is stored.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Decisions running at once; more requests wait in line.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
@@ -45,7 +48,8 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @record_key_option
 def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None, host: str, port: int,
           token_file: str | None, max_body: int, keep_days: float | None, max_cycles: int | None,
-          max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, concurrency: int, workers: int,
+          max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, max_bytes: int | None,
+          timeout: float | None, concurrency: int, workers: int,
           tool_timeout: float, on_failure: str | None, access_log: bool, record_key_file: str | None) -> None:
     """Serve decisions over HTTP: POST /v1/decisions runs RULES over the
     request's facts, stores the decision record, and answers with the
@@ -87,7 +91,8 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
         loaded_tools.update(load_tools(spec))
     try:
         session = Session(list(rules), tools=loaded_tools,
-                          budget=Budget(max_cycles, max_facts, max_agents_per_cycle, max_steps),
+                          budget=Budget(max_cycles=max_cycles, max_facts=max_facts, max_agents_per_cycle=max_agents_per_cycle,
+                                        max_steps=max_steps, max_bytes=max_bytes, timeout=timeout),
                           workers=workers, tool_timeout=tool_timeout, on_failure=on_failure, record_key=key)
     except ConvergeError as err:
         fail_diagnostics(err)
