@@ -110,6 +110,28 @@ def test_failures_are_isolated_and_recorded(tmp_path: Path) -> None:
     assert not Path(str(out) + ".journal").exists()
 
 
+def test_batch_budget_caps_every_job(tmp_path: Path) -> None:
+    """--timeout and --max-bytes apply to each job: a runaway job stops bounded, the others converge."""
+    rules_file = tmp_path / "count.cvg"
+    rules_file.write_text("budget { max_cycles = 100000000 }\ninput relation upto(n: int)\nrelation n(x: int)\n"
+                          "n(0) :- upto(_).\nn(x + 1) :- n(x), upto(m), x < m.\n")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "small", "facts": {"upto": [[3]]}}\n{"id": "runaway", "facts": {"upto": [[100000000]]}}\n')
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", str(rules_file), "--jobs", str(jobs), "--out", str(out), "--workers", "1",
+                    "--timeout", "0.5", "--relation", "n")
+    assert proc.returncode == 4, proc.stderr
+    by_id = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert by_id["small"]["tier"] == "converged" and by_id["small"]["facts"]["n"] == [[0], [1], [2], [3]]
+    assert by_id["runaway"]["tier"] == "bounded" and by_id["runaway"]["reasons"][0]["budget"] == "timeout"
+    out2 = tmp_path / "out2.jsonl"
+    proc = converge("batch", str(rules_file), "--jobs", str(jobs), "--out", str(out2), "--workers", "1",
+                    "--max-bytes", "20000", "--relation", "n")
+    assert proc.returncode == 4, proc.stderr
+    runaway = {r["id"]: r for r in map(json.loads, out2.read_text().splitlines())}["runaway"]
+    assert runaway["tier"] == "bounded" and runaway["reasons"][0]["budget"] == "max_bytes"
+
+
 def test_output_is_byte_identical_for_workers_and_local_cluster(tmp_path: Path) -> None:
     jobs = tmp_path / "jobs.jsonl"
     write_jobs(jobs, 60)

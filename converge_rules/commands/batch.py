@@ -99,6 +99,9 @@ class _Bar:
 @click.option("--max-cycles", type=click.IntRange(min=0), help="Stop each job after N cycles (tier bounded).")
 @click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts per job (tier bounded).")
 @click.option("--max-steps", type=click.IntRange(min=0), help="At most N rule firings per job (tier bounded).")
+@click.option("--max-bytes", type=click.IntRange(min=0), help="At most N counted bytes of facts per job (default 268435456; tier bounded).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a job after SECONDS of wall-clock time (tier bounded; not deterministic).")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
 @click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
               help="Host tools, as for run (repeatable); workers import the same module.")
@@ -108,7 +111,8 @@ class _Bar:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")
 def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | None, cluster: str | None,
           relations: tuple[str, ...], partition_by: str | None, tables: tuple[str, ...], max_cycles: int | None,
-          max_facts: int | None, max_steps: int | None, on_failure: str | None, goals: tuple[str, ...],
+          max_facts: int | None, max_steps: int | None, max_bytes: int | None, timeout: float | None,
+          on_failure: str | None, goals: tuple[str, ...],
           tools: tuple[str, ...], tool_timeout: float, quiet: bool) -> None:
     """Run RULES over every job of a jobs source and write one result per job.
 
@@ -142,7 +146,8 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
     try:
         ruleset = load(list(rules))
         settings = BatchSettings.make(ruleset, list(relations) or None,
-                                      Budget(max_cycles, max_facts, None, max_steps, None), on_failure, goals,
+                                      Budget(max_cycles=max_cycles, max_facts=max_facts, max_steps=max_steps,
+                                             max_bytes=max_bytes, timeout=timeout), on_failure, goals,
                                       host, tool_timeout)
         schema = ruleset.program.schema()
         jobs = iter_jobs(jobs_source, schema, partition_by, queries)
