@@ -7,7 +7,7 @@ engine's per-fact work cost? It runs, in one child process each (so peak
 memory is per variant), the semi-naive evaluation of `tc` (tc-chain 1000,
 tc-random) and `sg` (same-generation 2000) in several forms:
 
-- ``hand``: the hand loop of ``hand/tc.py`` / ``hand/sg.py`` (gc on, as there);
+- ``hand``: the loop of ``hand/tc.py`` / ``hand/sg.py`` itself (imported; gc on, as there);
 - ``engine-loop``: the loop the engine generates for the recursive rule (full
   proof record, the ``max_bytes`` count, the effect-buffer check, a dict store
   merged once per cycle), gc off as the CLI runs it;
@@ -51,26 +51,18 @@ def read(data_dir: str, relation: str) -> list[tuple[str, ...]]:
 
 # ---------------------------------------------------------------- tc: path(x, z) :- path(x, y), edge(y, z).
 
+def _hand(name: str):
+    """A hand loop module of hand/ (its loop is a function: the very code run.py times)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"hand_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), "hand", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tc_hand(edge):
-    succ = {}
-    for a, b in edge:
-        succ.setdefault(a, []).append(b)
-    path = set(edge)
-    delta = list(path)
-    add = path.add
-    while delta:
-        new = []
-        append = new.append
-        for x, y in delta:
-            zs = succ.get(y)
-            if zs:
-                for z in zs:
-                    t = (x, z)
-                    if t not in path:
-                        add(t)
-                        append(t)
-        delta = new
-    return len(path)
+    return len(_hand("tc").closure(edge))
 
 
 _TC_ENGINE = '''
@@ -171,37 +163,7 @@ def tc_functional_probe(edge):
 # ---------------------------------------------------------------- sg: sg(x, y) :- parent(x, xp), sg(xp, yp), parent(y, yp).
 
 def sg_hand(parent):
-    kids = {}
-    for c, p in parent:
-        kids.setdefault(p, []).append(c)
-    sg = set()
-    add = sg.add
-    delta = []
-    append = delta.append
-    for cs in kids.values():
-        for x in cs:
-            for y in cs:
-                if x != y:
-                    t = (x, y)
-                    if t not in sg:
-                        add(t)
-                        append(t)
-    while delta:
-        new = []
-        append = new.append
-        for xp, yp in delta:
-            xs = kids.get(xp)
-            if xs:
-                ys = kids.get(yp)
-                if ys:
-                    for x in xs:
-                        for y in ys:
-                            t = (x, y)
-                            if t not in sg:
-                                add(t)
-                                append(t)
-        delta = new
-    return len(sg)
+    return len(_hand("sg").same_generation(parent))
 
 
 _SG_ENGINE = '''
@@ -280,11 +242,17 @@ def _variants():
     return {"tc-chain": ("edge", tc), "tc-random": ("edge", tc), "same-generation": ("parent", sg)}
 
 
+SIZES = {"tc-chain": "1000", "tc-random": "1000n/2000e", "same-generation": "2000"}  # the sizes of the README table
+
+
+def _size(workload: str):
+    return next(s for s in BY_NAME[workload].sizes if s.label == SIZES[workload])
+
+
 def _one(workload: str, variant: str) -> None:
     """Child: load, time one variant, print 'seconds count'."""
     relation, table = _variants()[workload]
-    w = BY_NAME[workload]
-    data = str(w.ensure_data(w.sizes_for(False)[-1]))
+    data = str(BY_NAME[workload].ensure_data(_size(workload)))
     facts = read(data, relation)
     if variant != "hand":
         gc.disable()  # as the engine's CLI runs a job
@@ -303,7 +271,7 @@ def main() -> int:
         return 0
     print(f"{'workload':16} {'size':12} {'variant':17} {'facts':>8} {'median s':>9} {'vs hand':>8} {'peak MB':>8}")
     for workload, (_rel, table) in _variants().items():
-        size = BY_NAME[workload].sizes_for(False)[-1]
+        size = _size(workload)
         BY_NAME[workload].ensure_data(size)
         hand_s = None
         expected = None

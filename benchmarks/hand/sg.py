@@ -18,9 +18,8 @@ def read_facts(data_dir, relation):
         return {tuple(line.split("\t")) for line in f.read().splitlines()}
 
 
-def main(data_dir):
-    parent = read_facts(data_dir, "parent")
-
+def same_generation(parent):
+    """The semi-naive loop itself (also timed by benchmarks/kernels.py)."""
     kids = {}                       # parent indexed by p: p -> [child, ...]
     for c, p in parent:
         kids.setdefault(p, []).append(c)
@@ -54,6 +53,13 @@ def main(data_dir):
                                 add(t)
                                 append(t)
         delta = new
+    return sg
+
+
+def main(data_dir):
+    parent = read_facts(data_dir, "parent")
+
+    sg = same_generation(parent)
 
     print("relations:")
     print(f"  parent: {len(parent)}")
