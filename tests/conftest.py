@@ -7,10 +7,11 @@ The suite runs on two pytest-xdist workers (``-n 2`` in pyproject.toml's
   and data directory (``CONVERGE_DATA_DIR``), set in ``pytest_configure``
   and removed at the end, so no two workers write the same Lark parser
   cache, compile cache or default decision log, and the suite never writes
-  into the user's ``~/.cache`` or ``~/.local/share``. Per worker, not per test: a fresh cache
-  for every test made each test's first ``converge`` subprocess a cold start
-  and the suite 70 s slower (322 s against 251 s on 2 cores). Tests about the
-  caches themselves point these variables at their own ``tmp_path``;
+  into the user's ``~/.cache`` or ``~/.local/share``. Per worker, not per
+  test: a fresh cache for every test made each test's first ``converge``
+  subprocess a cold start and the suite 70 s slower (322 s against 251 s on
+  2 cores). Tests about the caches themselves point these variables at
+  their own ``tmp_path``;
 - PostgreSQL objects live in schemas named after the worker plus a random
   suffix (``pg_schema``), created by the test and dropped by the fixture;
 - with ``PYTHONDONTWRITEBYTECODE`` set (or ``python -B``), the package's
@@ -52,10 +53,10 @@ def worker_name() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     # `browser`: tests that drive headless Chromium (Debian's `chromium`); they skip when it is missing.
     config.addinivalue_line("markers", "browser: loads pages in headless Chromium (/usr/bin/chromium); skipped when it is not installed")
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller (or a run without xdist), before any worker starts
+        _precompile_package()
     # This process's own cache and data directories, before collection imports anything, for every
     # subprocess and server it starts. Each xdist worker runs this hook too and gets its own.
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        _precompile_package()
     base = tempfile.mkdtemp(prefix=f"converge-tests-{worker_name()}-")
     _base.append(base)
     for name, sub in zip(_DIRS, ("cache", "data")):
