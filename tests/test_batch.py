@@ -280,35 +280,26 @@ def test_partition_lint(tmp_path: Path) -> None:
     assert [d.span.line for d in check_file(str(rules_file)) if d.code == "W500"] == [7]
 
 
-@pytest.fixture
-def pg_url() -> str:
-    url = os.environ.get("CONVERGE_TEST_POSTGRES")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CONVERGE_TEST_POSTGRES is not set in CI")
-        pytest.skip("CONVERGE_TEST_POSTGRES is not set")
-    return url
+# `pg_url` and `pg_schema` (a schema of this xdist worker, dropped after the test) come from conftest.py.
 
 
-def test_postgres_jobs_and_sink(pg_url: str, tmp_path: Path) -> None:
+def test_postgres_jobs_and_sink(pg_url: str, pg_schema, tmp_path: Path) -> None:
     import psycopg
 
     jobs = make_jobs(15)
+    schema_in, schema_out = pg_schema("g_batch_in"), pg_schema("g_batch_out")
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        for schema in ("g_batch_in", "g_batch_out"):
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            conn.execute(f"CREATE SCHEMA {schema}")
-        conn.execute("CREATE TABLE g_batch_in.applicant (case_id TEXT, id TEXT PRIMARY KEY, income TEXT)")
-        conn.execute("CREATE TABLE g_batch_in.loan (case_id TEXT, id TEXT PRIMARY KEY, applicant TEXT, amount INTEGER)")
+        conn.execute(f"CREATE TABLE {schema_in}.applicant (case_id TEXT, id TEXT PRIMARY KEY, income TEXT)")
+        conn.execute(f"CREATE TABLE {schema_in}.loan (case_id TEXT, id TEXT PRIMARY KEY, applicant TEXT, amount INTEGER)")
         with conn.cursor() as cur:
             for j in jobs:
-                cur.executemany("INSERT INTO g_batch_in.applicant VALUES (%s, %s, %s)",
+                cur.executemany(f"INSERT INTO {schema_in}.applicant VALUES (%s, %s, %s)",
                                 [(j["id"], a, str(i)) for a, i in j["facts"]["applicant"]])
-                cur.executemany("INSERT INTO g_batch_in.loan VALUES (%s, %s, %s, %s)",
+                cur.executemany(f"INSERT INTO {schema_in}.loan VALUES (%s, %s, %s, %s)",
                                 [(j["id"], x["id"], x["applicant"], x["amount"]) for x in j["facts"]["loan"]])
     sep = "&" if "?" in pg_url else "?"
-    source = f"{pg_url}{sep}options=-csearch_path%3Dg_batch_in"
-    sink = f"{pg_url}{sep}options=-csearch_path%3Dg_batch_out"
+    source = f"{pg_url}{sep}options=-csearch_path%3D{schema_in}"
+    sink = f"{pg_url}{sep}options=-csearch_path%3D{schema_out}"
     proc = converge("batch", RULES, "--jobs", source, "--partition-by", "case_id", "--out", sink, "--workers", "1")
     assert proc.returncode in (0, 5), proc.stderr
     from urllib.parse import urlsplit
@@ -321,9 +312,9 @@ def test_postgres_jobs_and_sink(pg_url: str, tmp_path: Path) -> None:
     rules = cr.load(RULES)
     expected = {r.id: r for r in rules.run_many([(j["id"], j["facts"]) for j in jobs])}
     with psycopg.connect(pg_url) as conn:
-        rows = conn.execute("SELECT id, tier, digest FROM g_batch_out.jobs ORDER BY id").fetchall()
+        rows = conn.execute(f"SELECT id, tier, digest FROM {schema_out}.jobs ORDER BY id").fetchall()
         assert [(i, t, d) for i, t, d in rows] == [(i, expected[i].tier, expected[i].digest) for i in sorted(expected)]
-        decisions = conn.execute("SELECT job_id, loan, outcome FROM g_batch_out.decision ORDER BY 1, 2").fetchall()
+        decisions = conn.execute(f"SELECT job_id, loan, outcome FROM {schema_out}.decision ORDER BY 1, 2").fetchall()
     assert decisions == sorted((i, *f) for i, r in expected.items() for f in map(tuple, r.facts.get("decision", [])))
 
 

@@ -149,22 +149,13 @@ def test_redact_drops_passwords() -> None:
 
 # ------------------------------------------------------------------ PostgreSQL
 
-@pytest.fixture
-def pg_url() -> str:
-    url = os.environ.get("CONVERGE_TEST_POSTGRES")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CONVERGE_TEST_POSTGRES is not set in CI")
-        pytest.skip("CONVERGE_TEST_POSTGRES is not set")
-    return url
+# `pg_url` and `pg_schema` (a schema of this xdist worker, dropped after the test) come from conftest.py.
 
 
 def _pg_schema(url: str, schema: str) -> str:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(f"CREATE TABLE {schema}.applicant (id TEXT PRIMARY KEY, income NUMERIC)")
         conn.execute(f"CREATE TABLE {schema}.loan (id TEXT PRIMARY KEY, applicant TEXT, amount BIGINT)")
         with conn.cursor() as cur:
@@ -175,8 +166,8 @@ def _pg_schema(url: str, schema: str) -> str:
     return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
-def test_postgres_same_digest_and_keys_and_no_password(pg_url: str, tmp_path: Path) -> None:
-    url = _pg_schema(pg_url, "g_facts")
+def test_postgres_same_digest_and_keys_and_no_password(pg_url: str, pg_schema, tmp_path: Path) -> None:
+    url = _pg_schema(pg_url, pg_schema("g_facts"))
     result = cr.load(RULES).run(fact_files=[url])
     assert result.digest == json_digest()
     assert result.proof("loan", ("l1", "a1", 6000)).source[0].endswith(':loan[id="l1"]')
@@ -195,8 +186,9 @@ def test_postgres_same_digest_and_keys_and_no_password(pg_url: str, tmp_path: Pa
     assert proc.returncode == 1 and "error[E520]" in proc.stderr and "wrong-password" not in proc.stderr
 
 
-def test_postgres_queries_are_read_only(pg_url: str) -> None:
-    url = _pg_schema(pg_url, "g_ro")
+def test_postgres_queries_are_read_only(pg_url: str, pg_schema) -> None:
+    schema = pg_schema("g_ro")
+    url = _pg_schema(pg_url, schema)
     proc = converge("run", RULES, "--facts", url, "--table", "loan=SELECT id, applicant, amount FROM loan WHERE amount > 8000")
     assert proc.returncode == 0, proc.stderr
     proc = converge("run", RULES, "--facts", url, "--table",
@@ -209,7 +201,7 @@ def test_postgres_queries_are_read_only(pg_url: str) -> None:
     import psycopg
 
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT count(*) FROM g_ro.loan").fetchone() == (8,)
+        assert conn.execute(f"SELECT count(*) FROM {schema}.loan").fetchone() == (8,)
 
 
 def test_replay_and_verify_read_the_database_again(tmp_path: Path) -> None:
