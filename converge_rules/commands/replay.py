@@ -78,7 +78,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     stdin_facts = _stdin_facts(header.get("facts", []), trace_file)
     for entry in header.get("rules", []) + header.get("facts", []):
         if is_database_url(entry["path"]) or entry.get("stdin"):
-            continue  # a database has no file hash: a changed database shows as a differing replay
+            continue  # a database has no file hash (a change shows as a differing replay); stdin was checked above
         digest = source_sha256(entry["path"])
         if digest is None:
             OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
