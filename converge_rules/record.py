@@ -1148,6 +1148,17 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
     return out
 
 
+def looks_like_record(path: str) -> bool:
+    """Whether a file starts like a decision record (canonical records begin with their sorted keys),
+    so a command given a record or another file type can tell them apart without parsing either."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b'"converge-record/' in head
+
+
 def open_record(path: str, key: bytes | str | None = None) -> Record:
     """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed).
     ``key``: the record key ``verify`` checks a keyed seal with (see ``read_record_key``)."""

@@ -57,9 +57,9 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     re-run from the recorded rule texts, input facts and tool results (no
     file read, no tool called) and must reach the same events and digest.
     """
-    from .verify import _is_record
+    from ..record import looks_like_record
 
-    if _is_record(trace_file):
+    if looks_like_record(trace_file):
         _replay_record(trace_file, tools)
         return
     from ..api import load

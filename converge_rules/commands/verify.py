@@ -40,10 +40,11 @@ def verify(result_file: str | None, show_all: bool, record_file: str | None, rec
     """
     from ..diagnostics import ConvergeError
     from ..explain.checker import verify_file
+    from ..record import looks_like_record
 
     if (result_file is None) == (record_file is None):
         raise click.UsageError("give a RESULT_FILE or --record FILE")
-    is_record = record_file is not None or _is_record(result_file)  # type: ignore[arg-type]
+    is_record = record_file is not None or looks_like_record(result_file)  # type: ignore[arg-type]
     if record_key_file and not is_record and record_key_given():
         raise click.UsageError("--record-key checks a decision record; RESULT_FILE is a result (run --format json)")
     key = read_record_key_or_exit(record_key_file) if record_key_file and is_record else None
@@ -73,13 +74,3 @@ def verify(result_file: str | None, show_all: bool, record_file: str | None, rec
     more = "" if show_all or len(report.failures) == 1 else " (--all lists every failure)"
     OUT.print(f"{report.summary}{more}", style="bold red")
     sys.exit(EXIT_PROOF_FAILS)
-
-
-def _is_record(path: str) -> bool:
-    """Whether a file starts like a decision record (canonical records begin with their sorted keys)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
-    return b'"converge-record/' in head
