@@ -305,6 +305,28 @@ def test_the_cli_prints_the_first_bad_proof_and_exits_8(loans: dict, tmp_path: P
     assert proc.stdout.splitlines()[-1] == "2 of 24 proofs do not check"
 
 
+def test_edited_counts_and_repeated_facts_are_caught(loans: dict, tmp_path: Path) -> None:
+    """The result's listing is checked too: 'counts' must be the number of facts listed per relation,
+    and a relation is a set, so no fact is listed twice."""
+    data = copy.deepcopy(loans)
+    data["counts"]["decision"] = 99
+    data["facts"]["risk"].append(list(data["facts"]["risk"][0]))
+    report = _check(data, tmp_path)
+    assert [(f.relation, f.whole_relation, f.problems[0][0]) for f in report.failures] == [
+        ("risk", False, "fact"), ("decision", True, "count")]
+    assert report.failures[1].problems == [("count", "'counts' says 99 fact(s), the result lists 8")]
+    assert report.failures[1].to_json()["fact"] is None
+    assert report.summary == "2 problems in the result's facts or counts"
+    proc = _cli("verify", str(_write(tmp_path / "edited.json", data)), "--all")
+    assert proc.returncode == EXIT_PROOF_FAILS, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == [
+        'fact risk("l1", "amount above 5x income"):',
+        "  fact: the fact is listed more than once in the result's facts",
+        "relation decision:",
+        "  count: 'counts' says 99 fact(s), the result lists 8",
+        "2 problems in the result's facts or counts"]
+
+
 # ------------------------------------------------------------------ malformed input
 
 def test_malformed_json_is_a_located_diagnostic(tmp_path: Path) -> None:

@@ -18,13 +18,14 @@ instantiated with the bindings equals the recorded pattern and no final fact
 matches it; every comparison and condition holds; every aggregate recomputes,
 over the final facts, to the value bound; every premise was known before the
 fact (its cycle, 0 for an input, is smaller). It also checks that every fact of
-the result has a proof or is an input fact, and that every proof's fact is in
-the result.
+the result has a proof or is an input fact, that every proof's fact is in the
+result, that no fact is listed twice, and that ``counts`` matches the facts listed.
 
 Not checked: the ``confidence`` of a proof, the ``conditions`` texts (the
 comparisons are re-evaluated from the rules instead), the results of tool
 calls (taken from the bindings, with a note), the derivations of superseded
-facts, and that the result is complete (that no other fact should hold).
+facts, the ``digest`` and ``tier``, and that the result is complete (that no other
+fact should hold).
 """
 
 from __future__ import annotations
@@ -53,13 +54,16 @@ class Failure:
     rule: str | None
     problems: list[tuple[str, str]]  # (check, why): check is agent, head, premise, negated, ...
     index: int | None = None  # position of the proof in the result's list for its relation
+    whole_relation: bool = False  # a problem of the relation's listing (its count), not of one fact
 
     @property
     def text(self) -> str:
         return format_fact(self.relation, self.fact)
 
     def render(self) -> str:
-        if self.agent is None and self.index is None:
+        if self.whole_relation:
+            head = f"relation {self.relation}:"
+        elif self.agent is None and self.index is None:
             head = f"fact {self.text}:"
         else:
             where = f" ({self.rule})" if self.rule else ""
@@ -67,7 +71,8 @@ class Failure:
         return "\n".join([head] + [f"  {check}: {why}" for check, why in self.problems])
 
     def to_json(self) -> dict[str, Any]:
-        return {"relation": self.relation, "fact": list(self.fact), "agent": self.agent, "rule": self.rule,
+        return {"relation": self.relation, "fact": None if self.whole_relation else list(self.fact),
+                "agent": self.agent, "rule": self.rule,
                 "problems": [{"check": c, "message": m} for c, m in self.problems]}
 
 
@@ -93,12 +98,16 @@ class Report:
         if self.ok:
             return f"verified {self.proofs} proof{'s' if self.proofs != 1 else ''} of {self.facts} fact{'s' if self.facts != 1 else ''}"
         bad_proofs = sum(1 for f in self.failures if f.index is not None)
-        bad_facts = len(self.failures) - bad_proofs
+        unproven = sum(1 for f in self.failures if f.index is None and not f.whole_relation
+                       and [c for c, _ in f.problems] == ["proof"])
+        listing = len(self.failures) - bad_proofs - unproven  # undeclared or repeated facts, wrong counts
         parts = []
         if bad_proofs:
             parts.append(f"{bad_proofs} of {self.proofs} proof{'s' if self.proofs != 1 else ''} do{'es' if bad_proofs == 1 else ''} not check")
-        if bad_facts:
-            parts.append(f"{bad_facts} fact{'s' if bad_facts != 1 else ''} without a proof")
+        if unproven:
+            parts.append(f"{unproven} fact{'s' if unproven != 1 else ''} without a proof")
+        if listing:
+            parts.append(f"{listing} problem{'s' if listing != 1 else ''} in the result's facts or counts")
         return "; ".join(parts)
 
 
@@ -417,11 +426,14 @@ class Checker:
         report = Report()
         final: dict[str, set[tuple]] = {}
         undeclared: list[tuple[str, tuple]] = []
+        repeated: list[tuple[str, tuple]] = []
         for rel, rows in result["facts"].items():
             typ = self.types.get(rel)
             table = final.setdefault(rel, set())
             for row in rows:
                 fact = tuple(_norm(v, typ[i] if typ and i < len(typ) else None) for i, v in enumerate(row))
+                if fact in table:
+                    repeated.append((rel, fact))
                 table.add(fact)
                 if typ is None:
                     undeclared.append((rel, fact))
@@ -456,6 +468,17 @@ class Checker:
                 report.failures.append(Failure(rel, fact, None, None, [(
                     "proof", "the fact is in the result but has no proof, and it is not an input fact "
                              "(neither in the rule files nor in the job's facts files)")]))
+        for rel, fact in repeated:  # a relation is a set: a fact listed twice was not written by run
+            report.failures.append(Failure(rel, fact, None, None, [(
+                "fact", "the fact is listed more than once in the result's facts")]))
+        counts = result.get("counts")
+        if isinstance(counts, Mapping):
+            for rel in sorted(set(counts) | set(final)):
+                listed, claimed = len(final.get(rel, ())), counts.get(rel, 0)
+                if rel in result["facts"] and claimed != listed:
+                    report.failures.append(Failure(rel, (), None, None, [(
+                        "count", f"'counts' says {claimed!r} fact(s), the result lists {listed}")],
+                        whole_relation=True))
         return report
 
     def _fact(self, relation: str, values: Sequence[Any]) -> tuple:
