@@ -535,3 +535,37 @@ offer(l, r) :- quote(l, r).
 """)
     out = cli("why", "o.cvg", 'offer("l1", 5.0)', cwd=tmp_path)
     assert out.returncode == 6 and "dominated by" in out.stderr
+
+
+DETERMINISTIC_FAILURE = """
+input relation p(x: int)
+relation q(x: int, y: int)
+agent inverse {
+  on_failure retry 100000000 then POLICY
+  when p(x), y = 100 / x
+  emit q(x, y)
+}
+"""
+
+
+@pytest.mark.parametrize("policy, tier", [("skip", "degraded"), ("abort", "failed")])
+def test_a_failure_without_a_failed_tool_call_is_not_retried(policy: str, tier: str, tmp_path: Path) -> None:
+    """Another attempt on the same snapshot would fail the same way: `retry 100000000` must not spin
+    (it ran for minutes, counting no step), it applies its `then` policy after the one attempt."""
+    rs = cr.load_text(DETERMINISTIC_FAILURE.replace("POLICY", policy))
+    r = rs.run(facts={"p": [(0,), (4,)]}, trace=True)
+    assert r.tier.value == tier
+    (reason,) = [x for x in r.reasons if x.kind.startswith("agent_")]
+    assert reason.details["attempts"] == 1
+    assert reason.details["not_retried"] == "no tool call failed, so another attempt would fail the same way"
+    assert reason.message.endswith("(not retried: no tool call failed, so another attempt would fail the same way)")
+    events = [e["event"] for e in r.trace]
+    assert "retry" not in events and events.count("failure") == 1
+    rules = tmp_path / "inverse.cvg"
+    rules.write_text(DETERMINISTIC_FAILURE.replace("POLICY", policy))
+    facts = tmp_path / "p.json"
+    facts.write_text('{"p": [[0], [4]]}')
+    proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", str(rules), "--facts", str(facts)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == (3 if policy == "skip" else 5), proc.stdout + proc.stderr
+    assert "not retried: no tool call failed" in proc.stdout + proc.stderr

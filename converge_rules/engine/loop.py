@@ -533,22 +533,31 @@ class Engine:
         self._emit({"event": "failure", "cycle": cycle, "agent": agent.name, "attempt": attempt, "error": message,
                     "span": str(span)})
         # the failed tool calls this agent looked up are forgotten, so that a retry calls them again
-        for key in [k for k in self.tool_errors if k in self.touched]:
+        forgotten = [k for k in self.tool_errors if k in self.touched]
+        for key in forgotten:
             del self.tool_errors[key]
-        if attempt <= policy.retries:
+        # Only a failed tool call can turn out differently: without one, another attempt on the same
+        # snapshot (and the same remembered tool values) fails the same way, so it is not made
+        # (`retry 100000000` would otherwise spin for minutes, counting no step).
+        if attempt <= policy.retries and forgotten:
             attempts[agent.id] = attempt + 1
             self._emit({"event": "retry", "cycle": cycle, "agent": agent.name, "attempt": attempt + 1})
             waiting.append(agent)
             return
         details = {"agent": agent.name, "cycle": cycle, "attempts": attempt, "error": message, "span": span.to_json(),
                    "policy": str(policy)}
+        unretried = ""
+        if attempt <= policy.retries:
+            details["not_retried"] = "no tool call failed, so another attempt would fail the same way"
+            unretried = " (not retried: no tool call failed, so another attempt would fail the same way)"
         if policy.then == "skip":
             self._emit({"event": "skip", "cycle": cycle, "agent": agent.name, "attempts": attempt})
-            skipped.append(Reason("agent_skipped", f"agent {agent.name!r} skipped in cycle {cycle} after {attempt} failed attempt(s): {message} at {span}",
-                                  details))
+            skipped.append(Reason("agent_skipped", f"agent {agent.name!r} skipped in cycle {cycle} after {attempt} failed attempt(s): {message} at {span}"
+                                  + unretried, details))
             return
         raise _Failed(Reason("agent_failed", f"agent {agent.name!r} failed in cycle {cycle}" +
-                             (f" after {attempt} attempts" if attempt > 1 else "") + f": {message} at {span}", details))
+                             (f" after {attempt} attempts" if attempt > 1 else "") + f": {message} at {span}" + unretried,
+                             details))
 
     def _semi_naive(self, agent: _AgentState, out: Any, cycle: int, lengths: Mapping[str, int] | None = None) -> None:
         """Run every version of the agent that can see a new fact (marks advance in the caller)."""
