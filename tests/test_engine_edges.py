@@ -72,3 +72,51 @@ agent a { when p(x), y = @score(x), y = @score(x + 1) emit q(x, y) }
     out = cli("check", "rules.cvg", cwd=tmp_path)
     assert out.returncode == 1
     assert "rules.cvg:5:41: error[E221]: 'y' is already bound by the tool call at" in out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------ budgets and time limits must be real numbers
+
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+
+COUNT = "relation n(x: int)\nn(0).\nn(x + 1) :- n(x), x < 5.\n"
+
+
+@pytest.mark.parametrize("kw", [
+    {"max_cycles": -1}, {"max_facts": -5}, {"max_bytes": -1}, {"max_steps": -1}, {"max_cycles": 1.5},
+    {"max_cycles": True}, {"max_agents_per_cycle": 0}, {"min_confidence": 2.0}, {"min_confidence": math.nan},
+    {"timeout": math.nan}, {"timeout": math.inf}, {"timeout": 0}, {"timeout": -1}, {"timeout": "5"},
+])
+def test_an_invalid_api_budget_is_refused_not_run(kw: dict) -> None:
+    # The rule files (E206) and the command line refuse these; so does Budget(...):
+    # a negative max_cycles or a NaN timeout used to run and give a made-up tier.
+    name = next(iter(kw))
+    with pytest.raises(ValueError, match=name):
+        cr.Budget(**kw)
+
+
+def test_valid_api_budgets_still_work() -> None:
+    rs = cr.load_text(COUNT, "t.cvg")
+    assert rs.run(budget=cr.Budget(max_cycles=0)).tier == "bounded"
+    assert rs.run(budget=cr.Budget(max_cycles=2, max_facts=0, min_confidence=0, timeout=60)).tier == "bounded"
+    assert rs.run(budget=cr.Budget(min_confidence=1.0, max_agents_per_cycle=1, timeout=0.5e3)).tier == "converged"
+
+
+@pytest.mark.parametrize("kw", [{"tool_timeout": math.inf}, {"tool_timeout": math.nan}, {"tool_timeout": 0},
+                                {"tool_timeout": -1}, {"workers": 1.5}, {"workers": True}])
+def test_invalid_tool_settings_are_refused(kw: dict) -> None:
+    rs = cr.load_text(COUNT, "t.cvg")
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        rs.run(**kw)
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--tool-timeout", "--min-confidence"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_cli_time_limits_and_confidence_must_be_finite(tmp_path: Path, option: str, value: str) -> None:
+    # `--tool-timeout inf` was an internal error (exit 70), `--tool-timeout nan` a call that never
+    # timed out, `--timeout nan` and `--min-confidence nan` were silently ignored.
+    (tmp_path / "rules.cvg").write_text(COUNT)
+    out = cli("run", "rules.cvg", option, value, cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"Invalid value for '{option}'" in out.stderr and "Traceback" not in out.stderr
