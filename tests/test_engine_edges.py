@@ -120,3 +120,51 @@ def test_cli_time_limits_and_confidence_must_be_finite(tmp_path: Path, option: s
     out = cli("run", "rules.cvg", option, value, cwd=tmp_path)
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"Invalid value for '{option}'" in out.stderr and "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------------------ the job's timeout bounds the tool calls too
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+SLOW = """
+relation p(x: int)
+relation q(x: int, y: int)
+p(1). p(2).
+agent a { when p(x), y = @slow(x) emit q(x, y) }
+"""
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_a_job_timeout_stops_a_tool_call_that_is_still_running(isolation: str) -> None:
+    # The job's timeout used to wait for the tool's own time-out (30 s by default,
+    # forever with tool_timeout=None) before the job could stop.
+    release = threading.Event()
+
+    def slow(x: int) -> int:
+        release.wait(60)
+        return x
+
+    rs = cr.load_text(SLOW, "t.cvg")
+    begun = time.monotonic()
+    try:
+        r = rs.run(tools={"slow": slow}, budget=cr.Budget(timeout=0.5), tool_timeout=None, tool_isolation=isolation,
+                   trace=True)
+    finally:
+        release.set()
+    assert time.monotonic() - begun < 10
+    assert r.tier == "bounded" and r.facts("q") == []
+    assert [x.details["budget"] for x in r.reasons] == ["timeout"]
+    calls = [e for e in r.trace if e["event"] == "tool"]
+    assert calls and all("the job's timeout ran out" in e["error"] for e in calls)
+
+
+def test_a_job_timeout_stops_a_slow_tool_from_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "rules.cvg").write_text(SLOW)
+    (tmp_path / "slowtools.py").write_text("import time\n\ndef slow(x):\n    time.sleep(60)\n    return x\n")
+    begun = time.monotonic()
+    out = cli("run", "rules.cvg", "--tools", "slowtools", "--timeout", "0.5", "--format", "json", cwd=tmp_path)
+    assert time.monotonic() - begun < 20
+    assert out.returncode == 4, out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["tier"] == "bounded" and data["reasons"][0]["budget"] == "timeout"

@@ -346,7 +346,8 @@ class Engine:
         else:
             if self.tool_isolation == "process" and self.pool is None:
                 self.pool = ProcessPool(self.tools, self.workers)
-            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool)
+            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool,
+                                  self.deadline)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
             call = {"cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()}
