@@ -168,3 +168,16 @@ def test_a_job_timeout_stops_a_slow_tool_from_the_cli(tmp_path: Path) -> None:
     assert out.returncode == 4, out.stdout + out.stderr
     data = json.loads(out.stdout)
     assert data["tier"] == "bounded" and data["reasons"][0]["budget"] == "timeout"
+
+
+# ------------------------------------------------------------------ E400 names the variable that is really unbound
+
+def test_an_unbound_group_variable_is_the_unsafe_one_not_the_aggregate_result(tmp_path: Path) -> None:
+    # `n = count {...}` is unsafe because `k` is bound nowhere; E400 used to name `n`.
+    (tmp_path / "rules.cvg").write_text("relation sale(id: str, s: str, a: int)\nrelation c(k: str, n: int)\n"
+                                        "c(k, n) :- n = count { sale(_, k, _) }.\n")
+    diags = [d for d in cr.check([str(tmp_path / "rules.cvg")]) if d.severity == "error"]
+    assert [(d.code, d.span.line, d.span.col) for d in diags] == [("E400", 3, 32)]
+    assert "unsafe variable 'k'" in diags[0].message
+    out = cli("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1 and "rules.cvg:3:32: error[E400]: unsafe variable 'k'" in out.stdout + out.stderr

@@ -331,9 +331,13 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                 break
     for i in remaining:
         lit = body[i]
-        for var, span in _var_spans(lit):
+        spans = _var_spans(lit)
+        side = ast.aggregate_side(lit)
+        if side is not None:  # an unbound group variable is the cause: `n = count {...}` waits for it
+            group = aggregate_vars(side[0]) & outside.get(i, set())
+            spans.sort(key=lambda vs: vs[0] not in group)
+        for var, span in spans:
             if var not in bound and (var, span) not in unsafe:
-                side = ast.aggregate_side(lit)
                 if side is not None:
                     agg = side[0]
                     if agg.value is not None and var == agg.value.name:
