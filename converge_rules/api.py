@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from functools import cached_property
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from .values import dumps_json
@@ -360,8 +362,10 @@ class _Inputs:
             grouped.setdefault(name, []).extend(facts)
         out = {}
         for name, facts in grouped.items():
-            all_str = all(c.type == "str" for c in self.program.relations[name].columns)
-            out[name] = canonical_order(facts, all_str)
+            columns = self.program.relations[name].columns
+            all_str = all(c.type == "str" for c in columns)
+            floats = [k for k, c in enumerate(columns) if c.type == "float"]
+            out[name] = canonical_order(_positive_zeros(facts, floats) if floats else facts, all_str)
         return out
 
     def source(self, relation: str, fact: tuple) -> tuple[str, int] | None:
@@ -396,6 +400,19 @@ def _encode_facts(facts: list[tuple], all_str: bool) -> bytes:
         if body.count(_FIELD) == len(facts) * (len(facts[0]) - 1) and body.count(_RECORD) == len(facts) - 1:
             return b"T" + body.encode("utf-8", "surrogatepass")
     return b"J" + dumps_json(facts, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+def _positive_zeros(facts: list[tuple], columns: list[int]) -> list[tuple]:
+    """The facts with every ``-0.0`` of these (float) columns made ``0.0``.
+
+    ``-0.0 == 0.0``, so the two are one value to the rules and to dedupe, yet they
+    print differently: a fact given as both ``p(-0.0)`` and ``p(0.0)`` would keep
+    whichever came first, and the input order would change the output and the
+    digest. Input values therefore hold one zero, ``0.0``."""
+    if not any(v == 0.0 and math.copysign(1.0, v) < 0.0 for k in columns for v in map(itemgetter(k), facts)):
+        return facts
+    wanted = set(columns)
+    return [tuple(v + 0.0 if k in wanted else v for k, v in enumerate(f)) for f in facts]  # -0.0 + 0.0 is 0.0
 
 
 def canonical_order(facts: list[tuple], all_str: bool) -> list[tuple]:

@@ -16,6 +16,7 @@ for more.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -108,8 +109,8 @@ def budget_from_json(data: Any, where: str = "budget") -> Budget:
                 raise _bad(f"{key} must be a number in [0, 1]", f"{where}.{key}")
             values[key] = float(value)
         elif known[key]:  # a quantity such as seconds
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise _bad(f"{key} must be a number > 0", f"{where}.{key}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise _bad(f"{key} must be a finite number > 0", f"{where}.{key}")
             values[key] = float(value)
         else:
             low = 1 if key == "max_agents_per_cycle" else 0

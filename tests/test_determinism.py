@@ -96,3 +96,25 @@ def test_trace_bytes_do_not_depend_on_hash_seed_input_order_or_workers(ir, rnd):
             traces[name] = out_file.read_bytes()
         assert traces["a"] == traces["b"] == traces["c"]
         assert traces["a"].split(b"\n", 1)[1] == traces["d"].split(b"\n", 1)[1]
+
+
+def test_signed_zeros_in_the_input_do_not_make_the_output_depend_on_input_order(tmp_path: Path) -> None:
+    # -0.0 == 0.0: one fact to the rules and to dedupe, but they print differently,
+    # so the one kept must not be whichever the input gave first.
+    rules = tmp_path / "zeros.cvg"
+    rules.write_text("input relation p(x: float, n: int)\nrelation q(x: float)\nrelation s(t: str)\n"
+                     "q(x) :- p(x, _).\ns(to_str(x)) :- p(x, _).\n")
+    neg_first, pos_first = tmp_path / "a.json", tmp_path / "b.json"
+    neg_first.write_text('{"p": [[-0.0, 1], [0.0, 1], [-0.0, 2], [2.5, 3]]}')
+    pos_first.write_text('{"p": [[2.5, 3], [0.0, 2], [0.0, 1], [-0.0, 1]]}')
+    outs = [cli([rules], f, seed).stdout for f, seed in ((neg_first, "0"), (pos_first, "1"))]
+    assert outs[0] == outs[1]
+    data = json.loads(outs[0])
+    assert data["facts"]["p"] == [[0.0, 1], [0.0, 2], [2.5, 3]]
+    assert data["facts"]["s"] == [["0.0"], ["2.5"]]
+    ruleset = cr.load([str(rules)])
+    digests = {ruleset.run(facts={"p": facts}).digest
+               for facts in ([(-0.0, 1), (0.0, 1)], [(0.0, 1), (-0.0, 1)], [(-0.0, 1)])}
+    assert len(digests) == 1
+    r = ruleset.run(facts={"p": [(-0.0, 1)]})
+    assert r.facts("q") == [(0.0,)] and str(r.facts("q")[0][0]) == "0.0"

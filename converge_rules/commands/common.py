@@ -151,17 +151,33 @@ def policy_option(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses ``nan`` and ``inf`` (which FloatRange's bounds let through:
+    ``nan`` compares false with every bound), so a time limit or a confidence is a real number."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+SECONDS = FiniteFloatRange(min=0, min_open=True)
+
+
 budget_options = [
     click.option("--max-cycles", type=click.IntRange(min=0), help="Stop after N cycles (tier bounded)."),
     click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts (tier bounded)."),
     click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Run at most N agents per cycle (by priority, then declaration order)."),
     click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
     click.option("--max-bytes", type=click.IntRange(min=0), help="Stop when the facts would count more than N bytes (a fixed cost per fact, string lengths, big ints; default 268435456; tier bounded)."),
-    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
-    click.option("--min-confidence", type=click.FloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
+    click.option("--timeout", type=SECONDS, metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
+    click.option("--min-confidence", type=FiniteFloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
     click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
     click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),
-    click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds each tool call may take."),
+    click.option("--tool-timeout", type=SECONDS, default=30.0, show_default=True, help="Seconds each tool call may take."),
     click.option("--tool-isolation", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
                  help="Run tool calls on threads, or in worker processes that are killed on time-out."),
     click.option("--on-failure", callback=policy_option, metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'."),

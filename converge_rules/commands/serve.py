@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import EXIT_INVALID, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
+from .common import EXIT_INVALID, SECONDS, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
 
 EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\n"
            "  curl -s localhost:8181/v1/decisions -d '{\"facts\": {\"applicant\": [[\"a1\", 1000]], "
@@ -36,12 +36,12 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--max-steps", type=click.IntRange(min=0), help="Cap on every decision's rule firings.")
 @click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Cap on agents per cycle.")
 @click.option("--max-bytes", type=click.IntRange(min=0), help="Cap on every decision's counted bytes of facts (default 268435456).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--timeout", type=SECONDS, metavar="SECONDS",
               help="Cap on every decision's wall-clock time: past it the decision stops (tier bounded) and is stored.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Decisions running at once; more requests wait in line.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
-@click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--tool-timeout", type=SECONDS, default=30.0, show_default=True,
               help="Seconds each tool call may take.")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")

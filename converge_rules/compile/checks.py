@@ -86,6 +86,7 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
                 check_expr(sub, top=sub is arg)
 
     positive_vars = {v for lit in body if isinstance(lit, ast.Atom) for v in ast.literal_vars(lit)}
+    tool_targets: dict[str, ast.ToolCall] = {}  # variable -> the tool call that binds it (plan.tool_bindings)
 
     def check_expr(expr: ast.Expr, top: bool) -> None:
         if isinstance(expr, ast.ToolCall):
@@ -114,6 +115,11 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
             else:
                 tool = lit.right if isinstance(lit.right, ast.ToolCall) else None
                 if tool is not None and lit.op == "=" and isinstance(lit.left, ast.Var) and lit.left.name not in positive_vars and not nested:
+                    first = tool_targets.setdefault(lit.left.name, tool)
+                    if first is not tool:
+                        err("E221", f"{lit.left.name!r} is already bound by the tool call at {first.span}: a tool call "
+                                    f"binds a fresh variable (`t = @tool(args)`, then compare: `t = {lit.left.name}`)",
+                            tool.span)
                     for arg in tool.args:
                         for sub in _exprs(arg):
                             check_expr(sub, top=False)

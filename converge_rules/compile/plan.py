@@ -192,6 +192,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
     flat = {i: set(ast.literal_vars(body[i])) for i in remaining if i not in aggs}
     agg_cache: dict[int, Any] = {}
     pending: list[tuple[int, int, ast.Expr]] = []
+    tools = tool_bindings(body)
 
     def exists_step(i: int, atom: ast.Atom, is_driver: bool) -> Scan | None:
         """The atom as an existence check, when it binds nothing needed elsewhere."""
@@ -250,7 +251,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                     scores[i] = (-k, i) if sizes is None else (k == 0, size // (8 ** k), -k, i)
                 else:
                     scores[i] = None
-            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache) is not None:
+            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache, tools) is not None:
                 ready.add(i)
         dirty.clear()
 
@@ -270,7 +271,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                     if isinstance(lit, ast.Atom):
                         step = exists_step(i, lit, False)
                     elif i not in aggs and flat[i] <= bound:
-                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache)
+                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache, tools)
                     else:
                         continue
                     if step is not None:
@@ -288,7 +289,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                         continue
                     if want_raise and scannable and not _feeds_atom(body[i], body, left, bound):
                         continue
-                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache)
+                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache, tools)
                     if step is not None:
                         chosen = (i, step)
                         break
@@ -330,9 +331,13 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                 break
     for i in remaining:
         lit = body[i]
-        for var, span in _var_spans(lit):
+        spans = _var_spans(lit)
+        side = ast.aggregate_side(lit)
+        if side is not None:  # an unbound group variable is the cause: `n = count {...}` waits for it
+            group = aggregate_vars(side[0]) & outside.get(i, set())
+            spans.sort(key=lambda vs: vs[0] not in group)
+        for var, span in spans:
             if var not in bound and (var, span) not in unsafe:
-                side = ast.aggregate_side(lit)
                 if side is not None:
                     agg = side[0]
                     if agg.value is not None and var == agg.value.name:
@@ -401,7 +406,31 @@ def _scan(lit: int, atom: ast.Atom, bound: set[str], driver: bool) -> Scan:
     return Scan(lit, atom, tuple(keys), tuple(binds), tuple(equal), driver)
 
 
-def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str], cache: dict[int, Any] | None = None) -> Step | None:
+def tool_bindings(body: tuple[ast.Literal, ...]) -> dict[str, int]:
+    """Per variable bound by a tool call (`v = @tool(...)`), the first literal that binds it.
+
+    A tool call can only bind its variable (code calls the tool in an
+    assignment, never in a filter), so no other literal may bind it: another
+    `v = expr` waits and tests the tool's value (`checks` reports a second
+    tool call binding the same variable, E221)."""
+    out: dict[str, int] = {}
+    for i, lit in enumerate(body):
+        if (isinstance(lit, ast.Comparison) and lit.op == "=" and isinstance(lit.left, ast.Var)
+                and isinstance(lit.right, ast.ToolCall)):
+            out.setdefault(lit.left.name, i)
+    return out
+
+
+def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str], cache: dict[int, Any] | None = None,
+           tools: Mapping[str, int] | None = None) -> Step | None:
+    """The step literal i becomes with these variables bound (binding some when it can), or None.
+
+    ``tools``: variables that only their tool call may bind (see :func:`tool_bindings`)."""
+    reserved = tools or {}
+
+    def may_bind(var: str) -> bool:
+        return reserved.get(var, i) == i
+
     if isinstance(lit, ast.Atom):
         return None
     if isinstance(lit, ast.Negation):
@@ -427,6 +456,8 @@ def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str], cache: 
         if unsafe or (agg.value is not None and agg.value.name not in _bound_by(inner) | set(group)):
             return None
         if isinstance(other, ast.Var) and other.name not in bound:
+            if not may_bind(other.name):
+                return None
             bound.add(other.name)
             return AggStep(i, agg, other, True, group, tuple(inner))
         if _vars(other) <= bound:
@@ -436,10 +467,10 @@ def _ready(i: int, lit: ast.Literal, bound: set[str], outside: set[str], cache: 
     if left <= bound and right <= bound:
         return Filter(i, lit)
     if lit.op == "=":
-        if isinstance(lit.left, ast.Var) and lit.left.name not in bound and right <= bound:
+        if isinstance(lit.left, ast.Var) and lit.left.name not in bound and right <= bound and may_bind(lit.left.name):
             bound.add(lit.left.name)
             return Assign(i, lit.left.name, lit.right)
-        if isinstance(lit.right, ast.Var) and lit.right.name not in bound and left <= bound:
+        if isinstance(lit.right, ast.Var) and lit.right.name not in bound and left <= bound and may_bind(lit.right.name):
             bound.add(lit.right.name)
             return Assign(i, lit.right.name, lit.left)
     return None

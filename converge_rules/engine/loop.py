@@ -14,6 +14,7 @@ Nothing here iterates a set to decide order.
 
 from __future__ import annotations
 
+import math
 import time
 from itertools import repeat
 from operator import itemgetter
@@ -68,6 +69,21 @@ class Budget:
     min_confidence: float | None = None
     max_bytes: int | None = None
     timeout: float | None = None   # wall-clock seconds; not deterministic, so never in a rule file
+
+    def __post_init__(self) -> None:
+        """Refuse what the rule files (E206) and the command line refuse: a count that is not a
+        whole number >= 0 (>= 1 for max_agents_per_cycle), a min_confidence outside [0, 1], a
+        timeout that is not a finite number of seconds > 0. ValueError names the setting."""
+        for name in ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "max_bytes"):
+            value = getattr(self, name)
+            low = 1 if name == "max_agents_per_cycle" else 0
+            if value is not None and (type(value) is not int or value < low):
+                raise ValueError(f"Budget {name} must be an int >= {low} or None, not {value!r}")
+        for name, ok in (("min_confidence", lambda v: 0 <= v <= 1), ("timeout", lambda v: v > 0)):
+            value = getattr(self, name)
+            if value is not None and (type(value) not in (int, float) or not math.isfinite(value) or not ok(value)):
+                what = "a number in [0, 1]" if name == "min_confidence" else "a finite number of seconds > 0"
+                raise ValueError(f"Budget {name} must be {what} or None, not {value!r}")
 
     def merged_over(self, file_budget: Mapping[str, Any]) -> "Budget":
         """Explicit settings (API, CLI) override the rule files' budget."""
@@ -190,6 +206,11 @@ class Engine:
         self.strata = strata
         self.budget = budget
         self.tools = dict(tools or {})
+        if type(workers) is not int:
+            raise ValueError(f"workers must be an int (at least 1 is used), not {workers!r}")
+        if tool_timeout is not None and (type(tool_timeout) not in (int, float) or not math.isfinite(tool_timeout)
+                                         or tool_timeout <= 0):
+            raise ValueError(f"tool_timeout must be a finite number of seconds > 0 or None (no limit), not {tool_timeout!r}")
         self.workers = max(1, workers)
         self.tool_timeout = tool_timeout
         self.default_policy = on_failure or FailurePolicy()
@@ -325,7 +346,8 @@ class Engine:
         else:
             if self.tool_isolation == "process" and self.pool is None:
                 self.pool = ProcessPool(self.tools, self.workers)
-            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool)
+            outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool,
+                                  self.deadline)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
             call = {"cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()}

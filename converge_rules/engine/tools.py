@@ -149,20 +149,32 @@ def _message(err: BaseException) -> str:
 
 
 def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
-               timeout: float | None, isolation: str = "thread", pool: "ProcessPool | None" = None) -> dict[ToolKey, ToolOutcome]:
-    """Run the calls concurrently (threads, or ``pool``'s processes); every call gets an outcome."""
+               timeout: float | None, isolation: str = "thread", pool: "ProcessPool | None" = None,
+               deadline: float | None = None) -> dict[ToolKey, ToolOutcome]:
+    """Run the calls concurrently (threads, or ``pool``'s processes); every call gets an outcome.
+
+    ``deadline`` (``time.monotonic()`` seconds): the job's own wall-clock limit. No call
+    outlives it: at the deadline every call still running or waiting to start is
+    abandoned with an error (see :func:`deadline_outcome`), and the job, which checks
+    its deadline before it evaluates an agent again, stops ``bounded``."""
     if isolation == "process" and keys:
         assert pool is not None
-        return pool.call_batch(keys, timeout)
-    return _thread_batch(keys, tools, workers, timeout)
+        return pool.call_batch(keys, timeout, deadline)
+    return _thread_batch(keys, tools, workers, timeout, deadline)
+
+
+def deadline_outcome(name: str) -> ToolOutcome:
+    return ToolOutcome(False, error=f"tool {name} was stopped: the job's timeout ran out")
 
 
 def _thread_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
-                  timeout: float | None) -> dict[ToolKey, ToolOutcome]:
+                  timeout: float | None, deadline: float | None = None) -> dict[ToolKey, ToolOutcome]:
     """Run the calls on daemon threads; every call gets an outcome (value, error or time-out)."""
     results: dict[ToolKey, ToolOutcome] = {}
     if not keys:
         return results
+    if deadline is not None and time.monotonic() >= deadline:
+        return {key: deadline_outcome(key[0]) for key in keys}
     todo: "queue.Queue[int]" = queue.Queue()
     for i in range(len(keys)):
         todo.put(i)
@@ -188,19 +200,32 @@ def _thread_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], 
 
     for _ in range(max(1, min(workers, len(keys)))):
         spawn()
+    late = False  # the job's deadline passed: abandon every call not done yet
     for i in range(len(keys)):
-        while not done[i].is_set():
+        while not done[i].is_set() and not late:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                late = True
+                while True:  # calls not started yet never start
+                    try:
+                        todo.get_nowait()
+                    except queue.Empty:
+                        break
+                break
             with lock:
                 begun = started.get(i)
             if begun is None:
                 done[i].wait(0.01)
                 continue
-            remaining = None if timeout is None else begun + timeout - time.monotonic()
+            remaining = None if timeout is None else begun + timeout - now
             if remaining is not None and remaining <= 0:
                 break
-            done[i].wait(remaining if remaining is not None else 0.1)
+            wait = remaining if remaining is not None else 0.1
+            done[i].wait(wait if deadline is None else min(wait, deadline - now))
         out = outcomes[i]
-        if out is None:  # timed out: abandon the thread (daemon) and replace the worker it held
+        if out is None and late:
+            out = deadline_outcome(keys[i][0])
+        elif out is None:  # timed out: abandon the thread (daemon) and replace the worker it held
             out = ToolOutcome(False, error=f"tool {keys[i][0]} timed out after {timeout:g}s")
             spawn()
         results[keys[i]] = out
@@ -278,13 +303,22 @@ class ProcessPool:
             worker.process.kill()
         worker.process.join(5)
 
-    def call_batch(self, keys: list[ToolKey], timeout: float | None) -> dict[ToolKey, ToolOutcome]:
+    def call_batch(self, keys: list[ToolKey], timeout: float | None,
+                   deadline: float | None = None) -> dict[ToolKey, ToolOutcome]:
         from multiprocessing.connection import wait
 
         results: dict[ToolKey, ToolOutcome] = {}
         todo = list(keys)
         busy: list[_Worker] = []
         while todo or busy:
+            if deadline is not None and time.monotonic() >= deadline:  # the job's timeout: stop everything
+                for worker in busy:
+                    assert worker.key is not None
+                    self._stop(worker)
+                    results[worker.key] = deadline_outcome(worker.key[0])
+                for key in todo:
+                    results[key] = deadline_outcome(key[0])
+                return results
             while todo and len(busy) < self.size:
                 worker = self.idle.pop() if self.idle else self._start()
                 key = todo.pop(0)
@@ -300,6 +334,8 @@ class ProcessPool:
                 continue
             now = time.monotonic()
             wait_for = None if timeout is None else max(0.0, min(w.started + timeout for w in busy) - now)
+            if deadline is not None:
+                wait_for = max(0.0, deadline - now) if wait_for is None else min(wait_for, max(0.0, deadline - now))
             ready = set(wait([w.conn for w in busy], wait_for))
             still: list[_Worker] = []
             for worker in busy:

@@ -1,0 +1,183 @@
+"""Edge cases of evaluation found by using the product adversarially (API and CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import converge_rules as cr
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=path)
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+# ------------------------------------------------------------------ a tool's variable tested by another `=`
+
+TOOL_TESTED = """
+relation p(x: int)
+relation five(x: int)
+relation next(x: int)
+p(1). p(2).
+agent a { when p(x), y = @score(x), y = 5 emit five(x) }
+agent b { when p(x), y = @score(x), y = x + 4 emit next(x) }
+"""
+
+
+def score(x: int) -> int:
+    return 5
+
+
+def test_a_tool_variable_compared_with_another_expression_is_a_test_not_a_failure() -> None:
+    # `y = 5` could bind y first; the tool call must still bind it (a tool call
+    # cannot be a filter), and `y = 5` tests the tool's value.
+    r = cr.load_text(TOOL_TESTED, "t.cvg").run(tools={"score": score})
+    assert r.tier == "converged", r.reasons
+    assert r.facts("five") == [(1,), (2,)]
+    assert r.facts("next") == [(1,)]
+    p = r.proof("next", (1,))
+    assert p is not None and p.bindings == {"x": 1, "y": 5}
+
+
+def test_a_tool_variable_tested_by_another_expression_from_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "rules.cvg").write_text(TOOL_TESTED)
+    (tmp_path / "tools.py").write_text("def score(x):\n    return 5\n")
+    out = cli("run", "rules.cvg", "--tools", "tools", "--format", "json", "--proofs", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["tier"] == "converged" and data["facts"]["five"] == [[1], [2]] and data["facts"]["next"] == [[1]]
+    (tmp_path / "result.json").write_text(out.stdout)
+    verify = cli("verify", "result.json", cwd=tmp_path)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_two_tool_calls_binding_one_variable_are_e221(tmp_path: Path) -> None:
+    src = """
+relation p(x: int)
+relation q(x: int, y: int)
+p(1).
+agent a { when p(x), y = @score(x), y = @score(x + 1) emit q(x, y) }
+"""
+    (tmp_path / "rules.cvg").write_text(src)
+    diags = cr.check([str(tmp_path / "rules.cvg")])
+    assert [(d.code, d.span.line, d.span.col) for d in diags if d.severity == "error"] == [("E221", 5, 41)]
+    out = cli("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "rules.cvg:5:41: error[E221]: 'y' is already bound by the tool call at" in out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------ budgets and time limits must be real numbers
+
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+
+COUNT = "relation n(x: int)\nn(0).\nn(x + 1) :- n(x), x < 5.\n"
+
+
+@pytest.mark.parametrize("kw", [
+    {"max_cycles": -1}, {"max_facts": -5}, {"max_bytes": -1}, {"max_steps": -1}, {"max_cycles": 1.5},
+    {"max_cycles": True}, {"max_agents_per_cycle": 0}, {"min_confidence": 2.0}, {"min_confidence": math.nan},
+    {"timeout": math.nan}, {"timeout": math.inf}, {"timeout": 0}, {"timeout": -1}, {"timeout": "5"},
+])
+def test_an_invalid_api_budget_is_refused_not_run(kw: dict) -> None:
+    # The rule files (E206) and the command line refuse these; so does Budget(...):
+    # a negative max_cycles or a NaN timeout used to run and give a made-up tier.
+    name = next(iter(kw))
+    with pytest.raises(ValueError, match=name):
+        cr.Budget(**kw)
+
+
+def test_valid_api_budgets_still_work() -> None:
+    rs = cr.load_text(COUNT, "t.cvg")
+    assert rs.run(budget=cr.Budget(max_cycles=0)).tier == "bounded"
+    assert rs.run(budget=cr.Budget(max_cycles=2, max_facts=0, min_confidence=0, timeout=60)).tier == "bounded"
+    assert rs.run(budget=cr.Budget(min_confidence=1.0, max_agents_per_cycle=1, timeout=0.5e3)).tier == "converged"
+
+
+@pytest.mark.parametrize("kw", [{"tool_timeout": math.inf}, {"tool_timeout": math.nan}, {"tool_timeout": 0},
+                                {"tool_timeout": -1}, {"workers": 1.5}, {"workers": True}])
+def test_invalid_tool_settings_are_refused(kw: dict) -> None:
+    rs = cr.load_text(COUNT, "t.cvg")
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        rs.run(**kw)
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--tool-timeout", "--min-confidence"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_cli_time_limits_and_confidence_must_be_finite(tmp_path: Path, option: str, value: str) -> None:
+    # `--tool-timeout inf` was an internal error (exit 70), `--tool-timeout nan` a call that never
+    # timed out, `--timeout nan` and `--min-confidence nan` were silently ignored.
+    (tmp_path / "rules.cvg").write_text(COUNT)
+    out = cli("run", "rules.cvg", option, value, cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"Invalid value for '{option}'" in out.stderr and "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------------------ the job's timeout bounds the tool calls too
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+SLOW = """
+relation p(x: int)
+relation q(x: int, y: int)
+p(1). p(2).
+agent a { when p(x), y = @slow(x) emit q(x, y) }
+"""
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_a_job_timeout_stops_a_tool_call_that_is_still_running(isolation: str) -> None:
+    # The job's timeout used to wait for the tool's own time-out (30 s by default,
+    # forever with tool_timeout=None) before the job could stop.
+    release = threading.Event()
+
+    def slow(x: int) -> int:
+        release.wait(60)
+        return x
+
+    rs = cr.load_text(SLOW, "t.cvg")
+    begun = time.monotonic()
+    try:
+        r = rs.run(tools={"slow": slow}, budget=cr.Budget(timeout=0.5), tool_timeout=None, tool_isolation=isolation,
+                   trace=True)
+    finally:
+        release.set()
+    assert time.monotonic() - begun < 10
+    assert r.tier == "bounded" and r.facts("q") == []
+    assert [x.details["budget"] for x in r.reasons] == ["timeout"]
+    calls = [e for e in r.trace if e["event"] == "tool"]
+    assert calls and all("the job's timeout ran out" in e["error"] for e in calls)
+
+
+def test_a_job_timeout_stops_a_slow_tool_from_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "rules.cvg").write_text(SLOW)
+    (tmp_path / "slowtools.py").write_text("import time\n\ndef slow(x):\n    time.sleep(60)\n    return x\n")
+    begun = time.monotonic()
+    out = cli("run", "rules.cvg", "--tools", "slowtools", "--timeout", "0.5", "--format", "json", cwd=tmp_path)
+    assert time.monotonic() - begun < 20
+    assert out.returncode == 4, out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["tier"] == "bounded" and data["reasons"][0]["budget"] == "timeout"
+
+
+# ------------------------------------------------------------------ E400 names the variable that is really unbound
+
+def test_an_unbound_group_variable_is_the_unsafe_one_not_the_aggregate_result(tmp_path: Path) -> None:
+    # `n = count {...}` is unsafe because `k` is bound nowhere; E400 used to name `n`.
+    (tmp_path / "rules.cvg").write_text("relation sale(id: str, s: str, a: int)\nrelation c(k: str, n: int)\n"
+                                        "c(k, n) :- n = count { sale(_, k, _) }.\n")
+    diags = [d for d in cr.check([str(tmp_path / "rules.cvg")]) if d.severity == "error"]
+    assert [(d.code, d.span.line, d.span.col) for d in diags] == [("E400", 3, 32)]
+    assert "unsafe variable 'k'" in diags[0].message
+    out = cli("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1 and "rules.cvg:3:32: error[E400]: unsafe variable 'k'" in out.stdout + out.stderr
