@@ -389,3 +389,20 @@ def test_sqlite_sink_resumes_after_sigkill_with_each_job_once(tmp_path: Path, ru
         [(r.id, r.tier, r.digest) for r in expected]
     assert conn.execute("SELECT job_id, loan, outcome FROM decision ORDER BY 1, 2, 3").fetchall() == \
         sorted((r.id, *f) for r in expected for f in r.facts.get("decision", []))
+
+
+@pytest.mark.parametrize("line", ['{"id": [1], "tier": "converged"}', '{"id": "zz", "tier": "weird"}',
+                                  '{"id": 1.5, "tier": "converged"}', '{"id": true, "tier": "converged"}',
+                                  '{"id": "a", "tier": ["converged"]}'])
+def test_an_output_line_that_is_not_a_batch_result_is_refused(tmp_path: Path, line: str) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 3)
+    out = tmp_path / "out.jsonl"
+    out.write_text(line + "\n")
+    with pytest.raises(cr.ConvergeError) as caught:
+        JsonlSink(str(out))
+    assert caught.value.diagnostics[0].code == "E531"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert f"error[E531]: {out}:1 is not a batch result" in proc.stderr and "internal error" not in proc.stderr
+    assert out.read_text() == line + "\n" and not Path(str(out) + ".journal").exists()

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from .jobs import job_key
-from .runner import JobResult
+from .runner import TIERS, JobResult
 
 __all__ = ["Sink", "JsonlSink", "SqlSink", "open_sink"]
 
@@ -83,6 +83,9 @@ class JsonlSink(Sink):
                         record = json.loads(raw)
                         job_id, tier = record["id"], record["tier"]
                     except (ValueError, KeyError, TypeError):
+                        job_id = tier = None
+                    # a result's id is what a job source gives (text or an integer) and its tier one of four
+                    if isinstance(job_id, bool) or not isinstance(job_id, (str, int)) or tier not in TIERS:
                         raise _error("E531", f"{path}:{n} is not a batch result; use another --out, or remove the file",
                                      path)
                     self.where[job_id] = (path, offset, len(raw))
