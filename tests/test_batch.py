@@ -406,3 +406,29 @@ def test_an_output_line_that_is_not_a_batch_result_is_refused(tmp_path: Path, li
     assert proc.returncode == 1, proc.stderr
     assert f"error[E531]: {out}:1 is not a batch result" in proc.stderr and "internal error" not in proc.stderr
     assert out.read_text() == line + "\n" and not Path(str(out) + ".journal").exists()
+
+
+@pytest.mark.parametrize("values", [(1, "1"), (None, "null"), ("2.5", 2.5)])
+def test_partition_values_that_give_one_job_id_are_refused(tmp_path: Path, values: tuple) -> None:
+    db = tmp_path / "jobs.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE applicant (id TEXT, income INTEGER, case_id)")
+    conn.execute("CREATE TABLE loan (id TEXT PRIMARY KEY, applicant TEXT, amount INTEGER, case_id)")
+    conn.executemany("INSERT INTO applicant VALUES (?, ?, ?)", [("a1", 1000, values[0]), ("a9", 9000, 7)])
+    conn.executemany("INSERT INTO loan VALUES (?, ?, ?, ?)", [("l1", "a1", 100, values[1]), ("l9", "a9", 1, 7)])
+    conn.commit()
+    conn.close()
+    from converge_rules.batch import iter_jobs
+
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(f"sqlite:///{db}", cr.load(RULES).program.schema(), "case_id"))
+    (diag,) = caught.value.diagnostics
+    assert diag.code == "E530" and diag.span.file == f"sqlite:///{db}:loan[id=\"l1\"]"
+    assert f"as the value {'NULL' if values[0] is None else repr(values[0])} at sqlite:///{db}:applicant[rowid=1]" \
+        in diag.message
+    for out in (tmp_path / "out.jsonl", tmp_path / "out.db"):
+        target = str(out) if out.suffix == ".jsonl" else f"sqlite:///{out}"
+        proc = converge("batch", RULES, "--jobs", f"sqlite:///{db}", "--partition-by", "case_id", "--out", target,
+                        "--workers", "1")
+        assert proc.returncode == 1 and "error[E530]" in proc.stderr and "internal error" not in proc.stderr
+        assert not out.exists()  # nothing ran, nothing was written

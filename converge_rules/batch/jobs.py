@@ -121,6 +121,7 @@ def jobs_from_database(url: str, schema: Mapping[str, Any], partition_by: str,
     raw = read_tables(source, schema)
     shared: dict[str, RawTable] = {}
     split: dict[str, dict[Any, list[int]]] = {}
+    first: dict[str, tuple[Any, str]] = {}  # a job id as text -> the value that gave it, and where
     for rel in sorted(raw):
         k = raw[rel].column_index(partition_by)
         if k is None:
@@ -128,7 +129,14 @@ def jobs_from_database(url: str, schema: Mapping[str, Any], partition_by: str,
             continue
         groups: dict[Any, list[int]] = {}
         for i, row in enumerate(raw[rel].rows):
-            groups.setdefault(_partition_id(row[k]), []).append(i)
+            job_id = _partition_id(row[k])
+            where = f"{source}:{raw[rel].label}[{raw[rel].keys[i]}]"
+            seen = first.setdefault(str(job_id), (row[k], where))
+            if not _same_value(seen[0], row[k]):  # ids compare as text, as in a jobs file: 1 and '1' are one id
+                raise _error(f"partition value {_show(row[k])} of column {partition_by!r} gives the job id "
+                             f"{dumps_json(job_id)}, as the value {_show(seen[0])} at {seen[1]} does", where,
+                             notes=("make the column's values one type (or use --table REL=SQL with a CAST)",))
+            groups.setdefault(job_id, []).append(i)
         split[rel] = groups
     if not split:
         raise _error(f"no input relation has a column {partition_by!r} to partition by", str(source),
@@ -139,6 +147,15 @@ def jobs_from_database(url: str, schema: Mapping[str, Any], partition_by: str,
         for rel, groups in split.items():
             part[rel] = raw[rel].subset(groups.get(job_id, []))
         yield Job(job_id, tables=part, source=str(source))
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether two partition values are one value (of one type: ``1`` is not ``'1'``, NULL not ``'null'``)."""
+    return type(a) is type(b) and repr(a) == repr(b)  # repr: a NaN is one value too
+
+
+def _show(value: Any) -> str:
+    return "NULL" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
 def _partition_id(value: Any) -> str | int:
