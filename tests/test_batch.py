@@ -432,3 +432,56 @@ def test_partition_values_that_give_one_job_id_are_refused(tmp_path: Path, value
                         "--workers", "1")
         assert proc.returncode == 1 and "error[E530]" in proc.stderr and "internal error" not in proc.stderr
         assert not out.exists()  # nothing ran, nothing was written
+
+
+KILLER = '''import os
+
+
+def die(x):
+    if x == "die":
+        os._exit(9)  # the worker process ends, as when it is killed or runs out of memory
+    return 1
+'''
+KILLER_RULES = '''input relation item(x: str)
+relation ok(x: str, v: int)
+ok(x, v) :- item(x), v = @die(x).
+'''
+
+
+@pytest.mark.parametrize("where", [["--workers", "2"], ["--cluster", "local:2"]])
+def test_a_worker_that_dies_stops_the_batch_with_e533_and_a_rerun_resumes(tmp_path: Path, where: list[str]) -> None:
+    (tmp_path / "batch_killer.py").write_text(KILLER)
+    rules = tmp_path / "k.cvg"
+    rules.write_text(KILLER_RULES)
+    jobs = tmp_path / "jobs.jsonl"
+    lines = [json.dumps({"id": i, "facts": {"item": [[f"a{i}"]]}}) for i in range(1, 41)]
+    jobs.write_text("\n".join(lines + ['{"id": 41, "facts": {"item": [["die"]]}}']) + "\n")
+    out = tmp_path / "out.jsonl"
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    cmd = [sys.executable, "-m", "converge_rules", "batch", str(rules), "--jobs", str(jobs), "--out", str(out),
+           "--tools", "batch_killer", *where]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stderr
+    assert "<batch>: error[E533]: a worker process died" in proc.stderr and "41" in proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()  # no final output: the journal keeps the jobs that finished
+    kept = [json.loads(x)["id"] for x in Path(str(out) + ".journal").read_text().splitlines()]
+    assert 41 not in kept and len(kept) == len(set(kept)) and set(kept) <= set(range(1, 41))
+    jobs.write_text("\n".join(lines) + "\n")  # without the job that ends its worker, a rerun finishes
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == list(range(1, 41))
+
+
+def test_run_many_raises_e533_when_a_pool_worker_dies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "batch_killer.py").write_text(KILLER)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the spawned workers get this sys.path
+    import batch_killer
+
+    (tmp_path / "k.cvg").write_text(KILLER_RULES)
+    rules = cr.load(str(tmp_path / "k.cvg"))
+    jobs = [(1, {"item": [["a"]]}), (2, {"item": [["die"]]})]
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(rules.run_many(jobs, workers=2, tools={"die": batch_killer.die}))
+    (diag,) = caught.value.diagnostics
+    assert diag.code == "E533" and "jobs 1, 2" in diag.message
