@@ -621,25 +621,28 @@ class _Rel:
             widths = {width[a] for a in kinds}
         except (KeyError, TypeError):
             raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
+        # the layout is kept only once it fits: a record refused once is refused again, never half-read
+        stride: int | None = None
+        codes: bytes | None = None
+        code_widths: list[tuple[bytes, int]] = []
+        offsets: list[int] = []
         if len(widths) <= 1:
-            self._stride = widths.pop() if widths else 0
-            self._offsets = []
-            total = self._stride * len(self.agents)
+            stride = widths.pop() if widths else 0
+            total = stride * len(self.agents)
         else:
             try:
-                self._codes = array("b", self.agents).tobytes()  # one byte per row: agent ids -1..127
-                self._code_widths = [(bytes([a & 0xFF]), width[a]) for a in kinds]
-                self._offsets = []
-                total = sum(w * self._codes.count(c) for c, w in self._code_widths)
+                codes = array("b", self.agents).tobytes()  # one byte per row: agent ids -1..127
+                code_widths = [(bytes([a & 0xFF]), width[a]) for a in kinds]
+                total = sum(w * codes.count(c) for c, w in code_widths)
             except OverflowError:  # more agents than a byte holds: the table at once
                 import itertools
 
-                self._codes = None
-                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
-                total = self._offsets[-1]
+                offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+                total = offsets[-1]
         if total != len(self.refs):
             raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
                                  f"({len(self.refs)} premise references, {total} expected)", self.book.where)
+        self._stride, self._codes, self._code_widths, self._offsets = stride, codes, code_widths, offsets
 
     def record_at(self, i: int) -> tuple:
         from .engine.store import INPUT_PROOF

@@ -620,3 +620,14 @@ def test_every_kind_of_trace_event_reads_back_from_a_record(tmp_path: Path) -> N
     kinds = {e["event"] for e in record.result.trace}
     assert {"prune", "tool", "failure", "retry", "skip", "dominated", "superseded", "retire", "merge"} <= kinds
     assert record.report_html()
+
+
+def test_a_record_whose_proofs_do_not_fit_is_refused_on_every_question_not_only_the_first() -> None:
+    data = json.loads(loans_result().to_record().to_json())
+    data["proofs"]["applicant"]["refs"] = []  # five input facts need ten references
+    record = Record.from_dict(data)
+    for ask in (lambda: record.why_text('decision("l1", "reject")'), lambda: record.why_not_text('decision("l1", "approve")'),
+                lambda: record.why_text('applicant("a1", 1000)'), record.report_html):
+        with pytest.raises(RecordError) as err:
+            ask()
+        assert err.value.code == "E613" and "0 premise references, 10 expected" in err.value.diagnostics[0].message
