@@ -1208,6 +1208,7 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
     if isinstance(store.facts, _Facts) and consts:
         # a recorded relation: filter one column at a time, build only the matching rows
         recorded = store.facts.rel
+        recorded.check()  # its columns fit the declared ones (E612 otherwise) before one is read
         i, v = consts[0]
         candidates = [k for k, x in enumerate(recorded.columns[i]) if x == v and k not in recorded.dead]
         facts: Iterable[tuple] = [recorded.row(k) for k in candidates]

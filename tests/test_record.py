@@ -631,3 +631,15 @@ def test_a_record_whose_proofs_do_not_fit_is_refused_on_every_question_not_only_
         with pytest.raises(RecordError) as err:
             ask()
         assert err.value.code == "E613" and "0 premise references, 10 expected" in err.value.diagnostics[0].message
+
+
+def test_a_query_with_a_constant_over_a_relation_recorded_without_its_columns_is_e612(tmp_path: Path) -> None:
+    data = json.loads(loans_result().to_record().to_json())
+    data["facts"]["decision"] = []  # the proofs keep their rows; the two columns are gone
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data).query('decision(l, "reject")')
+    assert err.value.code == "E612" and "relation 'decision' holds values of the wrong type" in str(err.value)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    proc = converge("query", "--record", str(path), 'decision(l, "reject")')
+    assert proc.returncode == 1 and f"{path}: error[E612]" in proc.stderr and "internal error" not in proc.stderr
