@@ -351,11 +351,43 @@ def _check_shape(data: Any, where: str) -> None:
             raise _error("E612", f"malformed record: trace event {k + 1} {problem}", where)
     if not isinstance(data["options"], dict) or not isinstance(data["options"].get("budget", {}), dict):
         raise _error("E612", "malformed record: 'options' must be an object with a 'budget' object", where)
+    problem = _options_problem(data["options"])
+    if problem:
+        raise _error("E612", f"malformed record: {problem}", where)
     if not isinstance(out["reasons"], list) or not all(isinstance(r, dict) and isinstance(r.get("kind"), str)
                                                        and isinstance(r.get("message"), str) for r in out["reasons"]):
         raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
     if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
         raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
+
+
+def _options_problem(options: Mapping[str, Any]) -> str | None:
+    """What is wrong with a record's ``options`` (replay runs the job with them), or None."""
+    from .compile.program import FailurePolicy
+
+    for name, value in options.get("budget", {}).items():
+        if value is None:
+            continue
+        if name in ("min_confidence", "timeout"):
+            ok = _is_number(value) and (0 <= value <= 1 if name == "min_confidence" else value > 0)
+        else:
+            ok = _is_int(value) and value >= 0
+        if not ok:
+            return f"'options.budget.{name}' is {dumps_json(value)[:40]}"
+    policy = options.get("on_failure")
+    if policy is not None:
+        try:
+            FailurePolicy.parse(policy)
+        except (ValueError, TypeError, AttributeError):
+            return f"'options.on_failure' is not a failure policy: {dumps_json(policy)[:60]}"
+    if not _is_names(options.get("goals", [])):
+        return "'options.goals' must list relation names"
+    timeout = options.get("tool_timeout")
+    if timeout is not None and not (_is_number(timeout) and timeout > 0):
+        return f"'options.tool_timeout' is {dumps_json(timeout)[:40]}"
+    if not isinstance(options.get("all_proofs", False), bool):
+        return "'options.all_proofs' must be true or false"
+    return None
 
 
 def _is_int(v: Any) -> bool:

@@ -643,3 +643,26 @@ def test_a_query_with_a_constant_over_a_relation_recorded_without_its_columns_is
     path.write_text(json.dumps(data))
     proc = converge("query", "--record", str(path), 'decision(l, "reject")')
     assert proc.returncode == 1 and f"{path}: error[E612]" in proc.stderr and "internal error" not in proc.stderr
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda o: o.update(on_failure="explode"), "'options.on_failure' is not a failure policy: \"explode\""),
+    (lambda o: o.update(on_failure=3), "'options.on_failure' is not a failure policy: 3"),
+    (lambda o: o["budget"].update(max_cycles="x"), "'options.budget.max_cycles' is \"x\""),
+    (lambda o: o["budget"].update(max_bytes=-1), "'options.budget.max_bytes' is -1"),
+    (lambda o: o["budget"].update(min_confidence=2), "'options.budget.min_confidence' is 2"),
+    (lambda o: o.update(goals=None), "'options.goals' must list relation names"),
+    (lambda o: o.update(goals=[["decision"]]), "'options.goals' must list relation names"),
+    (lambda o: o.update(tool_timeout="soon"), "'options.tool_timeout' is \"soon\""),
+])
+def test_a_record_with_malformed_options_is_e612_before_a_replay(tmp_path: Path, edit, problem: str) -> None:
+    data = json.loads(loans_result(trace=True).to_record().to_json())
+    edit(data["options"])
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data).replay()
+    assert err.value.code == "E612" and problem in err.value.diagnostics[0].message
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    proc = converge("replay", str(path))
+    assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: {problem}" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr
