@@ -339,14 +339,16 @@ def _check_shape(data: Any, where: str) -> None:
     if not isinstance(data["tools"], list) or not isinstance(data["sources"], list):
         raise _error("E612", "malformed record: 'tools' and 'sources' must be lists", where)
     if not all(isinstance(c, dict) and isinstance(c.get("tool"), str) and isinstance(c.get("args"), list)
-               for c in data["tools"]):
+               and all(type(a) in (int, float, str, bool) for a in c["args"]) for c in data["tools"]):
         raise _error("E612", "malformed record: each tool call needs 'tool' and 'args'", where)
     if not all(isinstance(x, str) for x in data["sources"]):
         raise _error("E612", "malformed record: 'sources' must list file names", where)
     if not isinstance(data.get("trace", []), list) or not all(isinstance(e, dict) for e in data.get("trace", [])):
         raise _error("E612", "malformed record: 'trace' must list events", where)
+    from .traceformat import event_problem
+
     for k, event in enumerate(data.get("trace", [])):
-        problem = _event_problem(event)
+        problem = event_problem(event)
         if problem:
             raise _error("E612", f"malformed record: trace event {k + 1} {problem}", where)
     if not isinstance(data["options"], dict) or not isinstance(data["options"].get("budget", {}), dict):
@@ -363,95 +365,20 @@ def _check_shape(data: Any, where: str) -> None:
 
 def _options_problem(options: Mapping[str, Any]) -> str | None:
     """What is wrong with a record's ``options`` (replay runs the job with them), or None."""
-    from .compile.program import FailurePolicy
+    from .traceformat import budget_problem, policy_problem
 
-    for name, value in options.get("budget", {}).items():
-        if value is None:
-            continue
-        if name in ("min_confidence", "timeout"):
-            ok = _is_number(value) and (0 <= value <= 1 if name == "min_confidence" else value > 0)
-        else:
-            ok = _is_int(value) and value >= 0
-        if not ok:
-            return f"'options.budget.{name}' is {dumps_json(value)[:40]}"
-    policy = options.get("on_failure")
-    if policy is not None:
-        try:
-            FailurePolicy.parse(policy)
-        except (ValueError, TypeError, AttributeError):
-            return f"'options.on_failure' is not a failure policy: {dumps_json(policy)[:60]}"
-    if not _is_names(options.get("goals", [])):
+    problem = budget_problem(options.get("budget", {}), "options.budget", strict=False)
+    if problem is None and options.get("on_failure") is not None:
+        problem = policy_problem(options["on_failure"], "options.on_failure")
+    if problem:
+        return problem
+    if not (isinstance(options.get("goals", []), list) and all(isinstance(g, str) for g in options.get("goals", []))):
         return "'options.goals' must list relation names"
     timeout = options.get("tool_timeout")
-    if timeout is not None and not (_is_number(timeout) and timeout > 0):
+    if timeout is not None and not (type(timeout) in (int, float) and timeout > 0):
         return f"'options.tool_timeout' is {dumps_json(timeout)[:40]}"
     if not isinstance(options.get("all_proofs", False), bool):
         return "'options.all_proofs' must be true or false"
-    return None
-
-
-def _is_int(v: Any) -> bool:
-    return type(v) is int
-
-
-def _is_number(v: Any) -> bool:
-    return type(v) in (int, float)
-
-
-def _is_str(v: Any) -> bool:
-    return isinstance(v, str)
-
-
-def _is_list(v: Any) -> bool:
-    return isinstance(v, list)
-
-
-def _is_names(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-
-def _any(v: Any) -> bool:
-    return True
-
-
-# The fields of each event a record's trace may hold (trace.md, "Events"; no header or outcome): required
-# ones, then optional ones ("time" with --timestamps). Events are read by the report's timeline and by
-# replay, so a record's events are checked here, once, as its facts and proofs are.
-_EVENTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "prune": ({"reason": _is_str, "agents": _is_names}, {}),
-    "retire": ({"cycle": _is_int, "agents": _is_names}, {}),
-    "cycle": ({"cycle": _is_int, "eligible": _is_names, "deferred": _is_names}, {}),
-    "execute": ({"cycle": _is_int, "agent": _is_str, "attempt": _is_int, "status": _is_str}, {"facts": _is_int}),
-    "tool": ({"cycle": _is_int, "tool": _is_str, "args": _is_list}, {"result": _any, "error": _is_str}),
-    "failure": ({"cycle": _is_int, "agent": _is_str, "attempt": _is_int, "error": _is_str}, {"span": _is_str}),
-    "retry": ({"cycle": _is_int, "agent": _is_str, "attempt": _is_int}, {}),
-    "skip": ({"cycle": _is_int, "agent": _is_str, "attempts": _is_int}, {}),
-    "merge": ({"cycle": _is_int, "relation": _is_str, "new": _is_int},
-              {"agent": _is_str, "duplicate": _is_int, "dominated": _is_int, "superseded": _is_int,
-               "dropped": _is_int}),
-    "dominated": ({"cycle": _is_int, "relation": _is_str, "fact": _is_list, "kept": _is_list}, {}),
-    "superseded": ({"cycle": _is_int, "relation": _is_str, "fact": _is_list, "by": _is_list}, {}),
-    "confidence": ({"cycle": _is_int, "relation": _is_str, "fact": _is_list, "confidence": _is_number}, {}),
-    "invariants": ({"cycle": _is_int, "checked": _is_names, "violations": _is_int}, {}),
-    "acceptance": ({"invariant": _is_str, "violations": _is_int}, {}),
-}
-
-
-def _event_problem(event: dict[str, Any]) -> str | None:
-    """What is wrong with one recorded trace event, or None."""
-    kind = event.get("event")
-    if not isinstance(kind, str) or kind not in _EVENTS:
-        return f"has an unknown kind {dumps_json(kind)[:40]}" if "event" in event else "has no 'event' kind"
-    required, optional = _EVENTS[kind]
-    for name, ok in required.items():
-        if name not in event:
-            return f"({kind}) has no {name!r}"
-        if not ok(event[name]):
-            return f"({kind}) has a malformed {name!r}"
-    for name, value in event.items():
-        ok = optional.get(name) or (_is_number if name == "time" else None)
-        if name not in required and name != "event" and ok is not None and not ok(value):
-            return f"({kind}) has a malformed {name!r}"
     return None
 
 
