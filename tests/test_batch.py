@@ -485,3 +485,49 @@ def test_run_many_raises_e533_when_a_pool_worker_dies(tmp_path: Path, monkeypatc
         list(rules.run_many(jobs, workers=2, tools={"die": batch_killer.die}))
     (diag,) = caught.value.diagnostics
     assert diag.code == "E533" and "jobs 1, 2" in diag.message
+
+
+def test_an_sqlite_sink_never_writes_into_a_table_of_other_columns(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 3)
+    for n, create in enumerate(["CREATE TABLE decision (note TEXT, loan TEXT)", "CREATE TABLE jobs (name TEXT)"]):
+        db = tmp_path / f"other{n}.db"
+        conn = sqlite3.connect(db)
+        conn.execute(create)
+        conn.commit()
+        conn.close()
+        before = sqlite3.connect(db).execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", f"sqlite:///{db}", "--relation", "decision",
+                        "--workers", "1")
+        assert proc.returncode == 1 and "error[E531]" in proc.stderr and "already has a table" in proc.stderr
+        assert "internal error" not in proc.stderr
+        assert sqlite3.connect(db).execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall() == before
+    with pytest.raises(cr.ConvergeError) as caught:
+        from converge_rules.batch.sinks import open_sink
+
+        open_sink(f"sqlite:///{tmp_path / 'other0.db'}", cr.load(RULES).program.schema(), ["decision"])
+    assert caught.value.diagnostics[0].code == "E531"
+    assert "a table 'decision' with the columns (note, loan), not those of batch results (job_id, loan, outcome)" \
+        in caught.value.diagnostics[0].message
+
+
+def test_a_postgres_sink_never_writes_into_a_table_of_other_columns(pg_url: str, pg_schema, tmp_path: Path) -> None:
+    import psycopg
+
+    out = pg_schema("g_batch_foreign")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {out}.decision (note TEXT, loan TEXT)")
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 3)
+    sep = "&" if "?" in pg_url else "?"
+    sink = f"{pg_url}{sep}options=-csearch_path%3D{out}"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", sink, "--relation", "decision", "--workers", "1")
+    assert proc.returncode == 1 and "error[E531]" in proc.stderr and "already has a table 'decision'" in proc.stderr
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (out,)).fetchall()
+    assert tables == [("decision",)]  # nothing created, nothing written
+    fresh = pg_schema("g_batch_fresh")  # and a batch's own tables are found again on a rerun
+    sink = f"{pg_url}{sep}options=-csearch_path%3D{fresh}"
+    for expected in ("3 jobs", "(3 already done, 0 run now)"):
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", sink, "--relation", "decision", "--workers", "1")
+        assert proc.returncode in (0, 5) and expected in proc.stdout, proc.stderr

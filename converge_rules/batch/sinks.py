@@ -142,6 +142,7 @@ class JsonlSink(Sink):
             self._journal = None
 
 
+JOB_COLUMNS = ("id", "tier", "reasons", "cycles", "digest", "diagnostics")
 _SQL_TYPES = {"sqlite": {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"},
               "postgres": {"int": "BIGINT", "float": "DOUBLE PRECISION", "str": "TEXT", "bool": "BOOLEAN"}}
 
@@ -193,12 +194,34 @@ class SqlSink(Sink):
 
     def _create(self) -> None:
         types = _SQL_TYPES[self.kind]
-        self._exec("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, tier TEXT NOT NULL, reasons TEXT NOT NULL, "
-                   "cycles INTEGER NOT NULL, digest TEXT, diagnostics TEXT NOT NULL)")
+        tables = [("jobs", JOB_COLUMNS, "CREATE TABLE jobs (id TEXT PRIMARY KEY, tier TEXT NOT NULL, "
+                   "reasons TEXT NOT NULL, cycles INTEGER NOT NULL, digest TEXT, diagnostics TEXT NOT NULL)")]
         for rel in self.relations:
             columns = ", ".join(f"{_ident(c.name)} {types[c.type]} NOT NULL" for c in self.schema[rel].columns)
-            self._exec(f"CREATE TABLE IF NOT EXISTS {_ident(rel)} (job_id TEXT NOT NULL REFERENCES jobs(id)"
-                       + (f", {columns}" if columns else "") + ")")
+            tables.append((rel, ("job_id", *(c.name for c in self.schema[rel].columns)),
+                           f"CREATE TABLE {_ident(rel)} (job_id TEXT NOT NULL REFERENCES jobs(id)"
+                           + (f", {columns}" if columns else "") + ")"))
+        # tables already there must be those a batch makes (all checked before anything is created):
+        # rows are never written into another table's columns, and a database that is not a batch
+        # result is left as it was (E531)
+        missing = []
+        for name, columns, create in tables:
+            if not self._exists(name):
+                missing.append(create)
+                continue
+            found = tuple(d[0] for d in self._exec(f"SELECT * FROM {_ident(name)} WHERE 1 = 0").description or ())
+            if found != columns:
+                raise _error("E531", f"{self.label} already has a table {name!r} with the columns "
+                                     f"({', '.join(found)}), not those of batch results ({', '.join(columns)})",
+                             self.label, ("use another --out, or another database",))
+        for create in missing:
+            self._exec(create)
+
+    def _exists(self, table: str) -> bool:
+        if self.kind == "sqlite":
+            sql = "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) = lower(?)"
+            return bool(self._exec(sql, (table,)).fetchone()[0])
+        return bool(self._exec("SELECT to_regclass(?) IS NOT NULL", (_ident(table),)).fetchone()[0])
 
     def done(self) -> dict[Any, str]:
         return {job_id: tier for job_id, tier in self._exec("SELECT id, tier FROM jobs").fetchall()}
