@@ -531,3 +531,57 @@ def test_a_postgres_sink_never_writes_into_a_table_of_other_columns(pg_url: str,
     for expected in ("3 jobs", "(3 already done, 0 run now)"):
         proc = converge("batch", RULES, "--jobs", str(jobs), "--out", sink, "--relation", "decision", "--workers", "1")
         assert proc.returncode in (0, 5) and expected in proc.stdout, proc.stderr
+
+
+SLOW = '''import time
+
+
+def slow(x):
+    time.sleep(float(x))
+    return 1
+'''
+
+
+def _children(pid: int) -> list[int]:
+    found = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                                            text=True).stdout.split()]
+    return found + [g for k in found for g in _children(k)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_pool_workers_end_with_a_killed_batch_and_a_rerun_finishes(tmp_path: Path, sig: int) -> None:
+    (tmp_path / "batch_slow.py").write_text(SLOW)
+    rules = tmp_path / "s.cvg"
+    rules.write_text("input relation item(x: str)\nrelation ok(x: str, v: int)\nok(x, v) :- item(x), v = @slow(x).\n")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"id": i, "facts": {"item": [["0.02"]]}}) + "\n" for i in range(300)))
+    out = tmp_path / "out.jsonl"
+    journal = Path(str(out) + ".journal")
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    cmd = [sys.executable, "-m", "converge_rules", "batch", str(rules), "--jobs", str(jobs), "--out", str(out),
+           "--tools", "batch_slow", "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (journal.exists() and journal.read_bytes().count(b"\n") >= 40):
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2 and proc.poll() is None
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(map(_running, workers)):
+        time.sleep(0.05)
+    left = [w for w in workers if _running(w)]
+    for w in left:  # never leave them behind, even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not left, "pool workers outlived the killed batch"
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0 and "run now)" in rerun.stdout, rerun.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == list(range(300))

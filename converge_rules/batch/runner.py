@@ -13,6 +13,7 @@ worker are in flight, so memory stays bounded whatever the number of jobs.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
@@ -141,12 +142,35 @@ _POOL_RULES: "RuleSet | None" = None  # set only inside pool worker processes, b
 
 
 def _init_pool(ruleset: "RuleSet") -> None:
-    """In each worker process: keep the rule set; leave Ctrl-C to the batch process, which stops the pool."""
+    """In each worker process: keep the rule set; leave Ctrl-C to the batch process, which stops the
+    pool; and end with the batch process when it ends without stopping the pool (SIGTERM, SIGKILL,
+    out of memory), instead of waiting for work forever."""
     import signal
 
     global _POOL_RULES
     _POOL_RULES = ruleset
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """A daemon thread that ends this (pool worker) process once its parent is gone: a worker
+    of a ``ProcessPoolExecutor`` whose parent was killed otherwise waits for work forever, holding
+    the parent's inherited pipes (a caller reading them would hang too)."""
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is None:  # pragma: no cover - not a spawned child
+        return
+
+    def watch() -> None:
+        wait([sentinel])  # readable (end of file) when the parent process is gone
+        os._exit(1)
+
+    threading.Thread(target=watch, name="converge-batch-parent", daemon=True).start()
 
 
 def _pool_task(jobs: list[Job], settings: BatchSettings) -> list[JobResult]:
