@@ -585,3 +585,23 @@ def test_pool_workers_end_with_a_killed_batch_and_a_rerun_finishes(tmp_path: Pat
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0 and "run now)" in rerun.stdout, rerun.stderr
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == list(range(300))
+
+
+def test_a_lone_surrogate_in_a_job_fails_that_job_alone_and_every_sink_writes_it(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "bad", "facts": {"applicant": [["\\ud800", 1000]]}}\n'
+                    '{"id": "good", "facts": {"applicant": [["a1", 1000]], "loan": [["l1", "a1", 100]]}}\n')
+    (result_bad, result_good) = cr.load(RULES).run_many([("bad", {"applicant": [["\ud800", 1000]]}), ("good", {})])
+    assert result_bad.tier == "failed" and result_good.tier == "converged"
+    assert '"\\ud800" is not valid Unicode' in result_bad.diagnostics[0]["message"]
+    result_bad.line().encode("utf-8")  # valid Unicode: every sink can write it
+    for out in (tmp_path / "out.jsonl", tmp_path / "out.db"):
+        target = str(out) if out.suffix == ".jsonl" else f"sqlite:///{out}"
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", target, "--workers", "1")
+        assert proc.returncode == 5 and "1 converged" in proc.stdout and "1 failed" in proc.stdout, proc.stderr
+    records = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["tier"]) for r in records] == [("bad", "failed"), ("good", "converged")]
+    assert records[0]["diagnostics"][0]["code"] == "E502" and "\\ud800" in records[0]["diagnostics"][0]["message"]
+    jobs.write_text('{"id": "\\udc00", "facts": {}}\n')
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(tmp_path / "o2.jsonl"), "--workers", "1")
+    assert proc.returncode == 1 and f"{jobs}:1:1: error[E530]" in proc.stderr and "lone surrogate" in proc.stderr

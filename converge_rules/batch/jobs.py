@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from ..values import dumps_json
+from ..values import dumps_json, has_surrogate
 from ..diagnostics import ConvergeError, Diagnostic, Span
 
 __all__ = ["Job", "iter_jobs", "job_key", "jobs_from_jsonl", "jobs_from_directory", "jobs_from_database"]
@@ -79,6 +79,9 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
             job_id = value["id"]
             if isinstance(job_id, bool) or not isinstance(job_id, (str, int)):
                 raise _error(f"a job id is a string or an integer, got {dumps_json(job_id)[:40]}", path, n, 1)
+            if isinstance(job_id, str) and has_surrogate(job_id):  # no output could hold it
+                raise _error(f"job id {dumps_json(job_id)[:40]} is not valid Unicode (it holds a lone surrogate)",
+                             path, n, 1)
             if str(job_id) in seen:  # ids compare as text: 1 and "1" are the same job
                 raise _error(f"job id {dumps_json(job_id)} is used twice", path, n, 1)
             seen.add(str(job_id))
