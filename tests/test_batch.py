@@ -605,3 +605,21 @@ def test_a_lone_surrogate_in_a_job_fails_that_job_alone_and_every_sink_writes_it
     jobs.write_text('{"id": "\\udc00", "facts": {}}\n')
     proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(tmp_path / "o2.jsonl"), "--workers", "1")
     assert proc.returncode == 1 and f"{jobs}:1:1: error[E530]" in proc.stderr and "lone surrogate" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "fifo journal"])
+def test_an_out_that_is_not_a_regular_file_is_refused_before_any_job_runs(tmp_path: Path, kind: str) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 2)
+    out = "/dev/null" if kind == "device" else str(tmp_path / "out.jsonl")
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "directory":
+        os.mkdir(out)
+    elif kind == "fifo journal":
+        os.mkfifo(out + ".journal")
+    before = sorted(os.listdir(os.path.dirname(out)))
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", out, "--workers", "1")  # a FIFO used to hang here
+    assert proc.returncode == 1 and "error[E531]" in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
+    assert "jobs:" not in proc.stdout  # refused before any job ran
+    assert sorted(os.listdir(os.path.dirname(out))) == before  # no journal left anywhere (not even /dev/null.journal)

@@ -261,6 +261,11 @@ def open_sink(out: str, schema: Mapping[str, Any], relations: Iterable[str]) -> 
 
     if is_database_url(out):
         return SqlSink(out, schema, relations)
-    if os.path.isdir(out):
-        raise _error("E531", f"--out {out} is a directory; give a .jsonl file or a database URL", out)
+    from ..io.writers import not_regular
+
+    for path in (out, out + ".journal"):  # checked before anything is read, run or written
+        kind = not_regular(path)
+        if kind:
+            raise _error("E531", f"--out {out}: {path} is {kind}, not a regular file; give a .jsonl file "
+                                 "or a database URL", out)
     return JsonlSink(out)
