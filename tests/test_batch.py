@@ -623,3 +623,21 @@ def test_an_out_that_is_not_a_regular_file_is_refused_before_any_job_runs(tmp_pa
     assert proc.returncode == 1 and "error[E531]" in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
     assert "jobs:" not in proc.stdout  # refused before any job ran
     assert sorted(os.listdir(os.path.dirname(out))) == before  # no journal left anywhere (not even /dev/null.journal)
+
+
+def test_a_job_directory_entry_whose_name_is_not_utf8_is_e530(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "good.json").write_text('{"applicant": [["a1", 1000]]}')
+    with open(os.path.join(os.fsencode(jobs), b"\xffbad.json"), "w") as handle:
+        handle.write('{"applicant": [["a2", 1000]]}')
+    from converge_rules.batch import iter_jobs
+
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(str(jobs)))
+    assert caught.value.diagnostics[0].code == "E530"
+    assert "the name of the job b'\\xffbad.json' is not valid UTF-8" in caught.value.diagnostics[0].message
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 1 and "error[E530]" in proc.stderr and "internal error" not in proc.stderr
+    assert not out.exists() and not Path(str(out) + ".journal").exists()

@@ -109,6 +109,11 @@ def jobs_from_directory(path: str) -> Iterator[Job]:
             job_id = os.path.splitext(entry.name)[0]
         else:
             continue
+        if has_surrogate(entry.name):  # a name that is not UTF-8: no output could hold its id
+            from ..textsafe import escape_controls
+
+            raise _error(f"the name of the job {os.fsencode(entry.name)!r} is not valid UTF-8; rename it",
+                         escape_controls(os.path.join(path, entry.name)))
         if job_id in seen:
             raise _error(f"job id {job_id!r} is used twice: by {seen[job_id]} and {entry.name}", path)
         seen[job_id] = entry.name
