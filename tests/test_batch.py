@@ -641,3 +641,38 @@ def test_a_job_directory_entry_whose_name_is_not_utf8_is_e530(tmp_path: Path) ->
     proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
     assert proc.returncode == 1 and "error[E530]" in proc.stderr and "internal error" not in proc.stderr
     assert not out.exists() and not Path(str(out) + ".journal").exists()
+
+
+def test_an_out_that_cannot_be_written_is_e507_before_any_job_runs(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 2)
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", "/proc/converge-out.jsonl", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert "error[E507]: cannot write /proc/converge-out.jsonl.journal" in proc.stderr
+    assert "Traceback" not in proc.stderr and "jobs:" not in proc.stdout
+    out = tmp_path / "out.jsonl"  # stopped before any job finished: no empty journal is left behind
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--cluster", "nohost")
+    assert proc.returncode == 1 and "error[E532]" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["jobs.jsonl"]
+
+
+def test_a_journal_write_that_fails_is_e507_and_keeps_what_was_written(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from converge_rules.batch import sinks
+
+    path = tmp_path / "out.jsonl"
+    sink = JsonlSink(str(path))
+    sink.add(JobResult("a", "converged", [], 1, "d1"))
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sinks.os, "fsync", full)
+    with pytest.raises(cr.ConvergeError) as caught:
+        sink.add(JobResult("b", "converged", [], 1, "d2"))
+    assert caught.value.diagnostics[0].code == "E507" and "no space left on device" in str(caught.value)
+    sink.close()
+    monkeypatch.undo()
+    assert set(JsonlSink(str(path)).done()) == {"a", "b"}  # "b" reached the file; a torn line would be dropped

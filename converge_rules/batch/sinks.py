@@ -99,17 +99,30 @@ class JsonlSink(Sink):
     def done(self) -> dict[Any, str]:
         return dict(self.tiers)
 
-    def add(self, result: JobResult) -> None:
-        if self._journal is None:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(directory):
-                raise _error("E507", f"cannot write {self.path}: no such directory {directory}", self.path)
+    def open(self) -> None:
+        """Open the journal for appending (``open_sink`` does, so an output that cannot be written
+        is E507 before any job runs; ``add`` does it otherwise)."""
+        if self._journal is not None:
+            return
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise _error("E507", f"cannot write {self.path}: no such directory {directory}", self.path)
+        try:
             self._journal = open(self.journal_path, "ab")
+        except OSError as err:
+            raise _error("E507", f"cannot write {self.journal_path}: {(err.strerror or str(err)).lower()}", self.path)
+
+    def add(self, result: JobResult) -> None:
+        self.open()
         line = result.line().encode("utf-8")
         offset = self._journal.tell()
-        self._journal.write(line)
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        try:
+            self._journal.write(line)
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError as err:  # e.g. the disk is full: the jobs journalled so far are kept
+            raise _error("E507", f"cannot write {self.journal_path}: {(err.strerror or str(err)).lower()}", self.path,
+                         ("jobs finished so far are kept: free the space, then run the same command again",))
         self.where[result.id] = (self.journal_path, offset, len(line))
         self.tiers[result.id] = result.tier
 
@@ -138,8 +151,14 @@ class JsonlSink(Sink):
 
     def close(self) -> None:
         if self._journal is not None:
+            empty = self._journal.tell() == 0
             self._journal.close()
             self._journal = None
+            if empty:  # opened before any job finished (e.g. stopped by E532): leave nothing behind
+                try:
+                    os.remove(self.journal_path)
+                except OSError:
+                    pass
 
 
 JOB_COLUMNS = ("id", "tier", "reasons", "cycles", "digest", "diagnostics")
@@ -268,4 +287,6 @@ def open_sink(out: str, schema: Mapping[str, Any], relations: Iterable[str]) -> 
         if kind:
             raise _error("E531", f"--out {out}: {path} is {kind}, not a regular file; give a .jsonl file "
                                  "or a database URL", out)
-    return JsonlSink(out)
+    sink = JsonlSink(out)
+    sink.open()
+    return sink
