@@ -397,7 +397,10 @@ def test_a_damaged_record_gives_a_record_error_never_a_crash(data: st.DataObject
         record.why('decision("l1", "reject")')
         record.why_not('decision("l1", "approve")')
         record.query("decision(l, _)")
+        record.query('decision(l, "reject")')
         record.verify()
+        record.report_html()  # reads the recorded trace (the timeline)
+        record.replay()  # runs the job with the recorded options
     except cr.ConvergeError as err:
         assert err.diagnostics and err.diagnostics[0].code.startswith(("E2", "E3", "E4", "E6")), err
 
