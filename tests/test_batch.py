@@ -676,3 +676,22 @@ def test_a_journal_write_that_fails_is_e507_and_keeps_what_was_written(tmp_path:
     sink.close()
     monkeypatch.undo()
     assert set(JsonlSink(str(path)).done()) == {"a", "b"}  # "b" reached the file; a torn line would be dropped
+
+
+def test_a_relation_a_database_sink_cannot_hold_is_e531_before_any_job_runs(tmp_path: Path) -> None:
+    rules = tmp_path / "r.cvg"
+    rules.write_text('input relation item(x: str)\nrelation jobs(id: str)\nrelation r(job_id: str)\n'
+                     'jobs(x) :- item(x).\nr(x) :- item(x).\n')
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "a", "facts": {"item": [["q"]]}}\n')
+    for rel, problem in (("r", "it has a column job_id, the column a batch adds"),
+                         ("jobs", "its name is that of the batch's table of jobs")):
+        db = tmp_path / f"{rel}.db"
+        proc = converge("batch", str(rules), "--jobs", str(jobs), "--out", f"sqlite:///{db}", "--relation", rel,
+                        "--workers", "1")
+        assert proc.returncode == 1 and f"error[E531]: cannot write relation '{rel}'" in proc.stderr, proc.stderr
+        assert problem in proc.stderr and "jobs:" not in proc.stdout
+        assert sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall() == []
+    out = tmp_path / "out.jsonl"  # a JSON Lines sink holds them
+    proc = converge("batch", str(rules), "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0 and json.loads(out.read_text())["facts"] == {"jobs": [["q"]], "r": [["q"]]}

@@ -216,6 +216,12 @@ class SqlSink(Sink):
         tables = [("jobs", JOB_COLUMNS, "CREATE TABLE jobs (id TEXT PRIMARY KEY, tier TEXT NOT NULL, "
                    "reasons TEXT NOT NULL, cycles INTEGER NOT NULL, digest TEXT, diagnostics TEXT NOT NULL)")]
         for rel in self.relations:
+            names = [c.name.lower() for c in self.schema[rel].columns]
+            if rel.lower() == "jobs" or "job_id" in names:
+                raise _error("E531", f"cannot write relation {rel!r} to {self.label}: "
+                                     + ("its name is that of the batch's table of jobs" if rel.lower() == "jobs"
+                                        else "it has a column job_id, the column a batch adds"), self.label,
+                             ("write it to a JSON Lines --out, or leave it out of --relation",))
             columns = ", ".join(f"{_ident(c.name)} {types[c.type]} NOT NULL" for c in self.schema[rel].columns)
             tables.append((rel, ("job_id", *(c.name for c in self.schema[rel].columns)),
                            f"CREATE TABLE {_ident(rel)} (job_id TEXT NOT NULL REFERENCES jobs(id)"
