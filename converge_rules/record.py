@@ -339,19 +339,47 @@ def _check_shape(data: Any, where: str) -> None:
     if not isinstance(data["tools"], list) or not isinstance(data["sources"], list):
         raise _error("E612", "malformed record: 'tools' and 'sources' must be lists", where)
     if not all(isinstance(c, dict) and isinstance(c.get("tool"), str) and isinstance(c.get("args"), list)
-               for c in data["tools"]):
+               and all(type(a) in (int, float, str, bool) for a in c["args"]) for c in data["tools"]):
         raise _error("E612", "malformed record: each tool call needs 'tool' and 'args'", where)
     if not all(isinstance(x, str) for x in data["sources"]):
         raise _error("E612", "malformed record: 'sources' must list file names", where)
     if not isinstance(data.get("trace", []), list) or not all(isinstance(e, dict) for e in data.get("trace", [])):
         raise _error("E612", "malformed record: 'trace' must list events", where)
+    from .traceformat import event_problem
+
+    for k, event in enumerate(data.get("trace", [])):
+        problem = event_problem(event)
+        if problem:
+            raise _error("E612", f"malformed record: trace event {k + 1} {problem}", where)
     if not isinstance(data["options"], dict) or not isinstance(data["options"].get("budget", {}), dict):
         raise _error("E612", "malformed record: 'options' must be an object with a 'budget' object", where)
+    problem = _options_problem(data["options"])
+    if problem:
+        raise _error("E612", f"malformed record: {problem}", where)
     if not isinstance(out["reasons"], list) or not all(isinstance(r, dict) and isinstance(r.get("kind"), str)
                                                        and isinstance(r.get("message"), str) for r in out["reasons"]):
         raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
     if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
         raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
+
+
+def _options_problem(options: Mapping[str, Any]) -> str | None:
+    """What is wrong with a record's ``options`` (replay runs the job with them), or None."""
+    from .traceformat import budget_problem, policy_problem
+
+    problem = budget_problem(options.get("budget", {}), "options.budget", strict=False)
+    if problem is None and options.get("on_failure") is not None:
+        problem = policy_problem(options["on_failure"], "options.on_failure")
+    if problem:
+        return problem
+    if not (isinstance(options.get("goals", []), list) and all(isinstance(g, str) for g in options.get("goals", []))):
+        return "'options.goals' must list relation names"
+    timeout = options.get("tool_timeout")
+    if timeout is not None and not (type(timeout) in (int, float) and timeout > 0):
+        return f"'options.tool_timeout' is {dumps_json(timeout)[:40]}"
+    if not isinstance(options.get("all_proofs", False), bool):
+        return "'options.all_proofs' must be true or false"
+    return None
 
 
 def _all_of(kind: type, values: list[Any]) -> bool:
@@ -552,25 +580,28 @@ class _Rel:
             widths = {width[a] for a in kinds}
         except (KeyError, TypeError):
             raise _error("E613", f"the record's proofs of {self.name} name agents the recorded rules do not have", self.book.where)
+        # the layout is kept only once it fits: a record refused once is refused again, never half-read
+        stride: int | None = None
+        codes: bytes | None = None
+        code_widths: list[tuple[bytes, int]] = []
+        offsets: list[int] = []
         if len(widths) <= 1:
-            self._stride = widths.pop() if widths else 0
-            self._offsets = []
-            total = self._stride * len(self.agents)
+            stride = widths.pop() if widths else 0
+            total = stride * len(self.agents)
         else:
             try:
-                self._codes = array("b", self.agents).tobytes()  # one byte per row: agent ids -1..127
-                self._code_widths = [(bytes([a & 0xFF]), width[a]) for a in kinds]
-                self._offsets = []
-                total = sum(w * self._codes.count(c) for c, w in self._code_widths)
+                codes = array("b", self.agents).tobytes()  # one byte per row: agent ids -1..127
+                code_widths = [(bytes([a & 0xFF]), width[a]) for a in kinds]
+                total = sum(w * codes.count(c) for c, w in code_widths)
             except OverflowError:  # more agents than a byte holds: the table at once
                 import itertools
 
-                self._codes = None
-                self._offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
-                total = self._offsets[-1]
+                offsets = [0, *itertools.accumulate(map(width.__getitem__, self.agents))]
+                total = offsets[-1]
         if total != len(self.refs):
             raise _error("E613", f"the record's proofs of {self.name} do not fit the recorded rules "
                                  f"({len(self.refs)} premise references, {total} expected)", self.book.where)
+        self._stride, self._codes, self._code_widths, self._offsets = stride, codes, code_widths, offsets
 
     def record_at(self, i: int) -> tuple:
         from .engine.store import INPUT_PROOF
@@ -1136,6 +1167,7 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
     if isinstance(store.facts, _Facts) and consts:
         # a recorded relation: filter one column at a time, build only the matching rows
         recorded = store.facts.rel
+        recorded.check()  # its columns fit the declared ones (E612 otherwise) before one is read
         i, v = consts[0]
         candidates = [k for k, x in enumerate(recorded.columns[i]) if x == v and k not in recorded.dead]
         facts: Iterable[tuple] = [recorded.row(k) for k in candidates]

@@ -389,3 +389,309 @@ def test_sqlite_sink_resumes_after_sigkill_with_each_job_once(tmp_path: Path, ru
         [(r.id, r.tier, r.digest) for r in expected]
     assert conn.execute("SELECT job_id, loan, outcome FROM decision ORDER BY 1, 2, 3").fetchall() == \
         sorted((r.id, *f) for r in expected for f in r.facts.get("decision", []))
+
+
+@pytest.mark.parametrize("line", ['{"id": [1], "tier": "converged"}', '{"id": "zz", "tier": "weird"}',
+                                  '{"id": 1.5, "tier": "converged"}', '{"id": true, "tier": "converged"}',
+                                  '{"id": "a", "tier": ["converged"]}'])
+def test_an_output_line_that_is_not_a_batch_result_is_refused(tmp_path: Path, line: str) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 3)
+    out = tmp_path / "out.jsonl"
+    out.write_text(line + "\n")
+    with pytest.raises(cr.ConvergeError) as caught:
+        JsonlSink(str(out))
+    assert caught.value.diagnostics[0].code == "E531"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert f"error[E531]: {out}:1 is not a batch result" in proc.stderr and "internal error" not in proc.stderr
+    assert out.read_text() == line + "\n" and not Path(str(out) + ".journal").exists()
+
+
+@pytest.mark.parametrize("values", [(1, "1"), (None, "null"), ("2.5", 2.5)])
+def test_partition_values_that_give_one_job_id_are_refused(tmp_path: Path, values: tuple) -> None:
+    db = tmp_path / "jobs.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE applicant (id TEXT, income INTEGER, case_id)")
+    conn.execute("CREATE TABLE loan (id TEXT PRIMARY KEY, applicant TEXT, amount INTEGER, case_id)")
+    conn.executemany("INSERT INTO applicant VALUES (?, ?, ?)", [("a1", 1000, values[0]), ("a9", 9000, 7)])
+    conn.executemany("INSERT INTO loan VALUES (?, ?, ?, ?)", [("l1", "a1", 100, values[1]), ("l9", "a9", 1, 7)])
+    conn.commit()
+    conn.close()
+    from converge_rules.batch import iter_jobs
+
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(f"sqlite:///{db}", cr.load(RULES).program.schema(), "case_id"))
+    (diag,) = caught.value.diagnostics
+    assert diag.code == "E530" and diag.span.file == f"sqlite:///{db}:loan[id=\"l1\"]"
+    assert f"as the value {'NULL' if values[0] is None else repr(values[0])} at sqlite:///{db}:applicant[rowid=1]" \
+        in diag.message
+    for out in (tmp_path / "out.jsonl", tmp_path / "out.db"):
+        target = str(out) if out.suffix == ".jsonl" else f"sqlite:///{out}"
+        proc = converge("batch", RULES, "--jobs", f"sqlite:///{db}", "--partition-by", "case_id", "--out", target,
+                        "--workers", "1")
+        assert proc.returncode == 1 and "error[E530]" in proc.stderr and "internal error" not in proc.stderr
+        assert not out.exists()  # nothing ran, nothing was written
+
+
+KILLER = '''import os
+
+
+def die(x):
+    if x == "die":
+        os._exit(9)  # the worker process ends, as when it is killed or runs out of memory
+    return 1
+'''
+KILLER_RULES = '''input relation item(x: str)
+relation ok(x: str, v: int)
+ok(x, v) :- item(x), v = @die(x).
+'''
+
+
+@pytest.mark.parametrize("where", [["--workers", "2"], ["--cluster", "local:2"]])
+def test_a_worker_that_dies_stops_the_batch_with_e533_and_a_rerun_resumes(tmp_path: Path, where: list[str]) -> None:
+    (tmp_path / "batch_killer.py").write_text(KILLER)
+    rules = tmp_path / "k.cvg"
+    rules.write_text(KILLER_RULES)
+    jobs = tmp_path / "jobs.jsonl"
+    lines = [json.dumps({"id": i, "facts": {"item": [[f"a{i}"]]}}) for i in range(1, 41)]
+    jobs.write_text("\n".join(lines + ['{"id": 41, "facts": {"item": [["die"]]}}']) + "\n")
+    out = tmp_path / "out.jsonl"
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    cmd = [sys.executable, "-m", "converge_rules", "batch", str(rules), "--jobs", str(jobs), "--out", str(out),
+           "--tools", "batch_killer", *where]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stderr
+    assert "<batch>: error[E533]: a worker process died" in proc.stderr and "41" in proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()  # no final output: the journal keeps the jobs that finished
+    kept = [json.loads(x)["id"] for x in Path(str(out) + ".journal").read_text().splitlines()]
+    assert 41 not in kept and len(kept) == len(set(kept)) and set(kept) <= set(range(1, 41))
+    jobs.write_text("\n".join(lines) + "\n")  # without the job that ends its worker, a rerun finishes
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == list(range(1, 41))
+
+
+def test_run_many_raises_e533_when_a_pool_worker_dies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "batch_killer.py").write_text(KILLER)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the spawned workers get this sys.path
+    import batch_killer
+
+    (tmp_path / "k.cvg").write_text(KILLER_RULES)
+    rules = cr.load(str(tmp_path / "k.cvg"))
+    jobs = [(1, {"item": [["a"]]}), (2, {"item": [["die"]]})]
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(rules.run_many(jobs, workers=2, tools={"die": batch_killer.die}))
+    (diag,) = caught.value.diagnostics
+    assert diag.code == "E533" and "jobs 1, 2" in diag.message
+
+
+def test_an_sqlite_sink_never_writes_into_a_table_of_other_columns(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 3)
+    for n, create in enumerate(["CREATE TABLE decision (note TEXT, loan TEXT)", "CREATE TABLE jobs (name TEXT)"]):
+        db = tmp_path / f"other{n}.db"
+        conn = sqlite3.connect(db)
+        conn.execute(create)
+        conn.commit()
+        conn.close()
+        before = sqlite3.connect(db).execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", f"sqlite:///{db}", "--relation", "decision",
+                        "--workers", "1")
+        assert proc.returncode == 1 and "error[E531]" in proc.stderr and "already has a table" in proc.stderr
+        assert "internal error" not in proc.stderr
+        assert sqlite3.connect(db).execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall() == before
+    with pytest.raises(cr.ConvergeError) as caught:
+        from converge_rules.batch.sinks import open_sink
+
+        open_sink(f"sqlite:///{tmp_path / 'other0.db'}", cr.load(RULES).program.schema(), ["decision"])
+    assert caught.value.diagnostics[0].code == "E531"
+    assert "a table 'decision' with the columns (note, loan), not those of batch results (job_id, loan, outcome)" \
+        in caught.value.diagnostics[0].message
+
+
+def test_a_postgres_sink_never_writes_into_a_table_of_other_columns(pg_url: str, pg_schema, tmp_path: Path) -> None:
+    import psycopg
+
+    out = pg_schema("g_batch_foreign")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {out}.decision (note TEXT, loan TEXT)")
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 3)
+    sep = "&" if "?" in pg_url else "?"
+    sink = f"{pg_url}{sep}options=-csearch_path%3D{out}"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", sink, "--relation", "decision", "--workers", "1")
+    assert proc.returncode == 1 and "error[E531]" in proc.stderr and "already has a table 'decision'" in proc.stderr
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (out,)).fetchall()
+    assert tables == [("decision",)]  # nothing created, nothing written
+    fresh = pg_schema("g_batch_fresh")  # and a batch's own tables are found again on a rerun
+    sink = f"{pg_url}{sep}options=-csearch_path%3D{fresh}"
+    for expected in ("3 jobs", "(3 already done, 0 run now)"):
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", sink, "--relation", "decision", "--workers", "1")
+        assert proc.returncode in (0, 5) and expected in proc.stdout, proc.stderr
+
+
+SLOW = '''import time
+
+
+def slow(x):
+    time.sleep(float(x))
+    return 1
+'''
+
+
+def _children(pid: int) -> list[int]:
+    found = [int(p) for p in subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                                            text=True).stdout.split()]
+    return found + [g for k in found for g in _children(k)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_pool_workers_end_with_a_killed_batch_and_a_rerun_finishes(tmp_path: Path, sig: int) -> None:
+    (tmp_path / "batch_slow.py").write_text(SLOW)
+    rules = tmp_path / "s.cvg"
+    rules.write_text("input relation item(x: str)\nrelation ok(x: str, v: int)\nok(x, v) :- item(x), v = @slow(x).\n")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"id": i, "facts": {"item": [["0.02"]]}}) + "\n" for i in range(300)))
+    out = tmp_path / "out.jsonl"
+    journal = Path(str(out) + ".journal")
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    cmd = [sys.executable, "-m", "converge_rules", "batch", str(rules), "--jobs", str(jobs), "--out", str(out),
+           "--tools", "batch_slow", "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (journal.exists() and journal.read_bytes().count(b"\n") >= 40):
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2 and proc.poll() is None
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(map(_running, workers)):
+        time.sleep(0.05)
+    left = [w for w in workers if _running(w)]
+    for w in left:  # never leave them behind, even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not left, "pool workers outlived the killed batch"
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0 and "run now)" in rerun.stdout, rerun.stderr
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == list(range(300))
+
+
+def test_a_lone_surrogate_in_a_job_fails_that_job_alone_and_every_sink_writes_it(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "bad", "facts": {"applicant": [["\\ud800", 1000]]}}\n'
+                    '{"id": "good", "facts": {"applicant": [["a1", 1000]], "loan": [["l1", "a1", 100]]}}\n')
+    (result_bad, result_good) = cr.load(RULES).run_many([("bad", {"applicant": [["\ud800", 1000]]}), ("good", {})])
+    assert result_bad.tier == "failed" and result_good.tier == "converged"
+    assert '"\\ud800" is not valid Unicode' in result_bad.diagnostics[0]["message"]
+    result_bad.line().encode("utf-8")  # valid Unicode: every sink can write it
+    for out in (tmp_path / "out.jsonl", tmp_path / "out.db"):
+        target = str(out) if out.suffix == ".jsonl" else f"sqlite:///{out}"
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", target, "--workers", "1")
+        assert proc.returncode == 5 and "1 converged" in proc.stdout and "1 failed" in proc.stdout, proc.stderr
+    records = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["tier"]) for r in records] == [("bad", "failed"), ("good", "converged")]
+    assert records[0]["diagnostics"][0]["code"] == "E502" and "\\ud800" in records[0]["diagnostics"][0]["message"]
+    jobs.write_text('{"id": "\\udc00", "facts": {}}\n')
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(tmp_path / "o2.jsonl"), "--workers", "1")
+    assert proc.returncode == 1 and f"{jobs}:1:1: error[E530]" in proc.stderr and "lone surrogate" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "fifo journal"])
+def test_an_out_that_is_not_a_regular_file_is_refused_before_any_job_runs(tmp_path: Path, kind: str) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 2)
+    out = "/dev/null" if kind == "device" else str(tmp_path / "out.jsonl")
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "directory":
+        os.mkdir(out)
+    elif kind == "fifo journal":
+        os.mkfifo(out + ".journal")
+    before = sorted(os.listdir(os.path.dirname(out)))
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", out, "--workers", "1")  # a FIFO used to hang here
+    assert proc.returncode == 1 and "error[E531]" in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
+    assert "jobs:" not in proc.stdout  # refused before any job ran
+    assert sorted(os.listdir(os.path.dirname(out))) == before  # no journal left anywhere (not even /dev/null.journal)
+
+
+def test_a_job_directory_entry_whose_name_is_not_utf8_is_e530(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "good.json").write_text('{"applicant": [["a1", 1000]]}')
+    with open(os.path.join(os.fsencode(jobs), b"\xffbad.json"), "w") as handle:
+        handle.write('{"applicant": [["a2", 1000]]}')
+    from converge_rules.batch import iter_jobs
+
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(str(jobs)))
+    assert caught.value.diagnostics[0].code == "E530"
+    assert "the name of the job b'\\xffbad.json' is not valid UTF-8" in caught.value.diagnostics[0].message
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 1 and "error[E530]" in proc.stderr and "internal error" not in proc.stderr
+    assert not out.exists() and not Path(str(out) + ".journal").exists()
+
+
+def test_an_out_that_cannot_be_written_is_e507_before_any_job_runs(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 2)
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", "/proc/converge-out.jsonl", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert "error[E507]: cannot write /proc/converge-out.jsonl.journal" in proc.stderr
+    assert "Traceback" not in proc.stderr and "jobs:" not in proc.stdout
+    out = tmp_path / "out.jsonl"  # stopped before any job finished: no empty journal is left behind
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--cluster", "nohost")
+    assert proc.returncode == 1 and "error[E532]" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["jobs.jsonl"]
+
+
+def test_a_journal_write_that_fails_is_e507_and_keeps_what_was_written(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from converge_rules.batch import sinks
+
+    path = tmp_path / "out.jsonl"
+    sink = JsonlSink(str(path))
+    sink.add(JobResult("a", "converged", [], 1, "d1"))
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sinks.os, "fsync", full)
+    with pytest.raises(cr.ConvergeError) as caught:
+        sink.add(JobResult("b", "converged", [], 1, "d2"))
+    assert caught.value.diagnostics[0].code == "E507" and "no space left on device" in str(caught.value)
+    sink.close()
+    monkeypatch.undo()
+    assert set(JsonlSink(str(path)).done()) == {"a", "b"}  # "b" reached the file; a torn line would be dropped
+
+
+def test_a_relation_a_database_sink_cannot_hold_is_e531_before_any_job_runs(tmp_path: Path) -> None:
+    rules = tmp_path / "r.cvg"
+    rules.write_text('input relation item(x: str)\nrelation jobs(id: str)\nrelation r(job_id: str)\n'
+                     'jobs(x) :- item(x).\nr(x) :- item(x).\n')
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "a", "facts": {"item": [["q"]]}}\n')
+    for rel, problem in (("r", "it has a column job_id, the column a batch adds"),
+                         ("jobs", "its name is that of the batch's table of jobs")):
+        db = tmp_path / f"{rel}.db"
+        proc = converge("batch", str(rules), "--jobs", str(jobs), "--out", f"sqlite:///{db}", "--relation", rel,
+                        "--workers", "1")
+        assert proc.returncode == 1 and f"error[E531]: cannot write relation '{rel}'" in proc.stderr, proc.stderr
+        assert problem in proc.stderr and "jobs:" not in proc.stdout
+        assert sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall() == []
+    out = tmp_path / "out.jsonl"  # a JSON Lines sink holds them
+    proc = converge("batch", str(rules), "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0 and json.loads(out.read_text())["facts"] == {"jobs": [["q"]], "r": [["q"]]}

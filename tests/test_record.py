@@ -397,7 +397,10 @@ def test_a_damaged_record_gives_a_record_error_never_a_crash(data: st.DataObject
         record.why('decision("l1", "reject")')
         record.why_not('decision("l1", "approve")')
         record.query("decision(l, _)")
+        record.query('decision(l, "reject")')
         record.verify()
+        record.report_html()  # reads the recorded trace (the timeline)
+        record.replay()  # runs the job with the recorded options
     except cr.ConvergeError as err:
         assert err.diagnostics and err.diagnostics[0].code.startswith(("E2", "E3", "E4", "E6")), err
 
@@ -577,3 +580,92 @@ def test_a_bool_where_a_proof_number_belongs_is_refused_when_decoded() -> None:
     with pytest.raises(RecordError) as err:
         Record.from_dict(data).why('decision("l1", "reject")')
     assert err.value.code == "E612"
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda t: t[1].update(eligible=3), "trace event 2 (cycle) has a malformed 'eligible'"),
+    (lambda t: t[2].update(attempt=[1]), "trace event 3 (execute) has a malformed 'attempt'"),
+    (lambda t: t[2].pop("agent"), "trace event 3 (execute) has no 'agent'"),
+    (lambda t: t[3].update(cycle=None), "trace event 4 (execute) has a malformed 'cycle'"),
+    (lambda t: t[0].update(checked=None), "trace event 1 (invariants) has a malformed 'checked'"),
+    (lambda t: t[4].update(event="explode"), 'trace event 5 has an unknown kind "explode"'),
+    (lambda t: t[4].pop("event"), "trace event 5 has no 'event' kind"),
+    (lambda t: t[5].update(time="noon"), "trace event 6 (execute) has a malformed 'time'"),
+])
+def test_a_record_with_a_malformed_trace_event_is_e612(tmp_path: Path, edit, problem: str) -> None:
+    data = json.loads(loans_result(trace=True).to_record().to_json())
+    assert [e["event"] for e in data["trace"][:3]] == ["invariants", "cycle", "execute"]
+    edit(data["trace"])
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data)
+    assert err.value.code == "E612" and problem in err.value.diagnostics[0].message
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    for args in (["report", "--record", str(path), "-o", str(tmp_path / "r.html")], ["replay", str(path)],
+                 ["why", "--record", str(path), 'decision("l1", "reject")']):
+        proc = converge(*args)
+        assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: {problem}" in proc.stderr, proc.stderr
+        assert "internal error" not in proc.stderr and not (tmp_path / "r.html").exists()
+
+
+def test_every_kind_of_trace_event_reads_back_from_a_record(tmp_path: Path) -> None:
+    calls: dict[str, int] = {}
+
+    def flaky_score(applicant: str) -> int:  # busy once for a2, no file for a3: failure, retry and skip events
+        calls[applicant] = calls.get(applicant, 0) + 1
+        if applicant == "a3" or (applicant == "a2" and calls[applicant] == 1):
+            raise LookupError(applicant)
+        return 700
+
+    result = cr.load([str(SCORING / "scoring.cvg")]).run(fact_files=[str(SCORING / "facts.json")], trace=True,
+                                                         timestamps=True, tools={"credit_score": flaky_score})
+    record = Record.from_json(result.to_record().to_json())
+    kinds = {e["event"] for e in record.result.trace}
+    assert {"prune", "tool", "failure", "retry", "skip", "dominated", "superseded", "retire", "merge"} <= kinds
+    assert record.report_html()
+
+
+def test_a_record_whose_proofs_do_not_fit_is_refused_on_every_question_not_only_the_first() -> None:
+    data = json.loads(loans_result().to_record().to_json())
+    data["proofs"]["applicant"]["refs"] = []  # five input facts need ten references
+    record = Record.from_dict(data)
+    for ask in (lambda: record.why_text('decision("l1", "reject")'), lambda: record.why_not_text('decision("l1", "approve")'),
+                lambda: record.why_text('applicant("a1", 1000)'), record.report_html):
+        with pytest.raises(RecordError) as err:
+            ask()
+        assert err.value.code == "E613" and "0 premise references, 10 expected" in err.value.diagnostics[0].message
+
+
+def test_a_query_with_a_constant_over_a_relation_recorded_without_its_columns_is_e612(tmp_path: Path) -> None:
+    data = json.loads(loans_result().to_record().to_json())
+    data["facts"]["decision"] = []  # the proofs keep their rows; the two columns are gone
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data).query('decision(l, "reject")')
+    assert err.value.code == "E612" and "relation 'decision' holds values of the wrong type" in str(err.value)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    proc = converge("query", "--record", str(path), 'decision(l, "reject")')
+    assert proc.returncode == 1 and f"{path}: error[E612]" in proc.stderr and "internal error" not in proc.stderr
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda o: o.update(on_failure="explode"), "'options.on_failure' is not a failure policy: \"explode\""),
+    (lambda o: o.update(on_failure=3), "'options.on_failure' is not a failure policy: 3"),
+    (lambda o: o["budget"].update(max_cycles="x"), "'options.budget.max_cycles' is \"x\""),
+    (lambda o: o["budget"].update(max_bytes=-1), "'options.budget.max_bytes' is -1"),
+    (lambda o: o["budget"].update(min_confidence=2), "'options.budget.min_confidence' is 2"),
+    (lambda o: o.update(goals=None), "'options.goals' must list relation names"),
+    (lambda o: o.update(goals=[["decision"]]), "'options.goals' must list relation names"),
+    (lambda o: o.update(tool_timeout="soon"), "'options.tool_timeout' is \"soon\""),
+])
+def test_a_record_with_malformed_options_is_e612_before_a_replay(tmp_path: Path, edit, problem: str) -> None:
+    data = json.loads(loans_result(trace=True).to_record().to_json())
+    edit(data["options"])
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data).replay()
+    assert err.value.code == "E612" and problem in err.value.diagnostics[0].message
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    proc = converge("replay", str(path))
+    assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: {problem}" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr

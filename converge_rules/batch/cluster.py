@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from distributed import WorkerPlugin, as_completed, get_worker
 
 from .jobs import Job
-from .runner import CHUNK, BatchSettings, JobResult, execute
+from .runner import CHUNK, BatchSettings, JobResult, execute, worker_died
 
 if TYPE_CHECKING:
     from ..api import RuleSet
@@ -53,6 +53,7 @@ def run_on_dask(client: Any, ruleset: "RuleSet", jobs: Iterator[Job],
     window = 4 * workers  # chunks in flight
     run = uuid.uuid4().hex[:12]  # task keys unique per batch run; they never reach an output
     first: dict[str, int] = {}
+    chunks: dict[str, list[Any]] = {}  # task key -> its jobs' ids, to name them if the task's workers die
     queue = as_completed()
     k = 0
 
@@ -63,6 +64,7 @@ def run_on_dask(client: Any, ruleset: "RuleSet", jobs: Iterator[Job],
             return False
         fut = client.submit(_task, chunk, settings, name, pure=False, key=f"converge-jobs-{run}-{k}")
         first[fut.key] = k
+        chunks[fut.key] = [job.id for job in chunk]
         queue.add(fut)
         k += len(chunk)
         return True
@@ -70,9 +72,15 @@ def run_on_dask(client: Any, ruleset: "RuleSet", jobs: Iterator[Job],
     for _ in range(window):
         if not submit():
             break
+    from distributed import KilledWorker
+
     for fut in queue:
-        results = fut.result()
+        try:
+            results = fut.result()
+        except KilledWorker:
+            raise worker_died(chunks[fut.key], " (on every Dask worker that was given them)") from None
         at = first.pop(fut.key)
+        del chunks[fut.key]
         fut.release()
         submit()
         for offset, result in enumerate(results):

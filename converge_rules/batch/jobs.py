@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from ..values import dumps_json
+from ..values import dumps_json, has_surrogate
 from ..diagnostics import ConvergeError, Diagnostic, Span
 
 __all__ = ["Job", "iter_jobs", "job_key", "jobs_from_jsonl", "jobs_from_directory", "jobs_from_database"]
@@ -79,6 +79,9 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
             job_id = value["id"]
             if isinstance(job_id, bool) or not isinstance(job_id, (str, int)):
                 raise _error(f"a job id is a string or an integer, got {dumps_json(job_id)[:40]}", path, n, 1)
+            if isinstance(job_id, str) and has_surrogate(job_id):  # no output could hold it
+                raise _error(f"job id {dumps_json(job_id)[:40]} is not valid Unicode (it holds a lone surrogate)",
+                             path, n, 1)
             if str(job_id) in seen:  # ids compare as text: 1 and "1" are the same job
                 raise _error(f"job id {dumps_json(job_id)} is used twice", path, n, 1)
             seen.add(str(job_id))
@@ -106,6 +109,11 @@ def jobs_from_directory(path: str) -> Iterator[Job]:
             job_id = os.path.splitext(entry.name)[0]
         else:
             continue
+        if has_surrogate(entry.name):  # a name that is not UTF-8: no output could hold its id
+            from ..textsafe import escape_controls
+
+            raise _error(f"the name of the job {os.fsencode(entry.name)!r} is not valid UTF-8; rename it",
+                         escape_controls(os.path.join(path, entry.name)))
         if job_id in seen:
             raise _error(f"job id {job_id!r} is used twice: by {seen[job_id]} and {entry.name}", path)
         seen[job_id] = entry.name
@@ -121,6 +129,7 @@ def jobs_from_database(url: str, schema: Mapping[str, Any], partition_by: str,
     raw = read_tables(source, schema)
     shared: dict[str, RawTable] = {}
     split: dict[str, dict[Any, list[int]]] = {}
+    first: dict[str, tuple[Any, str]] = {}  # a job id as text -> the value that gave it, and where
     for rel in sorted(raw):
         k = raw[rel].column_index(partition_by)
         if k is None:
@@ -128,7 +137,14 @@ def jobs_from_database(url: str, schema: Mapping[str, Any], partition_by: str,
             continue
         groups: dict[Any, list[int]] = {}
         for i, row in enumerate(raw[rel].rows):
-            groups.setdefault(_partition_id(row[k]), []).append(i)
+            job_id = _partition_id(row[k])
+            where = f"{source}:{raw[rel].label}[{raw[rel].keys[i]}]"
+            seen = first.setdefault(str(job_id), (row[k], where))
+            if not _same_value(seen[0], row[k]):  # ids compare as text, as in a jobs file: 1 and '1' are one id
+                raise _error(f"partition value {_show(row[k])} of column {partition_by!r} gives the job id "
+                             f"{dumps_json(job_id)}, as the value {_show(seen[0])} at {seen[1]} does", where,
+                             notes=("make the column's values one type (or use --table REL=SQL with a CAST)",))
+            groups.setdefault(job_id, []).append(i)
         split[rel] = groups
     if not split:
         raise _error(f"no input relation has a column {partition_by!r} to partition by", str(source),
@@ -139,6 +155,15 @@ def jobs_from_database(url: str, schema: Mapping[str, Any], partition_by: str,
         for rel, groups in split.items():
             part[rel] = raw[rel].subset(groups.get(job_id, []))
         yield Job(job_id, tables=part, source=str(source))
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether two partition values are one value (of one type: ``1`` is not ``'1'``, NULL not ``'null'``)."""
+    return type(a) is type(b) and repr(a) == repr(b)  # repr: a NaN is one value too
+
+
+def _show(value: Any) -> str:
+    return "NULL" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
 def _partition_id(value: Any) -> str | int:

@@ -13,6 +13,7 @@ worker are in flight, so memory stays bounded whatever the number of jobs.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
@@ -141,12 +142,35 @@ _POOL_RULES: "RuleSet | None" = None  # set only inside pool worker processes, b
 
 
 def _init_pool(ruleset: "RuleSet") -> None:
-    """In each worker process: keep the rule set; leave Ctrl-C to the batch process, which stops the pool."""
+    """In each worker process: keep the rule set; leave Ctrl-C to the batch process, which stops the
+    pool; and end with the batch process when it ends without stopping the pool (SIGTERM, SIGKILL,
+    out of memory), instead of waiting for work forever."""
     import signal
 
     global _POOL_RULES
     _POOL_RULES = ruleset
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """A daemon thread that ends this (pool worker) process once its parent is gone: a worker
+    of a ``ProcessPoolExecutor`` whose parent was killed otherwise waits for work forever, holding
+    the parent's inherited pipes (a caller reading them would hang too)."""
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is None:  # pragma: no cover - not a spawned child
+        return
+
+    def watch() -> None:
+        wait([sentinel])  # readable (end of file) when the parent process is gone
+        os._exit(1)
+
+    threading.Thread(target=watch, name="converge-batch-parent", daemon=True).start()
 
 
 def _pool_task(jobs: list[Job], settings: BatchSettings) -> list[JobResult]:
@@ -186,10 +210,13 @@ def _run_pool(ruleset: "RuleSet", jobs: Iterator[Job], settings: BatchSettings,
     import itertools
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from concurrent.futures.process import BrokenProcessPool
+
     window = 2 * workers  # chunks in flight
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_pool,
                              initargs=(ruleset,)) as pool:
         pending: dict[Any, int] = {}
+        ids: dict[Any, list[Any]] = {}  # the job ids of each chunk in flight, to name them if a worker dies
         k = 0
         exhausted = False
         try:
@@ -199,18 +226,44 @@ def _run_pool(ruleset: "RuleSet", jobs: Iterator[Job], settings: BatchSettings,
                     if not chunk:
                         exhausted = True
                         break
-                    pending[pool.submit(_pool_task, chunk, settings)] = k
+                    fut = pool.submit(_pool_task, chunk, settings)
+                    pending[fut] = k
+                    ids[fut] = [job.id for job in chunk]
                     k += len(chunk)
                 if not pending:
                     return
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=pending.__getitem__):
+                    try:
+                        results = fut.result()
+                    except BrokenProcessPool:
+                        raise worker_died([i for f in sorted(pending, key=pending.__getitem__) for i in ids[f]],
+                                          "") from None
                     first = pending.pop(fut)
-                    for offset, result in enumerate(fut.result()):
+                    del ids[fut]
+                    for offset, result in enumerate(results):
                         yield first + offset, result
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+def worker_died(job_ids: Sequence[Any], how: str = "") -> Exception:
+    """``E533``: a worker process died (killed, out of memory, or a job's tool ended it) while it ran these jobs.
+
+    The batch stops (jobs finished so far are kept by the sink; rerunning resumes). Which of the jobs in
+    flight killed it is unknown: they are named (the first and last few), so a job that kills every worker can be found."""
+    from ..diagnostics import ConvergeError, Diagnostic, Span
+
+    names = [dumps_json(i) for i in job_ids]
+    shown = ", ".join(names) if len(names) <= 6 else ", ".join(names[:3] + ["...", *names[-2:]]) + f" ({len(names)} jobs)"
+    return ConvergeError([Diagnostic(
+        "E533", f"a worker process died{how} while running job{'s' if len(job_ids) != 1 else ''} {shown}: "
+                "the batch stops",
+        Span("<batch>", 0, 0),
+        notes=("jobs finished so far are kept: run the same command again to resume",
+               "if it dies again on these jobs, one of them ends its worker (memory: try --max-bytes; "
+               "a tool that exits the process)"))])
 
 
 def run_ordered(ruleset: "RuleSet", jobs: Iterable[Any], settings: BatchSettings, *, workers: int = 1,

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from .jobs import job_key
-from .runner import JobResult
+from .runner import TIERS, JobResult
 
 __all__ = ["Sink", "JsonlSink", "SqlSink", "open_sink"]
 
@@ -83,6 +83,9 @@ class JsonlSink(Sink):
                         record = json.loads(raw)
                         job_id, tier = record["id"], record["tier"]
                     except (ValueError, KeyError, TypeError):
+                        job_id = tier = None
+                    # a result's id is what a job source gives (text or an integer) and its tier one of four
+                    if isinstance(job_id, bool) or not isinstance(job_id, (str, int)) or tier not in TIERS:
                         raise _error("E531", f"{path}:{n} is not a batch result; use another --out, or remove the file",
                                      path)
                     self.where[job_id] = (path, offset, len(raw))
@@ -96,17 +99,30 @@ class JsonlSink(Sink):
     def done(self) -> dict[Any, str]:
         return dict(self.tiers)
 
-    def add(self, result: JobResult) -> None:
-        if self._journal is None:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(directory):
-                raise _error("E507", f"cannot write {self.path}: no such directory {directory}", self.path)
+    def open(self) -> None:
+        """Open the journal for appending (``open_sink`` does, so an output that cannot be written
+        is E507 before any job runs; ``add`` does it otherwise)."""
+        if self._journal is not None:
+            return
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise _error("E507", f"cannot write {self.path}: no such directory {directory}", self.path)
+        try:
             self._journal = open(self.journal_path, "ab")
+        except OSError as err:
+            raise _error("E507", f"cannot write {self.journal_path}: {(err.strerror or str(err)).lower()}", self.path)
+
+    def add(self, result: JobResult) -> None:
+        self.open()
         line = result.line().encode("utf-8")
         offset = self._journal.tell()
-        self._journal.write(line)
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        try:
+            self._journal.write(line)
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError as err:  # e.g. the disk is full: the jobs journalled so far are kept
+            raise _error("E507", f"cannot write {self.journal_path}: {(err.strerror or str(err)).lower()}", self.path,
+                         ("jobs finished so far are kept: free the space, then run the same command again",))
         self.where[result.id] = (self.journal_path, offset, len(line))
         self.tiers[result.id] = result.tier
 
@@ -135,10 +151,17 @@ class JsonlSink(Sink):
 
     def close(self) -> None:
         if self._journal is not None:
+            empty = self._journal.tell() == 0
             self._journal.close()
             self._journal = None
+            if empty:  # opened before any job finished (e.g. stopped by E532): leave nothing behind
+                try:
+                    os.remove(self.journal_path)
+                except OSError:
+                    pass
 
 
+JOB_COLUMNS = ("id", "tier", "reasons", "cycles", "digest", "diagnostics")
 _SQL_TYPES = {"sqlite": {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER"},
               "postgres": {"int": "BIGINT", "float": "DOUBLE PRECISION", "str": "TEXT", "bool": "BOOLEAN"}}
 
@@ -190,12 +213,40 @@ class SqlSink(Sink):
 
     def _create(self) -> None:
         types = _SQL_TYPES[self.kind]
-        self._exec("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, tier TEXT NOT NULL, reasons TEXT NOT NULL, "
-                   "cycles INTEGER NOT NULL, digest TEXT, diagnostics TEXT NOT NULL)")
+        tables = [("jobs", JOB_COLUMNS, "CREATE TABLE jobs (id TEXT PRIMARY KEY, tier TEXT NOT NULL, "
+                   "reasons TEXT NOT NULL, cycles INTEGER NOT NULL, digest TEXT, diagnostics TEXT NOT NULL)")]
         for rel in self.relations:
+            names = [c.name.lower() for c in self.schema[rel].columns]
+            if rel.lower() == "jobs" or "job_id" in names:
+                raise _error("E531", f"cannot write relation {rel!r} to {self.label}: "
+                                     + ("its name is that of the batch's table of jobs" if rel.lower() == "jobs"
+                                        else "it has a column job_id, the column a batch adds"), self.label,
+                             ("write it to a JSON Lines --out, or leave it out of --relation",))
             columns = ", ".join(f"{_ident(c.name)} {types[c.type]} NOT NULL" for c in self.schema[rel].columns)
-            self._exec(f"CREATE TABLE IF NOT EXISTS {_ident(rel)} (job_id TEXT NOT NULL REFERENCES jobs(id)"
-                       + (f", {columns}" if columns else "") + ")")
+            tables.append((rel, ("job_id", *(c.name for c in self.schema[rel].columns)),
+                           f"CREATE TABLE {_ident(rel)} (job_id TEXT NOT NULL REFERENCES jobs(id)"
+                           + (f", {columns}" if columns else "") + ")"))
+        # tables already there must be those a batch makes (all checked before anything is created):
+        # rows are never written into another table's columns, and a database that is not a batch
+        # result is left as it was (E531)
+        missing = []
+        for name, columns, create in tables:
+            if not self._exists(name):
+                missing.append(create)
+                continue
+            found = tuple(d[0] for d in self._exec(f"SELECT * FROM {_ident(name)} WHERE 1 = 0").description or ())
+            if found != columns:
+                raise _error("E531", f"{self.label} already has a table {name!r} with the columns "
+                                     f"({', '.join(found)}), not those of batch results ({', '.join(columns)})",
+                             self.label, ("use another --out, or another database",))
+        for create in missing:
+            self._exec(create)
+
+    def _exists(self, table: str) -> bool:
+        if self.kind == "sqlite":
+            sql = "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) = lower(?)"
+            return bool(self._exec(sql, (table,)).fetchone()[0])
+        return bool(self._exec("SELECT to_regclass(?) IS NOT NULL", (_ident(table),)).fetchone()[0])
 
     def done(self) -> dict[Any, str]:
         return {job_id: tier for job_id, tier in self._exec("SELECT id, tier FROM jobs").fetchall()}
@@ -235,6 +286,13 @@ def open_sink(out: str, schema: Mapping[str, Any], relations: Iterable[str]) -> 
 
     if is_database_url(out):
         return SqlSink(out, schema, relations)
-    if os.path.isdir(out):
-        raise _error("E531", f"--out {out} is a directory; give a .jsonl file or a database URL", out)
-    return JsonlSink(out)
+    from ..io.writers import not_regular
+
+    for path in (out, out + ".journal"):  # checked before anything is read, run or written
+        kind = not_regular(path)
+        if kind:
+            raise _error("E531", f"--out {out}: {path} is {kind}, not a regular file; give a .jsonl file "
+                                 "or a database URL", out)
+    sink = JsonlSink(out)
+    sink.open()
+    return sink

@@ -161,7 +161,11 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
         _fail(err)
     done = {str(k): tier for k, tier in sink.done().items()}
     todo = (j for j in jobs if str(j.id) not in done)
-    client = _cluster_client(cluster) if cluster else None
+    try:
+        client = _cluster_client(cluster) if cluster else None
+    except BaseException:  # E532 or a usage error: the sink is left as it was
+        sink.close()
+        raise
     bar = _Bar((total - len(done)) if total is not None else None,
                sys.stderr.isatty() and not quiet)
     tiers = dict(done)

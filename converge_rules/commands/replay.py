@@ -29,13 +29,27 @@ def read_trace(path: str) -> list[str]:
             lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise ConvergeError([Diagnostic("E500", f"cannot read trace: {err}", Span(path, 0, 0))])
+    from ..traceformat import event_problem, header_problem
+
+    events = []
     for number, line in enumerate(lines, 1):
         try:
-            loads_json(line)
+            events.append(loads_json(line))
         except json.JSONDecodeError as err:
             raise ConvergeError([Diagnostic("E501", f"malformed trace line: {err.msg}", Span(path, number, err.colno))])
-    if not lines or loads_json(lines[0]).get("event") != "header":
+        except RecursionError:
+            raise ConvergeError([Diagnostic("E501", "malformed trace line: nested too deeply", Span(path, number, 1))])
+    if not lines or not isinstance(events[0], dict) or events[0].get("event") != "header":
         raise ConvergeError([Diagnostic("E501", "not a converge trace: the first line must be the header", Span(path, 1, 1))])
+    problem = header_problem(events[0])
+    if problem:
+        raise ConvergeError([Diagnostic("E501", f"malformed trace: {problem}", Span(path, 1, 1))])
+    for number, event in enumerate(events[1:], 2):
+        if number == len(events) and isinstance(event, dict) and event.get("event") == "outcome":
+            continue  # the last line: a replay compares it, nothing reads it
+        problem = event_problem(event)
+        if problem:
+            raise ConvergeError([Diagnostic("E501", f"malformed trace: the event {problem}", Span(path, number, 1))])
     return lines
 
 

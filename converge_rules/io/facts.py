@@ -247,6 +247,8 @@ def _show(value: object, limit: int = 60) -> str:
             text = repr(value)
         except Exception:
             text = f"<{type(value).__name__}>"
+    if has_surrogate(text):  # a message is valid Unicode: a lone surrogate shows as its JSON escape
+        text = "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

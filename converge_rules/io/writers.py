@@ -45,7 +45,7 @@ from ..values import dumps_json, int_to_str
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..values import RelationSchema, format_value
 
-__all__ = ["write_atomic", "write_csv_dir", "format_table", "csv_text"]
+__all__ = ["write_atomic", "write_csv_dir", "format_table", "csv_text", "not_regular"]
 
 
 def _fail(code: str, message: str, path: str, notes: tuple[str, ...] = ()) -> ConvergeError:
@@ -80,6 +80,16 @@ def _kind(mode: int) -> str:
         if test(mode):
             return name
     return "not a regular file"
+
+
+def not_regular(path: str) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ("a FIFO", "a directory", ...), else None.
+    (A FIFO is never opened: opening one blocks until a writer comes.)"""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(info.st_mode) else _kind(info.st_mode)
 
 
 def _exchange(a: str, b: str) -> bool:

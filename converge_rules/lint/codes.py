@@ -67,6 +67,7 @@ ERRORS: dict[str, str] = {
     "E530": "malformed batch jobs source",
     "E531": "batch output cannot be used (not a batch result, or cannot be written)",
     "E532": "the Dask scheduler cannot be reached",
+    "E533": "a batch worker process died while running jobs",
 }
 
 

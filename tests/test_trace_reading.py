@@ -1,0 +1,97 @@
+"""`converge replay TRACE` reads a trace that came back from outside: an edited or damaged
+header or event is refused with E501 at its line (exit 1), never an internal error."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOANS = ROOT / "examples" / "loans"
+
+
+def converge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    where = tmp_path_factory.mktemp("trace")
+    shutil.copy(LOANS / "loans.cvg", where / "loans.cvg")
+    shutil.copy(LOANS / "facts.json", where / "facts.json")
+    proc = converge("run", "loans.cvg", "--facts", "facts.json", "--trace", "run.jsonl", "--format", "summary", cwd=where)
+    assert proc.returncode == 0, proc.stderr
+    return where, [json.loads(x) for x in (where / "run.jsonl").read_text().splitlines()]
+
+
+def _header(**changes: object):
+    def edit(events: list) -> None:
+        for k, v in changes.items():
+            if v is KeyError:
+                del events[0][k]
+            else:
+                events[0][k] = v
+    return edit
+
+
+def _event(k: int, **changes: object):
+    def edit(events: list) -> None:
+        events[k].update(changes)
+    return edit
+
+
+def _insert(k: int, event: object):
+    def edit(events: list) -> None:
+        events.insert(k, event)
+    return edit
+
+
+CASES = [
+    (_header(rules=None), 1, "the header's 'rules' must list {path, sha256} objects"),
+    (_header(rules=[{}]), 1, "the header's 'rules' must list {path, sha256} objects"),
+    (_header(rules=[{"path": "loans.cvg"}]), 1, "the header's 'rules' must list {path, sha256} objects"),
+    (_header(rules=KeyError), 1, "the header's 'rules' must list {path, sha256} objects"),
+    (_header(facts="facts.json"), 1, "the header's 'facts' must list {path, sha256} objects"),
+    (_header(inline_facts=[]), 1, "the header's 'inline_facts' must map relations to lists of facts"),
+    (_header(budget=None), 1, "the header's 'budget' is not an object"),
+    (_header(budget={"max_cycles": "x"}), 1, "the header's 'budget.max_cycles' is \"x\""),
+    (_header(budget={"bogus": 1}), 1, "the header's 'budget.bogus' is not a budget"),
+    (_header(on_failure="explode"), 1, "the header's 'on_failure' is not a failure policy: \"explode\""),
+    (_header(goals=None), 1, "the header's 'goals' must list relation names"),
+    (_header(format="converge-trace/9"), 1, "unsupported trace format \"converge-trace/9\""),
+    (_insert(3, [1]), 4, "the event is not a JSON object"),
+    (_insert(3, {"event": "tool", "cycle": 1, "tool": "t"}), 4, "the event (tool) has no 'args'"),
+    (_insert(3, {"event": "tool", "cycle": 1, "tool": "t", "args": [1]}), 4,
+     "the event (tool) needs one of 'result' and 'error'"),
+    (_insert(3, {"event": "tool", "cycle": 1, "tool": "t", "args": [[1]], "result": 1}), 4,
+     "the event (tool) has a malformed 'args'"),
+    (_event(2, cycle=None), 3, "the event (cycle) has a malformed 'cycle'"),
+    (_event(2, event="explode"), 3, "the event has an unknown kind \"explode\""),
+]
+
+
+@pytest.mark.parametrize("edit, line, problem", CASES)
+def test_a_malformed_trace_is_e501_at_its_line(traced, edit, line: int, problem: str) -> None:
+    where, events = traced
+    edited = json.loads(json.dumps(events))
+    assert [e["event"] for e in edited[:3]] == ["header", "invariants", "cycle"]
+    edit(edited)
+    (where / "edited.jsonl").write_text("".join(json.dumps(e) + "\n" for e in edited))
+    proc = converge("replay", "edited.jsonl", cwd=where)
+    assert proc.returncode == 1, proc.stderr
+    assert f"edited.jsonl:{line}:1: error[E501]: malformed trace: {problem}" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr
+
+
+def test_an_untouched_trace_still_replays(traced) -> None:
+    where, _events = traced
+    proc = converge("replay", "run.jsonl", cwd=where)
+    assert proc.returncode == 0 and proc.stdout.startswith("replay identical:"), proc.stderr
