@@ -181,3 +181,29 @@ def test_an_unbound_group_variable_is_the_unsafe_one_not_the_aggregate_result(tm
     assert "unsafe variable 'k'" in diags[0].message
     out = cli("check", "rules.cvg", cwd=tmp_path)
     assert out.returncode == 1 and "rules.cvg:3:32: error[E400]: unsafe variable 'k'" in out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------ a tool's error text that UTF-8 cannot hold
+
+SURROGATE_TOOL = """
+input relation p(x: str)
+relation q(x: str, y: str)
+agent a { when p(x), y = @surr(x) emit q(x, y) }
+"""
+
+
+def test_a_tool_error_with_a_lone_surrogate_is_shown_escaped(tmp_path: Path) -> None:
+    """The reason, the trace and the JSON result are written as UTF-8: a tool's exception text
+    holding a lone surrogate appears as its escape (it was an internal error when written)."""
+    def surr(x: str) -> str:
+        raise ValueError("bad \ud800")
+
+    r = cr.load_text(SURROGATE_TOOL, "t.cvg").run(facts={"p": [("a",)]}, tools={"surr": surr})
+    assert r.tier == "failed"
+    assert "tool surr raised ValueError: bad \\ud800" in r.reasons[0].message
+    (tmp_path / "rules.cvg").write_text(SURROGATE_TOOL)
+    (tmp_path / "surrtools.py").write_text('def surr(x):\n    raise ValueError("bad \\ud800")\n')
+    (tmp_path / "p.json").write_text('{"p": [["a"]]}')
+    out = cli("run", "rules.cvg", "--facts", "p.json", "--tools", "surrtools", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 5, out.stdout + out.stderr
+    assert json.loads(out.stdout)["reasons"][0]["error"] == "tool surr raised ValueError: bad \\ud800"

@@ -135,17 +135,20 @@ def call_one(tools: Mapping[str, Callable[..., Any]], name: str, args: tuple) ->
         value = tools[name](*args)
     except (SystemExit, KeyboardInterrupt, GeneratorExit) as err:
         return ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}"
-                                        + (f": {err}" if str(err) else "") + " (a tool must return a value or raise an Exception)")
+                                        + (f": {_message(err)}" if _message(err) else "") + " (a tool must return a value or raise an Exception)")
     except BaseException as err:  # a tool's failure is the agent's failure, never the engine's
         return ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}: {_message(err)}")
     return check_value(name, value)
 
 
 def _message(err: BaseException) -> str:
+    """The exception's text, with lone surrogates as ``\\udXXX`` escapes: it goes into reasons, traces
+    and records written as UTF-8, which cannot hold them."""
     try:
-        return str(err)
+        text = str(err)
     except Exception:
         return "(its message cannot be shown)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
