@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import click
 
@@ -431,20 +431,25 @@ def _main(argv: Sequence[str] | None) -> None:
         _discard_stdout()
         sys.exit(0)
     except OSError as err:
-        if err.errno not in _OUTPUT_ERRNOS:
-            raise
+        if err.errno not in _OUTPUT_ERRNOS:  # not the output failing: an error no command handled
+            _internal_error(err)
         _discard_stdout()
         reason = "standard output is closed" if err.errno == errno.EBADF else (err.strerror or str(err)).lower()
         click.echo(f"converge: cannot write the output: {reason}", err=True)
         sys.exit(EXIT_OUTPUT)
     except Exception as err:  # pragma: no cover - a bug in converge itself
-        if os.environ.get("CONVERGE_DEBUG"):
-            raise
-        from .textsafe import escape_controls
+        _internal_error(err)
 
-        click.echo(escape_controls(f"converge: internal error: {type(err).__name__}: {err}\n"
-                                   "This is a bug in converge; set CONVERGE_DEBUG=1 for the traceback."), err=True)
-        sys.exit(EXIT_INTERNAL)
+
+def _internal_error(err: BaseException) -> NoReturn:
+    """Exit 70 with one line naming the error (the traceback with CONVERGE_DEBUG=1): a bug in converge."""
+    if os.environ.get("CONVERGE_DEBUG"):
+        raise err
+    from .textsafe import escape_controls
+
+    click.echo(escape_controls(f"converge: internal error: {type(err).__name__}: {err}\n"
+                               "This is a bug in converge; set CONVERGE_DEBUG=1 for the traceback."), err=True)
+    sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":  # pragma: no cover

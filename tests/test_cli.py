@@ -152,3 +152,22 @@ def test_why_all_and_support() -> None:
     assert json.loads(converge(*base, fact, "--all", "--limit", "1", "--format", "json").stdout)["derivations"][0]
     support = converge(*base, fact, "--support")
     assert "rests on" in support.stdout and "edge(" in support.stdout
+
+
+def test_an_unhandled_os_error_is_an_internal_error_not_a_traceback(tmp_path: Path) -> None:
+    """An OSError that is not the output failing (those exit 74) and that no command turned into a
+    diagnostic is a bug: one line and exit 70, like any other, never a raw traceback."""
+    script = (
+        "import errno, sys\n"
+        "import converge_rules.cli as c\n"
+        "@c.cli.command('boom')\n"
+        "def boom():\n"
+        "    raise PermissionError(errno.EACCES, 'Permission denied', '/somewhere')\n"
+        "c.main(['boom'])\n")
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("CONVERGE_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 70, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("converge: internal error: PermissionError: [Errno 13] Permission denied: '/somewhere'")
