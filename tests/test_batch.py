@@ -695,3 +695,14 @@ def test_a_relation_a_database_sink_cannot_hold_is_e531_before_any_job_runs(tmp_
     out = tmp_path / "out.jsonl"  # a JSON Lines sink holds them
     proc = converge("batch", str(rules), "--jobs", str(jobs), "--out", str(out), "--workers", "1")
     assert proc.returncode == 0 and json.loads(out.read_text())["facts"] == {"jobs": [["q"]], "r": [["q"]]}
+
+
+@pytest.mark.parametrize("option", [["--workers", "257"], ["--cluster", "local:99999999999"], ["--cluster", "local:0"]])
+def test_a_local_worker_count_beyond_the_limit_is_a_usage_error(option: list[str], tmp_path: Path) -> None:
+    """`--cluster local:99999999999` tried to start that many processes and hung; N is at most 256."""
+    write_jobs(tmp_path / "jobs.jsonl", 2)
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", "examples/loans/loans.cvg", "--jobs", str(tmp_path / "jobs.jsonl"), "--out", str(out),
+                    *option, "-q")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "256" in proc.stderr and not out.exists()

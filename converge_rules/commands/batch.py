@@ -29,6 +29,11 @@ def _fail(err: Any) -> NoReturn:
     sys.exit(EXIT_INVALID)
 
 
+# Worker processes this machine may start (--workers N, --cluster local:N): each holds the rule set
+# and a job's facts, so a typo such as local:99999999999 must be refused, not tried.
+MAX_LOCAL_WORKERS = 256
+
+
 def _cluster_client(address: str) -> Any:
     try:
         from ..batch.cluster import connect_client, local_client
@@ -39,8 +44,9 @@ def _cluster_client(address: str) -> Any:
             n = int(address[len("local:"):])
         except ValueError:
             n = 0
-        if n < 1:
-            raise click.BadParameter(f"expected local:N with N >= 1, got {address!r}", param_hint="--cluster")
+        if not 1 <= n <= MAX_LOCAL_WORKERS:
+            raise click.BadParameter(f"expected local:N with 1 <= N <= {MAX_LOCAL_WORKERS}, got {address!r}",
+                                     param_hint="--cluster")
         return local_client(n)
     try:
         return connect_client(address)
@@ -89,8 +95,8 @@ class _Bar:
               help="Jobs: a JSON Lines file, a directory (one job per entry), or a database URL with --partition-by.")
 @click.option("--out", "out", required=True, metavar="SINK",
               help="Results: a .jsonl file, or sqlite:///PATH.db / postgresql://... (rerun with the same SINK to resume).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: the number of CPUs; 1 runs in this process).")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_LOCAL_WORKERS), default=None,
+              help=f"Worker processes, at most {MAX_LOCAL_WORKERS} (default: the number of CPUs; 1 runs in this process).")
 @click.option("--cluster", metavar="ADDRESS", help="Run on Dask: tcp://HOST:8786, or local:N for a LocalCluster of N workers.")
 @click.option("--relation", "relations", multiple=True, metavar="RELATION",
               help="Keep the facts of this relation in each result (repeatable; default: every non-input relation).")
