@@ -16,6 +16,21 @@ from ._frozen import frozen
 Severity = Literal["error", "warning", "note"]
 
 
+def normalize_newlines(text: str) -> str:
+    """Text with every line ending written as LF: CRLF and a lone CR (classic Mac) end a
+    line too, as they do for a file read in Python's universal-newlines mode and for an
+    editor (LSP). Other characters Unicode calls line breaks (U+2028, U+0085, form feed)
+    do not end a line."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a text as line numbers count them: split at LF only (a CR before it
+    dropped), not at every line break ``str.splitlines`` knows, so a quoted line is the
+    line a diagnostic's span points at."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 @dataclass(frozen=True, order=True)
 class Span:
     """A region of a source file (1-based lines and columns, end exclusive)."""
@@ -91,7 +106,7 @@ class SourceCache:
     _texts: dict[str, list[str]] = {}
 
     def add(self, file: str, text: str) -> None:
-        self._keep(file, text.splitlines())
+        self._keep(file, split_lines(text))
 
     @staticmethod
     def _keep(file: str, lines: list[str]) -> None:
@@ -107,8 +122,8 @@ class SourceCache:
         lines = SourceCache._texts.get(file)
         if lines is None:
             try:
-                with open(file, encoding="utf-8") as handle:
-                    lines = handle.read().splitlines()
+                with open(file, encoding="utf-8") as handle:  # universal newlines, as rule files are read
+                    lines = split_lines(handle.read())
             except (OSError, UnicodeDecodeError):
                 return None
             self._keep(file, lines)

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from ..diagnostics import Diagnostic, Span
+from ..diagnostics import Diagnostic, Span, normalize_newlines
 from ..syntax import ast
 
 Symbol = tuple
@@ -94,7 +94,7 @@ class _Texts:
                         text = handle.read()
                 except (OSError, UnicodeDecodeError):
                     text = ""
-            self.cache[real] = text.split("\n")
+            self.cache[real] = normalize_newlines(text).split("\n")
         return self.cache[real]
 
     def line(self, file: str, line: int) -> str | None:

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..values import dumps_json, int_to_str
-from ..diagnostics import Span
+from ..diagnostics import Span, normalize_newlines
 from . import ast
 from .parser import grammar_path, parse_text
 
@@ -483,6 +483,7 @@ def format_source(text: str, file: str = "<text>") -> str:
     """The canonical layout of a rule file; raises the parser's ConvergeError on a syntax error."""
     if text.startswith("\ufeff"):  # a byte order mark is not part of the program (nor of the output)
         text = text[1:]
+    text = normalize_newlines(text)  # CRLF and CR end lines as the parser counts them; the output ends them with LF
     source = parse_text(text, file)
     comments = _comments(text)
     lines = _layout(text, source.items)

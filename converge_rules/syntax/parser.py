@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
+from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span, normalize_newlines
 from ..values import has_surrogate, str_to_int
 from . import ast
 
@@ -98,9 +98,12 @@ def _describe(token: Any) -> str:
 
 
 def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
-    """Parse a rule file; raises ConvergeError with located diagnostics."""
+    """Parse a rule file; raises ConvergeError with located diagnostics. LF, CRLF and a lone
+    CR all end a line (a comment, a line number), whether the text comes from a file, from
+    standard input, from an editor or from a string."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+    text = normalize_newlines(text)
     SourceCache().add(file, text)
     try:
         tree = _parser().parse(text, start="start")
@@ -154,6 +157,7 @@ def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
     """Parse a single fact such as ``decision("l1", "reject")`` (used by why)."""
     from lark.exceptions import UnexpectedInput
 
+    text = normalize_newlines(text)
     SourceCache().add(file, text)
     try:
         tree = _parser().parse(text, start="query")
