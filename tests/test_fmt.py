@@ -437,6 +437,20 @@ def test_cli_check_diff_and_in_place(tmp_path: Path) -> None:
     assert converge("fmt", str(pretty)).stdout == ""
 
 
+def test_cli_in_place_through_a_symlink_formats_the_file_and_keeps_the_link(tmp_path: Path) -> None:
+    """A symlinked rule file (a shared module) is formatted where it lives; the link stays a link."""
+    (tmp_path / "shared").mkdir()
+    real = tmp_path / "shared" / "rules.cvg"
+    real.write_text(UGLY)
+    link = tmp_path / "rules.cvg"
+    link.symlink_to(os.path.join("shared", "rules.cvg"))
+    fix = converge("fmt", str(link))
+    assert fix.returncode == 0, fix.stderr
+    assert fix.stdout == f"reformatted {link}\n"
+    assert link.is_symlink() and real.read_text() == PRETTY
+    assert converge("fmt", "--check", str(link)).returncode == 0
+
+
 def test_cli_syntax_error_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> None:
     bad, ugly = tmp_path / "bad.cvg", tmp_path / "ugly.cvg"
     bad.write_text("p(x) :- q(x)\nr(1).\n")
