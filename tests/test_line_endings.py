@@ -97,3 +97,23 @@ def test_a_diagnostic_quotes_its_own_line_past_other_unicode_line_breaks(brk: st
     assert out.returncode == 1
     assert out.stdout.startswith("rules.cvg:3:1: error[E200]: undefined relation 'q'\n"
                                  "   3 | q(x) :- r(x).\n"), out.stdout
+
+
+@pytest.mark.parametrize("char, escape", [("\t", "\\t"), ("\x00", "\\u0000"), ("\x1b", "\\u001b"), ("\x0c", "\\f")])
+def test_a_raw_control_character_in_a_string_is_named_and_located(char: str, escape: str, tmp_path: Path) -> None:
+    """E101 says which character and how to write it, at the character (it said 'invalid
+    escape' for a string without any escape)."""
+    text = f'relation p(x: str)\np("ab{char}c").\n'
+    with pytest.raises(ConvergeError) as err:
+        converge_rules.load_text(text, "rules.cvg")
+    (diag,) = err.value.diagnostics
+    assert diag.code == "E101"
+    assert diag.message == (f"control character U+{ord(char):04X} in a string literal; "
+                            f"write it as the escape {escape}")
+    assert (diag.span.line, diag.span.col, diag.span.end_col) == (2, 6, 7)
+    (tmp_path / "rules.cvg").write_text(text, encoding="utf-8")
+    out = converge("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1 and out.stdout.startswith(f"rules.cvg:2:6: error[E101]: {diag.message}\n"), out.stdout
+    with pytest.raises(ConvergeError) as bad_escape:
+        converge_rules.load_text('relation p(x: str)\np("a\\qb").\n', "rules.cvg")
+    assert [(d.code, d.message) for d in bad_escape.value.diagnostics] == [("E101", "invalid escape in string literal")]

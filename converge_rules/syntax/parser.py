@@ -272,9 +272,17 @@ class _Builder:
     def string(self, token: Any) -> str:
         try:
             value = json.loads(str(token))
-        except json.JSONDecodeError:
-            self.errors.append(Diagnostic("E101", "invalid escape in string literal", self.span(token)))
-            return str(token)[1:-1]
+        except json.JSONDecodeError as err:
+            raw, sp = str(token), self.span(token)
+            char = raw[err.pos] if 0 <= err.pos < len(raw) else ""
+            if char and err.msg.startswith("Invalid control character"):  # a raw tab, NUL, ESC, ...
+                escape = json.dumps(char)[1:-1]  # a string token is on one line: the column is the offset
+                self.errors.append(Diagnostic("E101", f"control character U+{ord(char):04X} in a string literal; "
+                                              f"write it as the escape {escape}",
+                                              Span(self.file, sp.line, sp.col + err.pos, sp.line, sp.col + err.pos + 1)))
+            else:
+                self.errors.append(Diagnostic("E101", "invalid escape in string literal", sp))
+            return raw[1:-1]
         assert isinstance(value, str)
         if has_surrogate(value):
             self.errors.append(Diagnostic("E103", "string literal holds a lone surrogate escape (not valid Unicode)",
