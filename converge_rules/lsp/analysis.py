@@ -61,6 +61,12 @@ class Analysis:
     def program(self) -> Any:
         return None if self.compilation is None else self.compilation.program
 
+    @property
+    def lines(self) -> list[str]:
+        """The text's lines as LSP and the parser count them: ended by LF, CRLF or CR (not by
+        U+2028 or U+0085), without their line ends."""
+        return normalize_newlines(self.text).split("\n")
+
     def at(self, line: int, col: int, file: str | None = None) -> Occurrence | None:
         """The occurrence under a position of a file (default: the root)."""
         for occ in self.occurrences.get(file or self.real, ()):
