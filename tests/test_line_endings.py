@@ -117,3 +117,21 @@ def test_a_raw_control_character_in_a_string_is_named_and_located(char: str, esc
     with pytest.raises(ConvergeError) as bad_escape:
         converge_rules.load_text('relation p(x: str)\np("a\\qb").\n', "rules.cvg")
     assert [(d.code, d.message) for d in bad_escape.value.diagnostics] == [("E101", "invalid escape in string literal")]
+
+
+def test_a_rule_file_that_is_not_utf8_is_located_at_the_bad_byte(tmp_path: Path) -> None:
+    """E002 names the line and column of the first byte that is not UTF-8 (it gave a byte
+    offset, 'position 24', and no line), in every command that reads rule files."""
+    path = tmp_path / "rules.cvg"
+    path.write_bytes('relation p(x: str)\np("é\xff").\n'.encode("utf-8").replace(b"\xc3\xbf", b"\xff"))
+    expected = "rules.cvg:2:5: error[E002]: rule file is not valid UTF-8 (byte 0xff)"
+    with pytest.raises(ConvergeError) as err:
+        converge_rules.load(str(path))
+    (diag,) = err.value.diagnostics
+    assert (diag.code, diag.span.line, diag.span.col, diag.message) == ("E002", 2, 5, "rule file is not valid UTF-8 (byte 0xff)")
+    for args, stream, code in ((["check", "rules.cvg"], "stdout", 2), (["run", "rules.cvg"], "stderr", 1),
+                               (["fmt", "rules.cvg"], "stderr", 1), (["test", "rules.cvg"], "stderr", 2)):
+        out = converge(*args, cwd=tmp_path)
+        assert out.returncode == code, (args, out.stdout, out.stderr)
+        assert getattr(out, stream).startswith(expected + "\n"), (args, out.stdout, out.stderr)
+        assert "Traceback" not in out.stderr

@@ -137,15 +137,28 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     return ast.SourceFile(file, tuple(items))
 
 
-def read_rule_file(path: str) -> str:
-    """The text of a rule file on disk, without a byte order mark (which is no text); a
-    file that is missing or unreadable raises ConvergeError (E001, E002) located at the file."""
+def read_rule_file(path: str, raw: bool = False) -> str:
+    """The text of a rule file on disk, without a byte order mark (which is no text) and with
+    its line ends written as LF, as Python's universal newlines read it (``raw``: exactly
+    as stored, for ``converge fmt``). A file that is missing or unreadable raises
+    ConvergeError (E001, E002); a byte that is not UTF-8 is located at its line and column."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConvergeError([Diagnostic("E001", f"rule file not found: {path}", Span(path, 0, 0))])
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = max(data.rfind(b"\n", 0, err.start), data.rfind(b"\r", 0, err.start)) + 1
+        line = normalize_newlines(data[:line_start].decode("utf-8", "replace")).count("\n") + 1
+        col = len(data[line_start:err.start].decode("utf-8", "replace")) + 1
+        raise ConvergeError([Diagnostic("E002", f"rule file is not valid UTF-8 (byte 0x{data[err.start]:02x})",
+                                        Span(path, line, col, line, col + 1), notes=("is it a binary file?",))]) from None
+    if raw:
+        return text
+    text = normalize_newlines(text)
     return text[1:] if text.startswith("\ufeff") else text
 
 
