@@ -84,15 +84,28 @@ class Diagnostic:
                 text = ("…" if start else "") + text[start:start + 150] + ("…" if start + 150 < len(text) else "")
                 col = col - start + (1 if start else 0)
                 width = min(width, 150 - (col - 1))
+            # The caret counts the cells a terminal shows: a control character as its \uXXXX
+            # escape (as the output shows it), a wide character (CJK, emoji) as two.
+            from .textsafe import escape_controls
+
+            before, under = escape_controls(text[:col]), escape_controls(text[col:col + max(min(width, 150), 1)])
             gutter = f"{self.span.line:>4} | "
-            out.append(gutter + text)
-            out.append(" " * (len(gutter) + col) + "^" * max(min(width, 150), 1))
+            out.append(gutter + escape_controls(text))
+            out.append(" " * (len(gutter) + _cells(before)) + "^" * max(_cells(under), 1))
         out.extend(f"  = note: {n}" for n in self.notes)
         return "\n".join(out)
 
     def to_json(self) -> dict[str, object]:
         return {"code": self.code, "severity": self.severity, "message": self.message,
                 "span": self.span.to_json(), "notes": list(self.notes)}
+
+
+def _cells(text: str) -> int:
+    """The terminal cells a text takes: two for a wide character, none for a combining one."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) or ch == "\u200d" else
+               2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 class SourceCache:

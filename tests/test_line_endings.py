@@ -135,3 +135,19 @@ def test_a_rule_file_that_is_not_utf8_is_located_at_the_bad_byte(tmp_path: Path)
         assert out.returncode == code, (args, out.stdout, out.stderr)
         assert getattr(out, stream).startswith(expected + "\n"), (args, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr
+
+
+def test_the_caret_stands_under_the_offending_text_after_wide_and_control_characters(tmp_path: Path) -> None:
+    """A terminal shows a CJK character or an emoji in two cells and a control character as its
+    \\uXXXX escape: the caret counts the cells shown, not code points."""
+    text = 'input relation p(x: str)\nrelation q(x: str)\nq(x) :- p("名前😀"), p(x), r(x).\n\x0cq(x) :- s(x).\n'
+    with pytest.raises(ConvergeError) as err:
+        converge_rules.load_text(text, "rules.cvg")
+    first, second = (d.render().split("\n")[1:3] for d in err.value.diagnostics)
+    assert first == ['   3 | q(x) :- p("名前😀"), p(x), r(x).',
+                     "                                  ^^^^"]
+    assert second == ["   4 | \\u000cq(x) :- s(x).",
+                      "                     ^^^^"]
+    (tmp_path / "rules.cvg").write_text(text, encoding="utf-8")
+    out = converge("check", "rules.cvg", cwd=tmp_path)
+    assert "\n".join(first) in out.stdout and "\n".join(second) in out.stdout, out.stdout
