@@ -181,6 +181,31 @@ def test_a_trailing_comment_keeps_its_line_and_a_comment_inside_keeps_a_rule_bro
         "agent a {\n  when\n      p(x),  # first\n      q(x)\n  emit r(x)\n}\n"
 
 
+def test_comments_of_a_construct_printed_on_one_line_stay_with_it() -> None:
+    """A budget, goal or relation written over several lines with a comment on each is printed
+    on one line: its first comment trails it, the others go before it -- never before the next
+    item, where they would read as that item's comments (and stay there)."""
+    src = ("budget {\n  max_cycles = 10,   # enough for the chain\n  max_facts = 1000   # memory\n}\n"
+           "relation p(x: int)\n"
+           "goal p,   # the answer\n  q       # the audit\n"
+           "input relation q(x: int, d: int) key(x)  # one per x\n  prefer min(d)  # the smallest\n"
+           "q(1, 2).\n")
+    out = assert_round_trip(src)
+    assert out == ("# memory\n"
+                   "budget { max_cycles = 10, max_facts = 1000 }  # enough for the chain\n"
+                   "relation p(x: int)\n"
+                   "# the audit\n"
+                   "goal p, q  # the answer\n"
+                   "# the smallest\n"
+                   "input relation q(x: int, d: int) key(x) prefer min(d)  # one per x\n"
+                   "q(1, 2).\n")
+    # with a blank line before the item, the blank line stays before its comments
+    assert fmt("p(1).\n\ngoal p,  # a\n  p  # b\nrelation p(x: int)\n") == \
+        "p(1).\n\n# b\ngoal p, p  # a\nrelation p(x: int)\n"
+    # at the end of the file they follow it, as before
+    assert fmt("goal p,  # a\n  p  # b\n") == "goal p, p  # a\n# b\n"
+
+
 def test_comments_before_a_closing_brace_stay_inside_the_block() -> None:
     out = fmt("agent a {\nwhen p(x)\nemit q(x)\n# the end\n}\n")
     assert out == "agent a {\n  when p(x)\n  emit q(x)\n  # the end\n}\n"
