@@ -16,6 +16,21 @@ from ._frozen import frozen
 Severity = Literal["error", "warning", "note"]
 
 
+def normalize_newlines(text: str) -> str:
+    """Text with every line ending written as LF: CRLF and a lone CR (classic Mac) end a
+    line too, as they do for a file read in Python's universal-newlines mode and for an
+    editor (LSP). Other characters Unicode calls line breaks (U+2028, U+0085, form feed)
+    do not end a line."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a text as line numbers count them: split at LF only (a CR before it
+    dropped), not at every line break ``str.splitlines`` knows, so a quoted line is the
+    line a diagnostic's span points at."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 @dataclass(frozen=True, order=True)
 class Span:
     """A region of a source file (1-based lines and columns, end exclusive)."""
@@ -69,15 +84,28 @@ class Diagnostic:
                 text = ("…" if start else "") + text[start:start + 150] + ("…" if start + 150 < len(text) else "")
                 col = col - start + (1 if start else 0)
                 width = min(width, 150 - (col - 1))
+            # The caret counts the cells a terminal shows: a control character as its \uXXXX
+            # escape (as the output shows it), a wide character (CJK, emoji) as two.
+            from .textsafe import escape_controls
+
+            before, under = escape_controls(text[:col]), escape_controls(text[col:col + max(min(width, 150), 1)])
             gutter = f"{self.span.line:>4} | "
-            out.append(gutter + text)
-            out.append(" " * (len(gutter) + col) + "^" * max(min(width, 150), 1))
+            out.append(gutter + escape_controls(text))
+            out.append(" " * (len(gutter) + _cells(before)) + "^" * max(_cells(under), 1))
         out.extend(f"  = note: {n}" for n in self.notes)
         return "\n".join(out)
 
     def to_json(self) -> dict[str, object]:
         return {"code": self.code, "severity": self.severity, "message": self.message,
                 "span": self.span.to_json(), "notes": list(self.notes)}
+
+
+def _cells(text: str) -> int:
+    """The terminal cells a text takes: two for a wide character, none for a combining one."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) or ch == "\u200d" else
+               2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 class SourceCache:
@@ -91,7 +119,7 @@ class SourceCache:
     _texts: dict[str, list[str]] = {}
 
     def add(self, file: str, text: str) -> None:
-        self._keep(file, text.splitlines())
+        self._keep(file, split_lines(text))
 
     @staticmethod
     def _keep(file: str, lines: list[str]) -> None:
@@ -107,8 +135,8 @@ class SourceCache:
         lines = SourceCache._texts.get(file)
         if lines is None:
             try:
-                with open(file, encoding="utf-8") as handle:
-                    lines = handle.read().splitlines()
+                with open(file, encoding="utf-8") as handle:  # universal newlines, as rule files are read
+                    lines = split_lines(handle.read())
             except (OSError, UnicodeDecodeError):
                 return None
             self._keep(file, lines)

@@ -171,3 +171,20 @@ def test_an_unhandled_os_error_is_an_internal_error_not_a_traceback(tmp_path: Pa
     assert proc.returncode == 70, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("converge: internal error: PermissionError: [Errno 13] Permission denied: '/somewhere'")
+
+
+def test_a_rule_file_given_twice_is_one_file(tmp_path: Path) -> None:
+    """`converge run rules/*.cvg rules/main.cvg`, a relative and an absolute path, or a symlink
+    to a file also given: the file is read once, not reported as declaring everything twice."""
+    import converge_rules
+
+    rules = write(tmp_path, "rules.cvg", 'relation p(x: int)\nrelation q(x: int)\np(1).\nq(x) :- p(x).\n')
+    (tmp_path / "alias.cvg").symlink_to("rules.cvg")
+    once = converge_rules.load(rules).run()
+    for paths in ([rules, rules], [rules, str(tmp_path / "alias.cvg")], [rules, str(tmp_path / "." / "rules.cvg")]):
+        assert converge_rules.load(paths).run().digest == once.digest
+    alone = converge("run", "rules.cvg", "--format", "json", cwd=tmp_path)
+    twice = converge("run", "rules.cvg", str(tmp_path / "rules.cvg"), "alias.cvg", "--format", "json", cwd=tmp_path)
+    assert alone.returncode == twice.returncode == 0, twice.stderr
+    assert json.loads(twice.stdout)["digest"] == json.loads(alone.stdout)["digest"]
+    assert converge("why", "rules.cvg", "rules.cvg", "q(1)", cwd=tmp_path).returncode == 0

@@ -181,6 +181,31 @@ def test_a_trailing_comment_keeps_its_line_and_a_comment_inside_keeps_a_rule_bro
         "agent a {\n  when\n      p(x),  # first\n      q(x)\n  emit r(x)\n}\n"
 
 
+def test_comments_of_a_construct_printed_on_one_line_stay_with_it() -> None:
+    """A budget, goal or relation written over several lines with a comment on each is printed
+    on one line: its first comment trails it, the others go before it -- never before the next
+    item, where they would read as that item's comments (and stay there)."""
+    src = ("budget {\n  max_cycles = 10,   # enough for the chain\n  max_facts = 1000   # memory\n}\n"
+           "relation p(x: int)\n"
+           "goal p,   # the answer\n  q       # the audit\n"
+           "input relation q(x: int, d: int) key(x)  # one per x\n  prefer min(d)  # the smallest\n"
+           "q(1, 2).\n")
+    out = assert_round_trip(src)
+    assert out == ("# memory\n"
+                   "budget { max_cycles = 10, max_facts = 1000 }  # enough for the chain\n"
+                   "relation p(x: int)\n"
+                   "# the audit\n"
+                   "goal p, q  # the answer\n"
+                   "# the smallest\n"
+                   "input relation q(x: int, d: int) key(x) prefer min(d)  # one per x\n"
+                   "q(1, 2).\n")
+    # with a blank line before the item, the blank line stays before its comments
+    assert fmt("p(1).\n\ngoal p,  # a\n  p  # b\nrelation p(x: int)\n") == \
+        "p(1).\n\n# b\ngoal p, p  # a\nrelation p(x: int)\n"
+    # at the end of the file they follow it, as before
+    assert fmt("goal p,  # a\n  p  # b\n") == "goal p, p  # a\n# b\n"
+
+
 def test_comments_before_a_closing_brace_stay_inside_the_block() -> None:
     out = fmt("agent a {\nwhen p(x)\nemit q(x)\n# the end\n}\n")
     assert out == "agent a {\n  when p(x)\n  emit q(x)\n  # the end\n}\n"
@@ -262,7 +287,11 @@ def sprinkle(text: str, rnd: random.Random) -> str:
 def test_round_trip_on_generated_programs(ir, rnd) -> None:
     src = strategies.render(ir)
     assert_round_trip(src)
-    assert_round_trip(sprinkle(src, rnd))
+    sprinkled = sprinkle(src, rnd)
+    assert_round_trip(sprinkled)
+    # CRLF and a lone CR end lines (and comments) as LF does: the same program, the same output
+    ending = rnd.choice(["\r\n", "\r"])
+    assert format_source(sprinkled.replace("\n", ending)) == format_source(sprinkled)
 
 
 # A generator of random text over the whole grammar (every item, clause, literal and
@@ -431,6 +460,20 @@ def test_cli_check_diff_and_in_place(tmp_path: Path) -> None:
     again = converge("fmt", "--check", "--diff", str(tmp_path))
     assert again.returncode == 0 and again.stdout == ""
     assert converge("fmt", str(pretty)).stdout == ""
+
+
+def test_cli_in_place_through_a_symlink_formats_the_file_and_keeps_the_link(tmp_path: Path) -> None:
+    """A symlinked rule file (a shared module) is formatted where it lives; the link stays a link."""
+    (tmp_path / "shared").mkdir()
+    real = tmp_path / "shared" / "rules.cvg"
+    real.write_text(UGLY)
+    link = tmp_path / "rules.cvg"
+    link.symlink_to(os.path.join("shared", "rules.cvg"))
+    fix = converge("fmt", str(link))
+    assert fix.returncode == 0, fix.stderr
+    assert fix.stdout == f"reformatted {link}\n"
+    assert link.is_symlink() and real.read_text() == PRETTY
+    assert converge("fmt", "--check", str(link)).returncode == 0
 
 
 def test_cli_syntax_error_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> None:

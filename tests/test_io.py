@@ -556,6 +556,24 @@ def test_write_atomic_replaces_and_leaves_no_temp_files(tmp_path):
     assert os.listdir(tmp_path) == ["out.json"]
 
 
+def test_write_atomic_through_a_symlink_replaces_the_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "rules.cvg"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.cvg"
+    link.symlink_to(os.path.join("real", "rules.cvg"))
+    write_atomic(str(link), "new")
+    assert link.is_symlink() and os.readlink(link) == os.path.join("real", "rules.cvg")
+    assert target.read_text() == "new" and stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["link.cvg", "real"]
+    assert os.listdir(tmp_path / "real") == ["rules.cvg"]
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to("real/new.json")
+    write_atomic(str(dangling), "x")  # as open(path, "w") would, the link's target is created
+    assert dangling.is_symlink() and (tmp_path / "real" / "new.json").read_text() == "x"
+
+
 def test_write_atomic_failure_is_a_diagnostic(tmp_path):
     with pytest.raises(ConvergeError) as info:
         write_atomic(str(tmp_path / "missing" / "out.json"), "x")

@@ -374,3 +374,31 @@ async def test_positions_count_utf16_units(client: LanguageClient, tmp_path: Pat
     assert hover is not None and "relation tag(s: str, n: int)" in hover.contents.value
     assert hover.range.start.character == at.character - 1
     close_doc(client, u)
+
+
+async def test_an_edit_past_a_unicode_line_separator_lands_where_the_editor_made_it(client: LanguageClient,
+                                                                                      tmp_path: Path) -> None:
+    """LSP lines end at LF, CRLF or CR only: U+2028 or U+0085 in a comment or a string is not a line
+    break. An incremental edit on a later line must change that line of the server's copy (it changed
+    another, so diagnostics pointed elsewhere and formatting rewrote the wrong text)."""
+    path = tmp_path / "separators.cvg"
+    text = ('relation p(x: str)  # a\u2028b\u0085c\n'
+            'relation q(x: str)\n'
+            'p("d\u2028e").\n'
+            'q(x) :- p(x).\n')
+    path.write_text(text, encoding="utf-8")
+    u = open_doc(client, path)
+    await diagnostics(client, u, lambda ds: ds == [])
+    _versions[u] += 1
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(      # q(x) :- p(x).  ->  q(x) :- r( x ).
+        lsp.VersionedTextDocumentIdentifier(uri=u, version=_versions[u]),
+        [lsp.TextDocumentContentChangePartial(range=lsp.Range(lsp.Position(3, 8), lsp.Position(3, 12)), text="r( x )")]))
+    edited = text.replace("q(x) :- p(x).", "q(x) :- r( x ).")
+    diags = await diagnostics(client, u, lambda ds: any(d.code == "E200" for d in ds))
+    assert [(d.code, d.range.start) for d in diags] == [("E200", lsp.Position(3, 8))]
+    edits = await client.text_document_formatting_async(lsp.DocumentFormattingParams(
+        lsp.TextDocumentIdentifier(uri=u), lsp.FormattingOptions(tab_size=2, insert_spaces=True)))
+    assert edits is not None and len(edits) == 1
+    assert edits[0].new_text == format_source(edited, str(path))
+    assert edits[0].range == lsp.Range(lsp.Position(0, 0), lsp.Position(4, 0))
+    close_doc(client, u)

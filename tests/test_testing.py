@@ -91,6 +91,24 @@ def test_files_without_test_blocks_are_skipped_even_when_broken(broken_dir: Path
     assert compile_error is not None and compile_error.diagnostics[0].code == "E200"
 
 
+@pytest.mark.parametrize("gap", [" # the name follows\n", "\n# a comment line\n\n", " #\r"])
+def test_a_test_block_with_a_comment_before_its_name_is_run_not_skipped(gap: str, tmp_path: Path,
+                                                                       pytester: pytest.Pytester) -> None:
+    """The grammar allows comments between `test` and its name; such a failing test must fail,
+    not be skipped as a file without test blocks ("no tests ran", exit 0)."""
+    text = f'relation p(x: int)\ntest{gap}"p holds" {{ expect {{ p(1). }} }}\n'
+    path = tmp_path / "rules.cvg"
+    path.write_text(text, newline="")
+    loaded = load_file(str(path))
+    assert loaded is not None and [t.name for t in loaded.tests] == ["p holds"]
+    assert [o.status for o in run_paths([str(path)]).outcomes] == ["failed"]
+    out = converge_subprocess("test", str(path))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"FAIL  {path}::p holds" in out.stdout
+    pytester.path.joinpath("rules.cvg").write_text(text, newline="")
+    pytester.runpytest().assert_outcomes(failed=1)
+
+
 def test_k_selects_by_substring_or_glob() -> None:
     assert selected("a.cvg", "big loan", "big")
     assert selected("a.cvg", "big loan", "a.cvg::*loan")

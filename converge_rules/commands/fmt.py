@@ -53,9 +53,10 @@ def fmt(paths: tuple[str, ...], check: bool, diff: bool, stdin_filename: str | N
     output (as editors expect of a formatter); --stdin-filename names it in
     diagnostics.
     """
-    from ..diagnostics import ConvergeError, Diagnostic, Span
+    from ..diagnostics import ConvergeError
     from ..io.writers import write_atomic
     from ..syntax.format import format_source
+    from ..syntax.parser import read_rule_file
 
     from .stdin import STDIN, STDIN_NAME
 
@@ -66,11 +67,7 @@ def fmt(paths: tuple[str, ...], check: bool, diff: bool, stdin_filename: str | N
     changed = errors = 0
     for path in cvg_paths(paths):
         try:
-            try:
-                with open(path, encoding="utf-8", newline="") as handle:
-                    text = handle.read()
-            except (OSError, UnicodeDecodeError) as err:
-                raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))]) from None
+            text = read_rule_file(path, raw=True)  # as stored: a BOM or CRLF line ends are rewritten
             formatted = format_source(text, path)
             if formatted == text:
                 continue

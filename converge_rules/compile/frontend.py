@@ -53,9 +53,15 @@ class Frontend:
 
     # ------------------------------------------------------------ loading
     def load(self, roots: list[tuple[str, str | None]]) -> None:
-        """roots: (path, text or None to read the file)."""
+        """roots: (path, text or None to read the file). A file given twice (the same path,
+        or another path to the same file) is one root file, loaded once."""
         keyed = sorted(roots, key=lambda r: os.path.abspath(r[0]))
+        seen: set[tuple[str, str | None]] = set()
         for path, text in keyed:
+            identity = (self.sources.real(path) if text is None else os.path.abspath(path), text)
+            if identity in seen:
+                continue
+            seen.add(identity)
             try:
                 source = parse_text(text, path) if text is not None else self.parse(path)
             except ConvergeError as err:

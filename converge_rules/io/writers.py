@@ -124,14 +124,18 @@ def _write_new_file(path: str, payload: bytes | Iterable[bytes]) -> None:
 
 def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
     """Replace ``path`` with ``data`` (str is written as UTF-8; an iterable of byte chunks is
-    streamed, so a large output need not be held in memory) atomically."""
+    streamed, so a large output need not be held in memory) atomically. A symbolic link is
+    followed, as ``open(path, "w")`` would: its target is replaced and the link kept."""
     path = os.fspath(path)
+    shown = path  # diagnostics name the path as given
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     try:
         info = os.stat(path)
     except (OSError, ValueError):
         info = None
     if info is not None and not stat.S_ISREG(info.st_mode):
-        raise _fail("E507", f"refusing to write {path}: it is {_kind(info.st_mode)}, not a regular file", path,
+        raise _fail("E507", f"refusing to write {shown}: it is {_kind(info.st_mode)}, not a regular file", shown,
                     ("give the path of a regular file (it is replaced atomically), or a new one",))
     payload: bytes | Iterable[bytes] = (data.encode("utf-8") if isinstance(data, str)
                                         else bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data)
@@ -155,7 +159,7 @@ def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
         temp = None
         _fsync_dir(directory)
     except OSError as err:
-        raise _fail("E507", f"cannot write {path}: {_reason(err)}", path) from None
+        raise _fail("E507", f"cannot write {shown}: {_reason(err)}", shown) from None
     finally:
         if temp is not None:
             try:

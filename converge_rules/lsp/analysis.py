@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from ..diagnostics import Diagnostic, Span
+from ..diagnostics import Diagnostic, Span, normalize_newlines
 from ..syntax import ast
 
 Symbol = tuple
@@ -61,6 +61,12 @@ class Analysis:
     def program(self) -> Any:
         return None if self.compilation is None else self.compilation.program
 
+    @property
+    def lines(self) -> list[str]:
+        """The text's lines as LSP and the parser count them: ended by LF, CRLF or CR (not by
+        U+2028 or U+0085), without their line ends."""
+        return normalize_newlines(self.text).split("\n")
+
     def at(self, line: int, col: int, file: str | None = None) -> Occurrence | None:
         """The occurrence under a position of a file (default: the root)."""
         for occ in self.occurrences.get(file or self.real, ()):
@@ -94,7 +100,7 @@ class _Texts:
                         text = handle.read()
                 except (OSError, UnicodeDecodeError):
                     text = ""
-            self.cache[real] = text.split("\n")
+            self.cache[real] = normalize_newlines(text).split("\n")
         return self.cache[real]
 
     def line(self, file: str, line: int) -> str | None:

@@ -7,7 +7,7 @@ from typing import Iterable
 
 from lsprotocol import types as lsp
 
-from ..diagnostics import Diagnostic, Span
+from ..diagnostics import Diagnostic, Span, normalize_newlines
 from .analysis import Occurrence
 
 _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
@@ -47,5 +47,5 @@ def to_lsp(d: Diagnostic, real: str, lines: list[str]) -> lsp.Diagnostic:
 
 
 def diagnostics_for(diags: Iterable[Diagnostic], real: str, text: str) -> list[lsp.Diagnostic]:
-    lines = text.split("\n")
+    lines = normalize_newlines(text).split("\n")
     return [to_lsp(d, real, lines) for d in diags]

@@ -57,7 +57,7 @@ def run_tests(analysis: Analysis, name: str | None) -> tuple[dict[str, Any], lis
                                  "failures": [f.message for f in outcome.failures]})
         for failure in outcome.failures:
             line = int(failure.data.get("line") or test.span.line) - 1
-            text = analysis.text.split("\n")
+            text = analysis.lines
             end = len(text[line]) if 0 <= line < len(text) else 0
             message = f"test {test.name!r}: {failure.message}" + (f"\n{failure.detail}" if failure.detail else "")
             diags.append(lsp.Diagnostic(range=lsp.Range(lsp.Position(line, 0), lsp.Position(line, end)),

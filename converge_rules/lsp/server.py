@@ -19,6 +19,7 @@ import asyncio
 import functools
 import logging
 import os
+import re
 import threading
 from typing import Any, Callable, Iterable, Sequence
 
@@ -26,7 +27,9 @@ import attrs
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument, Workspace
 
+from ..diagnostics import normalize_newlines
 from .analysis import Analysis, analyze
 from .convert import diagnostics_for
 
@@ -35,6 +38,32 @@ DEFAULT_DEBOUNCE = 0.25
 MAX_PROJECT_FILES = 500
 REQUEST_FAILED = -32803  # LSP's RequestFailed: a valid request the server cannot carry out
 log = logging.getLogger(__name__)
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def lsp_lines(text: str) -> tuple[str, ...]:
+    """The lines of a text as the protocol counts them, each with its line end: only LF, CRLF
+    and CR end a line (``str.splitlines`` also breaks at U+2028, U+0085, form feed, ...)."""
+    return tuple(m.group(0) for m in _LINE.finditer(text))
+
+
+class _Document(TextDocument):
+    """A pygls document whose lines are the protocol's: pygls splits them with
+    ``str.splitlines``, so an incremental edit after a U+2028 in a comment or string
+    changed another line of the server's copy than the editor's."""
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return lsp_lines(self.source)
+
+
+class _Workspace(Workspace):
+    def _create_text_document(self, doc_uri: str, source: str | None = None, version: int | None = None,
+                              language_id: str | None = None) -> TextDocument:
+        return _Document(doc_uri, source=source, version=version, language_id=language_id,
+                         sync_kind=self._sync_kind, position_codec=self._position_codec)
 
 
 class ConvergeServer(LanguageServer):
@@ -97,7 +126,7 @@ class ConvergeServer(LanguageServer):
             return self.workspace.get_text_document(uri).lines
         try:
             with open(self.path_of(uri), encoding="utf-8") as handle:
-                return tuple(handle.read().splitlines(True))
+                return lsp_lines(handle.read())
         except (OSError, UnicodeDecodeError):
             return ()
 
@@ -290,6 +319,7 @@ def create_server() -> ConvergeServer:
     @safe("initialize")
     def initialize(ls: ConvergeServer, params: lsp.InitializeParams) -> None:
         ls.main_loop = asyncio.get_running_loop()
+        ls.workspace.__class__ = _Workspace  # documents with the protocol's lines (see _Document)
         options = params.initialization_options
         if isinstance(options, dict) and isinstance(options.get("debounce"), (int, float)):
             ls.debounce = max(0.0, float(options["debounce"]))
@@ -388,8 +418,8 @@ def create_server() -> ConvergeServer:
     @safe("completion")
     def on_completion(ls: ConvergeServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         doc = ls.workspace.get_text_document(params.text_document.uri)
-        lines = doc.source.split("\n")
-        line = lines[params.position.line].rstrip("\r") if params.position.line < len(lines) else ""
+        lines = normalize_newlines(doc.source).split("\n")
+        line = lines[params.position.line] if params.position.line < len(lines) else ""
         line_no, col = ls.at(params.text_document.uri, params.position)
         items = completion.complete(ls.navigable(params.text_document.uri), line[:col], line_no)
         return lsp.CompletionList(is_incomplete=False, items=items)
@@ -403,7 +433,7 @@ def create_server() -> ConvergeServer:
             return None  # a file with a syntax error is left as it is; its diagnostic says why
         if formatted == doc.source:
             return []
-        lines = doc.source.split("\n")
+        lines = normalize_newlines(doc.source).split("\n")
         end = lsp.Position(len(lines) - 1, len(lines[-1]))
         rng = ls.out(params.text_document.uri, lsp.Range(lsp.Position(0, 0), end))
         return [lsp.TextEdit(range=rng, new_text=formatted)]

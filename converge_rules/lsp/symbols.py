@@ -39,7 +39,7 @@ def _item(analysis: Analysis, item: object) -> tuple[str, lsp.SymbolKind, str | 
 def document_symbols(analysis: Analysis) -> list[lsp.DocumentSymbol]:
     if analysis.source is None:
         return []
-    lines = analysis.text.split("\n")
+    lines = analysis.lines
     decls = {(o.line, o.col): o for o in analysis.occurrences.get(analysis.real, ()) if o.decl}
     out = []
     for item in analysis.source.items:

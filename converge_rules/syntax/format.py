@@ -25,7 +25,8 @@ lines by source position: a comment alone on its line leads the next output
 line (or the line whose source it sits inside); a comment after code trails
 the output line holding that code. A comment inside a rule or clause keeps
 the rule or clause broken over several lines, so the comment stays next to
-its literal. Formatting is idempotent: ``format_source(format_source(x)) ==
+its literal. An output line keeps one trailing comment; the others lead the
+next line of the same item, or else that line itself, never another item. Formatting is idempotent: ``format_source(format_source(x)) ==
 format_source(x)``; the output is verified to parse to the same AST with the
 same comments before it is returned.
 """
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..values import dumps_json, int_to_str
-from ..diagnostics import Span
+from ..diagnostics import Span, normalize_newlines
 from . import ast
 from .parser import grammar_path, parse_text
 
@@ -223,6 +224,7 @@ class _Line:
     group: "_Group | None" = None
     leading: list[_Comment] = field(default_factory=list)
     trailing: list[_Comment] = field(default_factory=list)
+    item: int = 0                   # the number of the item it prints
 
 
 @dataclass(eq=False)
@@ -249,6 +251,7 @@ class _Layout:
             if ch == "\n":
                 self.offsets.append(k + 1)
         self.lines: list[_Line] = []
+        self.item_no = 0
 
     def after_brace(self, start: Pos) -> Pos:
         """The position of the first token after the first ``{`` at or after ``start``."""
@@ -275,7 +278,8 @@ class _Layout:
     def line(self, text: str, indent: int, start: Pos, end: Pos | None = None, last: int | None = None, *,
              blank_ok: bool = False, comment_blank_ok: bool | None = None, comment_indent: int | None = None) -> _Line:
         ln = _Line(text, indent, start, end if end is not None else start, last if last is not None else start[0],
-                   blank_ok, blank_ok if comment_blank_ok is None else comment_blank_ok, comment_indent)
+                   blank_ok, blank_ok if comment_blank_ok is None else comment_blank_ok, comment_indent,
+                   item=self.item_no)
         self.lines.append(ln)
         return ln
 
@@ -299,6 +303,7 @@ class _Layout:
 
     # -- items
     def item(self, item: Any, blank_ok: bool) -> None:
+        self.item_no += 1
         sp = item.span
         top = {"blank_ok": blank_ok}
         if isinstance(item, ast.ModuleDecl):
@@ -432,7 +437,8 @@ def _collapse(lines: list[_Line]) -> list[_Line]:
         inner_comments = any((x is not first and x.leading) or (x is not last and x.trailing) for x in g.lines)
         if not inner_comments and first.indent + len(text) <= WIDTH:
             out.append(_Line(text, first.indent, first.start, last.end, last.last, first.blank_ok,
-                             first.comment_blank_ok, first.comment_indent, None, first.leading, last.trailing))
+                             first.comment_blank_ok, first.comment_indent, None, first.leading, last.trailing,
+                             first.item))
         else:
             out.extend(g.lines)
         i += len(g.lines)
@@ -440,11 +446,16 @@ def _collapse(lines: list[_Line]) -> list[_Line]:
 
 
 def _print(lines: list[_Line], tail: list[_Comment]) -> str:
-    # A line keeps one trailing comment; the others lead the next line.
+    # A line keeps one trailing comment; the others lead the next line of the same item,
+    # or else this line (never another item: a comment stays with the code it was written
+    # in), or else follow the last line of the file.
     for k, ln in enumerate(lines):
         if len(ln.trailing) > 1:
             extra, ln.trailing = ln.trailing[1:], ln.trailing[:1]
-            target = lines[k + 1].leading if k + 1 < len(lines) else tail
+            if k + 1 < len(lines):
+                target = lines[k + 1].leading if lines[k + 1].item == ln.item else ln.leading
+            else:
+                target = tail
             target.extend(extra)
             target.sort(key=lambda c: c.pos)
     out: list[str] = []
@@ -458,8 +469,10 @@ def _print(lines: list[_Line], tail: list[_Comment]) -> str:
 
     for ln in lines:
         cindent = " " * (ln.indent if ln.comment_indent is None else ln.comment_indent)
-        for c in ln.leading:
-            put(cindent + c.text, c.line, ln.comment_blank_ok)
+        for j, c in enumerate(ln.leading):
+            # a trailing comment moved before its line (see above) keeps the blank lines of the line
+            src = c.line if c.pos < ln.start else ln.start[0] if j == 0 else prev
+            put(cindent + c.text, src, ln.comment_blank_ok)
             prev = c.line
         text = " " * ln.indent + ln.text
         if ln.trailing:
@@ -483,6 +496,7 @@ def format_source(text: str, file: str = "<text>") -> str:
     """The canonical layout of a rule file; raises the parser's ConvergeError on a syntax error."""
     if text.startswith("\ufeff"):  # a byte order mark is not part of the program (nor of the output)
         text = text[1:]
+    text = normalize_newlines(text)  # CRLF and CR end lines as the parser counts them; the output ends them with LF
     source = parse_text(text, file)
     comments = _comments(text)
     lines = _layout(text, source.items)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
+from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span, normalize_newlines
 from ..values import has_surrogate, str_to_int
 from . import ast
 
@@ -98,9 +98,12 @@ def _describe(token: Any) -> str:
 
 
 def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
-    """Parse a rule file; raises ConvergeError with located diagnostics."""
+    """Parse a rule file; raises ConvergeError with located diagnostics. LF, CRLF and a lone
+    CR all end a line (a comment, a line number), whether the text comes from a file, from
+    standard input, from an editor or from a string."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+    text = normalize_newlines(text)
     SourceCache().add(file, text)
     try:
         tree = _parser().parse(text, start="start")
@@ -134,15 +137,28 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     return ast.SourceFile(file, tuple(items))
 
 
-def read_rule_file(path: str) -> str:
-    """The text of a rule file on disk, without a byte order mark (which is no text); a
-    file that is missing or unreadable raises ConvergeError (E001, E002) located at the file."""
+def read_rule_file(path: str, raw: bool = False) -> str:
+    """The text of a rule file on disk, without a byte order mark (which is no text) and with
+    its line ends written as LF, as Python's universal newlines read it (``raw``: exactly
+    as stored, for ``converge fmt``). A file that is missing or unreadable raises
+    ConvergeError (E001, E002); a byte that is not UTF-8 is located at its line and column."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConvergeError([Diagnostic("E001", f"rule file not found: {path}", Span(path, 0, 0))])
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise ConvergeError([Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = max(data.rfind(b"\n", 0, err.start), data.rfind(b"\r", 0, err.start)) + 1
+        line = normalize_newlines(data[:line_start].decode("utf-8", "replace")).count("\n") + 1
+        col = len(data[line_start:err.start].decode("utf-8", "replace")) + 1
+        raise ConvergeError([Diagnostic("E002", f"rule file is not valid UTF-8 (byte 0x{data[err.start]:02x})",
+                                        Span(path, line, col, line, col + 1), notes=("is it a binary file?",))]) from None
+    if raw:
+        return text
+    text = normalize_newlines(text)
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -154,6 +170,7 @@ def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
     """Parse a single fact such as ``decision("l1", "reject")`` (used by why)."""
     from lark.exceptions import UnexpectedInput
 
+    text = normalize_newlines(text)
     SourceCache().add(file, text)
     try:
         tree = _parser().parse(text, start="query")
@@ -268,9 +285,17 @@ class _Builder:
     def string(self, token: Any) -> str:
         try:
             value = json.loads(str(token))
-        except json.JSONDecodeError:
-            self.errors.append(Diagnostic("E101", "invalid escape in string literal", self.span(token)))
-            return str(token)[1:-1]
+        except json.JSONDecodeError as err:
+            raw, sp = str(token), self.span(token)
+            char = raw[err.pos] if 0 <= err.pos < len(raw) else ""
+            if char and err.msg.startswith("Invalid control character"):  # a raw tab, NUL, ESC, ...
+                escape = json.dumps(char)[1:-1]  # a string token is on one line: the column is the offset
+                self.errors.append(Diagnostic("E101", f"control character U+{ord(char):04X} in a string literal; "
+                                              f"write it as the escape {escape}",
+                                              Span(self.file, sp.line, sp.col + err.pos, sp.line, sp.col + err.pos + 1)))
+            else:
+                self.errors.append(Diagnostic("E101", "invalid escape in string literal", sp))
+            return raw[1:-1]
         assert isinstance(value, str)
         if has_surrogate(value):
             self.errors.append(Diagnostic("E103", "string literal holds a lone surrogate escape (not valid Unicode)",

@@ -33,7 +33,9 @@ from typing import Any, Iterable, Sequence
 from ..values import dumps_json
 from ..diagnostics import Diagnostic
 
-TEST_TEXT = re.compile(r'\btest\s*"')
+# `test` and its name, with what the grammar allows between them: whitespace and comments
+# (a comment ends at LF or CR), so no test block escapes this cheap filter.
+TEST_TEXT = re.compile(r'\btest(?:\s|#[^\r\n]*)*"')
 REPORT_FORMAT = "converge-test/1"
 
 
@@ -162,16 +164,15 @@ def load_file(path: str) -> FileTests | None:
 
     A file whose text mentions ``test "`` but does not parse or compile is
     returned with its diagnostics (a load error)."""
-    from ..diagnostics import ConvergeError, Span
+    from ..diagnostics import ConvergeError
     from ..syntax import ast
-    from ..syntax.parser import parse_text
+    from ..syntax.parser import parse_text, read_rule_file
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_rule_file(path)
+    except ConvergeError as err:
         if path.endswith(".cvg"):
-            return FileTests(path, diagnostics=[Diagnostic("E002", f"cannot read rule file: {err}", Span(path, 0, 0))])
+            return FileTests(path, diagnostics=list(err.diagnostics))
         return None
     if not has_test_blocks(text):
         return None
