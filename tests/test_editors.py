@@ -88,3 +88,40 @@ def test_lsp_command_is_listed_and_documented() -> None:
     docs = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
     for editor in ("VS Code", "Neovim", "Helix", "Emacs"):
         assert f"## {editor}" in docs
+
+
+def test_the_server_stops_quietly_when_the_client_closes_the_connection(tmp_path: Path) -> None:
+    """An editor that goes away closes the pipe the server writes to: the server ends with exit 0 and
+    one line on stderr, not a BrokenPipeError traceback per pending reply (pygls logs each)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "converge_rules", "lsp"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+
+    def send(message: dict) -> None:
+        body = json.dumps(message).encode()
+        assert proc.stdin is not None
+        proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        proc.stdin.flush()
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}, "rootUri": None}})
+        assert proc.stdout is not None
+        header = proc.stdout.readline()
+        assert header.startswith(b"Content-Length:")
+        proc.stdout.close()  # the client stops reading
+        send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": (tmp_path / "x.cvg").as_uri(), "languageId": "converge", "version": 1, "text": "p(x) :- q(x)."}}})
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    assert code == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+    assert "converge lsp: the client closed the connection; stopping" in err

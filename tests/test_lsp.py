@@ -402,3 +402,4 @@ async def test_an_edit_past_a_unicode_line_separator_lands_where_the_editor_made
     assert edits[0].new_text == format_source(edited, str(path))
     assert edits[0].range == lsp.Range(lsp.Position(0, 0), lsp.Position(4, 0))
     close_doc(client, u)
+

@@ -469,6 +469,44 @@ def create_server() -> ConvergeServer:
     return server
 
 
+class _ClientOutput:
+    """The server's standard output. When the client closes its end there is no one left to answer,
+    so the server ends (exit 0, one line on stderr) instead of logging a traceback per pending reply."""
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.raw.write(data)
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            self._gone()
+
+    def flush(self) -> None:
+        try:
+            self.raw.flush()
+        except (BrokenPipeError, ValueError):
+            self._gone()
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    @staticmethod
+    def _gone() -> None:
+        import sys
+
+        try:
+            sys.stderr.write("converge lsp: the client closed the connection; stopping\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(0)  # the server's threads are waiting on a client that is gone: nothing to finish
+
+
 def main() -> None:
-    """Serve over stdin/stdout until the client says exit."""
-    create_server().start_io()
+    """Serve over stdin/stdout until the client says exit (or closes the connection)."""
+    import sys
+
+    create_server().start_io(sys.stdin.buffer, _ClientOutput(sys.stdout.buffer))
