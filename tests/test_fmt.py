@@ -476,6 +476,18 @@ def test_cli_in_place_through_a_symlink_formats_the_file_and_keeps_the_link(tmp_
     assert converge("fmt", "--check", str(link)).returncode == 0
 
 
+def test_cli_in_place_leaves_a_read_only_file_alone(tmp_path: Path) -> None:
+    """A rule file made read-only (chmod 444) is not rewritten behind its mode: E507, exit 1."""
+    locked, ugly = tmp_path / "locked.cvg", tmp_path / "ugly.cvg"
+    locked.write_text(UGLY)
+    locked.chmod(0o444)
+    ugly.write_text(UGLY)
+    out = converge("fmt", str(tmp_path))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"error[E507]: refusing to write {locked}: the file is read-only (mode 444)" in out.stderr
+    assert locked.read_text() == UGLY and ugly.read_text() == PRETTY
+
+
 def test_cli_syntax_error_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> None:
     bad, ugly = tmp_path / "bad.cvg", tmp_path / "ugly.cvg"
     bad.write_text("p(x) :- q(x)\nr(1).\n")

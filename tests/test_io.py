@@ -584,6 +584,19 @@ def test_write_atomic_failure_is_a_diagnostic(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["adir"]
 
 
+def test_write_atomic_refuses_a_read_only_file(tmp_path):
+    """Replacing by rename ignores the file's mode (and root ignores it anyway): a file with no
+    write bit is refused, as open(path, "w") refuses it, and left as it was."""
+    target = tmp_path / "locked.json"
+    target.write_text("old")
+    target.chmod(0o444)
+    with pytest.raises(ConvergeError) as info:
+        write_atomic(str(target), "new")
+    assert info.value.diagnostics[0].code == "E507"
+    assert "read-only (mode 444)" in info.value.diagnostics[0].message
+    assert target.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["locked.json"]
+
+
 def test_write_csv_dir_writes_headers_and_replaces_whole_directory(tmp_path):
     out = tmp_path / "out"
     facts = {"edge": [("a", "b,c")], "reading": [("s", 1.0, True), ("t", 1e-7, False)], "graph.edge": []}

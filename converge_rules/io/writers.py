@@ -125,7 +125,8 @@ def _write_new_file(path: str, payload: bytes | Iterable[bytes]) -> None:
 def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
     """Replace ``path`` with ``data`` (str is written as UTF-8; an iterable of byte chunks is
     streamed, so a large output need not be held in memory) atomically. A symbolic link is
-    followed, as ``open(path, "w")`` would: its target is replaced and the link kept."""
+    followed, as ``open(path, "w")`` would: its target is replaced and the link kept. A file
+    without any write permission bit is refused (E507), as ``open`` would refuse it (for root too)."""
     path = os.fspath(path)
     shown = path  # diagnostics name the path as given
     if os.path.islink(path):
@@ -137,6 +138,9 @@ def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise _fail("E507", f"refusing to write {shown}: it is {_kind(info.st_mode)}, not a regular file", shown,
                     ("give the path of a regular file (it is replaced atomically), or a new one",))
+    if info is not None and not info.st_mode & 0o222:  # replacing by rename would bypass the mode, even for root
+        raise _fail("E507", f"refusing to write {shown}: the file is read-only (mode {stat.S_IMODE(info.st_mode):o})",
+                    shown, ("make it writable first (chmod u+w) if it should be replaced",))
     payload: bytes | Iterable[bytes] = (data.encode("utf-8") if isinstance(data, str)
                                         else bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data)
     directory = os.path.dirname(os.path.abspath(path))
