@@ -1,0 +1,77 @@
+"""Text output never sends a terminal raw control characters (docs/cli.md): a fact value
+holding a bidirectional override or a C1 control is shown as a visible \\uXXXX escape by
+`converge query` and `converge decisions why|why-not` too, as by run, why and why-not."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import converge_rules as cr
+
+ROOT = Path(__file__).resolve().parent.parent
+VALUE = "ab\u202ecd\u009b31mx\u2066"
+RAW = ("\u202e", "\u009b", "\u2066")
+RULES = """input relation item(name: str)
+relation tag(name: str, label: str)
+tag(n, "x") :- item(n).
+"""
+
+
+def converge(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, encoding="utf-8")
+
+
+def files(tmp_path: Path) -> tuple[str, str]:
+    rules = tmp_path / "r.cvg"
+    rules.write_text(RULES)
+    facts = tmp_path / "f.json"
+    facts.write_text(json.dumps({"item": [[VALUE]]}))
+    return str(rules), str(facts)
+
+
+def test_query_text_escapes_controls(tmp_path: Path) -> None:
+    rules, facts = files(tmp_path)
+    for extra in ((), ("--why",)):
+        out = converge("query", rules, "--facts", facts, "tag(n, _)", *extra)
+        assert out.returncode == 0, out.stderr
+        assert not any(c in out.stdout for c in RAW), repr(out.stdout)
+        assert 'tag("ab\\u202ecd\\u009b31mx\\u2066", "x")' in out.stdout.splitlines()[0]
+        if extra:
+            assert 'with n = "ab\\u202ecd\\u009b31mx\\u2066"' in out.stdout
+    # JSON output keeps the value itself (JSON is for programs)
+    js = converge("query", rules, "--facts", facts, "tag(n, _)", "--format", "json")
+    assert json.loads(js.stdout)["facts"][0]["fact"] == [VALUE, "x"]
+
+
+def test_decisions_why_and_why_not_text_escape_controls(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from converge_rules.cli import cli as converge_cli
+    from converge_rules.service import store_decision
+    from converge_rules.store import open_store
+
+    rules, _facts = files(tmp_path)
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(converge_cli, list(args), catch_exceptions=False)
+
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    session = cr.Session([rules])
+    with open_store(store) as s:
+        decision = session.decide({"item": [[VALUE]]})
+        store_decision(s, decision)
+    why = cli("decisions", "why", decision.id, 'tag(n, "x")'.replace("n", json.dumps(VALUE), 1), "--store", store)
+    assert why.exit_code == 0, why.output
+    assert not any(c in why.stdout for c in RAW) and "\\u202e" in why.stdout
+    why_not = cli("decisions", "why-not", decision.id, 'tag("zz", "x")', "--store", store)
+    assert why_not.exit_code == 0, why_not.output
+    assert "item(\"zz\")" in why_not.stdout
+    why_not = cli("decisions", "why-not", decision.id, f'tag({json.dumps(VALUE + "!")}, "x")', "--store", store)
+    assert not any(c in why_not.stdout for c in RAW) and "\\u202e" in why_not.stdout
