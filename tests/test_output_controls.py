@@ -75,3 +75,26 @@ def test_decisions_why_and_why_not_text_escape_controls(tmp_path: Path) -> None:
     assert "item(\"zz\")" in why_not.stdout
     why_not = cli("decisions", "why-not", decision.id, f'tag({json.dumps(VALUE + "!")}, "x")', "--store", store)
     assert not any(c in why_not.stdout for c in RAW) and "\\u202e" in why_not.stdout
+
+
+def test_run_text_table_tells_every_string_apart(tmp_path: Path) -> None:
+    """A string is shown bare unless bare text would be ambiguous: the empty string and
+    the two-character string "" (or ' x' and '" x"') must not look the same."""
+    from converge_rules.io import format_table
+
+    values = ["", '""', " x", '" x"', '"', 'a"b', "plain"]
+    rules = tmp_path / "r.cvg"
+    rules.write_text("input relation item(name: str)\n")
+    facts = tmp_path / "f.json"
+    facts.write_text(json.dumps({"item": [[v] for v in values]}))
+    result = cr.load([str(rules)]).run(fact_files=[str(facts)])
+    table = format_table("item", result.facts("item"), result.program.relations).split("\n")
+    cells = [line.rstrip() for line in table[2:]]
+    assert len(set(cells)) == len(values), cells
+    # each cell reads back: bare text is the value, a cell starting with a quote is JSON
+    back = [json.loads(c) if c.startswith('"') else c for c in cells]
+    assert sorted(back) == sorted(values)
+    assert "plain" in cells and 'a"b' in cells
+    out = converge("run", str(rules), "--facts", str(facts))
+    assert out.returncode == 0, out.stderr
+    assert [line.rstrip() for line in out.stdout.split("item (7)\n")[1].splitlines()[2:]] == cells

@@ -279,7 +279,9 @@ def write_csv_dir(out_dir: str, facts: Mapping[str, Sequence[tuple]], schema: Ma
 
 def _table_cell(value: object) -> str:
     if isinstance(value, str):
-        if value and value == value.strip() and value.isprintable():
+        # Bare unless that would be ambiguous: a cell that starts with a quote is JSON,
+        # so a value starting with one is quoted too ('""' is not the empty string).
+        if value and value == value.strip() and value.isprintable() and not value.startswith('"'):
             return value
         return dumps_json(value, ensure_ascii=False)
     if isinstance(value, (bool, int, float)):
@@ -308,7 +310,8 @@ def format_table(relation: str, facts: Sequence[tuple], schema: Mapping[str, Rel
     """Facts as an aligned plain-text table under a header of column names.
 
     Numbers are right-aligned; strings are shown bare unless they are empty,
-    have surrounding spaces or unprintable characters (then JSON-quoted).
+    start with a quote, have surrounding spaces or unprintable characters (then
+    JSON-quoted, so every cell reads back as exactly one value).
     No trailing newline.
     """
     rel = _relation(relation, schema)
