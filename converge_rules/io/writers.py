@@ -9,7 +9,8 @@
 ``write_csv_dir(out_dir, facts, schema) -> list[str]``
     One ``<relation>.csv`` per relation (header row of column names, values
     rendered so that ``load_fact_paths([out_dir])`` gives the same facts back:
-    bools as ``true``/``false``, floats with ``repr``). The files are written
+    bools as ``true``/``false``, floats with ``repr``, the fact of a relation
+    without columns as a line ``""``). The files are written
     into a fresh hidden directory next to ``out_dir`` and then swapped into
     place, so ``out_dir`` holds either the complete old output or the complete
     new one. An existing ``out_dir`` is swapped with the new one in a single
@@ -186,7 +187,9 @@ def csv_text(relation: str, facts: Sequence[tuple], schema: Mapping[str, Relatio
     quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     plain.writerow([c.name for c in rel.columns])
     for fact in facts:
-        cells = [_csv_cell(v) for v in fact]
+        # A fact without values would be a blank line, which readers skip: write it
+        # as one empty quoted field (a line ""), read back as the fact () of such a relation.
+        cells = [_csv_cell(v) for v in fact] if fact else [""]
         (quoted if any("\r" in cell for cell in cells) else plain).writerow(cells)
     return buffer.getvalue()
 
