@@ -221,6 +221,11 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
             raise click.UsageError("the last argument must be a fact such as 'decision(\"l1\", \"reject\")'")
         result = None
     pattern = _is_pattern(fact_text)
+    if support and fmt in ("dot", "mermaid"):
+        raise click.UsageError(f"--support prints a list of input facts, not a graph: use --format text or json, not {fmt}")
+    if pattern and (support or all_):
+        raise click.UsageError(f"{'--support' if support else '--all'} explains one fact, and {fact_text} is a pattern: "
+                               "give a fact without variables or _ (converge query lists the matches)")
     if result is None:
         result = run_job(rules, facts, opts, all_proofs=all_)
     if pattern:

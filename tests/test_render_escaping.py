@@ -197,3 +197,20 @@ def test_graph_command_labels_read_back(tmp_path: Path) -> None:
     assert mermaid.returncode == 0, mermaid.stderr
     names = [mermaid_label_lines(m) for m in re.findall(r'"([^"\n]*)"', mermaid.stdout) if not m.startswith("stratum")]
     assert ["tag#1"] in names and ["item"] in names
+
+
+def test_why_refuses_options_it_cannot_honour() -> None:
+    """--support prints a list, not a graph; a pattern explains each match once. Such
+    combinations are usage errors (exit 2) before the job runs, not silently ignored
+    (which printed plain text as --format dot, or full trees for --support)."""
+    base = ("why", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json")
+    for args in (('decision("l1", "reject")', "--support", "--format", "dot"),
+                 ('decision("l1", "reject")', "--support", "--format", "mermaid"),
+                 ('decision(l, "reject")', "--support"),
+                 ('decision(l, "reject")', "--all"),
+                 ('decision(l, "reject")', "--support", "--format", "json")):
+        out = converge(*base, *args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert out.stdout == "" and "Error:" in out.stderr and "Traceback" not in out.stderr
+    ok = converge(*base, 'decision("l1", "reject")', "--support", "--format", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["support"]
