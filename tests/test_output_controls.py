@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,23 @@ def test_csv_out_round_trips_a_relation_without_columns(tmp_path: Path) -> None:
     assert a["facts"] == b["facts"] and a["digest"] == b["digest"]
     assert b["facts"]["flag"] == [[]] and b["facts"]["seen"] == [[]] and b["facts"]["off"] == []
     assert (out / "flag.csv").read_text() == '\n""\n' and (out / "off.csv").read_text() == "\n"
+
+
+def test_a_relation_named_twice_is_shown_once(tmp_path: Path) -> None:
+    """`--relation R --relation R` (and render_report(relations=[R, R])): one section per
+    relation, so the report's element ids stay unique and run prints each table once."""
+    from converge_rules.explain.report import render_report
+
+    loans = ("examples/loans/loans.cvg", "--facts", "examples/loans/facts.json")
+    result = cr.load([str(ROOT / loans[0])]).run(fact_files=[str(ROOT / loans[2])])
+    page = render_report(result, ["risk", "decision", "risk"])
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted(i for i in set(ids) if ids.count(i) > 1)[:5]
+    assert page.count('<section class="relation" id="rel-risk">') == 1
+    out = tmp_path / "r.html"
+    rep = converge("report", *loans, "-o", str(out), "--relation", "risk", "--relation", "risk")
+    assert rep.returncode == 0, rep.stderr
+    ids = re.findall(r'\bid="([^"]+)"', out.read_text(encoding="utf-8"))
+    assert len(ids) == len(set(ids))
+    run = converge("run", *loans, "--relation", "risk", "--relation", "risk")
+    assert run.returncode == 0 and run.stdout.count("\nrisk (3)\n") == 1, run.stdout

@@ -234,7 +234,7 @@ def render_report(result: Any, relations: Sequence[str] | None = None, *, depth:
     ``depth`` caps each proof tree's levels, ``max_proofs`` the number of facts
     with a rendered proof tree and ``max_rows`` the fact rows; the page says
     when a cap was reached."""
-    names = list(relations) if relations else result.relations()
+    names = list(dict.fromkeys(relations)) if relations else result.relations()  # each once: ids stay unique
     page = _Page(result, names, depth, max_proofs, max_rows)
     _collect_rows(page)
     from .. import __version__
