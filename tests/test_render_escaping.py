@@ -214,3 +214,19 @@ def test_why_refuses_options_it_cannot_honour() -> None:
         assert out.stdout == "" and "Error:" in out.stderr and "Traceback" not in out.stderr
     ok = converge(*base, 'decision("l1", "reject")', "--support", "--format", "json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["support"]
+
+
+def test_dot_and_mermaid_mark_a_node_cut_by_depth() -> None:
+    """With --depth, a derived fact whose premises are cut off must not look like a fact
+    without premises: its label says so, as the text tree's "..." and JSON's "truncated"."""
+    base = ("why", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", 'decision("l1", "reject")',
+            "--depth", "1")
+    dot = converge(*base, "--format", "dot")
+    assert dot.returncode == 0, dot.stderr
+    labels = dot_labels(dot.stdout)
+    risk = [v for v in labels.values() if v[0].startswith("risk(")]
+    assert risk == [['risk("l1", "amount above 5x income")', "[flag_high_risk at examples/loans/loans.cvg:19, cycle 1]",
+                     "(premises not shown: depth limit)"]]
+    assert all(len(v) == 2 for v in labels.values() if not v[0].startswith("risk("))
+    mermaid = converge(*base, "--format", "mermaid")
+    assert [v for v in mermaid_labels(mermaid.stdout).values() if v[0].startswith("risk(")] == risk

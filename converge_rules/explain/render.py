@@ -194,7 +194,8 @@ def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, tuple[str, ...], str]
     def enter(n: ProofNode) -> list[Any]:
         """A frame for a node: the node, its id, the iterator over the children still to walk."""
         p = n.proof
-        me = ident(p.text, (p.text, f"[{_where(p)}]"), "input" if p.is_input else "derived")
+        cut = ("(premises not shown: depth limit)",) if n.truncated else ()  # not to be taken for a leaf
+        me = ident(p.text, (p.text, f"[{_where(p)}]", *cut), "input" if p.is_input else "derived")
         return [n, me, iter(() if n.repeated else n.children)]
 
     # Depth first as the tree is printed: a node's id on entry, the edge from a child to
