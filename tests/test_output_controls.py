@@ -139,3 +139,15 @@ def test_a_relation_named_twice_is_shown_once(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids))
     run = converge("run", *loans, "--relation", "risk", "--relation", "risk")
     assert run.returncode == 0 and run.stdout.count("\nrisk (3)\n") == 1, run.stdout
+
+
+def test_plan_text_escapes_controls(tmp_path: Path) -> None:
+    """`converge plan` shows rule text (string constants included): a bidirectional
+    override or C1 control in a constant is shown as \\uXXXX, never sent raw."""
+    rules = tmp_path / "r.cvg"
+    rules.write_text('input relation item(name: str)\nrelation tag(name: str)\n'
+                     'tag(n) :- item(n), n != "a\u202eb\u009bc".\n', encoding="utf-8")
+    out = converge("plan", str(rules))
+    assert out.returncode == 0, out.stderr
+    assert not any(c in out.stdout for c in RAW), repr(out.stdout)
+    assert 'filter n != "a\\u202eb\\u009bc"' in out.stdout
