@@ -151,3 +151,29 @@ def test_plan_text_escapes_controls(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert not any(c in out.stdout for c in RAW), repr(out.stdout)
     assert 'filter n != "a\\u202eb\\u009bc"' in out.stdout
+
+
+def test_report_ids_never_collide_with_fact_anchors(tmp_path: Path) -> None:
+    """Fact rows are `fact-REL-...` (`fact-REL` for a relation without columns): the page's
+    own elements must use ids outside that space, or `filter()` took the search box's id
+    and the page script found the row instead of the box."""
+    from converge_rules.explain.report import fact_anchor, render_report
+
+    rules = tmp_path / "r.cvg"
+    rules.write_text("input relation filter()\ninput relation count(n: int)\nrelation seen()\nseen() :- filter().\n")
+    facts = tmp_path / "f.json"
+    facts.write_text(json.dumps({"filter": [[]], "count": [[1]]}))
+    result = cr.load([str(rules)]).run(fact_files=[str(facts)])
+    page = render_report(result)
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted(i for i in set(ids) if ids.count(i) > 1)
+    anchors = {fact_anchor(r, f) for r in result.relations() for f in result.facts(r)}
+    assert fact_anchor("filter", ()) in anchors
+    fixed = [i for i in ids if i not in anchors and not i.startswith("proof-")]
+    assert not any(i.startswith("fact-") for i in fixed), fixed
+    assert 'getElementById("fact-' not in page  # the script looks up only its own elements
+    out = tmp_path / "r.html"
+    rep = converge("report", str(rules), "--facts", str(facts), "-o", str(out))
+    assert rep.returncode == 0, rep.stderr
+    ids = re.findall(r'\bid="([^"]+)"', out.read_text(encoding="utf-8"))
+    assert len(ids) == len(set(ids))

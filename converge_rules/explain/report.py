@@ -144,7 +144,7 @@ section.relation.empty-match table{display:none}
 _JS = """
 (function () {
   "use strict";
-  var box = document.getElementById("fact-filter");
+  var box = document.getElementById("filter-box");
   var count = document.getElementById("filter-count");
   var sections = document.querySelectorAll("section.relation");
   function apply() {
@@ -807,8 +807,8 @@ def _facts(page: _Page, w: Any) -> None:
     r = page.result
     w("<section id=\"facts\">\n<h2>Facts</h2>\n")
     total_rows = sum(len(rows) for rows in page.rows.values())
-    w("<div class=\"filterbar\"><label for=\"fact-filter\">Filter facts </label>"
-      "<input type=\"search\" id=\"fact-filter\" placeholder=\"text in a fact, e.g. reject\" autocomplete=\"off\">"
+    w("<div class=\"filterbar\"><label for=\"filter-box\">Filter facts </label>"
+      "<input type=\"search\" id=\"filter-box\" placeholder=\"text in a fact, e.g. reject\" autocomplete=\"off\">"
       f" <span id=\"filter-count\" class=\"muted\">{total_rows} facts</span>"
       "<button type=\"button\" id=\"expand-all\">expand all proofs</button>"
       "<button type=\"button\" id=\"collapse-all\">collapse all proofs</button></div>\n")
