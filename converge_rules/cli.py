@@ -221,6 +221,11 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
             raise click.UsageError("the last argument must be a fact such as 'decision(\"l1\", \"reject\")'")
         result = None
     pattern = _is_pattern(fact_text)
+    if support and fmt in ("dot", "mermaid"):
+        raise click.UsageError(f"--support prints a list of input facts, not a graph: use --format text or json, not {fmt}")
+    if pattern and (support or all_):
+        raise click.UsageError(f"{'--support' if support else '--all'} explains one fact, and {fact_text} is a pattern: "
+                               "give a fact without variables or _ (converge query lists the matches)")
     if result is None:
         result = run_job(rules, facts, opts, all_proofs=all_)
     if pattern:
@@ -260,7 +265,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
                 OUT.print(f"  {format_fact(r, f)}{where}")
         return
     if all_:
-        from .explain.render import build_tree, dumps_tree_json
+        from .explain.render import build_tree, comment_line, dumps_tree_json
 
         proofs = result.proofs(relation, values, limit=limit)
         trees = [build_tree(p, result.proof, depth) for p in proofs]
@@ -268,7 +273,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
             sys.stdout.write(dumps_tree_json({"fact": shown, "derivations": [t.to_json() for t in trees]}) + "\n")
             return
         for k, t in enumerate(trees, 1):
-            OUT.print(f"derivation {k} of {len(trees)}" + (" (first)" if k == 1 else ""), style="bold")
+            OUT.print(comment_line(fmt, f"derivation {k} of {len(trees)}" + (" (first)" if k == 1 else "")), style="bold")
             text = RENDERERS[fmt](t)
             write_text(text)
         return
@@ -326,7 +331,7 @@ def _is_pattern(text: str) -> bool:
 def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: int) -> None:
     """Explain every fact matching a pattern (at most ``limit``); exit 6 when none matches."""
     from .diagnostics import ConvergeError
-    from .explain.render import RENDERERS, dumps_tree_json
+    from .explain.render import RENDERERS, comment_line, dumps_tree_json
     from .record import query
     from .values import format_fact
 
@@ -344,9 +349,8 @@ def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: 
                                           "explained": [t.to_json() for t in trees]}) + "\n")
         return
     for k, ((rel, fact), t) in enumerate(zip(shown, trees), 1):
-        OUT.print(f"match {k} of {len(matches)}: {format_fact(rel, fact)}", style="bold")
-        text = RENDERERS[fmt](t)
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        OUT.print(comment_line(fmt, f"match {k} of {len(matches)}: {format_fact(rel, fact)}"), style="bold")
+        write_text(RENDERERS[fmt](t))
     if len(matches) > limit:
         OUT.print(f"... {len(matches) - limit} more match(es); raise --limit to see them", err=True)
 

@@ -655,7 +655,7 @@ def _schemas_and_facts(draw):
     names = draw(st.lists(st.sampled_from(["r", "s", "pkg.t", "u"]), min_size=1, max_size=3, unique=True))
     schema, facts = {}, {}
     for name in names:
-        types = draw(st.lists(st.sampled_from(sorted(_VALUES)), min_size=1, max_size=4))
+        types = draw(st.lists(st.sampled_from(sorted(_VALUES)), min_size=0, max_size=4))  # 0: a relation without columns
         schema[name] = RelationSchema(name, tuple(ColumnSchema(f"c{k}", t) for k, t in enumerate(types)))
         facts[name] = draw(st.lists(st.tuples(*(_VALUES[t] for t in types)), max_size=6))
     return schema, facts

@@ -199,7 +199,7 @@ def test_every_relation_has_a_section_with_every_fact(loans_result: Any, loans_d
         assert [r.attrs["id"] for r in rows] == [fact_anchor(name, f) for f in loans_result.facts(name)]
         for row, fact in zip(rows, loans_result.facts(name)):
             assert row.attrs["data-k"] == format_fact(name, fact).lower()
-    assert loans_dom.by_id("fact-filter") is not None  # the search box
+    assert loans_dom.by_id("filter-box") is not None  # the search box
     # a fact row can be linked to by a readable anchor
     assert loans_dom.by_id("fact-decision-l1-reject") is not None
 

@@ -116,7 +116,7 @@ def test_report_renders_without_console_errors(loans: tuple[object, str], tmp_pa
 
 def test_filter_box_hides_rows_client_side(loans: tuple[object, str], tmp_path: Path) -> None:
     result, page = loans
-    script = ("var b = document.getElementById('fact-filter'); b.value = 'Reject';"
+    script = ("var b = document.getElementById('filter-box'); b.value = 'Reject';"
               " b.dispatchEvent(new Event('input'));")
     path = tmp_path / "filtered.html"
     path.write_text(with_script(page, script), encoding="utf-8")

@@ -131,12 +131,13 @@ def run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], tr
 
 
 def job_relations(result: Any, only: Sequence[str]) -> list[str]:
-    """The relations to show: ``--relation`` names (a usage error for an unknown one), else all."""
+    """The relations to show: ``--relation`` names, each once in the order first given (a usage
+    error for an unknown one), else all."""
     names = result.relations()
     for name in only:
         if name not in names:
             raise click.UsageError(f"no relation named {name!r}; relations: {', '.join(names)}")
-    return list(only) or names
+    return list(dict.fromkeys(only)) or names
 
 
 def policy_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

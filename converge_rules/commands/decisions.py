@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..values import dumps_json
-from .common import EXIT_ABSENT, EXIT_INVALID
+from .common import EXIT_ABSENT, EXIT_INVALID, write_text
 
 _STORE = click.option("--store", "store_url", metavar="URL",
                       help="sqlite:///PATH or postgresql://... [default: the serve default, see docs/service.md]")
@@ -130,7 +130,7 @@ def why(decision_id: str, fact: str, store_url: str | None, fmt: str) -> None:
 
         sys.stdout.write(render_json(tree) + "\n")
     else:
-        sys.stdout.write(record.why_text(fact))
+        write_text(record.why_text(fact))
 
 
 @decisions.command("why-not")
@@ -141,7 +141,7 @@ def why_not(decision_id: str, fact: str, store_url: str | None) -> None:
     """Why FACT did not hold in a stored decision."""
     record = _record(_fetch(store_url, decision_id))
     _parse_or_fail(record, fact)
-    sys.stdout.write(record.why_not_text(fact))
+    write_text(record.why_not_text(fact))
 
 
 @decisions.command("prune")

@@ -66,8 +66,10 @@ def graph_data(program: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- DOT
 
 def _q(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A DOT double-quoted string drawn as exactly ``text`` (see explain.render.dot_quote)."""
+    from ..explain.render import dot_quote
+
+    return dot_quote(text)
 
 
 _DOT_EDGE = {"positive": "", "negative": ' [style=dashed, color=red, fontcolor=red, label="not"]',
@@ -101,8 +103,11 @@ def render_dot(data: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- Mermaid
 
 def _mq(text: str) -> str:
-    """A Mermaid quoted label (entity codes for the characters Mermaid reads itself)."""
-    return '"' + text.replace("#", "#35;").replace('"', "#quot;") + '"'
+    """A Mermaid quoted label (entity codes for the characters Mermaid reads itself; see
+    explain.render.mermaid_quote)."""
+    from ..explain.render import mermaid_quote
+
+    return mermaid_quote(text)
 
 
 _MERMAID_EDGE = {"positive": "-->", "negative": "-.->|not|", "aggregate": "==>|agg|", "emit": "-->"}

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import click
 
-from .common import EXIT_INVALID, EXIT_OK, OUT
+from .common import EXIT_INVALID, EXIT_OK, OUT, write_text
 
 EXAMPLE = "Example: converge plan examples/loans/loans.cvg --agent approve --facts examples/loans/facts.json"
 
@@ -81,5 +81,5 @@ def plan(rules: Sequence[str], agent: str | None, facts: Sequence[str]) -> None:
     text = plan_text(ruleset, agent, result)
     if result is not None:
         text = f"-- run: tier {result.tier.value}, {result.cycles} cycle(s), {result.total_facts} facts\n\n" + text
-    sys.stdout.write(text)
+    write_text(text)  # rule text may hold control characters: shown escaped
     sys.exit(EXIT_OK)

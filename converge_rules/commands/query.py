@@ -73,14 +73,15 @@ def query(args: tuple[str, ...], facts: tuple[str, ...], tools: tuple[str, ...],
             sys.stdout.write(dumps_json(out, indent=2, ensure_ascii=False) + "\n")
     else:
         from ..explain.render import render_text
+        from .common import OUT
 
-        for r, f in shown:
-            click.echo(format_fact(r, f))
+        for r, f in shown:  # OUT.print: control characters in values are shown escaped
+            OUT.print(format_fact(r, f))
             if explain:
                 tree = result.why((r, f), depth=depth)
                 if tree is not None:
                     text = render_text(tree)
-                    click.echo("    " + text.rstrip("\n").replace("\n", "\n    "))
+                    OUT.print("    " + text.rstrip("\n").replace("\n", "\n    "))
         more = f" (showing {len(shown)})" if len(shown) < len(matches) else ""
         click.echo(f"{len(matches)} match{'es' if len(matches) != 1 else ''}{more}", err=True)
     sys.exit(0 if matches else EXIT_NO_MATCH)

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..values import dumps_json, dumps_json_iterative
+import re
+
+from ..textsafe import escape_controls
+from ..values import dumps_json_iterative
 from ..values import format_fact
 from .proofs import Proof, pattern_text
 
@@ -176,13 +179,13 @@ def render_json(node: ProofNode) -> str:
     return dumps_tree_json(node.to_json())
 
 
-def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
-    """(id, label, kind) nodes and (from, to, label) edges of the proof DAG."""
+def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, tuple[str, ...], str]], list[tuple[str, str, str]]]:
+    """(id, label lines, kind) nodes and (from, to, label) edges of the proof DAG."""
     ids: dict[str, str] = {}
-    nodes: list[tuple[str, str, str]] = []
+    nodes: list[tuple[str, tuple[str, ...], str]] = []
     edges: list[tuple[str, str, str]] = []
 
-    def ident(text: str, label: str, kind: str) -> str:
+    def ident(text: str, label: tuple[str, ...], kind: str) -> str:
         if text not in ids:
             ids[text] = f"n{len(ids)}"
             nodes.append((ids[text], label, kind))
@@ -191,7 +194,8 @@ def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, str, str]], list[tupl
     def enter(n: ProofNode) -> list[Any]:
         """A frame for a node: the node, its id, the iterator over the children still to walk."""
         p = n.proof
-        me = ident(p.text, f"{p.text}\\n[{_where(p)}]", "input" if p.is_input else "derived")
+        cut = ("(premises not shown: depth limit)",) if n.truncated else ()  # not to be taken for a leaf
+        me = ident(p.text, (p.text, f"[{_where(p)}]", *cut), "input" if p.is_input else "derived")
         return [n, me, iter(() if n.repeated else n.children)]
 
     # Depth first as the tree is printed: a node's id on entry, the edge from a child to
@@ -207,12 +211,45 @@ def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, str, str]], list[tupl
         p = n.proof
         if not n.repeated:
             for r, pat in p.negated:
-                neg = ident("not " + pattern_text(r, pat), f"not {pattern_text(r, pat)}\\n(checked absent)", "negated")
+                neg = ident("not " + pattern_text(r, pat), (f"not {pattern_text(r, pat)}", "(checked absent)"), "negated")
                 edges.append((neg, me, p.agent or ""))
         if stack:
             parent, parent_id, _ = stack[-1]
             edges.append((me, parent_id, parent.proof.agent or ""))
     return nodes, edges
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every control character, line breaks included, as a visible ``\\uXXXX``:
+    in a drawn label only the renderer's own line breaks separate lines."""
+    return escape_controls(text).replace("\n", "\\u000a").replace("\t", "\\u0009")
+
+
+def dot_quote(*lines: str) -> str:
+    """A DOT double-quoted string (an escString: a node, edge or tooltip label) that
+    Graphviz draws as exactly ``lines``, one under the other.
+
+    Graphviz's lexer reads only ``\\"`` inside quotes; the label reader then takes
+    ``\\\\`` as a backslash, ``\\n`` as a line break and ``\\N``, ``\\G``, ... as
+    substitutions. So every backslash is doubled, every quote escaped, the lines joined
+    by ``\\n``; other text (UTF-8, the DOT default charset) is written as it is."""
+    return '"' + "\\n".join(_one_line(t).replace("\\", "\\\\").replace('"', '\\"') for t in lines) + '"'
+
+
+# Characters a Mermaid quoted label would read itself: the quote ends it, ``#...;`` is an
+# entity code, and the label is HTML (``<``, ``>``, ``&``). Each becomes an entity code.
+_MERMAID_SPECIAL = re.compile('[#"<>&]')
+
+
+def mermaid_quote(*lines: str) -> str:
+    """A Mermaid quoted label (``"..."``) that shows exactly ``lines``, one under the other
+    (joined by ``<br/>``): ``#``, ``"``, ``<``, ``>`` and ``&`` are written as entity codes
+    (``#35;``), so a value can neither end the label nor add markup."""
+    return '"' + "<br/>".join(_MERMAID_SPECIAL.sub(_mermaid_code, _one_line(t)) for t in lines) + '"'
+
+
+def _mermaid_code(match: "re.Match[str]") -> str:
+    return "#quot;" if match.group() == '"' else f"#{ord(match.group())};"
 
 
 def render_dot(node: ProofNode) -> str:
@@ -222,9 +259,9 @@ def render_dot(node: ProofNode) -> str:
              "negated": 'shape=box, style="dashed"'}
     out = ["digraph proof {", "  rankdir=BT;", '  node [fontname="Helvetica"];']
     for nid, label, kind in nodes:
-        out.append(f"  {nid} [label={dumps_json(label)}, {style[kind]}];")
+        out.append(f"  {nid} [label={dot_quote(*label)}, {style[kind]}];")
     for a, b, label in edges:
-        out.append(f"  {a} -> {b} [label={dumps_json(label)}];")
+        out.append(f"  {a} -> {b} [label={dot_quote(label)}];")
     out.append("}")
     return "\n".join(out)
 
@@ -233,12 +270,21 @@ def render_mermaid(node: ProofNode) -> str:
     nodes, edges = _graph_nodes(node)
     out = ["graph BT"]
     for nid, label, kind in nodes:
-        text = label.replace('"', "#quot;").replace("\\n", "<br/>")
         shape = ("([", "])") if kind == "input" else (("[/", "/]") if kind == "negated" else ("[", "]"))
-        out.append(f'  {nid}{shape[0]}"{text}"{shape[1]}')
+        out.append(f"  {nid}{shape[0]}{mermaid_quote(*label)}{shape[1]}")
     for a, b, label in edges:
-        out.append(f'  {a} -->|"{label}"| {b}' if label else f"  {a} --> {b}")
+        out.append(f"  {a} -->|{mermaid_quote(label)}| {b}" if label else f"  {a} --> {b}")
     return "\n".join(out)
+
+
+# How each format writes a line of its own between trees (a header such as "match 1 of
+# 4: ..."): a comment in DOT and Mermaid, so several trees in one output stay valid.
+COMMENT = {"text": "{}", "json": "{}", "dot": "// {}", "mermaid": "%% {}"}
+
+
+def comment_line(fmt: str, text: str) -> str:
+    """``text`` as one line of output in format ``fmt`` (a comment in DOT and Mermaid)."""
+    return COMMENT[fmt].format(_one_line(text) if fmt in ("dot", "mermaid") else text)
 
 
 RENDERERS = {"text": render_text, "json": render_json, "dot": render_dot, "mermaid": render_mermaid}

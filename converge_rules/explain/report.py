@@ -144,7 +144,7 @@ section.relation.empty-match table{display:none}
 _JS = """
 (function () {
   "use strict";
-  var box = document.getElementById("fact-filter");
+  var box = document.getElementById("filter-box");
   var count = document.getElementById("filter-count");
   var sections = document.querySelectorAll("section.relation");
   function apply() {
@@ -234,7 +234,7 @@ def render_report(result: Any, relations: Sequence[str] | None = None, *, depth:
     ``depth`` caps each proof tree's levels, ``max_proofs`` the number of facts
     with a rendered proof tree and ``max_rows`` the fact rows; the page says
     when a cap was reached."""
-    names = list(relations) if relations else result.relations()
+    names = list(dict.fromkeys(relations)) if relations else result.relations()  # each once: ids stay unique
     page = _Page(result, names, depth, max_proofs, max_rows)
     _collect_rows(page)
     from .. import __version__
@@ -807,8 +807,8 @@ def _facts(page: _Page, w: Any) -> None:
     r = page.result
     w("<section id=\"facts\">\n<h2>Facts</h2>\n")
     total_rows = sum(len(rows) for rows in page.rows.values())
-    w("<div class=\"filterbar\"><label for=\"fact-filter\">Filter facts </label>"
-      "<input type=\"search\" id=\"fact-filter\" placeholder=\"text in a fact, e.g. reject\" autocomplete=\"off\">"
+    w("<div class=\"filterbar\"><label for=\"filter-box\">Filter facts </label>"
+      "<input type=\"search\" id=\"filter-box\" placeholder=\"text in a fact, e.g. reject\" autocomplete=\"off\">"
       f" <span id=\"filter-count\" class=\"muted\">{total_rows} facts</span>"
       "<button type=\"button\" id=\"expand-all\">expand all proofs</button>"
       "<button type=\"button\" id=\"collapse-all\">collapse all proofs</button></div>\n")

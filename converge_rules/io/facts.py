@@ -704,6 +704,9 @@ class _FileLoader:
         n = spec.arity
         facts: list[tuple] = []
         for i, row in enumerate(rows):
+            if n == 0 and row == [""]:
+                facts.append(())  # a CSV line "" (one empty field): the fact of a relation without columns
+                continue
             conf = None
             if len(row) == n + 1 and n > 0 and _is_confidence(row[-1]):
                 conf = float(row[-1])  # one extra value in (0, 1]: the fact's confidence

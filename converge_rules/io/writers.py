@@ -9,7 +9,8 @@
 ``write_csv_dir(out_dir, facts, schema) -> list[str]``
     One ``<relation>.csv`` per relation (header row of column names, values
     rendered so that ``load_fact_paths([out_dir])`` gives the same facts back:
-    bools as ``true``/``false``, floats with ``repr``). The files are written
+    bools as ``true``/``false``, floats with ``repr``, the fact of a relation
+    without columns as a line ``""``). The files are written
     into a fresh hidden directory next to ``out_dir`` and then swapped into
     place, so ``out_dir`` holds either the complete old output or the complete
     new one. An existing ``out_dir`` is swapped with the new one in a single
@@ -194,7 +195,9 @@ def csv_text(relation: str, facts: Sequence[tuple], schema: Mapping[str, Relatio
     quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     plain.writerow([c.name for c in rel.columns])
     for fact in facts:
-        cells = [_csv_cell(v) for v in fact]
+        # A fact without values would be a blank line, which readers skip: write it
+        # as one empty quoted field (a line ""), read back as the fact () of such a relation.
+        cells = [_csv_cell(v) for v in fact] if fact else [""]
         (quoted if any("\r" in cell for cell in cells) else plain).writerow(cells)
     return buffer.getvalue()
 
@@ -287,7 +290,9 @@ def write_csv_dir(out_dir: str, facts: Mapping[str, Sequence[tuple]], schema: Ma
 
 def _table_cell(value: object) -> str:
     if isinstance(value, str):
-        if value and value == value.strip() and value.isprintable():
+        # Bare unless that would be ambiguous: a cell that starts with a quote is JSON,
+        # so a value starting with one is quoted too ('""' is not the empty string).
+        if value and value == value.strip() and value.isprintable() and not value.startswith('"'):
             return value
         return dumps_json(value, ensure_ascii=False)
     if isinstance(value, (bool, int, float)):
@@ -316,7 +321,8 @@ def format_table(relation: str, facts: Sequence[tuple], schema: Mapping[str, Rel
     """Facts as an aligned plain-text table under a header of column names.
 
     Numbers are right-aligned; strings are shown bare unless they are empty,
-    have surrounding spaces or unprintable characters (then JSON-quoted).
+    start with a quote, have surrounding spaces or unprintable characters (then
+    JSON-quoted, so every cell reads back as exactly one value).
     No trailing newline.
     """
     rel = _relation(relation, schema)
