@@ -188,3 +188,18 @@ def test_a_rule_file_given_twice_is_one_file(tmp_path: Path) -> None:
     assert alone.returncode == twice.returncode == 0, twice.stderr
     assert json.loads(twice.stdout)["digest"] == json.loads(alone.stdout)["digest"]
     assert converge("why", "rules.cvg", "rules.cvg", "q(1)", cwd=tmp_path).returncode == 0
+
+
+def test_dash_as_an_output_path(tmp_path: Path) -> None:
+    """`report -o -` writes the page to standard output; a file option that cannot mean standard
+    output (--trace, --record) refuses '-' with E507 instead of creating a file named '-'."""
+    rules, facts = str(ROOT / "examples/loans/loans.cvg"), str(ROOT / "examples/loans/facts.json")
+    page = converge("report", rules, "--facts", facts, "-o", "-", cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    assert page.stdout.startswith("<!DOCTYPE html>") and page.stdout.rstrip().endswith("</html>")
+    assert page.stderr.startswith("wrote the report to standard output: tier converged")
+    for option in ("--trace", "--record"):
+        proc = converge("run", rules, "--facts", facts, option, "-", "--format", "summary", cwd=tmp_path)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "-: error[E507]: refusing to write a file named '-'" in proc.stderr
+    assert not (tmp_path / "-").exists()

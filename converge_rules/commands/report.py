@@ -17,7 +17,7 @@ EXAMPLE = "Example: converge report examples/loans/loans.cvg --facts examples/lo
 @click.argument("rules", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--facts", "facts", multiple=True, type=click.Path(), help="Facts file or directory (repeatable).")
 @click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False),
-              help="Write the HTML report to FILE (replaced atomically).")
+              help="Write the HTML report to FILE (replaced atomically); - writes it to standard output.")
 @click.option("--relation", "only", multiple=True, metavar="RELATION",
               help="Show only this relation in the fact table (repeatable).")
 @click.option("--depth", type=click.IntRange(min=1), default=12, show_default=True,
@@ -55,6 +55,12 @@ def report(rules: tuple[str, ...], facts: tuple[str, ...], output: str, only: tu
     names = job_relations(result, only)
     page = render_report(result, names, depth=depth, max_proofs=max_proofs, max_rows=max_rows)
     data = page.encode("utf-8")
+    if output == "-":  # the page on standard output (`-o - | gzip`), the summary line on stderr
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        click.echo(f"wrote the report to standard output: tier {result.tier.value}, {result.cycles} cycles, "
+                   f"{result.total_facts} facts, {len(data)} bytes", err=True)
+        sys.exit(EXIT_TIER[result.tier.value])
     try:
         write_atomic(output, data)
     except ConvergeError as err:

@@ -130,6 +130,9 @@ def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
     without any write permission bit is refused (E507), as ``open`` would refuse it (for root too)."""
     path = os.fspath(path)
     shown = path  # diagnostics name the path as given
+    if path == "-":  # a user meaning standard output would otherwise get a file named "-"
+        raise _fail("E507", "refusing to write a file named '-': this option takes a file path, not standard output",
+                    shown, ("write ./- if a file of that name is really wanted",))
     if os.path.islink(path):
         path = os.path.realpath(path)
     try:
