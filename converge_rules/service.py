@@ -104,6 +104,61 @@ def _finite(text: str) -> float:
     return value
 
 
+class _Repeated(dict):
+    """A JSON object of a request that had a key more than once (``json.loads`` keeps the last value)."""
+
+    repeated: str = ""
+
+
+def _decode_request(text: str) -> Any:
+    """The request body as JSON (finite numbers only); raises ValueError (with ``json.JSONDecodeError``
+    for syntax and its location) and ``_RepeatedKey`` when an object has a key twice: JSON keeps only
+    the last value, so a repeated key would silently drop facts or settings."""
+    seen: list[bool] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        out = dict(items)
+        if len(out) == len(items):
+            return out
+        repeated = _Repeated(items)
+        names: set[str] = set()
+        repeated.repeated = next(k for k, _ in items if k in names or names.add(k))  # type: ignore[func-returns-value]
+        seen.append(True)
+        return repeated
+
+    value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=pairs)
+    if seen:
+        raise _RepeatedKey(text, value)
+    return value
+
+
+class _RepeatedKey(ValueError):
+    """A request body with a key twice in one object; ``diagnostic`` locates the repeated key."""
+
+    def __init__(self, text: str, value: Any):
+        from .io import _jsonpos
+
+        path: tuple = ()
+        stack: list[tuple[tuple, Any]] = [((), value)]  # depth first, in document order, without recursion
+        while stack:
+            at, node = stack.pop()
+            if isinstance(node, _Repeated):
+                path = at + (node.repeated,)
+                break
+            children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+            stack.extend(reversed([(at + (k,), v) for k, v in children]))
+        start, end = _jsonpos.scan(text, {(path, _jsonpos.KEY)}, len(path)).get((path, _jsonpos.KEY), (0, 1))
+        index = _jsonpos.LineIndex(text)
+        (line, col), (end_line, end_col) = index.position(start), index.position(end)
+        self.message = (f"key {dumps_json(path[-1], ensure_ascii=False)} appears twice in "
+                        + ("the request" if len(path) == 1 else "one object"))
+        span = Span("<request>", line, col, line if end_line == line else 0, end_col if end_line == line else 0)
+        self.diagnostic = Diagnostic("E946", self.message, span,
+                                     notes=("JSON keeps only the last value of a repeated key, so the request is "
+                                            "refused rather than read with values missing",))
+        super().__init__(self.message)
+
+
 def stored_form(decision: Decision) -> StoredDecision:
     """A decision as the log keeps it: the exact answer (compact JSON) and the record."""
     response = decision.response()
@@ -183,7 +238,9 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if not text.strip():
             return None, "", fail(400, "E946", "empty request body; send a JSON object")
         try:
-            return json.loads(text, parse_constant=_no_constant, parse_float=_finite), text, None
+            return _decode_request(text), text, None
+        except _RepeatedKey as err:
+            return None, text, fail(400, "E946", f"malformed JSON in the request body: {err.message}", [err.diagnostic])
         except json.JSONDecodeError as err:
             where = Span("<request>", err.lineno, err.colno)
             return None, text, fail(400, "E946", f"malformed JSON in the request body: {err.msg}",
@@ -205,7 +262,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if unknown:
             return fail(400, "E944", f"unknown key(s) in the request: {', '.join(unknown)}; known: facts, budget, "
                                      "goals, relations")
-        facts = body.get("facts") or {}
+        facts = body.get("facts")  # null or no key: no facts; anything but an object is refused (E501)
 
         def decide_and_store() -> StoredDecision:
             budget = budget_from_json(body.get("budget"))

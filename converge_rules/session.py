@@ -231,7 +231,7 @@ class Session:
                     raise ConvergeError([Diagnostic("E200", f"undefined relation {name!r}", Span(_REQUEST, 0, 0),
                                                     notes=(f"at {label}[{i}]", "relations: " + ", ".join(ruleset.relations)))])
         try:
-            result = ruleset.run(facts or {}, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
+            result = ruleset.run({} if facts is None else facts, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
                                  tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
         except ConvergeError as err:
             if source_text is not None:

@@ -318,6 +318,48 @@ def test_bad_requests_are_400_with_a_code(client: httpx.Client, payload: bytes, 
     assert "Traceback" not in r.text
 
 
+def test_a_key_given_twice_is_refused_not_guessed(client: httpx.Client) -> None:
+    """JSON keeps only the last value of a repeated key: a request that repeats one would silently
+    lose facts (the first "loan" list) or settings, so it is refused, located at the repeated key."""
+    before = len(client.get("/v1/decisions", params={"limit": 1000}).json()["decisions"])
+    cases = [
+        ('{"facts": {"applicant": [["a1", 1000]],\n "loan": [["l1", "a1", 6000]],\n "loan": [["l2", "a1", 10]]}}',
+         3, 2, '"loan"'),
+        ('{"facts": {"applicant": [{"id": "a1", "income": 1000, "income": 5}]}}', 1, 55, '"income"'),
+        ('{"facts": {}, "budget": {"max_cycles": 5, "max_cycles": 1000}}', 1, 43, '"max_cycles"'),
+        ('{"facts": {"loan": [["l1", "a1", 6000]]}, "facts": {}}', 1, 43, '"facts"'),
+    ]
+    for text, line, col, key in cases:
+        r = client.post("/v1/decisions", content=text.encode())
+        assert r.status_code == 400, (text, r.text)
+        body = r.json()
+        assert body["error"]["code"] == "E946" and key in body["error"]["message"], body
+        d = body["diagnostics"][0]
+        assert d["code"] == "E946" and d["span"]["file"] == "<request>", d
+        assert (d["span"]["line"], d["span"]["col"]) == (line, col), (text, d)
+    # nothing was decided, so nothing was stored
+    assert len(client.get("/v1/decisions", params={"limit": 1000}).json()["decisions"]) == before
+    r = client.put("/v1/ruleset", content=b'{"files": {"a.cvg": "relation p(x: int)", "a.cvg": "p(x) :- nope(x)."}}')
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E946" and '"a.cvg"' in r.json()["error"]["message"]
+    # the same key in two different objects is fine
+    ok = client.post("/v1/decisions", json={"facts": {"applicant": [{"id": "a1", "income": 1}, {"id": "a2", "income": 2}]}})
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("facts", ["[]", "0", '""', "false", '"applicant"'])
+def test_facts_that_are_not_an_object_are_refused(client: httpx.Client, facts: str) -> None:
+    """Only an object of relation name to facts (or null, or no key) is facts: an empty array, a zero
+    or an empty string used to be taken as "no facts" and decided on."""
+    r = client.post("/v1/decisions", content=f'{{"facts": {facts}}}'.encode())
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "E501" and "mapping of relation name" in r.json()["error"]["message"]
+    assert client.post("/v1/decisions", content=b'{"facts": null}').status_code == 200
+    session = cr.Session([LOANS])
+    with pytest.raises(cr.ConvergeError) as err:
+        session.decide(json.loads(facts))
+    assert err.value.diagnostics[0].code == "E501"
+
+
 def test_malformed_json_is_located(client: httpx.Client) -> None:
     r = client.post("/v1/decisions", content=b'{"facts":\n {"loan": [1,]}}')
     d = r.json()["diagnostics"][0]
