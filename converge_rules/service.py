@@ -159,6 +159,14 @@ class _RepeatedKey(ValueError):
         super().__init__(self.message)
 
 
+def json_bytes(content: Any) -> bytes:
+    """An answer's JSON as UTF-8 (what Starlette's JSONResponse writes, by ``dumps_json`` so a proof
+    thousands of levels deep is written too). A lone surrogate (a request's ``\\ud800`` escape, quoted
+    back in a diagnostic) cannot be UTF-8: it is written as that JSON escape instead of failing."""
+    return dumps_json(content, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8", "backslashreplace")
+
+
 def stored_form(decision: Decision) -> StoredDecision:
     """A decision as the log keeps it: the exact answer (compact JSON) and the record."""
     response = decision.response()
@@ -181,7 +189,12 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import HTMLResponse, PlainTextResponse, Response
+    from starlette.responses import JSONResponse as _StarletteJSON
+
+    class JSONResponse(_StarletteJSON):
+        def render(self, content: Any) -> bytes:
+            return json_bytes(content)
     from starlette.routing import Route
 
     cfg = config or ServiceConfig()
@@ -359,10 +372,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return HTMLResponse(out)
         if fmt == "text":
             return PlainTextResponse(out["text"] if out["text"].endswith("\n") else out["text"] + "\n")
-        # JSONResponse's text, written by dumps_json: a proof thousands of levels deep is
-        # more than json.dumps can nest (dumps_json then writes it without recursion).
-        return Response(dumps_json(out, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8"),
-                        media_type="application/json")
+        return JSONResponse(out)
 
     async def why(request: Request) -> Response:
         return await explain(request, "why")

@@ -167,6 +167,11 @@ class Session:
         from .api import load_sources
 
         names = [n for n, _ in sources]
+        from .values import has_surrogate
+
+        for name in names:  # a name is quoted in every record and answer: it must be text UTF-8 can hold
+            if has_surrogate(name):
+                raise _bad(f"rule file name {name!r} is not valid Unicode (it holds a lone surrogate)", "files", "E945")
         if len(set(names)) != len(names):
             raise _bad("two rule files have the same name", "files", "E945")
         unknown = [r for r in roots or () if r not in names]

@@ -360,6 +360,38 @@ def test_facts_that_are_not_an_object_are_refused(client: httpx.Client, facts: s
     assert err.value.diagnostics[0].code == "E501"
 
 
+@pytest.mark.parametrize("payload, code", [
+    (r'{"\ud800": 1}', "E944"),
+    (r'{"facts": {"\ud800": []}}', "E503"),
+    (r'{"facts": {"applicant": [{"id": "a", "income": 1, "\udc00": 2}]}}', "E505"),
+    (r'{"facts": {"applicant": [["a\u0000\ud800x", 1]]}}', "E502"),
+    (r'{"budget": {"\ud800": 1}}', "E944"),
+])
+def test_lone_surrogates_in_a_request_are_400_not_500(client: httpx.Client, payload: str, code: str) -> None:
+    """A JSON escape such as \\ud800 decodes to a lone surrogate, which no UTF-8 answer can hold: the
+    diagnostic that quotes it used to crash the answer (500 E999). Now it is the 400 it always was,
+    with the surrogate written as a JSON escape."""
+    r = client.post("/v1/decisions", content=payload.encode())
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"]["code"] == code, body
+    assert "\\ud800" in r.text or "\\udc00" in r.text
+
+
+def test_a_rule_file_name_that_is_not_unicode_is_refused_and_the_rules_stay(client: httpx.Client) -> None:
+    """PUT /v1/ruleset with a file name holding a lone surrogate used to be accepted (then its answer
+    crashed, 500), leaving a rule set whose every decision and GET /v1/ruleset answered 500."""
+    current = client.get("/v1/ruleset").json()
+    r = client.put("/v1/ruleset", content=rb'{"files": {"a\ud800.cvg": "relation p(x: int)"}}')
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E945", r.text
+    assert "not valid Unicode" in r.json()["diagnostics"][0]["message"]
+    assert client.get("/v1/ruleset").json() == current
+    assert client.post("/v1/decisions", json={"facts": LOANS_FACTS}).status_code == 200
+    with pytest.raises(cr.ConvergeError) as err:
+        cr.Session([LOANS]).swap([("a\ud800.cvg", "relation p(x: int)")])
+    assert err.value.diagnostics[0].code == "E945"
+
+
 def test_malformed_json_is_located(client: httpx.Client) -> None:
     r = client.post("/v1/decisions", content=b'{"facts":\n {"loan": [1,]}}')
     d = r.json()["diagnostics"][0]
