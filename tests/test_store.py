@@ -6,9 +6,11 @@ import json
 import sqlite3
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import httpx
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -16,7 +18,7 @@ import converge_rules as cr
 from converge_rules.store import default_store_url, open_store, redact
 from converge_rules.store.base import SCHEMA_VERSION, StoredDecision, StoreError, iso_time
 
-from test_serve import LOANS, LOANS_FACTS, drop_schema, postgres_url
+from test_serve import LOANS, LOANS_FACTS, Server, drop_schema, postgres_url
 
 
 def row(i: int, at: float, tier: str = "converged") -> StoredDecision:
@@ -146,3 +148,48 @@ def test_session_stores_the_record_and_explains_from_it(store_url: str) -> None:
     assert record.digest == decision.result.digest and record.ruleset_digest == session.rules.digest
     assert "flag_high_risk" in record.why_text('decision("l1", "reject")')
     assert json.loads(back.response) == decision.response()
+
+
+def _drop_connections(pg_url: str, application_name: str) -> int:
+    """What a PostgreSQL restart, a failover or an idle-connection reaper does to a pool: the server
+    ends every connection of ``application_name``; returns how many it ended."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                            (application_name,)).fetchall()
+    return len(rows)
+
+
+def test_postgres_pool_replaces_connections_the_server_dropped(pg_url: str, pg_schema: Any) -> None:
+    """After the database dropped the pooled connections (a restart), the store used to hand each dead
+    one out once more: a failed put (so a 503 from the service) per pooled connection, while the
+    database was up again. A connection is checked when taken from the pool."""
+    schema = pg_schema("g_store_drop")
+    app = "converge_" + schema
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}&application_name={app}"
+    with open_store(url) as store:
+        with ThreadPoolExecutor(8) as pool:  # several connections in the pool
+            list(pool.map(lambda i: store.put(row(i, 1000.0 + i)), range(40)))
+        assert _drop_connections(pg_url, app) >= 1
+        for i in range(40, 60):
+            store.put(row(i, 1000.0 + i))  # each one on a live connection
+        assert store.count() == 60 and store.ping()
+
+
+def test_service_answers_200_right_after_the_database_dropped_its_connections(pg_url: str, pg_schema: Any) -> None:
+    schema = pg_schema("g_serve_drop")
+    app = "converge_" + schema
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}&application_name={app}"
+    srv = Server([LOANS], url).start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda i: httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS},
+                                                       timeout=60).status_code, range(24)))
+        assert codes == [200] * 24
+        assert _drop_connections(pg_url, app) >= 1
+        after = [httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=60) for _ in range(20)]
+        assert [r.status_code for r in after] == [200] * 20, [r.text for r in after if r.status_code != 200][:1]
+        assert 'converge_errors_total{kind="store"}' not in httpx.get(srv.url + "/metrics").text  # none failed
+    finally:
+        srv.stop()

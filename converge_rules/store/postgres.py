@@ -116,20 +116,34 @@ class PostgresStore(SqlDecisionStore):
     def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
         import psycopg
 
-        try:
-            with self._pool.connection() as conn:  # commits on success, rolls back on error
-                cur = conn.execute(self._q(sql), args)
-                if fetch == "one":
-                    return cur.fetchone()
-                if fetch == "all":
-                    return cur.fetchall()
-                return cur.rowcount
-        except psycopg.errors.UniqueViolation:
-            raise StoreError("E943", "decision already stored") from None
-        except StoreError:
-            raise
-        except Exception as err:
-            raise StoreError("E941", f"decision log {redact(self.url)}: {type(err).__name__}: {err}") from None
+        for attempt in (1, 2):
+            broken = False
+            try:
+                with self._pool.connection() as conn:  # commits on success, rolls back on error
+                    try:
+                        cur = conn.execute(self._q(sql), args)
+                        if fetch == "one":
+                            return cur.fetchone()
+                        if fetch == "all":
+                            return cur.fetchall()
+                        return cur.rowcount
+                    except psycopg.OperationalError:
+                        broken = conn.closed  # the connection died, not the statement
+                        raise
+            except psycopg.errors.UniqueViolation:
+                if attempt == 2:  # the first try's INSERT committed before its connection died: ids are
+                    return 1      # random (UUID4), so the row is this one, and it is stored
+                raise StoreError("E943", "decision already stored") from None
+            except StoreError:
+                raise
+            except Exception as err:
+                if broken and attempt == 1:
+                    # The server dropped the pooled connections (a restart, a failover, an idle reaper):
+                    # drop every dead one now, not one failed decision (a 503) each, and try again.
+                    self._pool.check()
+                    continue
+                raise StoreError("E941", f"decision log {redact(self.url)}: {type(err).__name__}: {err}") from None
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self._pool.close()
