@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -327,12 +328,14 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             limit = int(request.query_params.get("limit", "50"))
             before = request.query_params.get("before")
             before_f = float(before) if before is not None else None
+            if limit < 1 or (before_f is not None and not math.isfinite(before_f)):
+                raise ValueError(limit)
         except ValueError:
-            return fail(400, "E944", "limit must be an integer and before a number (epoch seconds)")
+            return fail(400, "E944", "limit must be an integer >= 1 and before a finite number (epoch seconds)")
         tier = request.query_params.get("tier")
         if tier is not None and tier not in TIERS:
             return fail(400, "E944", f"unknown tier {tier!r}; tiers: {', '.join(TIERS)}")
-        limit = max(1, min(limit, 1000))
+        limit = min(limit, 1000)
         try:
             rows = await run_in_threadpool(metrics.timed_store, "list", lambda: store.list(limit, before_f, tier))
         except StoreError as err:

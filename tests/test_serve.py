@@ -421,6 +421,16 @@ def test_unknown_decision_endpoint_and_method(client: httpx.Client) -> None:
     assert client.delete("/v1/ruleset").status_code == 405
 
 
+@pytest.mark.parametrize("query", ["before=nan", "before=inf", "before=-inf", "before=1e999", "limit=0", "limit=-5",
+                                   "limit=1.5"])
+def test_listing_needs_a_finite_before_and_a_positive_limit(client: httpx.Client, query: str) -> None:
+    """before=nan listed nothing on SQLite and everything on PostgreSQL (NaN sorts above every number
+    there); a limit of 0 or -5 was silently taken as 1."""
+    r = client.get("/v1/decisions?" + query)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E944", r.text
+    assert client.get("/v1/decisions/a%00b").json()["error"]["code"] == "E947"
+
+
 def test_explaining_needs_a_valid_fact(client: httpx.Client) -> None:
     decision_id = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["decision_id"]
     assert client.get(f"/v1/decisions/{decision_id}/why").json()["error"]["code"] == "E944"

@@ -193,3 +193,12 @@ def test_service_answers_200_right_after_the_database_dropped_its_connections(pg
         assert 'converge_errors_total{kind="store"}' not in httpx.get(srv.url + "/metrics").text  # none failed
     finally:
         srv.stop()
+
+
+def test_an_id_no_decision_can_have_is_not_found_on_every_back_end(store_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: GET /v1/decisions/a%00b used to be a store failure (503 E941,
+    counted as the log being down) there, and 404 on SQLite. No decision has such an id: None on both."""
+    with open_store(store_url) as store:
+        store.put(row(1, 1000.0))
+        assert store.get("a\x00b") is None and store.get("id0001\x00") is None
+        assert store.get("id0001") is not None and store.ping()

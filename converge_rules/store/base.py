@@ -150,6 +150,8 @@ class SqlDecisionStore(DecisionStore):
                   (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest, d.response, d.record))
 
     def get(self, decision_id: str) -> StoredDecision | None:
+        if "\x00" in decision_id:  # no decision has one (ids are hex), and PostgreSQL text cannot hold it
+            return None
         row = self._run(self._sql("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM {t}"
                                   " WHERE id = {p}"), (decision_id,), "one")
         return StoredDecision(*row) if row else None
