@@ -64,12 +64,12 @@ class Decision:
     ruleset_digest: str
     result: Result
     record: Any
-    relations: tuple[str, ...] = ()
+    relations: tuple[str, ...] | None = None   # the relations the answer lists; None: all of them
 
     def response(self) -> dict[str, Any]:
         """The service's answer: id, tier, reasons, cycles, digest, rule set digest and the facts."""
         r = self.result
-        names = list(self.relations) or r.relations()
+        names = r.relations() if self.relations is None else list(self.relations)
         from .store.base import iso_time
 
         return {"decision_id": self.id, "created_at": iso_time(self.created_at), "tier": r.tier.value,
@@ -244,7 +244,7 @@ class Session:
             raise
         record = make_record(result, self.record_key)
         return Decision(uuid.uuid4().hex, time.time(), loaded.digest, result, record,
-                        tuple(dict.fromkeys(relations or ())))
+                        None if relations is None else tuple(dict.fromkeys(relations)))
 
 
 def _relocate(err: ConvergeError, facts: Any, ruleset: RuleSet, text: str) -> None:

@@ -202,6 +202,19 @@ def test_relations_selects_the_facts_returned(client: httpx.Client) -> None:
     assert body["digest"] == local_digest(LOANS_FACTS)
 
 
+def test_an_empty_relations_list_answers_no_facts(client: httpx.Client) -> None:
+    """"relations": [] asks for the tier and digest alone (a big decision's answer stays small); it
+    used to be read as "no choice" and list every relation. Without the key, all are listed."""
+    body = client.post("/v1/decisions", json={"facts": LOANS_FACTS, "relations": []}).json()
+    assert body["facts"] == {} and body["digest"] == local_digest(LOANS_FACTS)
+    assert client.get(f"/v1/decisions/{body['decision_id']}").json() == body
+    assert "decision" in client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["facts"]
+    session = cr.Session([LOANS])
+    assert session.decide(LOANS_FACTS, relations=[]).response()["facts"] == {}
+    assert list(session.decide(LOANS_FACTS, relations=["risk", "risk"]).response()["facts"]) == ["risk"]
+    assert "loan" in session.decide(LOANS_FACTS).response()["facts"]
+
+
 def test_why_why_not_and_report_come_from_the_stored_record(client: httpx.Client) -> None:
     decision_id = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["decision_id"]
     why = client.get(f"/v1/decisions/{decision_id}/why", params={"fact": 'decision("l1", "reject")'})
