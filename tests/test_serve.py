@@ -455,6 +455,26 @@ def test_explaining_needs_a_valid_fact(client: httpx.Client) -> None:
     assert bad.status_code == 400 and bad.json()["diagnostics"]
 
 
+def test_a_fact_nested_too_deeply_to_explain_is_400_not_500(client: httpx.Client, tmp_path: Path) -> None:
+    """A fact to explain such as decision(------...1, "x") (thousands of unary minus signs) made the fact
+    parser recurse past Python's limit: 500 E999 from the service, "internal error" from the CLI."""
+    decision = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["decision_id"]
+    deep = "decision(" + "-" * 3000 + '1, "x")'
+    for kind in ("why", "why-not"):
+        r = client.get(f"/v1/decisions/{decision}/{kind}", params={"fact": deep})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "E102" and r.json()["diagnostics"][0]["span"]["file"] == "<query>"
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    from converge_rules.service import store_decision
+    from converge_rules.store import open_store
+
+    made = cr.Session([LOANS]).decide(LOANS_FACTS)
+    with open_store(store) as s:
+        store_decision(s, made)
+    out = cli("decisions", "why", made.id, deep, "--store", store)
+    assert out.returncode == 1 and "error[E102]" in out.stderr and "internal error" not in out.stderr, out.stderr
+
+
 def test_put_ruleset_rejects_invalid_rules_and_keeps_the_old(client: httpx.Client) -> None:
     old = client.get("/v1/ruleset").json()["digest"]
     r = client.put("/v1/ruleset", json={"files": {"bad.cvg": "relation p(x: int)\np(x) :- q(x).\n"}})
