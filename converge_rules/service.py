@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .values import dumps_json
+from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .session import Decision, Session, budget_from_json
 from .store.base import DecisionStore, StoredDecision, StoreError
@@ -112,7 +112,7 @@ class _Repeated(dict):
 
 
 def _decode_request(text: str) -> Any:
-    """The request body as JSON (finite numbers only); raises ValueError (with ``json.JSONDecodeError``
+    """The request body as JSON (finite numbers, ints of any size); raises ValueError (with ``json.JSONDecodeError``
     for syntax and its location) and ``_RepeatedKey`` when an object has a key twice: JSON keeps only
     the last value, so a repeated key would silently drop facts or settings."""
     seen: list[bool] = []
@@ -127,7 +127,8 @@ def _decode_request(text: str) -> Any:
         seen.append(True)
         return repeated
 
-    value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=pairs)
+    # loads_json: an int of any size, as in JSON facts files (docs/facts.md)
+    value = loads_json(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=pairs)
     if seen:
         raise _RepeatedKey(text, value)
     return value

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 import converge_rules as cr
+from converge_rules.values import dumps_json, loads_json
 
 ROOT = Path(__file__).resolve().parent.parent
 LOANS = str(ROOT / "examples" / "loans" / "loans.cvg")
@@ -403,6 +404,22 @@ def test_a_rule_file_name_that_is_not_unicode_is_refused_and_the_rules_stay(clie
     with pytest.raises(cr.ConvergeError) as err:
         cr.Session([LOANS]).swap([("a\ud800.cvg", "relation p(x: int)")])
     assert err.value.diagnostics[0].code == "E945"
+
+
+def test_an_int_of_any_size_is_a_fact_as_in_facts_files(client: httpx.Client, tmp_path: Path) -> None:
+    """docs/facts.md: an int column takes "a JSON integer of any size", and `converge run` reads one
+    with 5,000 digits; the service refused it (400 E946 "Exceeds the limit (4300 digits) ...")."""
+    big = 10 ** 5000 - 1  # 5,000 nines
+    facts = {"applicant": [["a1", big]], "loan": [["l1", "a1", 6000]]}
+    r = client.post("/v1/decisions", content=dumps_json({"facts": facts}).encode())
+    assert r.status_code == 200, r.text[:300]
+    body = loads_json(r.text)
+    assert body["facts"]["applicant"] == [["a1", big]] and body["facts"]["decision"] == [["l1", "approve"]]
+    (tmp_path / "facts.json").write_text(dumps_json(facts))
+    run = cli("run", LOANS, "--facts", str(tmp_path / "facts.json"))
+    assert run.returncode == 0 and f"digest: {body['digest']}" in run.stdout
+    why = client.get(f"/v1/decisions/{body['decision_id']}/why", params={"fact": f'applicant("a1", {dumps_json(big)})'})
+    assert why.status_code == 200 and loads_json(why.text)["holds"]
 
 
 def test_malformed_json_is_located(client: httpx.Client) -> None:
