@@ -202,3 +202,40 @@ def test_an_id_no_decision_can_have_is_not_found_on_every_back_end(store_url: st
         store.put(row(1, 1000.0))
         assert store.get("a\x00b") is None and store.get("id0001\x00") is None
         assert store.get("id0001") is not None and store.ping()
+
+
+def test_sqlite_log_removed_or_replaced_while_open_acknowledges_nothing(tmp_path: Path) -> None:
+    """An open SQLite file that is deleted (or moved away and replaced) goes on taking writes into an
+    inode no one can open again: the service answered 200 "durable" for decisions lost at its exit,
+    and /ready said ok. Every operation now checks the file is still the one opened."""
+    path = tmp_path / "logs" / "d.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.put(row(1, 1000.0))
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / "logs" / f"d.db{suffix}").unlink(missing_ok=True)
+        with pytest.raises(StoreError) as err:
+            store.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "removed or replaced" in err.value.message
+        assert not store.ping()
+    with open_store(f"sqlite:///{path}") as store:  # a new log at the same place: the old one is not resurrected
+        store.put(row(3, 1002.0))
+        (tmp_path / "logs" / "d.db").rename(tmp_path / "logs" / "moved.db")
+        with open_store(f"sqlite:///{path}") as other:
+            other.put(row(4, 1003.0))
+        with pytest.raises(StoreError):
+            store.put(row(5, 1004.0))  # the path is another file now
+    assert [r.id for r in open_store(f"sqlite:///{path}").list()] == ["id0004"]
+
+
+def test_service_answers_503_once_its_sqlite_log_is_deleted(tmp_path: Path) -> None:
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'logs' / 'd.db'}").start()
+    try:
+        assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+        import shutil
+
+        shutil.rmtree(tmp_path / "logs")
+        r = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "E941" and "not acknowledged" in r.text
+        assert httpx.get(srv.url + "/ready", timeout=30).status_code == 503
+    finally:
+        srv.stop()

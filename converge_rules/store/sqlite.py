@@ -42,11 +42,13 @@ class SQLiteStore(SqlDecisionStore):
     TABLE = "decisions"
     PARAM = "?"
 
-    def __init__(self, url: str, conn: sqlite3.Connection):
+    def __init__(self, url: str, conn: sqlite3.Connection, path: str | None = None):
         self.url = url
         self._conn = conn
         self._lock = threading.Lock()
         self._version = 0
+        self._path = path
+        self._file = _identity(path) if path else None  # the file opened: (device, inode)
 
     @classmethod
     def open(cls, url: str) -> "SQLiteStore":
@@ -63,7 +65,7 @@ class SQLiteStore(SqlDecisionStore):
         if str(mode).lower() != "wal":
             conn.close()
             raise StoreError("E941", f"cannot put the decision log {path} in WAL mode (got {mode})")
-        store = cls(url, conn)
+        store = cls(url, conn, os.path.abspath(path))
         try:
             store._migrate()
         except BaseException:
@@ -96,8 +98,17 @@ class SQLiteStore(SqlDecisionStore):
     def schema_version(self) -> int:
         return self._version
 
+    def _check_file(self) -> None:
+        """An open file that was deleted (or moved away and another put in its place) still takes
+        writes, into an inode no one can open again: a decision "stored" there would be lost at exit.
+        So every operation first checks that the path still names the file that was opened."""
+        if self._file is not None and _identity(self._path) != self._file:  # type: ignore[arg-type]
+            raise StoreError("E941", f"the decision log {self._path} was removed or replaced while open; "
+                                     "restart the service to open it again")
+
     def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
         with self._lock:
+            self._check_file()
             try:
                 cur = self._conn.execute(sql, args)
                 if fetch == "one":
@@ -113,3 +124,12 @@ class SQLiteStore(SqlDecisionStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
