@@ -18,7 +18,7 @@ import converge_rules as cr
 from converge_rules.store import default_store_url, open_store, redact
 from converge_rules.store.base import SCHEMA_VERSION, StoredDecision, StoreError, iso_time
 
-from test_serve import LOANS, LOANS_FACTS, Server, drop_schema, postgres_url
+from test_serve import LOANS, LOANS_FACTS, Server, cli, drop_schema, postgres_url
 
 
 def row(i: int, at: float, tier: str = "converged") -> StoredDecision:
@@ -239,3 +239,23 @@ def test_service_answers_503_once_its_sqlite_log_is_deleted(tmp_path: Path) -> N
         assert httpx.get(srv.url + "/ready", timeout=30).status_code == 503
     finally:
         srv.stop()
+
+
+def test_pruning_with_nan_days_deletes_nothing(store_url: str) -> None:
+    """NaN compares false with everything on SQLite but sorts above every number on PostgreSQL, where
+    `created_at < NaN` held for every row: `converge decisions prune --keep-days nan` (and
+    `serve --keep-days nan`, at start and hourly) deleted the whole log there. Refused at every level."""
+    with open_store(store_url) as store:
+        store.put(row(1, 1000.0))
+        for call in (lambda: store.prune(float("nan")), lambda: store.prune_days(float("nan"))):
+            with pytest.raises(ValueError):
+                call()
+        assert store.count() == 1
+    for args in (["decisions", "prune", "--keep-days", "nan", "--store", store_url],
+                 ["serve", LOANS, "--keep-days", "nan", "--store", store_url, "--port", "1"],
+                 ["serve", LOANS, "--timeout", "nan", "--store", store_url, "--port", "1"],
+                 ["run", LOANS, "--timeout", "nan"]):
+        out = cli(*args)
+        assert out.returncode == 2 and "nan" in out.stderr.lower() and "Traceback" not in out.stderr, (args, out.stderr)
+    with open_store(store_url) as store:
+        assert store.count() == 1

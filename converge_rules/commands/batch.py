@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from ..engine.tools import ToolRef
-from .common import EXIT_INVALID, EXIT_TIER, OUT, load_tools, table_queries
+from .common import EXIT_INVALID, EXIT_TIER, OUT, Number, load_tools, table_queries
 
 EXAMPLE = ("Example: converge batch examples/loans/loans.cvg --jobs examples/batch/loans.jsonl "
            "--out results.jsonl --workers 2")
@@ -100,12 +100,12 @@ class _Bar:
 @click.option("--max-facts", type=click.IntRange(min=0), help="Keep at most N facts per job (tier bounded).")
 @click.option("--max-steps", type=click.IntRange(min=0), help="At most N rule firings per job (tier bounded).")
 @click.option("--max-bytes", type=click.IntRange(min=0), help="At most N counted bytes of facts per job (default 268435456; tier bounded).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--timeout", type=Number(min=0, min_open=True), metavar="SECONDS",
               help="Stop a job after SECONDS of wall-clock time (tier bounded; not deterministic).")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
 @click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
               help="Host tools, as for run (repeatable); workers import the same module.")
-@click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--tool-timeout", type=Number(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds each tool call may take.")
 @click.option("--goal", "goals", multiple=True, metavar="RELATION", help="Prune agents that cannot contribute to RELATION.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")

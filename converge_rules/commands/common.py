@@ -19,6 +19,17 @@ EXIT_OUTPUT = 74  # the output could not be written (closed stdout, full disk): 
 
 
 
+class Number(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN (which compares false with every bound, so a plain
+    FloatRange lets ``--keep-days nan`` or ``--timeout nan`` through): a usage error, exit 2."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        result = super().convert(value, param, ctx)
+        if result != result:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return result
+
+
 def dumps_json(value: Any, **kwargs: Any) -> str:
     """``values.dumps_json``, imported when first needed so ``--version`` and ``--help`` start small."""
     from ..values import dumps_json as dumps
@@ -157,11 +168,11 @@ budget_options = [
     click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Run at most N agents per cycle (by priority, then declaration order)."),
     click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
     click.option("--max-bytes", type=click.IntRange(min=0), help="Stop when the facts would count more than N bytes (a fixed cost per fact, string lengths, big ints; default 268435456; tier bounded)."),
-    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
-    click.option("--min-confidence", type=click.FloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
+    click.option("--timeout", type=Number(min=0, min_open=True), metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
+    click.option("--min-confidence", type=Number(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
     click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
     click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),
-    click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds each tool call may take."),
+    click.option("--tool-timeout", type=Number(min=0, min_open=True), default=30.0, show_default=True, help="Seconds each tool call may take."),
     click.option("--tool-isolation", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
                  help="Run tool calls on threads, or in worker processes that are killed on time-out."),
     click.option("--on-failure", callback=policy_option, metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'."),

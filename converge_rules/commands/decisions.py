@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ..values import dumps_json
-from .common import EXIT_ABSENT, EXIT_INVALID
+from .common import EXIT_ABSENT, EXIT_INVALID, Number
 
 _STORE = click.option("--store", "store_url", metavar="URL",
                       help="sqlite:///PATH or postgresql://... [default: the serve default, see docs/service.md]")
@@ -146,7 +146,7 @@ def why_not(decision_id: str, fact: str, store_url: str | None) -> None:
 
 @decisions.command("prune")
 @_STORE
-@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), required=True, metavar="N",
+@click.option("--keep-days", type=Number(min=0, min_open=True), required=True, metavar="N",
               help="Delete decisions older than N days.")
 def prune(store_url: str | None, keep_days: float) -> None:
     """Retention: delete decisions older than N days."""

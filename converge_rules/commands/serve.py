@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import EXIT_INVALID, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
+from .common import EXIT_INVALID, Number, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
 
 EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\n"
            "  curl -s localhost:8181/v1/decisions -d '{\"facts\": {\"applicant\": [[\"a1\", 1000]], "
@@ -29,19 +29,19 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--token-file", type=click.Path(dir_okay=False), help="Bearer tokens, one a line: required on /v1/* when given.")
 @click.option("--max-body", type=click.IntRange(min=1), default=10 * 1024 * 1024, show_default=True, metavar="BYTES",
               help="Largest request body; larger ones get 413.")
-@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), metavar="N",
+@click.option("--keep-days", type=Number(min=0, min_open=True), metavar="N",
               help="Retention: delete decisions older than N days (at start, then hourly).")
 @click.option("--max-cycles", type=click.IntRange(min=0), help="Cap on every decision's cycles (clients may ask for less).")
 @click.option("--max-facts", type=click.IntRange(min=0), help="Cap on every decision's facts.")
 @click.option("--max-steps", type=click.IntRange(min=0), help="Cap on every decision's rule firings.")
 @click.option("--max-agents-per-cycle", type=click.IntRange(min=1), help="Cap on agents per cycle.")
 @click.option("--max-bytes", type=click.IntRange(min=0), help="Cap on every decision's counted bytes of facts (default 268435456).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--timeout", type=Number(min=0, min_open=True), metavar="SECONDS",
               help="Cap on every decision's wall-clock time: past it the decision stops (tier bounded) and is stored.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Decisions running at once; more requests wait in line.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
-@click.option("--tool-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--tool-timeout", type=Number(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds each tool call may take.")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")

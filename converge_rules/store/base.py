@@ -109,7 +109,9 @@ class DecisionStore(ABC):
         """Release connections and files."""
 
     def prune_days(self, days: float, now: float | None = None) -> int:
-        """Retention: delete decisions older than ``days`` days."""
+        """Retention: delete decisions older than ``days`` days (a number > 0; ValueError otherwise)."""
+        if not days > 0:  # NaN too: PostgreSQL sorts NaN above every number, so it would delete all
+            raise ValueError(f"days to keep must be a number > 0, not {days!r}")
         return self.prune((time.time() if now is None else now) - days * 86400.0)
 
     def __enter__(self) -> "DecisionStore":
@@ -172,6 +174,8 @@ class SqlDecisionStore(DecisionStore):
         return int(self._run(self._sql("SELECT count(*) FROM {t}"), (), "one")[0])
 
     def prune(self, older_than: float) -> int:
+        if older_than != older_than:  # NaN: "older than NaN" is every row on PostgreSQL, none on SQLite
+            raise ValueError("prune needs a time (epoch seconds), not NaN")
         return int(self._run(self._sql("DELETE FROM {t} WHERE created_at < {p}"), (older_than,)))
 
     def ping(self) -> bool:
