@@ -128,11 +128,11 @@ class PostgresStore(SqlDecisionStore):
                             return cur.fetchall()
                         return cur.rowcount
                     except psycopg.OperationalError:
-                        broken = conn.closed  # the connection died, not the statement
+                        # the connection died, not the statement; nothing was committed (COMMIT comes
+                        # at the end of the block), so running the statement again cannot store it twice
+                        broken = conn.closed
                         raise
             except psycopg.errors.UniqueViolation:
-                if attempt == 2:  # the first try's INSERT committed before its connection died: ids are
-                    return 1      # random (UUID4), so the row is this one, and it is stored
                 raise StoreError("E943", "decision already stored") from None
             except StoreError:
                 raise
