@@ -229,7 +229,8 @@ class Session:
         for label, names in (("goals", goals), ("relations", relations)):
             if names is None:
                 continue
-            if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+            if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) \
+                    or not all(isinstance(n, str) for n in names):  # a mapping or set is no list (order)
                 raise _bad(f"{label} must be a list of relation names", label)
             for i, name in enumerate(names):
                 if name not in ruleset.program.relations:

@@ -319,6 +319,8 @@ def test_malformed_facts_give_located_coded_diagnostics(client: httpx.Client) ->
     (b'{"facts": {}, "budget": 3}', "E944"),
     (b'{"facts": {}, "goals": ["nope"]}', "E200"),
     (b'{"facts": {}, "relations": "decision"}', "E944"),
+    (b'{"facts": {}, "relations": {"decision": 1}}', "E944"),
+    (b'{"facts": {}, "goals": {"decision": 1}}', "E944"),
     (b'{"facts": [1]}', "E501"),
     (b'{"facts": {"loan": [["l1", "a1"]]}}', "E504"),
     (b'{"facts": {"applicant": [["a1", NaN]]}}', "E946"),

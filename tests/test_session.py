@@ -82,6 +82,10 @@ def test_goals_and_relations_are_checked() -> None:
     assert err.value.diagnostics[0].code == "E200" and "at goals[0]" in err.value.diagnostics[0].notes
     decision = SESSION.decide(LOANS_FACTS, relations=["decision", "decision"])
     assert list(decision.response()["facts"]) == ["decision"]
+    for label in ("goals", "relations"):  # an object's keys are no list of names (it used to pass as one)
+        with pytest.raises(cr.ConvergeError) as err:
+            SESSION.decide(LOANS_FACTS, **{label: {"decision": 1}})
+        assert err.value.diagnostics[0].code == "E944" and f"{label} must be a list" in err.value.diagnostics[0].message
 
 
 def test_facts_diagnostics_point_into_the_request_text() -> None:
