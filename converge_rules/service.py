@@ -112,9 +112,9 @@ class _Repeated(dict):
 
 
 def _decode_request(text: str) -> Any:
-    """The request body as JSON (finite numbers, ints of any size); raises ValueError (with ``json.JSONDecodeError``
-    for syntax and its location) and ``_RepeatedKey`` when an object has a key twice: JSON keeps only
-    the last value, so a repeated key would silently drop facts or settings."""
+    """The request body as JSON (finite numbers, ints of any size); raises ValueError (a
+    ``json.JSONDecodeError`` for syntax, with its location) and ``_RepeatedKey`` when an object has a
+    key twice: JSON keeps only the last value, so a repeated key would silently drop facts or settings."""
     seen: list[bool] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
@@ -193,11 +193,11 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, PlainTextResponse, Response
     from starlette.responses import JSONResponse as _StarletteJSON
+    from starlette.routing import Route
 
     class JSONResponse(_StarletteJSON):
         def render(self, content: Any) -> bytes:
-            return json_bytes(content)
-    from starlette.routing import Route
+            return json_bytes(content)  # a lone surrogate quoted from a request is no 500
 
     cfg = config or ServiceConfig()
     metrics = _Metrics()
