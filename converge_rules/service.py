@@ -200,6 +200,8 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return json_bytes(content)  # a lone surrogate quoted from a request is no 500
 
     cfg = config or ServiceConfig()
+    if cfg.keep_days is not None and not cfg.keep_days > 0:  # NaN too: checked now, not in an hour's pruning
+        raise ValueError(f"keep_days must be a number > 0, not {cfg.keep_days!r}")
     metrics = _Metrics()
     limiter: list[Any] = []  # created on first use, inside the server's event loop
 

@@ -259,3 +259,7 @@ def test_pruning_with_nan_days_deletes_nothing(store_url: str) -> None:
         assert out.returncode == 2 and "nan" in out.stderr.lower() and "Traceback" not in out.stderr, (args, out.stderr)
     with open_store(store_url) as store:
         assert store.count() == 1
+        from converge_rules.service import ServiceConfig, create_app
+
+        with pytest.raises(ValueError):  # at once, not in the hourly pruning task
+            create_app(cr.Session([LOANS]), store, ServiceConfig(keep_days=float("nan")))
