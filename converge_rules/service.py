@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span
-from .session import Decision, Session, budget_from_json
+from .session import Decision, Session, _budget_fields, budget_from_json
 from .store.base import DecisionStore, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -528,9 +528,8 @@ def openapi_schema() -> dict[str, Any]:
                 "DecisionRequest": {"type": "object", "additionalProperties": False, "properties": {
                     "facts": {"type": "object", "additionalProperties": {"type": "array", "items": {
                         "oneOf": [{"type": "array"}, {"type": "object"}]}}},
-                    "budget": {"type": "object", "properties": {k: {"type": "integer"} for k in
-                               ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps")} |
-                               {"min_confidence": {"type": "number"}}},
+                    "budget": {"type": "object", "additionalProperties": False, "properties": {  # every Budget setting
+                        name: {"type": "number" if fractional else "integer"} for name, fractional in _budget_fields()}},
                     "goals": {"type": "array", "items": {"type": "string"}},
                     "relations": {"type": "array", "items": {"type": "string"}}}},
                 "Decision": {"type": "object", "required": ["decision_id", "tier", "reasons", "cycles", "digest",

@@ -250,6 +250,12 @@ def test_ruleset_health_ready_openapi(client: httpx.Client) -> None:
                  "/v1/decisions/{id}/report", "/v1/ruleset", "/health", "/ready", "/metrics"):
         assert path in schema["paths"]
     assert set(schema["paths"]["/v1/ruleset"]) == {"get", "put"}
+    # the request schema names every budget setting the service takes (max_bytes and timeout were missing)
+    budget = schema["components"]["schemas"]["DecisionRequest"]["properties"]["budget"]
+    from dataclasses import fields
+
+    assert set(budget["properties"]) == {f.name for f in fields(cr.Budget)} and budget["additionalProperties"] is False
+    assert budget["properties"]["timeout"]["type"] == "number" and budget["properties"]["max_bytes"]["type"] == "integer"
 
 
 def test_metrics_count_decisions_errors_and_store_latency(client: httpx.Client) -> None:
