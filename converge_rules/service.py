@@ -50,12 +50,22 @@ def is_loopback(host: str) -> bool:
 
 
 def read_tokens(path: str) -> tuple[str, ...]:
-    """Bearer tokens, one a line (blank lines and ``#`` comments ignored); ValueError when none."""
+    """Bearer tokens, one a line (blank lines and ``#`` comments ignored); ValueError when none, or
+    when a token is not printable ASCII: HTTP header values arrive as bytes read as Latin-1, so a
+    token with other characters could never match what a client sends."""
+    tokens: list[str] = []
     with open(path, encoding="utf-8") as handle:
-        tokens = tuple(line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#"))
+        for number, line in enumerate(handle, 1):
+            token = line.strip()
+            if not token or token.startswith("#"):
+                continue
+            if not all(" " <= ch <= "~" for ch in token):
+                raise ValueError(f"{path}, line {number}: a token must be printable ASCII (letters, digits, "
+                                 "punctuation), or no client can send it")
+            tokens.append(token)
     if not tokens:
         raise ValueError(f"{path} holds no token (one a line)")
-    return tokens
+    return tuple(tokens)
 
 
 def error_body(status: int, code: str, message: str, diagnostics: Sequence[Any] = ()) -> dict[str, Any]:

@@ -630,6 +630,25 @@ def test_bearer_tokens(tmp_path: Path) -> None:
         srv.stop()
 
 
+def test_a_token_no_client_could_send_is_refused_at_start(tmp_path: Path) -> None:
+    """HTTP header values are bytes read as Latin-1: a token with "ö" in the token file never matched
+    what a client sent (401 for the right token, with no hint why). Tokens are printable ASCII, checked
+    when the service starts (a usage error, exit 2)."""
+    from converge_rules.service import read_tokens
+
+    for text in ("tökén-secret\n", "ok-token\nsecret\twith-tab\n"):
+        tokens = tmp_path / "tokens"
+        tokens.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError) as err:
+            read_tokens(str(tokens))
+        assert "line" in str(err.value) and "printable ASCII" in str(err.value)
+        out = cli("serve", LOANS, "--store", f"sqlite:///{tmp_path / 'd.db'}", "--token-file", str(tokens),
+                  "--port", str(free_port()))
+        assert out.returncode == 2 and "--token-file" in out.stderr and "printable ASCII" in out.stderr, out.stderr
+    tokens.write_text("# comment: ünïcode is fine here\nsecret-one\n", encoding="utf-8")
+    assert read_tokens(str(tokens)) == ("secret-one",)
+
+
 def test_put_ruleset_is_refused_beyond_loopback_without_tokens(tmp_path: Path) -> None:
     # also: without --store the log is the per-user default file ($CONVERGE_DATA_DIR here)
     srv = Server([LOANS], None, host="0.0.0.0", env={"CONVERGE_DATA_DIR": str(tmp_path / "data")}).start()
