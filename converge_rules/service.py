@@ -316,8 +316,8 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         decision_id = request.path_params["id"]
         try:
             found = await run_in_threadpool(metrics.timed_store, "get", lambda: store.get(decision_id))
-        except StoreError as err:
-            return None, fail(503, err.code, err.message, kind="store")
+        except StoreError as err:  # a damaged row is no outage: retrying cannot help (500, not 503)
+            return None, fail(500 if err.code == "E948" else 503, err.code, err.message, kind="store")
         if found is None:
             return None, fail(404, "E947", f"no decision with id {decision_id!r}")
         return found, None
@@ -367,9 +367,9 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return fail(400, "E944", f"unknown format {fmt!r}; formats: json, text")
 
         def build() -> Any:
-            from .session import open_record_text
+            from .session import stored_record
 
-            record = open_record_text(found.record)  # type: ignore[union-attr]
+            record = stored_record(found)
             if kind == "report":
                 return record.report_html()
             if kind == "why":
@@ -382,6 +382,8 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
 
         try:
             out = await run_in_threadpool(build)
+        except StoreError as err:
+            return fail(500, err.code, err.message, kind="store")
         except ConvergeError as err:
             return fail(400, err.diagnostics[0].code, "invalid fact: " + err.diagnostics[0].message, err.diagnostics)
         if kind == "report":
@@ -563,15 +565,15 @@ def openapi_schema() -> dict[str, Any]:
                           params=[{"name": "limit", "in": "query", "schema": {"type": "integer"}},
                                   {"name": "tier", "in": "query", "schema": {"enum": list(TIERS)}},
                                   {"name": "before", "in": "query", "schema": {"type": "number"}}])},
-            "/v1/decisions/{id}": {"get": op("A stored decision", decision, 401, 404, params=[id_param])},
+            "/v1/decisions/{id}": {"get": op("A stored decision", decision, 401, 404, 500, 503, params=[id_param])},
             "/v1/decisions/{id}/record": {"get": op("The decision record (converge-record/1) of a stored decision",
-                                                    {"type": "object"}, 401, 404, params=[id_param])},
+                                                    {"type": "object"}, 401, 404, 500, 503, params=[id_param])},
             "/v1/decisions/{id}/why": {"get": op("Proof of a fact of a stored decision, from its record", explanation,
-                                                 400, 401, 404, params=[id_param, fact_param, fmt_param])},
+                                                 400, 401, 404, 500, 503, params=[id_param, fact_param, fmt_param])},
             "/v1/decisions/{id}/why-not": {"get": op("Why a fact does not hold in a stored decision", explanation, 400,
-                                                     401, 404, params=[id_param, fact_param, fmt_param])},
+                                                     401, 404, 500, 503, params=[id_param, fact_param, fmt_param])},
             "/v1/decisions/{id}/report": {"get": op("The HTML report of a stored decision", {"type": "string"}, 401, 404,
-                                                    params=[id_param], media="text/html")},
+                                                    500, 503, params=[id_param], media="text/html")},
             "/v1/ruleset": {
                 "get": op("The current rule set", {"$ref": "#/components/schemas/RuleSet"}, 401),
                 "put": op("Replace the rule set (checked first, swapped atomically)",
@@ -589,6 +591,6 @@ def openapi_schema() -> dict[str, Any]:
 
 _STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing or wrong bearer token",
            403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
-           503: "The decision log is unavailable"}
+           500: "The stored decision is damaged (E948)", 503: "The decision log is unavailable"}
 
 __all__ = ["DEFAULT_MAX_BODY", "ServiceConfig", "create_app", "store_decision", "stored_form", "is_loopback", "openapi_schema", "read_tokens"]

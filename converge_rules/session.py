@@ -274,4 +274,16 @@ def open_record_text(text: str) -> Any:
     return Record.from_json(text)
 
 
+def stored_record(found: Any) -> Any:
+    """The decision record of a stored decision (``StoredDecision``); StoreError E948 when the
+    stored record is not one (E611/E612/E613 of a record file: here the log is what is damaged)."""
+    from .store.base import StoreError
+
+    try:
+        return open_record_text(found.record)
+    except ConvergeError as err:
+        raise StoreError("E948", f"the stored decision {found.id!r} is damaged: its record cannot be read "
+                                 f"(error[{err.diagnostics[0].code}]: {err.diagnostics[0].message})") from None
+
+
 __all__ = ["Decision", "LoadedRules", "RuleFile", "Session", "budget_from_json"]

@@ -263,3 +263,69 @@ def test_pruning_with_nan_days_deletes_nothing(store_url: str) -> None:
 
         with pytest.raises(ValueError):  # at once, not in the hourly pruning task
             create_app(cr.Session([LOANS]), store, ServiceConfig(keep_days=float("nan")))
+
+
+DAMAGED = [("bad-answer", "{not json", json.dumps({"format": "converge-record/1"}), "answer is not JSON"),
+           ("bad-record", json.dumps({"n": 1}), "{not json either", "record is not JSON"),
+           ("list-answer", "[1, 2]", json.dumps({"n": 1}), "answer is not a JSON object"),
+           ("deep-answer", "[" * 100000 + "]" * 100000, json.dumps({"n": 1}), "answer nests too deeply"),
+           ("not-a-record", json.dumps({"n": 1}), json.dumps({"format": "x"}), "E611")]
+
+
+def test_a_damaged_stored_decision_is_E948_everywhere_not_an_internal_error(store_url: str) -> None:
+    """A row whose answer is not JSON (edited by hand, a damaged disk or copy) made `converge decisions
+    show ID` exit 70 "internal error"; GET /v1/decisions/ID and /record served the damaged bytes as
+    application/json with 200; /why answered 400 "invalid fact" for a record that was never the client's.
+    Every reader now says which decision is damaged: E948, exit 1, HTTP 500 (retrying cannot help)."""
+    with open_store(store_url) as store:
+        for decision_id, response, record, _ in DAMAGED:
+            store.put(StoredDecision(decision_id, 1000.0, "r" * 64, "converged", "d" * 64, response, record))
+        store.put(row(1, 1001.0))
+        for decision_id, _, _, why in DAMAGED[:4]:
+            with pytest.raises(StoreError) as err:
+                store.get(decision_id)
+            assert err.value.code == "E948" and decision_id in err.value.message and why in err.value.message
+        assert store.get("id0001") is not None and len(store.list()) == 6  # the rest of the log reads
+    for decision_id, _, _, why in DAMAGED:
+        commands = [("why", decision_id, "p(1)"), ("why-not", decision_id, "p(1)")]
+        if decision_id != "not-a-record":  # show prints the answer, or the stored record as is (a JSON object)
+            commands += [("show", decision_id), ("show", decision_id, "--record")]
+        for args in commands:
+            out = cli("decisions", *args, "--store", store_url)
+            assert out.returncode == 1, (args, out.stdout, out.stderr)
+            assert "error[E948]" in out.stderr and why in out.stderr and decision_id in out.stderr, (args, out.stderr)
+            assert "internal error" not in out.stderr and out.stdout == "", (args, out.stderr)
+    srv = Server([LOANS], store_url).start()
+    try:
+        for decision_id, _, _, why in DAMAGED:
+            paths = [f"/v1/decisions/{decision_id}/{p}" for p in ("why?fact=p(1)", "why-not?fact=p(1)", "report")]
+            if decision_id != "not-a-record":
+                paths += [f"/v1/decisions/{decision_id}", f"/v1/decisions/{decision_id}/record"]
+            for path in paths:
+                r = httpx.get(srv.url + path, timeout=30)
+                assert r.status_code == 500 and r.json()["error"]["code"] == "E948", (path, r.status_code, r.text)
+                assert why in r.json()["error"]["message"], (path, r.text)
+        assert httpx.get(srv.url + "/v1/decisions/id0001", timeout=30).json() == {"n": 1}
+        spec = httpx.get(srv.url + "/openapi.json", timeout=30).json()
+        assert "500" in spec["paths"]["/v1/decisions/{id}"]["get"]["responses"]
+        assert httpx.get(srv.url + "/ready", timeout=30).status_code == 200  # the log itself is up
+    finally:
+        srv.stop()
+
+
+def test_decisions_show_prints_an_answer_with_an_int_of_any_size(tmp_path: Path) -> None:
+    """The service answers ints of any size (as facts files allow); `converge decisions show ID` read the
+    stored answer with Python's 4300-digit limit and exited 70 "internal error"."""
+    from converge_rules.service import store_decision
+
+    big = 10 ** 5000 - 1
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    made = cr.Session([LOANS]).decide({"applicant": [["a1", big]], "loan": [["l1", "a1", 6000]]})
+    with open_store(store) as s:
+        store_decision(s, made)
+        assert s.get(made.id) is not None
+    out = cli("decisions", "show", made.id, "--store", store)
+    assert out.returncode == 0, out.stderr
+    from converge_rules.values import loads_json
+
+    assert loads_json(out.stdout)["facts"]["applicant"] == [["a1", big]]

@@ -6,13 +6,12 @@ job re-run, no tool called.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from ..values import dumps_json
+from ..values import dumps_json, loads_json
 from .common import EXIT_ABSENT, EXIT_INVALID, Number
 
 _STORE = click.option("--store", "store_url", metavar="URL",
@@ -55,9 +54,14 @@ def _fetch(url: str | None, decision_id: str) -> Any:
 
 
 def _record(found: Any) -> Any:
-    from ..session import open_record_text
+    from ..session import stored_record
+    from ..store.base import StoreError
 
-    return open_record_text(found.record)
+    try:
+        return stored_record(found)
+    except StoreError as err:
+        click.echo(f"converge decisions: {err}", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 def _parse_or_fail(record: Any, fact: str) -> None:
@@ -108,7 +112,7 @@ def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None
 def show(decision_id: str, store_url: str | None, as_record: bool) -> None:
     """Print a stored decision as the service answered it (JSON), or its record."""
     found = _fetch(store_url, decision_id)
-    text = found.record if as_record else dumps_json(json.loads(found.response), indent=2, ensure_ascii=False)
+    text = found.record if as_record else dumps_json(loads_json(found.response), indent=2, ensure_ascii=False)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 

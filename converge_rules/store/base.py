@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 
 class StoreError(Exception):
     """A store problem with a stable code (docs/diagnostics.md): E940 bad URL, E941 unavailable,
-    E942 schema newer than this version, E943 duplicate decision id."""
+    E942 schema newer than this version, E943 duplicate decision id, E948 a stored decision is damaged."""
 
     def __init__(self, code: str, message: str):
         self.code = code
@@ -121,6 +121,32 @@ class DecisionStore(ABC):
         self.close()
 
 
+def checked(decision: StoredDecision) -> StoredDecision:
+    """The decision read back, once its answer and record are each a JSON object; StoreError E948
+    otherwise (a row edited by hand, a disk or a copy that damaged it): every reader (the service,
+    ``converge decisions``) then says which decision is damaged instead of failing on it later."""
+    from ..values import loads_json  # ints of any size, as the service writes them
+
+    for part, text in (("answer", decision.response), ("record", decision.record)):
+        problem = ""
+        if not isinstance(text, str):
+            problem = f"is not text but {type(text).__name__}"
+        else:
+            try:
+                value = loads_json(text)
+            except RecursionError:
+                problem = "nests too deeply to read"
+            except ValueError as err:
+                problem = f"is not JSON ({err})"
+            else:
+                if not isinstance(value, dict):
+                    problem = "is not a JSON object"
+        if problem:
+            raise StoreError("E948", f"the stored decision {decision.id!r} is damaged: its {part} {problem}; "
+                                     "it was changed outside converge, or the disk damaged it")
+    return decision
+
+
 def check_version(found: int, url: str) -> None:
     if found > SCHEMA_VERSION:
         raise StoreError("E942", f"the decision log at {url} has schema version {found}, newer than this "
@@ -156,7 +182,7 @@ class SqlDecisionStore(DecisionStore):
             return None
         row = self._run(self._sql("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM {t}"
                                   " WHERE id = {p}"), (decision_id,), "one")
-        return StoredDecision(*row) if row else None
+        return checked(StoredDecision(*row)) if row else None
 
     def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
         where, args = [], []
