@@ -17,6 +17,7 @@ from hypothesis import given, settings, strategies as st
 import converge_rules as cr
 from converge_rules.store import default_store_url, open_store, redact
 from converge_rules.store.base import SCHEMA_VERSION, StoredDecision, StoreError, iso_time
+from converge_rules.values import loads_json
 
 from test_serve import LOANS, LOANS_FACTS, Server, cli, drop_schema, postgres_url
 
@@ -326,6 +327,118 @@ def test_decisions_show_prints_an_answer_with_an_int_of_any_size(tmp_path: Path)
         assert s.get(made.id) is not None
     out = cli("decisions", "show", made.id, "--store", store)
     assert out.returncode == 0, out.stderr
-    from converge_rules.values import loads_json
 
     assert loads_json(out.stdout)["facts"]["applicant"] == [["a1", big]]
+
+
+def _snapshot(path: Path) -> tuple[bytes, int, list[str]]:
+    """The file's bytes, its mtime (ns) and the names in its directory: what a reader must not change."""
+    return path.read_bytes(), path.stat().st_mtime_ns, sorted(p.name for p in path.parent.iterdir())
+
+
+def test_readers_open_the_log_read_only_and_write_nothing(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the log always migrated it (BEGIN IMMEDIATE, CREATE TABLE) and set WAL mode: a reader on a
+    read-only mount, or without write access, got E941 "unable to open database file" / "attempt to write a
+    readonly database". open_store(read_only=True) reads without any write, and refuses (E941) a log
+    that is missing or at an older schema instead of migrating it; the store it gives cannot write."""
+    with pytest.raises(StoreError) as err:
+        open_store(store_url, read_only=True)
+    assert err.value.code == "E941" and "no decision log" in err.value.message
+    if store_url.startswith("sqlite"):
+        assert not Path(store_url[len("sqlite:///"):]).exists()
+    else:  # not even the schema was created
+        import psycopg
+
+        from converge_rules.store.postgres import split_url
+
+        conninfo, schema = split_url(store_url)
+        with psycopg.connect(conninfo) as conn:
+            assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None
+    with open_store(store_url) as store:
+        store.put(row(1, 1000.0))
+    with open_store(store_url, read_only=True) as reader:
+        if store_url.startswith("sqlite"):
+            path = Path(store_url[len("sqlite:///"):])
+            before = _snapshot(path)  # the writer closed: no -wal, no -shm
+            assert before[2] == ["log.db"]
+        assert reader.get("id0001") == row(1, 1000.0) and [r.id for r in reader.list()] == ["id0001"]
+        assert reader.count() == 1 and reader.ping() and reader.schema_version() == SCHEMA_VERSION
+        with pytest.raises(StoreError) as err:
+            reader.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "read" in err.value.message.lower()
+        with pytest.raises(StoreError):
+            reader.prune(2000.0)
+        if store_url.startswith("sqlite"):
+            assert _snapshot(path) == before  # nothing written, no -wal or -shm created (not even as root)
+    with open_store(store_url) as writer:  # a service writing it now: the reader sees what it committed
+        writer.put(row(3, 1003.0))
+        with open_store(store_url, read_only=True) as reader:
+            assert [r.id for r in reader.list()] == ["id0003", "id0001"]
+            writer.put(row(4, 1004.0))
+            assert reader.get("id0004") is not None
+    import converge_rules.store.base as base
+
+    monkeypatch.setattr(base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)  # a newer converge reading this log
+    with pytest.raises(StoreError) as err:
+        open_store(store_url, read_only=True)
+    assert err.value.code == "E941" and "older" in err.value.message and "migrate" in err.value.message
+
+
+def test_reading_a_file_that_is_no_log_refuses_it_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """`converge decisions list` on an empty file (or another SQLite database) migrated it into a log:
+    a reader wrote two tables into someone else's file. Readers refuse it (E941, exit 1), unchanged."""
+    import sqlite3
+
+    empty = tmp_path / "empty" / "x.db"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    other = tmp_path / "other" / "app.db"
+    other.parent.mkdir()
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    conn.close()
+    for path in (empty, other):
+        before = _snapshot(path)
+        with pytest.raises(StoreError) as err:
+            open_store(f"sqlite:///{path}", read_only=True)
+        assert err.value.code == "E941" and "no decision log" in err.value.message
+        for args in (("list",), ("show", "x"), ("why", "x", "p(1)"), ("why-not", "x", "p(1)")):
+            out = cli("decisions", *args, "--store", f"sqlite:///{path}")
+            assert out.returncode == 1 and "error[E941]" in out.stderr and "no decision log" in out.stderr, out.stderr
+        assert _snapshot(path) == before
+
+
+def test_decisions_cli_reads_a_read_only_log_without_writing(tmp_path: Path) -> None:
+    """The log of a stopped service, on a read-only directory, in a rollback journal (a copy, or a log
+    made by another tool): `decisions list/show/why/why-not` read it and change nothing. Before, each
+    converted it to WAL (the header changed) and created -wal and -shm files, which fails without
+    write access ("unable to open database file", E941) and, as root, leaves the file changed."""
+    import sqlite3
+
+    from converge_rules.service import store_decision
+
+    logs = tmp_path / "logs"
+    path = logs / "d.db"
+    made = cr.Session([LOANS]).decide(LOANS_FACTS)
+    with open_store(f"sqlite:///{path}") as store:
+        store_decision(store, made)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    conn.close()
+    before = _snapshot(path)
+    path.chmod(0o444)
+    logs.chmod(0o555)
+    try:
+        url = f"sqlite:///{path}"
+        out = cli("decisions", "list", "--store", url)
+        assert out.returncode == 0 and made.id in out.stdout, out.stderr
+        out = cli("decisions", "show", made.id, "--store", url)
+        assert out.returncode == 0 and loads_json(out.stdout)["decision_id"] == made.id, out.stderr
+        out = cli("decisions", "why", made.id, 'decision("l1", "approve")', "--store", url)
+        assert out.returncode in (0, 6) and "error" not in out.stderr, out.stderr
+        out = cli("decisions", "why-not", made.id, 'decision("l1", "nope")', "--store", url)
+        assert out.returncode == 0, out.stderr
+        assert _snapshot(path) == before
+    finally:
+        logs.chmod(0o755)
+        path.chmod(0o644)

@@ -19,20 +19,22 @@ _STORE = click.option("--store", "store_url", metavar="URL",
 EXAMPLE = "Example: converge decisions list --store sqlite:///decisions.db"
 
 
-def _open(url: str | None) -> Any:
+def _open(url: str | None, read_only: bool = True) -> Any:
+    """The store, opened read-only unless asked (only ``prune`` writes): reading writes nothing, so a
+    log on a read-only mount, or that this user may only read, can be read."""
     from ..store import default_store_url, open_store
     from ..store.base import StoreError
 
     url = url or default_store_url()
     try:
-        if url.lower().startswith("sqlite:"):  # reading never creates a log
+        if url.lower().startswith("sqlite:"):  # never creates a log
             import os
 
             from ..store.sqlite import path_of
 
             if not os.path.exists(path_of(url)):
                 raise StoreError("E941", f"no decision log at {path_of(url)} (start `converge serve` with this --store)")
-        return open_store(url)
+        return open_store(url, read_only=read_only)
     except StoreError as err:
         click.echo(f"converge decisions: {err}", err=True)
         sys.exit(EXIT_INVALID)
@@ -156,7 +158,7 @@ def prune(store_url: str | None, keep_days: float) -> None:
     """Retention: delete decisions older than N days."""
     from ..store.base import StoreError
 
-    with _open(store_url) as store:
+    with _open(store_url, read_only=False) as store:
         try:
             n = store.prune_days(keep_days)
         except StoreError as err:

@@ -6,7 +6,9 @@ gave (``response``) and the full decision record (``record``). ``put`` returns
 only once the row is durable (committed and synced), so a service may
 acknowledge a decision only after ``put`` returned. Schema changes are
 numbered migrations applied in order at open; a store written by a newer
-version is refused (E942) rather than misread.
+version is refused (E942) rather than misread. A store opened read-only
+(``open_store(url, read_only=True)``) is never migrated: one at an older
+version is refused (E941).
 """
 
 from __future__ import annotations
@@ -151,6 +153,17 @@ def check_version(found: int, url: str) -> None:
     if found > SCHEMA_VERSION:
         raise StoreError("E942", f"the decision log at {url} has schema version {found}, newer than this "
                                  f"converge supports ({SCHEMA_VERSION}); upgrade converge")
+
+
+def check_readable(found: int, url: str) -> None:
+    """A store opened read-only cannot be migrated: refuse one older than this version reads (E941)."""
+    check_version(found, url)
+    if found == 0:
+        raise StoreError("E941", f"no decision log at {url} (start `converge serve` with this --store)")
+    if found < SCHEMA_VERSION:
+        raise StoreError("E941", f"the decision log at {url} has schema version {found}, older than this converge "
+                                 f"reads ({SCHEMA_VERSION}), and reading it does not migrate it: run "
+                                 "`converge serve` (or `converge decisions prune`) on it once, as a user who may write it")
 
 
 def pending_migrations(found: int, migrations: Sequence[Sequence[str]]) -> list[tuple[int, Sequence[str]]]:

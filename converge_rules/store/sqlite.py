@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import urllib.parse
 from typing import Any
 
-from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_version,
+from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_readable, check_version,
                    pending_migrations)
 
 MIGRATIONS: list[list[str]] = [
@@ -51,8 +52,10 @@ class SQLiteStore(SqlDecisionStore):
         self._file = _identity(path) if path else None  # the file opened: (device, inode)
 
     @classmethod
-    def open(cls, url: str) -> "SQLiteStore":
+    def open(cls, url: str, read_only: bool = False) -> "SQLiteStore":
         path = path_of(url)
+        if read_only:
+            return cls._open_read_only(url, path)
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, mode=0o700, exist_ok=True)
@@ -71,6 +74,33 @@ class SQLiteStore(SqlDecisionStore):
         except BaseException:
             conn.close()
             raise
+        return store
+
+    @classmethod
+    def _open_read_only(cls, url: str, path: str) -> "SQLiteStore":
+        """Open for reading only: no directory or file is created, no journal mode set, no migration
+        run, nothing written. A ``-wal`` file exists while a process (the service) has the log open:
+        then it is read with ``mode=ro``, through the shared ``-shm`` index, seeing every committed
+        decision. Without one, every decision is in the main file and no process has the log open;
+        ``mode=ro`` would create ``-wal`` and ``-shm`` files next to it (and leave them, owned by this
+        user, in the way of the service) or, on a read-only mount or directory, fail: the file is read
+        as ``immutable`` then."""
+        if not os.path.isfile(path):
+            raise StoreError("E941", f"no decision log at {path} (start `converge serve` with this --store)")
+        target = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        if not os.path.exists(path + "-wal"):
+            target += "&immutable=1"
+        try:
+            conn, found = _read_version(target)
+        except sqlite3.Error as err:
+            raise StoreError("E941", f"cannot read the decision log {path}: {err}") from None
+        try:
+            check_readable(found, path)
+        except StoreError:
+            conn.close()
+            raise
+        store = cls(url, conn, os.path.abspath(path))
+        store._version = found
         return store
 
     def _migrate(self) -> None:
@@ -124,6 +154,19 @@ class SQLiteStore(SqlDecisionStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _read_version(target: str) -> tuple[sqlite3.Connection, int]:
+    """A read-only connection to the SQLite URI ``target`` and the log's schema version (0: none)."""
+    conn = sqlite3.connect(target, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        has = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'converge_schema'").fetchone()
+        found = int(conn.execute("SELECT max(version) FROM converge_schema").fetchone()[0] or 0) if has else 0
+    except BaseException:
+        conn.close()
+        raise
+    return conn, found
 
 
 def _identity(path: str) -> tuple[int, int] | None:
