@@ -119,6 +119,30 @@ def budget_from_json(data: Any, where: str = "budget") -> Budget:
     return Budget(**values)
 
 
+def _check_settings(budget: Any, workers: Any, tool_timeout: Any, on_failure: Any) -> None:
+    """Refuse, when the session is made, a setting every decision would then fail on (ValueError
+    naming it): the rule of ``RuleSet.run`` and ``Budget`` -- a number of seconds is finite and > 0."""
+    import math
+
+    from .compile.program import FailurePolicy
+
+    if budget is not None and not isinstance(budget, Budget):
+        raise ValueError(f"budget must be a Budget or None, not {budget!r}")
+    if type(workers) is not int:
+        raise ValueError(f"workers must be an int (at least 1 is used), not {workers!r}")
+    if tool_timeout is not None and (type(tool_timeout) not in (int, float) or not math.isfinite(tool_timeout)
+                                     or tool_timeout <= 0):
+        raise ValueError(f"tool_timeout must be a finite number of seconds > 0 or None (no limit), not {tool_timeout!r}")
+    if on_failure is not None:
+        if not isinstance(on_failure, (str, FailurePolicy)):
+            raise ValueError(f"on_failure must be a failure policy such as 'skip', not {on_failure!r}")
+        if isinstance(on_failure, str):
+            try:
+                FailurePolicy.parse(on_failure)
+            except ValueError as err:
+                raise ValueError(f"on_failure: {err}") from None
+
+
 class Session:
     """A loaded rule set, its tools and options; thread-safe; makes decisions."""
 
@@ -128,6 +152,7 @@ class Session:
                  record_key: bytes | str | None = None):
         from .record import record_key as as_key
 
+        _check_settings(budget, workers, tool_timeout, on_failure)
         self.tools = dict(tools or {})
         self.record_key = as_key(record_key)  # seals every decision record with HMAC-SHA256 when given
         self.budget = budget or Budget()

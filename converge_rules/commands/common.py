@@ -21,12 +21,19 @@ EXIT_OUTPUT = 74  # the output could not be written (closed stdout, full disk): 
 
 class Number(click.FloatRange):
     """``click.FloatRange`` that also refuses NaN (which compares false with every bound, so a plain
-    FloatRange lets ``--keep-days nan`` or ``--timeout nan`` through): a usage error, exit 2."""
+    FloatRange lets ``--keep-days nan`` or ``--timeout nan`` through): a usage error, exit 2.
+    ``finite=True`` refuses ``inf`` and ``-inf`` too (a number of seconds to wait for a tool)."""
+
+    def __init__(self, *args: Any, finite: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.finite = finite
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         result = super().convert(value, param, ctx)
         if result != result:
             self.fail(f"{value!r} is not a number", param, ctx)
+        if self.finite and result in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
         return result
 
 

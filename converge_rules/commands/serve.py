@@ -41,7 +41,7 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Decisions running at once; more requests wait in line.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
-@click.option("--tool-timeout", type=Number(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--tool-timeout", type=Number(min=0, min_open=True, finite=True), default=30.0, show_default=True,
               help="Seconds each tool call may take.")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")
