@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span
-from .session import Decision, Session, _budget_fields, budget_from_json
+from .session import Decision, Session, _budget_fields
 from .store.base import DecisionStore, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -292,8 +292,8 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         facts = body.get("facts")  # null or no key: no facts; anything but an object is refused (E501)
 
         def decide_and_store() -> StoredDecision:
-            budget = budget_from_json(body.get("budget"))
-            decision = session.decide(facts, budget, body.get("goals"), body.get("relations"), source_text=text)
+            decision = session.decide(facts, body.get("budget"), body.get("goals"), body.get("relations"),
+                                      source_text=text)  # its errors located in the request
             row = stored_form(decision)
             metrics.timed_store("put", lambda: store.put(row))
             return row

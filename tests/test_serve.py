@@ -314,6 +314,34 @@ def test_malformed_facts_give_located_coded_diagnostics(client: httpx.Client) ->
     assert body["error"]["status"] == 400 and body["error"]["code"] in codes
 
 
+@pytest.mark.parametrize("text, code, span, note", [
+    ('{"facts": {},\n "budget": {"max_cycles": -1}}', "E944", (2, 27, 29), "at budget.max_cycles"),
+    ('{"facts": {},\n "budget": {\n   "max_cycle": 3}}', "E944", (3, 4, 15), "at budget.max_cycle"),
+    ('{"facts": {},\n "budget": {"timeout": 0, "min_confidence": 2}}', "E944", (2, 24, 25), "at budget.timeout"),
+    ('{"budget": 3}', "E944", (1, 12, 13), "at budget"),
+    ('{"facts": {},\n "goals": ["decision",\n           "nope"]}', "E200", (3, 12, 18), "at goals[1]"),
+    ('{"relations": {"decision": 1}}', "E944", (1, 15, 16), "at relations"),
+])
+def test_budget_goal_and_relation_errors_are_located_in_the_request(
+        client: httpx.Client, text: str, code: str, span: tuple, note: str) -> None:
+    """Budget, goals and relations errors were all at <request>:0:0 with a note "at budget.max_cycles";
+    they are located like facts errors: the line and column of the offending value (or key)."""
+    r = client.post("/v1/decisions", content=text.encode())
+    assert r.status_code == 400, r.text
+    d = r.json()["diagnostics"][0]
+    assert r.json()["error"]["code"] == d["code"] == code and note in d["notes"]
+    assert (d["span"]["file"], d["span"]["line"], d["span"]["col"], d["span"]["end_col"]) == ("<request>", *span), d
+    body = json.loads(text)
+    with pytest.raises(cr.ConvergeError) as err:  # the Python API: the same, given the request's text
+        cr.Session([LOANS]).decide(body.get("facts"), body.get("budget"), body.get("goals"), body.get("relations"),
+                                   source_text=text)
+    got = err.value.diagnostics[0]
+    assert (got.code, got.span.file, got.span.line, got.span.col) == (code, "<request>", *span[:2])
+    with pytest.raises(cr.ConvergeError) as err:  # without it: the JSON path alone
+        cr.Session([LOANS]).decide(body.get("facts"), body.get("budget"), body.get("goals"), body.get("relations"))
+    assert (err.value.diagnostics[0].span.line, err.value.diagnostics[0].notes[0]) == (0, note)
+
+
 @pytest.mark.parametrize("payload, code", [
     (b'{"facts": ', "E946"),
     (b"", "E946"),
