@@ -253,7 +253,7 @@ class RuleSet:
             loaded.append(load_fact_paths(list(fact_files), schema))
         if isinstance(facts, LoadedFacts):  # already converted (a batch job's database rows)
             loaded.append(facts)
-        elif facts:
+        elif facts is not None:  # an empty array, 0 or "" is not "no facts": convert_facts refuses it (E501)
             from .io import convert_facts
 
             loaded.append(convert_facts(facts, schema))

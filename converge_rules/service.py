@@ -13,13 +13,14 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .values import dumps_json
+from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span
-from .session import Decision, Session, budget_from_json
+from .session import Decision, Session, _budget_fields
 from .store.base import DecisionStore, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -49,12 +50,22 @@ def is_loopback(host: str) -> bool:
 
 
 def read_tokens(path: str) -> tuple[str, ...]:
-    """Bearer tokens, one a line (blank lines and ``#`` comments ignored); ValueError when none."""
+    """Bearer tokens, one a line (blank lines and ``#`` comments ignored); ValueError when none, or
+    when a token is not printable ASCII: HTTP header values arrive as bytes read as Latin-1, so a
+    token with other characters could never match what a client sends."""
+    tokens: list[str] = []
     with open(path, encoding="utf-8") as handle:
-        tokens = tuple(line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#"))
+        for number, line in enumerate(handle, 1):
+            token = line.strip()
+            if not token or token.startswith("#"):
+                continue
+            if not all(" " <= ch <= "~" for ch in token):
+                raise ValueError(f"{path}, line {number}: a token must be printable ASCII (letters, digits, "
+                                 "punctuation), or no client can send it")
+            tokens.append(token)
     if not tokens:
         raise ValueError(f"{path} holds no token (one a line)")
-    return tokens
+    return tuple(tokens)
 
 
 def error_body(status: int, code: str, message: str, diagnostics: Sequence[Any] = ()) -> dict[str, Any]:
@@ -104,6 +115,70 @@ def _finite(text: str) -> float:
     return value
 
 
+class _Repeated(dict):
+    """A JSON object of a request that had a key more than once (``json.loads`` keeps the last value)."""
+
+    repeated: str = ""
+
+
+def _decode_request(text: str) -> Any:
+    """The request body as JSON (finite numbers, ints of any size); raises ValueError (a
+    ``json.JSONDecodeError`` for syntax, with its location) and ``_RepeatedKey`` when an object has a
+    key twice: JSON keeps only the last value, so a repeated key would silently drop facts or settings."""
+    seen: list[bool] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        out = dict(items)
+        if len(out) == len(items):
+            return out
+        repeated = _Repeated(items)
+        names: set[str] = set()
+        repeated.repeated = next(k for k, _ in items if k in names or names.add(k))  # type: ignore[func-returns-value]
+        seen.append(True)
+        return repeated
+
+    # loads_json: an int of any size, as in JSON facts files (docs/facts.md)
+    value = loads_json(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=pairs)
+    if seen:
+        raise _RepeatedKey(text, value)
+    return value
+
+
+class _RepeatedKey(ValueError):
+    """A request body with a key twice in one object; ``diagnostic`` locates the repeated key."""
+
+    def __init__(self, text: str, value: Any):
+        from .io import _jsonpos
+
+        path: tuple = ()
+        stack: list[tuple[tuple, Any]] = [((), value)]  # depth first, in document order, without recursion
+        while stack:
+            at, node = stack.pop()
+            if isinstance(node, _Repeated):
+                path = at + (node.repeated,)
+                break
+            children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+            stack.extend(reversed([(at + (k,), v) for k, v in children]))
+        start, end = _jsonpos.scan(text, {(path, _jsonpos.KEY)}, len(path)).get((path, _jsonpos.KEY), (0, 1))
+        index = _jsonpos.LineIndex(text)
+        (line, col), (end_line, end_col) = index.position(start), index.position(end)
+        self.message = (f"key {dumps_json(path[-1], ensure_ascii=False)} appears twice in "
+                        + ("the request" if len(path) == 1 else "one object"))
+        span = Span("<request>", line, col, line if end_line == line else 0, end_col if end_line == line else 0)
+        self.diagnostic = Diagnostic("E946", self.message, span,
+                                     notes=("JSON keeps only the last value of a repeated key, so the request is "
+                                            "refused rather than read with values missing",))
+        super().__init__(self.message)
+
+
+def json_bytes(content: Any) -> bytes:
+    """An answer's JSON as UTF-8 (what Starlette's JSONResponse writes, by ``dumps_json`` so a proof
+    thousands of levels deep is written too). A lone surrogate (a request's ``\\ud800`` escape, quoted
+    back in a diagnostic) cannot be UTF-8: it is written as that JSON escape instead of failing."""
+    return dumps_json(content, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8", "backslashreplace")
+
+
 def stored_form(decision: Decision) -> StoredDecision:
     """A decision as the log keeps it: the exact answer (compact JSON) and the record."""
     response = decision.response()
@@ -126,10 +201,17 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import HTMLResponse, PlainTextResponse, Response
+    from starlette.responses import JSONResponse as _StarletteJSON
     from starlette.routing import Route
 
+    class JSONResponse(_StarletteJSON):
+        def render(self, content: Any) -> bytes:
+            return json_bytes(content)  # a lone surrogate quoted from a request is no 500
+
     cfg = config or ServiceConfig()
+    if cfg.keep_days is not None and not cfg.keep_days > 0:  # NaN too: checked now, not in an hour's pruning
+        raise ValueError(f"keep_days must be a number > 0, not {cfg.keep_days!r}")
     metrics = _Metrics()
     limiter: list[Any] = []  # created on first use, inside the server's event loop
 
@@ -183,7 +265,9 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if not text.strip():
             return None, "", fail(400, "E946", "empty request body; send a JSON object")
         try:
-            return json.loads(text, parse_constant=_no_constant, parse_float=_finite), text, None
+            return _decode_request(text), text, None
+        except _RepeatedKey as err:
+            return None, text, fail(400, "E946", f"malformed JSON in the request body: {err.message}", [err.diagnostic])
         except json.JSONDecodeError as err:
             where = Span("<request>", err.lineno, err.colno)
             return None, text, fail(400, "E946", f"malformed JSON in the request body: {err.msg}",
@@ -205,11 +289,11 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if unknown:
             return fail(400, "E944", f"unknown key(s) in the request: {', '.join(unknown)}; known: facts, budget, "
                                      "goals, relations")
-        facts = body.get("facts") or {}
+        facts = body.get("facts")  # null or no key: no facts; anything but an object is refused (E501)
 
         def decide_and_store() -> StoredDecision:
-            budget = budget_from_json(body.get("budget"))
-            decision = session.decide(facts, budget, body.get("goals"), body.get("relations"), source_text=text)
+            decision = session.decide(facts, body.get("budget"), body.get("goals"), body.get("relations"),
+                                      source_text=text)  # its errors located in the request
             row = stored_form(decision)
             metrics.timed_store("put", lambda: store.put(row))
             return row
@@ -232,8 +316,8 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         decision_id = request.path_params["id"]
         try:
             found = await run_in_threadpool(metrics.timed_store, "get", lambda: store.get(decision_id))
-        except StoreError as err:
-            return None, fail(503, err.code, err.message, kind="store")
+        except StoreError as err:  # a damaged row is no outage: retrying cannot help (500, not 503)
+            return None, fail(500 if err.code == "E948" else 503, err.code, err.message, kind="store")
         if found is None:
             return None, fail(404, "E947", f"no decision with id {decision_id!r}")
         return found, None
@@ -257,12 +341,14 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             limit = int(request.query_params.get("limit", "50"))
             before = request.query_params.get("before")
             before_f = float(before) if before is not None else None
+            if limit < 1 or (before_f is not None and not math.isfinite(before_f)):
+                raise ValueError(limit)
         except ValueError:
-            return fail(400, "E944", "limit must be an integer and before a number (epoch seconds)")
+            return fail(400, "E944", "limit must be an integer >= 1 and before a finite number (epoch seconds)")
         tier = request.query_params.get("tier")
         if tier is not None and tier not in TIERS:
             return fail(400, "E944", f"unknown tier {tier!r}; tiers: {', '.join(TIERS)}")
-        limit = max(1, min(limit, 1000))
+        limit = min(limit, 1000)
         try:
             rows = await run_in_threadpool(metrics.timed_store, "list", lambda: store.list(limit, before_f, tier))
         except StoreError as err:
@@ -281,9 +367,9 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return fail(400, "E944", f"unknown format {fmt!r}; formats: json, text")
 
         def build() -> Any:
-            from .session import open_record_text
+            from .session import stored_record
 
-            record = open_record_text(found.record)  # type: ignore[union-attr]
+            record = stored_record(found)
             if kind == "report":
                 return record.report_html()
             if kind == "why":
@@ -296,16 +382,15 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
 
         try:
             out = await run_in_threadpool(build)
+        except StoreError as err:
+            return fail(500, err.code, err.message, kind="store")
         except ConvergeError as err:
             return fail(400, err.diagnostics[0].code, "invalid fact: " + err.diagnostics[0].message, err.diagnostics)
         if kind == "report":
             return HTMLResponse(out)
         if fmt == "text":
             return PlainTextResponse(out["text"] if out["text"].endswith("\n") else out["text"] + "\n")
-        # JSONResponse's text, written by dumps_json: a proof thousands of levels deep is
-        # more than json.dumps can nest (dumps_json then writes it without recursion).
-        return Response(dumps_json(out, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8"),
-                        media_type="application/json")
+        return JSONResponse(out)
 
     async def why(request: Request) -> Response:
         return await explain(request, "why")
@@ -455,9 +540,8 @@ def openapi_schema() -> dict[str, Any]:
                 "DecisionRequest": {"type": "object", "additionalProperties": False, "properties": {
                     "facts": {"type": "object", "additionalProperties": {"type": "array", "items": {
                         "oneOf": [{"type": "array"}, {"type": "object"}]}}},
-                    "budget": {"type": "object", "properties": {k: {"type": "integer"} for k in
-                               ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps")} |
-                               {"min_confidence": {"type": "number"}}},
+                    "budget": {"type": "object", "additionalProperties": False, "properties": {  # every Budget setting
+                        name: {"type": "number" if fractional else "integer"} for name, fractional in _budget_fields()}},
                     "goals": {"type": "array", "items": {"type": "string"}},
                     "relations": {"type": "array", "items": {"type": "string"}}}},
                 "Decision": {"type": "object", "required": ["decision_id", "tier", "reasons", "cycles", "digest",
@@ -481,15 +565,15 @@ def openapi_schema() -> dict[str, Any]:
                           params=[{"name": "limit", "in": "query", "schema": {"type": "integer"}},
                                   {"name": "tier", "in": "query", "schema": {"enum": list(TIERS)}},
                                   {"name": "before", "in": "query", "schema": {"type": "number"}}])},
-            "/v1/decisions/{id}": {"get": op("A stored decision", decision, 401, 404, params=[id_param])},
+            "/v1/decisions/{id}": {"get": op("A stored decision", decision, 401, 404, 500, 503, params=[id_param])},
             "/v1/decisions/{id}/record": {"get": op("The decision record (converge-record/1) of a stored decision",
-                                                    {"type": "object"}, 401, 404, params=[id_param])},
+                                                    {"type": "object"}, 401, 404, 500, 503, params=[id_param])},
             "/v1/decisions/{id}/why": {"get": op("Proof of a fact of a stored decision, from its record", explanation,
-                                                 400, 401, 404, params=[id_param, fact_param, fmt_param])},
+                                                 400, 401, 404, 500, 503, params=[id_param, fact_param, fmt_param])},
             "/v1/decisions/{id}/why-not": {"get": op("Why a fact does not hold in a stored decision", explanation, 400,
-                                                     401, 404, params=[id_param, fact_param, fmt_param])},
+                                                     401, 404, 500, 503, params=[id_param, fact_param, fmt_param])},
             "/v1/decisions/{id}/report": {"get": op("The HTML report of a stored decision", {"type": "string"}, 401, 404,
-                                                    params=[id_param], media="text/html")},
+                                                    500, 503, params=[id_param], media="text/html")},
             "/v1/ruleset": {
                 "get": op("The current rule set", {"$ref": "#/components/schemas/RuleSet"}, 401),
                 "put": op("Replace the rule set (checked first, swapped atomically)",
@@ -507,6 +591,6 @@ def openapi_schema() -> dict[str, Any]:
 
 _STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing or wrong bearer token",
            403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
-           503: "The decision log is unavailable"}
+           500: "The stored decision is damaged (E948)", 503: "The decision log is unavailable"}
 
 __all__ = ["DEFAULT_MAX_BODY", "ServiceConfig", "create_app", "store_decision", "stored_form", "is_loopback", "openapi_schema", "read_tokens"]

@@ -65,12 +65,12 @@ class Decision:
     ruleset_digest: str
     result: Result
     record: Any
-    relations: tuple[str, ...] = ()
+    relations: tuple[str, ...] | None = None   # the relations the answer lists; None: all of them
 
     def response(self) -> dict[str, Any]:
         """The service's answer: id, tier, reasons, cycles, digest, rule set digest and the facts."""
         r = self.result
-        names = list(self.relations) or r.relations()
+        names = r.relations() if self.relations is None else list(self.relations)
         from .store.base import iso_time
 
         return {"decision_id": self.id, "created_at": iso_time(self.created_at), "tier": r.tier.value,
@@ -79,9 +79,43 @@ class Decision:
                 "facts": {n: [list(f) for f in r.facts(n)] for n in names}}
 
 
-def _bad(message: str, where: str = "", code: str = "E944") -> ConvergeError:
+def _bad(message: str, where: str = "", code: str = "E944", at: tuple = (), kind: str = "value") -> ConvergeError:
+    """An error about the request, noted ``at where``; ``at``: the JSON path of the offending value (or
+    key, ``kind="key"``) in the request, e.g. ``("budget", "max_cycles")``, so that a decision given the
+    request's text locates it there (``<request>:line:col``, see ``_located``)."""
     notes = (f"at {where}",) if where else ()
-    return ConvergeError([Diagnostic(code, message, Span(_REQUEST, 0, 0), notes=notes)])
+    err = ConvergeError([Diagnostic(code, message, Span(_REQUEST, 0, 0), notes=notes)])
+    err.request_paths = [(at, kind)] if at else [None]  # type: ignore[attr-defined]
+    return err
+
+
+def _located(err: ConvergeError, text: str) -> ConvergeError:
+    """``err`` with its request diagnostics at their line:col in the request text ``text`` (the JSON
+    paths ``_bad`` recorded); the same error when it has none or they are not in the text."""
+    from dataclasses import replace
+
+    from .io import _jsonpos
+
+    paths = getattr(err, "request_paths", None)
+    if not paths or not any(paths) or len(paths) != len(err.diagnostics):
+        return err
+    wanted = {(tuple(p), k) for p, k in filter(None, paths)}
+    try:
+        found = _jsonpos.scan(text, wanted, max(len(p) for p, _ in wanted))
+    except ValueError:  # not the JSON the request was decoded from
+        return err
+    index = _jsonpos.LineIndex(text)
+    out = []
+    for d, where in zip(err.diagnostics, paths):
+        span = found.get((tuple(where[0]), where[1])) if where else None
+        if span is None or d.span.file != _REQUEST or d.span.line:
+            out.append(d)
+            continue
+        line, col = index.position(span[0])
+        end_line, end_col = index.position(span[1])
+        out.append(replace(d, span=Span(_REQUEST, line, col, line if end_line == line else 0,
+                                        end_col if end_line == line else 0)))
+    return ConvergeError(out)
 
 
 def _budget_fields() -> list[tuple[str, bool]]:
@@ -96,28 +130,49 @@ def budget_from_json(data: Any, where: str = "budget") -> Budget:
     if data is None:
         return Budget()
     known = dict(_budget_fields())
+    at = tuple(where.split("."))  # the budget's JSON path in a request
     if not isinstance(data, Mapping):
-        raise _bad("the budget must be an object such as {\"max_cycles\": 10}", where)
+        raise _bad("the budget must be an object such as {\"max_cycles\": 10}", where, at=at)
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
-            raise _bad(f"unknown budget setting {key!r}; known: {', '.join(known)}", f"{where}.{key}")
+            raise _bad(f"unknown budget setting {key!r}; known: {', '.join(known)}", f"{where}.{key}",
+                       at=at + (key,), kind="key")
         if value is None:
             continue
         if key == "min_confidence":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise _bad(f"{key} must be a number in [0, 1]", f"{where}.{key}")
+                raise _bad(f"{key} must be a number in [0, 1]", f"{where}.{key}", at=at + (key,))
             values[key] = float(value)
         elif known[key]:  # a quantity such as seconds
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise _bad(f"{key} must be a finite number > 0", f"{where}.{key}")
+                raise _bad(f"{key} must be a finite number > 0", f"{where}.{key}", at=at + (key,))
             values[key] = float(value)
         else:
             low = 1 if key == "max_agents_per_cycle" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise _bad(f"{key} must be an integer >= {low}", f"{where}.{key}")
+                raise _bad(f"{key} must be an integer >= {low}", f"{where}.{key}", at=at + (key,))
             values[key] = value
     return Budget(**values)
+
+
+def _check_settings(budget: Any, workers: Any, tool_timeout: Any, on_failure: Any) -> None:
+    """Refuse, when the session is made, a setting every decision would then fail on (ValueError
+    naming it): the rule of ``RuleSet.run`` and ``Budget`` -- a number of seconds is finite and > 0."""
+    from .compile.program import FailurePolicy
+    from .engine.loop import check_tool_settings
+
+    if budget is not None and not isinstance(budget, Budget):
+        raise ValueError(f"budget must be a Budget or None, not {budget!r}")
+    check_tool_settings(workers, tool_timeout)
+    if on_failure is not None:
+        if not isinstance(on_failure, (str, FailurePolicy)):
+            raise ValueError(f"on_failure must be a failure policy such as 'skip', not {on_failure!r}")
+        if isinstance(on_failure, str):
+            try:
+                FailurePolicy.parse(on_failure)
+            except ValueError as err:
+                raise ValueError(f"on_failure: {err}") from None
 
 
 class Session:
@@ -129,6 +184,7 @@ class Session:
                  record_key: bytes | str | None = None):
         from .record import record_key as as_key
 
+        _check_settings(budget, workers, tool_timeout, on_failure)
         self.tools = dict(tools or {})
         self.record_key = as_key(record_key)  # seals every decision record with HMAC-SHA256 when given
         self.budget = budget or Budget()
@@ -168,6 +224,11 @@ class Session:
         from .api import load_sources
 
         names = [n for n, _ in sources]
+        from .values import has_surrogate
+
+        for name in names:  # a name is quoted in every record and answer: it must be text UTF-8 can hold
+            if has_surrogate(name):
+                raise _bad(f"rule file name {name!r} is not valid Unicode (it holds a lone surrogate)", "files", "E945")
         if len(set(names)) != len(names):
             raise _bad("two rule files have the same name", "files", "E945")
         unknown = [r for r in roots or () if r not in names]
@@ -220,19 +281,14 @@ class Session:
         that diagnostics about facts point at ``<request>:line:col``."""
         loaded = self._rules  # one read: the whole decision runs on this rule set
         ruleset = loaded.ruleset
-        if budget is not None and not isinstance(budget, Budget):
-            budget = budget_from_json(budget)
-        for label, names in (("goals", goals), ("relations", relations)):
-            if names is None:
-                continue
-            if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
-                raise _bad(f"{label} must be a list of relation names", label)
-            for i, name in enumerate(names):
-                if name not in ruleset.program.relations:
-                    raise ConvergeError([Diagnostic("E200", f"undefined relation {name!r}", Span(_REQUEST, 0, 0),
-                                                    notes=(f"at {label}[{i}]", "relations: " + ", ".join(ruleset.relations)))])
         try:
-            result = ruleset.run(facts or {}, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
+            if budget is not None and not isinstance(budget, Budget):
+                budget = budget_from_json(budget)
+            _check_names(ruleset, goals, relations)
+        except ConvergeError as err:
+            raise (err if source_text is None else _located(err, source_text)) from None
+        try:
+            result = ruleset.run({} if facts is None else facts, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
                                  tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
         except ConvergeError as err:
             if source_text is not None:
@@ -240,7 +296,23 @@ class Session:
             raise
         record = make_record(result, self.record_key)
         return Decision(uuid.uuid4().hex, time.time(), loaded.digest, result, record,
-                        tuple(dict.fromkeys(relations or ())))
+                        None if relations is None else tuple(dict.fromkeys(relations)))
+
+
+def _check_names(ruleset: RuleSet, goals: Any, relations: Any) -> None:
+    """``goals`` and ``relations`` of a decision: None or lists of relation names of the rule set."""
+    for label, names in (("goals", goals), ("relations", relations)):
+        if names is None:
+            continue
+        if isinstance(names, (str, bytes)) or not isinstance(names, Sequence) \
+                or not all(isinstance(n, str) for n in names):  # a mapping or set is no list (order)
+            raise _bad(f"{label} must be a list of relation names", label, at=(label,))
+        for i, name in enumerate(names):
+            if name not in ruleset.program.relations:
+                err = ConvergeError([Diagnostic("E200", f"undefined relation {name!r}", Span(_REQUEST, 0, 0),
+                                                notes=(f"at {label}[{i}]", "relations: " + ", ".join(ruleset.relations)))])
+                err.request_paths = [((label, i), "value")]  # type: ignore[attr-defined]
+                raise err
 
 
 def _relocate(err: ConvergeError, facts: Any, ruleset: RuleSet, text: str) -> None:
@@ -267,6 +339,18 @@ def open_record_text(text: str) -> Any:
     from .record import Record
 
     return Record.from_json(text)
+
+
+def stored_record(found: Any) -> Any:
+    """The decision record of a stored decision (``StoredDecision``); StoreError E948 when the
+    stored record is not one (E611/E612/E613 of a record file: here the log is what is damaged)."""
+    from .store.base import StoreError
+
+    try:
+        return open_record_text(found.record)
+    except ConvergeError as err:
+        raise StoreError("E948", f"the stored decision {found.id!r} is damaged: its record cannot be read "
+                                 f"(error[{err.diagnostics[0].code}]: {err.diagnostics[0].message})") from None
 
 
 __all__ = ["Decision", "LoadedRules", "RuleFile", "Session", "budget_from_json"]

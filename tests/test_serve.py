@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 import converge_rules as cr
+from converge_rules.values import dumps_json, loads_json
 
 ROOT = Path(__file__).resolve().parent.parent
 LOANS = str(ROOT / "examples" / "loans" / "loans.cvg")
@@ -202,6 +203,19 @@ def test_relations_selects_the_facts_returned(client: httpx.Client) -> None:
     assert body["digest"] == local_digest(LOANS_FACTS)
 
 
+def test_an_empty_relations_list_answers_no_facts(client: httpx.Client) -> None:
+    """"relations": [] asks for the tier and digest alone (a big decision's answer stays small); it
+    used to be read as "no choice" and list every relation. Without the key, all are listed."""
+    body = client.post("/v1/decisions", json={"facts": LOANS_FACTS, "relations": []}).json()
+    assert body["facts"] == {} and body["digest"] == local_digest(LOANS_FACTS)
+    assert client.get(f"/v1/decisions/{body['decision_id']}").json() == body
+    assert "decision" in client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["facts"]
+    session = cr.Session([LOANS])
+    assert session.decide(LOANS_FACTS, relations=[]).response()["facts"] == {}
+    assert list(session.decide(LOANS_FACTS, relations=["risk", "risk"]).response()["facts"]) == ["risk"]
+    assert "loan" in session.decide(LOANS_FACTS).response()["facts"]
+
+
 def test_why_why_not_and_report_come_from_the_stored_record(client: httpx.Client) -> None:
     decision_id = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["decision_id"]
     why = client.get(f"/v1/decisions/{decision_id}/why", params={"fact": 'decision("l1", "reject")'})
@@ -236,6 +250,12 @@ def test_ruleset_health_ready_openapi(client: httpx.Client) -> None:
                  "/v1/decisions/{id}/report", "/v1/ruleset", "/health", "/ready", "/metrics"):
         assert path in schema["paths"]
     assert set(schema["paths"]["/v1/ruleset"]) == {"get", "put"}
+    # the request schema names every budget setting the service takes (max_bytes and timeout were missing)
+    budget = schema["components"]["schemas"]["DecisionRequest"]["properties"]["budget"]
+    from dataclasses import fields
+
+    assert set(budget["properties"]) == {f.name for f in fields(cr.Budget)} and budget["additionalProperties"] is False
+    assert budget["properties"]["timeout"]["type"] == "number" and budget["properties"]["max_bytes"]["type"] == "integer"
 
 
 def test_metrics_count_decisions_errors_and_store_latency(client: httpx.Client) -> None:
@@ -294,6 +314,34 @@ def test_malformed_facts_give_located_coded_diagnostics(client: httpx.Client) ->
     assert body["error"]["status"] == 400 and body["error"]["code"] in codes
 
 
+@pytest.mark.parametrize("text, code, span, note", [
+    ('{"facts": {},\n "budget": {"max_cycles": -1}}', "E944", (2, 27, 29), "at budget.max_cycles"),
+    ('{"facts": {},\n "budget": {\n   "max_cycle": 3}}', "E944", (3, 4, 15), "at budget.max_cycle"),
+    ('{"facts": {},\n "budget": {"timeout": 0, "min_confidence": 2}}', "E944", (2, 24, 25), "at budget.timeout"),
+    ('{"budget": 3}', "E944", (1, 12, 13), "at budget"),
+    ('{"facts": {},\n "goals": ["decision",\n           "nope"]}', "E200", (3, 12, 18), "at goals[1]"),
+    ('{"relations": {"decision": 1}}', "E944", (1, 15, 16), "at relations"),
+])
+def test_budget_goal_and_relation_errors_are_located_in_the_request(
+        client: httpx.Client, text: str, code: str, span: tuple, note: str) -> None:
+    """Budget, goals and relations errors were all at <request>:0:0 with a note "at budget.max_cycles";
+    they are located like facts errors: the line and column of the offending value (or key)."""
+    r = client.post("/v1/decisions", content=text.encode())
+    assert r.status_code == 400, r.text
+    d = r.json()["diagnostics"][0]
+    assert r.json()["error"]["code"] == d["code"] == code and note in d["notes"]
+    assert (d["span"]["file"], d["span"]["line"], d["span"]["col"], d["span"]["end_col"]) == ("<request>", *span), d
+    body = json.loads(text)
+    with pytest.raises(cr.ConvergeError) as err:  # the Python API: the same, given the request's text
+        cr.Session([LOANS]).decide(body.get("facts"), body.get("budget"), body.get("goals"), body.get("relations"),
+                                   source_text=text)
+    got = err.value.diagnostics[0]
+    assert (got.code, got.span.file, got.span.line, got.span.col) == (code, "<request>", *span[:2])
+    with pytest.raises(cr.ConvergeError) as err:  # without it: the JSON path alone
+        cr.Session([LOANS]).decide(body.get("facts"), body.get("budget"), body.get("goals"), body.get("relations"))
+    assert (err.value.diagnostics[0].span.line, err.value.diagnostics[0].notes[0]) == (0, note)
+
+
 @pytest.mark.parametrize("payload, code", [
     (b'{"facts": ', "E946"),
     (b"", "E946"),
@@ -305,6 +353,8 @@ def test_malformed_facts_give_located_coded_diagnostics(client: httpx.Client) ->
     (b'{"facts": {}, "budget": 3}', "E944"),
     (b'{"facts": {}, "goals": ["nope"]}', "E200"),
     (b'{"facts": {}, "relations": "decision"}', "E944"),
+    (b'{"facts": {}, "relations": {"decision": 1}}', "E944"),
+    (b'{"facts": {}, "goals": {"decision": 1}}', "E944"),
     (b'{"facts": [1]}', "E501"),
     (b'{"facts": {"loan": [["l1", "a1"]]}}', "E504"),
     (b'{"facts": {"applicant": [["a1", NaN]]}}', "E946"),
@@ -316,6 +366,96 @@ def test_bad_requests_are_400_with_a_code(client: httpx.Client, payload: bytes, 
     body = r.json()
     assert body["error"]["code"] == code
     assert "Traceback" not in r.text
+
+
+def test_a_key_given_twice_is_refused_not_guessed(client: httpx.Client) -> None:
+    """JSON keeps only the last value of a repeated key: a request that repeats one would silently
+    lose facts (the first "loan" list) or settings, so it is refused, located at the repeated key."""
+    before = len(client.get("/v1/decisions", params={"limit": 1000}).json()["decisions"])
+    cases = [
+        ('{"facts": {"applicant": [["a1", 1000]],\n "loan": [["l1", "a1", 6000]],\n "loan": [["l2", "a1", 10]]}}',
+         3, 2, '"loan"'),
+        ('{"facts": {"applicant": [{"id": "a1", "income": 1000, "income": 5}]}}', 1, 55, '"income"'),
+        ('{"facts": {}, "budget": {"max_cycles": 5, "max_cycles": 1000}}', 1, 43, '"max_cycles"'),
+        ('{"facts": {"loan": [["l1", "a1", 6000]]}, "facts": {}}', 1, 43, '"facts"'),
+    ]
+    for text, line, col, key in cases:
+        r = client.post("/v1/decisions", content=text.encode())
+        assert r.status_code == 400, (text, r.text)
+        body = r.json()
+        assert body["error"]["code"] == "E946" and key in body["error"]["message"], body
+        d = body["diagnostics"][0]
+        assert d["code"] == "E946" and d["span"]["file"] == "<request>", d
+        assert (d["span"]["line"], d["span"]["col"]) == (line, col), (text, d)
+    # nothing was decided, so nothing was stored
+    assert len(client.get("/v1/decisions", params={"limit": 1000}).json()["decisions"]) == before
+    r = client.put("/v1/ruleset", content=b'{"files": {"a.cvg": "relation p(x: int)", "a.cvg": "p(x) :- nope(x)."}}')
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E946" and '"a.cvg"' in r.json()["error"]["message"]
+    # the same key in two different objects is fine
+    ok = client.post("/v1/decisions", json={"facts": {"applicant": [{"id": "a1", "income": 1}, {"id": "a2", "income": 2}]}})
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("facts", ["[]", "0", '""', "false", '"applicant"'])
+def test_facts_that_are_not_an_object_are_refused(client: httpx.Client, facts: str) -> None:
+    """Only an object of relation name to facts (or null, or no key) is facts: an empty array, a zero
+    or an empty string used to be taken as "no facts" and decided on."""
+    r = client.post("/v1/decisions", content=f'{{"facts": {facts}}}'.encode())
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "E501" and "mapping of relation name" in r.json()["error"]["message"]
+    assert client.post("/v1/decisions", content=b'{"facts": null}').status_code == 200
+    session = cr.Session([LOANS])
+    with pytest.raises(cr.ConvergeError) as err:
+        session.decide(json.loads(facts))
+    assert err.value.diagnostics[0].code == "E501"
+
+
+@pytest.mark.parametrize("payload, code", [
+    (r'{"\ud800": 1}', "E944"),
+    (r'{"facts": {"\ud800": []}}', "E503"),
+    (r'{"facts": {"applicant": [{"id": "a", "income": 1, "\udc00": 2}]}}', "E505"),
+    (r'{"facts": {"applicant": [["a\u0000\ud800x", 1]]}}', "E502"),
+    (r'{"budget": {"\ud800": 1}}', "E944"),
+])
+def test_lone_surrogates_in_a_request_are_400_not_500(client: httpx.Client, payload: str, code: str) -> None:
+    """A JSON escape such as \\ud800 decodes to a lone surrogate, which no UTF-8 answer can hold: the
+    diagnostic that quotes it used to crash the answer (500 E999). Now it is the 400 it always was,
+    with the surrogate written as a JSON escape."""
+    r = client.post("/v1/decisions", content=payload.encode())
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"]["code"] == code, body
+    assert "\\ud800" in r.text or "\\udc00" in r.text
+
+
+def test_a_rule_file_name_that_is_not_unicode_is_refused_and_the_rules_stay(client: httpx.Client) -> None:
+    """PUT /v1/ruleset with a file name holding a lone surrogate used to be accepted (then its answer
+    crashed, 500), leaving a rule set whose every decision and GET /v1/ruleset answered 500."""
+    current = client.get("/v1/ruleset").json()
+    r = client.put("/v1/ruleset", content=rb'{"files": {"a\ud800.cvg": "relation p(x: int)"}}')
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E945", r.text
+    assert "not valid Unicode" in r.json()["diagnostics"][0]["message"]
+    assert client.get("/v1/ruleset").json() == current
+    assert client.post("/v1/decisions", json={"facts": LOANS_FACTS}).status_code == 200
+    with pytest.raises(cr.ConvergeError) as err:
+        cr.Session([LOANS]).swap([("a\ud800.cvg", "relation p(x: int)")])
+    assert err.value.diagnostics[0].code == "E945"
+
+
+def test_an_int_of_any_size_is_a_fact_as_in_facts_files(client: httpx.Client, tmp_path: Path) -> None:
+    """docs/facts.md: an int column takes "a JSON integer of any size", and `converge run` reads one
+    with 5,000 digits; the service refused it (400 E946 "Exceeds the limit (4300 digits) ...")."""
+    big = 10 ** 5000 - 1  # 5,000 nines
+    facts = {"applicant": [["a1", big]], "loan": [["l1", "a1", 6000]]}
+    r = client.post("/v1/decisions", content=dumps_json({"facts": facts}).encode())
+    assert r.status_code == 200, r.text[:300]
+    body = loads_json(r.text)
+    assert body["facts"]["applicant"] == [["a1", big]] and body["facts"]["decision"] == [["l1", "approve"]]
+    (tmp_path / "facts.json").write_text(dumps_json(facts))
+    run = cli("run", LOANS, "--facts", str(tmp_path / "facts.json"))
+    assert run.returncode == 0 and f"digest: {body['digest']}" in run.stdout
+    why = client.get(f"/v1/decisions/{body['decision_id']}/why", params={"fact": f'applicant("a1", {dumps_json(big)})'})
+    assert why.status_code == 200 and loads_json(why.text)["holds"]
 
 
 def test_malformed_json_is_located(client: httpx.Client) -> None:
@@ -347,6 +487,16 @@ def test_unknown_decision_endpoint_and_method(client: httpx.Client) -> None:
     assert client.delete("/v1/ruleset").status_code == 405
 
 
+@pytest.mark.parametrize("query", ["before=nan", "before=inf", "before=-inf", "before=1e999", "limit=0", "limit=-5",
+                                   "limit=1.5"])
+def test_listing_needs_a_finite_before_and_a_positive_limit(client: httpx.Client, query: str) -> None:
+    """before=nan listed nothing on SQLite and everything on PostgreSQL (NaN sorts above every number
+    there); a limit of 0 or -5 was silently taken as 1."""
+    r = client.get("/v1/decisions?" + query)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E944", r.text
+    assert client.get("/v1/decisions/a%00b").json()["error"]["code"] == "E947"
+
+
 def test_explaining_needs_a_valid_fact(client: httpx.Client) -> None:
     decision_id = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["decision_id"]
     assert client.get(f"/v1/decisions/{decision_id}/why").json()["error"]["code"] == "E944"
@@ -356,6 +506,26 @@ def test_explaining_needs_a_valid_fact(client: httpx.Client) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "E200"
     bad = client.get(f"/v1/decisions/{decision_id}/why-not", params={"fact": 'decision("l1"'})
     assert bad.status_code == 400 and bad.json()["diagnostics"]
+
+
+def test_a_fact_nested_too_deeply_to_explain_is_400_not_500(client: httpx.Client, tmp_path: Path) -> None:
+    """A fact to explain such as decision(------...1, "x") (thousands of unary minus signs) made the fact
+    parser recurse past Python's limit: 500 E999 from the service, "internal error" from the CLI."""
+    decision = client.post("/v1/decisions", json={"facts": LOANS_FACTS}).json()["decision_id"]
+    deep = "decision(" + "-" * 3000 + '1, "x")'
+    for kind in ("why", "why-not"):
+        r = client.get(f"/v1/decisions/{decision}/{kind}", params={"fact": deep})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["code"] == "E102" and r.json()["diagnostics"][0]["span"]["file"] == "<query>"
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    from converge_rules.service import store_decision
+    from converge_rules.store import open_store
+
+    made = cr.Session([LOANS]).decide(LOANS_FACTS)
+    with open_store(store) as s:
+        store_decision(s, made)
+    out = cli("decisions", "why", made.id, deep, "--store", store)
+    assert out.returncode == 1 and "error[E102]" in out.stderr and "internal error" not in out.stderr, out.stderr
 
 
 def test_put_ruleset_rejects_invalid_rules_and_keeps_the_old(client: httpx.Client) -> None:
@@ -486,6 +656,25 @@ def test_bearer_tokens(tmp_path: Path) -> None:
             assert c.get("/health").status_code == 200 and c.get("/ready").status_code == 200
     finally:
         srv.stop()
+
+
+def test_a_token_no_client_could_send_is_refused_at_start(tmp_path: Path) -> None:
+    """HTTP header values are bytes read as Latin-1: a token with "ö" in the token file never matched
+    what a client sent (401 for the right token, with no hint why). Tokens are printable ASCII, checked
+    when the service starts (a usage error, exit 2)."""
+    from converge_rules.service import read_tokens
+
+    for text in ("tökén-secret\n", "ok-token\nsecret\twith-tab\n"):
+        tokens = tmp_path / "tokens"
+        tokens.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError) as err:
+            read_tokens(str(tokens))
+        assert "line" in str(err.value) and "printable ASCII" in str(err.value)
+        out = cli("serve", LOANS, "--store", f"sqlite:///{tmp_path / 'd.db'}", "--token-file", str(tokens),
+                  "--port", str(free_port()))
+        assert out.returncode == 2 and "--token-file" in out.stderr and "printable ASCII" in out.stderr, out.stderr
+    tokens.write_text("# comment: ünïcode is fine here\nsecret-one\n", encoding="utf-8")
+    assert read_tokens(str(tokens)) == ("secret-one",)
 
 
 def test_put_ruleset_is_refused_beyond_loopback_without_tokens(tmp_path: Path) -> None:

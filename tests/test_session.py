@@ -82,6 +82,10 @@ def test_goals_and_relations_are_checked() -> None:
     assert err.value.diagnostics[0].code == "E200" and "at goals[0]" in err.value.diagnostics[0].notes
     decision = SESSION.decide(LOANS_FACTS, relations=["decision", "decision"])
     assert list(decision.response()["facts"]) == ["decision"]
+    for label in ("goals", "relations"):  # an object's keys are no list of names (it used to pass as one)
+        with pytest.raises(cr.ConvergeError) as err:
+            SESSION.decide(LOANS_FACTS, **{label: {"decision": 1}})
+        assert err.value.diagnostics[0].code == "E944" and f"{label} must be a list" in err.value.diagnostics[0].message
 
 
 def test_facts_diagnostics_point_into_the_request_text() -> None:
@@ -150,3 +154,41 @@ def test_swapped_rules_come_from_the_texts_alone() -> None:
     with pytest.raises(cr.ConvergeError) as err:
         session.swap([("main.cvg", main)], roots=["nope.cvg"])
     assert err.value.diagnostics[0].code == "E945"
+
+
+@pytest.mark.parametrize("settings, name", [
+    ({"tool_timeout": float("inf")}, "tool_timeout"), ({"tool_timeout": float("nan")}, "tool_timeout"),
+    ({"tool_timeout": 0}, "tool_timeout"), ({"tool_timeout": -1.0}, "tool_timeout"),
+    ({"tool_timeout": "5"}, "tool_timeout"), ({"tool_timeout": True}, "tool_timeout"),
+    ({"workers": 1.5}, "workers"), ({"workers": "4"}, "workers"),
+    ({"on_failure": "sometimes"}, "on_failure"), ({"on_failure": 3}, "on_failure"),
+    ({"budget": {"max_cycles": 3}}, "budget")])
+def test_a_session_refuses_a_setting_every_decision_would_fail_on(settings: dict, name: str) -> None:
+    """Session(tool_timeout=float('inf')) (or nan, 0, a string; a bad workers, on_failure or budget) was
+    accepted, and then every decision failed on it (ValueError, OverflowError waiting for a tool,
+    AttributeError) -- in a service, a 500 for every request. Refused when the session is made."""
+    rules = [("t.cvg", "relation p(x: int)\nrelation q(x: int)\nq(y) :- p(x), y = @score(x).\n")]
+    with pytest.raises(ValueError) as err:
+        cr.Session(sources=rules, tools={"score": lambda x: 2 * x}, **settings)
+    assert name in str(err.value)
+    for fine in ({"tool_timeout": None}, {"tool_timeout": 0.5}, {"tool_timeout": 2}, {"workers": 0},
+                 {"on_failure": "retry 2 then skip"}, {"budget": cr.Budget(max_cycles=3)}):
+        session = cr.Session(sources=rules, tools={"score": lambda x: 2 * x}, **fine)
+        assert session.decide({"p": [[1]]}).result.facts("q") == [(2,)]
+
+
+def test_serve_refuses_an_infinite_tool_timeout_as_a_usage_error(tmp_path: Path) -> None:
+    """`converge serve --tool-timeout inf` started (NaN was already refused), then each decision that waited
+    for a tool failed; now it is a usage error (exit 2) naming the option, like nan."""
+    import os
+    import subprocess
+    import sys
+
+    from test_serve import ROOT, free_port
+
+    for value in ("inf", "-inf", "nan", "0"):
+        out = subprocess.run([sys.executable, "-m", "converge_rules", "serve", LOANS, "--tool-timeout", value, "--store",
+                              f"sqlite:///{tmp_path / 'd.db'}", "--port", str(free_port())], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)  # started: a failure
+        assert out.returncode == 2 and "--tool-timeout" in out.stderr and "internal error" not in out.stderr, out.stderr
+    assert not (tmp_path / "d.db").exists()

@@ -6,17 +6,20 @@ import json
 import sqlite3
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import httpx
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import converge_rules as cr
 from converge_rules.store import default_store_url, open_store, redact
 from converge_rules.store.base import SCHEMA_VERSION, StoredDecision, StoreError, iso_time
+from converge_rules.values import loads_json
 
-from test_serve import LOANS, LOANS_FACTS, drop_schema, postgres_url
+from test_serve import LOANS, LOANS_FACTS, Server, cli, drop_schema, postgres_url
 
 
 def row(i: int, at: float, tier: str = "converged") -> StoredDecision:
@@ -146,3 +149,296 @@ def test_session_stores_the_record_and_explains_from_it(store_url: str) -> None:
     assert record.digest == decision.result.digest and record.ruleset_digest == session.rules.digest
     assert "flag_high_risk" in record.why_text('decision("l1", "reject")')
     assert json.loads(back.response) == decision.response()
+
+
+def _drop_connections(pg_url: str, application_name: str) -> int:
+    """What a PostgreSQL restart, a failover or an idle-connection reaper does to a pool: the server
+    ends every connection of ``application_name``; returns how many it ended."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                            (application_name,)).fetchall()
+    return len(rows)
+
+
+def test_postgres_pool_replaces_connections_the_server_dropped(pg_url: str, pg_schema: Any) -> None:
+    """After the database dropped the pooled connections (a restart), the store used to hand each dead
+    one out once more: a failed put (so a 503 from the service) per pooled connection, while the
+    database was up again. A connection is checked when taken from the pool."""
+    schema = pg_schema("g_store_drop")
+    app = "converge_" + schema
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}&application_name={app}"
+    with open_store(url) as store:
+        with ThreadPoolExecutor(8) as pool:  # several connections in the pool
+            list(pool.map(lambda i: store.put(row(i, 1000.0 + i)), range(40)))
+        assert _drop_connections(pg_url, app) >= 1
+        for i in range(40, 60):
+            store.put(row(i, 1000.0 + i))  # each one on a live connection
+        assert store.count() == 60 and store.ping()
+
+
+def test_service_answers_200_right_after_the_database_dropped_its_connections(pg_url: str, pg_schema: Any) -> None:
+    schema = pg_schema("g_serve_drop")
+    app = "converge_" + schema
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}&application_name={app}"
+    srv = Server([LOANS], url).start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda i: httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS},
+                                                       timeout=60).status_code, range(24)))
+        assert codes == [200] * 24
+        assert _drop_connections(pg_url, app) >= 1
+        after = [httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=60) for _ in range(20)]
+        assert [r.status_code for r in after] == [200] * 20, [r.text for r in after if r.status_code != 200][:1]
+        assert 'converge_errors_total{kind="store"}' not in httpx.get(srv.url + "/metrics").text  # none failed
+    finally:
+        srv.stop()
+
+
+def test_an_id_no_decision_can_have_is_not_found_on_every_back_end(store_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: GET /v1/decisions/a%00b used to be a store failure (503 E941,
+    counted as the log being down) there, and 404 on SQLite. No decision has such an id: None on both."""
+    with open_store(store_url) as store:
+        store.put(row(1, 1000.0))
+        assert store.get("a\x00b") is None and store.get("id0001\x00") is None
+        assert store.get("id0001") is not None and store.ping()
+
+
+def test_sqlite_log_removed_or_replaced_while_open_acknowledges_nothing(tmp_path: Path) -> None:
+    """An open SQLite file that is deleted (or moved away and replaced) goes on taking writes into an
+    inode no one can open again: the service answered 200 "durable" for decisions lost at its exit,
+    and /ready said ok. Every operation now checks the file is still the one opened."""
+    path = tmp_path / "logs" / "d.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.put(row(1, 1000.0))
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / "logs" / f"d.db{suffix}").unlink(missing_ok=True)
+        with pytest.raises(StoreError) as err:
+            store.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "removed or replaced" in err.value.message
+        assert not store.ping()
+    with open_store(f"sqlite:///{path}") as store:  # a new log at the same place: the old one is not resurrected
+        store.put(row(3, 1002.0))
+        (tmp_path / "logs" / "d.db").rename(tmp_path / "logs" / "moved.db")
+        with open_store(f"sqlite:///{path}") as other:
+            other.put(row(4, 1003.0))
+        with pytest.raises(StoreError):
+            store.put(row(5, 1004.0))  # the path is another file now
+    assert [r.id for r in open_store(f"sqlite:///{path}").list()] == ["id0004"]
+
+
+def test_service_answers_503_once_its_sqlite_log_is_deleted(tmp_path: Path) -> None:
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'logs' / 'd.db'}").start()
+    try:
+        assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+        import shutil
+
+        shutil.rmtree(tmp_path / "logs")
+        r = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "E941" and "not acknowledged" in r.text
+        assert httpx.get(srv.url + "/ready", timeout=30).status_code == 503
+    finally:
+        srv.stop()
+
+
+def test_pruning_with_nan_days_deletes_nothing(store_url: str) -> None:
+    """NaN compares false with everything on SQLite but sorts above every number on PostgreSQL, where
+    `created_at < NaN` held for every row: `converge decisions prune --keep-days nan` (and
+    `serve --keep-days nan`, at start and hourly) deleted the whole log there. Refused at every level."""
+    with open_store(store_url) as store:
+        store.put(row(1, 1000.0))
+        for call in (lambda: store.prune(float("nan")), lambda: store.prune_days(float("nan"))):
+            with pytest.raises(ValueError):
+                call()
+        assert store.count() == 1
+    for args in (["decisions", "prune", "--keep-days", "nan", "--store", store_url],
+                 ["serve", LOANS, "--keep-days", "nan", "--store", store_url, "--port", "1"],
+                 ["serve", LOANS, "--timeout", "nan", "--store", store_url, "--port", "1"],
+                 ["run", LOANS, "--timeout", "nan"]):
+        out = cli(*args)
+        assert out.returncode == 2 and "nan" in out.stderr.lower() and "Traceback" not in out.stderr, (args, out.stderr)
+    with open_store(store_url) as store:
+        assert store.count() == 1
+        from converge_rules.service import ServiceConfig, create_app
+
+        with pytest.raises(ValueError):  # at once, not in the hourly pruning task
+            create_app(cr.Session([LOANS]), store, ServiceConfig(keep_days=float("nan")))
+
+
+DAMAGED = [("bad-answer", "{not json", json.dumps({"format": "converge-record/1"}), "answer is not JSON"),
+           ("bad-record", json.dumps({"n": 1}), "{not json either", "record is not JSON"),
+           ("list-answer", "[1, 2]", json.dumps({"n": 1}), "answer is not a JSON object"),
+           ("deep-answer", "[" * 100000 + "]" * 100000, json.dumps({"n": 1}), "answer nests too deeply"),
+           ("not-a-record", json.dumps({"n": 1}), json.dumps({"format": "x"}), "E611")]
+
+
+def test_a_damaged_stored_decision_is_E948_everywhere_not_an_internal_error(store_url: str) -> None:
+    """A row whose answer is not JSON (edited by hand, a damaged disk or copy) made `converge decisions
+    show ID` exit 70 "internal error"; GET /v1/decisions/ID and /record served the damaged bytes as
+    application/json with 200; /why answered 400 "invalid fact" for a record that was never the client's.
+    Every reader now says which decision is damaged: E948, exit 1, HTTP 500 (retrying cannot help)."""
+    with open_store(store_url) as store:
+        for decision_id, response, record, _ in DAMAGED:
+            store.put(StoredDecision(decision_id, 1000.0, "r" * 64, "converged", "d" * 64, response, record))
+        store.put(row(1, 1001.0))
+        for decision_id, _, _, why in DAMAGED[:4]:
+            with pytest.raises(StoreError) as err:
+                store.get(decision_id)
+            assert err.value.code == "E948" and decision_id in err.value.message and why in err.value.message
+        assert store.get("id0001") is not None and len(store.list()) == 6  # the rest of the log reads
+    for decision_id, _, _, why in DAMAGED:
+        commands = [("why", decision_id, "p(1)"), ("why-not", decision_id, "p(1)")]
+        if decision_id != "not-a-record":  # show prints the answer, or the stored record as is (a JSON object)
+            commands += [("show", decision_id), ("show", decision_id, "--record")]
+        for args in commands:
+            out = cli("decisions", *args, "--store", store_url)
+            assert out.returncode == 1, (args, out.stdout, out.stderr)
+            assert "error[E948]" in out.stderr and why in out.stderr and decision_id in out.stderr, (args, out.stderr)
+            assert "internal error" not in out.stderr and out.stdout == "", (args, out.stderr)
+    srv = Server([LOANS], store_url).start()
+    try:
+        for decision_id, _, _, why in DAMAGED:
+            paths = [f"/v1/decisions/{decision_id}/{p}" for p in ("why?fact=p(1)", "why-not?fact=p(1)", "report")]
+            if decision_id != "not-a-record":
+                paths += [f"/v1/decisions/{decision_id}", f"/v1/decisions/{decision_id}/record"]
+            for path in paths:
+                r = httpx.get(srv.url + path, timeout=30)
+                assert r.status_code == 500 and r.json()["error"]["code"] == "E948", (path, r.status_code, r.text)
+                assert why in r.json()["error"]["message"], (path, r.text)
+        assert httpx.get(srv.url + "/v1/decisions/id0001", timeout=30).json() == {"n": 1}
+        spec = httpx.get(srv.url + "/openapi.json", timeout=30).json()
+        assert "500" in spec["paths"]["/v1/decisions/{id}"]["get"]["responses"]
+        assert httpx.get(srv.url + "/ready", timeout=30).status_code == 200  # the log itself is up
+    finally:
+        srv.stop()
+
+
+def test_decisions_show_prints_an_answer_with_an_int_of_any_size(tmp_path: Path) -> None:
+    """The service answers ints of any size (as facts files allow); `converge decisions show ID` read the
+    stored answer with Python's 4300-digit limit and exited 70 "internal error"."""
+    from converge_rules.service import store_decision
+
+    big = 10 ** 5000 - 1
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    made = cr.Session([LOANS]).decide({"applicant": [["a1", big]], "loan": [["l1", "a1", 6000]]})
+    with open_store(store) as s:
+        store_decision(s, made)
+        assert s.get(made.id) is not None
+    out = cli("decisions", "show", made.id, "--store", store)
+    assert out.returncode == 0, out.stderr
+
+    assert loads_json(out.stdout)["facts"]["applicant"] == [["a1", big]]
+
+
+def _snapshot(path: Path) -> tuple[bytes, int, list[str]]:
+    """The file's bytes, its mtime (ns) and the names in its directory: what a reader must not change."""
+    return path.read_bytes(), path.stat().st_mtime_ns, sorted(p.name for p in path.parent.iterdir())
+
+
+def test_readers_open_the_log_read_only_and_write_nothing(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the log always migrated it (BEGIN IMMEDIATE, CREATE TABLE) and set WAL mode: a reader on a
+    read-only mount, or without write access, got E941 "unable to open database file" / "attempt to write a
+    readonly database". open_store(read_only=True) reads without any write, and refuses (E941) a log
+    that is missing or at an older schema instead of migrating it; the store it gives cannot write."""
+    with pytest.raises(StoreError) as err:
+        open_store(store_url, read_only=True)
+    assert err.value.code == "E941" and "no decision log" in err.value.message
+    if store_url.startswith("sqlite"):
+        assert not Path(store_url[len("sqlite:///"):]).exists()
+    else:  # not even the schema was created
+        import psycopg
+
+        from converge_rules.store.postgres import split_url
+
+        conninfo, schema = split_url(store_url)
+        with psycopg.connect(conninfo) as conn:
+            assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None
+    with open_store(store_url) as store:
+        store.put(row(1, 1000.0))
+    with open_store(store_url, read_only=True) as reader:
+        if store_url.startswith("sqlite"):
+            path = Path(store_url[len("sqlite:///"):])
+            before = _snapshot(path)  # the writer closed: no -wal, no -shm
+            assert before[2] == ["log.db"]
+        assert reader.get("id0001") == row(1, 1000.0) and [r.id for r in reader.list()] == ["id0001"]
+        assert reader.count() == 1 and reader.ping() and reader.schema_version() == SCHEMA_VERSION
+        with pytest.raises(StoreError) as err:
+            reader.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "read" in err.value.message.lower()
+        with pytest.raises(StoreError):
+            reader.prune(2000.0)
+        if store_url.startswith("sqlite"):
+            assert _snapshot(path) == before  # nothing written, no -wal or -shm created (not even as root)
+    with open_store(store_url) as writer:  # a service writing it now: the reader sees what it committed
+        writer.put(row(3, 1003.0))
+        with open_store(store_url, read_only=True) as reader:
+            assert [r.id for r in reader.list()] == ["id0003", "id0001"]
+            writer.put(row(4, 1004.0))
+            assert reader.get("id0004") is not None
+    import converge_rules.store.base as base
+
+    monkeypatch.setattr(base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)  # a newer converge reading this log
+    with pytest.raises(StoreError) as err:
+        open_store(store_url, read_only=True)
+    assert err.value.code == "E941" and "older" in err.value.message and "migrate" in err.value.message
+
+
+def test_reading_a_file_that_is_no_log_refuses_it_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """`converge decisions list` on an empty file (or another SQLite database) migrated it into a log:
+    a reader wrote two tables into someone else's file. Readers refuse it (E941, exit 1), unchanged."""
+    import sqlite3
+
+    empty = tmp_path / "empty" / "x.db"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    other = tmp_path / "other" / "app.db"
+    other.parent.mkdir()
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    conn.close()
+    for path in (empty, other):
+        before = _snapshot(path)
+        with pytest.raises(StoreError) as err:
+            open_store(f"sqlite:///{path}", read_only=True)
+        assert err.value.code == "E941" and "no decision log" in err.value.message
+        for args in (("list",), ("show", "x"), ("why", "x", "p(1)"), ("why-not", "x", "p(1)")):
+            out = cli("decisions", *args, "--store", f"sqlite:///{path}")
+            assert out.returncode == 1 and "error[E941]" in out.stderr and "no decision log" in out.stderr, out.stderr
+        assert _snapshot(path) == before
+
+
+def test_decisions_cli_reads_a_read_only_log_without_writing(tmp_path: Path) -> None:
+    """The log of a stopped service, on a read-only directory, in a rollback journal (a copy, or a log
+    made by another tool): `decisions list/show/why/why-not` read it and change nothing. Before, each
+    converted it to WAL (the header changed) and created -wal and -shm files, which fails without
+    write access ("unable to open database file", E941) and, as root, leaves the file changed."""
+    import sqlite3
+
+    from converge_rules.service import store_decision
+
+    logs = tmp_path / "logs"
+    path = logs / "d.db"
+    made = cr.Session([LOANS]).decide(LOANS_FACTS)
+    with open_store(f"sqlite:///{path}") as store:
+        store_decision(store, made)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    conn.close()
+    before = _snapshot(path)
+    path.chmod(0o444)
+    logs.chmod(0o555)
+    try:
+        url = f"sqlite:///{path}"
+        out = cli("decisions", "list", "--store", url)
+        assert out.returncode == 0 and made.id in out.stdout, out.stderr
+        out = cli("decisions", "show", made.id, "--store", url)
+        assert out.returncode == 0 and loads_json(out.stdout)["decision_id"] == made.id, out.stderr
+        out = cli("decisions", "why", made.id, 'decision("l1", "approve")', "--store", url)
+        assert out.returncode in (0, 6) and "error" not in out.stderr, out.stderr
+        out = cli("decisions", "why-not", made.id, 'decision("l1", "nope")', "--store", url)
+        assert out.returncode == 0, out.stderr
+        assert _snapshot(path) == before
+    finally:
+        logs.chmod(0o755)
+        path.chmod(0o644)

@@ -19,6 +19,24 @@ EXIT_OUTPUT = 74  # the output could not be written (closed stdout, full disk): 
 
 
 
+class Number(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN (which compares false with every bound, so a plain
+    FloatRange lets ``--keep-days nan`` or ``--timeout nan`` through): a usage error, exit 2.
+    ``finite=True`` refuses ``inf`` and ``-inf`` too (a number of seconds to wait for a tool)."""
+
+    def __init__(self, *args: Any, finite: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.finite = finite
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        result = super().convert(value, param, ctx)
+        if result != result:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if self.finite and result in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return result
+
+
 def dumps_json(value: Any, **kwargs: Any) -> str:
     """``values.dumps_json``, imported when first needed so ``--version`` and ``--help`` start small."""
     from ..values import dumps_json as dumps
@@ -152,20 +170,7 @@ def policy_option(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
-class FiniteFloatRange(click.FloatRange):
-    """A FloatRange that also refuses ``nan`` and ``inf`` (which FloatRange's bounds let through:
-    ``nan`` compares false with every bound), so a time limit or a confidence is a real number."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        import math
-
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
-
-
-SECONDS = FiniteFloatRange(min=0, min_open=True)
+SECONDS = Number(min=0, min_open=True, finite=True)  # a time limit: a finite number of seconds > 0
 
 
 budget_options = [
@@ -175,7 +180,7 @@ budget_options = [
     click.option("--max-steps", type=click.IntRange(min=0), help="Stop after N rule firings, a deterministic fuel (tier bounded)."),
     click.option("--max-bytes", type=click.IntRange(min=0), help="Stop when the facts would count more than N bytes (a fixed cost per fact, string lengths, big ints; default 268435456; tier bounded)."),
     click.option("--timeout", type=SECONDS, metavar="SECONDS", help="Stop after SECONDS of wall-clock time (tier bounded; not deterministic)."),
-    click.option("--min-confidence", type=FiniteFloatRange(0, 1), help="Drop derived facts below this confidence (tier bounded)."),
+    click.option("--min-confidence", type=Number(0, 1, finite=True), help="Drop derived facts below this confidence (tier bounded)."),
     click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]", help="Host tools: a dict of callables or a module's functions (repeatable)."),
     click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Threads for the tool calls of one cycle."),
     click.option("--tool-timeout", type=SECONDS, default=30.0, show_default=True, help="Seconds each tool call may take."),

@@ -6,34 +6,35 @@ job re-run, no tool called.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from ..values import dumps_json
-from .common import EXIT_ABSENT, EXIT_INVALID, write_text
+from ..values import dumps_json, loads_json
+from .common import EXIT_ABSENT, EXIT_INVALID, Number, write_text
 
 _STORE = click.option("--store", "store_url", metavar="URL",
                       help="sqlite:///PATH or postgresql://... [default: the serve default, see docs/service.md]")
 EXAMPLE = "Example: converge decisions list --store sqlite:///decisions.db"
 
 
-def _open(url: str | None) -> Any:
+def _open(url: str | None, read_only: bool = True) -> Any:
+    """The store, opened read-only unless asked (only ``prune`` writes): reading writes nothing, so a
+    log on a read-only mount, or that this user may only read, can be read."""
     from ..store import default_store_url, open_store
     from ..store.base import StoreError
 
     url = url or default_store_url()
     try:
-        if url.lower().startswith("sqlite:"):  # reading never creates a log
+        if url.lower().startswith("sqlite:"):  # never creates a log
             import os
 
             from ..store.sqlite import path_of
 
             if not os.path.exists(path_of(url)):
                 raise StoreError("E941", f"no decision log at {path_of(url)} (start `converge serve` with this --store)")
-        return open_store(url)
+        return open_store(url, read_only=read_only)
     except StoreError as err:
         click.echo(f"converge decisions: {err}", err=True)
         sys.exit(EXIT_INVALID)
@@ -55,9 +56,14 @@ def _fetch(url: str | None, decision_id: str) -> Any:
 
 
 def _record(found: Any) -> Any:
-    from ..session import open_record_text
+    from ..session import stored_record
+    from ..store.base import StoreError
 
-    return open_record_text(found.record)
+    try:
+        return stored_record(found)
+    except StoreError as err:
+        click.echo(f"converge decisions: {err}", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 def _parse_or_fail(record: Any, fact: str) -> None:
@@ -108,7 +114,7 @@ def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None
 def show(decision_id: str, store_url: str | None, as_record: bool) -> None:
     """Print a stored decision as the service answered it (JSON), or its record."""
     found = _fetch(store_url, decision_id)
-    text = found.record if as_record else dumps_json(json.loads(found.response), indent=2, ensure_ascii=False)
+    text = found.record if as_record else dumps_json(loads_json(found.response), indent=2, ensure_ascii=False)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -146,13 +152,13 @@ def why_not(decision_id: str, fact: str, store_url: str | None) -> None:
 
 @decisions.command("prune")
 @_STORE
-@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), required=True, metavar="N",
+@click.option("--keep-days", type=Number(min=0, min_open=True), required=True, metavar="N",
               help="Delete decisions older than N days.")
 def prune(store_url: str | None, keep_days: float) -> None:
     """Retention: delete decisions older than N days."""
     from ..store.base import StoreError
 
-    with _open(store_url) as store:
+    with _open(store_url, read_only=False) as store:
         try:
             n = store.prune_days(keep_days)
         except StoreError as err:

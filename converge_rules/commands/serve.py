@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import EXIT_INVALID, SECONDS, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
+from .common import EXIT_INVALID, SECONDS, Number, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
 
 EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\n"
            "  curl -s localhost:8181/v1/decisions -d '{\"facts\": {\"applicant\": [[\"a1\", 1000]], "
@@ -29,7 +29,7 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--token-file", type=click.Path(dir_okay=False), help="Bearer tokens, one a line: required on /v1/* when given.")
 @click.option("--max-body", type=click.IntRange(min=1), default=10 * 1024 * 1024, show_default=True, metavar="BYTES",
               help="Largest request body; larger ones get 413.")
-@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), metavar="N",
+@click.option("--keep-days", type=Number(min=0, min_open=True), metavar="N",
               help="Retention: delete decisions older than N days (at start, then hourly).")
 @click.option("--max-cycles", type=click.IntRange(min=0), help="Cap on every decision's cycles (clients may ask for less).")
 @click.option("--max-facts", type=click.IntRange(min=0), help="Cap on every decision's facts.")

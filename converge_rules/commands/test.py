@@ -13,7 +13,7 @@ import sys
 import click
 
 from ..values import dumps_json
-from .common import OUT
+from .common import OUT, Number
 
 EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
 
@@ -25,7 +25,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), metavar="FILE", help="Also write a JUnit XML report to FILE.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--coverage", is_flag=True, help="Report, per file, the agents that fired in at least one test and those that never did.")
-@click.option("--coverage-threshold", "threshold", type=click.FloatRange(0, 100), metavar="PCT",
+@click.option("--coverage-threshold", "threshold", type=Number(0, 100), metavar="PCT",
               help="Fail (exit 1) when the total agent coverage is below PCT percent (implies --coverage).")
 @click.option("--why-depth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Depth of the why-not explanation of a missing expected fact.")

@@ -184,6 +184,17 @@ class _Failed(Exception):
 TraceSink = Callable[[dict[str, Any]], None]
 
 
+
+def check_tool_settings(workers: Any, tool_timeout: Any) -> None:
+    """ValueError naming the setting unless ``workers`` is an int and ``tool_timeout`` a finite
+    number of seconds > 0 or None (no limit): the one rule for the engine, sessions and the API."""
+    if type(workers) is not int:
+        raise ValueError(f"workers must be an int (at least 1 is used), not {workers!r}")
+    if tool_timeout is not None and (type(tool_timeout) not in (int, float) or not math.isfinite(tool_timeout)
+                                     or tool_timeout <= 0):
+        raise ValueError(f"tool_timeout must be a finite number of seconds > 0 or None (no limit), not {tool_timeout!r}")
+
+
 class Engine:
     def __init__(self, program: Program, strata: Strata, budget: Budget, *,
                  tools: Mapping[str, Callable[..., Any]] | None = None, workers: int = 4,
@@ -206,11 +217,7 @@ class Engine:
         self.strata = strata
         self.budget = budget
         self.tools = dict(tools or {})
-        if type(workers) is not int:
-            raise ValueError(f"workers must be an int (at least 1 is used), not {workers!r}")
-        if tool_timeout is not None and (type(tool_timeout) not in (int, float) or not math.isfinite(tool_timeout)
-                                         or tool_timeout <= 0):
-            raise ValueError(f"tool_timeout must be a finite number of seconds > 0 or None (no limit), not {tool_timeout!r}")
+        check_tool_settings(workers, tool_timeout)
         self.workers = max(1, workers)
         self.tool_timeout = tool_timeout
         self.default_policy = on_failure or FailurePolicy()

@@ -25,18 +25,22 @@ def default_store_url() -> str:
     return "sqlite:///" + os.path.join(base, DEFAULT_STORE_FILE)
 
 
-def open_store(url: str | None = None) -> DecisionStore:
-    """Open (and migrate) the store named by ``url``; raises StoreError (code E940/E941/E942)."""
+def open_store(url: str | None = None, *, read_only: bool = False) -> DecisionStore:
+    """Open (and migrate) the store named by ``url``; raises StoreError (code E940/E941/E942).
+
+    ``read_only=True``: open it for reading only (``converge decisions list/show/why/why-not``):
+    nothing is created, migrated or written, so a log on a read-only mount, or one this user may
+    only read, can be read; a log that is missing or at an older schema version is refused (E941)."""
     url = url or default_store_url()
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
-        return SQLiteStore.open(url)
+        return SQLiteStore.open(url, read_only=read_only)
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore
 
-        return PostgresStore.open(url)
+        return PostgresStore.open(url, read_only=read_only)
     raise StoreError("E940", f"unsupported store URL {redact(url)!r}: use sqlite:///PATH or postgresql://...")
 
 

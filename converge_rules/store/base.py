@@ -6,7 +6,9 @@ gave (``response``) and the full decision record (``record``). ``put`` returns
 only once the row is durable (committed and synced), so a service may
 acknowledge a decision only after ``put`` returned. Schema changes are
 numbered migrations applied in order at open; a store written by a newer
-version is refused (E942) rather than misread.
+version is refused (E942) rather than misread. A store opened read-only
+(``open_store(url, read_only=True)``) is never migrated: one at an older
+version is refused (E941).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ SCHEMA_VERSION = 1
 
 class StoreError(Exception):
     """A store problem with a stable code (docs/diagnostics.md): E940 bad URL, E941 unavailable,
-    E942 schema newer than this version, E943 duplicate decision id."""
+    E942 schema newer than this version, E943 duplicate decision id, E948 a stored decision is damaged."""
 
     def __init__(self, code: str, message: str):
         self.code = code
@@ -109,7 +111,9 @@ class DecisionStore(ABC):
         """Release connections and files."""
 
     def prune_days(self, days: float, now: float | None = None) -> int:
-        """Retention: delete decisions older than ``days`` days."""
+        """Retention: delete decisions older than ``days`` days (a number > 0; ValueError otherwise)."""
+        if not days > 0:  # NaN too: PostgreSQL sorts NaN above every number, so it would delete all
+            raise ValueError(f"days to keep must be a number > 0, not {days!r}")
         return self.prune((time.time() if now is None else now) - days * 86400.0)
 
     def __enter__(self) -> "DecisionStore":
@@ -119,10 +123,47 @@ class DecisionStore(ABC):
         self.close()
 
 
+def checked(decision: StoredDecision) -> StoredDecision:
+    """The decision read back, once its answer and record are each a JSON object; StoreError E948
+    otherwise (a row edited by hand, a disk or a copy that damaged it): every reader (the service,
+    ``converge decisions``) then says which decision is damaged instead of failing on it later."""
+    from ..values import loads_json  # ints of any size, as the service writes them
+
+    for part, text in (("answer", decision.response), ("record", decision.record)):
+        problem = ""
+        if not isinstance(text, str):
+            problem = f"is not text but {type(text).__name__}"
+        else:
+            try:
+                value = loads_json(text)
+            except RecursionError:
+                problem = "nests too deeply to read"
+            except ValueError as err:
+                problem = f"is not JSON ({err})"
+            else:
+                if not isinstance(value, dict):
+                    problem = "is not a JSON object"
+        if problem:
+            raise StoreError("E948", f"the stored decision {decision.id!r} is damaged: its {part} {problem}; "
+                                     "it was changed outside converge, or the disk damaged it")
+    return decision
+
+
 def check_version(found: int, url: str) -> None:
     if found > SCHEMA_VERSION:
         raise StoreError("E942", f"the decision log at {url} has schema version {found}, newer than this "
                                  f"converge supports ({SCHEMA_VERSION}); upgrade converge")
+
+
+def check_readable(found: int, url: str) -> None:
+    """A store opened read-only cannot be migrated: refuse one older than this version reads (E941)."""
+    check_version(found, url)
+    if found == 0:
+        raise StoreError("E941", f"no decision log at {url} (start `converge serve` with this --store)")
+    if found < SCHEMA_VERSION:
+        raise StoreError("E941", f"the decision log at {url} has schema version {found}, older than this converge "
+                                 f"reads ({SCHEMA_VERSION}), and reading it does not migrate it: run "
+                                 "`converge serve` (or `converge decisions prune`) on it once, as a user who may write it")
 
 
 def pending_migrations(found: int, migrations: Sequence[Sequence[str]]) -> list[tuple[int, Sequence[str]]]:
@@ -150,9 +191,11 @@ class SqlDecisionStore(DecisionStore):
                   (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest, d.response, d.record))
 
     def get(self, decision_id: str) -> StoredDecision | None:
+        if "\x00" in decision_id:  # no decision has one (ids are hex), and PostgreSQL text cannot hold it
+            return None
         row = self._run(self._sql("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM {t}"
                                   " WHERE id = {p}"), (decision_id,), "one")
-        return StoredDecision(*row) if row else None
+        return checked(StoredDecision(*row)) if row else None
 
     def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
         where, args = [], []
@@ -170,6 +213,8 @@ class SqlDecisionStore(DecisionStore):
         return int(self._run(self._sql("SELECT count(*) FROM {t}"), (), "one")[0])
 
     def prune(self, older_than: float) -> int:
+        if older_than != older_than:  # NaN: "older than NaN" is every row on PostgreSQL, none on SQLite
+            raise ValueError("prune needs a time (epoch seconds), not NaN")
         return int(self._run(self._sql("DELETE FROM {t} WHERE created_at < {p}"), (older_than,)))
 
     def ping(self) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import redact
-from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_version,
+from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_readable, check_version,
                    pending_migrations)
 
 MIGRATIONS: list[list[str]] = [
@@ -60,7 +60,9 @@ class PostgresStore(SqlDecisionStore):
         self._version = 0
 
     @classmethod
-    def open(cls, url: str, max_size: int = 16) -> "PostgresStore":
+    def open(cls, url: str, max_size: int = 16, read_only: bool = False) -> "PostgresStore":
+        """Connect and migrate; ``read_only``: every transaction is READ ONLY and nothing is created
+        or migrated (a role that may only read can read the log), a missing or older log is E941."""
         try:
             import psycopg  # noqa: F401
             from psycopg_pool import ConnectionPool
@@ -74,14 +76,15 @@ class PostgresStore(SqlDecisionStore):
                                      f"{str(err).strip() or type(err).__name__}") from None
         try:
             pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, open=True, timeout=30.0,
-                                  kwargs={"autocommit": False, "connect_timeout": 10})
+                                  kwargs={"autocommit": False, "connect_timeout": 10},
+                                  configure=_read_only if read_only else None)
             pool.wait(timeout=15.0)
         except Exception as err:  # psycopg_pool.PoolTimeout
             raise StoreError("E941", f"cannot connect to the decision log {redact(url)}: {type(err).__name__}: "
                                      f"{str(err).strip() or 'timed out'}") from None
         store = cls(url, pool, schema)
         try:
-            store._migrate()
+            store._read_version() if read_only else store._migrate()
         except BaseException:
             pool.close()
             raise
@@ -110,26 +113,56 @@ class PostgresStore(SqlDecisionStore):
         except Exception as err:
             raise StoreError("E941", f"cannot prepare the decision log {redact(self.url)}: {err}") from None
 
+    def _read_version(self) -> None:
+        try:
+            with self._pool.connection() as conn:
+                table = conn.execute("SELECT to_regclass(%s)", (f"{self._s}.converge_schema",)).fetchone()[0]
+                found = int(conn.execute(self._q("SELECT max(version) FROM {s}.converge_schema")).fetchone()[0] or 0) \
+                    if table is not None else 0
+        except Exception as err:
+            raise StoreError("E941", f"cannot read the decision log {redact(self.url)}: {err}") from None
+        check_readable(found, redact(self.url))
+        self._version = found
+
     def schema_version(self) -> int:
         return self._version
 
     def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
         import psycopg
 
-        try:
-            with self._pool.connection() as conn:  # commits on success, rolls back on error
-                cur = conn.execute(self._q(sql), args)
-                if fetch == "one":
-                    return cur.fetchone()
-                if fetch == "all":
-                    return cur.fetchall()
-                return cur.rowcount
-        except psycopg.errors.UniqueViolation:
-            raise StoreError("E943", "decision already stored") from None
-        except StoreError:
-            raise
-        except Exception as err:
-            raise StoreError("E941", f"decision log {redact(self.url)}: {type(err).__name__}: {err}") from None
+        for attempt in (1, 2):
+            broken = False
+            try:
+                with self._pool.connection() as conn:  # commits on success, rolls back on error
+                    try:
+                        cur = conn.execute(self._q(sql), args)
+                        if fetch == "one":
+                            return cur.fetchone()
+                        if fetch == "all":
+                            return cur.fetchall()
+                        return cur.rowcount
+                    except psycopg.OperationalError:
+                        # the connection died, not the statement; nothing was committed (COMMIT comes
+                        # at the end of the block), so running the statement again cannot store it twice
+                        broken = conn.closed
+                        raise
+            except psycopg.errors.UniqueViolation:
+                raise StoreError("E943", "decision already stored") from None
+            except StoreError:
+                raise
+            except Exception as err:
+                if broken and attempt == 1:
+                    # The server dropped the pooled connections (a restart, a failover, an idle reaper):
+                    # drop every dead one now, not one failed decision (a 503) each, and try again.
+                    self._pool.check()
+                    continue
+                raise StoreError("E941", f"decision log {redact(self.url)}: {type(err).__name__}: {err}") from None
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _read_only(conn: Any) -> None:
+    """Pool ``configure``: every transaction of this connection is READ ONLY."""
+    conn.read_only = True

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import urllib.parse
 from typing import Any
 
-from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_version,
+from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_readable, check_version,
                    pending_migrations)
 
 MIGRATIONS: list[list[str]] = [
@@ -42,15 +43,19 @@ class SQLiteStore(SqlDecisionStore):
     TABLE = "decisions"
     PARAM = "?"
 
-    def __init__(self, url: str, conn: sqlite3.Connection):
+    def __init__(self, url: str, conn: sqlite3.Connection, path: str | None = None):
         self.url = url
         self._conn = conn
         self._lock = threading.Lock()
         self._version = 0
+        self._path = path
+        self._file = _identity(path) if path else None  # the file opened: (device, inode)
 
     @classmethod
-    def open(cls, url: str) -> "SQLiteStore":
+    def open(cls, url: str, read_only: bool = False) -> "SQLiteStore":
         path = path_of(url)
+        if read_only:
+            return cls._open_read_only(url, path)
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, mode=0o700, exist_ok=True)
@@ -63,12 +68,39 @@ class SQLiteStore(SqlDecisionStore):
         if str(mode).lower() != "wal":
             conn.close()
             raise StoreError("E941", f"cannot put the decision log {path} in WAL mode (got {mode})")
-        store = cls(url, conn)
+        store = cls(url, conn, os.path.abspath(path))
         try:
             store._migrate()
         except BaseException:
             conn.close()
             raise
+        return store
+
+    @classmethod
+    def _open_read_only(cls, url: str, path: str) -> "SQLiteStore":
+        """Open for reading only: no directory or file is created, no journal mode set, no migration
+        run, nothing written. A ``-wal`` file exists while a process (the service) has the log open:
+        then it is read with ``mode=ro``, through the shared ``-shm`` index, seeing every committed
+        decision. Without one, every decision is in the main file and no process has the log open;
+        ``mode=ro`` would create ``-wal`` and ``-shm`` files next to it (and leave them, owned by this
+        user, in the way of the service) or, on a read-only mount or directory, fail: the file is read
+        as ``immutable`` then."""
+        if not os.path.isfile(path):
+            raise StoreError("E941", f"no decision log at {path} (start `converge serve` with this --store)")
+        target = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        if not os.path.exists(path + "-wal"):
+            target += "&immutable=1"
+        try:
+            conn, found = _read_version(target)
+        except sqlite3.Error as err:
+            raise StoreError("E941", f"cannot read the decision log {path}: {err}") from None
+        try:
+            check_readable(found, path)
+        except StoreError:
+            conn.close()
+            raise
+        store = cls(url, conn, os.path.abspath(path))
+        store._version = found
         return store
 
     def _migrate(self) -> None:
@@ -96,8 +128,17 @@ class SQLiteStore(SqlDecisionStore):
     def schema_version(self) -> int:
         return self._version
 
+    def _check_file(self) -> None:
+        """An open file that was deleted (or moved away and another put in its place) still takes
+        writes, into an inode no one can open again: a decision "stored" there would be lost at exit.
+        So every operation first checks that the path still names the file that was opened."""
+        if self._file is not None and _identity(self._path) != self._file:  # type: ignore[arg-type]
+            raise StoreError("E941", f"the decision log {self._path} was removed or replaced while open; "
+                                     "restart the service to open it again")
+
     def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
         with self._lock:
+            self._check_file()
             try:
                 cur = self._conn.execute(sql, args)
                 if fetch == "one":
@@ -113,3 +154,25 @@ class SQLiteStore(SqlDecisionStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _read_version(target: str) -> tuple[sqlite3.Connection, int]:
+    """A read-only connection to the SQLite URI ``target`` and the log's schema version (0: none)."""
+    conn = sqlite3.connect(target, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        has = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'converge_schema'").fetchone()
+        found = int(conn.execute("SELECT max(version) FROM converge_schema").fetchone()[0] or 0) if has else 0
+    except BaseException:
+        conn.close()
+        raise
+    return conn, found
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -172,6 +172,7 @@ def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
 
     text = normalize_newlines(text)
     SourceCache().add(file, text)
+    too_deep = Diagnostic("E102", "this fact nests expressions too deeply to read", Span(file, 1, 1))
     try:
         tree = _parser().parse(text, start="query")
     except UnexpectedInput as err:
@@ -179,8 +180,13 @@ def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
         if line in (None, -1):
             line, col = 1, len(text) + 1
         raise ConvergeError([Diagnostic("E100", f"cannot parse fact {text!r}", Span(file, line, col))])
+    except RecursionError:
+        raise ConvergeError([too_deep]) from None
     builder = _Builder(file)
-    atom = builder.atom(tree.children[0])
+    try:  # as parse_text does for an item: thousands of nested signs or parentheses are no Python crash
+        atom = builder.atom(tree.children[0])
+    except RecursionError:
+        raise ConvergeError([too_deep]) from None
     if builder.errors:
         raise ConvergeError(builder.errors)
     return atom
