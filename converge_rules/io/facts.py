@@ -76,6 +76,7 @@ import csv
 import difflib
 import io
 import json
+import functools
 import math
 import os
 import re
@@ -1053,9 +1054,10 @@ class _JsonLines:
         return resolve
 
 
-_ROW_CONVERTERS: dict[tuple[str, ...], Callable[[Iterable[Sequence[str]]], list[tuple]]] = {}
+ROW_CONVERTERS_KEPT = 256  # column signatures whose converters are kept; a long-lived process sees ever new ones
 
 
+@functools.lru_cache(maxsize=ROW_CONVERTERS_KEPT)
 def _row_converter(types: tuple[str, ...]) -> Callable[[Iterable[Sequence[str]]], list[tuple]]:
     """A list comprehension made for one column signature, as fast as a hand-written loop.
 
@@ -1063,17 +1065,16 @@ def _row_converter(types: tuple[str, ...]) -> Callable[[Iterable[Sequence[str]]]
     the arity and the converters raise ValueError/KeyError on anything unusual,
     in which case the caller falls back to the value-by-value slow path. The
     generated code contains only fixed names, never text from input or schema.
+    Kept for the ``ROW_CONVERTERS_KEPT`` most recently used signatures only: the
+    signatures are the schemas of the jobs a process runs, which have no bound.
     """
-    fn = _ROW_CONVERTERS.get(types)
-    if fn is None:
-        names = [f"v{k}" for k in range(len(types))]
-        calls = {"str": "{}", "int": "_int({})", "float": "_float({})", "bool": "_bool({})"}
-        items = ", ".join(calls[t].format(n) for t, n in zip(types, names))
-        code = f"def convert(rows):\n    return [({items},) for {', '.join(names)}, in rows]\n"
-        namespace: dict[str, Any] = {"_int": int, "_float": float, "_bool": _BOOLS.__getitem__}
-        exec(compile(code, "<converge_rules.io row converter>", "exec"), namespace)
-        fn = _ROW_CONVERTERS[types] = namespace["convert"]
-    return fn
+    names = [f"v{k}" for k in range(len(types))]
+    calls = {"str": "{}", "int": "_int({})", "float": "_float({})", "bool": "_bool({})"}
+    items = ", ".join(calls[t].format(n) for t, n in zip(types, names))
+    code = f"def convert(rows):\n    return [({items},) for {', '.join(names)}, in rows]\n"
+    namespace: dict[str, Any] = {"_int": int, "_float": float, "_bool": _BOOLS.__getitem__}
+    exec(compile(code, "<converge_rules.io row converter>", "exec"), namespace)
+    return namespace["convert"]
 
 
 def _fast_rows(rows: Iterable[Sequence[str]], spec: _Spec) -> list[tuple] | None:
