@@ -93,6 +93,36 @@ def _every_entry_point(tmp: Path) -> None:
 
     format_source(Path(LOANS).read_text(), LOANS)
     run_paths([str(ROOT / "examples" / "loans")])
+    from converge_rules.explain.checker import verify_file
+    from converge_rules.explain.report import render_report
+
+    render_report(result)
+    (tmp / "result.json").write_text(result.to_json(proofs=True))
+    assert verify_file(str(tmp / "result.json")).ok
+    _service(session, tmp)
+
+
+def _service(session: cr.Session, tmp: Path) -> None:
+    """The decision service as an application mounted in the user's own server."""
+    import asyncio
+
+    import httpx
+
+    from converge_rules.service import create_app
+    from converge_rules.store import open_store
+
+    facts = json.loads(Path(LOANS_FACTS).read_text())
+    with open_store(f"sqlite:///{tmp / 'decisions.db'}") as store:
+        app = create_app(session, store)
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+                made = await c.post("/v1/decisions", json={"facts": facts})
+                assert made.status_code == 200, made.text
+                assert (await c.get(f"/v1/decisions/{made.json()['decision_id']}")).status_code == 200
+                assert (await c.get("/metrics")).status_code == 200
+
+        asyncio.run(scenario())
 
 
 def test_public_api_changes_no_process_wide_state(tmp_path: Path) -> None:
