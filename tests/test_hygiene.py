@@ -185,3 +185,31 @@ def test_a_long_lived_rule_set_keeps_each_span_once(monkeypatch) -> None:
     failed = rules.run({"p": [[1, 0]], "w": [[1]]})
     assert failed.tier.value == "failed"
     assert failed.reasons[0].to_json()["span"] == {"file": "d.cvg", "line": 7, "col": 27, "end_line": 7, "end_col": 32}
+
+
+def test_concurrent_loads_of_same_named_texts_quote_their_own_lines() -> None:
+    """Two threads (two requests of a service, two users of a web app) compile different texts
+    under the same file name: each error quotes its own text, never the other one's."""
+    wrong = 'input relation p(x: int)\nrelation q(x: int)\nq(x) :- p(x), x > "a".\n'
+    other = ('input relation p(x: str)\nrelation r(y: str)\n# OTHER TEXT OTHER TEXT OTHER TEXT OTHER TEXT\n'
+             'r(y) :- p(y).\n')
+    quoted: list[str] = []
+
+    def failing() -> None:
+        for _ in range(150):
+            try:
+                cr.load_text(wrong, "rules.cvg")
+            except cr.ConvergeError as err:
+                quoted.append(str(err).splitlines()[1])
+
+    def passing() -> None:
+        for _ in range(150):
+            cr.load_text(other, "rules.cvg")
+
+    threads = [threading.Thread(target=failing), threading.Thread(target=passing)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(quoted) == 150
+    assert set(quoted) == {'   3 | q(x) :- p(x), x > "a".'}

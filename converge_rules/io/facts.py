@@ -1153,10 +1153,10 @@ def _remember(path: str, text: str) -> None:
         # str.splitlines (used by SourceCache.add) also breaks lines at these
         # characters; the loaders count "\n" only, so keep the numbering theirs.
         if _extension(path) == ".csv":
-            SourceCache._texts[path] = re.split(_CSV_BREAKS, text)
+            SourceCache().add_lines(path, re.split(_CSV_BREAKS, text))
             return
         lines = text.split("\n")
-        SourceCache._texts[path] = [line[:-1] if line.endswith("\r") else line for line in lines]
+        SourceCache().add_lines(path, [line[:-1] if line.endswith("\r") else line for line in lines])
 
 
 _OTHER_LINE_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
