@@ -8,6 +8,7 @@ Rendering follows the compiler convention
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
@@ -111,19 +112,32 @@ def _cells(text: str) -> int:
 class SourceCache:
     """Source text by file name, so diagnostics can quote the offending line.
 
-    Shared by every instance (a parser adds what a renderer later quotes), so it is
-    bounded: only the LIMIT most recently added files are kept, and a long-lived
-    process that reads ever new files does not grow without end."""
+    Shared by every instance of one thread (a parser adds what a renderer later quotes),
+    and by that thread only: two threads compiling different texts under the same name
+    (two requests of a service) each quote their own. Bounded: only the LIMIT most
+    recently added files are kept, and a long-lived process that reads ever new files
+    does not grow without end."""
 
     LIMIT = 64
-    _texts: dict[str, list[str]] = {}
+    _local = threading.local()
+
+    @staticmethod
+    def _texts() -> dict[str, list[str]]:
+        texts: dict[str, list[str]] | None = getattr(SourceCache._local, "texts", None)
+        if texts is None:
+            texts = SourceCache._local.texts = {}
+        return texts
 
     def add(self, file: str, text: str) -> None:
         self._keep(file, split_lines(text))
 
+    def add_lines(self, file: str, lines: list[str]) -> None:
+        """Keep ``file`` split into lines by the caller (a loader that counts lines its own way)."""
+        self._keep(file, lines)
+
     @staticmethod
     def _keep(file: str, lines: list[str]) -> None:
-        texts = SourceCache._texts
+        texts = SourceCache._texts()
         texts.pop(file, None)
         texts[file] = lines
         while len(texts) > SourceCache.LIMIT:
@@ -132,7 +146,7 @@ class SourceCache:
     def line(self, file: str, line: int) -> str | None:
         if line <= 0:
             return None
-        lines = SourceCache._texts.get(file)
+        lines = SourceCache._texts().get(file)
         if lines is None:
             try:
                 with open(file, encoding="utf-8") as handle:  # universal newlines, as rule files are read

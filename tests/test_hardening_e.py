@@ -678,4 +678,4 @@ def test_item16_source_cache_is_bounded(tmp_path):
         facts = tmp_path / f"f{k}.json"
         facts.write_text('{"p": [[%d]]}' % k)
         assert rules.run(fact_files=[str(facts)]).facts("q") == [(k,)]
-    assert len(SourceCache._texts) <= SourceCache.LIMIT
+    assert len(SourceCache._texts()) <= SourceCache.LIMIT

@@ -1,9 +1,11 @@
 """Batch jobs on Dask distributed: a cluster at ``tcp://HOST:8786`` or a ``LocalCluster``.
 
-The rule set travels to each worker once, inside a worker plugin registered
-under a name derived from the program; each task looks it up on its worker.
-So a worker unpickles the checked program once, never per job, and several
-rule sets can share one cluster.
+The rule set travels to each worker once per batch run, inside a worker plugin
+registered under a name of its own (the program's digest and the run); each task
+looks it up on its worker. So a worker unpickles the checked program once, never
+per job, and several rule sets and runs can share one cluster. The plugin is
+unregistered when the run ends (finished, failed or abandoned): a long-lived
+cluster does not keep every rule set it has ever run.
 """
 
 from __future__ import annotations
@@ -44,14 +46,26 @@ def _task(jobs: list[Job], settings: BatchSettings, plugin: str) -> list[JobResu
 def run_on_dask(client: Any, ruleset: "RuleSet", jobs: Iterator[Job],
                 settings: BatchSettings) -> Iterator[tuple[int, JobResult]]:
     """``(position, result)`` per job, as the cluster finishes them (in chunks of ``CHUNK`` jobs)."""
-    import itertools
     import uuid
 
-    name = "converge-rules-" + hashlib.sha256(pickle.dumps(ruleset)).hexdigest()[:16]
+    run = uuid.uuid4().hex[:12]  # plugin and task keys unique per batch run; they never reach an output
+    name = "converge-rules-" + hashlib.sha256(pickle.dumps(ruleset)).hexdigest()[:16] + "-" + run
     client.register_plugin(RulesPlugin(ruleset, name), name=name)
+    try:
+        yield from _run_chunks(client, jobs, settings, name, run)
+    finally:
+        try:
+            client.unregister_worker_plugin(name)
+        except Exception:  # pragma: no cover - a cluster already gone keeps nothing
+            pass
+
+
+def _run_chunks(client: Any, jobs: Iterator[Job], settings: BatchSettings, name: str,
+                run: str) -> Iterator[tuple[int, JobResult]]:
+    import itertools
+
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     window = 4 * workers  # chunks in flight
-    run = uuid.uuid4().hex[:12]  # task keys unique per batch run; they never reach an output
     first: dict[str, int] = {}
     chunks: dict[str, list[Any]] = {}  # task key -> its jobs' ids, to name them if the task's workers die
     queue = as_completed()

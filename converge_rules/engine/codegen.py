@@ -88,8 +88,10 @@ class CodeCache:
     later run looks both up and only re-binds the run's own objects (relation
     dicts, indexes, memos) into a fresh namespace, so results are those of a
     fresh rule set. Spans referenced by generated code (``sid``) are shared per
-    rule so the numbers baked into cached code stay valid. Bounded: past
-    ``LIMIT`` entries the cache starts over."""
+    rule so the numbers baked into cached code stay valid; a span gets one number
+    for good, so code generated again (after the cache starts over) reuses it and
+    the list holds each span of the rule once. Bounded: past ``LIMIT`` entries
+    the cache starts over."""
 
     LIMIT = 4096
 
@@ -99,13 +101,13 @@ class CodeCache:
         self.steps: dict[Any, int] = {}   # plan steps -> a small token (steps are hashed once)
         self.tokens = 0
         self.code: dict[Any, tuple[Any, tuple[tuple[Any, str], ...], str]] = {}
-        self.spans: dict[Any, list[Span]] = {}
+        self.spans: dict[Any, tuple[list[Span], dict[Span, int]]] = {}  # rule -> spans and their numbers
         self.hits = 0
         self.misses = 0
 
-    def rule_spans(self, rule_key: Any) -> list[Span]:
+    def rule_spans(self, rule_key: Any) -> tuple[list[Span], dict[Span, int]]:
         with self.lock:
-            return self.spans.setdefault(rule_key, [])
+            return self.spans.setdefault(rule_key, ([], {}))
 
     def plan(self, rule_key: Any, rule: Any, driver: int | None, sizes: dict[str, int] | None,
              reduce: bool) -> tuple[Plan, int]:
@@ -160,6 +162,7 @@ class RuleCode:
         self.invariant = invariant
         self.memo = not invariant  # aggregates read complete relations: results never change
         self.spans: list[Span] = []
+        self.span_ids: dict[Span, int] = {}  # span -> its index in spans: each span once
         self.heads: tuple[ast.Atom, ...] = () if isinstance(rule, InvariantDef) else rule.heads
         self.body = rule.body
         self.types = rule.var_types
@@ -182,7 +185,7 @@ class RuleCode:
         self.rule_key = (type(rule).__name__, rule.id)
         self.tokens: dict[int | None, int] = {}
         if self.cache is not None:
-            self.spans = self.cache.rule_spans(self.rule_key)
+            self.spans, self.span_ids = self.cache.rule_spans(self.rule_key)
 
     # -------------------------------------------------------------- versions
     def sizes(self) -> dict[str, int]:
@@ -321,8 +324,12 @@ class RuleCode:
         return name
 
     def sid(self, span: Span) -> int:
-        self.spans.append(span)
-        return len(self.spans) - 1
+        """The number generated code uses for ``span`` (the same every time the span is met)."""
+        k = self.span_ids.get(span)
+        if k is None:
+            k = self.span_ids[span] = len(self.spans)
+            self.spans.append(span)
+        return k
 
     def _count(self, code: _Code, lit: int) -> None:
         if self.counter is not None:

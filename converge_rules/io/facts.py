@@ -76,6 +76,7 @@ import csv
 import difflib
 import io
 import json
+import functools
 import math
 import os
 import re
@@ -1056,9 +1057,10 @@ class _JsonLines:
         return resolve
 
 
-_ROW_CONVERTERS: dict[tuple[str, ...], Callable[[Iterable[Sequence[str]]], list[tuple]]] = {}
+ROW_CONVERTERS_KEPT = 256  # column signatures whose converters are kept; a long-lived process sees ever new ones
 
 
+@functools.lru_cache(maxsize=ROW_CONVERTERS_KEPT)
 def _row_converter(types: tuple[str, ...]) -> Callable[[Iterable[Sequence[str]]], list[tuple]]:
     """A list comprehension made for one column signature, as fast as a hand-written loop.
 
@@ -1066,17 +1068,16 @@ def _row_converter(types: tuple[str, ...]) -> Callable[[Iterable[Sequence[str]]]
     the arity and the converters raise ValueError/KeyError on anything unusual,
     in which case the caller falls back to the value-by-value slow path. The
     generated code contains only fixed names, never text from input or schema.
+    Kept for the ``ROW_CONVERTERS_KEPT`` most recently used signatures only: the
+    signatures are the schemas of the jobs a process runs, which have no bound.
     """
-    fn = _ROW_CONVERTERS.get(types)
-    if fn is None:
-        names = [f"v{k}" for k in range(len(types))]
-        calls = {"str": "{}", "int": "_int({})", "float": "_float({})", "bool": "_bool({})"}
-        items = ", ".join(calls[t].format(n) for t, n in zip(types, names))
-        code = f"def convert(rows):\n    return [({items},) for {', '.join(names)}, in rows]\n"
-        namespace: dict[str, Any] = {"_int": int, "_float": float, "_bool": _BOOLS.__getitem__}
-        exec(compile(code, "<converge_rules.io row converter>", "exec"), namespace)
-        fn = _ROW_CONVERTERS[types] = namespace["convert"]
-    return fn
+    names = [f"v{k}" for k in range(len(types))]
+    calls = {"str": "{}", "int": "_int({})", "float": "_float({})", "bool": "_bool({})"}
+    items = ", ".join(calls[t].format(n) for t, n in zip(types, names))
+    code = f"def convert(rows):\n    return [({items},) for {', '.join(names)}, in rows]\n"
+    namespace: dict[str, Any] = {"_int": int, "_float": float, "_bool": _BOOLS.__getitem__}
+    exec(compile(code, "<converge_rules.io row converter>", "exec"), namespace)
+    return namespace["convert"]
 
 
 def _fast_rows(rows: Iterable[Sequence[str]], spec: _Spec) -> list[tuple] | None:
@@ -1155,10 +1156,10 @@ def _remember(path: str, text: str) -> None:
         # str.splitlines (used by SourceCache.add) also breaks lines at these
         # characters; the loaders count "\n" only, so keep the numbering theirs.
         if _extension(path) == ".csv":
-            SourceCache._texts[path] = re.split(_CSV_BREAKS, text)
+            SourceCache().add_lines(path, re.split(_CSV_BREAKS, text))
             return
         lines = text.split("\n")
-        SourceCache._texts[path] = [line[:-1] if line.endswith("\r") else line for line in lines]
+        SourceCache().add_lines(path, [line[:-1] if line.endswith("\r") else line for line in lines])
 
 
 _OTHER_LINE_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
