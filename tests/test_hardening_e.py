@@ -240,6 +240,46 @@ def test_program_from_texts_with_an_installed_std_module_is_cached(tmp_path, mon
     assert cache.load_texts(["main.cvg"], dict(texts)) is None
 
 
+def test_the_program_cache_keeps_the_most_recently_used_entries(tmp_path, monkeypatch):
+    """Every distinct rule text compiled is an entry; the directory must not grow without end. Past
+    MAX_ENTRIES the least recently used go (a cache hit counts as a use), and a temporary file a
+    killed writer left behind long ago is removed too. The results never change."""
+    import time
+
+    from converge_rules.compile import cache
+
+    directory = tmp_path / "c"
+    monkeypatch.setenv("CONVERGE_CACHE_DIR", str(directory))
+    monkeypatch.delenv("CONVERGE_NO_CACHE", raising=False)
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 5)
+    monkeypatch.chdir(tmp_path)
+    files = []
+    for i in range(5):
+        rules = tmp_path / f"r{i}.cvg"
+        rules.write_text(f"relation p(x: int)\np({i}).\n")
+        files.append(str(rules))
+        converge_rules.load([str(rules)])
+    entries = sorted(directory.glob("*.pickle"))
+    assert len(entries) == 5
+    old = time.time() - 7200
+    for k, entry in enumerate(entries):  # give them distinct, old use times
+        os.utime(entry, (old + k, old + k))
+    key0 = cache.key([files[0]])
+    os.utime(directory / f"{key0}.pickle", (old - 10, old - 10))  # r0 is the least recently used...
+    assert cache.load([files[0]]) is not None                       # ...until this hit uses it again
+    leftover = directory / "abandoned.tmp"
+    leftover.write_bytes(b"half a pickle")
+    os.utime(leftover, (old, old))
+    sixth = tmp_path / "r5.cvg"
+    sixth.write_text("relation p(x: int)\np(5).\n")
+    converge_rules.load([str(sixth)])  # the sixth entry: prune down to 4 (nine tenths of 5)
+    kept = {e.name for e in directory.glob("*.pickle")}
+    assert len(kept) == 4 and not leftover.exists()
+    assert f"{key0}.pickle" in kept and f"{cache.key([str(sixth)])}.pickle" in kept
+    for path in files + [str(sixth)]:  # pruned or not, every program still loads and runs the same
+        assert converge_rules.load([path]).run().count("p") == 1
+
+
 # ---------------------------------------------------------------- item 9
 STRINGS = 's("a").\ns(x ++ "a") :- s(x).\n'
 SQUARES = "n(2).\nn(x * x) :- n(x).\n"

@@ -6,7 +6,8 @@ converge version, the grammar and the root files' paths and contents, and it
 records the SHA-256 of every file the program read (imports included); it is
 used only when all of them still match. Set CONVERGE_NO_CACHE=1 to disable,
 CONVERGE_CACHE_DIR to move it. A cache that cannot be read or written is
-ignored: it never changes a result.
+ignored: it never changes a result. It keeps at most MAX_ENTRIES programs: when
+a new entry makes more, the least recently used are removed.
 
 Every cache (this one and Lark's parser tables) lives in a per-user directory,
 ``$XDG_CACHE_HOME/converge-rules`` or ``~/.cache/converge-rules``, created with
@@ -26,6 +27,7 @@ from typing import Any
 from ..usercache import cache_dir, trusted_file
 
 FORMAT = 2
+MAX_ENTRIES = 1000  # programs kept; past it the least recently used tenth goes (see _prune)
 
 
 def _sha(path: str) -> str | None:
@@ -78,6 +80,7 @@ def load_texts(roots: list[str], texts: dict[str, str]) -> tuple[Any, dict[str, 
         return None
     if not isinstance(deps, list) or not isinstance(added, dict) or any(_sha(p) != digest for p, digest in deps):
         return None  # an installed standard module changed since: compile again
+    _used(path)
     return payload, added
 
 
@@ -99,6 +102,7 @@ def store_texts(roots: list[str], texts: dict[str, str], payload: Any, added: di
         with os.fdopen(fd, "wb") as handle:
             pickle.dump((deps, (payload, dict(added))), handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, directory / f"{key_texts(roots, texts)}.pickle")
+        _prune(directory)
     except Exception:
         if tmp is not None:
             try:
@@ -120,8 +124,9 @@ def load(roots: list[str]) -> Any | None:
             deps, payload = pickle.load(handle)
     except Exception:
         return None
-    if any(_sha(path) != digest for path, digest in deps):
+    if any(_sha(dep) != digest for dep, digest in deps):
         return None
+    _used(path)
     return payload
 
 
@@ -138,8 +143,49 @@ def store(roots: list[str], deps: list[str], payload: Any) -> None:
         with os.fdopen(fd, "wb") as handle:
             pickle.dump((entries, payload), handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, directory / f"{k}.pickle")
+        _prune(directory)
     except Exception:
         try:
             os.unlink(tmp)  # type: ignore[possibly-undefined]
         except Exception:
+            pass
+
+
+def _used(path: Path) -> None:
+    """Mark an entry as just used (its modification time), so pruning keeps what is in use."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _prune(directory: Path) -> None:
+    """Bound the cache (a cold run just wrote an entry): past MAX_ENTRIES programs, remove the least
+    recently used down to nine tenths of it, and temporary files a killed writer left over an hour ago.
+    Every rule text a long-lived process or a record replay compiles is an entry; without this
+    the directory would only grow."""
+    import time
+
+    programs: list[tuple[int, str]] = []
+    stale: list[str] = []
+    cutoff = time.time_ns() - 3600 * 10**9
+    try:
+        with os.scandir(directory) as listing:
+            for entry in listing:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.name.endswith(".pickle"):
+                    programs.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
+                elif entry.name.endswith(".tmp") and entry.stat(follow_symlinks=False).st_mtime_ns < cutoff:
+                    stale.append(entry.name)
+    except OSError:
+        return
+    doomed = stale
+    if len(programs) > MAX_ENTRIES:
+        programs.sort()
+        doomed = doomed + [name for _, name in programs[:len(programs) - MAX_ENTRIES * 9 // 10]]
+    for name in doomed:
+        try:
+            os.unlink(directory / name)
+        except OSError:
             pass
