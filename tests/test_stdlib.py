@@ -193,6 +193,43 @@ def test_access_report_only_turns_the_failure_into_a_report() -> None:
     assert r.facts("access.violation") == [("dana", "create_payment", "approve_payment")]
 
 
+def transitive(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    closure = set(pairs)
+    while True:
+        more = {(a, d) for a, b in closure for c, d in pairs if b == c} - closure
+        if not more:
+            return closure
+        closure |= more
+
+
+@SETTINGS
+@given(st.sets(st.tuples(st.sampled_from("uv"), st.sampled_from("rstw")), max_size=4),
+       st.sets(st.tuples(st.sampled_from("rstw"), st.sampled_from("rstw")), max_size=5),
+       st.sets(st.tuples(st.sampled_from("rstw"), st.sampled_from("pqx")), max_size=5),
+       st.sets(st.tuples(st.sampled_from("pqx"), st.sampled_from("pqx")), max_size=3),
+       st.sets(st.tuples(st.sampled_from("uv"), st.sampled_from("pqx"), st.sampled_from("pqx")), max_size=2),
+       st.booleans())
+def test_access_relations_match_a_reference(assigned: set, inherits: set, grant: set, conflict: set,
+                                            waiver: set, report_only: bool) -> None:
+    """Every relation of std.access, and whether the run fails, as docs/stdlib.md defines them."""
+    facts = {"assigned": sorted(assigned), "inherits": sorted(inherits), "grant": sorted(grant),
+             "conflict": sorted(conflict), "waiver": sorted(waiver), "report_only": [()] if report_only else []}
+    r = cr.load([str(STD / "access.cvg")]).run(facts=facts)
+    includes = transitive(inherits)
+    role_of = assigned | {(u, p) for u, role in assigned for r2, p in includes if r2 == role}
+    role_can = grant | {(role, p) for role, q in includes for q2, p in grant if q == q2}
+    can = {(u, p) for u, role in role_of for r2, p in role_can if r2 == role}
+    violation = {(u, a, b) for a, b in conflict if a != b for u in "uv" if (u, a) in can and (u, b) in can}
+    assert set(r.facts("role_includes")) == includes
+    assert set(r.facts("role_cycle")) == {(a,) for a, b in includes if a == b}
+    assert set(r.facts("role_of")) == role_of
+    assert set(r.facts("role_can")) == role_can
+    assert set(r.facts("can")) == can
+    assert set(r.facts("violation")) == violation
+    unwaived = {(u, a, b) for u, a, b in violation if (u, a, b) not in waiver and (u, b, a) not in waiver}
+    assert r.tier == (Tier.FAILED if unwaived and not report_only else Tier.CONVERGED)
+
+
 # ------------------------------------------------------------------ std.intervals
 
 def test_intervals_example() -> None:
@@ -240,6 +277,32 @@ def test_interval_relations_match_a_point_set_reference(bounds: list[tuple[int, 
         assert set(r.facts(relation)) == expected, relation
 
 
+SAME_ID_PIECES = """import std.intervals
+intervals.interval("x", 1, 2).
+intervals.interval("x", 5, 6).
+intervals.interval("x", 3, 4).
+intervals.interval("x", 9, 7).
+"""
+
+
+def test_intervals_pieces_with_one_id_leave_holes_but_are_not_related(tmp_path: Path) -> None:
+    """docs/stdlib.md: overlaps/encloses never relate two facts with the same id, but holes do not
+    depend on ids (gap names the id on both sides), and malformed is about the one bad fact."""
+    r = cr.load_text(SAME_ID_PIECES, str(tmp_path / "pieces.cvg")).run()
+    assert r.tier == Tier.CONVERGED
+    assert r.facts("intervals.overlaps") == r.facts("intervals.encloses") == []
+    assert r.facts("intervals.hole") == [(2, 3), (4, 5)]
+    assert r.facts("intervals.gap") == [("x", "x", 2, 3), ("x", "x", 4, 5)]
+    assert r.facts("intervals.malformed") == [("x",)]
+    assert r.count("intervals.well_formed") == 3
+    path = tmp_path / "pieces.cvg"
+    path.write_text(SAME_ID_PIECES, encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "query", str(path), "intervals.gap(a, b, lo, hi)"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines() == ['intervals.gap("x", "x", 2, 3)', 'intervals.gap("x", "x", 4, 5)']
+
+
 # ------------------------------------------------------------------ std.validate
 
 def test_validate_example_reports_without_failing() -> None:
@@ -266,6 +329,27 @@ def test_validate_acceptance_passes_on_clean_data() -> None:
     r = cr.load_text(text, str(EXAMPLES / "clean.cvg")).run()
     assert r.tier == Tier.CONVERGED, r.reasons
     assert r.count("validate.missing") == r.count("validate.duplicate") == r.count("validate.dangling") == 0
+
+
+@SETTINGS
+@given(st.sets(st.tuples(st.sampled_from(["e1", "e2", "e3"]), st.sampled_from("kl")), max_size=4),
+       st.sets(st.tuples(st.sampled_from("kl"), st.sampled_from("mn")), max_size=3),
+       st.sets(st.tuples(st.sampled_from(["e1", "e2", "e4"]), st.sampled_from("mn"), st.sampled_from(["", "v"])), max_size=5),
+       st.sets(st.tuples(st.sampled_from("kl"), st.sampled_from(["e1", "e2", "e3"]), st.sampled_from(["", "v", "w"])), max_size=5),
+       st.sets(st.tuples(st.sampled_from(["e1", "e2"]), st.sampled_from(["e1", "e3", "e5"])), max_size=4))
+def test_validate_relations_match_a_reference(entity: set, required: set, attr: set, keyed: set, ref: set) -> None:
+    """Every check of std.validate as docs/stdlib.md defines it; the module itself fails nothing."""
+    facts = {"entity": sorted(entity), "required": sorted(required), "attr": sorted(attr),
+             "keyed": sorted(keyed), "ref": sorted(ref)}
+    r = cr.load([str(STD / "validate.cvg")]).run(facts=facts)
+    assert r.tier == Tier.CONVERGED
+    has = {(i, a) for i, a, _ in attr}  # "" counts as present
+    ids = {i for i, _ in entity}
+    assert set(r.facts("has_attr")) == has
+    assert set(r.facts("missing")) == {(i, a) for i, k in entity for k2, a in required if k == k2 and (i, a) not in has}
+    assert set(r.facts("duplicate")) == {(k, v, i1, i2) for k, i1, v in keyed for k2, i2, v2 in keyed
+                                         if k == k2 and v == v2 and i1 < i2}
+    assert set(r.facts("dangling")) == {(f, t) for f, t in ref if t not in ids}
 
 
 @pytest.mark.parametrize("name", ["access_violation.cvg", "validate_acceptance.cvg"])
