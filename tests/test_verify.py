@@ -327,6 +327,29 @@ def test_edited_counts_and_repeated_facts_are_caught(loans: dict, tmp_path: Path
         "2 problems in the result's facts or counts"]
 
 
+def test_every_alternative_derivation_of_a_proofs_all_result_is_checked(tmp_path: Path) -> None:
+    """`--proofs all` writes each fact's other derivations: verify checks them all, so a tampered
+    alternative is caught (it used to verify, exit 0)."""
+    graph = ROOT / "examples/stdlib/graph_example.cvg"
+    proc = _cli("run", str(graph), "--format", "json", "--proofs", "all")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    clean = checker.verify_file(str(_write(tmp_path / "all.json", data)))
+    alternatives = sum(len(p.get("alternatives", ())) for items in data["proofs"].values() for p in items)
+    first = sum(len(items) for items in data["proofs"].values())
+    assert clean.ok and alternatives > 0 and clean.proofs == first + alternatives
+    fact = next(p for items in data["proofs"].values() for p in items if p.get("alternatives"))
+    fact["alternatives"][0]["premises"][0][1] = ["nowhere", "x"]
+    path = _write(tmp_path / "tampered.json", data)
+    report = checker.verify_file(str(path))
+    (failure,) = report.failures
+    assert failure.alternative == 0 and failure.to_json()["alternative"] == 0
+    assert failure.problems[0][0] == "premise"
+    proc = _cli("verify", str(path))
+    assert proc.returncode == EXIT_PROOF_FAILS, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"alternative derivation 1 of {failure.text} by agent ")
+
+
 # ------------------------------------------------------------------ malformed input
 
 def test_malformed_json_is_a_located_diagnostic(tmp_path: Path) -> None:

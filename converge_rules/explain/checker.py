@@ -9,7 +9,7 @@ is deliberately separate from the evaluator: this module imports the front end
 comparisons, builtins and aggregates are evaluated by the small interpreter
 below, written from the language reference, not from the engine's code.
 
-Per proof it checks that: the agent exists; one of its ``emit`` atoms of the
+Per proof (and per alternative derivation of a ``--proofs all`` result) it checks that: the agent exists; one of its ``emit`` atoms of the
 fact's relation, instantiated with the bindings, gives exactly the fact; every
 positive body atom instantiated with the bindings equals its premise (premises
 are listed in body order) and the premise is in the final facts (a premise of a
@@ -55,6 +55,7 @@ class Failure:
     problems: list[tuple[str, str]]  # (check, why): check is agent, head, premise, negated, ...
     index: int | None = None  # position of the proof in the result's list for its relation
     whole_relation: bool = False  # a problem of the relation's listing (its count), not of one fact
+    alternative: int | None = None  # which of the fact's other derivations (`--proofs all`), from 0
 
     @property
     def text(self) -> str:
@@ -67,12 +68,14 @@ class Failure:
             head = f"fact {self.text}:"
         else:
             where = f" ({self.rule})" if self.rule else ""
-            head = f"proof of {self.text} by agent {self.agent or '?'}{where} does not check:"
+            which = "proof" if self.alternative is None else f"alternative derivation {self.alternative + 1}"
+            head = f"{which} of {self.text} by agent {self.agent or '?'}{where} does not check:"
         return "\n".join([head] + [f"  {check}: {why}" for check, why in self.problems])
 
     def to_json(self) -> dict[str, Any]:
         return {"relation": self.relation, "fact": None if self.whole_relation else list(self.fact),
                 "agent": self.agent, "rule": self.rule,
+                **({"alternative": self.alternative} if self.alternative is not None else {}),
                 "problems": [{"check": c, "message": m} for c, m in self.problems]}
 
 
@@ -441,9 +444,14 @@ class Checker:
         report.facts = sum(len(rows) for rows in result["facts"].values())
         cycles = result.get("cycles")
         proofs: list[tuple[str, int, Mapping[str, Any]]] = []
+        alternative_of: dict[int, int] = {}  # id of an alternative proof -> its position among the fact's alternatives
         for rel, items in result["proofs"].items():
             for i, p in enumerate(items):
                 proofs.append((rel, i, p))
+                # `--proofs all`: every other derivation of the fact is a proof too, checked the same way
+                for k, alt in enumerate(p.get("alternatives", ())):
+                    proofs.append((rel, i, alt))
+                    alternative_of[id(alt)] = k
         # the cycle of every derived fact with a proof (the first proof listed for it)
         self.cycle_of = {}
         self.proven = set()
@@ -455,6 +463,7 @@ class Checker:
             report.proofs += 1
             failure = self._check_proof(rel, i, p, cycles, report)
             if failure is not None:
+                failure.alternative = alternative_of.get(id(p))
                 report.failures.append(failure)
         for rel, fact in undeclared:
             report.failures.append(Failure(rel, fact, None, None, [(
@@ -976,8 +985,12 @@ def _shape(data: Any, path: str, text: str) -> None:
     for rel, items in proofs.items():
         if not isinstance(items, list):
             raise bad(f"proofs of {rel!r} must be a list", ("proofs", rel))
+        alternatives = [(("proofs", rel, i, "alternatives", k), alt) for i, p in enumerate(items) if isinstance(p, dict)
+                        for k, alt in enumerate(p.get("alternatives") if isinstance(p.get("alternatives"), list) else ())]
         for i, p in enumerate(items):
-            where = ("proofs", rel, i)
+            if isinstance(p, dict) and "alternatives" in p and not isinstance(p["alternatives"], list):
+                raise bad("a proof's 'alternatives' must be a list of proofs", ("proofs", rel, i, "alternatives"))
+        for where, p in [(("proofs", rel, i), p) for i, p in enumerate(items)] + alternatives:
             if not isinstance(p, dict):
                 raise bad("a proof must be an object", where)
             if not isinstance(p.get("relation", rel), str):
