@@ -68,3 +68,60 @@ def test_goal_pruning_never_changes_the_goal_relations(ir, data) -> None:
     assert pruned.tier == full.tier
     for goal in goals:
         assert pruned.facts(goal) == full.facts(goal), (strategies.render(ir), goals)
+
+
+ROLLBACK = """
+input relation s(k: str, v: int)
+input relation t(k: str, v: int)
+relation p(k: str, v: int) key(k) prefer min(v)
+agent first { CONF when s(k, v) emit p(k, v) }
+agent second { when t(k, v) emit p(k, v) }
+invariant no3 { forbid p(_, 3) }
+s("a", 5).
+t("a", 3).
+"""
+
+
+def test_rollback_does_not_restore_a_fact_the_rolled_back_merge_added() -> None:
+    # p("a", 5) is added and superseded by p("a", 3) in the merge of cycle 1, which the invariant
+    # rejects: the last consistent context is the input, so p is empty.
+    for conf in ("", "confidence 0.5"):
+        r = cr.load_text(ROLLBACK.replace("CONF", conf), "rb.cvg").run()
+        assert r.tier == "failed" and r.cycles == 1
+        assert r.facts("p") == [] and r.superseded("p") == []
+        assert r.count("p") == 0
+
+
+def test_rollback_restores_a_fact_superseded_by_the_rolled_back_merge_with_confidence() -> None:
+    src = ROLLBACK.replace("agent second { when t(k, v)", "relation t2(k: str, v: int)\n"
+                           "agent delay { when t(k, v) emit t2(k, v) }\nagent second { when t2(k, v)")
+    r = cr.load_text(src.replace("CONF", "confidence 0.5"), "rb.cvg").run()
+    assert r.tier == "failed" and r.cycles == 2
+    assert r.facts("p") == [("a", 5)] and r.confidence("p", ("a", 5)) == 0.5
+
+
+def test_rollback_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "rb.cvg").write_text(ROLLBACK.replace("CONF", ""), encoding="utf-8")
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rb.cvg", "--format", "json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    result = json.loads(out.stdout)
+    assert result["tier"] == "failed" and result["facts"].get("p", []) == [] and result["counts"].get("p", 0) == 0
+
+
+TWO = """
+input relation s(k: str)
+relation p(k: str)
+relation r(k: str)
+agent A { confidence WA when s(k) emit p(k) }
+agent B { confidence WB when s(k) emit p(k) }
+agent use { when p(k) emit r(k) }
+s("a").
+"""
+
+
+def test_same_new_fact_from_two_agents_keeps_the_best_confidence_whatever_the_order() -> None:
+    for wa, wb in (("0.3", "0.9"), ("0.9", "0.3")):
+        r = cr.load_text(TWO.replace("WA", wa).replace("WB", wb), "two.cvg").run()
+        assert r.confidence("p", ("a",)) == 0.9 and r.confidence("r", ("a",)) == 0.9
