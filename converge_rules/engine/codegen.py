@@ -440,8 +440,10 @@ class RuleCode:
             src = self._probe(step)
         else:
             src = self._bind(("order", rel.name), rel.order)
-        if rel.key is not None and member is None and not step.driver:
-            conds.append(f"{tv} in {self._bind(('facts', rel.name), rel.facts)}")  # superseded facts stay in lists
+        if rel.key is not None and member is None:
+            # superseded facts stay in lists, deltas included: a fact superseded
+            # before the agent runs is no longer in the context for it to read
+            conds.append(f"{tv} in {self._bind(('facts', rel.name), rel.facts)}")
         if step.lit in self.mask and not pfx:
             conds.append(f"{tv} not in X{step.lit}")
         conds += [f"{tv}[{col}] == {tv}[{other}]" for col, other in step.equal]

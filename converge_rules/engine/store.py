@@ -62,7 +62,10 @@ class RelationStore:
         for fact in removed:
             self.facts.pop(fact, None)
             self.superseded.pop(fact, None)
+        undone = set(removed)
         for fact, proof in (restore or {}).items():
+            if fact in undone:  # committed by an undone commit itself: it goes too
+                continue
             self.superseded.pop(fact, None)
             self.facts[fact] = proof
             if self.key is not None:
