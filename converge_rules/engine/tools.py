@@ -134,8 +134,9 @@ def call_one(tools: Mapping[str, Callable[..., Any]], name: str, args: tuple) ->
     try:
         value = tools[name](*args)
     except (SystemExit, KeyboardInterrupt, GeneratorExit) as err:
+        text = _message(err)
         return ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}"
-                                        + (f": {_message(err)}" if _message(err) else "") + " (a tool must return a value or raise an Exception)")
+                                        + (f": {text}" if text else "") + " (a tool must return a value or raise an Exception)")
     except BaseException as err:  # a tool's failure is the agent's failure, never the engine's
         return ToolOutcome(False, error=f"tool {name} raised {type(err).__name__}: {_message(err)}")
     return check_value(name, value)
