@@ -164,14 +164,12 @@ class RuleSet:
 
     def tool_names(self) -> list[tuple[str, Span]]:
         """Every tool the rules call, with the span of its first call."""
-        from .compile.checks import _exprs
-
         seen: dict[str, Span] = {}
         for rule in list(self.program.agents) + list(self.program.invariants):
             for lit in rule.body:
                 if isinstance(lit, ast.Comparison):
                     for side in (lit.left, lit.right):
-                        for e in _exprs(side):
+                        for e in ast.sub_exprs(side):
                             if isinstance(e, ast.ToolCall):
                                 seen.setdefault(e.tool, e.span)
         return sorted(seen.items())

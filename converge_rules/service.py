@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span
-from .session import Decision, Session, _budget_fields
+from .session import Decision, Session, budget_fields
 from .store.base import DecisionStore, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -148,7 +148,7 @@ class _RepeatedKey(ValueError):
     """A request body with a key twice in one object; ``diagnostic`` locates the repeated key."""
 
     def __init__(self, text: str, value: Any):
-        from .io import _jsonpos
+        from .io import jsonpos
 
         path: tuple = ()
         stack: list[tuple[tuple, Any]] = [((), value)]  # depth first, in document order, without recursion
@@ -159,8 +159,8 @@ class _RepeatedKey(ValueError):
                 break
             children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
             stack.extend(reversed([(at + (k,), v) for k, v in children]))
-        start, end = _jsonpos.scan(text, {(path, _jsonpos.KEY)}, len(path)).get((path, _jsonpos.KEY), (0, 1))
-        index = _jsonpos.LineIndex(text)
+        start, end = jsonpos.scan(text, {(path, jsonpos.KEY)}, len(path)).get((path, jsonpos.KEY), (0, 1))
+        index = jsonpos.LineIndex(text)
         (line, col), (end_line, end_col) = index.position(start), index.position(end)
         self.message = (f"key {dumps_json(path[-1], ensure_ascii=False)} appears twice in "
                         + ("the request" if len(path) == 1 else "one object"))
@@ -541,7 +541,7 @@ def openapi_schema() -> dict[str, Any]:
                     "facts": {"type": "object", "additionalProperties": {"type": "array", "items": {
                         "oneOf": [{"type": "array"}, {"type": "object"}]}}},
                     "budget": {"type": "object", "additionalProperties": False, "properties": {  # every Budget setting
-                        name: {"type": "number" if fractional else "integer"} for name, fractional in _budget_fields()}},
+                        name: {"type": "number" if fractional else "integer"} for name, fractional in budget_fields()}},
                     "goals": {"type": "array", "items": {"type": "string"}},
                     "relations": {"type": "array", "items": {"type": "string"}}}},
                 "Decision": {"type": "object", "required": ["decision_id", "tier", "reasons", "cycles", "digest",

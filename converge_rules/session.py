@@ -94,17 +94,17 @@ def _located(err: ConvergeError, text: str) -> ConvergeError:
     paths ``_bad`` recorded); the same error when it has none or they are not in the text."""
     from dataclasses import replace
 
-    from .io import _jsonpos
+    from .io import jsonpos
 
     paths = getattr(err, "request_paths", None)
     if not paths or not any(paths) or len(paths) != len(err.diagnostics):
         return err
     wanted = {(tuple(p), k) for p, k in filter(None, paths)}
     try:
-        found = _jsonpos.scan(text, wanted, max(len(p) for p, _ in wanted))
+        found = jsonpos.scan(text, wanted, max(len(p) for p, _ in wanted))
     except ValueError:  # not the JSON the request was decoded from
         return err
-    index = _jsonpos.LineIndex(text)
+    index = jsonpos.LineIndex(text)
     out = []
     for d, where in zip(err.diagnostics, paths):
         span = found.get((tuple(where[0]), where[1])) if where else None
@@ -118,7 +118,7 @@ def _located(err: ConvergeError, text: str) -> ConvergeError:
     return ConvergeError(out)
 
 
-def _budget_fields() -> list[tuple[str, bool]]:
+def budget_fields() -> list[tuple[str, bool]]:
     """Every Budget setting and whether it is a number with a fraction (float) rather than a count."""
     from dataclasses import fields
 
@@ -129,7 +129,7 @@ def budget_from_json(data: Any, where: str = "budget") -> Budget:
     """A Budget from a JSON object such as ``{"max_cycles": 10}``; ConvergeError E944 otherwise."""
     if data is None:
         return Budget()
-    known = dict(_budget_fields())
+    known = dict(budget_fields())
     at = tuple(where.split("."))  # the budget's JSON path in a request
     if not isinstance(data, Mapping):
         raise _bad("the budget must be an object such as {\"max_cycles\": 10}", where, at=at)
@@ -262,7 +262,7 @@ class Session:
         server = self.budget.merged_over((rules or self._rules).ruleset.program.budget)
         req = requested or Budget()
         out: dict[str, Any] = {}
-        for name, _ in _budget_fields():
+        for name, _ in budget_fields():
             a, b = getattr(req, name), getattr(server, name)
             if a is None or b is None:
                 out[name] = b if a is None else a

@@ -936,7 +936,7 @@ def _located(code: str, message: str, path: str, text: str | None, where: tuple 
     line, col = 1, 1
     if text is not None and where:
         try:
-            from ..io._jsonpos import VALUE, LineIndex, scan
+            from ..io.jsonpos import VALUE, LineIndex, scan
 
             found = scan(text, {(tuple(where), VALUE)}, len(where))
             span = found.get((tuple(where), VALUE))

@@ -109,7 +109,7 @@ class RawTable:
                         [self.keys[i] for i in indexes])
 
 
-def _db_diag(code: str, message: str, where: str, notes: tuple[str, ...] = ()) -> Diagnostic:
+def db_diagnostic(code: str, message: str, where: str, notes: tuple[str, ...] = ()) -> Diagnostic:
     return Diagnostic(code, message, Span(where, 0, 0), notes=notes)
 
 
@@ -121,10 +121,10 @@ def check_select(sql: str, where: str) -> Diagnostic | None:
     body = _LEADING.sub("", sql, count=1).rstrip().rstrip(";").rstrip()
     first = body.split(None, 1)[0].lower() if body else ""
     if first not in ("select", "with", "values") or ";" in _strip_literals(body):
-        return _db_diag("E521", "only one SELECT query may read facts", where,
+        return db_diagnostic("E521", "only one SELECT query may read facts", where,
                         (f"got: {sql.strip()[:80]}", "write --table REL='SELECT ... FROM ...'"))
     if first == "with" and re.search(r"\b(insert|update|delete|merge)\b", _strip_literals(body), re.I):
-        return _db_diag("E521", "only one SELECT query may read facts (this WITH query writes)", where)
+        return db_diagnostic("E521", "only one SELECT query may read facts (this WITH query writes)", where)
     return None
 
 
@@ -139,7 +139,7 @@ def read_tables(source: DatabaseFacts, schema: Mapping[str, RelationSchema]) -> 
     queries = dict(source.tables)
     for rel, sql in source.tables:
         if rel not in schema:
-            diagnostics.append(_db_diag("E503", f"--table names an unknown relation {rel!r}", label,
+            diagnostics.append(db_diagnostic("E503", f"--table names an unknown relation {rel!r}", label,
                                         ("input relations: " + ", ".join(sorted(n for n, s in schema.items() if s.is_input)),)))
         else:
             found = check_select(sql, f"{label} --table {rel}")
@@ -228,7 +228,7 @@ def convert_tables(raw: Mapping[str, RawTable], schema: Mapping[str, RelationSch
         for col in spec.columns:
             k = table.column_index(col.name)
             if k is None:
-                diagnostics.append(_db_diag("E505", f'missing column "{col.name}" of {rel} in {table.label}', where,
+                diagnostics.append(db_diagnostic("E505", f'missing column "{col.name}" of {rel} in {table.label}', where,
                                             ("columns found: " + (", ".join(table.columns) or "none"),)))
             idx.append(k)
         if any(k is None for k in idx):
@@ -252,7 +252,7 @@ def convert_tables(raw: Mapping[str, RawTable], schema: Mapping[str, RelationSch
                     ok = False
                     errors += 1
                     if errors <= 50:
-                        diagnostics.append(_db_diag("E502", f'column "{col.name}" of {rel}: {err} is not a valid {typ}',
+                        diagnostics.append(db_diagnostic("E502", f'column "{col.name}" of {rel}: {err} is not a valid {typ}',
                                                     f"{where}[{key}]"))
             if not ok:
                 continue
@@ -260,7 +260,7 @@ def convert_tables(raw: Mapping[str, RawTable], schema: Mapping[str, RelationSch
             if conf_k is not None and row[conf_k] is not None:
                 c = row[conf_k]
                 if isinstance(c, bool) or not isinstance(c, (int, float, Decimal)) or not 0 < float(c) <= 1:
-                    diagnostics.append(_db_diag("E508", f"a fact's confidence is a number in (0, 1], got {_show(c)}",
+                    diagnostics.append(db_diagnostic("E508", f"a fact's confidence is a number in (0, 1], got {_show(c)}",
                                                 f"{where}[{key}]"))
                     continue
                 if float(c) < 1:
@@ -269,7 +269,7 @@ def convert_tables(raw: Mapping[str, RawTable], schema: Mapping[str, RelationSch
             out.append(fact)
             keys.append(key)
         if errors > 50:
-            diagnostics.append(_db_diag("E502", f"{errors - 50} more values of {rel} do not convert", where))
+            diagnostics.append(db_diagnostic("E502", f"{errors - 50} more values of {rel} do not convert", where))
         facts[rel] = out
         sources[rel] = SourceList()
         sources[rel].add(_KeySegment(where, keys))

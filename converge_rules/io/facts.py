@@ -90,7 +90,7 @@ from typing import Any, Callable
 from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
 from ..values import TYPES, ConversionError, RelationSchema, convert, format_value, has_surrogate, str_to_int
-from . import _jsonpos
+from . import jsonpos
 from ._sources import ConstSegment, LazySegment, LinesSegment, RangeSegment, SourceList, _Segment
 
 __all__ = ["LoadedFacts", "load_fact_paths", "convert_facts", "SUPPORTED_EXTENSIONS",
@@ -423,8 +423,8 @@ class _FileLoader:
             return
         pending, self.pending = self.pending, []
         wanted = {(p, kind) for p, kind, *_ in pending}
-        found = _jsonpos.scan(text, wanted, max(len(p) for p, *_ in pending))
-        index = _jsonpos.LineIndex(text) if line is None else None
+        found = jsonpos.scan(text, wanted, max(len(p) for p, *_ in pending))
+        index = jsonpos.LineIndex(text) if line is None else None
         for path, kind, code, message, notes in pending:
             start, end = found.get((path, kind), (0, 1))
             if index is None:
@@ -440,7 +440,7 @@ class _FileLoader:
     def resolve_api(self) -> None:
         for path, kind, code, message, notes in self.pending:
             where = "facts" + "".join(f"[{step!r}]" for step in path)
-            if kind == _jsonpos.KEY:
+            if kind == jsonpos.KEY:
                 where = f"key {path[-1]!r} of " + ("facts" + "".join(f"[{s!r}]" for s in path[:-1]))
             self.diags.append(Diagnostic(code, message, Span(API_SOURCE, 0, 0), notes=notes + (f"at {where}",)))
         self.pending = []
@@ -626,7 +626,7 @@ class _FileLoader:
             else:
                 del starts[0]
         facts = _fast_rows(rows, spec)
-        index: _jsonpos.LineIndex | None = None
+        index: jsonpos.LineIndex | None = None
         offsets: dict[int, list[tuple[int, int]]] = {}
 
         def line_of(i: int) -> int:
@@ -635,7 +635,7 @@ class _FileLoader:
         def position(i: int, k: int) -> tuple[int, int, int]:
             nonlocal index
             if index is None:
-                index = _jsonpos.LineIndex(text, _CSV_BREAKS)
+                index = jsonpos.LineIndex(text, _CSV_BREAKS)
             line = line_of(i)
             if i not in offsets:
                 start = index.line_start(line)
@@ -747,15 +747,15 @@ class _FileLoader:
             return
         if isinstance(data, dict):
             for key in getattr(data, "dups", ()) if isinstance(data, _DupDict) else ():
-                self.pend((key,), _jsonpos.KEY, "E501", f'relation "{key}" appears twice in this object',
+                self.pend((key,), jsonpos.KEY, "E501", f'relation "{key}" appears twice in this object',
                           ("a JSON object keeps only the last value of a repeated key",))
             for key, value in data.items():
                 spec = self.spec(key)
                 if spec is None:
-                    self.pend((key,), _jsonpos.KEY, "E503", f'unknown relation "{key}"', self.unknown_notes(key))
+                    self.pend((key,), jsonpos.KEY, "E503", f'unknown relation "{key}"', self.unknown_notes(key))
                     continue
                 if not isinstance(value, list):
-                    self.pend((key,), _jsonpos.VALUE, "E501",
+                    self.pend((key,), jsonpos.VALUE, "E501",
                               f"the facts of {key} must be a JSON array; found {_json_kind(value)}")
                     continue
                 self.emit(key, self.json_facts(spec, value, (key,)), LazySegment(
@@ -770,7 +770,7 @@ class _FileLoader:
             self.emit(spec.name, self.json_facts(spec, data, ()), LazySegment(
                 self.path, len(data), _JsonLines.for_text(self, text).resolver((), len(data))))
         else:
-            self.pend((), _jsonpos.VALUE, "E501",
+            self.pend((), jsonpos.VALUE, "E501",
                       f"expected a JSON object (relation name to facts) or a list of facts; found {_json_kind(data)}")
 
     def decode_json(self, text: str, line: int | None) -> Any:
@@ -808,7 +808,7 @@ class _FileLoader:
                     self.acc.note_confidence(spec.name, fact, conf)
                 return fact if conf is not None else None
             if len(item) != spec.arity:
-                self.pend(path, _jsonpos.VALUE, "E504",
+                self.pend(path, jsonpos.VALUE, "E504",
                           f"wrong number of values for {spec.name}: expected {spec.arity}, got {len(item)}",
                           (spec.columns_note(),))
                 return None
@@ -816,7 +816,7 @@ class _FileLoader:
         if isinstance(item, Mapping):
             ok = True
             for key in getattr(item, "dups", ()) if isinstance(item, _DupDict) else ():
-                self.pend(path + (key,), _jsonpos.KEY, "E505", f'column "{key}" of {spec.name} is given twice')
+                self.pend(path + (key,), jsonpos.KEY, "E505", f'column "{key}" of {spec.name} is given twice')
                 ok = False
             conf: float | None = 1.0
             if "confidence" in item and "confidence" not in spec.index:
@@ -827,12 +827,12 @@ class _FileLoader:
                     continue
                 if key not in spec.index:
                     shown = f'"{key}"' if isinstance(key, str) else repr(key)
-                    self.pend(path + (key,), _jsonpos.KEY, "E505", f"unknown column {shown} of {spec.name}",
+                    self.pend(path + (key,), jsonpos.KEY, "E505", f"unknown column {shown} of {spec.name}",
                               (spec.columns_note(),))
                     ok = False
             for name in spec.names:
                 if name not in item:
-                    self.pend(path, _jsonpos.VALUE, "E505", f'missing column "{name}" of {spec.name}')
+                    self.pend(path, jsonpos.VALUE, "E505", f'missing column "{name}" of {spec.name}')
                     ok = False
             if not ok:  # still check the values that are there
                 self.json_values(spec, [(k, name, item[name]) for k, name in enumerate(spec.names)
@@ -842,7 +842,7 @@ class _FileLoader:
             if fact is not None and conf is not None and conf < 1.0:
                 self.acc.note_confidence(spec.name, fact, conf)
             return fact
-        self.pend(path, _jsonpos.VALUE, "E501",
+        self.pend(path, jsonpos.VALUE, "E501",
                   f"a fact of {spec.name} must be an array of {spec.arity} values or an object with its "
                   f"column names; found {_json_kind(item)}", (spec.columns_note(),))
         return None
@@ -854,7 +854,7 @@ class _FileLoader:
         except (TypeError, ValueError, OverflowError):
             number = None
         if number is None or not (0.0 < number <= 1.0):
-            self.pend(path, _jsonpos.VALUE, "E508", f"a fact's confidence is a number in (0, 1], got {_show(value)}")
+            self.pend(path, jsonpos.VALUE, "E508", f"a fact's confidence is a number in (0, 1], got {_show(value)}")
             return None
         return number
 
@@ -871,7 +871,7 @@ class _FileLoader:
             try:
                 out.append(_convert(value, types[k]))
             except ConversionError as err:
-                self.pend(path + (step,), _jsonpos.VALUE, "E502", f'column "{spec.names[k]}" of {spec.name}: {err}')
+                self.pend(path + (step,), jsonpos.VALUE, "E502", f'column "{spec.names[k]}" of {spec.name}: {err}')
                 ok = False
         return tuple(out) if ok else None
 
@@ -905,11 +905,11 @@ class _FileLoader:
             key = next(iter(value))
             if stem is None or (key not in stem.index and self.spec(key) is not None):
                 if isinstance(value, _DupDict):
-                    self.pend((key,), _jsonpos.KEY, "E501", f'relation "{key}" appears twice in this object')
+                    self.pend((key,), jsonpos.KEY, "E501", f'relation "{key}" appears twice in this object')
                     return None, None
                 spec = self.spec(key)
                 if spec is None:
-                    self.pend((key,), _jsonpos.KEY, "E503", f'unknown relation "{key}"', self.unknown_notes(key))
+                    self.pend((key,), jsonpos.KEY, "E503", f'unknown relation "{key}"', self.unknown_notes(key))
                     return None, None
                 fact = self.json_fact(spec, value[key], (key,))
                 return (spec, fact) if fact is not None else (None, None)
@@ -917,7 +917,7 @@ class _FileLoader:
             fact = self.json_fact(stem, value, ())
             return (stem, fact) if fact is not None else (None, None)
         notes = ['bare facts (an array or object per line) need a file named after their relation, e.g. "edge.jsonl"']
-        self.pend((), _jsonpos.VALUE, "E501",
+        self.pend((), jsonpos.VALUE, "E501",
                   'expected an object with one key, the relation name, e.g. {"edge": ["a", "b"]}; '
                   f"found {_json_kind(value)}" + (" with several keys" if isinstance(value, dict) and value else ""),
                   notes)
@@ -995,10 +995,10 @@ class _FileLoader:
         for key, items in facts.items():
             spec = self.spec(key)
             if spec is None:
-                self.pend((key,), _jsonpos.KEY, "E503", f"unknown relation {_quote(key)}", self.unknown_notes(key))
+                self.pend((key,), jsonpos.KEY, "E503", f"unknown relation {_quote(key)}", self.unknown_notes(key))
                 continue
             if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
-                self.pend((key,), _jsonpos.VALUE, "E501",
+                self.pend((key,), jsonpos.VALUE, "E501",
                           f"the facts of {key} must be a list (or other iterable) of facts; found {_json_kind(items)}")
                 continue
             rel_facts = self.json_facts(spec, items, (key,))
@@ -1049,8 +1049,8 @@ class _JsonLines:
         def resolve() -> list[int]:
             if self.lines is None:
                 assert self.text is not None
-                found = _jsonpos.scan(self.text, None, 2)
-                index = _jsonpos.LineIndex(self.text)
+                found = jsonpos.scan(self.text, None, 2)
+                index = jsonpos.LineIndex(self.text)
                 self.lines = {path: index.position(start)[0] for (path, _kind), (start, _end) in found.items()}
                 self.text = None
             return [self.lines[prefix + (i,)] for i in range(count)]

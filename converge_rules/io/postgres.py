@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..diagnostics import ConvergeError
-from .database import DatabaseFacts, RawTable, _db_diag, format_key, redact
+from .database import DatabaseFacts, RawTable, db_diagnostic, format_key, redact
 
 __all__ = ["read_postgres", "connect"]
 
@@ -38,13 +38,13 @@ def connect(url: str, label: str, read_only: bool = True) -> Any:
     try:
         import psycopg
     except ImportError:
-        raise ConvergeError([_db_diag("E520", f"cannot read {label}: the psycopg package is not installed",
+        raise ConvergeError([db_diagnostic("E520", f"cannot read {label}: the psycopg package is not installed",
                                       label, ("pip install 'converge-rules[batch]'",))])
     conninfo = "postgresql" + url[url.index("://"):] if url.lower().startswith("postgres://") else url
     try:
         conn = psycopg.connect(conninfo, connect_timeout=10)
     except Exception as err:  # psycopg.Error, or a malformed URL
-        raise ConvergeError([_db_diag("E520", f"cannot connect to {label}: {_scrub(str(err), url)}", label)])
+        raise ConvergeError([db_diagnostic("E520", f"cannot connect to {label}: {_scrub(str(err), url)}", label)])
     if read_only:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -104,7 +104,7 @@ def read_postgres(source: DatabaseFacts, relations: Sequence[str], queries: Mapp
                 out[rel] = RawTable(rel, name, columns, rows, keys)
     except psycopg.Error as err:
         code = "E521" if getattr(err, "sqlstate", None) == "25006" else "E520"  # read_only_sql_transaction
-        raise ConvergeError([_db_diag(code, f"cannot read facts: {_scrub(str(err), source.url)}", current)])
+        raise ConvergeError([db_diagnostic(code, f"cannot read facts: {_scrub(str(err), source.url)}", current)])
     finally:
         conn.close()
     return out

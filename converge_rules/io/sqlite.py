@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
 from ..diagnostics import ConvergeError
-from .database import DatabaseFacts, RawTable, _db_diag, format_key
+from .database import DatabaseFacts, RawTable, db_diagnostic, format_key
 
 __all__ = ["read_sqlite", "sqlite_path", "connect_readonly"]
 
@@ -38,15 +38,15 @@ def connect_readonly(url: str, label: str) -> sqlite3.Connection:
     try:
         path = sqlite_path(url)
     except ValueError as err:
-        raise ConvergeError([_db_diag("E520", f"cannot open {label}: {err}", label)])
+        raise ConvergeError([db_diagnostic("E520", f"cannot open {label}: {err}", label)])
     if not os.path.isfile(path):
-        raise ConvergeError([_db_diag("E520", f"cannot open {label}: no such database file {path}", label)])
+        raise ConvergeError([db_diagnostic("E520", f"cannot open {label}: no such database file {path}", label)])
     try:
         conn = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True, isolation_level=None)
         conn.execute("PRAGMA query_only = ON")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as err:
-        raise ConvergeError([_db_diag("E520", f"cannot open {label}: {err}", label)])
+        raise ConvergeError([db_diagnostic("E520", f"cannot open {label}: {err}", label)])
     return conn
 
 
@@ -107,7 +107,7 @@ def read_sqlite(source: DatabaseFacts, relations: Sequence[str], queries: Mappin
             out[rel] = RawTable(rel, name, columns, rows, keys)
     except sqlite3.Error as err:
         code = "E521" if "readonly" in str(err).lower() or "query_only" in str(err).lower() else "E520"
-        raise ConvergeError([_db_diag(code, f"cannot read facts: {err}", current)])
+        raise ConvergeError([db_diagnostic(code, f"cannot read facts: {err}", current)])
     finally:
         try:
             conn.execute("ROLLBACK")
