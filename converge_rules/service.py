@@ -10,6 +10,7 @@ not the process-wide one. Errors are JSON with a stable code
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -21,9 +22,10 @@ from typing import Any, Callable, Sequence
 from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .session import Decision, Session, budget_fields
-from .store.base import DecisionStore, StoredDecision, StoreError
+from .store.base import DecisionStore, KeyTaken, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+MAX_IDEMPOTENCY_KEY = 255  # characters, as common payment APIs allow
 TIERS = ("converged", "degraded", "bounded", "failed")
 
 
@@ -93,6 +95,8 @@ class _Metrics:
                                                                 .5, 1, 5))
         self.swaps = Counter("converge_ruleset_swaps", "Rule set replacements by PUT /v1/ruleset",
                              registry=self.registry)
+        self.replays = Counter("converge_idempotent_replays", "Retried POST /v1/decisions answered with the "
+                               "decision stored under their Idempotency-Key", registry=self.registry)
         self.stored = Gauge("converge_ruleset_loaded_timestamp_seconds", "When the current rule set was loaded",
                             registry=self.registry)
 
@@ -179,19 +183,43 @@ def json_bytes(content: Any) -> bytes:
                       separators=(",", ":")).encode("utf-8", "backslashreplace")
 
 
-def stored_form(decision: Decision) -> StoredDecision:
-    """A decision as the log keeps it: the exact answer (compact JSON) and the record."""
+def stored_form(decision: Decision, idempotency_key: str | None = None,
+                request_sha256: str | None = None) -> StoredDecision:
+    """A decision as the log keeps it: the exact answer (compact JSON) and the record, with the
+    client's idempotency key and the hash of its request (``request_hash``) when it sent one."""
     response = decision.response()
     return StoredDecision(decision.id, decision.created_at, decision.ruleset_digest, response["tier"],
                           response["digest"], dumps_json(response, ensure_ascii=False, separators=(",", ":")),
-                          decision.record.to_json())
+                          decision.record.to_json(), idempotency_key, request_sha256)
 
 
-def store_decision(store: DecisionStore, decision: Decision) -> StoredDecision:
-    """Store a decision durably (what the service does before it answers); returns the stored row."""
-    row = stored_form(decision)
+def store_decision(store: DecisionStore, decision: Decision, idempotency_key: str | None = None,
+                   request: Any = None) -> StoredDecision:
+    """Store a decision durably (what the service does before it answers); returns the stored row.
+    With ``idempotency_key``, ``request`` is the request the decision answers (as ``request_hash``
+    takes it); ``store.get_by_key`` finds the decision again and raises ``KeyTaken`` if the key is used."""
+    row = stored_form(decision, idempotency_key, request_hash(request) if idempotency_key is not None else None)
     store.put(row)
     return row
+
+
+def request_hash(body: Any) -> str:
+    """SHA-256 of a decision request's canonical JSON (keys sorted, no spaces): a retry that sends
+    the same request in another layout or key order has the same hash."""
+    text = dumps_json(body, sort_keys=True, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The ``Idempotency-Key`` header's value: 1 to 255 printable ASCII characters (surrounding
+    spaces are not part of it); None without the header; ValueError (E954) for anything else."""
+    if header is None:
+        return None
+    key = header.strip(" \t")
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not all(" " <= ch <= "~" for ch in key):
+        raise ValueError(f"the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII "
+                         "characters (a UUID is a good key)")
+    return key
 
 
 def create_app(session: Session, store: DecisionStore, config: ServiceConfig | None = None) -> Any:
@@ -280,6 +308,13 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         if not authorized(request):
             return unauthorized()
         start = time.perf_counter()
+        try:
+            keys = request.headers.getlist("idempotency-key")
+            if len(keys) > 1:
+                raise ValueError("send one Idempotency-Key header, not several")
+            key = idempotency_key(keys[0] if keys else None)
+        except ValueError as err:
+            return fail(400, "E954", str(err))
         body, text, error = await read_json(request)
         if error is not None:
             return error
@@ -290,11 +325,28 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             return fail(400, "E944", f"unknown key(s) in the request: {', '.join(unknown)}; known: facts, budget, "
                                      "goals, relations")
         facts = body.get("facts")  # null or no key: no facts; anything but an object is refused (E501)
+        digest = request_hash(body) if key is not None else None
+
+        def replay(found: StoredDecision) -> Response:
+            """The answer to a retry: the stored decision, byte for byte, if it answered this request."""
+            if found.request_sha256 != digest:
+                return fail(422, "E955", f"the Idempotency-Key {key!r} was used for another request (decision "
+                                         f"{found.id}); send a new key for a new request")
+            metrics.replays.inc()
+            return Response(found.response, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+
+        if key is not None:
+            try:
+                found = await run_in_threadpool(metrics.timed_store, "get", lambda: store.get_by_key(key))
+            except StoreError as err:
+                return fail(500 if err.code == "E948" else 503, err.code, err.message, kind="store")
+            if found is not None:
+                return replay(found)
 
         def decide_and_store() -> StoredDecision:
             decision = session.decide(facts, body.get("budget"), body.get("goals"), body.get("relations"),
                                       source_text=text)  # its errors located in the request
-            row = stored_form(decision)
+            row = stored_form(decision, key, digest)
             metrics.timed_store("put", lambda: store.put(row))
             return row
 
@@ -303,6 +355,17 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         except ConvergeError as err:
             return fail(400, "E944" if all(d.code == "E944" for d in err.diagnostics) else err.diagnostics[0].code,
                         "invalid request: " + err.diagnostics[0].message, err.diagnostics)
+        except KeyTaken:
+            # a concurrent request with the same key stored its decision first: answer that one
+            # (this decision was not stored, so it was never made as far as anyone can tell)
+            try:
+                found = await run_in_threadpool(metrics.timed_store, "get", lambda: store.get_by_key(key))  # type: ignore[arg-type]
+            except StoreError as err:
+                return fail(500 if err.code == "E948" else 503, err.code, err.message, kind="store")
+            if found is None:  # pruned in between: nothing is acknowledged under this key now
+                return fail(503, "E941", "the decision could not be stored, so it is not acknowledged: its "
+                                         "Idempotency-Key was taken and released meanwhile; retry", kind="store")
+            return replay(found)
         except StoreError as err:
             return fail(503, err.code, f"the decision could not be stored, so it is not acknowledged: {err.message}",
                         kind="store")
@@ -559,8 +622,13 @@ def openapi_schema() -> dict[str, Any]:
         "security": [{"bearer": []}, {}],
         "paths": {
             "/v1/decisions": {
-                "post": op("Make a decision over the given facts; 200 once it is stored", decision, 400, 401, 413, 503,
-                           body={"$ref": "#/components/schemas/DecisionRequest"}),
+                "post": op("Make a decision over the given facts; 200 once it is stored. With an Idempotency-Key, "
+                           "a retry of the same request answers the decision stored under that key (header "
+                           "Idempotent-Replayed: true) instead of making another",
+                           decision, 400, 401, 413, 422, 503, body={"$ref": "#/components/schemas/DecisionRequest"},
+                           params=[{"name": "Idempotency-Key", "in": "header", "required": False,
+                                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
+                                               "pattern": "^[ -~]+$"}}]),
                 "get": op("The newest stored decisions", {"type": "object"}, 400, 401,
                           params=[{"name": "limit", "in": "query", "schema": {"type": "integer"}},
                                   {"name": "tier", "in": "query", "schema": {"enum": list(TIERS)}},
@@ -591,6 +659,8 @@ def openapi_schema() -> dict[str, Any]:
 
 _STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing or wrong bearer token",
            403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
+           422: "The Idempotency-Key was used for another request (E955)",
            500: "The stored decision is damaged (E948)", 503: "The decision log is unavailable"}
 
-__all__ = ["DEFAULT_MAX_BODY", "ServiceConfig", "create_app", "store_decision", "stored_form", "is_loopback", "openapi_schema", "read_tokens"]
+__all__ = ["DEFAULT_MAX_BODY", "MAX_IDEMPOTENCY_KEY", "ServiceConfig", "create_app", "idempotency_key", "is_loopback",
+           "openapi_schema", "read_tokens", "request_hash", "store_decision", "stored_form"]

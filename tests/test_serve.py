@@ -828,6 +828,106 @@ def test_decisions_cli_reads_the_log(tmp_path: Path) -> None:
     assert pruned.returncode == 0 and "deleted 0 decisions" in pruned.stdout
 
 
+# ---------------------------------------------------------------- retries: Idempotency-Key
+
+def _metric(client: httpx.Client, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+def test_a_retry_with_its_idempotency_key_answers_the_stored_decision(client: httpx.Client) -> None:
+    """A client that lost the answer to a POST sends it again with the same Idempotency-Key: it gets
+    the decision made the first time, byte for byte (Idempotent-Replayed: true), and no second decision
+    is made or stored; the same request in another layout or key order is the same request."""
+    key = "retry-" + uuid.uuid4().hex
+    body = {"facts": request_facts(3), "relations": ["decision"]}
+    first = client.post("/v1/decisions", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    assert "idempotent-replayed" not in first.headers
+    replays = _metric(client, "converge_idempotent_replays_total")
+    stored = len(client.get("/v1/decisions?limit=1000").json()["decisions"])
+    again = client.post("/v1/decisions", content=json.dumps({"relations": ["decision"], "facts": request_facts(3)},
+                                                            indent=3).encode(),
+                        headers={"Idempotency-Key": key, "Content-Type": "application/json"})
+    assert again.status_code == 200 and again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    assert _metric(client, "converge_idempotent_replays_total") == replays + 1
+    assert len(client.get("/v1/decisions?limit=1000").json()["decisions"]) == stored
+    # without the key the same request is a new decision
+    fresh = client.post("/v1/decisions", json=body)
+    assert fresh.status_code == 200 and fresh.json()["decision_id"] != first.json()["decision_id"]
+
+
+def test_an_idempotency_key_reused_for_another_request_is_422(client: httpx.Client) -> None:
+    key = "reuse-" + uuid.uuid4().hex
+    first = client.post("/v1/decisions", json={"facts": request_facts(4)}, headers={"Idempotency-Key": key})
+    assert first.status_code == 200
+    other = client.post("/v1/decisions", json={"facts": request_facts(5)}, headers={"Idempotency-Key": key})
+    assert other.status_code == 422, other.text
+    error = other.json()["error"]
+    assert error["code"] == "E955" and first.json()["decision_id"] in error["message"]
+    post = client.get("/openapi.json").json()["paths"]["/v1/decisions"]["post"]
+    assert "422" in post["responses"] and [p["name"] for p in post["parameters"]] == ["Idempotency-Key"]
+
+
+@pytest.mark.parametrize("headers", [
+    [("Idempotency-Key", "")], [("Idempotency-Key", "k" * 256)],
+    [("Idempotency-Key", "caf\u00e9")], [("Idempotency-Key", "a\tb")], [("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+], ids=["empty", "too-long", "not-ascii", "control", "twice"])
+def test_a_bad_idempotency_key_is_400_E954_and_decides_nothing(client: httpx.Client, headers: list) -> None:
+    stored = len(client.get("/v1/decisions?limit=1000").json()["decisions"])
+    r = client.post("/v1/decisions", json={"facts": request_facts(6)},
+                    headers=[(k.encode(), v.encode("latin-1")) for k, v in headers])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "E954", r.text
+    assert len(client.get("/v1/decisions?limit=1000").json()["decisions"]) == stored
+    ok = client.post("/v1/decisions", json={"facts": request_facts(6)}, headers={"Idempotency-Key": "k" * 255})
+    assert ok.status_code == 200, ok.text  # 255 characters is a key (the same request each time: replayed)
+
+
+def test_concurrent_retries_under_one_key_make_one_decision(tmp_path: Path) -> None:
+    """Eight clients send the same request with the same key at once (a retry storm): one decision
+    is made and stored, and every client gets it."""
+    for store in (f"sqlite:///{tmp_path / 'd.db'}", None):
+        if store is None:
+            schema = "f2_idem_" + uuid.uuid4().hex[:8]
+            store = postgres_url(schema)
+        srv = Server([LOANS], store).start()
+        try:
+            body = {"facts": request_facts(7)}
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _: httpx.post(srv.url + "/v1/decisions", json=body, timeout=60,
+                                                             headers={"Idempotency-Key": "storm"}), range(16)))
+            assert {a.status_code for a in answers} == {200}
+            assert len({a.json()["decision_id"] for a in answers}) == 1 and len({a.content for a in answers}) == 1
+            assert len(httpx.get(srv.url + "/v1/decisions").json()["decisions"]) == 1
+        finally:
+            srv.stop()
+            if store.startswith("postgresql"):
+                drop_schema(store)
+
+
+def test_decisions_show_finds_a_decision_by_its_idempotency_key(tmp_path: Path) -> None:
+    from converge_rules.service import request_hash, store_decision
+    from converge_rules.store import open_store
+
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    session = cr.Session([LOANS])
+    with open_store(store) as s:
+        decision = session.decide(LOANS_FACTS)
+        row = store_decision(s, decision, idempotency_key="order-9", request={"facts": LOANS_FACTS})
+        assert row.request_sha256 == request_hash({"facts": LOANS_FACTS}) and s.get_by_key("order-9") == row
+    shown = cli("decisions", "show", "--idempotency-key", "order-9", "--store", store)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == decision.response()
+    missing = cli("decisions", "show", "--idempotency-key", "order-10", "--store", store)
+    assert missing.returncode == 1 and "E947" in missing.stderr and "idempotency key" in missing.stderr
+    for args in ([], [decision.id, "--idempotency-key", "order-9"]):
+        usage = cli("decisions", "show", *args, "--store", store)
+        assert usage.returncode == 2 and "one of them" in usage.stderr
+
+
 def test_serve_refuses_invalid_rules_and_stores(tmp_path: Path) -> None:
     bad = tmp_path / "bad.cvg"
     bad.write_text("relation p(x: int)\np(x) :- q(x).\n")

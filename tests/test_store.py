@@ -94,7 +94,7 @@ def test_sqlite_is_wal_with_full_sync(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     # another process's view: a plain sqlite3 connection reads the schema table
-    assert sqlite3.connect(tmp_path / "x" / "log.db").execute("SELECT max(version) FROM converge_schema").fetchone()[0] == 1
+    assert sqlite3.connect(tmp_path / "x" / "log.db").execute("SELECT max(version) FROM converge_schema").fetchone()[0] == SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("url, code", [
@@ -378,7 +378,8 @@ def test_readers_open_the_log_read_only_and_write_nothing(store_url: str, monkey
             assert reader.get("id0004") is not None
     import converge_rules.store.base as base
 
-    monkeypatch.setattr(base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)  # a newer converge reading this log
+    # a newer converge that no longer reads logs at this version without migrating them
+    monkeypatch.setattr(base, "OLDEST_READABLE_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError) as err:
         open_store(store_url, read_only=True)
     assert err.value.code == "E941" and "older" in err.value.message and "migrate" in err.value.message
@@ -442,3 +443,96 @@ def test_decisions_cli_reads_a_read_only_log_without_writing(tmp_path: Path) -> 
     finally:
         logs.chmod(0o755)
         path.chmod(0o644)
+
+
+# ---------------------------------------------------------------- idempotency keys
+
+def keyed(i: int, key: str | None, request: str | None = "h" * 64) -> StoredDecision:
+    r = row(i, 1000.0 + i)
+    return StoredDecision(r.id, r.created_at, r.ruleset_digest, r.tier, r.digest, r.response, r.record,
+                          key, request if key is not None else None)
+
+
+def test_an_idempotency_key_names_one_decision(store_url: str) -> None:
+    """A decision stored under a key is found by it; a second decision under the same key is refused
+    with KeyTaken (E955), never stored twice; decisions without a key never clash with each other."""
+    from converge_rules.store.base import KeyTaken
+
+    with open_store(store_url) as store:
+        store.put(keyed(1, "order-17/retry"))
+        store.put(keyed(2, None))
+        store.put(keyed(3, None))
+        assert store.get_by_key("order-17/retry") == keyed(1, "order-17/retry")
+        assert store.get("id0001") == keyed(1, "order-17/retry") and store.get("id0002") == keyed(2, None)
+        assert store.get_by_key("order-18") is None and store.get_by_key("a\x00b") is None
+        with pytest.raises(KeyTaken) as err:
+            store.put(keyed(4, "order-17/retry"))
+        assert err.value.code == "E955" and "order-17/retry" in err.value.message
+        with pytest.raises(StoreError) as dup:  # the id taken, with another key: still E943
+            store.put(keyed(1, "other"))
+        assert dup.value.code == "E943" and not isinstance(dup.value, KeyTaken)
+        assert store.count() == 3 and store.get("id0004") is None
+
+
+def test_concurrent_puts_under_one_key_store_exactly_one(store_url: str) -> None:
+    from converge_rules.store.base import KeyTaken
+
+    with open_store(store_url) as store:
+        def attempt(i: int) -> str:
+            try:
+                store.put(keyed(i, "same"))
+                return "stored"
+            except KeyTaken:
+                return "taken"
+
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(attempt, range(16)))
+        assert outcomes.count("stored") == 1 and outcomes.count("taken") == 15
+        assert store.count() == 1 and store.get_by_key("same") is not None
+
+
+def _make_version_1_log(store_url: str) -> None:
+    """A log as converge wrote it before idempotency keys (schema version 1), with one decision."""
+    from converge_rules.store import postgres, sqlite
+
+    r = row(1, 1001.0)
+    insert = "INSERT INTO {t} (id, created_at, ruleset_digest, tier, digest, response, record) VALUES ({p})"
+    values = (r.id, r.created_at, r.ruleset_digest, r.tier, r.digest, r.response, r.record)
+    if store_url.startswith("sqlite"):
+        conn = sqlite3.connect(store_url[len("sqlite:///"):])
+        for sql in sqlite.MIGRATIONS[0]:
+            conn.execute(sql)
+        conn.execute("CREATE TABLE converge_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO converge_schema (version) VALUES (1)")
+        conn.execute(insert.format(t="decisions", p=", ".join("?" * 7)), values)
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    conninfo, schema = postgres.split_url(store_url)
+    with psycopg.connect(conninfo) as conn:
+        s = f'"{schema}"'
+        conn.execute(f"CREATE SCHEMA {s}")
+        for sql in postgres.MIGRATIONS[0]:
+            conn.execute(sql.replace("{s}", s))
+        conn.execute(f"CREATE TABLE {s}.converge_schema (version INTEGER NOT NULL)")
+        conn.execute(f"INSERT INTO {s}.converge_schema (version) VALUES (1)")
+        conn.execute(insert.format(t=f"{s}.decisions", p=", ".join(["%s"] * 7)), values)
+
+
+def test_a_version_1_log_is_read_as_it_is_and_migrated_by_a_writer(store_url: str) -> None:
+    """Logs written before idempotency keys: a reader reads them unchanged (no key on any decision),
+    a writer (the service) adds the columns once, keeping every decision."""
+    _make_version_1_log(store_url)
+    with open_store(store_url, read_only=True) as reader:
+        assert reader.schema_version() == 1
+        assert reader.get("id0001") == row(1, 1001.0) and reader.get_by_key("anything") is None
+        assert [r.id for r in reader.list()] == ["id0001"]
+    with open_store(store_url) as writer:
+        assert writer.schema_version() == SCHEMA_VERSION
+        assert writer.get("id0001") == row(1, 1001.0)
+        writer.put(keyed(2, "k"))
+        assert writer.get_by_key("k") == keyed(2, "k")
+    with open_store(store_url, read_only=True) as reader:
+        assert reader.schema_version() == SCHEMA_VERSION and reader.get_by_key("k") == keyed(2, "k")

@@ -40,17 +40,19 @@ def _open(url: str | None, read_only: bool = True) -> Any:
         sys.exit(EXIT_INVALID)
 
 
-def _fetch(url: str | None, decision_id: str) -> Any:
+def _fetch(url: str | None, decision_id: str, by_key: bool = False) -> Any:
+    """The stored decision with this id (or, ``by_key``, stored under this idempotency key)."""
     from ..store.base import StoreError
 
     with _open(url) as store:
         try:
-            found = store.get(decision_id)
+            found = store.get_by_key(decision_id) if by_key else store.get(decision_id)
         except StoreError as err:
             click.echo(f"converge decisions: {err}", err=True)
             sys.exit(EXIT_INVALID)
     if found is None:
-        click.echo(f"converge decisions: error[E947]: no decision with id {decision_id!r}", err=True)
+        what = "idempotency key" if by_key else "id"
+        click.echo(f"converge decisions: error[E947]: no decision with {what} {decision_id!r}", err=True)
         sys.exit(EXIT_INVALID)
     return found
 
@@ -108,12 +110,16 @@ def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None
 
 
 @decisions.command("show")
-@click.argument("decision_id")
+@click.argument("decision_id", required=False)
 @_STORE
 @click.option("--record", "as_record", is_flag=True, help="Print the whole decision record (converge-record/1).")
-def show(decision_id: str, store_url: str | None, as_record: bool) -> None:
+@click.option("--idempotency-key", "key", metavar="KEY",
+              help="Show the decision stored under this Idempotency-Key (instead of DECISION_ID).")
+def show(decision_id: str | None, store_url: str | None, as_record: bool, key: str | None) -> None:
     """Print a stored decision as the service answered it (JSON), or its record."""
-    found = _fetch(store_url, decision_id)
+    if (decision_id is None) == (key is None):
+        raise click.UsageError("give a DECISION_ID or --idempotency-key KEY (one of them)")
+    found = _fetch(store_url, key, by_key=True) if key is not None else _fetch(store_url, decision_id)  # type: ignore[arg-type]
     text = found.record if as_record else dumps_json(loads_json(found.response), indent=2, ensure_ascii=False)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 

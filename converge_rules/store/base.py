@@ -18,12 +18,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Readers (``read_only``) read a log at this version or later without migrating it: version 2 only
+# added columns, which a reader of a version-1 log takes as empty.
+OLDEST_READABLE_VERSION = 1
 
 
 class StoreError(Exception):
     """A store problem with a stable code (docs/diagnostics.md): E940 bad URL, E941 unavailable,
-    E942 schema newer than this version, E943 duplicate decision id, E948 a stored decision is damaged."""
+    E942 schema newer than this version, E943 duplicate decision id, E948 a stored decision is damaged,
+    E955 the idempotency key is taken (``KeyTaken``)."""
 
     def __init__(self, code: str, message: str):
         self.code = code
@@ -34,9 +38,21 @@ class StoreError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+class KeyTaken(StoreError):
+    """``put`` refused a decision because another one is stored under its idempotency key."""
+
+    def __init__(self, key: str):
+        super().__init__("E955", f"a decision is already stored under the idempotency key {key!r}")
+        self.key = key
+
+
 @dataclass(frozen=True)
 class StoredDecision:
-    """One decision as stored: ``response`` and ``record`` are JSON texts."""
+    """One decision as stored: ``response`` and ``record`` are JSON texts.
+
+    ``idempotency_key``: the client's key for retries (``Idempotency-Key``), unique in the log;
+    ``request_sha256``: the hash of the request it answered (``request_hash``), so a retry is told
+    from another request that reuses the key. Both None for a decision made without a key."""
 
     id: str
     created_at: float          # seconds since the epoch (UTC)
@@ -45,6 +61,8 @@ class StoredDecision:
     digest: str
     response: str
     record: str
+    idempotency_key: str | None = None
+    request_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,10 @@ class DecisionStore(ABC):
     @abstractmethod
     def get(self, decision_id: str) -> StoredDecision | None:
         """The decision with this id, or None."""
+
+    @abstractmethod
+    def get_by_key(self, idempotency_key: str) -> StoredDecision | None:
+        """The decision stored under this idempotency key, or None."""
 
     @abstractmethod
     def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
@@ -160,9 +182,9 @@ def check_readable(found: int, url: str) -> None:
     check_version(found, url)
     if found == 0:
         raise StoreError("E941", f"no decision log at {url} (start `converge serve` with this --store)")
-    if found < SCHEMA_VERSION:
+    if found < OLDEST_READABLE_VERSION:
         raise StoreError("E941", f"the decision log at {url} has schema version {found}, older than this converge "
-                                 f"reads ({SCHEMA_VERSION}), and reading it does not migrate it: run "
+                                 f"reads ({OLDEST_READABLE_VERSION}), and reading it does not migrate it: run "
                                  "`converge serve` (or `converge decisions prune`) on it once, as a user who may write it")
 
 
@@ -173,28 +195,42 @@ def pending_migrations(found: int, migrations: Sequence[Sequence[str]]) -> list[
 
 class SqlDecisionStore(DecisionStore):
     """The decision-log queries shared by the SQL back ends; a back end gives its table name
-    (``TABLE``), its parameter marker (``PARAM``) and ``_run(sql, args, fetch)``."""
+    (``TABLE``), its parameter marker (``PARAM``) and ``_run(sql, args, fetch, key)`` (``key``: the
+    idempotency key of an INSERT, to raise ``KeyTaken`` rather than E943 when it is the key that is taken)."""
 
     TABLE = "decisions"
     PARAM = "?"
+    _version = SCHEMA_VERSION
 
-    def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
+    def _run(self, sql: str, args: tuple = (), fetch: str = "", key: str | None = None) -> Any:
         raise NotImplementedError
 
     def _sql(self, sql: str) -> str:
         return sql.replace("{t}", self.TABLE).replace("{p}", self.PARAM)
 
+    def _columns(self) -> str:
+        """The columns of a StoredDecision; a version-1 log (read-only) has no idempotency columns."""
+        keys = "idempotency_key, request_sha256" if self._version >= 2 else "NULL, NULL"
+        return f"id, created_at, ruleset_digest, tier, digest, response, record, {keys}"
+
     def put(self, decision: StoredDecision) -> None:
         d = decision  # one statement: committed (and synced) on return
-        self._run(self._sql("INSERT INTO {t} (id, created_at, ruleset_digest, tier, digest, response, record)"
-                            " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"),
-                  (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest, d.response, d.record))
+        self._run(self._sql("INSERT INTO {t} (id, created_at, ruleset_digest, tier, digest, response, record,"
+                            " idempotency_key, request_sha256) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"),
+                  (d.id, d.created_at, d.ruleset_digest, d.tier, d.digest, d.response, d.record,
+                   d.idempotency_key, d.request_sha256), key=d.idempotency_key)
 
     def get(self, decision_id: str) -> StoredDecision | None:
         if "\x00" in decision_id:  # no decision has one (ids are hex), and PostgreSQL text cannot hold it
             return None
-        row = self._run(self._sql("SELECT id, created_at, ruleset_digest, tier, digest, response, record FROM {t}"
-                                  " WHERE id = {p}"), (decision_id,), "one")
+        row = self._run(self._sql(f"SELECT {self._columns()} FROM {{t}} WHERE id = {{p}}"), (decision_id,), "one")
+        return checked(StoredDecision(*row)) if row else None
+
+    def get_by_key(self, idempotency_key: str) -> StoredDecision | None:
+        if "\x00" in idempotency_key or self._version < 2:  # keys are printable; a version-1 log has none
+            return None
+        row = self._run(self._sql(f"SELECT {self._columns()} FROM {{t}} WHERE idempotency_key = {{p}}"),
+                        (idempotency_key,), "one")
         return checked(StoredDecision(*row)) if row else None
 
     def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import redact
-from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_readable, check_version,
+from .base import (SCHEMA_VERSION, KeyTaken, SqlDecisionStore, StoreError, check_readable, check_version,
                    pending_migrations)
 
 MIGRATIONS: list[list[str]] = [
@@ -23,6 +23,11 @@ MIGRATIONS: list[list[str]] = [
         " ruleset_digest TEXT NOT NULL, tier TEXT NOT NULL, digest TEXT NOT NULL, response TEXT NOT NULL,"
         " record TEXT NOT NULL)",
         "CREATE INDEX decisions_created ON {s}.decisions (created_at, id)",
+    ],
+    [  # 2: idempotency keys (a retried request answers the decision it made; NULLs never clash)
+        "ALTER TABLE {s}.decisions ADD COLUMN idempotency_key TEXT",
+        "ALTER TABLE {s}.decisions ADD COLUMN request_sha256 TEXT",
+        "CREATE UNIQUE INDEX decisions_idempotency ON {s}.decisions (idempotency_key)",
     ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -127,7 +132,7 @@ class PostgresStore(SqlDecisionStore):
     def schema_version(self) -> int:
         return self._version
 
-    def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
+    def _run(self, sql: str, args: tuple = (), fetch: str = "", key: str | None = None) -> Any:
         import psycopg
 
         for attempt in (1, 2):
@@ -146,7 +151,9 @@ class PostgresStore(SqlDecisionStore):
                         # at the end of the block), so running the statement again cannot store it twice
                         broken = conn.closed
                         raise
-            except psycopg.errors.UniqueViolation:
+            except psycopg.errors.UniqueViolation as err:
+                if key is not None and err.diag.constraint_name == "decisions_idempotency":
+                    raise KeyTaken(key) from None
                 raise StoreError("E943", "decision already stored") from None
             except StoreError:
                 raise

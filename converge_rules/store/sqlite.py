@@ -14,7 +14,7 @@ import threading
 import urllib.parse
 from typing import Any
 
-from .base import (SCHEMA_VERSION, SqlDecisionStore, StoreError, check_readable, check_version,
+from .base import (SCHEMA_VERSION, KeyTaken, SqlDecisionStore, StoreError, check_readable, check_version,
                    pending_migrations)
 
 MIGRATIONS: list[list[str]] = [
@@ -22,6 +22,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE decisions (id TEXT PRIMARY KEY, created_at REAL NOT NULL, ruleset_digest TEXT NOT NULL,"
         " tier TEXT NOT NULL, digest TEXT NOT NULL, response TEXT NOT NULL, record TEXT NOT NULL)",
         "CREATE INDEX decisions_created ON decisions (created_at, id)",
+    ],
+    [  # 2: idempotency keys (a retried request answers the decision it made; NULLs never clash)
+        "ALTER TABLE decisions ADD COLUMN idempotency_key TEXT",
+        "ALTER TABLE decisions ADD COLUMN request_sha256 TEXT",
+        "CREATE UNIQUE INDEX decisions_idempotency ON decisions (idempotency_key)",
     ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -136,7 +141,7 @@ class SQLiteStore(SqlDecisionStore):
             raise StoreError("E941", f"the decision log {self._path} was removed or replaced while open; "
                                      "restart the service to open it again")
 
-    def _run(self, sql: str, args: tuple = (), fetch: str = "") -> Any:
+    def _run(self, sql: str, args: tuple = (), fetch: str = "", key: str | None = None) -> Any:
         with self._lock:
             self._check_file()
             try:
@@ -147,6 +152,8 @@ class SQLiteStore(SqlDecisionStore):
                     return cur.fetchall()
                 return cur.rowcount
             except sqlite3.IntegrityError as err:
+                if key is not None and "idempotency_key" in str(err):
+                    raise KeyTaken(key) from None
                 raise StoreError("E943", f"decision already stored: {err}") from None
             except sqlite3.Error as err:
                 raise StoreError("E941", f"decision log {self.url}: {err}") from None
