@@ -335,13 +335,16 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             metrics.replays.inc()
             return Response(found.response, media_type="application/json", headers={"Idempotent-Replayed": "true"})
 
-        if key is not None:
+        async def stored_under_key() -> tuple[StoredDecision | None, Response | None]:
             try:
-                found = await run_in_threadpool(metrics.timed_store, "get", lambda: store.get_by_key(key))
+                return await run_in_threadpool(metrics.timed_store, "get", lambda: store.get_by_key(key)), None
             except StoreError as err:
-                return fail(500 if err.code == "E948" else 503, err.code, err.message, kind="store")
-            if found is not None:
-                return replay(found)
+                return None, fail(500 if err.code == "E948" else 503, err.code, err.message, kind="store")
+
+        if key is not None:
+            found, error = await stored_under_key()
+            if error is not None or found is not None:
+                return error or replay(found)  # type: ignore[arg-type]
 
         def decide_and_store() -> StoredDecision:
             decision = session.decide(facts, body.get("budget"), body.get("goals"), body.get("relations"),
@@ -358,10 +361,9 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         except KeyTaken:
             # a concurrent request with the same key stored its decision first: answer that one
             # (this decision was not stored, so it was never made as far as anyone can tell)
-            try:
-                found = await run_in_threadpool(metrics.timed_store, "get", lambda: store.get_by_key(key))  # type: ignore[arg-type]
-            except StoreError as err:
-                return fail(500 if err.code == "E948" else 503, err.code, err.message, kind="store")
+            found, error = await stored_under_key()
+            if error is not None:
+                return error
             if found is None:  # pruned in between: nothing is acknowledged under this key now
                 return fail(503, "E941", "the decision could not be stored, so it is not acknowledged: its "
                                          "Idempotency-Key was taken and released meanwhile; retry", kind="store")
