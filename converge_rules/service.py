@@ -39,6 +39,7 @@ class ServiceConfig:
     keep_days: float | None = None
     prune_every: float = 3600.0
     concurrency: int = 4          # decisions running at once; more wait in line (the engine is CPU-bound)
+    max_queue: int = 64           # decision requests waiting for a turn; more are 503 E956 (bounded memory)
 
 
 def is_loopback(host: str) -> bool:
@@ -99,6 +100,8 @@ class _Metrics:
                                "decision stored under their Idempotency-Key", registry=self.registry)
         self.stored = Gauge("converge_ruleset_loaded_timestamp_seconds", "When the current rule set was loaded",
                             registry=self.registry)
+        self.in_flight = Gauge("converge_decision_requests_in_flight", "POST /v1/decisions requests being read, "
+                               "decided or stored, or waiting for a turn", registry=self.registry)
 
     def timed_store(self, op: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -240,8 +243,11 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     cfg = config or ServiceConfig()
     if cfg.keep_days is not None and not cfg.keep_days > 0:  # NaN too: checked now, not in an hour's pruning
         raise ValueError(f"keep_days must be a number > 0, not {cfg.keep_days!r}")
+    if cfg.concurrency < 1 or cfg.max_queue < 0:
+        raise ValueError(f"concurrency must be >= 1 and max_queue >= 0, not {cfg.concurrency!r} and {cfg.max_queue!r}")
     metrics = _Metrics()
     limiter: list[Any] = []  # created on first use, inside the server's event loop
+    admitted = [0]           # decision requests in flight; only the event loop thread changes it
 
     async def in_decision_thread(fn: Callable[[], Any]) -> Any:
         """Run a decision on a worker thread, at most ``cfg.concurrency`` at once."""
@@ -307,6 +313,21 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     async def post_decision(request: Request) -> Response:
         if not authorized(request):
             return unauthorized()
+        if admitted[0] >= cfg.concurrency + cfg.max_queue:
+            # Refused before its body is read: waiting requests hold their bodies, so an unbounded
+            # line would be unbounded memory under overload.
+            return fail(503, "E956", f"the service is busy: {admitted[0]} decision requests are running or waiting "
+                                     f"(--concurrency {cfg.concurrency}, --max-queue {cfg.max_queue}); retry later",
+                        kind="busy", headers={"Retry-After": "1"})
+        admitted[0] += 1
+        metrics.in_flight.inc()
+        try:
+            return await admitted_decision(request)
+        finally:
+            admitted[0] -= 1
+            metrics.in_flight.dec()
+
+    async def admitted_decision(request: Request) -> Response:
         start = time.perf_counter()
         try:
             keys = request.headers.getlist("idempotency-key")
@@ -662,7 +683,8 @@ def openapi_schema() -> dict[str, Any]:
 _STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing or wrong bearer token",
            403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
            422: "The Idempotency-Key was used for another request (E955)",
-           500: "The stored decision is damaged (E948)", 503: "The decision log is unavailable"}
+           500: "The stored decision is damaged (E948)",
+           503: "The decision log is unavailable (E941), or the service is busy (E956, with Retry-After)"}
 
 __all__ = ["DEFAULT_MAX_BODY", "MAX_IDEMPOTENCY_KEY", "ServiceConfig", "create_app", "idempotency_key", "is_loopback",
            "openapi_schema", "read_tokens", "request_hash", "store_decision", "stored_form"]

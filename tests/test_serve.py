@@ -908,6 +908,45 @@ def test_concurrent_retries_under_one_key_make_one_decision(tmp_path: Path) -> N
                 drop_schema(store)
 
 
+def test_overload_is_503_E956_with_retry_after_not_an_unbounded_line(tmp_path: Path) -> None:
+    """With --concurrency 1 --max-queue 1, one decision runs, one waits, and the rest are refused at
+    once (503 E956, Retry-After) without their bodies being read; once the line clears, requests are
+    served again. Before, every request waited, each holding its body: memory grew with the load."""
+    rules = tmp_path / "slow.cvg"  # every decision runs until the server's --timeout stops it
+    rules.write_text("budget { max_cycles = 100000000 }\nrelation n(x: int)\nn(0).\nn(x + 1) :- n(x), x < 100000000.\n")
+    srv = Server([str(rules)], f"sqlite:///{tmp_path / 'd.db'}", "--timeout", "1.5", "--max-bytes", "100000000",
+                 "--concurrency", "1", "--max-queue", "1").start()
+    try:
+        def post(_: int) -> httpx.Response:
+            return httpx.post(srv.url + "/v1/decisions", json={"relations": []}, timeout=60)
+
+        first = ThreadPoolExecutor(1).submit(post, 0)
+        wait_for(lambda: "converge_decision_requests_in_flight 1.0" in httpx.get(srv.url + "/metrics").text,
+                 "the first decision to start")
+        with ThreadPoolExecutor(4) as pool:
+            rest = list(pool.map(post, range(4)))
+        answers = [first.result()] + rest
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200, 200, 503, 503, 503], [a.text for a in answers]
+        for busy in (a for a in answers if a.status_code == 503):
+            assert busy.json()["error"]["code"] == "E956" and busy.headers["retry-after"] == "1"
+            assert "--max-queue 1" in busy.json()["error"]["message"]
+        metrics = httpx.get(srv.url + "/metrics").text
+        assert 'converge_errors_total{kind="busy"} 3.0' in metrics
+        assert "converge_decision_requests_in_flight 0.0" in metrics
+        assert post(0).status_code == 200  # the line is clear again
+    finally:
+        srv.stop()
+    out = cli("serve", str(rules), "--max-queue", "-1", "--store", f"sqlite:///{tmp_path / 'e.db'}")
+    assert out.returncode == 2 and "--max-queue" in out.stderr
+    from converge_rules.service import ServiceConfig, create_app
+    from converge_rules.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'f.db'}") as store:
+        with pytest.raises(ValueError, match="max_queue"):
+            create_app(cr.Session([str(rules)]), store, ServiceConfig(max_queue=-1))
+
+
 def test_decisions_show_finds_a_decision_by_its_idempotency_key(tmp_path: Path) -> None:
     from converge_rules.service import request_hash, store_decision
     from converge_rules.store import open_store
