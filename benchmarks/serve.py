@@ -14,6 +14,12 @@ phase. Every 200 is durable (committed to the store before the answer).
     python benchmarks/serve.py --requests 400 --clients 1,8,32 --json benchmarks/out/serve.json
     python benchmarks/serve.py --postgres postgresql://converge:converge@127.0.0.1:5432/converge_test
     python benchmarks/serve.py --server-args '--concurrency 2'
+    python benchmarks/serve.py --keys     # every request with an Idempotency-Key, then a phase of retries
+
+With --keys each request carries its own ``Idempotency-Key`` (one lookup and a
+unique index more per decision), and a last phase sends the first phase's
+requests again with their keys: each is answered from the log
+(``Idempotent-Replayed: true``) without a new decision.
 """
 
 from __future__ import annotations
@@ -79,7 +85,8 @@ def server_time(url: str) -> tuple[float, float]:
     return total, count
 
 
-def phase(url: str, clients: int, requests: int, offset: int) -> dict[str, Any]:
+def phase(url: str, clients: int, requests: int, offset: int, keys: bool = False,
+          replay: bool = False) -> dict[str, Any]:
     latencies: list[float] = []
     failures = [0]
     lock = threading.Lock()
@@ -92,11 +99,13 @@ def phase(url: str, clients: int, requests: int, offset: int) -> dict[str, Any]:
                     k = next(counter, None)
                 if k is None:
                     return
+                headers = {"Idempotency-Key": f"bench-{k}"} if keys else {}
                 t = time.perf_counter()
-                r = c.post("/v1/decisions", json={"facts": facts(k)})
+                r = c.post("/v1/decisions", json={"facts": facts(k)}, headers=headers)
                 dt = time.perf_counter() - t
+                replayed = r.headers.get("idempotent-replayed") == "true"
                 with lock:
-                    if r.status_code == 200:
+                    if r.status_code == 200 and replayed == replay:
                         latencies.append(dt)
                     else:
                         failures[0] += 1
@@ -120,19 +129,25 @@ def phase(url: str, clients: int, requests: int, offset: int) -> dict[str, Any]:
             "p50_ms": round(pct(0.50), 1), "p99_ms": round(pct(0.99), 1),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
             # inside the service, from its own histogram: read, run, store, answer (no queueing in the client)
-            "server_mean_ms": round((after[0] - before[0]) / max(after[1] - before[1], 1) * 1000, 1)}
+            # (None for retries: answered from the log, they make no decision)
+            "server_mean_ms": (round((after[0] - before[0]) / (after[1] - before[1]) * 1000, 1)
+                               if after[1] > before[1] else None)}
 
 
 def bench(name: str, store: str, clients: list[int], requests: int, warmup: int,
-          extra: list[str]) -> list[dict[str, Any]]:
+          extra: list[str], keys: bool = False) -> list[dict[str, Any]]:
     proc, url = start(store, extra)
     try:
-        phase(url, 4, warmup, 10_000_000)
+        phase(url, 4, warmup, 10_000_000, keys)
         rows = []
-        for i, n in enumerate(clients):
-            row = {"store": name, **phase(url, n, requests, i * requests)}
-            print(f"{name:<10} {row['clients']:>3} clients  {row['decisions_per_s']:>7} decisions/s  "
-                  f"p50 {row['p50_ms']:>7} ms  p99 {row['p99_ms']:>7} ms  server mean {row['server_mean_ms']:>6} ms  "
+        plan = [(n, i * requests, False) for i, n in enumerate(clients)]
+        if keys:
+            plan.append((clients[0], 0, True))  # the first phase's requests again: retries
+        for n, offset, replay in plan:
+            row = {"store": name, "keys": keys, "replay": replay, **phase(url, n, requests, offset, keys, replay)}
+            label = "retries" if replay else ("keyed" if keys else "")
+            print(f"{name:<10} {label:<7} {row['clients']:>3} clients  {row['decisions_per_s']:>7} answers/s  "
+                  f"p50 {row['p50_ms']:>7} ms  p99 {row['p99_ms']:>7} ms  server mean {row['server_mean_ms'] if row['server_mean_ms'] is not None else '-':>6} ms  "
                   f"({row['ok']} ok, {row['failed']} failed)",
                   flush=True)
             rows.append(row)
@@ -150,19 +165,20 @@ def main() -> None:
     ap.add_argument("--postgres", default=os.environ.get("CONVERGE_TEST_POSTGRES"), help="PostgreSQL URL (optional)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "out" / "serve.json"))
     ap.add_argument("--server-args", default="", help="extra options for converge serve, e.g. '--concurrency 2'")
+    ap.add_argument("--keys", action="store_true", help="send an Idempotency-Key with every request, then retry them")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     extra = args.server_args.split()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        results += bench("sqlite", f"sqlite:///{tmp}/bench.db", clients, args.requests, args.warmup, extra)
+        results += bench("sqlite", f"sqlite:///{tmp}/bench.db", clients, args.requests, args.warmup, extra, args.keys)
     if args.postgres:
         import psycopg
 
         schema = "bench_" + uuid.uuid4().hex[:8]
         url = args.postgres + ("&" if "?" in args.postgres else "?") + f"schema={schema}"
         try:
-            results += bench("postgresql", url, clients, args.requests, args.warmup, extra)
+            results += bench("postgresql", url, clients, args.requests, args.warmup, extra, args.keys)
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
