@@ -25,6 +25,10 @@ from converge_rules.cli import cli
 from converge_rules.lint import LINTS, WARNING_CODES, check_file
 from converge_rules.lint.suppress import codes_in
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sarif_validator import is_uri, is_uri_reference, sarif_problems  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "check"
 FORMATS = {"text": "expected.txt", "json": "expected.json", "sarif": "expected.sarif"}
@@ -138,7 +142,7 @@ def test_sarif_rules_results_and_locations() -> None:
     assert set(ids) == {d["code"] for d in expected}
     for rule in rules:
         assert rule["shortDescription"]["text"]
-        assert rule["helpUri"] == f"docs/diagnostics.md#{rule['id'].lower()}"
+        assert f"docs/diagnostics.md#{rule['id'].lower()}" in rule["help"]["text"]
     assert len(run["results"]) == len(expected)
     for result, diag in zip(run["results"], expected):
         assert result["ruleId"] == diag["code"] and ids[result["ruleIndex"]] == diag["code"]
@@ -158,6 +162,48 @@ def test_sarif_uri_is_relative_to_the_current_directory(in_tmp: Path) -> None:
     assert code == 0
     result = json.loads(out)["runs"][0]["results"][0]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "my%20rules/a%20b.cvg"
+
+
+def test_the_sarif_validator_rejects_what_rfc_3986_and_sarif_forbid() -> None:
+    assert is_uri("https://example.org/docs#e100") and not is_uri("docs/diagnostics.md#e100")
+    assert is_uri_reference("my%20rules/%C3%A9.cvg") and is_uri_reference("file:///tmp/b%FF.cvg")
+    for bad in ("my rules/a.cvg", "é.cvg", "a%2.cvg", "a%zz.cvg"):
+        assert not is_uri_reference(bad), bad
+    log = json.loads((GOLDEN / "expected.sarif").read_text(encoding="utf-8"))
+    log["runs"][0]["results"][0]["ruleIndex"] += 1
+    region = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]
+    region.update(endLine=region["startLine"], endColumn=region["startColumn"], startColumn=region["startColumn"] + 1)
+    problems = sarif_problems(log, ROOT)
+    assert any("ruleIndex" in p for p in problems) and any("before its start" in p for p in problems)
+
+
+def test_golden_sarif_is_valid_for_code_scanning() -> None:
+    """Every URI of the log, helpUri included, is what the schema's format says: upload-sarif
+    rejects a relative helpUri ("does not conform to the 'uri' format")."""
+    out = converge("check", "tests/golden/check", "--format", "sarif")
+    log = json.loads(out.stdout)
+    assert log["runs"][0]["results"] and sarif_problems(log, ROOT) == []
+    for rule in log["runs"][0]["tool"]["driver"]["rules"]:
+        assert "helpUri" not in rule or is_uri(rule["helpUri"])
+
+
+def test_sarif_is_valid_for_awkward_files_and_every_kind_of_diagnostic(tmp_path: Path) -> None:
+    """Spaces, non-ASCII and astral characters in names, tabs and emoji before the column,
+    CRLF and lone-CR line endings, errors and warnings, an import outside the directory."""
+    write(tmp_path, "my rules/é r.cvg", "relation edge(a: str, b: str)\nrelation path(a: str, b: str)\n"
+          "path(x, y) :- edge(x, z).\n\t\U0001F600path(x, y) :- edgez(x, y).\n")
+    write(tmp_path, "my rules/crlf 😀.cvg", 'relation p(a: str)\r\np("😀é", x) :- q(x).\r\n')
+    write(tmp_path, "cr.cvg", 'relation p(a: str)\rp("\t") :- p(y).\r')
+    write(tmp_path, "warn.cvg", "input relation e(a: int, b: int)\nrelation r(a: int)\n"
+          "r(a) :- e(a, b).\n# converge: disable=W200\nrelation spare(x: int)\n")
+    write(tmp_path, "a:b.cvg", "relation p(x: int)\np(1) :- p(x).\n")
+    out = converge("check", ".", "--format", "sarif", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    log = json.loads(out.stdout)
+    results = log["runs"][0]["results"]
+    assert {r["level"] for r in results} == {"error", "warning"}
+    assert len({r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}) == 5
+    assert sarif_problems(log, tmp_path) == []
 
 
 # ---------------------------------------------------------------- the lints

@@ -160,17 +160,19 @@ def _message(d: Diagnostic) -> str:
 
 def render_sarif(diags: Sequence[Diagnostic]) -> str:
     from .. import __version__
-    from ..lint.codes import describe, help_text, help_uri
+    from ..lint.codes import describe, docs_reference, help_text
 
     codes = sorted({d.code for d in diags})
     level = {d.code: ("error" if d.is_error else "warning" if d.severity == "warning" else "note") for d in diags}
     rules = []
     for code in codes:
-        rule: dict[str, object] = {"id": code, "shortDescription": {"text": describe(code)}, "helpUri": help_uri(code)}
-        text = help_text(code)
-        if text is not None:
-            rule["help"] = {"text": text}
-        rule["defaultConfiguration"] = {"level": level[code]}
+        # No helpUri: SARIF wants an absolute URI there, and the docs have no address yet.
+        text = help_text(code) or describe(code)
+        rule: dict[str, object] = {
+            "id": code, "shortDescription": {"text": describe(code)},
+            "help": {"text": f"{text}\n\nDocumentation: {docs_reference(code)} in the Converge repository."},
+            "defaultConfiguration": {"level": level[code]},
+        }
         rules.append(rule)
     index = {code: i for i, code in enumerate(codes)}
     results = []
