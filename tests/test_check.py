@@ -206,6 +206,27 @@ def test_sarif_is_valid_for_awkward_files_and_every_kind_of_diagnostic(tmp_path:
     assert sarif_problems(log, tmp_path) == []
 
 
+def test_json_and_sarif_name_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 (b'b\\xff.cvg'): SARIF percent-encodes its bytes, JSON
+    writes the lone surrogate Python reads it as as a JSON escape, on a strict UTF-8 stdout
+    too, instead of an internal error (exit 70)."""
+    (tmp_path / "d").mkdir()
+    Path(os.fsdecode(bytes(tmp_path / "d") + b"/b\xff.cvg")).write_text("relation p(a: str)\np(x) :- q(x).\n")
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONIOENCODING="utf-8:strict")
+    outs = {}
+    for fmt in ("sarif", "json", "text", "github"):
+        out = subprocess.run([sys.executable, "-m", "converge_rules", "check", "d", "--format", fmt], cwd=tmp_path,
+                             env=env, capture_output=True, timeout=120)
+        assert (out.returncode, out.stderr) == (1, b""), (fmt, out.stderr)
+        outs[fmt] = out.stdout.decode("utf-8")
+    log = json.loads(outs["sarif"])
+    assert log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "d/b%FF.cvg"
+    assert sarif_problems(log, tmp_path) == []
+    file = json.loads(outs["json"])["diagnostics"][0]["span"]["file"]
+    assert os.fsencode(file) == b"d/b\xff.cvg"
+    assert "d/b\\udcff.cvg:2:9: error[E200]" in outs["text"]
+
+
 # ---------------------------------------------------------------- the lints
 
 def test_singleton_scoping_follows_aggregates(in_tmp: Path) -> None:

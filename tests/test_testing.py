@@ -206,6 +206,21 @@ def test_json_report() -> None:
     assert sorted(set(kinds)) == ["error", "missing", "tier", "unexpected", "violation"]
 
 
+def test_json_report_names_a_test_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    """On a strict UTF-8 stdout too: the lone surrogate of the name is written as a JSON escape."""
+    path = os.fsdecode(bytes(tmp_path) + b"/c\xff.cvg")
+    Path(path).write_text('input relation p(a: str)\ntest "t" { given { p("a"). } expect { p("b"). } }\n')
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8:strict"}
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", str(tmp_path), "--format", "json",
+                          "--junit", str(tmp_path / "r.xml")], cwd=ROOT, capture_output=True, env=env, timeout=120)
+    assert (out.returncode, out.stderr) == (1, b"")
+    report = json.loads(out.stdout.decode("utf-8"))
+    assert os.fsencode(report["tests"][0]["file"]) == os.fsencode(path)
+    assert report["tests"][0]["status"] == "failed"
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("name", "").endswith("c\\udcff.cvg")
+
+
 def test_coverage_lists_never_fired_agents() -> None:
     out = converge("test", DATA + "/passing", "--coverage")
     assert out.returncode == 0, out.stdout

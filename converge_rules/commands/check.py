@@ -22,7 +22,7 @@ from urllib.parse import quote
 import click
 
 from ..values import dumps_json
-from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT
+from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT, write_json
 from ..diagnostics import Diagnostic
 from .stdin import stdin_filename_option
 
@@ -113,9 +113,9 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[st
     warnings = sum(1 for d in diags if d.severity == "warning")
     summary = {"errors": errors, "warnings": warnings, "files": len(files)}
     if fmt == "json":
-        sys.stdout.write(render_json(diags, summary))
+        write_json(render_json(diags, summary))
     elif fmt == "sarif":
-        sys.stdout.write(render_sarif(diags))
+        write_json(render_sarif(diags))
     elif fmt == "github":
         for line in render_github(diags):
             OUT.print(line)
@@ -145,13 +145,15 @@ def render_json(diags: Sequence[Diagnostic], summary: dict[str, int]) -> str:
 
 def artifact_uri(file: str) -> str:
     """A file as a URI reference relative to the current directory (absolute ``file:`` URI
-    for a file outside it, such as a standard library module)."""
+    for a file outside it, such as a standard library module). Every byte of the name
+    outside RFC 3986's unreserved characters is percent-encoded: UTF-8 for a name that is
+    text, the name's own bytes for one that is not UTF-8."""
     absolute = Path(os.path.abspath(file))
     try:
         relative = absolute.relative_to(Path.cwd())
     except ValueError:
         return absolute.as_uri()
-    return quote(relative.as_posix(), safe="/")
+    return quote(os.fsencode(relative.as_posix()), safe="/")
 
 
 def _message(d: Diagnostic) -> str:

@@ -13,7 +13,7 @@ import sys
 import click
 
 from ..values import dumps_json
-from .common import OUT, Number
+from .common import OUT, Number, write_json
 
 EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
 
@@ -59,7 +59,7 @@ def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: st
             sys.exit(EXIT_LOAD)
     show_coverage = coverage or threshold is not None
     if fmt == "json":
-        sys.stdout.write(dumps_json(report.to_json(show_coverage, threshold), indent=1, ensure_ascii=False) + "\n")
+        write_json(dumps_json(report.to_json(show_coverage, threshold), indent=1, ensure_ascii=False) + "\n")
     else:
         OUT.print(report.render_text(show_coverage, threshold))
     if report.load_errors:
