@@ -227,6 +227,28 @@ def test_json_and_sarif_name_a_file_whose_name_is_not_utf8(tmp_path: Path) -> No
     assert "d/b\\udcff.cvg:2:9: error[E200]" in outs["text"]
 
 
+def test_a_file_checked_as_a_root_and_imported_is_reported_once_whatever_its_spelling(in_tmp: Path) -> None:
+    """`converge check $PWD` (or `..`) names the roots as given and the imported files relative
+    to the current directory: one error in sub/lib.cvg, imported by two roots, is one error."""
+    write(in_tmp, "sub/lib.cvg", "relation p(a: str)\np(x) :- q(x).\n")
+    write(in_tmp, "a.cvg", 'import "./sub/lib.cvg" as lib\nrelation r(a: str)\nr(x) :- lib.p(x).\n')
+    write(in_tmp, "sub/b.cvg", 'import "./lib.cvg" as lib\nrelation r(a: str)\nr(x) :- lib.p(x).\n')
+    for cwd, arg, shown in ((in_tmp, str(in_tmp), f"{in_tmp}/sub/lib.cvg"), (in_tmp / "sub", "..", "../sub/lib.cvg")):
+        out = converge("check", arg, cwd=cwd)
+        assert out.returncode == 1 and out.stdout.count("error[E200]") == 1, out.stdout
+        assert out.stdout.startswith(f"{shown}:2:9: error[E200]") and out.stdout.endswith("1 error(s), 0 warning(s)\n")
+        data = json.loads(converge("check", arg, "--format", "json", cwd=cwd).stdout)
+        assert [d["span"]["file"] for d in data["diagnostics"]] == [shown]
+        assert data["summary"] == {"errors": 1, "warnings": 0, "files": 3}
+        log = json.loads(converge("check", arg, "--format", "sarif", cwd=cwd).stdout)
+        assert len(log["runs"][0]["results"]) == 1 and sarif_problems(log, cwd) == []
+    # the Python API: the same file under two spellings is one root
+    from converge_rules import check
+
+    diags = check(["a.cvg", "./a.cvg", "sub/lib.cvg", f"{in_tmp}/sub/b.cvg"])
+    assert [(d.code, d.span.file) for d in diags] == [("E200", "sub/lib.cvg")]
+
+
 # ---------------------------------------------------------------- the lints
 
 def test_singleton_scoping_follows_aggregates(in_tmp: Path) -> None:

@@ -91,16 +91,14 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[st
     Exit codes: 0 clean, 1 errors (or warnings with --strict), 2 usage or I/O error.
     """
     from ..diagnostics import sort_diagnostics
-    from ..lint import check_file
+    from ..lint import check_file, check_files
 
     from ..diagnostics import ConvergeError
     from .stdin import STDIN, STDIN_NAME, one_stdin, read_stdin
 
     one_stdin(paths, "a path")
     files = collect_files([p for p in paths if p != STDIN])
-    diags: list[Diagnostic] = []
-    for file in files:
-        diags.extend(check_file(file, disabled, partition_by))
+    diags: list[Diagnostic] = check_files(files, disabled, partition_by)
     if STDIN in paths:
         name = stdin_filename or STDIN_NAME
         files.append(name)
