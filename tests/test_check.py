@@ -433,6 +433,21 @@ def test_directory_recursion_is_sorted_and_skips_hidden_and_other_files(in_tmp: 
     assert json.loads(run("check", "rules/", "./rules/z.cvg", "--format", "json")[1])["summary"]["files"] == 2
 
 
+def test_a_directory_search_takes_rule_files_only_never_a_fifo(tmp_path: Path) -> None:
+    """A FIFO named *.cvg in a searched directory blocked `check` (and `test`, `fmt`) forever;
+    an editor's hidden lock file (`.#rules.cvg`, a dangling link) is skipped like a hidden directory."""
+    write(tmp_path, "rules/a.cvg", 'input relation p(x: int)\ntest "t" {\n  given { p(1). }\n  expect { p(1). }\n}\n')
+    os.mkfifo(tmp_path / "rules" / "pipe.cvg")
+    os.symlink("user@host.1234", tmp_path / "rules" / ".#a.cvg")
+    for args, expected in ((["check", "rules"], "no problems found\n"), (["fmt", "--check", "rules"], ""),
+                           (["test", "rules"], "PASS  rules/a.cvg::t\n\n1 passed (1 test in 1 file)\n")):
+        try:
+            out = converge(*args, cwd=tmp_path)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"converge {' '.join(args)} blocked on the FIFO") from None
+        assert (out.returncode, out.stdout, out.stderr) == (0, expected, ""), args
+
+
 def test_usage_and_io_errors_exit_2(in_tmp: Path) -> None:
     code, out = run("check", "missing.cvg")
     assert code == 2 and "does not exist" in out

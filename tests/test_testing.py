@@ -81,6 +81,20 @@ def test_discover_sorts_recurses_and_rejects_missing_paths(broken_dir: Path) -> 
         discover(["no/such/dir"])
 
 
+def test_discover_takes_regular_rule_files_only(tmp_path: Path) -> None:
+    """A FIFO would block the run forever; an editor's hidden lock file (a dangling link) is no
+    test file; a visible dangling link is kept, so the run reports it missing (E001)."""
+    (tmp_path / "a.cvg").write_text('input relation p(x: int)\ntest "t" { given { p(1). } expect { p(1). } }\n')
+    os.mkfifo(tmp_path / "pipe.cvg")
+    os.symlink("user@host.1234", tmp_path / ".#a.cvg")
+    assert discover([str(tmp_path)]) == [str(tmp_path / "a.cvg")]
+    os.symlink("gone.cvg", tmp_path / "b.cvg")
+    assert discover([str(tmp_path)]) == [str(tmp_path / "a.cvg"), str(tmp_path / "b.cvg")]
+    report = run_paths([str(tmp_path)])
+    assert [o.status for o in report.outcomes] == ["passed"]
+    assert [d.code for f in report.load_errors for d in f.diagnostics] == ["E001"]
+
+
 def test_files_without_test_blocks_are_skipped_even_when_broken(broken_dir: Path) -> None:
     assert load_file(str(broken_dir / "ignored" / "no_tests.cvg")) is None
     assert load_file("examples/failures/syntax_error.invalid") is None

@@ -33,15 +33,13 @@ IO_CODES = frozenset({"E001", "E002"})  # a rule file that cannot be read: exit 
 
 def collect_files(paths: Sequence[str]) -> list[str]:
     """The rule files named by PATHS: files as given, directories searched for ``*.cvg``
-    (hidden directories skipped), normalised, without duplicates, sorted."""
+    (``rule_files_under``), normalised, without duplicates, sorted."""
+    from ..compile.sources import rule_files_under
+
     found: dict[str, str] = {}
     for path in paths:
         if os.path.isdir(path):
-            inside = []
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                inside.extend(os.path.join(dirpath, f) for f in filenames
-                              if f.endswith(".cvg") and not f.startswith("."))
+            inside = rule_files_under(path)
             if not inside:
                 raise click.UsageError(f"no *.cvg rule files in directory {path!r}")
         else:

@@ -34,6 +34,33 @@ def stdlib_dir() -> Path:
     return here / "stdlib_rules"
 
 
+def rule_files_under(directory: str) -> list[str]:
+    """The ``*.cvg`` rule files under ``directory``, recursively, sorted: what ``converge
+    check``, ``test`` and ``fmt`` search a directory for.
+
+    Hidden directories and files (``.git``, an editor's ``.#rules.cvg`` lock) and
+    ``__pycache__`` are skipped, and so is anything that is not a regular file: a FIFO
+    would block the reader forever, a device never ends. A link is followed; a dangling
+    one is kept, so reading it reports that the file is missing (E001)."""
+    import stat
+
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in files:
+            if not name.endswith(".cvg") or name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            try:
+                mode = os.stat(path).st_mode
+            except (OSError, ValueError):
+                found.append(path)
+                continue
+            if stat.S_ISREG(mode):
+                found.append(path)
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class Problem:
     """Why an import cannot be followed: a diagnostic but for its place, which the

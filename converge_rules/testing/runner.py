@@ -14,7 +14,7 @@ rule files). Then:
   either expects tier ``converged``.
 
 Discovery: files are taken as given; directories are searched recursively
-for ``*.cvg`` (hidden directories skipped), in sorted order. A file is a
+for ``*.cvg`` (regular files only, hidden ones skipped), in sorted order. A file is a
 test file when its text contains a test block (``test "``); one that does
 not is skipped without being parsed, so broken rule files without tests
 never stop a test run.
@@ -51,6 +51,8 @@ def discover(paths: Sequence[str]) -> list[str]:
 
     Sorted within each directory, in the order of ``paths``, without
     duplicates. Raises FileNotFoundError for a path that does not exist."""
+    from ..compile.sources import rule_files_under
+
     out: list[str] = []
     seen: set[str] = set()
 
@@ -63,11 +65,7 @@ def discover(paths: Sequence[str]) -> list[str]:
     for raw in paths:
         path = os.path.normpath(os.fspath(raw))
         if os.path.isdir(path):
-            found = []
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-                found += [os.path.join(root, f) for f in files if f.endswith(".cvg")]
-            for f in sorted(found):
+            for f in rule_files_under(path):
                 add(f)
         elif os.path.exists(path):
             add(path)
