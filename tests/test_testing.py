@@ -288,6 +288,30 @@ def test_given_files_resolve_against_the_test_file(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+TOOL_RULES = """input relation a(x: str)
+relation s(x: str, v: int)
+s(x, v) :- a(x), v = @score(x).
+test "scores" { given { a("p"). } expect { s("p", 3). } }
+"""
+
+
+def test_a_test_that_cannot_run_says_why_not_that_its_facts_did_not_load(tmp_path: Path) -> None:
+    """A rule calling a tool nobody gave (E220) is a test error; its message named the facts."""
+    (tmp_path / "t.cvg").write_text(TOOL_RULES)
+    report = run_paths([str(tmp_path / "t.cvg")])
+    (failure,) = report.outcomes[0].failures
+    assert failure.kind == "error"
+    assert failure.message == "the test could not run: error[E220] unknown tool 'score': the rules call it but no tool of that name was given"
+    out = converge_subprocess("test", str(tmp_path / "t.cvg"), "--junit", str(tmp_path / "r.xml"))
+    assert out.returncode == 1 and "ERROR " in out.stdout and "facts could not be loaded" not in out.stdout
+    error = ET.parse(tmp_path / "r.xml").getroot().find("testsuite/testcase/error")
+    assert error is not None and error.get("message", "").startswith("the test could not run: error[E220]")
+    # facts that do not load still say so, with the file and line
+    (tmp_path / "u.cvg").write_text('input relation a(x: int)\ntest "bad facts" { given "nope.json" }\n')
+    (failure,) = run_paths([str(tmp_path / "u.cvg")]).outcomes[0].failures
+    assert failure.message.startswith("the test could not run: error[E500] facts file not found: ")
+
+
 # ------------------------------------------------------------------ pytest plugin
 
 RULES = '''

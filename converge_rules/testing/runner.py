@@ -256,8 +256,11 @@ def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequenc
     try:
         result = file.ruleset.run(facts=facts or None, fact_files=list(base_facts) + list(test.given_files))
     except ConvergeError as err:
+        # facts that do not load (E5xx), a tool the rules call that was not given (E220), ...
         detail = "\n".join(d.render() for d in err.diagnostics)
-        outcome.failures.append(Failure("error", "the test's facts could not be loaded", detail,
+        first = err.diagnostics[0]
+        more = f" (and {len(err.diagnostics) - 1} more)" if len(err.diagnostics) > 1 else ""
+        outcome.failures.append(Failure("error", f"the test could not run: error[{first.code}] {first.message}{more}", detail,
                                         {"diagnostics": [d.to_json() for d in err.diagnostics]}))
         outcome.duration = time.perf_counter() - started
         return outcome
