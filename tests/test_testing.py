@@ -312,6 +312,19 @@ def test_a_test_that_cannot_run_says_why_not_that_its_facts_did_not_load(tmp_pat
     assert failure.message.startswith("the test could not run: error[E500] facts file not found: ")
 
 
+def test_tools_are_given_to_every_test_as_for_run(tmp_path: Path) -> None:
+    """`converge test --tools MODULE` (as `run`, `query`, `batch`): rules that call tools are testable."""
+    (tmp_path / "t.cvg").write_text(TOOL_RULES)
+    (tmp_path / "scoring.py").write_text("def score(x):\n    return len(x) + 2\n")
+    report = run_paths([str(tmp_path / "t.cvg")], tools={"score": lambda x: len(x) + 2})
+    assert [o.status for o in report.outcomes] == ["passed"]
+    out = converge_subprocess("test", str(tmp_path / "t.cvg"), "--tools", str(tmp_path / "scoring.py"))
+    assert (out.returncode, out.stderr) == (0, ""), out.stdout
+    assert out.stdout.endswith("1 passed (1 test in 1 file)\n")
+    bad = converge_subprocess("test", str(tmp_path / "t.cvg"), "--tools", str(tmp_path / "missing.py"))
+    assert bad.returncode == 2 and "Invalid value for --tools" in bad.stderr
+
+
 # ------------------------------------------------------------------ pytest plugin
 
 RULES = '''

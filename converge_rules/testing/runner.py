@@ -28,7 +28,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..values import dumps_json
 from ..diagnostics import Diagnostic
@@ -238,9 +238,11 @@ def _reasons_text(result: Any) -> str:
     return "\n".join(lines) if lines else "(no reasons)"
 
 
-def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequence[Any] = ()) -> TestOutcome:
+def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequence[Any] = (),
+             tools: Mapping[str, Any] | None = None) -> TestOutcome:
     """Run one test block of a loaded file; ``base_facts`` (paths, database sources) are
-    loaded under every test's own ``given`` facts."""
+    loaded under every test's own ``given`` facts; ``tools`` are the host tools the rules
+    call (``s = @name(...)``), as for ``RuleSet.run``."""
     from ..diagnostics import ConvergeError
     from ..explain.render import render_text as proof_text
     from ..explain.whynot import why_not
@@ -254,7 +256,8 @@ def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequenc
         facts.setdefault(sf.relation, []).append(sf.values)
         sources.setdefault((sf.relation, sf.values), (sf.span.file, sf.span.line))
     try:
-        result = file.ruleset.run(facts=facts or None, fact_files=list(base_facts) + list(test.given_files))
+        result = file.ruleset.run(facts=facts or None, fact_files=list(base_facts) + list(test.given_files),
+                                  tools=tools)
     except ConvergeError as err:
         # facts that do not load (E5xx), a tool the rules call that was not given (E220), ...
         detail = "\n".join(d.render() for d in err.diagnostics)
@@ -506,8 +509,10 @@ def _percent(part: int, whole: int) -> float:
 
 
 def run_paths(paths: Sequence[str], pattern: str | None = None, why_depth: int = 1,
-              files: Iterable[str] | None = None, base_facts: Sequence[Any] = ()) -> Report:
-    """Discover and run every selected test under ``paths`` (each over ``base_facts`` too)."""
+              files: Iterable[str] | None = None, base_facts: Sequence[Any] = (),
+              tools: Mapping[str, Any] | None = None) -> Report:
+    """Discover and run every selected test under ``paths`` (each over ``base_facts`` too,
+    with ``tools`` for the rules' tool calls)."""
     started = time.perf_counter()
     report = Report([], [])
     for path in (list(files) if files is not None else discover(paths)):
@@ -523,6 +528,6 @@ def run_paths(paths: Sequence[str], pattern: str | None = None, why_depth: int =
             if not selected(path, test.name, pattern):
                 report.deselected += 1
                 continue
-            report.outcomes.append(run_test(loaded, test, why_depth, base_facts))
+            report.outcomes.append(run_test(loaded, test, why_depth, base_facts, tools))
     report.duration = time.perf_counter() - started
     return report
