@@ -95,6 +95,19 @@ def test_discover_takes_regular_rule_files_only(tmp_path: Path) -> None:
     assert [d.code for f in report.load_errors for d in f.diagnostics] == ["E001"]
 
 
+def test_a_directory_names_its_files_as_check_and_the_pytest_plugin_do(tmp_path: Path) -> None:
+    """`converge test .` (the pre-commit hook) named tests `./a.cvg::t`, and so the JUnit
+    classnames, where `converge check .` and pytest say `a.cvg`."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.cvg").write_text('input relation p(x: int)\ntest "t" { given { p(1). } expect { p(1). } }\n')
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", ".", "--junit", "r.xml"], cwd=tmp_path,
+                         capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    assert (out.returncode, out.stdout) == (0, "PASS  sub/a.cvg::t\n\n1 passed (1 test in 1 file)\n"), out.stderr
+    case = ET.parse(tmp_path / "r.xml").getroot().find("testsuite/testcase")
+    assert case is not None and (case.get("classname"), case.get("file")) == ("sub/a.cvg", "sub/a.cvg")
+    assert discover([str(tmp_path) + "/./sub/"]) == [str(tmp_path / "sub" / "a.cvg")]
+
+
 def test_files_without_test_blocks_are_skipped_even_when_broken(broken_dir: Path) -> None:
     assert load_file(str(broken_dir / "ignored" / "no_tests.cvg")) is None
     assert load_file("examples/failures/syntax_error.invalid") is None

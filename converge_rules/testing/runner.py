@@ -66,7 +66,7 @@ def discover(paths: Sequence[str]) -> list[str]:
         path = os.path.normpath(os.fspath(raw))
         if os.path.isdir(path):
             for f in rule_files_under(path):
-                add(f)
+                add(os.path.normpath(f))  # `.` gives `a.cvg`, as `converge check .` names it
         elif os.path.exists(path):
             add(path)
         else:
