@@ -164,6 +164,20 @@ def test_sarif_uri_is_relative_to_the_current_directory(in_tmp: Path) -> None:
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "my%20rules/a%20b.cvg"
 
 
+def test_every_error_check_can_report_has_a_sarif_description(in_tmp: Path) -> None:
+    """The rules of a SARIF log describe each code: E103, E104 and E406 were `diagnostic E103`."""
+    from converge_rules.lint.codes import ERRORS, describe
+
+    doc = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    for code in re.findall(r'<a id="(e[0-4]\d\d)"></a>', doc):
+        assert code.upper() in ERRORS, code
+    write(in_tmp, "a.cvg", 'relation p(x: str)\np("\\ud800").\nrelation f(x: float)\nf(1e999).\n')
+    log = json.loads(converge("check", "a.cvg", "--format", "sarif", cwd=in_tmp).stdout)
+    rules = {r["id"]: r["shortDescription"]["text"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert set(rules) == {"E103", "E104"} and rules == {c: describe(c) for c in rules}
+    assert not any(text.startswith("diagnostic ") for text in rules.values())
+
+
 def test_the_sarif_validator_rejects_what_rfc_3986_and_sarif_forbid() -> None:
     assert is_uri("https://example.org/docs#e100") and not is_uri("docs/diagnostics.md#e100")
     assert is_uri_reference("my%20rules/%C3%A9.cvg") and is_uri_reference("file:///tmp/b%FF.cvg")
