@@ -248,6 +248,21 @@ def test_json_report_names_a_test_file_whose_name_is_not_utf8(tmp_path: Path) ->
     assert suite is not None and suite.get("name", "").endswith("c\\udcff.cvg")
 
 
+def test_a_test_name_with_a_line_break_cannot_forge_a_status_line(tmp_path: Path) -> None:
+    """`grep '^FAIL'` finds the failing tests: a passing test named "ok\\nFAIL  forged" printed a
+    line `FAIL  forged` of its own."""
+    (tmp_path / "a.cvg").write_text('input relation p(x: int)\n'
+                                    'test "ok\\nFAIL  forged::x" { given { p(1). } expect { p(1). } }\n'
+                                    'test "bad\\nline" { given { p(1). } expect { p(2). } }\n')
+    out = converge_subprocess("test", str(tmp_path / "a.cvg"))
+    assert out.returncode == 1
+    status = [line for line in out.stdout.splitlines() if line.startswith(("PASS", "FAIL", "ERROR"))]
+    assert status == [f"PASS  {tmp_path}/a.cvg::ok\\nFAIL  forged::x", f"FAIL  {tmp_path}/a.cvg::bad\\nline"]
+    assert f"\n{tmp_path}/a.cvg::bad\\nline  ({tmp_path}/a.cvg:3)\n" in out.stdout
+    report = json.loads(converge_subprocess("test", str(tmp_path / "a.cvg"), "--format", "json").stdout)
+    assert [t["name"] for t in report["tests"]] == ["ok\nFAIL  forged::x", "bad\nline"]  # the names themselves
+
+
 def test_coverage_lists_never_fired_agents() -> None:
     out = converge("test", DATA + "/passing", "--coverage")
     assert out.returncode == 0, out.stdout

@@ -111,6 +111,12 @@ class TestOutcome:
         return ident(self.file, self.name)
 
     @property
+    def shown_id(self) -> str:
+        """The id on one line, as text reports print it: a line break in the test's name is
+        written ``\\n``, so every test has one status line (``grep '^FAIL'``)."""
+        return self.id.replace("\n", "\\n")
+
+    @property
     def passed(self) -> bool:
         return not self.failures
 
@@ -124,7 +130,7 @@ class TestOutcome:
 
     def failure_text(self) -> str:
         """Everything that went wrong, readable (used by ``converge test`` and the pytest plugin)."""
-        head = f"{self.id}  ({self.file}:{self.line})"
+        head = f"{self.shown_id}  ({self.file.replace(chr(10), chr(92) + 'n')}:{self.line})"
         return "\n".join([head] + [f.text() for f in self.failures])
 
     def to_json(self) -> dict[str, Any]:
@@ -374,7 +380,7 @@ class Report:
     def render_text(self, coverage: bool = False, threshold: float | None = None) -> str:
         lines: list[str] = []
         for o in self.outcomes:
-            lines.append(f"{'PASS' if o.passed else ('ERROR' if o.errored else 'FAIL'):<5} {o.id}")
+            lines.append(f"{'PASS' if o.passed else ('ERROR' if o.errored else 'FAIL'):<5} {o.shown_id}")
         failing = [o for o in self.outcomes if not o.passed]
         if failing:
             lines.append("")
