@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from converge_rules.cli import cli
 from converge_rules.lint import LINTS, WARNING_CODES, check_file
@@ -261,6 +264,33 @@ def test_a_file_checked_as_a_root_and_imported_is_reported_once_whatever_its_spe
 
     diags = check(["a.cvg", "./a.cvg", "sub/lib.cvg", f"{in_tmp}/sub/b.cvg"])
     assert [(d.code, d.span.file) for d in diags] == [("E200", "sub/lib.cvg")]
+
+
+@settings(max_examples=int(os.environ.get("CONVERGE_FUZZ_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.randoms(use_true_random=False), st.booleans(), st.sampled_from(["", "\t", "😀 ", "é\t漢"]))
+def test_sarif_of_generated_and_mutated_rule_files_is_valid(tmp_path: Path, rng: random.Random, mutate: bool,
+                                                            indent: str) -> None:
+    """The validator over the diagnostics of generated programs (errors at every kind of place),
+    their lines indented with tabs and wide or astral characters, under a name to percent-encode."""
+    import fuzzing
+    from converge_rules.commands.check import render_sarif
+    from converge_rules.lint import check_files
+
+    text = fuzzing.gen_rules(rng)
+    text = fuzzing.mutate(rng, text) if mutate else text
+    text = "\n".join(indent + line if line.strip() else line for line in text.split("\n"))
+    try:
+        write(tmp_path, "gen rules/ü 1.cvg", text)
+    except UnicodeEncodeError:  # a mutation left a lone surrogate: not a file anyone can write
+        return
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        log = json.loads(render_sarif(check_files(["gen rules/ü 1.cvg"])))
+    finally:
+        os.chdir(cwd)
+    assert sarif_problems(log, tmp_path) == []
 
 
 # ---------------------------------------------------------------- the lints
