@@ -218,6 +218,43 @@ def test_junit_has_one_testcase_per_test_block(tmp_path: Path) -> None:
     assert [p.name for p in junit.parent.iterdir()] == ["junit.xml"]  # written atomically, no temp file left
 
 
+def test_junit_counts_match_the_testcases_and_any_text_parses() -> None:
+    """Generated reports (passes, failures, errors, files that do not compile; names and messages
+    of any code points, `]]>`, controls, lone surrogates): the XML parses, every count equals
+    the testcases it counts, and names read back as their escaped form."""
+    from hypothesis import given, settings, strategies as st
+
+    from converge_rules.diagnostics import Diagnostic, Span
+    from converge_rules.testing.runner import Failure, FileTests, Report, TestOutcome, _xml_text
+
+    texts = st.text(alphabet=st.characters(codec=None), max_size=12) | st.sampled_from(["]]>", "\x00\x0b\x1f", "\ud800", "a\nb"])
+    outcomes = st.lists(st.tuples(st.integers(0, 2), texts, st.sampled_from(["", "missing", "error"]), texts), max_size=6)
+
+    @settings(max_examples=60, deadline=None)
+    @given(outcomes, st.lists(texts, max_size=2))
+    def prop(cases: list, broken: list) -> None:
+        files, outs = [], []
+        for i, (file_no, name, kind, message) in enumerate(cases):
+            failures = [Failure(kind, message, message + "\n" + name)] if kind else []
+            outs.append(TestOutcome(f"f{file_no}.cvg", name or f"t{i}", i + 1, failures))
+        files = [FileTests(f) for f in sorted({o.file for o in outs})]
+        files += [FileTests(f"bad{i}{t}.cvg", diagnostics=[Diagnostic("E100", t or "x", Span("b.cvg", 1, 1))])
+                  for i, t in enumerate(broken)]
+        report = Report(files, outs)
+        root = ET.fromstring(report.junit_xml().encode("utf-8"))
+        cases_ = list(root.iter("testcase"))
+        count = lambda node, tag: sum(1 for c in node.iter("testcase") if c.find(tag) is not None)  # noqa: E731
+        for node in [root, *root.iter("testsuite")]:
+            assert int(node.get("tests", "-1")) == sum(1 for _ in node.iter("testcase"))
+            assert int(node.get("failures", "-1")) == count(node, "failure")
+            assert int(node.get("errors", "-1")) == count(node, "error")
+        by_file = sorted(outs, key=lambda o: [f.path for f in files].index(o.file))  # one suite per file, in order
+        assert [c.get("name") for c in cases_ if c.get("name") != "(compile)"] == [_xml_text(o.name) for o in by_file]
+        assert len(cases_) == len(outs) + len(broken)
+
+    prop()
+
+
 def test_json_report() -> None:
     out = converge("test", BROKEN, "--format", "json")
     assert out.returncode == 1
