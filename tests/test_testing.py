@@ -390,6 +390,26 @@ def test_tools_are_given_to_every_test_as_for_run(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "Invalid value for --tools" in bad.stderr
 
 
+def test_given_files_of_a_linked_rule_file_resolve_as_its_imports_do(tmp_path: Path) -> None:
+    """A rule file reached through a symbolic link: its imports resolved next to the file it
+    links to, its `given "FILE"` next to the link (a test error, E500)."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "rules" / "f.json").write_text('{"p": [[1]]}')
+    (tmp_path / "rules" / "lib.cvg").write_text("relation q(x: int)\nq(2).\n")
+    (tmp_path / "rules" / "x.cvg").write_text('import "./lib.cvg" as lib\ninput relation p(x: int)\n'
+                                              'test "t" { given "f.json" expect { p(1). lib.q(2). } }\n')
+    os.symlink("../rules/x.cvg", tmp_path / "other" / "x.cvg")
+    report = run_paths([str(tmp_path / "other" / "x.cvg")])
+    assert [(o.status, [f.message for f in o.failures]) for o in report.outcomes] == [("passed", [])]
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", "other/x.cvg"], cwd=tmp_path,
+                         capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # not a link: paths stay as the user spelled them
+    plain = run_paths([str(tmp_path / "rules" / "x.cvg")])
+    assert plain.outcomes[0].passed and plain.files[0].tests[0].given_files == (str(tmp_path / "rules" / "f.json"),)
+
+
 # ------------------------------------------------------------------ pytest plugin
 
 RULES = '''

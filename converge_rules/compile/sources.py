@@ -96,6 +96,11 @@ class RuleSources:
         stay in its directory."""
         raise NotImplementedError
 
+    def given_file(self, test_file: str, written: str) -> str:
+        """The facts path that ``given "written"`` in a test of ``test_file`` names: relative
+        to that file's directory."""
+        return os.path.normpath(os.path.join(os.path.dirname(test_file), written))
+
 
 class DiskSources(RuleSources):
     """Rule files on disk, by real path; imports are relative to the importing file."""
@@ -123,6 +128,19 @@ class DiskSources(RuleSources):
                            (f"paths are relative to the importing file: looked for {os.path.relpath(target)}",))
         shown = os.path.relpath(target)
         return target if shown.startswith("..") else shown
+
+    def given_file(self, test_file: str, written: str) -> str:
+        """Relative to the directory of the file ``test_file`` is, as its imports are: for a
+        rule file reached through a symbolic link, the directory of the file it links to.
+        Otherwise the path keeps the spelling of ``test_file`` (``rules/facts.json``)."""
+        base = os.path.dirname(test_file)
+        try:
+            real_base = os.path.dirname(os.path.realpath(test_file))
+            if os.path.realpath(base or ".") != real_base:
+                base = real_base
+        except (OSError, ValueError):  # a name the file system refuses: loading the facts says so
+            pass
+        return os.path.normpath(os.path.join(base, written))
 
     def std_module(self, name: str) -> str | Problem:
         target = stdlib_dir() / "std" / f"{name}.cvg"
