@@ -95,6 +95,7 @@ def check_files(paths: Iterable[str], disabled: Iterable[str] = (), partition_by
     import os
     from dataclasses import replace
 
+    disabled = frozenset(disabled)  # used once per root
     roots: dict[str, str] = {}
     for path in paths:
         roots.setdefault(os.path.realpath(path), path)
