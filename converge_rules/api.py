@@ -71,15 +71,12 @@ def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
 
 def check(paths: Sequence[str]) -> list[Diagnostic]:
     """Every diagnostic for these rule files: errors, then (when there are none) the lints'
-    warnings, with inline suppressions applied; sorted by position."""
-    from .lint import check_file
+    warnings, with inline suppressions applied; sorted by position. A file given twice (two
+    spellings of one path), or given and imported, is checked once and reported under the
+    first spelling given."""
+    from .lint import check_files
 
-    found: list[Diagnostic] = []
-    for path in sorted({str(p) for p in paths}):
-        found.extend(check_file(path))
-    from .diagnostics import sort_diagnostics
-
-    return sort_diagnostics(found)
+    return check_files(sorted({str(p) for p in paths}))
 
 
 def load(paths: Sequence[str] | str) -> "RuleSet":

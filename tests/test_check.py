@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -20,10 +21,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from converge_rules.cli import cli
 from converge_rules.lint import LINTS, WARNING_CODES, check_file
 from converge_rules.lint.suppress import codes_in
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sarif_validator import is_uri, is_uri_reference, sarif_problems  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "check"
@@ -138,7 +145,7 @@ def test_sarif_rules_results_and_locations() -> None:
     assert set(ids) == {d["code"] for d in expected}
     for rule in rules:
         assert rule["shortDescription"]["text"]
-        assert rule["helpUri"] == f"docs/diagnostics.md#{rule['id'].lower()}"
+        assert f"docs/diagnostics.md#{rule['id'].lower()}" in rule["help"]["text"]
     assert len(run["results"]) == len(expected)
     for result, diag in zip(run["results"], expected):
         assert result["ruleId"] == diag["code"] and ids[result["ruleIndex"]] == diag["code"]
@@ -158,6 +165,132 @@ def test_sarif_uri_is_relative_to_the_current_directory(in_tmp: Path) -> None:
     assert code == 0
     result = json.loads(out)["runs"][0]["results"][0]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "my%20rules/a%20b.cvg"
+
+
+def test_every_error_check_can_report_has_a_sarif_description(in_tmp: Path) -> None:
+    """The rules of a SARIF log describe each code: E103, E104 and E406 were `diagnostic E103`."""
+    from converge_rules.lint.codes import ERRORS, describe
+
+    doc = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    for code in re.findall(r'<a id="(e[0-4]\d\d)"></a>', doc):
+        assert code.upper() in ERRORS, code
+    write(in_tmp, "a.cvg", 'relation p(x: str)\np("\\ud800").\nrelation f(x: float)\nf(1e999).\n')
+    log = json.loads(converge("check", "a.cvg", "--format", "sarif", cwd=in_tmp).stdout)
+    rules = {r["id"]: r["shortDescription"]["text"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert set(rules) == {"E103", "E104"} and rules == {c: describe(c) for c in rules}
+    assert not any(text.startswith("diagnostic ") for text in rules.values())
+
+
+def test_the_sarif_validator_rejects_what_rfc_3986_and_sarif_forbid() -> None:
+    assert is_uri("https://example.org/docs#e100") and not is_uri("docs/diagnostics.md#e100")
+    assert is_uri_reference("my%20rules/%C3%A9.cvg") and is_uri_reference("file:///tmp/b%FF.cvg")
+    for bad in ("my rules/a.cvg", "é.cvg", "a%2.cvg", "a%zz.cvg"):
+        assert not is_uri_reference(bad), bad
+    log = json.loads((GOLDEN / "expected.sarif").read_text(encoding="utf-8"))
+    log["runs"][0]["results"][0]["ruleIndex"] += 1
+    region = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]
+    region.update(endLine=region["startLine"], endColumn=region["startColumn"], startColumn=region["startColumn"] + 1)
+    problems = sarif_problems(log, ROOT)
+    assert any("ruleIndex" in p for p in problems) and any("before its start" in p for p in problems)
+
+
+def test_golden_sarif_is_valid_for_code_scanning() -> None:
+    """Every URI of the log, helpUri included, is what the schema's format says: upload-sarif
+    rejects a relative helpUri ("does not conform to the 'uri' format")."""
+    out = converge("check", "tests/golden/check", "--format", "sarif")
+    log = json.loads(out.stdout)
+    assert log["runs"][0]["results"] and sarif_problems(log, ROOT) == []
+    for rule in log["runs"][0]["tool"]["driver"]["rules"]:
+        assert "helpUri" not in rule or is_uri(rule["helpUri"])
+
+
+def test_sarif_is_valid_for_awkward_files_and_every_kind_of_diagnostic(tmp_path: Path) -> None:
+    """Spaces, non-ASCII and astral characters in names, tabs and emoji before the column,
+    CRLF and lone-CR line endings, errors and warnings, an import outside the directory."""
+    write(tmp_path, "my rules/é r.cvg", "relation edge(a: str, b: str)\nrelation path(a: str, b: str)\n"
+          "path(x, y) :- edge(x, z).\n\t\U0001F600path(x, y) :- edgez(x, y).\n")
+    write(tmp_path, "my rules/crlf 😀.cvg", 'relation p(a: str)\r\np("😀é", x) :- q(x).\r\n')
+    write(tmp_path, "cr.cvg", 'relation p(a: str)\rp("\t") :- p(y).\r')
+    write(tmp_path, "warn.cvg", "input relation e(a: int, b: int)\nrelation r(a: int)\n"
+          "r(a) :- e(a, b).\n# converge: disable=W200\nrelation spare(x: int)\n")
+    write(tmp_path, "a:b.cvg", "relation p(x: int)\np(1) :- p(x).\n")
+    out = converge("check", ".", "--format", "sarif", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    log = json.loads(out.stdout)
+    results = log["runs"][0]["results"]
+    assert {r["level"] for r in results} == {"error", "warning"}
+    assert len({r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}) == 5
+    assert sarif_problems(log, tmp_path) == []
+
+
+def test_json_and_sarif_name_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 (b'b\\xff.cvg'): SARIF percent-encodes its bytes, JSON
+    writes the lone surrogate Python reads it as as a JSON escape, on a strict UTF-8 stdout
+    too, instead of an internal error (exit 70)."""
+    (tmp_path / "d").mkdir()
+    Path(os.fsdecode(bytes(tmp_path / "d") + b"/b\xff.cvg")).write_text("relation p(a: str)\np(x) :- q(x).\n")
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONIOENCODING="utf-8:strict")
+    outs = {}
+    for fmt in ("sarif", "json", "text", "github"):
+        out = subprocess.run([sys.executable, "-m", "converge_rules", "check", "d", "--format", fmt], cwd=tmp_path,
+                             env=env, capture_output=True, timeout=120)
+        assert (out.returncode, out.stderr) == (1, b""), (fmt, out.stderr)
+        outs[fmt] = out.stdout.decode("utf-8")
+    log = json.loads(outs["sarif"])
+    assert log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "d/b%FF.cvg"
+    assert sarif_problems(log, tmp_path) == []
+    file = json.loads(outs["json"])["diagnostics"][0]["span"]["file"]
+    assert os.fsencode(file) == b"d/b\xff.cvg"
+    assert "d/b\\udcff.cvg:2:9: error[E200]" in outs["text"]
+
+
+def test_a_file_checked_as_a_root_and_imported_is_reported_once_whatever_its_spelling(in_tmp: Path) -> None:
+    """`converge check $PWD` (or `..`) names the roots as given and the imported files relative
+    to the current directory: one error in sub/lib.cvg, imported by two roots, is one error."""
+    write(in_tmp, "sub/lib.cvg", "relation p(a: str)\np(x) :- q(x).\n")
+    write(in_tmp, "a.cvg", 'import "./sub/lib.cvg" as lib\nrelation r(a: str)\nr(x) :- lib.p(x).\n')
+    write(in_tmp, "sub/b.cvg", 'import "./lib.cvg" as lib\nrelation r(a: str)\nr(x) :- lib.p(x).\n')
+    for cwd, arg, shown in ((in_tmp, str(in_tmp), f"{in_tmp}/sub/lib.cvg"), (in_tmp / "sub", "..", "../sub/lib.cvg")):
+        out = converge("check", arg, cwd=cwd)
+        assert out.returncode == 1 and out.stdout.count("error[E200]") == 1, out.stdout
+        assert out.stdout.startswith(f"{shown}:2:9: error[E200]") and out.stdout.endswith("1 error(s), 0 warning(s)\n")
+        data = json.loads(converge("check", arg, "--format", "json", cwd=cwd).stdout)
+        assert [d["span"]["file"] for d in data["diagnostics"]] == [shown]
+        assert data["summary"] == {"errors": 1, "warnings": 0, "files": 3}
+        log = json.loads(converge("check", arg, "--format", "sarif", cwd=cwd).stdout)
+        assert len(log["runs"][0]["results"]) == 1 and sarif_problems(log, cwd) == []
+    # the Python API: the same file under two spellings is one root
+    from converge_rules import check
+
+    diags = check(["a.cvg", "./a.cvg", "sub/lib.cvg", f"{in_tmp}/sub/b.cvg"])
+    assert [(d.code, d.span.file) for d in diags] == [("E200", "sub/lib.cvg")]
+
+
+@settings(max_examples=int(os.environ.get("CONVERGE_FUZZ_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.randoms(use_true_random=False), st.booleans(), st.sampled_from(["", "\t", "😀 ", "é\t漢"]))
+def test_sarif_of_generated_and_mutated_rule_files_is_valid(tmp_path: Path, rng: random.Random, mutate: bool,
+                                                            indent: str) -> None:
+    """The validator over the diagnostics of generated programs (errors at every kind of place),
+    their lines indented with tabs and wide or astral characters, under a name to percent-encode."""
+    import fuzzing
+    from converge_rules.commands.check import render_sarif
+    from converge_rules.lint import check_files
+
+    text = fuzzing.gen_rules(rng)
+    text = fuzzing.mutate(rng, text) if mutate else text
+    text = "\n".join(indent + line if line.strip() else line for line in text.split("\n"))
+    try:
+        write(tmp_path, "gen rules/ü 1.cvg", text)
+    except UnicodeEncodeError:  # a mutation left a lone surrogate: not a file anyone can write
+        return
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        log = json.loads(render_sarif(check_files(["gen rules/ü 1.cvg"])))
+    finally:
+        os.chdir(cwd)
+    assert sarif_problems(log, tmp_path) == []
 
 
 # ---------------------------------------------------------------- the lints
@@ -342,6 +475,21 @@ def test_directory_recursion_is_sorted_and_skips_hidden_and_other_files(in_tmp: 
     assert [d["span"]["file"] for d in data["diagnostics"]] == ["rules/sub/a.cvg", "rules/z.cvg"]
     # A file named twice (directly and through its directory) is checked once.
     assert json.loads(run("check", "rules/", "./rules/z.cvg", "--format", "json")[1])["summary"]["files"] == 2
+
+
+def test_a_directory_search_takes_rule_files_only_never_a_fifo(tmp_path: Path) -> None:
+    """A FIFO named *.cvg in a searched directory blocked `check` (and `test`, `fmt`) forever;
+    an editor's hidden lock file (`.#rules.cvg`, a dangling link) is skipped like a hidden directory."""
+    write(tmp_path, "rules/a.cvg", 'input relation p(x: int)\ntest "t" {\n  given { p(1). }\n  expect { p(1). }\n}\n')
+    os.mkfifo(tmp_path / "rules" / "pipe.cvg")
+    os.symlink("user@host.1234", tmp_path / "rules" / ".#a.cvg")
+    for args, expected in ((["check", "rules"], "no problems found\n"), (["fmt", "--check", "rules"], ""),
+                           (["test", "rules"], "PASS  rules/a.cvg::t\n\n1 passed (1 test in 1 file)\n")):
+        try:
+            out = converge(*args, cwd=tmp_path)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"converge {' '.join(args)} blocked on the FIFO") from None
+        assert (out.returncode, out.stdout, out.stderr) == (0, expected, ""), args
 
 
 def test_usage_and_io_errors_exit_2(in_tmp: Path) -> None:

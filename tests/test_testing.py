@@ -81,6 +81,33 @@ def test_discover_sorts_recurses_and_rejects_missing_paths(broken_dir: Path) -> 
         discover(["no/such/dir"])
 
 
+def test_discover_takes_regular_rule_files_only(tmp_path: Path) -> None:
+    """A FIFO would block the run forever; an editor's hidden lock file (a dangling link) is no
+    test file; a visible dangling link is kept, so the run reports it missing (E001)."""
+    (tmp_path / "a.cvg").write_text('input relation p(x: int)\ntest "t" { given { p(1). } expect { p(1). } }\n')
+    os.mkfifo(tmp_path / "pipe.cvg")
+    os.symlink("user@host.1234", tmp_path / ".#a.cvg")
+    assert discover([str(tmp_path)]) == [str(tmp_path / "a.cvg")]
+    os.symlink("gone.cvg", tmp_path / "b.cvg")
+    assert discover([str(tmp_path)]) == [str(tmp_path / "a.cvg"), str(tmp_path / "b.cvg")]
+    report = run_paths([str(tmp_path)])
+    assert [o.status for o in report.outcomes] == ["passed"]
+    assert [d.code for f in report.load_errors for d in f.diagnostics] == ["E001"]
+
+
+def test_a_directory_names_its_files_as_check_and_the_pytest_plugin_do(tmp_path: Path) -> None:
+    """`converge test .` (the pre-commit hook) named tests `./a.cvg::t`, and so the JUnit
+    classnames, where `converge check .` and pytest say `a.cvg`."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.cvg").write_text('input relation p(x: int)\ntest "t" { given { p(1). } expect { p(1). } }\n')
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", ".", "--junit", "r.xml"], cwd=tmp_path,
+                         capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    assert (out.returncode, out.stdout) == (0, "PASS  sub/a.cvg::t\n\n1 passed (1 test in 1 file)\n"), out.stderr
+    case = ET.parse(tmp_path / "r.xml").getroot().find("testsuite/testcase")
+    assert case is not None and (case.get("classname"), case.get("file")) == ("sub/a.cvg", "sub/a.cvg")
+    assert discover([str(tmp_path) + "/./sub/"]) == [str(tmp_path / "sub" / "a.cvg")]
+
+
 def test_files_without_test_blocks_are_skipped_even_when_broken(broken_dir: Path) -> None:
     assert load_file(str(broken_dir / "ignored" / "no_tests.cvg")) is None
     assert load_file("examples/failures/syntax_error.invalid") is None
@@ -191,6 +218,43 @@ def test_junit_has_one_testcase_per_test_block(tmp_path: Path) -> None:
     assert [p.name for p in junit.parent.iterdir()] == ["junit.xml"]  # written atomically, no temp file left
 
 
+def test_junit_counts_match_the_testcases_and_any_text_parses() -> None:
+    """Generated reports (passes, failures, errors, files that do not compile; names and messages
+    of any code points, `]]>`, controls, lone surrogates): the XML parses, every count equals
+    the testcases it counts, and names read back as their escaped form."""
+    from hypothesis import given, settings, strategies as st
+
+    from converge_rules.diagnostics import Diagnostic, Span
+    from converge_rules.testing.runner import Failure, FileTests, Report, TestOutcome, _xml_text
+
+    texts = st.text(alphabet=st.characters(codec=None), max_size=12) | st.sampled_from(["]]>", "\x00\x0b\x1f", "\ud800", "a\nb"])
+    outcomes = st.lists(st.tuples(st.integers(0, 2), texts, st.sampled_from(["", "missing", "error"]), texts), max_size=6)
+
+    @settings(max_examples=60, deadline=None)
+    @given(outcomes, st.lists(texts, max_size=2))
+    def prop(cases: list, broken: list) -> None:
+        files, outs = [], []
+        for i, (file_no, name, kind, message) in enumerate(cases):
+            failures = [Failure(kind, message, message + "\n" + name)] if kind else []
+            outs.append(TestOutcome(f"f{file_no}.cvg", name or f"t{i}", i + 1, failures))
+        files = [FileTests(f) for f in sorted({o.file for o in outs})]
+        files += [FileTests(f"bad{i}{t}.cvg", diagnostics=[Diagnostic("E100", t or "x", Span("b.cvg", 1, 1))])
+                  for i, t in enumerate(broken)]
+        report = Report(files, outs)
+        root = ET.fromstring(report.junit_xml().encode("utf-8"))
+        cases_ = list(root.iter("testcase"))
+        count = lambda node, tag: sum(1 for c in node.iter("testcase") if c.find(tag) is not None)  # noqa: E731
+        for node in [root, *root.iter("testsuite")]:
+            assert int(node.get("tests", "-1")) == sum(1 for _ in node.iter("testcase"))
+            assert int(node.get("failures", "-1")) == count(node, "failure")
+            assert int(node.get("errors", "-1")) == count(node, "error")
+        by_file = sorted(outs, key=lambda o: [f.path for f in files].index(o.file))  # one suite per file, in order
+        assert [c.get("name") for c in cases_ if c.get("name") != "(compile)"] == [_xml_text(o.name) for o in by_file]
+        assert len(cases_) == len(outs) + len(broken)
+
+    prop()
+
+
 def test_json_report() -> None:
     out = converge("test", BROKEN, "--format", "json")
     assert out.returncode == 1
@@ -204,6 +268,36 @@ def test_json_report() -> None:
     assert missing["why_not"]["agents"][0]["blocking_literal"] == 'not risk("l1", _)'
     kinds = [f["kind"] for t in data["tests"] for f in t["failures"]]
     assert sorted(set(kinds)) == ["error", "missing", "tier", "unexpected", "violation"]
+
+
+def test_json_report_names_a_test_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    """On a strict UTF-8 stdout too: the lone surrogate of the name is written as a JSON escape."""
+    path = os.fsdecode(bytes(tmp_path) + b"/c\xff.cvg")
+    Path(path).write_text('input relation p(a: str)\ntest "t" { given { p("a"). } expect { p("b"). } }\n')
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8:strict"}
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", str(tmp_path), "--format", "json",
+                          "--junit", str(tmp_path / "r.xml")], cwd=ROOT, capture_output=True, env=env, timeout=120)
+    assert (out.returncode, out.stderr) == (1, b"")
+    report = json.loads(out.stdout.decode("utf-8"))
+    assert os.fsencode(report["tests"][0]["file"]) == os.fsencode(path)
+    assert report["tests"][0]["status"] == "failed"
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("name", "").endswith("c\\udcff.cvg")
+
+
+def test_a_test_name_with_a_line_break_cannot_forge_a_status_line(tmp_path: Path) -> None:
+    """`grep '^FAIL'` finds the failing tests: a passing test named "ok\\nFAIL  forged" printed a
+    line `FAIL  forged` of its own."""
+    (tmp_path / "a.cvg").write_text('input relation p(x: int)\n'
+                                    'test "ok\\nFAIL  forged::x" { given { p(1). } expect { p(1). } }\n'
+                                    'test "bad\\nline" { given { p(1). } expect { p(2). } }\n')
+    out = converge_subprocess("test", str(tmp_path / "a.cvg"))
+    assert out.returncode == 1
+    status = [line for line in out.stdout.splitlines() if line.startswith(("PASS", "FAIL", "ERROR"))]
+    assert status == [f"PASS  {tmp_path}/a.cvg::ok\\nFAIL  forged::x", f"FAIL  {tmp_path}/a.cvg::bad\\nline"]
+    assert f"\n{tmp_path}/a.cvg::bad\\nline  ({tmp_path}/a.cvg:3)\n" in out.stdout
+    report = json.loads(converge_subprocess("test", str(tmp_path / "a.cvg"), "--format", "json").stdout)
+    assert [t["name"] for t in report["tests"]] == ["ok\nFAIL  forged::x", "bad\nline"]  # the names themselves
 
 
 def test_coverage_lists_never_fired_agents() -> None:
@@ -257,6 +351,63 @@ def test_given_files_resolve_against_the_test_file(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "converge_rules", "test", str(ROOT / "examples")],
                          cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+TOOL_RULES = """input relation a(x: str)
+relation s(x: str, v: int)
+s(x, v) :- a(x), v = @score(x).
+test "scores" { given { a("p"). } expect { s("p", 3). } }
+"""
+
+
+def test_a_test_that_cannot_run_says_why_not_that_its_facts_did_not_load(tmp_path: Path) -> None:
+    """A rule calling a tool nobody gave (E220) is a test error; its message named the facts."""
+    (tmp_path / "t.cvg").write_text(TOOL_RULES)
+    report = run_paths([str(tmp_path / "t.cvg")])
+    (failure,) = report.outcomes[0].failures
+    assert failure.kind == "error"
+    assert failure.message == "the test could not run: error[E220] unknown tool 'score': the rules call it but no tool of that name was given"
+    out = converge_subprocess("test", str(tmp_path / "t.cvg"), "--junit", str(tmp_path / "r.xml"))
+    assert out.returncode == 1 and "ERROR " in out.stdout and "facts could not be loaded" not in out.stdout
+    error = ET.parse(tmp_path / "r.xml").getroot().find("testsuite/testcase/error")
+    assert error is not None and error.get("message", "").startswith("the test could not run: error[E220]")
+    # facts that do not load still say so, with the file and line
+    (tmp_path / "u.cvg").write_text('input relation a(x: int)\ntest "bad facts" { given "nope.json" }\n')
+    (failure,) = run_paths([str(tmp_path / "u.cvg")]).outcomes[0].failures
+    assert failure.message.startswith("the test could not run: error[E500] facts file not found: ")
+
+
+def test_tools_are_given_to_every_test_as_for_run(tmp_path: Path) -> None:
+    """`converge test --tools MODULE` (as `run`, `query`, `batch`): rules that call tools are testable."""
+    (tmp_path / "t.cvg").write_text(TOOL_RULES)
+    (tmp_path / "scoring.py").write_text("def score(x):\n    return len(x) + 2\n")
+    report = run_paths([str(tmp_path / "t.cvg")], tools={"score": lambda x: len(x) + 2})
+    assert [o.status for o in report.outcomes] == ["passed"]
+    out = converge_subprocess("test", str(tmp_path / "t.cvg"), "--tools", str(tmp_path / "scoring.py"))
+    assert (out.returncode, out.stderr) == (0, ""), out.stdout
+    assert out.stdout.endswith("1 passed (1 test in 1 file)\n")
+    bad = converge_subprocess("test", str(tmp_path / "t.cvg"), "--tools", str(tmp_path / "missing.py"))
+    assert bad.returncode == 2 and "Invalid value for --tools" in bad.stderr
+
+
+def test_given_files_of_a_linked_rule_file_resolve_as_its_imports_do(tmp_path: Path) -> None:
+    """A rule file reached through a symbolic link: its imports resolved next to the file it
+    links to, its `given "FILE"` next to the link (a test error, E500)."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "rules" / "f.json").write_text('{"p": [[1]]}')
+    (tmp_path / "rules" / "lib.cvg").write_text("relation q(x: int)\nq(2).\n")
+    (tmp_path / "rules" / "x.cvg").write_text('import "./lib.cvg" as lib\ninput relation p(x: int)\n'
+                                              'test "t" { given "f.json" expect { p(1). lib.q(2). } }\n')
+    os.symlink("../rules/x.cvg", tmp_path / "other" / "x.cvg")
+    report = run_paths([str(tmp_path / "other" / "x.cvg")])
+    assert [(o.status, [f.message for f in o.failures]) for o in report.outcomes] == [("passed", [])]
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", "other/x.cvg"], cwd=tmp_path,
+                         capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # not a link: paths stay as the user spelled them
+    plain = run_paths([str(tmp_path / "rules" / "x.cvg")])
+    assert plain.outcomes[0].passed and plain.files[0].tests[0].given_files == (str(tmp_path / "rules" / "f.json"),)
 
 
 # ------------------------------------------------------------------ pytest plugin

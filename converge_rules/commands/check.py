@@ -22,7 +22,7 @@ from urllib.parse import quote
 import click
 
 from ..values import dumps_json
-from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT
+from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUT, write_json
 from ..diagnostics import Diagnostic
 from .stdin import stdin_filename_option
 
@@ -33,15 +33,13 @@ IO_CODES = frozenset({"E001", "E002"})  # a rule file that cannot be read: exit 
 
 def collect_files(paths: Sequence[str]) -> list[str]:
     """The rule files named by PATHS: files as given, directories searched for ``*.cvg``
-    (hidden directories skipped), normalised, without duplicates, sorted."""
+    (``rule_files_under``), normalised, without duplicates, sorted."""
+    from ..compile.sources import rule_files_under
+
     found: dict[str, str] = {}
     for path in paths:
         if os.path.isdir(path):
-            inside = []
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                inside.extend(os.path.join(dirpath, f) for f in filenames
-                              if f.endswith(".cvg") and not f.startswith("."))
+            inside = rule_files_under(path)
             if not inside:
                 raise click.UsageError(f"no *.cvg rule files in directory {path!r}")
         else:
@@ -91,16 +89,14 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[st
     Exit codes: 0 clean, 1 errors (or warnings with --strict), 2 usage or I/O error.
     """
     from ..diagnostics import sort_diagnostics
-    from ..lint import check_file
+    from ..lint import check_file, check_files
 
     from ..diagnostics import ConvergeError
     from .stdin import STDIN, STDIN_NAME, one_stdin, read_stdin
 
     one_stdin(paths, "a path")
     files = collect_files([p for p in paths if p != STDIN])
-    diags: list[Diagnostic] = []
-    for file in files:
-        diags.extend(check_file(file, disabled, partition_by))
+    diags: list[Diagnostic] = check_files(files, disabled, partition_by)
     if STDIN in paths:
         name = stdin_filename or STDIN_NAME
         files.append(name)
@@ -113,9 +109,9 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[st
     warnings = sum(1 for d in diags if d.severity == "warning")
     summary = {"errors": errors, "warnings": warnings, "files": len(files)}
     if fmt == "json":
-        sys.stdout.write(render_json(diags, summary))
+        write_json(render_json(diags, summary))
     elif fmt == "sarif":
-        sys.stdout.write(render_sarif(diags))
+        write_json(render_sarif(diags))
     elif fmt == "github":
         for line in render_github(diags):
             OUT.print(line)
@@ -145,13 +141,15 @@ def render_json(diags: Sequence[Diagnostic], summary: dict[str, int]) -> str:
 
 def artifact_uri(file: str) -> str:
     """A file as a URI reference relative to the current directory (absolute ``file:`` URI
-    for a file outside it, such as a standard library module)."""
+    for a file outside it, such as a standard library module). Every byte of the name
+    outside RFC 3986's unreserved characters is percent-encoded: UTF-8 for a name that is
+    text, the name's own bytes for one that is not UTF-8."""
     absolute = Path(os.path.abspath(file))
     try:
         relative = absolute.relative_to(Path.cwd())
     except ValueError:
         return absolute.as_uri()
-    return quote(relative.as_posix(), safe="/")
+    return quote(os.fsencode(relative.as_posix()), safe="/")
 
 
 def _message(d: Diagnostic) -> str:
@@ -160,17 +158,19 @@ def _message(d: Diagnostic) -> str:
 
 def render_sarif(diags: Sequence[Diagnostic]) -> str:
     from .. import __version__
-    from ..lint.codes import describe, help_text, help_uri
+    from ..lint.codes import describe, docs_reference, help_text
 
     codes = sorted({d.code for d in diags})
     level = {d.code: ("error" if d.is_error else "warning" if d.severity == "warning" else "note") for d in diags}
     rules = []
     for code in codes:
-        rule: dict[str, object] = {"id": code, "shortDescription": {"text": describe(code)}, "helpUri": help_uri(code)}
-        text = help_text(code)
-        if text is not None:
-            rule["help"] = {"text": text}
-        rule["defaultConfiguration"] = {"level": level[code]}
+        # No helpUri: SARIF wants an absolute URI there, and the docs have no address yet.
+        text = help_text(code) or describe(code)
+        rule: dict[str, object] = {
+            "id": code, "shortDescription": {"text": describe(code)},
+            "help": {"text": f"{text}\n\nDocumentation: {docs_reference(code)} in the Converge repository."},
+            "defaultConfiguration": {"level": level[code]},
+        }
         rules.append(rule)
     index = {code: i for i, code in enumerate(codes)}
     results = []

@@ -78,6 +78,17 @@ def write_text(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def write_json(text: str) -> None:
+    """Write a JSON document to stdout as UTF-8 whatever the stream's error handler: a lone
+    surrogate (how Python reads a file name that is not UTF-8) is written as its JSON escape
+    ``\\udcff``, as the service does, and reads back as the same name."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    sys.stdout.write(text)
+
+
 def load_tools(spec: str) -> dict[str, Any]:
     """``module:object`` (a dict of callables) or ``module`` / ``module:submodule`` (its public functions);
     the module may be a ``.py`` file path. ``sys.path`` is never modified (see import_tools_module)."""

@@ -15,15 +15,13 @@ EXAMPLE = "Example: converge fmt --check examples/"
 
 
 def cvg_paths(paths: tuple[str, ...] | list[str]) -> list[str]:
-    """Files as given, directories expanded to their ``*.cvg`` files (recursively, sorted)."""
+    """Files as given, directories expanded to their ``*.cvg`` files (``rule_files_under``)."""
+    from ..compile.sources import rule_files_under
+
     out: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            found = []
-            for root, dirs, files in os.walk(path):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found += [os.path.normpath(os.path.join(root, f)) for f in files if f.endswith(".cvg")]
-            out += sorted(found)
+            out += sorted(os.path.normpath(f) for f in rule_files_under(path))
         else:
             out.append(path)
     return out

@@ -9,11 +9,12 @@ compile, or a JUnit file that cannot be written.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from ..values import dumps_json
-from .common import OUT, Number
+from .common import OUT, Number, write_json
 
 EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
 
@@ -34,15 +35,21 @@ EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
                    "sqlite:///PATH.db or postgresql://... (repeatable).")
 @click.option("--table", "tables", multiple=True, metavar="REL=SQL",
               help="With a database in --facts: read REL with this SELECT (repeatable).")
+@click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
+              help="Host tools for the rules' @name(...) calls, given to every test, as for run (repeatable).")
 def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: str, coverage: bool,
-         threshold: float | None, why_depth: int, facts: tuple[str, ...], tables: tuple[str, ...]) -> None:
+         threshold: float | None, why_depth: int, facts: tuple[str, ...], tables: tuple[str, ...],
+         tools: tuple[str, ...]) -> None:
     """Run the test blocks in PATHS (files, or directories searched for *.cvg)."""
-    from .common import fact_sources, table_queries
+    from .common import fact_sources, load_tools, table_queries
     from ..diagnostics import ConvergeError
     from ..testing.runner import run_paths
 
     base = fact_sources(list(facts), table_queries(tables))
-    report = run_paths(list(paths), pattern=pattern, why_depth=why_depth, base_facts=base)
+    registered: dict[str, Any] = {}
+    for spec in tools:
+        registered.update(load_tools(spec))
+    report = run_paths(list(paths), pattern=pattern, why_depth=why_depth, base_facts=base, tools=registered or None)
     for f in report.load_errors:
         OUT.print(f.diagnostics_text(), err=True)
     if report.load_errors:
@@ -59,7 +66,7 @@ def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: st
             sys.exit(EXIT_LOAD)
     show_coverage = coverage or threshold is not None
     if fmt == "json":
-        sys.stdout.write(dumps_json(report.to_json(show_coverage, threshold), indent=1, ensure_ascii=False) + "\n")
+        write_json(dumps_json(report.to_json(show_coverage, threshold), indent=1, ensure_ascii=False) + "\n")
     else:
         OUT.print(report.render_text(show_coverage, threshold))
     if report.load_errors:

@@ -213,8 +213,7 @@ class Frontend:
                         lists[clause.kind].append(fact)
             elif clause.kind == "given_file":
                 assert isinstance(clause.value, str)
-                base = os.path.dirname(unit.path)
-                files.append(os.path.normpath(os.path.join(base, clause.value)))
+                files.append(self.sources.given_file(unit.path, clause.value))
             elif clause.kind == "expect_tier":
                 if clause.value not in ("converged", "degraded", "bounded", "failed"):
                     self.error("E211", f"unknown tier {clause.value!r}; tiers are converged, degraded, bounded, failed", clause.span)

@@ -34,6 +34,33 @@ def stdlib_dir() -> Path:
     return here / "stdlib_rules"
 
 
+def rule_files_under(directory: str) -> list[str]:
+    """The ``*.cvg`` rule files under ``directory``, recursively, sorted: what ``converge
+    check``, ``test`` and ``fmt`` search a directory for.
+
+    Hidden directories and files (``.git``, an editor's ``.#rules.cvg`` lock) and
+    ``__pycache__`` are skipped, and so is anything that is not a regular file: a FIFO
+    would block the reader forever, a device never ends. A link is followed; a dangling
+    one is kept, so reading it reports that the file is missing (E001)."""
+    import stat
+
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in files:
+            if not name.endswith(".cvg") or name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            try:
+                mode = os.stat(path).st_mode
+            except (OSError, ValueError):
+                found.append(path)
+                continue
+            if stat.S_ISREG(mode):
+                found.append(path)
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class Problem:
     """Why an import cannot be followed: a diagnostic but for its place, which the
@@ -69,6 +96,11 @@ class RuleSources:
         stay in its directory."""
         raise NotImplementedError
 
+    def given_file(self, test_file: str, written: str) -> str:
+        """The facts path that ``given "written"`` in a test of ``test_file`` names: relative
+        to that file's directory."""
+        return os.path.normpath(os.path.join(os.path.dirname(test_file), written))
+
 
 class DiskSources(RuleSources):
     """Rule files on disk, by real path; imports are relative to the importing file."""
@@ -96,6 +128,19 @@ class DiskSources(RuleSources):
                            (f"paths are relative to the importing file: looked for {os.path.relpath(target)}",))
         shown = os.path.relpath(target)
         return target if shown.startswith("..") else shown
+
+    def given_file(self, test_file: str, written: str) -> str:
+        """Relative to the directory of the file ``test_file`` is, as its imports are: for a
+        rule file reached through a symbolic link, the directory of the file it links to.
+        Otherwise the path keeps the spelling of ``test_file`` (``rules/facts.json``)."""
+        base = os.path.dirname(test_file)
+        try:
+            real_base = os.path.dirname(os.path.realpath(test_file))
+            if os.path.realpath(base or ".") != real_base:
+                base = real_base
+        except (OSError, ValueError):  # a name the file system refuses: loading the facts says so
+            pass
+        return os.path.normpath(os.path.join(base, written))
 
     def std_module(self, name: str) -> str | Problem:
         target = stdlib_dir() / "std" / f"{name}.cvg"

@@ -82,3 +82,29 @@ def check_file(path: str, disabled: Iterable[str] = (), partition_by: str | None
     compilation = compile_sources([(path, text)], use_cache=False)
     diags = list(compilation.diagnostics) + run_lints(compilation, disabled, partition_by)
     return sort_diagnostics(d for d in diags if not is_suppressed(d))
+
+
+def check_files(paths: Iterable[str], disabled: Iterable[str] = (), partition_by: str | None = None) -> list[Diagnostic]:
+    """``check_file`` for several root files, as one report: sorted by position, each problem once.
+
+    A file is named in diagnostics as its root spelling when it is one of ``paths`` (the
+    first spelling given, when one file is given twice), however an import of another
+    root reached it: a root names itself as given (``/abs/rules/lib.cvg``, ``../lib.cvg``)
+    while imports name a file relative to the current directory (``rules/lib.cvg``), and
+    the same error would otherwise count twice under two names."""
+    import os
+    from dataclasses import replace
+
+    disabled = frozenset(disabled)  # used once per root
+    roots: dict[str, str] = {}
+    for path in paths:
+        roots.setdefault(os.path.realpath(path), path)
+    found: list[Diagnostic] = []
+    for path in roots.values():
+        found.extend(check_file(path, disabled, partition_by))
+    shown: dict[str, str] = {}
+    for d in found:
+        if d.span.file not in shown:
+            shown[d.span.file] = roots.get(os.path.realpath(d.span.file), d.span.file) if d.span.line else d.span.file
+    return sort_diagnostics(d if shown[d.span.file] == d.span.file else replace(d, span=replace(d.span, file=shown[d.span.file]))
+                            for d in found)

@@ -1,5 +1,5 @@
 """The catalogue of diagnostic codes: a one-line description of each, and
-the anchor of its row in docs/diagnostics.md (used by SARIF ``helpUri``).
+the anchor of its row in docs/diagnostics.md (named in the SARIF rules' ``help``).
 
 Warning codes (``W...``) are owned by the lint modules of this package; the
 error codes (``E...``) are reported by the compiler and listed here only so
@@ -16,6 +16,8 @@ ERRORS: dict[str, str] = {
     "E100": "syntax error",
     "E101": "invalid escape in a string literal",
     "E102": "expressions nested too deeply to compile",
+    "E103": "a string literal holds a lone surrogate escape",
+    "E104": "a float literal out of range",
     "E110": "import not found (stdlib module or file)",
     "E111": "import cycle",
     "E112": "import leaves the project directory",
@@ -52,6 +54,7 @@ ERRORS: dict[str, str] = {
     "E403": "an agent emits into an input relation",
     "E404": "aggregate misuse",
     "E405": "a fact holds something other than constants",
+    "E406": "a body with more literals than the limit",
     "E500": "facts file or directory missing, unreadable or not UTF-8",
     "E501": "malformed facts file",
     "E502": "a value does not convert to its column's type",
@@ -98,11 +101,12 @@ def anchor(code: str) -> str:
     return code.lower()
 
 
-def help_uri(code: str) -> str:
-    """Where the code is documented: docs/diagnostics.md#code.
+def docs_reference(code: str) -> str:
+    """Where the code is documented: ``docs/diagnostics.md#code``, relative to the root of
+    the Converge repository.
 
-    A URI reference relative to the repository root, because the project has
-    no published documentation site yet; point it at the hosted docs when
-    there is one.
+    Not a SARIF ``helpUri``: that must be an absolute URI (SARIF 2.1.0, 3.49.12; GitHub's
+    upload-sarif rejects a log with a relative one), and the project has no published
+    documentation site. When it has one, give its absolute address as ``helpUri``.
     """
     return f"{DOCS_PATH}#{anchor(code)}"

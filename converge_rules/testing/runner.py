@@ -14,7 +14,7 @@ rule files). Then:
   either expects tier ``converged``.
 
 Discovery: files are taken as given; directories are searched recursively
-for ``*.cvg`` (hidden directories skipped), in sorted order. A file is a
+for ``*.cvg`` (regular files only, hidden ones skipped), in sorted order. A file is a
 test file when its text contains a test block (``test "``); one that does
 not is skipped without being parsed, so broken rule files without tests
 never stop a test run.
@@ -28,7 +28,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..values import dumps_json
 from ..diagnostics import Diagnostic
@@ -51,6 +51,8 @@ def discover(paths: Sequence[str]) -> list[str]:
 
     Sorted within each directory, in the order of ``paths``, without
     duplicates. Raises FileNotFoundError for a path that does not exist."""
+    from ..compile.sources import rule_files_under
+
     out: list[str] = []
     seen: set[str] = set()
 
@@ -63,12 +65,8 @@ def discover(paths: Sequence[str]) -> list[str]:
     for raw in paths:
         path = os.path.normpath(os.fspath(raw))
         if os.path.isdir(path):
-            found = []
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-                found += [os.path.join(root, f) for f in files if f.endswith(".cvg")]
-            for f in sorted(found):
-                add(f)
+            for f in rule_files_under(path):
+                add(os.path.normpath(f))  # `.` gives `a.cvg`, as `converge check .` names it
         elif os.path.exists(path):
             add(path)
         else:
@@ -113,6 +111,12 @@ class TestOutcome:
         return ident(self.file, self.name)
 
     @property
+    def shown_id(self) -> str:
+        """The id on one line, as text reports print it: a line break in the test's name is
+        written ``\\n``, so every test has one status line (``grep '^FAIL'``)."""
+        return self.id.replace("\n", "\\n")
+
+    @property
     def passed(self) -> bool:
         return not self.failures
 
@@ -126,7 +130,7 @@ class TestOutcome:
 
     def failure_text(self) -> str:
         """Everything that went wrong, readable (used by ``converge test`` and the pytest plugin)."""
-        head = f"{self.id}  ({self.file}:{self.line})"
+        head = f"{self.shown_id}  ({self.file.replace(chr(10), chr(92) + 'n')}:{self.line})"
         return "\n".join([head] + [f.text() for f in self.failures])
 
     def to_json(self) -> dict[str, Any]:
@@ -240,9 +244,11 @@ def _reasons_text(result: Any) -> str:
     return "\n".join(lines) if lines else "(no reasons)"
 
 
-def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequence[Any] = ()) -> TestOutcome:
+def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequence[Any] = (),
+             tools: Mapping[str, Any] | None = None) -> TestOutcome:
     """Run one test block of a loaded file; ``base_facts`` (paths, database sources) are
-    loaded under every test's own ``given`` facts."""
+    loaded under every test's own ``given`` facts; ``tools`` are the host tools the rules
+    call (``s = @name(...)``), as for ``RuleSet.run``."""
     from ..diagnostics import ConvergeError
     from ..explain.render import render_text as proof_text
     from ..explain.whynot import why_not
@@ -256,10 +262,14 @@ def run_test(file: FileTests, test: Any, why_depth: int = 1, base_facts: Sequenc
         facts.setdefault(sf.relation, []).append(sf.values)
         sources.setdefault((sf.relation, sf.values), (sf.span.file, sf.span.line))
     try:
-        result = file.ruleset.run(facts=facts or None, fact_files=list(base_facts) + list(test.given_files))
+        result = file.ruleset.run(facts=facts or None, fact_files=list(base_facts) + list(test.given_files),
+                                  tools=tools)
     except ConvergeError as err:
+        # facts that do not load (E5xx), a tool the rules call that was not given (E220), ...
         detail = "\n".join(d.render() for d in err.diagnostics)
-        outcome.failures.append(Failure("error", "the test's facts could not be loaded", detail,
+        first = err.diagnostics[0]
+        more = f" (and {len(err.diagnostics) - 1} more)" if len(err.diagnostics) > 1 else ""
+        outcome.failures.append(Failure("error", f"the test could not run: error[{first.code}] {first.message}{more}", detail,
                                         {"diagnostics": [d.to_json() for d in err.diagnostics]}))
         outcome.duration = time.perf_counter() - started
         return outcome
@@ -370,7 +380,7 @@ class Report:
     def render_text(self, coverage: bool = False, threshold: float | None = None) -> str:
         lines: list[str] = []
         for o in self.outcomes:
-            lines.append(f"{'PASS' if o.passed else ('ERROR' if o.errored else 'FAIL'):<5} {o.id}")
+            lines.append(f"{'PASS' if o.passed else ('ERROR' if o.errored else 'FAIL'):<5} {o.shown_id}")
         failing = [o for o in self.outcomes if not o.passed]
         if failing:
             lines.append("")
@@ -505,8 +515,10 @@ def _percent(part: int, whole: int) -> float:
 
 
 def run_paths(paths: Sequence[str], pattern: str | None = None, why_depth: int = 1,
-              files: Iterable[str] | None = None, base_facts: Sequence[Any] = ()) -> Report:
-    """Discover and run every selected test under ``paths`` (each over ``base_facts`` too)."""
+              files: Iterable[str] | None = None, base_facts: Sequence[Any] = (),
+              tools: Mapping[str, Any] | None = None) -> Report:
+    """Discover and run every selected test under ``paths`` (each over ``base_facts`` too,
+    with ``tools`` for the rules' tool calls)."""
     started = time.perf_counter()
     report = Report([], [])
     for path in (list(files) if files is not None else discover(paths)):
@@ -522,6 +534,6 @@ def run_paths(paths: Sequence[str], pattern: str | None = None, why_depth: int =
             if not selected(path, test.name, pattern):
                 report.deselected += 1
                 continue
-            report.outcomes.append(run_test(loaded, test, why_depth, base_facts))
+            report.outcomes.append(run_test(loaded, test, why_depth, base_facts, tools))
     report.duration = time.perf_counter() - started
     return report
