@@ -122,7 +122,7 @@ def test_files_without_test_blocks_are_skipped_even_when_broken(broken_dir: Path
 def test_a_test_block_with_a_comment_before_its_name_is_run_not_skipped(gap: str, tmp_path: Path,
                                                                        pytester: pytest.Pytester) -> None:
     """The grammar allows comments between `test` and its name; such a failing test must fail,
-    not be skipped as a file without test blocks ("no tests ran", exit 0)."""
+    not be skipped as a file without test blocks ("no tests ran", exit 5)."""
     text = f'relation p(x: int)\ntest{gap}"p holds" {{ expect {{ p(1). }} }}\n'
     path = tmp_path / "rules.cvg"
     path.write_text(text, newline="")
@@ -189,8 +189,13 @@ def test_k_filters_tests() -> None:
     glob = converge("test", "examples/", "-k", "*graph.cvg::*sample*")
     assert glob.returncode == 0
     assert glob.stdout.splitlines()[0] == "PASS  examples/graph/graph.cvg::the sample graph"
-    none = converge("test", "examples/", "-k", "no such test")
-    assert none.returncode == 0 and none.stdout.strip() == "no tests ran (10 deselected)"
+    none = converge("test", "examples/", "-k", "no such test")  # a mistyped pattern fails CI, as in pytest
+    assert none.returncode == 5 and none.stdout.strip() == "no tests ran (10 deselected)"
+    assert "no test ran" in none.stderr and "--allow-no-tests" in none.stderr
+    allowed = converge("test", "examples/", "-k", "no such test", "--allow-no-tests")
+    assert allowed.returncode == 0 and allowed.stdout.strip() == "no tests ran (10 deselected)"
+    as_json = converge("test", "examples/", "-k", "no such test", "--format", "json")
+    assert as_json.returncode == 5 and json.loads(as_json.stdout)["summary"]["passed"] == 0
 
 
 def test_junit_has_one_testcase_per_test_block(tmp_path: Path) -> None:
@@ -335,7 +340,8 @@ def test_load_errors_exit_2(broken_dir: Path, tmp_path: Path) -> None:
     assert "2 test files could not be loaded" in out.stderr
     assert "PASS  tests/data/testing/passing/rules.cvg::reach is transitive" in out.stdout  # the others still run
     assert converge("test", "no/such/path").returncode == 2
-    assert converge("test", str(broken_dir / "ignored")).stdout.strip() == "no tests ran"
+    ignored = converge("test", str(broken_dir / "ignored"))
+    assert ignored.stdout.strip() == "no tests ran" and ignored.returncode == 5
 
 
 def test_api_report() -> None:

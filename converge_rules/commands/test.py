@@ -17,6 +17,7 @@ from ..values import dumps_json
 from .common import OUT, Number, write_json
 
 EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
+EXIT_NO_TESTS = 5  # as pytest: a CI job whose tests all went missing (a moved file, a -k typo) must not pass
 
 
 @click.command(epilog="Example: converge test examples/ --junit report.xml --coverage")
@@ -37,9 +38,11 @@ EXIT_PASS, EXIT_FAIL, EXIT_LOAD = 0, 1, 2
               help="With a database in --facts: read REL with this SELECT (repeatable).")
 @click.option("--tools", "tools", multiple=True, metavar="MODULE[:OBJECT]",
               help="Host tools for the rules' @name(...) calls, given to every test, as for run (repeatable).")
+@click.option("--allow-no-tests", is_flag=True,
+              help="Exit 0 when no test ran (none found or none selected by -k); without it that is exit 5.")
 def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: str, coverage: bool,
          threshold: float | None, why_depth: int, facts: tuple[str, ...], tables: tuple[str, ...],
-         tools: tuple[str, ...]) -> None:
+         tools: tuple[str, ...], allow_no_tests: bool) -> None:
     """Run the test blocks in PATHS (files, or directories searched for *.cvg)."""
     from .common import fact_sources, load_tools, table_queries
     from ..diagnostics import ConvergeError
@@ -73,4 +76,8 @@ def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: st
         sys.exit(EXIT_LOAD)
     if report.failed or report.coverage_failed(threshold):
         sys.exit(EXIT_FAIL)
+    if not report.outcomes and not allow_no_tests:
+        OUT.print("converge test: no test ran, so nothing was checked (exit 5; --allow-no-tests accepts that)",
+                  err=True)
+        sys.exit(EXIT_NO_TESTS)
     sys.exit(EXIT_PASS)
