@@ -19,7 +19,7 @@ import click
 
 from . import __version__
 from .commands.common import (EXIT_ABSENT, EXIT_INTERNAL, EXIT_OUTPUT, EXIT_TIER, OUT, budget_options, dumps_json,
-                              fail_diagnostics, job_relations, run_job, with_options, write_text)
+                              fail_diagnostics, job_relations, run_job, with_options, write_json, write_text)
 from .commands.stdin import STDIN_OPTIONS
 
 _TIER_STYLE = {"converged": "bold green", "degraded": "bold yellow", "bounded": "bold yellow", "failed": "bold red"}
@@ -158,7 +158,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
         except ConvergeError as err:
             fail_diagnostics(err)
     if fmt == "json":
-        sys.stdout.write(result.to_json(proofs=proofs is not None, relations=only or None, all_proofs=proofs == "all"))
+        write_json(result.to_json(proofs=proofs is not None, relations=only or None, all_proofs=proofs == "all"))
     else:
         _header(result)
         OUT.print("relations:")
@@ -255,7 +255,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
     if support:
         rows = result.support(relation, values)
         if fmt == "json":
-            sys.stdout.write(dumps_json({"fact": shown, "support": [format_fact(r, f) for r, f in rows]}, indent=2,
+            write_json(dumps_json({"fact": shown, "support": [format_fact(r, f) for r, f in rows]}, indent=2,
                                         ensure_ascii=False) + "\n")
         else:
             OUT.print(f"{shown} rests on {len(rows)} input fact{'s' if len(rows) != 1 else ''}:")
@@ -270,7 +270,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         proofs = result.proofs(relation, values, limit=limit)
         trees = [build_tree(p, result.proof, depth) for p in proofs]
         if fmt == "json":
-            sys.stdout.write(dumps_tree_json({"fact": shown, "derivations": [t.to_json() for t in trees]}) + "\n")
+            write_json(dumps_tree_json({"fact": shown, "derivations": [t.to_json() for t in trees]}) + "\n")
             return
         for k, t in enumerate(trees, 1):
             OUT.print(comment_line(fmt, f"derivation {k} of {len(trees)}" + (" (first)" if k == 1 else "")), style="bold")
@@ -345,7 +345,7 @@ def _why_pattern(result: Any, pattern: str, fmt: str, depth: int | None, limit: 
     shown = matches[:limit]
     trees = [result.why(m, depth=depth) for m in shown]
     if fmt == "json":
-        sys.stdout.write(dumps_tree_json({"pattern": pattern, "matches": len(matches),
+        write_json(dumps_tree_json({"pattern": pattern, "matches": len(matches),
                                           "explained": [t.to_json() for t in trees]}) + "\n")
         return
     for k, ((rel, fact), t) in enumerate(zip(shown, trees), 1):

@@ -203,3 +203,32 @@ def test_dash_as_an_output_path(tmp_path: Path) -> None:
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "-: error[E507]: refusing to write a file named '-'" in proc.stderr
     assert not (tmp_path / "-").exists()
+
+
+def test_a_rule_file_whose_name_is_not_utf8_runs_and_explains_with_the_compile_cache_on(tmp_path: Path) -> None:
+    """`converge run r\\xff.cvg` was an internal error (exit 70) whenever the compile cache was on (the
+    default): the cache key encoded the path as strict UTF-8. JSON answers on a strict UTF-8 stdout
+    name the file with the JSON escape of its lone surrogate, and verify reads the file back."""
+    rules = Path(os.fsdecode(bytes(tmp_path) + b"/r\xff.cvg"))
+    rules.write_text('relation edge(a: str, b: str)\nrelation path(a: str, b: str)\nedge("a", "b"). edge("b", "c").\n'
+                     "path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n")
+    env = dict(os.environ, NO_COLOR="1", PYTHONIOENCODING="utf-8:strict", CONVERGE_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=tmp_path, env=env,
+                              capture_output=True, timeout=120)
+
+    for attempt in ("cold", "warm"):  # the second run reads the program from the cache
+        out = run("run", os.fsdecode(b"r\xff.cvg"), "--format", "json", "--proofs")
+        assert (out.returncode, out.stderr) == (0, b""), (attempt, out.stderr)
+        result = json.loads(out.stdout.decode("utf-8"))
+        assert os.fsencode(result["job"]["rules"][0]) == b"r\xff.cvg" and len(result["facts"]["path"]) == 3
+    assert any((tmp_path / "cache").iterdir())
+    (tmp_path / "result.json").write_bytes(out.stdout)
+    checked = run("verify", "result.json")
+    assert checked.returncode == 0 and b"verified" in checked.stdout, checked.stderr
+    for args in (("why", 'path("a", "c")', "--format", "json"), ("query", "path(x, y)", "--format", "json"),
+                 ("graph", "--format", "json")):
+        shown = run(args[0], os.fsdecode(b"r\xff.cvg"), *args[1:])
+        assert shown.returncode == 0 and shown.stderr == b"", (args, shown.stderr)
+        json.loads(shown.stdout.decode("utf-8"))

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..values import dumps_json, loads_json
-from .common import EXIT_ABSENT, EXIT_INVALID, Number, write_text
+from .common import EXIT_ABSENT, EXIT_INVALID, Number, write_json, write_text
 
 _STORE = click.option("--store", "store_url", metavar="URL",
                       help="sqlite:///PATH or postgresql://... [default: the serve default, see docs/service.md]")
@@ -100,7 +100,7 @@ def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None
             click.echo(f"converge decisions: {err}", err=True)
             sys.exit(EXIT_INVALID)
     if fmt == "json":
-        sys.stdout.write(dumps_json({"decisions": [r.to_json() for r in rows]}, indent=2) + "\n")
+        write_json(dumps_json({"decisions": [r.to_json() for r in rows]}, indent=2) + "\n")
         return
     for r in rows:
         j = r.to_json()
@@ -140,7 +140,7 @@ def why(decision_id: str, fact: str, store_url: str | None, fmt: str) -> None:
     if fmt == "json":
         from ..explain.render import render_json
 
-        sys.stdout.write(render_json(tree) + "\n")
+        write_json(render_json(tree) + "\n")
     else:
         write_text(record.why_text(fact))
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ..values import dumps_json
-from .common import EXIT_OK, fail_diagnostics
+from .common import EXIT_OK, fail_diagnostics, write_json
 
 EXAMPLE = "Example: converge graph examples/loans/loans.cvg | dot -Tsvg > loans.svg"
 
@@ -165,7 +165,7 @@ def graph(paths: tuple[str, ...], fmt: str) -> None:
     except ConvergeError as err:
         fail_diagnostics(err)
     if fmt == "json":
-        sys.stdout.write(dumps_json(data, indent=2, ensure_ascii=False) + "\n")
+        write_json(dumps_json(data, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_dot(data) if fmt == "dot" else render_mermaid(data))
     sys.exit(EXIT_OK)

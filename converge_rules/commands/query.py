@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..values import dumps_json
-from .common import fail_diagnostics, open_record_or_exit, record_option
+from .common import fail_diagnostics, open_record_or_exit, record_option, write_json
 
 EXIT_NO_MATCH = 6  # as for why: the fact (here: any match) does not hold
 
@@ -68,9 +68,9 @@ def query(args: tuple[str, ...], facts: tuple[str, ...], tools: tuple[str, ...],
             for item, (r, f) in zip(out["facts"], shown):
                 tree = result.why((r, f), depth=depth)
                 item["proof"] = tree.to_json() if tree is not None else None
-            sys.stdout.write(dumps_tree_json(out) + "\n")  # proofs may be thousands of levels deep
+            write_json(dumps_tree_json(out) + "\n")  # proofs may be thousands of levels deep
         else:
-            sys.stdout.write(dumps_json(out, indent=2, ensure_ascii=False) + "\n")
+            write_json(dumps_json(out, indent=2, ensure_ascii=False) + "\n")
     else:
         from ..explain.render import render_text
         from .common import OUT

@@ -42,12 +42,13 @@ def key(roots: list[str]) -> str | None:
     from ..syntax.parser import grammar_path
 
     # Spans keep paths as given, relative to the working directory: both are part of the key.
-    h = hashlib.sha256(f"{FORMAT}:{__version__}:{os.getcwd()}:{sorted(roots)}".encode())
+    # (a path that is not UTF-8 holds lone surrogates: hashed as the bytes it names)
+    h = hashlib.sha256(f"{FORMAT}:{__version__}:{os.getcwd()}:{sorted(roots)}".encode("utf-8", "surrogateescape"))
     for p in [str(grammar_path())] + sorted(roots, key=os.path.abspath):
         digest = _sha(p)
         if digest is None:
             return None
-        h.update(os.path.abspath(p).encode() + b"\0" + digest.encode() + b"\0")
+        h.update(os.fsencode(os.path.abspath(p)) + b"\0" + digest.encode() + b"\0")
     return h.hexdigest()
 
 
