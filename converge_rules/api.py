@@ -69,14 +69,16 @@ def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
     return out
 
 
-def check(paths: Sequence[str]) -> list[Diagnostic]:
+def check(paths: Sequence[str] | str) -> list[Diagnostic]:
     """Every diagnostic for these rule files: errors, then (when there are none) the lints'
     warnings, with inline suppressions applied; sorted by position. A file given twice (two
     spellings of one path), or given and imported, is checked once and reported under the
-    first spelling given."""
+    first spelling given. A directory stands for its ``*.cvg`` files, searched as ``converge
+    check`` searches it; one without any is a ValueError (the command's usage error)."""
+    from .compile.sources import collect_rule_files
     from .lint import check_files
 
-    return check_files(sorted({str(p) for p in paths}))
+    return check_files(collect_rule_files([paths] if isinstance(paths, (str, os.PathLike)) else list(paths)))
 
 
 def load(paths: Sequence[str] | str) -> "RuleSet":

@@ -550,3 +550,22 @@ def test_ci_docs_and_pre_commit_hooks() -> None:
     ci = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
     for text in ("converge check", "--format sarif", "github/codeql-action/upload-sarif", "--junit", "pre-commit"):
         assert text in ci
+
+
+def test_the_api_checks_a_directory_as_the_command_does(in_tmp: Path) -> None:
+    """converge_rules.check(["rules"]) was E002 "Is a directory" where `converge check rules`
+    searched it; a bare string was taken as a list of one-letter paths."""
+    import converge_rules as cr
+
+    write(in_tmp, "rules/a.cvg", "relation p(a: str)\np(x) :- q(x).\n")
+    write(in_tmp, "rules/sub/b.cvg", "relation r(a: str)\nr(x) :- s(x).\n")
+    write(in_tmp, "rules/.hidden.cvg", "this is not checked")
+    (in_tmp / "empty").mkdir()
+    found = cr.check(["rules"])
+    assert [(d.span.file, d.code) for d in found] == [("rules/a.cvg", "E200"), ("rules/sub/b.cvg", "E200")]
+    assert cr.check("rules") == found == cr.check(["rules/a.cvg", "rules", "./rules/sub/b.cvg"])
+    cli_json = json.loads(converge("check", "rules", "--format", "json", cwd=in_tmp).stdout)
+    assert [(d["span"]["file"], d["code"]) for d in cli_json["diagnostics"]] == [(d.span.file, d.code) for d in found]
+    with pytest.raises(ValueError, match="no \\*.cvg rule files"):
+        cr.check(["empty"])
+    assert converge("check", "empty", cwd=in_tmp).returncode == 2

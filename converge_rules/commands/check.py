@@ -32,22 +32,13 @@ IO_CODES = frozenset({"E001", "E002"})  # a rule file that cannot be read: exit 
 
 
 def collect_files(paths: Sequence[str]) -> list[str]:
-    """The rule files named by PATHS: files as given, directories searched for ``*.cvg``
-    (``rule_files_under``), normalised, without duplicates, sorted."""
-    from ..compile.sources import rule_files_under
+    """The rule files named by PATHS (``collect_rule_files``); a directory without any is a usage error."""
+    from ..compile.sources import collect_rule_files
 
-    found: dict[str, str] = {}
-    for path in paths:
-        if os.path.isdir(path):
-            inside = rule_files_under(path)
-            if not inside:
-                raise click.UsageError(f"no *.cvg rule files in directory {path!r}")
-        else:
-            inside = [path]
-        for file in inside:
-            shown = os.path.normpath(file)
-            found.setdefault(os.path.realpath(shown), shown)
-    return sorted(found.values())
+    try:
+        return collect_rule_files(paths)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
 
 
 def _disabled_codes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> frozenset[str]:

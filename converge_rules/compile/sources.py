@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..syntax.parser import read_rule_file
 
@@ -59,6 +59,26 @@ def rule_files_under(directory: str) -> list[str]:
             if stat.S_ISREG(mode):
                 found.append(path)
     return sorted(found)
+
+
+def collect_rule_files(paths: Sequence[str]) -> list[str]:
+    """The rule files named by ``paths``: files as given, directories searched for ``*.cvg``
+    (``rule_files_under``), normalised, each file once (the first spelling of a real path),
+    sorted; what ``converge check`` and ``converge_rules.check`` take. A directory without
+    rule files is a ValueError."""
+    found: dict[str, str] = {}
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            inside = rule_files_under(path)
+            if not inside:
+                raise ValueError(f"no *.cvg rule files in directory {path!r}")
+        else:
+            inside = [path]
+        for file in inside:
+            shown = os.path.normpath(file)
+            found.setdefault(os.path.realpath(shown), shown)
+    return sorted(found.values())
 
 
 @dataclass(frozen=True)
