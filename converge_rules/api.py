@@ -543,6 +543,17 @@ class Result:
     def budget(self) -> Budget:
         return self._outcome.budget
 
+    @property
+    def goals(self) -> list[str]:
+        """The job's goal relations (from the rule files and from ``run(goals=...)``)."""
+        return list(self._options.get("goals", []))
+
+    @property
+    def pruned_agents(self) -> list[str]:
+        """The agents pruned for the job's goals, in declaration order: they never ran."""
+        pruned = set(self._outcome.pruned)
+        return [a.name for a in self.program.agents if a.id in pruned]
+
     def relations(self) -> list[str]:
         return sorted(self._context.relations)
 

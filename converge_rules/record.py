@@ -703,6 +703,7 @@ class _Book:
 def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any]:
     """The recorded rules compiled from their texts, and a Result over the recorded facts and proofs."""
     from .api import Result, RuleSet
+    from .compile.graph import goal_pruned
     from .compile.pipeline import compile_sources
     from .engine.loop import Budget, Outcome, Reason, Tier
     from .engine.store import Context
@@ -753,6 +754,9 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
     fired = tuple(a.id for a in program.agents if a.name in set(out.get("fired", ())))
     outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
                       confidence, alternatives, dropped, list(data["tools"]))
+    # the recorded rules and goals decide which agents the job pruned, as they did when it ran
+    assert compilation.strata is not None
+    outcome.pruned = tuple(sorted(goal_pruned(program, compilation.strata, list(options.get("goals", [])))))
     header = None
     events = None
     if "trace" in data:

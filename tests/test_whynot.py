@@ -251,3 +251,63 @@ def test_cli_errors() -> None:
     assert no_fact.returncode == 2
     bad_depth = converge("why-not", LOANS, 'decision("l1", "x")', "--depth", "0")
     assert bad_depth.returncode == 2
+
+
+# ------------------------------------------------------------------ agents that never ran
+
+GOAL_SRC = ('input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\nrelation big(a: str)\n'
+            'relation bigger(a: str)\nrelation offer(a: str)\ngoal offer\n'
+            'path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n'
+            'big(x) :- edge(x, _).\nbigger(x) :- big(x).\noffer(x) :- path(x, "c").\n'
+            'edge("a", "b"). edge("b", "c").\n')
+
+
+def test_a_pruned_agent_is_named_as_the_reason_not_the_tier() -> None:
+    """An agent pruned for the goals never runs: why-not said it "derives the fact once it runs"
+    (and, in a degraded run, blamed the tier) instead of saying it was pruned."""
+    result = cr.load_text(GOAL_SRC).run()
+    assert result.tier.value == "converged"
+    assert result.pruned_agents == ["big#1", "bigger#1"] and result.goals == ["offer"]
+    a = _attempt(why_not(result, 'big("a")'), "big#1")
+    assert a.outcome == "would derive"
+    assert a.not_run == "big#1 was pruned: it cannot contribute to the goal offer, so it never ran"
+    assert a.summary.endswith("; it did not: big#1 was pruned: it cannot contribute to the goal offer, so it never ran")
+    assert a.to_json()["not_run"] == a.not_run
+    # bigger#1 is blocked on big, which is empty only because big#1 was pruned too: both are said
+    b = _attempt(why_not(result, 'bigger("a")'), "bigger#1")
+    assert b.outcome == "blocked" and b.not_run is not None and "bigger#1 was pruned" in b.not_run
+    assert "  note: bigger#1 was pruned" in render_text(why_not(result, 'bigger("a")'))
+    # an agent that did run says nothing of the kind
+    assert _attempt(why_not(result, 'offer("c")'), "offer#1").not_run is None
+
+
+def test_pruned_agent_from_the_cli_and_from_a_record(tmp_path: Path) -> None:
+    rules = tmp_path / "g.cvg"
+    rules.write_text(GOAL_SRC)
+    out = converge("why-not", str(rules), 'big("a")')
+    assert out.returncode == 0, out.stderr
+    assert "it did not: big#1 was pruned: it cannot contribute to the goal offer, so it never ran" in out.stdout
+    # the scoring example's run is degraded and large#1 is pruned by `goal offer`: the tier is not the reason
+    ex = ("examples/scoring/scoring.cvg", "--facts", "examples/scoring/facts.json", "--tools", "examples.scoring.tools")
+    out = converge("why-not", *ex, 'large("l3")')
+    assert out.returncode == 0, out.stderr
+    assert "because the run ended degraded" not in out.stdout
+    assert "it did not: large#1 was pruned" in out.stdout
+    record = tmp_path / "rec.json"
+    assert converge("run", str(rules), "--record", str(record)).returncode == 0
+    rules.write_text(GOAL_SRC.replace("goal offer\n", ""))  # the rule file changes: the record still explains
+    out = converge("why-not", "--record", str(record), 'big("a")', "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["agents"][0]["not_run"] == "big#1 was pruned: it cannot contribute to the goal offer, so it never ran"
+    assert cr.open_record(str(record)).result.pruned_agents == ["big#1", "bigger#1"]
+
+
+def test_a_skipped_agent_is_named_as_the_reason() -> None:
+    src = ('input relation p(x: int)\nrelation q(x: int)\n'
+           'agent div {\n  on_failure skip\n  when p(x), y = 10 / x\n  emit q(y)\n}\np(0). p(5).\n')
+    result = cr.load_text(src).run()
+    assert result.tier.value == "degraded"
+    a = _attempt(why_not(result, "q(2)"), "div")
+    assert a.outcome == "would derive"  # 10 / 5 = 2: the body holds, but the agent's facts were discarded
+    assert a.not_run is not None and a.not_run.startswith("its facts were discarded: agent 'div' skipped in cycle 1")
+    assert "; it did not: its facts were discarded: agent 'div' skipped" in a.summary

@@ -97,6 +97,7 @@ class Attempt:
     summary: str
     truncated: bool = False
     premises: list["WhyNot"] = field(default_factory=list)
+    not_run: str | None = None          # why the agent never ran or its facts were discarded (pruned, skipped)
 
     def to_json(self) -> dict[str, Any]:
         out = self._own_json()
@@ -116,6 +117,8 @@ class Attempt:
         }
         if self.truncated:
             out["truncated"] = True
+        if self.not_run is not None:
+            out["not_run"] = self.not_run
         return out
 
 
@@ -370,6 +373,18 @@ class _Explainer:
             what = f"the run ended {self.tier}"
         return [f"{what}: {reason}" if reason else what]
 
+    def not_run(self, agent: AgentDef) -> str | None:
+        """Why ``agent`` never ran (pruned for the goals) or its facts were discarded (skipped
+        after failures), as the result records it; None when neither happened."""
+        if agent.name in getattr(self.result, "pruned_agents", ()):
+            goals = list(getattr(self.result, "goals", ()))
+            return (f"{agent.name} was pruned: it cannot contribute to the goal{'s' if len(goals) != 1 else ''} "
+                    f"{', '.join(goals)}, so it never ran")
+        for reason in self.result.reasons:
+            if reason.kind == "agent_skipped" and reason.details.get("agent") == agent.name:
+                return f"its facts were discarded: {reason.message}"
+        return None
+
     # ------------------------------------------------------------ one agent
     def attempt(self, agent: AgentDef, head: ast.Atom, pattern: Pattern, env0: dict[str, Value],
                 post: list[tuple[int, ast.Expr]], head_notes: list[str]) -> Attempt:
@@ -404,9 +419,12 @@ class _Explainer:
         steps += [LiteralStep(j, _show_lit(body[j]), "not reached") for j in stuck]
         total = len(body)
         text = _rule_text(agent)
+        not_run = self.not_run(agent)
         common = dict(agent=agent.name, kind=agent.kind, description=agent.description, location=_loc(agent), rule=text,
                       head_bindings=dict(sorted(env0.items())), head_notes=head_notes, steps=steps,
-                      satisfied=satisfied, total=total, truncated=truncated)
+                      satisfied=satisfied, total=total, truncated=truncated, not_run=not_run)
+        why_not_derived = (f"; it did not: {not_run}" if not_run is not None
+                           else f"; it did not, because the run ended {self.tier}" if self.tier != "converged" else "")
         if blocking is not None:
             lit = body[blocking]
             matches = len(frontier)
@@ -426,14 +444,13 @@ class _Explainer:
             problem = _check_post(post, env, pattern)
             (wrong if problem else complete).append((env, used, problem))
         if complete and total == 0:
-            summary = "the agent has no `when` clause: it derives the fact once it runs" + (
-                f"; it did not, because the run ended {self.tier}" if self.tier != "converged" else "")
+            summary = "the agent has no `when` clause: it derives the fact once it runs" + why_not_derived
             return Attempt(blocking=None, blocking_text=None, matches=1, shown=[], outcome="would derive",
                            summary=summary, **common)
         if complete:
             summary = (f"all {total} literal{'s' if total != 1 else ''} are satisfied ({len(complete)} match"
                        f"{'es' if len(complete) != 1 else ''}): this agent derives the fact once it runs"
-                       + (f"; it did not, because the run ended {self.tier}" if self.tier != "converged" else ""))
+                       + why_not_derived)
             return Attempt(blocking=None, blocking_text=None, matches=len(complete),
                            shown=[PartialMatch(e, _facts_text(u), "every literal holds") for e, u, _ in complete[:SHOW_MATCHES]],
                            outcome="would derive", summary=summary, **common)
@@ -869,6 +886,8 @@ def _text_items(w: WhyNot, indent: str) -> list[str | tuple[WhyNot, str]]:
             out(f"{indent}  head matches the fact with {_bind_text(a.head_bindings)}")
         for note in a.head_notes:
             out(f"{indent}  note: {note}")
+        if a.not_run is not None and a.outcome != "would derive":
+            out(f"{indent}  note: {a.not_run}")
         width = min(48, max((len(s.text) for s in a.steps), default=0))
         for s in a.steps:
             mark = {"satisfied": "✓", "blocked": "✗", "not reached": "·"}[s.status]
