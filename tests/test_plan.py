@@ -370,3 +370,36 @@ def test_plan_actual_rows_belong_to_the_plan_shown_after_a_reorder(tmp_path: Pat
     lines = version.splitlines()
     assert lines[3].split("actual=")[1] == lines[4].split("actual=")[1]  # step 3's rows are all emitted
     assert "re-planned with another step order 1 time during the run: actual= counts the rows of this last plan only" in version
+
+
+def test_plan_facts_takes_the_job_options_of_run() -> None:
+    """`plan --facts` ran the job without --tools (nor budgets, goals or --facts -): a rule set
+    calling a tool, such as the scoring example, could not be analysed at all (E220, exit 1,
+    with a note pointing to `converge run --tools`)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONHASHSEED": "0", "NO_COLOR": "1"}
+
+    def plan(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "converge_rules", "plan", *args], cwd=root, env=env,
+                              capture_output=True, text=True, input=stdin)
+
+    scoring = ("examples/scoring/scoring.cvg", "--facts", "examples/scoring/facts.json")
+    out = plan(*scoring, "--tools", "examples.scoring.tools:RELIABLE", "--agent", "bureau")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("-- run: tier converged, 3 cycle(s)")
+    assert "2. tool call s = @credit_score(a)  actual=4" in out.stdout
+    # the budgets and goals of run apply too: --max-cycles 1 bounds the counted run
+    out = plan(*scoring, "--tools", "examples.scoring.tools:RELIABLE", "--max-cycles", "1", "--agent", "bureau")
+    assert out.returncode == 0 and out.stdout.startswith("-- run: tier bounded, 1 cycle(s)"), out.stderr
+    # without a tool the job is still refused clearly
+    out = plan(*scoring, "--agent", "bureau")
+    assert out.returncode == 1 and "error[E220]" in out.stderr and "Traceback" not in out.stderr
+    # facts on standard input, as for run
+    loans = (root / "examples/loans/facts.json").read_text()
+    out = plan("examples/loans/loans.cvg", "--facts", "-", "--agent", "decided#1", stdin=loans)
+    assert out.returncode == 0 and out.stdout.startswith("-- run: tier converged, 4 cycle(s), 37 facts"), out.stderr
+    # job options without --facts count nothing: a usage error
+    out = plan("examples/scoring/scoring.cvg", "--tools", "examples.scoring.tools")
+    assert out.returncode == 2 and "--tools: only with --facts" in out.stderr
