@@ -544,6 +544,11 @@ class Result:
         return self._outcome.budget
 
     @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """Every tool call of the run, in order: cycle, tool, args, and result or error."""
+        return list(self._outcome.tool_calls)
+
+    @property
     def goals(self) -> list[str]:
         """The job's goal relations (from the rule files and from ``run(goals=...)``)."""
         return list(self._options.get("goals", []))

@@ -753,7 +753,7 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
                for r in out["reasons"]]
     fired = tuple(a.id for a in program.agents if a.name in set(out.get("fired", ())))
     outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
-                      confidence, alternatives, dropped, list(data["tools"]))
+                      confidence, alternatives, dropped, tool_calls=list(data["tools"]))
     # the recorded rules and goals decide which agents the job pruned, as they did when it ran
     assert compilation.strata is not None
     outcome.pruned = tuple(sorted(goal_pruned(program, compilation.strata, list(options.get("goals", [])))))

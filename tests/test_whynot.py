@@ -311,3 +311,46 @@ def test_a_skipped_agent_is_named_as_the_reason() -> None:
     assert a.outcome == "would derive"  # 10 / 5 = 2: the body holds, but the agent's facts were discarded
     assert a.not_run is not None and a.not_run.startswith("its facts were discarded: agent 'div' skipped in cycle 1")
     assert "; it did not: its facts were discarded: agent 'div' skipped" in a.summary
+
+
+# ------------------------------------------------------------------ tool calls
+
+SCORING = ("examples/scoring/scoring.cvg", "--facts", "examples/scoring/facts.json", "--tools", "examples.scoring.tools")
+
+
+def test_a_tool_literal_is_explained_with_the_result_the_run_recorded(tmp_path: Path) -> None:
+    """why-not answered every tool literal with "why-not does not call tools, so this literal
+    cannot be evaluated", although the run (and a decision record, which the docs say explains
+    with the recorded tool results) holds the result of each call. A record also lost its tool
+    calls when rebuilt (they were passed to Outcome.analysis)."""
+    from converge_rules.commands.common import load_tools
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        result = cr.load([SCORING[0]]).run(fact_files=[SCORING[2]], tools=load_tools(SCORING[4]))
+    finally:
+        os.chdir(cwd)
+    assert [c["args"] for c in result.tool_calls][:3] == [["a1"], ["a2"], ["a3"]]
+    m = _attempt(why_not(result, 'score("a1", 700)'), "bureau").shown[0]
+    assert m.reason == '700 = @credit_score("a1") is false: @credit_score("a1") returned 720 in cycle 1'
+    m = _attempt(why_not(result, 'score("a3", 700)'), "bureau").shown[0]
+    assert m.reason == ('700 = @credit_score("a3"): @credit_score("a3") failed in cycle 1: '
+                        "tool credit_score raised LookupError: the bureau has no file for a3")
+    # a call the run never made is not made now
+    src = 'input relation p(x: int)\nrelation q(x: int, y: int)\nq(x, y) :- p(x), y = @f(x).\np(1).\n'
+    calls: list[int] = []
+    small = cr.load_text(src).run(tools={"f": lambda x: calls.append(x) or x * 10})
+    assert calls == [1]
+    m = _attempt(why_not(small, "q(2, 20)"), "q#1").shown[0]
+    assert m.reason == "no fact matches p(2) (p is an input relation)"
+    m = _attempt(why_not(small, "q(1, 20)"), "q#1").shown[0]
+    assert m.reason == "20 = @f(1) is false: @f(1) returned 10 in cycle 1" and calls == [1]
+    # from a record: the recorded calls, no tool, no rule file
+    record = tmp_path / "scoring.json"
+    assert converge("run", *SCORING, "--record", str(record)).returncode in (0, 3)
+    rec = cr.open_record(str(record))
+    assert rec.result.tool_calls == rec.tool_calls and rec.result.analysis is None
+    out = converge("why-not", "--record", str(record), 'score("a2", 600)')
+    assert out.returncode == 0, out.stderr
+    assert '✗ 600 = @credit_score("a2") is false: @credit_score("a2") returned 655 in cycle 1' in out.stdout

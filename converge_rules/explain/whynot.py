@@ -13,7 +13,10 @@ bindings of the deepest partial matches, and, when the literal is a negation
 in turn (instantiated with the bindings; unbound columns shown as ``_``).
 
 The evaluation here is an independent interpreter over ``Result.facts`` and
-``runtime.eval_expr``/``compare``; it does not touch the engine's state.
+``runtime.eval_expr``/``compare``; it does not touch the engine's state. It
+calls no tool: a tool call ``@t(...)`` takes the result (or the error) the run
+recorded for the same tool and arguments (``Result.tool_calls``, also kept in
+a decision record), and a call the run never made cannot be evaluated.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
 from ..compile.program import AgentDef, Program
 from .. import catalogue
-from ..engine.runtime import EvalError, compare, eval_expr
+from ..engine.runtime import EvalError, call_builtin, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
 from ..syntax.printer import show_expr, show_literal
@@ -238,6 +241,53 @@ class _Explainer:
         self._index: dict[tuple[str, tuple[int, ...]], dict[tuple, list[tuple]]] = {}
         self.tier = result.tier.value
         self.cycles = result.cycles
+        # (tool, arguments) -> the last outcome the run recorded for that call
+        self.tool_log: dict[tuple[str, tuple], dict[str, Any]] = {}
+        for call in getattr(result, "tool_calls", None) or ():
+            self.tool_log[(call["tool"], tuple(_key(a) for a in call["args"]))] = call
+
+    # ------------------------------------------------------------ expressions
+    def ev(self, expr: ast.Expr, env: dict[str, Value]) -> Value:
+        """``runtime.eval_expr``, with a tool call answered from the run's recorded calls."""
+        if isinstance(expr, ast.ToolCall):
+            args = [self.ev(a, env) for a in expr.args]
+            call = self.tool_log.get((expr.tool, tuple(_key(a) for a in args)))
+            shown = f"@{expr.tool}({', '.join(format_value(a) for a in args)})"
+            if call is None:
+                raise EvalError(-1, f"the run never called {shown}, and why-not calls no tool")
+            if "error" in call:
+                raise EvalError(-1, f"{shown} failed in cycle {call['cycle']}: {call['error']}")
+            return call["result"]
+        if isinstance(expr, ast.BinOp):
+            return catalogue.call(expr.op, [self.ev(expr.left, env), self.ev(expr.right, env)], -1)
+        if isinstance(expr, ast.Neg):
+            return catalogue.call("neg", [self.ev(expr.operand, env)], -1)
+        if isinstance(expr, ast.Call):
+            return call_builtin(expr.func, [self.ev(a, env) for a in expr.args])
+        return eval_expr(expr, env)
+
+    def tool_results(self, lit: ast.Comparison, env: dict[str, Value]) -> str:
+        """The recorded results of the tool calls of a literal, as text ("" without any)."""
+        out: list[str] = []
+        stack: list[ast.Expr] = [lit.left, lit.right]
+        while stack:
+            e = stack.pop(0)
+            if isinstance(e, ast.ToolCall):
+                try:
+                    args = [self.ev(a, env) for a in e.args]
+                except (EvalError, KeyError):
+                    continue
+                call = self.tool_log.get((e.tool, tuple(_key(a) for a in args)))
+                if call is not None and "result" in call:
+                    out.append(f"@{e.tool}({', '.join(format_value(a) for a in args)}) returned "
+                               f"{format_value(call['result'])} in cycle {call['cycle']}")
+            elif isinstance(e, ast.BinOp):
+                stack += [e.left, e.right]
+            elif isinstance(e, ast.Neg):
+                stack.append(e.operand)
+            elif isinstance(e, ast.Call):
+                stack += list(e.args)
+        return "; ".join(out)
 
     # ------------------------------------------------------------ fact access
     def facts(self, relation: str) -> list[tuple]:
@@ -497,7 +547,7 @@ class _Explainer:
             return
         if isinstance(lit, ast.Condition):
             try:
-                if bool(eval_expr(lit.call, env)) != lit.negated:
+                if bool(self.ev(lit.call, env)) != lit.negated:
                     yield env, used
             except (EvalError, TypeError, ValueError, AttributeError, IndexError):
                 pass
@@ -521,7 +571,7 @@ class _Explainer:
                 pattern.append(None)
             elif set(ast.expr_vars(arg)) <= set(env):
                 try:
-                    pattern.append(eval_expr(arg, env))
+                    pattern.append(self.ev(arg, env))
                 except EvalError:
                     return
             else:
@@ -539,7 +589,7 @@ class _Explainer:
             if ok:
                 for col, expr in later:
                     try:
-                        if not _same(eval_expr(expr, new), fact[col]):
+                        if not _same(self.ev(expr, new), fact[col]):
                             ok = False
                             break
                     except (EvalError, KeyError):
@@ -549,7 +599,7 @@ class _Explainer:
                 yield fact, new
 
     def negation_blockers(self, lit: ast.Negation, env: dict[str, Value]) -> list[tuple]:
-        pattern = tuple(None if isinstance(a, ast.Wildcard) else eval_expr(a, env) for a in lit.atom.args)
+        pattern = tuple(None if isinstance(a, ast.Wildcard) else self.ev(a, env) for a in lit.atom.args)
         return self.lookup(lit.atom.relation, pattern)
 
     def comparison(self, lit: ast.Comparison, env: dict[str, Value]) -> dict[str, Value] | str:
@@ -563,7 +613,7 @@ class _Explainer:
                     return f"{_show_agg(agg, env)} has no value: its group is empty"
                 if isinstance(other, ast.Var) and other.name not in env:
                     return {**env, other.name: value}
-                expected = eval_expr(other, env)
+                expected = self.ev(other, env)
                 left, right = (expected, value) if agg is lit.right else (value, expected)
                 if _compare(lit.op, left, right):
                     return env
@@ -574,14 +624,13 @@ class _Explainer:
             if lit.op == "=":
                 for var_side, expr_side in ((lit.left, lit.right), (lit.right, lit.left)):
                     if isinstance(var_side, ast.Var) and var_side.name not in env:
-                        return {**env, var_side.name: eval_expr(expr_side, env)}
-            a, b = eval_expr(lit.left, env), eval_expr(lit.right, env)
+                        return {**env, var_side.name: self.ev(expr_side, env)}
+            a, b = self.ev(lit.left, env), self.ev(lit.right, env)
             if _compare(lit.op, a, b):
                 return env
-            return f"{_show_lit(lit, env)} is false"
+            tools = self.tool_results(lit, env)
+            return f"{_show_lit(lit, env)} is false" + (f": {tools}" if tools else "")
         except EvalError as err:
-            if _has_tool_call(lit):
-                return f"{_show_lit(lit, env)}: why-not does not call tools, so this literal cannot be evaluated"
             return f"{_show_lit(lit, env)}: {err.message}"
         except _CompareError as err:
             return f"{_show_lit(lit, env)}: {err}"
@@ -629,7 +678,7 @@ class _Explainer:
             m.blocker_proof = self.result.why((lit.atom.relation, fact))
         elif isinstance(lit, ast.Condition):
             try:
-                value = eval_expr(lit.call, env)
+                value = self.ev(lit.call, env)
                 m.reason = f"{_show_lit(lit, env)} is false" if not lit.negated else f"{show_expr(lit.call, env)} is {format_value(value)}"
             except (EvalError, TypeError, ValueError, AttributeError, IndexError) as err:
                 m.reason = f"{_show_lit(lit, env)}: {getattr(err, 'message', err)}"
@@ -663,21 +712,6 @@ def _compare(op: str, a: Value, b: Value) -> bool:
     if not ((num_a and num_b) or type(a) is type(b)):
         raise _CompareError(f"cannot compare {type_name(a)} and {type_name(b)}")
     return compare(op, a, b)
-
-
-def _has_tool_call(lit: ast.Comparison) -> bool:
-    def walk(e: ast.Expr) -> bool:
-        if isinstance(e, ast.ToolCall):
-            return True
-        if isinstance(e, ast.BinOp):
-            return walk(e.left) or walk(e.right)
-        if isinstance(e, ast.Neg):
-            return walk(e.operand)
-        if isinstance(e, ast.Call):
-            return any(walk(a) for a in e.args)
-        return False
-
-    return walk(lit.left) or walk(lit.right)
 
 
 def _vars(e: ast.Expr) -> set[str]:
