@@ -400,6 +400,9 @@ def test_plan_facts_takes_the_job_options_of_run() -> None:
     loans = (root / "examples/loans/facts.json").read_text()
     out = plan("examples/loans/loans.cvg", "--facts", "-", "--agent", "decided#1", stdin=loans)
     assert out.returncode == 0 and out.stdout.startswith("-- run: tier converged, 4 cycle(s), 37 facts"), out.stderr
+    # large#1 is pruned by `goal offer`: its version never ran, and plan says why
+    out = plan(*scoring, "--tools", "examples.scoring.tools:RELIABLE", "--agent", "large#1")
+    assert "version Δloan(l, _, amount): never ran (the agent was pruned for the goals)" in out.stdout, out.stderr
     # job options without --facts count nothing: a usage error
     out = plan("examples/scoring/scoring.cvg", "--tools", "examples.scoring.tools")
     assert out.returncode == 2 and "--tools: only with --facts" in out.stderr

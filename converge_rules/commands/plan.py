@@ -35,12 +35,13 @@ def plan_text(ruleset: Any, agent: str | None = None, result: Any = None) -> str
         out.append(f"agent {rule.name}  ({span.file}:{span.line}:{span.col})")
         out.append(f"  -- {rule_text(rule)}")
         analysed = result.analysis.get(rule.name) if result is not None and result.analysis else None
+        pruned = result is not None and rule.name in result.pruned_agents
         for driver in versions(rule):
             if analysed is not None:
                 plan = analysed[0].get(driver)
                 if plan is None:
                     what = "Δ" + ast_text(rule.body[driver]) if driver is not None else "whole relations"
-                    out.append(f"  version {what}: never ran")
+                    out.append(f"  version {what}: never ran" + (" (the agent was pruned for the goals)" if pruned else ""))
                     continue
                 out.extend(render(plan, rule, actual=analysed[1].get(driver, {}), estimates=True))
             else:
