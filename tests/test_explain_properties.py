@@ -201,6 +201,11 @@ def _check_whynot(ir, result, model, rel, fact, info, keys=None) -> None:
                 head = reference.instantiate(rule.head, env)
                 assert head != fact, f"{a.agent} derives {fact} with {env}\n{where}"
     assert len(w.attempts) + len(w.mismatches) == len(rules), where
+    # one level deeper: a premise explained because its literal blocked cannot hold
+    deep = result.why_not((rel.name, fact), depth=2)
+    for a in deep.attempts:
+        for p in a.premises:
+            assert not p.holds, f"{a.agent} is blocked on a premise that holds: {p.message}\n{deep.render_text()}\n{info}"
 
 
 @SETTINGS

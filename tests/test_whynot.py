@@ -354,3 +354,29 @@ def test_a_tool_literal_is_explained_with_the_result_the_run_recorded(tmp_path: 
     out = converge("why-not", "--record", str(record), 'score("a2", 600)')
     assert out.returncode == 0, out.stderr
     assert '✗ 600 = @credit_score("a2") is false: @credit_score("a2") returned 655 in cycle 1' in out.stdout
+
+
+# ------------------------------------------------------------------ unknown columns that must be equal
+
+REPEAT_SRC = ('input relation a(x: int)\ninput relation e(x: int, y: int)\nrelation q(x: int, y: int)\n'
+              'relation t(x: int)\nrelation u(x: int)\n'
+              'q(x, y) :- e(x, y).\nt(x) :- a(x), q(y, y).\nu(x) :- a(x), q(y, y + 5).\na(1). e(1, 2).\n')
+
+
+def test_a_repeated_unbound_variable_is_kept_in_the_reason_and_not_explained_as_a_pattern(tmp_path: Path) -> None:
+    """`t(x) :- a(x), q(y, y)` blocks at q(y, y), yet why-not said "no fact matches q(_, _)" and,
+    with --depth 2, "why not q(_, _): q(_, _) holds: q(1, 2)": both false, the pattern had
+    dropped the constraint that the two columns are equal (or that one is the other plus 5)."""
+    result = cr.load_text(REPEAT_SRC).run()
+    w = why_not(result, "t(1)", depth=2)
+    a = _attempt(w, "t#1")
+    assert a.outcome == "blocked" and a.shown[0].reason == "no fact matches q(y, y)"
+    assert a.premises == []  # no pattern with `_` says what is missing
+    a = _attempt(why_not(result, "u(1)", depth=2), "u#1")
+    assert a.shown[0].reason == "no fact matches q(y, y + 5)" and a.premises == []
+    rules = tmp_path / "t.cvg"
+    rules.write_text(REPEAT_SRC)
+    out = converge("why-not", str(rules), "t(1)", "--depth", "2")
+    assert out.returncode == 0, out.stderr
+    assert "✗ no fact matches q(y, y)" in out.stdout
+    assert "holds" not in out.stdout and "q(_, _)" not in out.stdout

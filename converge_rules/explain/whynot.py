@@ -524,6 +524,8 @@ class _Explainer:
             return
         patterns: list[Pattern] = []
         for m in attempt.shown:
+            if _constrained(lit, m.bindings):
+                continue  # `q(y, y)`: a pattern with `_` would ask for far less than the literal does
             p = _instantiate(lit, m.bindings)
             if p not in patterns:
                 patterns.append(p)
@@ -658,9 +660,8 @@ class _Explainer:
     def blocked_match(self, lit: ast.Literal, env: dict[str, Value], used: tuple[tuple[str, tuple], ...]) -> PartialMatch:
         m = PartialMatch({k: v for k, v in env.items()}, _facts_text(used))
         if isinstance(lit, ast.Atom):
-            pattern = _instantiate(lit, env)
             rel = self.program.relations.get(lit.relation)
-            m.reason = f"no fact matches {pattern_fact(lit.relation, pattern)}"
+            m.reason = f"no fact matches {_atom_shape(lit, env)}"
             if rel is not None and rel.is_input:
                 m.reason += f" ({lit.relation} is an input relation)"
             elif rel is not None and not self.facts(lit.relation):
@@ -846,6 +847,34 @@ def _instantiate(atom: ast.Atom, env: dict[str, Value]) -> Pattern:
             except (EvalError, KeyError):
                 out.append(None)
     return tuple(out)
+
+
+def _constrained(atom: ast.Atom, env: dict[str, Value]) -> bool:
+    """Whether the atom asks more of an unknown column than a pattern with `_` can say: a
+    variable not bound yet that occurs twice (``q(y, y)``), or an expression over one
+    (``q(y, y + 1)``)."""
+    unbound = [a.name for a in atom.args if isinstance(a, ast.Var) and a.name not in env]
+    if len(unbound) != len(set(unbound)):
+        return True
+    return any(not isinstance(a, (ast.Var, ast.Const, ast.Wildcard)) and not _vars(a) <= set(env) for a in atom.args)
+
+
+def _atom_shape(atom: ast.Atom, env: dict[str, Value]) -> str:
+    """The atom under the bindings: known columns as values, an unknown one as `_`, except a
+    variable not bound yet that occurs twice, alone or in an expression (kept by name:
+    ``q(1, y, y)``, ``q(y, y + 1)``), whose constraint `_` would drop."""
+    unbound = [v for a in atom.args if not isinstance(a, ast.Wildcard) for v in ast.expr_vars(a) if v not in env]
+    parts: list[str] = []
+    for arg, value in zip(atom.args, _instantiate(atom, env)):
+        if value is not None:
+            parts.append(format_value(value))
+        elif isinstance(arg, ast.Var) and unbound.count(arg.name) > 1:
+            parts.append(arg.name)
+        elif isinstance(arg, (ast.Var, ast.Wildcard)):
+            parts.append("_")
+        else:
+            parts.append(show_expr(arg, env))
+    return f"{atom.relation}({', '.join(parts)})"
 
 
 def _show_lit(lit: ast.Literal, env: dict[str, Value] | None = None) -> str:
