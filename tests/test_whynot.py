@@ -380,3 +380,40 @@ def test_a_repeated_unbound_variable_is_kept_in_the_reason_and_not_explained_as_
     assert out.returncode == 0, out.stderr
     assert "✗ no fact matches q(y, y)" in out.stdout
     assert "holds" not in out.stdout and "q(_, _)" not in out.stdout
+
+
+# ------------------------------------------------------------------ what a tier below converged means
+
+def test_tier_notes_say_what_each_reason_means_for_a_missing_fact(tmp_path: Path) -> None:
+    """Every run below converged got "the run stopped on a budget before its fixed point, so the
+    fact might have been derived later" (or, failed, "facts of the cycle that failed were not
+    committed"), from its first reason only. Both are false for min_confidence and for an
+    acceptance check, which act at the fixed point: nothing more would have been derived."""
+    weak = ('input relation p(x: int)\nrelation q(x: int)\nrelation r(x: int)\n'
+            'agent weak {\n  confidence 0.5\n  when p(x)\n  emit q(x)\n}\nr(x) :- q(x).\n')
+    result = cr.load_text(weak).run(facts={"p": [[1], {"x": 2, "confidence": 0.9}]}, budget=cr.Budget(min_confidence=0.48))
+    assert result.tier.value == "bounded"
+    w = why_not(result, "r(2)")
+    assert w.notes == ["the run reached its fixed point, but facts below min_confidence were dropped, and facts that "
+                       "only they would have derived are missing too: min_confidence 0.48: 1 fact(s) below it were dropped"]
+    accept = ('input relation p(x: int)\nrelation q(x: int)\nrelation r(x: int)\nq(x) :- p(x).\nr(x) :- q(x), x > 5.\n'
+              'acceptance big "no q above 1" { forbid q(x), x > 1 }\np(1). p(2).\n')
+    result = cr.load_text(accept).run()
+    assert result.tier.value == "failed"
+    w = why_not(result, "r(2)")
+    assert len(w.notes) == 1 and w.notes[0].startswith(
+        "the run reached its fixed point and then failed an acceptance check, so every fact it derived is in the result: "
+        "acceptance rule 'big' violated")
+    # one note per reason: a degraded run that also hit a budget says both
+    both = ('input relation p(x: int)\nrelation q(x: int)\nrelation s(x: int)\n'
+            'agent div {\n  on_failure skip\n  when p(x), y = 10 / x\n  emit q(y)\n}\ns(x + 1) :- p(x).\ns(x + 1) :- s(x), x < 50.\n')
+    result = cr.load_text(both).run(facts={"p": [[0], [5]]}, budget=cr.Budget(max_cycles=3))
+    assert result.tier.value == "bounded" and [r.kind for r in result.reasons] == ["agent_skipped", "budget"]
+    notes = why_not(result, "s(40)").notes
+    assert [n.split(":")[0] for n in notes] == ["the run ended degraded", "the run stopped on a budget before its fixed point, so the fact might have been derived later"]
+    rules = tmp_path / "acc.cvg"
+    rules.write_text(accept)
+    out = converge("why-not", str(rules), "r(2)")
+    assert out.returncode == 0, out.stderr
+    assert "note: the run reached its fixed point and then failed an acceptance check" in out.stdout
+    assert "were not committed" not in out.stdout

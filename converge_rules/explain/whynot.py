@@ -412,16 +412,31 @@ class _Explainer:
         return None
 
     def tier_notes(self) -> list[str]:
+        """One note per reason the run ended below converged, saying what that reason means for a
+        missing fact: only a run that stopped early might have derived it later."""
         if self.tier == "converged":
             return []
-        reason = self.result.reasons[0].message if self.result.reasons else ""
-        if self.tier == "bounded":
-            what = "the run stopped on a budget before its fixed point, so the fact might have been derived later"
-        elif self.tier == "failed":
-            what = "the run failed, so facts of the cycle that failed (and of later cycles) were not committed"
-        else:
-            what = f"the run ended {self.tier}"
-        return [f"{what}: {reason}" if reason else what]
+        notes: list[str] = []
+        checks = {inv.name: inv.kind for inv in self.program.invariants}
+        for reason in self.result.reasons:
+            details = reason.details
+            if reason.kind == "budget" and details.get("budget") == "min_confidence":
+                what = ("the run reached its fixed point, but facts below min_confidence were dropped, "
+                        "and facts that only they would have derived are missing too")
+            elif reason.kind == "budget":
+                what = "the run stopped on a budget before its fixed point, so the fact might have been derived later"
+            elif reason.kind == "agent_skipped":
+                what = "the run ended degraded"
+            elif reason.kind == "acceptance" or (reason.kind == "invariant_error"
+                                                 and checks.get(details.get("invariant")) == "acceptance"):
+                what = ("the run reached its fixed point and then failed an acceptance check, "
+                        "so every fact it derived is in the result")
+            elif self.tier == "failed":
+                what = "the run failed, so facts of the cycle that failed (and of later cycles) were not committed"
+            else:
+                what = f"the run ended {self.tier}"
+            notes.append(f"{what}: {reason.message}")
+        return notes or [f"the run ended {self.tier}"]
 
     def not_run(self, agent: AgentDef) -> str | None:
         """Why ``agent`` never ran (pruned for the goals) or its facts were discarded (skipped
