@@ -218,8 +218,11 @@ def why_not(result: Any, relation: str, values: Sequence[Value | None] | None = 
     with ``values`` omitted. A value ``None`` stands for an unknown column
     (``_``). ``depth`` > 1 explains missing premises of derived relations
     recursively, ``depth - 1`` levels further. Raises KeyError for an unknown
-    relation and ValueError for a wrong number of values.
+    relation, ValueError for a wrong number of values, and ConvergeError E540 for a
+    result run without proofs.
     """
+    if not getattr(result, "proofs_kept", True):
+        result._need_proofs("why-not")  # E540, whatever the fact: the proofs it shows are not kept
     if values is None:
         relation, values = result.parse_fact(relation)
     program: Program = result.program
