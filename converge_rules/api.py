@@ -540,6 +540,22 @@ class Result:
     def budget(self) -> Budget:
         return self._outcome.budget
 
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """Every tool call of the run, in order: cycle, tool, args, and result or error."""
+        return list(self._outcome.tool_calls)
+
+    @property
+    def goals(self) -> list[str]:
+        """The job's goal relations (from the rule files and from ``run(goals=...)``)."""
+        return list(self._options.get("goals", []))
+
+    @property
+    def pruned_agents(self) -> list[str]:
+        """The agents pruned for the job's goals, in declaration order: they never ran."""
+        pruned = set(self._outcome.pruned)
+        return [a.name for a in self.program.agents if a.id in pruned]
+
     def relations(self) -> list[str]:
         return sorted(self._context.relations)
 

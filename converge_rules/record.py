@@ -703,6 +703,7 @@ class _Book:
 def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any]:
     """The recorded rules compiled from their texts, and a Result over the recorded facts and proofs."""
     from .api import Result, RuleSet
+    from .compile.graph import goal_pruned
     from .compile.pipeline import compile_sources
     from .engine.loop import Budget, Outcome, Reason, Tier
     from .engine.store import Context
@@ -752,7 +753,10 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
                for r in out["reasons"]]
     fired = tuple(a.id for a in program.agents if a.name in set(out.get("fired", ())))
     outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
-                      confidence, alternatives, dropped, list(data["tools"]))
+                      confidence, alternatives, dropped, tool_calls=list(data["tools"]))
+    # the recorded rules and goals decide which agents the job pruned, as they did when it ran
+    assert compilation.strata is not None
+    outcome.pruned = tuple(sorted(goal_pruned(program, compilation.strata, list(options.get("goals", [])))))
     header = None
     events = None
     if "trace" in data:
@@ -783,13 +787,16 @@ class Record:
         self._key = record_key(key)
         self._built: tuple[Any, Any] | None = None
         self._text: tuple[str, str] | None = None
+        self._made_here = False  # made from a result in this process (sealed when first written or checked)
 
     # -- construction
     @classmethod
     def from_result(cls, result: Any, key: bytes | str | None = None) -> "Record":
         """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``.
         With ``key`` its seal is an HMAC-SHA256 that only a holder of the key can compute."""
-        return cls(_encode(result), key=key)
+        record = cls(_encode(result), key=key)
+        record._made_here = True
+        return record
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "<record>", key: bytes | str | None = None) -> "Record":
@@ -1108,6 +1115,8 @@ def _integrity(record: Record, key: bytes | None = None) -> list[tuple[str, str]
     facts' digest (E613)."""
     from .api import Result, ruleset_digest
 
+    if record._made_here:
+        record.to_dict()  # a record just made from a result has no seal yet: it is sealed now, not "changed"
     data = record._data
     problems = []
     seal = _seal_problem(data, key)

@@ -322,3 +322,87 @@ def test_plan_api_analysis() -> None:
     assert [type(s).__name__ for s in plan.steps] == ["Scan", "Assign", "Filter", "Filter"]
     assert counts[driver][-1] == 2  # two matches emitted: q(0) and q(3)
     assert cr.load(str(DATA / "soundness/guard_bound_late.cvg")).run().analysis is None
+
+
+# A join whose order flips during the run: p grows (a transitive closure of a chain) past
+# f, so the engine re-plans version Δs(x) with p before... or after f. Rows are counted
+# per step: counts of the earlier order used to be added to the steps of the last plan,
+# which then emitted more rows (2520) than its last scan produced (2340).
+REORDER_RULES = """input relation e(a: int, b: int)
+input relation f(a: int, b: int)
+input relation seed(a: int)
+relation p(a: int, b: int)
+relation s(a: int)
+relation r(a: int, b: int, c: int)
+p(x, y) :- e(x, y).
+p(x, z) :- p(x, y), e(y, z).
+s(x) :- seed(x).
+s(y) :- s(x), e(x, y).
+r(x, y, z) :- s(x), f(x, z), p(x, y).
+"""
+
+
+def _reorder_facts() -> dict:
+    return {"e": [[i, i + 1] for i in range(40)], "f": [[i, j] for i in range(40) for j in range(6)], "seed": [[0]]}
+
+
+def test_plan_actual_rows_belong_to_the_plan_shown_after_a_reorder(tmp_path: Path) -> None:
+    from converge_rules.compile.lower import REORDERED
+
+    result = cr.load_text(REORDER_RULES, "rp.cvg").run(facts=_reorder_facts(), analyze=True)
+    plans, counts = result.analysis["r#1"]
+    for driver, plan in plans.items():
+        rows = counts[driver]
+        last = plan.steps[-1]
+        assert type(last).__name__ == "Scan" and not last.exists
+        # nothing filters between the last scan and the emit: every row out of it is emitted
+        assert rows[-1] == rows[last.lit], (driver, rows)
+    assert counts[0].get(REORDERED) == 1  # Δs(x) was re-planned with another join order
+    # a version never re-ordered counts the whole run: each p fact is in one delta (but the
+    # one of cycle 2, when s had no older fact to join and the version did not run)
+    assert counts[2][2] == len(result.facts("p")) - 40 and REORDERED not in counts[2]
+    rules, facts = tmp_path / "rp.cvg", tmp_path / "rp.json"
+    rules.write_text(REORDER_RULES)
+    facts.write_text(json.dumps(_reorder_facts()))
+    code, out = run_cli("plan", str(rules), "--facts", str(facts), "--agent", "r#1")
+    assert code == 0, out
+    version = out.split("version Δs(x)")[1].split("version")[0]
+    lines = version.splitlines()
+    assert lines[3].split("actual=")[1] == lines[4].split("actual=")[1]  # step 3's rows are all emitted
+    assert "re-planned with another step order 1 time during the run: actual= counts the rows of this last plan only" in version
+
+
+def test_plan_facts_takes_the_job_options_of_run() -> None:
+    """`plan --facts` ran the job without --tools (nor budgets, goals or --facts -): a rule set
+    calling a tool, such as the scoring example, could not be analysed at all (E220, exit 1,
+    with a note pointing to `converge run --tools`)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONHASHSEED": "0", "NO_COLOR": "1"}
+
+    def plan(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "converge_rules", "plan", *args], cwd=root, env=env,
+                              capture_output=True, text=True, input=stdin)
+
+    scoring = ("examples/scoring/scoring.cvg", "--facts", "examples/scoring/facts.json")
+    out = plan(*scoring, "--tools", "examples.scoring.tools:RELIABLE", "--agent", "bureau")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("-- run: tier converged, 3 cycle(s)")
+    assert "2. tool call s = @credit_score(a)  actual=4" in out.stdout
+    # the budgets and goals of run apply too: --max-cycles 1 bounds the counted run
+    out = plan(*scoring, "--tools", "examples.scoring.tools:RELIABLE", "--max-cycles", "1", "--agent", "bureau")
+    assert out.returncode == 0 and out.stdout.startswith("-- run: tier bounded, 1 cycle(s)"), out.stderr
+    # without a tool the job is still refused clearly
+    out = plan(*scoring, "--agent", "bureau")
+    assert out.returncode == 1 and "error[E220]" in out.stderr and "Traceback" not in out.stderr
+    # facts on standard input, as for run
+    loans = (root / "examples/loans/facts.json").read_text()
+    out = plan("examples/loans/loans.cvg", "--facts", "-", "--agent", "decided#1", stdin=loans)
+    assert out.returncode == 0 and out.stdout.startswith("-- run: tier converged, 4 cycle(s), 37 facts"), out.stderr
+    # large#1 is pruned by `goal offer`: its version never ran, and plan says why
+    out = plan(*scoring, "--tools", "examples.scoring.tools:RELIABLE", "--agent", "large#1")
+    assert "version Δloan(l, _, amount): never ran (the agent was pruned for the goals)" in out.stdout, out.stderr
+    # job options without --facts count nothing: a usage error
+    out = plan("examples/scoring/scoring.cvg", "--tools", "examples.scoring.tools")
+    assert out.returncode == 2 and "--tools: only with --facts" in out.stderr

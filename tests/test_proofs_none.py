@@ -66,3 +66,20 @@ def test_cli_proofs_none(tmp_path: Path) -> None:
     refused = cli("--proofs", "none", "--record", str(tmp_path / "rec.json"))
     assert refused.returncode == 2 and "--record needs proofs" in refused.stderr
     assert not (tmp_path / "rec.json").exists()
+
+
+def test_why_not_refused_with_e540_whatever_the_fact() -> None:
+    """why_not on a result without proofs answered some facts (those whose explanation needs no
+    proof) and raised E540 ('a proof needs proofs') for others, depending on the fact asked."""
+    from converge_rules.explain.whynot import why_not
+
+    loans = ROOT / "examples" / "loans"
+    r = cr.load([str(loans / "loans.cvg")]).run(fact_files=[str(loans / "facts.json")], proofs=False)
+    for fact in ('decision("l9", "reject")',      # no loan l9: used to be answered
+                 'decision("l1", "approve")',     # blocked by a risk fact, whose proof it shows
+                 'decision("l1", "reject")'):     # holds
+        for ask in (lambda: r.why_not(fact), lambda: why_not(r, fact)):
+            with pytest.raises(cr.ConvergeError) as err:
+                ask()
+            d = err.value.diagnostics[0]
+            assert d.code == "E540" and d.message.startswith("why-not needs proofs, but this job ran without them")

@@ -669,3 +669,27 @@ def test_a_record_with_malformed_options_is_e612_before_a_replay(tmp_path: Path,
     proc = converge("replay", str(path))
     assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: {problem}" in proc.stderr, proc.stderr
     assert "internal error" not in proc.stderr
+
+
+def test_a_record_just_made_from_a_result_verifies() -> None:
+    """`result.to_record().verify()` reported the fresh record as altered ("the record has no
+    seal: it was changed after it was written", E616): its seal is made lazily, when it is first
+    written, and verify looked for it before that. A record read without its seal is still refused."""
+    from converge_rules.record import integrity_problems
+
+    result = cr.load([str(LOANS / "loans.cvg")]).run(fact_files=[str(LOANS / "facts.json")])
+    report = result.to_record().verify()
+    assert report.ok, report.summary
+    assert report.summary == "verified 24 proofs of 37 facts"
+    assert integrity_problems(result.to_record()) == []
+    key = b"a record key of twenty bytes"
+    keyed = result.to_record(key=key)
+    assert keyed.verify().ok and keyed.to_dict()["seal"].startswith("hmac-sha256:")
+    # the seal it got is the one it is written with
+    fresh = result.to_record()
+    assert fresh.verify().ok
+    assert Record.from_json(fresh.to_json()).verify().ok
+    unsealed = result.to_record().to_dict()
+    del unsealed["seal"]
+    refused = Record.from_dict(unsealed).verify()
+    assert not refused.ok and "no seal" in "\n".join(f.render() for f in refused.failures)

@@ -251,3 +251,169 @@ def test_cli_errors() -> None:
     assert no_fact.returncode == 2
     bad_depth = converge("why-not", LOANS, 'decision("l1", "x")', "--depth", "0")
     assert bad_depth.returncode == 2
+
+
+# ------------------------------------------------------------------ agents that never ran
+
+GOAL_SRC = ('input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\nrelation big(a: str)\n'
+            'relation bigger(a: str)\nrelation offer(a: str)\ngoal offer\n'
+            'path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n'
+            'big(x) :- edge(x, _).\nbigger(x) :- big(x).\noffer(x) :- path(x, "c").\n'
+            'edge("a", "b"). edge("b", "c").\n')
+
+
+def test_a_pruned_agent_is_named_as_the_reason_not_the_tier() -> None:
+    """An agent pruned for the goals never runs: why-not said it "derives the fact once it runs"
+    (and, in a degraded run, blamed the tier) instead of saying it was pruned."""
+    result = cr.load_text(GOAL_SRC).run()
+    assert result.tier.value == "converged"
+    assert result.pruned_agents == ["big#1", "bigger#1"] and result.goals == ["offer"]
+    a = _attempt(why_not(result, 'big("a")'), "big#1")
+    assert a.outcome == "would derive"
+    assert a.not_run == "big#1 was pruned: it cannot contribute to the goal offer, so it never ran"
+    assert a.summary.endswith("; it did not: big#1 was pruned: it cannot contribute to the goal offer, so it never ran")
+    assert a.to_json()["not_run"] == a.not_run
+    # bigger#1 is blocked on big, which is empty only because big#1 was pruned too: both are said
+    b = _attempt(why_not(result, 'bigger("a")'), "bigger#1")
+    assert b.outcome == "blocked" and b.not_run is not None and "bigger#1 was pruned" in b.not_run
+    assert "  note: bigger#1 was pruned" in render_text(why_not(result, 'bigger("a")'))
+    # an agent that did run says nothing of the kind
+    assert _attempt(why_not(result, 'offer("c")'), "offer#1").not_run is None
+
+
+def test_pruned_agent_from_the_cli_and_from_a_record(tmp_path: Path) -> None:
+    rules = tmp_path / "g.cvg"
+    rules.write_text(GOAL_SRC)
+    out = converge("why-not", str(rules), 'big("a")')
+    assert out.returncode == 0, out.stderr
+    assert "it did not: big#1 was pruned: it cannot contribute to the goal offer, so it never ran" in out.stdout
+    # the scoring example's run is degraded and large#1 is pruned by `goal offer`: the tier is not the reason
+    ex = ("examples/scoring/scoring.cvg", "--facts", "examples/scoring/facts.json", "--tools", "examples.scoring.tools")
+    out = converge("why-not", *ex, 'large("l3")')
+    assert out.returncode == 0, out.stderr
+    assert "because the run ended degraded" not in out.stdout
+    assert "it did not: large#1 was pruned" in out.stdout
+    record = tmp_path / "rec.json"
+    assert converge("run", str(rules), "--record", str(record)).returncode == 0
+    rules.write_text(GOAL_SRC.replace("goal offer\n", ""))  # the rule file changes: the record still explains
+    out = converge("why-not", "--record", str(record), 'big("a")', "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["agents"][0]["not_run"] == "big#1 was pruned: it cannot contribute to the goal offer, so it never ran"
+    assert cr.open_record(str(record)).result.pruned_agents == ["big#1", "bigger#1"]
+
+
+def test_a_skipped_agent_is_named_as_the_reason() -> None:
+    src = ('input relation p(x: int)\nrelation q(x: int)\n'
+           'agent div {\n  on_failure skip\n  when p(x), y = 10 / x\n  emit q(y)\n}\np(0). p(5).\n')
+    result = cr.load_text(src).run()
+    assert result.tier.value == "degraded"
+    a = _attempt(why_not(result, "q(2)"), "div")
+    assert a.outcome == "would derive"  # 10 / 5 = 2: the body holds, but the agent's facts were discarded
+    assert a.not_run is not None and a.not_run.startswith("its facts were discarded: agent 'div' skipped in cycle 1")
+    assert "; it did not: its facts were discarded: agent 'div' skipped" in a.summary
+
+
+# ------------------------------------------------------------------ tool calls
+
+SCORING = ("examples/scoring/scoring.cvg", "--facts", "examples/scoring/facts.json", "--tools", "examples.scoring.tools")
+
+
+def test_a_tool_literal_is_explained_with_the_result_the_run_recorded(tmp_path: Path) -> None:
+    """why-not answered every tool literal with "why-not does not call tools, so this literal
+    cannot be evaluated", although the run (and a decision record, which the docs say explains
+    with the recorded tool results) holds the result of each call. A record also lost its tool
+    calls when rebuilt (they were passed to Outcome.analysis)."""
+    from converge_rules.commands.common import load_tools
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        result = cr.load([SCORING[0]]).run(fact_files=[SCORING[2]], tools=load_tools(SCORING[4]))
+    finally:
+        os.chdir(cwd)
+    assert [c["args"] for c in result.tool_calls][:3] == [["a1"], ["a2"], ["a3"]]
+    m = _attempt(why_not(result, 'score("a1", 700)'), "bureau").shown[0]
+    assert m.reason == '700 = @credit_score("a1") is false: @credit_score("a1") returned 720 in cycle 1'
+    m = _attempt(why_not(result, 'score("a3", 700)'), "bureau").shown[0]
+    assert m.reason == ('700 = @credit_score("a3"): @credit_score("a3") failed in cycle 1: '
+                        "tool credit_score raised LookupError: the bureau has no file for a3")
+    # a call the run never made is not made now
+    src = 'input relation p(x: int)\nrelation q(x: int, y: int)\nq(x, y) :- p(x), y = @f(x).\np(1).\n'
+    calls: list[int] = []
+    small = cr.load_text(src).run(tools={"f": lambda x: calls.append(x) or x * 10})
+    assert calls == [1]
+    m = _attempt(why_not(small, "q(2, 20)"), "q#1").shown[0]
+    assert m.reason == "no fact matches p(2) (p is an input relation)"
+    m = _attempt(why_not(small, "q(1, 20)"), "q#1").shown[0]
+    assert m.reason == "20 = @f(1) is false: @f(1) returned 10 in cycle 1" and calls == [1]
+    # from a record: the recorded calls, no tool, no rule file
+    record = tmp_path / "scoring.json"
+    assert converge("run", *SCORING, "--record", str(record)).returncode in (0, 3)
+    rec = cr.open_record(str(record))
+    assert rec.result.tool_calls == rec.tool_calls and rec.result.analysis is None
+    out = converge("why-not", "--record", str(record), 'score("a2", 600)')
+    assert out.returncode == 0, out.stderr
+    assert '✗ 600 = @credit_score("a2") is false: @credit_score("a2") returned 655 in cycle 1' in out.stdout
+
+
+# ------------------------------------------------------------------ unknown columns that must be equal
+
+REPEAT_SRC = ('input relation a(x: int)\ninput relation e(x: int, y: int)\nrelation q(x: int, y: int)\n'
+              'relation t(x: int)\nrelation u(x: int)\n'
+              'q(x, y) :- e(x, y).\nt(x) :- a(x), q(y, y).\nu(x) :- a(x), q(y, y + 5).\na(1). e(1, 2).\n')
+
+
+def test_a_repeated_unbound_variable_is_kept_in_the_reason_and_not_explained_as_a_pattern(tmp_path: Path) -> None:
+    """`t(x) :- a(x), q(y, y)` blocks at q(y, y), yet why-not said "no fact matches q(_, _)" and,
+    with --depth 2, "why not q(_, _): q(_, _) holds: q(1, 2)": both false, the pattern had
+    dropped the constraint that the two columns are equal (or that one is the other plus 5)."""
+    result = cr.load_text(REPEAT_SRC).run()
+    w = why_not(result, "t(1)", depth=2)
+    a = _attempt(w, "t#1")
+    assert a.outcome == "blocked" and a.shown[0].reason == "no fact matches q(y, y)"
+    assert a.premises == []  # no pattern with `_` says what is missing
+    a = _attempt(why_not(result, "u(1)", depth=2), "u#1")
+    assert a.shown[0].reason == "no fact matches q(y, y + 5)" and a.premises == []
+    rules = tmp_path / "t.cvg"
+    rules.write_text(REPEAT_SRC)
+    out = converge("why-not", str(rules), "t(1)", "--depth", "2")
+    assert out.returncode == 0, out.stderr
+    assert "✗ no fact matches q(y, y)" in out.stdout
+    assert "holds" not in out.stdout and "q(_, _)" not in out.stdout
+
+
+# ------------------------------------------------------------------ what a tier below converged means
+
+def test_tier_notes_say_what_each_reason_means_for_a_missing_fact(tmp_path: Path) -> None:
+    """Every run below converged got "the run stopped on a budget before its fixed point, so the
+    fact might have been derived later" (or, failed, "facts of the cycle that failed were not
+    committed"), from its first reason only. Both are false for min_confidence and for an
+    acceptance check, which act at the fixed point: nothing more would have been derived."""
+    weak = ('input relation p(x: int)\nrelation q(x: int)\nrelation r(x: int)\n'
+            'agent weak {\n  confidence 0.5\n  when p(x)\n  emit q(x)\n}\nr(x) :- q(x).\n')
+    result = cr.load_text(weak).run(facts={"p": [[1], {"x": 2, "confidence": 0.9}]}, budget=cr.Budget(min_confidence=0.48))
+    assert result.tier.value == "bounded"
+    w = why_not(result, "r(2)")
+    assert w.notes == ["the run reached its fixed point, but facts below min_confidence were dropped, and facts that "
+                       "only they would have derived are missing too: min_confidence 0.48: 1 fact(s) below it were dropped"]
+    accept = ('input relation p(x: int)\nrelation q(x: int)\nrelation r(x: int)\nq(x) :- p(x).\nr(x) :- q(x), x > 5.\n'
+              'acceptance big "no q above 1" { forbid q(x), x > 1 }\np(1). p(2).\n')
+    result = cr.load_text(accept).run()
+    assert result.tier.value == "failed"
+    w = why_not(result, "r(2)")
+    assert len(w.notes) == 1 and w.notes[0].startswith(
+        "the run reached its fixed point and then failed an acceptance check, so every fact it derived is in the result: "
+        "acceptance rule 'big' violated")
+    # one note per reason: a degraded run that also hit a budget says both
+    both = ('input relation p(x: int)\nrelation q(x: int)\nrelation s(x: int)\n'
+            'agent div {\n  on_failure skip\n  when p(x), y = 10 / x\n  emit q(y)\n}\ns(x + 1) :- p(x).\ns(x + 1) :- s(x), x < 50.\n')
+    result = cr.load_text(both).run(facts={"p": [[0], [5]]}, budget=cr.Budget(max_cycles=3))
+    assert result.tier.value == "bounded" and [r.kind for r in result.reasons] == ["agent_skipped", "budget"]
+    notes = why_not(result, "s(40)").notes
+    assert [n.split(":")[0] for n in notes] == ["the run ended degraded", "the run stopped on a budget before its fixed point, so the fact might have been derived later"]
+    rules = tmp_path / "acc.cvg"
+    rules.write_text(accept)
+    out = converge("why-not", str(rules), "r(2)")
+    assert out.returncode == 0, out.stderr
+    assert "note: the run reached its fixed point and then failed an acceptance check" in out.stdout
+    assert "were not committed" not in out.stdout

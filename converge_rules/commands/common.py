@@ -125,7 +125,7 @@ class Progress:
 
 
 def run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], trace: bool = False,
-             all_proofs: bool = False, proofs: bool = True) -> Any:
+             all_proofs: bool = False, proofs: bool = True, analyze: bool = False) -> Any:
     """Compile the rules and run one job as the command-line options say (exit 1 with the
     diagnostics when the rules or facts are invalid)."""
     from ..api import load
@@ -149,7 +149,7 @@ def run_job(rules: Sequence[str], facts: Sequence[str], opts: dict[str, Any], tr
                            tool_timeout=opts.get("tool_timeout"), on_failure=opts.get("on_failure"),
                            goals=list(opts.get("goal") or ()), trace=trace, timestamps=bool(opts.get("timestamps")),
                            progress=progress, all_proofs=all_proofs,
-                           tool_isolation=opts.get("tool_isolation") or "thread", proofs=proofs)
+                           tool_isolation=opts.get("tool_isolation") or "thread", proofs=proofs, analyze=analyze)
     except ConvergeError as err:
         if progress:
             progress.close()

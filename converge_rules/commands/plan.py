@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import click
 
-from .common import EXIT_INVALID, EXIT_OK, OUT, write_text
+from .common import EXIT_OK, budget_options, fail_diagnostics, run_job, with_options, write_text
+from .stdin import STDIN_OPTIONS
 
 EXAMPLE = "Example: converge plan examples/loans/loans.cvg --agent approve --facts examples/loans/facts.json"
 
@@ -34,12 +35,13 @@ def plan_text(ruleset: Any, agent: str | None = None, result: Any = None) -> str
         out.append(f"agent {rule.name}  ({span.file}:{span.line}:{span.col})")
         out.append(f"  -- {rule_text(rule)}")
         analysed = result.analysis.get(rule.name) if result is not None and result.analysis else None
+        pruned = result is not None and rule.name in result.pruned_agents
         for driver in versions(rule):
             if analysed is not None:
                 plan = analysed[0].get(driver)
                 if plan is None:
                     what = "Δ" + ast_text(rule.body[driver]) if driver is not None else "whole relations"
-                    out.append(f"  version {what}: never ran")
+                    out.append(f"  version {what}: never ran" + (" (the agent was pruned for the goals)" if pruned else ""))
                     continue
                 out.extend(render(plan, rule, actual=analysed[1].get(driver, {}), estimates=True))
             else:
@@ -58,28 +60,38 @@ def ast_text(lit: Any) -> str:
 @click.command("plan", epilog=EXAMPLE)
 @click.argument("rules", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--agent", "agent", default=None, help="Show only this agent (its name, e.g. `approve` or `path#2`).")
-@click.option("--facts", "facts", multiple=True, type=click.Path(exists=True),
-              help="Run on these facts and show actual rows per step (EXPLAIN ANALYZE); repeatable.")
-def plan(rules: Sequence[str], agent: str | None, facts: Sequence[str]) -> None:
+@click.option("--facts", "facts", multiple=True, type=click.Path(),
+              help="Run on these facts and show actual rows per step (EXPLAIN ANALYZE); repeatable; - reads standard input.")
+@with_options(budget_options + STDIN_OPTIONS)
+def plan(rules: Sequence[str], agent: str | None, facts: Sequence[str], **opts: Any) -> None:
     """Print the plan of each agent per semi-naive version: steps in order
     (scan with its index columns, existence check, filter, assignment,
     negation, aggregate, tool call, emit), the proof layout, and estimated
-    rows; with --facts, also the actual rows of a run."""
+    rows; with --facts, also the actual rows of a run (the job options,
+    such as --tools, --goal and the budgets, apply to that run)."""
     from ..api import load
     from ..diagnostics import ConvergeError
 
+    given = [name for name, value in opts.items() if value not in (None, (), False, {}) and not _defaulted(name)]
+    if given and not facts:
+        flags = ", ".join("--" + g.replace("_", "-") for g in given)
+        raise click.UsageError(f"{flags}: only with --facts (the options of the job whose rows are counted)")
     try:
         ruleset = load(list(rules))
-        if agent is not None and ruleset.program.agent(agent) is None:
-            names = ", ".join(a.name for a in ruleset.program.agents)
-            raise click.UsageError(f"no agent named {agent!r}; agents: {names}")
-        result = ruleset.run(fact_files=list(facts), analyze=True) if facts else None
     except ConvergeError as err:
-        for d in err.diagnostics:
-            OUT.print(d.render(), err=True)
-        sys.exit(EXIT_INVALID)
+        fail_diagnostics(err)
+    if agent is not None and ruleset.program.agent(agent) is None:
+        names = ", ".join(a.name for a in ruleset.program.agents)
+        raise click.UsageError(f"no agent named {agent!r}; agents: {names}")
+    result = run_job(rules, facts, opts, analyze=True) if facts else None
     text = plan_text(ruleset, agent, result)
     if result is not None:
         text = f"-- run: tier {result.tier.value}, {result.cycles} cycle(s), {result.total_facts} facts\n\n" + text
     write_text(text)  # rule text may hold control characters: shown escaped
     sys.exit(EXIT_OK)
+
+
+def _defaulted(name: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source is not None and source.name in ("DEFAULT", "DEFAULT_MAP")

@@ -48,6 +48,21 @@ class Strata:
     ancestor_agents: dict[str, tuple[int, ...]]  # relation -> agents that can (transitively) write it
 
 
+def goal_pruned(program: Program, strata: Strata, goals: tuple[str, ...] | list[str]) -> frozenset[int]:
+    """The ids of the agents pruned for ``goals``: those that cannot contribute to a goal
+    relation nor to a relation an invariant or acceptance check reads (none without goals).
+
+    The engine prunes exactly these before the first cycle; explanations of a result (or of
+    a decision record, from its recorded rules and goals) use the same answer."""
+    if not goals:
+        return frozenset()
+    keep: set[int] = set()
+    targets = list(goals) + [rel for inv in program.invariants for rel, _k, _a in body_reads(inv.body)]
+    for rel in targets:
+        keep.update(strata.ancestor_agents.get(rel, ()))
+    return frozenset(a.id for a in program.agents if a.id not in keep)
+
+
 def build_graph(program: Program) -> "nx.DiGraph":
     import networkx as nx
 

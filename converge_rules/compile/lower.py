@@ -20,6 +20,10 @@ from .program import AgentDef, InvariantDef
 # A relation whose size changed by more than this factor since a plan was made
 # gets a new plan (join order follows sizes).
 REPLAN_FACTOR = 8
+# In a version's row counts (EXPLAIN ANALYZE): how many times the run re-planned it with
+# another step order. Rows are counted by step, so the counts restart with each new order:
+# they are the rows out of each step of the last plan, while it was in use.
+REORDERED = -2
 
 
 @frozen
@@ -146,7 +150,8 @@ def step_lines(step: Step, body: tuple[ast.Literal, ...]) -> list[str]:
 def render(plan: Plan, rule: AgentDef | InvariantDef, *, actual: Mapping[int, int] | None = None,
            estimates: bool = False) -> list[str]:
     """The plan as EXPLAIN text; ``actual``: rows out of each step, by literal index
-    (-1: emitted matches), as counted by a run (EXPLAIN ANALYZE)."""
+    (-1: emitted matches; REORDERED: re-plans that changed the step order, after which
+    the counts restarted), as counted by a run (EXPLAIN ANALYZE)."""
     body = rule.body
     what = "Δ" + _atom(body[plan.driver]) if plan.driver is not None else "whole relations"  # type: ignore[arg-type]
     lines = [f"  version {what}" + (" (existence checks and projections on)" if plan.reduced else "")]
@@ -169,6 +174,10 @@ def render(plan: Plan, rule: AgentDef | InvariantDef, *, actual: Mapping[int, in
     for head in plan.heads:
         lines.append(f"    {len(plan.steps) + 1}. emit {_atom(head)}"
                      + (f"  actual={actual.get(-1, 0)}" if actual is not None else ""))
+    if actual is not None and actual.get(REORDERED):
+        n = actual[REORDERED]
+        lines.append(f"    re-planned with another step order {n} time{'s' if n != 1 else ''} during the run: "
+                     "actual= counts the rows of this last plan only")
     if plan.heads:
         parts = [f"{_atom(body[i])}" for i in plan.layout.premises]  # type: ignore[arg-type]
         parts += [f"value of literal {i + 1}" for i in plan.layout.aggregates]

@@ -19,7 +19,7 @@ import re
 import threading
 from typing import Any, Callable
 
-from ..compile.lower import Plan, lower, proof_layout, stale
+from ..compile.lower import REORDERED, Plan, lower, proof_layout, stale
 from ..compile.plan import AggStep, Assign, ColumnCheck, FailStep, Filter, NegCheck, Scan, Step
 from ..compile.program import AgentDef, InvariantDef, Program
 from .. import catalogue
@@ -172,7 +172,7 @@ class RuleCode:
         self.tool_vars = list(self.layout.tools)  # `v = @tool(...)`: values join the proof record after aggregates
         # every match counts when all derivations or the best confidence are wanted
         self.reduce = confidence is None and not alternatives
-        self.analyze = analyze    # driver -> literal index -> rows out of that step (-1: emitted)
+        self.analyze = analyze    # driver -> literal index -> rows out of that step (-1: emitted; REORDERED: re-plans)
         self.plan_sizes = plan_sizes
         self.versions: dict[tuple[int | None, frozenset[int]], tuple[Callable[..., Any], Plan]] = {}
         self.plans: dict[int | None, Plan] = {}
@@ -195,7 +195,8 @@ class RuleCode:
         """The current plan of a version (made, or re-made when sizes moved a lot)."""
         plan = self.plans.get(driver)
         if plan is None or (plan.sizes is not None and stale(plan, self.sizes())):
-            if plan is not None:
+            old = plan
+            if old is not None:
                 self.replans += 1
                 for key in [k for k in self.versions if k[0] == driver]:
                     del self.versions[key]
@@ -204,6 +205,10 @@ class RuleCode:
                 plan, self.tokens[driver] = self.cache.plan(self.rule_key, self.rule, driver, sizes, self.reduce)
             else:
                 plan = lower(self.rule, driver, sizes=sizes, reduce=self.reduce)
+            if old is not None and self.analyze is not None and plan.steps != old.steps:
+                # rows are counted per step: the old plan's counts say nothing of the new order's
+                # steps, so they restart (versions are re-prepared and pick up the new counter)
+                self.analyze[driver] = {REORDERED: self.analyze.get(driver, {}).get(REORDERED, 0) + 1}
             self.plans[driver] = plan
         return plan
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
 
-from ..compile.graph import Strata, body_reads
+from ..compile.graph import Strata, body_reads, goal_pruned
 from ..compile.program import FailurePolicy, InvariantDef, Program
 from ..diagnostics import Span
 from ..syntax import ast
@@ -140,6 +140,7 @@ class Outcome:
     analysis: dict[str, tuple[dict[Any, Any], dict[Any, dict[int, int]]]] | None = None
     bytes: int = 0                  # what the facts count against max_bytes
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every tool call with its outcome, in order
+    pruned: tuple[int, ...] = ()    # agents pruned for the goals (never ran), by id
 
 
 def _bytes_of(columns: Any, facts: list[tuple]) -> int:
@@ -296,13 +297,7 @@ class Engine:
 
     def _prune(self, goals: tuple[str, ...]) -> set[int]:
         """Agents that cannot contribute to a goal (or to a relation an invariant reads)."""
-        if not goals:
-            return set()
-        keep: set[int] = set()
-        targets = list(goals) + [rel for inv in self.program.invariants for rel, _k, _a in body_reads(inv.body)]
-        for rel in targets:
-            keep.update(self.strata.ancestor_agents.get(rel, ()))
-        return {a.id for a in self.agents if a.id not in keep}
+        return set(goal_pruned(self.program, self.strata, goals))
 
     def load(self, facts: dict[str, list[tuple]]) -> None:
         """Commit canonicalised input facts (sorted, distinct) before cycle 1; input facts
@@ -374,6 +369,7 @@ class Engine:
                 self.pool.close()
                 self.pool = None
         outcome.fired = tuple(sorted(self.fired))
+        outcome.pruned = tuple(sorted(self.pruned))
         outcome.steps = self.steps[0] if self.steps is not None else 0
         outcome.confidence = self.conf
         outcome.alternatives = self.alternatives

@@ -13,7 +13,10 @@ bindings of the deepest partial matches, and, when the literal is a negation
 in turn (instantiated with the bindings; unbound columns shown as ``_``).
 
 The evaluation here is an independent interpreter over ``Result.facts`` and
-``runtime.eval_expr``/``compare``; it does not touch the engine's state.
+``runtime.eval_expr``/``compare``; it does not touch the engine's state. It
+calls no tool: a tool call ``@t(...)`` takes the result (or the error) the run
+recorded for the same tool and arguments (``Result.tool_calls``, also kept in
+a decision record), and a call the run never made cannot be evaluated.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
 from ..compile.program import AgentDef, Program
 from .. import catalogue
-from ..engine.runtime import EvalError, compare, eval_expr
+from ..engine.runtime import EvalError, call_builtin, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
 from ..syntax.printer import show_expr, show_literal
@@ -97,6 +100,7 @@ class Attempt:
     summary: str
     truncated: bool = False
     premises: list["WhyNot"] = field(default_factory=list)
+    not_run: str | None = None          # why the agent never ran or its facts were discarded (pruned, skipped)
 
     def to_json(self) -> dict[str, Any]:
         out = self._own_json()
@@ -116,6 +120,8 @@ class Attempt:
         }
         if self.truncated:
             out["truncated"] = True
+        if self.not_run is not None:
+            out["not_run"] = self.not_run
         return out
 
 
@@ -212,8 +218,11 @@ def why_not(result: Any, relation: str, values: Sequence[Value | None] | None = 
     with ``values`` omitted. A value ``None`` stands for an unknown column
     (``_``). ``depth`` > 1 explains missing premises of derived relations
     recursively, ``depth - 1`` levels further. Raises KeyError for an unknown
-    relation and ValueError for a wrong number of values.
+    relation, ValueError for a wrong number of values, and ConvergeError E540 for a
+    result run without proofs.
     """
+    if not getattr(result, "proofs_kept", True):
+        result._need_proofs("why-not")  # E540, whatever the fact: the proofs it shows are not kept
     if values is None:
         relation, values = result.parse_fact(relation)
     program: Program = result.program
@@ -235,6 +244,53 @@ class _Explainer:
         self._index: dict[tuple[str, tuple[int, ...]], dict[tuple, list[tuple]]] = {}
         self.tier = result.tier.value
         self.cycles = result.cycles
+        # (tool, arguments) -> the last outcome the run recorded for that call
+        self.tool_log: dict[tuple[str, tuple], dict[str, Any]] = {}
+        for call in getattr(result, "tool_calls", None) or ():
+            self.tool_log[(call["tool"], tuple(_key(a) for a in call["args"]))] = call
+
+    # ------------------------------------------------------------ expressions
+    def ev(self, expr: ast.Expr, env: dict[str, Value]) -> Value:
+        """``runtime.eval_expr``, with a tool call answered from the run's recorded calls."""
+        if isinstance(expr, ast.ToolCall):
+            args = [self.ev(a, env) for a in expr.args]
+            call = self.tool_log.get((expr.tool, tuple(_key(a) for a in args)))
+            shown = f"@{expr.tool}({', '.join(format_value(a) for a in args)})"
+            if call is None:
+                raise EvalError(-1, f"the run never called {shown}, and why-not calls no tool")
+            if "error" in call:
+                raise EvalError(-1, f"{shown} failed in cycle {call['cycle']}: {call['error']}")
+            return call["result"]
+        if isinstance(expr, ast.BinOp):
+            return catalogue.call(expr.op, [self.ev(expr.left, env), self.ev(expr.right, env)], -1)
+        if isinstance(expr, ast.Neg):
+            return catalogue.call("neg", [self.ev(expr.operand, env)], -1)
+        if isinstance(expr, ast.Call):
+            return call_builtin(expr.func, [self.ev(a, env) for a in expr.args])
+        return eval_expr(expr, env)
+
+    def tool_results(self, lit: ast.Comparison, env: dict[str, Value]) -> str:
+        """The recorded results of the tool calls of a literal, as text ("" without any)."""
+        out: list[str] = []
+        stack: list[ast.Expr] = [lit.left, lit.right]
+        while stack:
+            e = stack.pop(0)
+            if isinstance(e, ast.ToolCall):
+                try:
+                    args = [self.ev(a, env) for a in e.args]
+                except (EvalError, KeyError):
+                    continue
+                call = self.tool_log.get((e.tool, tuple(_key(a) for a in args)))
+                if call is not None and "result" in call:
+                    out.append(f"@{e.tool}({', '.join(format_value(a) for a in args)}) returned "
+                               f"{format_value(call['result'])} in cycle {call['cycle']}")
+            elif isinstance(e, ast.BinOp):
+                stack += [e.left, e.right]
+            elif isinstance(e, ast.Neg):
+                stack.append(e.operand)
+            elif isinstance(e, ast.Call):
+                stack += list(e.args)
+        return "; ".join(out)
 
     # ------------------------------------------------------------ fact access
     def facts(self, relation: str) -> list[tuple]:
@@ -359,16 +415,43 @@ class _Explainer:
         return None
 
     def tier_notes(self) -> list[str]:
+        """One note per reason the run ended below converged, saying what that reason means for a
+        missing fact: only a run that stopped early might have derived it later."""
         if self.tier == "converged":
             return []
-        reason = self.result.reasons[0].message if self.result.reasons else ""
-        if self.tier == "bounded":
-            what = "the run stopped on a budget before its fixed point, so the fact might have been derived later"
-        elif self.tier == "failed":
-            what = "the run failed, so facts of the cycle that failed (and of later cycles) were not committed"
-        else:
-            what = f"the run ended {self.tier}"
-        return [f"{what}: {reason}" if reason else what]
+        notes: list[str] = []
+        checks = {inv.name: inv.kind for inv in self.program.invariants}
+        for reason in self.result.reasons:
+            details = reason.details
+            if reason.kind == "budget" and details.get("budget") == "min_confidence":
+                what = ("the run reached its fixed point, but facts below min_confidence were dropped, "
+                        "and facts that only they would have derived are missing too")
+            elif reason.kind == "budget":
+                what = "the run stopped on a budget before its fixed point, so the fact might have been derived later"
+            elif reason.kind == "agent_skipped":
+                what = "the run ended degraded"
+            elif reason.kind == "acceptance" or (reason.kind == "invariant_error"
+                                                 and checks.get(details.get("invariant")) == "acceptance"):
+                what = ("the run reached its fixed point and then failed an acceptance check, "
+                        "so every fact it derived is in the result")
+            elif self.tier == "failed":
+                what = "the run failed, so facts of the cycle that failed (and of later cycles) were not committed"
+            else:
+                what = f"the run ended {self.tier}"
+            notes.append(f"{what}: {reason.message}")
+        return notes or [f"the run ended {self.tier}"]
+
+    def not_run(self, agent: AgentDef) -> str | None:
+        """Why ``agent`` never ran (pruned for the goals) or its facts were discarded (skipped
+        after failures), as the result records it; None when neither happened."""
+        if agent.name in getattr(self.result, "pruned_agents", ()):
+            goals = list(getattr(self.result, "goals", ()))
+            return (f"{agent.name} was pruned: it cannot contribute to the goal{'s' if len(goals) != 1 else ''} "
+                    f"{', '.join(goals)}, so it never ran")
+        for reason in self.result.reasons:
+            if reason.kind == "agent_skipped" and reason.details.get("agent") == agent.name:
+                return f"its facts were discarded: {reason.message}"
+        return None
 
     # ------------------------------------------------------------ one agent
     def attempt(self, agent: AgentDef, head: ast.Atom, pattern: Pattern, env0: dict[str, Value],
@@ -404,9 +487,12 @@ class _Explainer:
         steps += [LiteralStep(j, _show_lit(body[j]), "not reached") for j in stuck]
         total = len(body)
         text = _rule_text(agent)
+        not_run = self.not_run(agent)
         common = dict(agent=agent.name, kind=agent.kind, description=agent.description, location=_loc(agent), rule=text,
                       head_bindings=dict(sorted(env0.items())), head_notes=head_notes, steps=steps,
-                      satisfied=satisfied, total=total, truncated=truncated)
+                      satisfied=satisfied, total=total, truncated=truncated, not_run=not_run)
+        why_not_derived = (f"; it did not: {not_run}" if not_run is not None
+                           else f"; it did not, because the run ended {self.tier}" if self.tier != "converged" else "")
         if blocking is not None:
             lit = body[blocking]
             matches = len(frontier)
@@ -426,14 +512,13 @@ class _Explainer:
             problem = _check_post(post, env, pattern)
             (wrong if problem else complete).append((env, used, problem))
         if complete and total == 0:
-            summary = "the agent has no `when` clause: it derives the fact once it runs" + (
-                f"; it did not, because the run ended {self.tier}" if self.tier != "converged" else "")
+            summary = "the agent has no `when` clause: it derives the fact once it runs" + why_not_derived
             return Attempt(blocking=None, blocking_text=None, matches=1, shown=[], outcome="would derive",
                            summary=summary, **common)
         if complete:
             summary = (f"all {total} literal{'s' if total != 1 else ''} are satisfied ({len(complete)} match"
                        f"{'es' if len(complete) != 1 else ''}): this agent derives the fact once it runs"
-                       + (f"; it did not, because the run ended {self.tier}" if self.tier != "converged" else ""))
+                       + why_not_derived)
             return Attempt(blocking=None, blocking_text=None, matches=len(complete),
                            shown=[PartialMatch(e, _facts_text(u), "every literal holds") for e, u, _ in complete[:SHOW_MATCHES]],
                            outcome="would derive", summary=summary, **common)
@@ -457,6 +542,8 @@ class _Explainer:
             return
         patterns: list[Pattern] = []
         for m in attempt.shown:
+            if _constrained(lit, m.bindings):
+                continue  # `q(y, y)`: a pattern with `_` would ask for far less than the literal does
             p = _instantiate(lit, m.bindings)
             if p not in patterns:
                 patterns.append(p)
@@ -480,7 +567,7 @@ class _Explainer:
             return
         if isinstance(lit, ast.Condition):
             try:
-                if bool(eval_expr(lit.call, env)) != lit.negated:
+                if bool(self.ev(lit.call, env)) != lit.negated:
                     yield env, used
             except (EvalError, TypeError, ValueError, AttributeError, IndexError):
                 pass
@@ -504,7 +591,7 @@ class _Explainer:
                 pattern.append(None)
             elif set(ast.expr_vars(arg)) <= set(env):
                 try:
-                    pattern.append(eval_expr(arg, env))
+                    pattern.append(self.ev(arg, env))
                 except EvalError:
                     return
             else:
@@ -522,7 +609,7 @@ class _Explainer:
             if ok:
                 for col, expr in later:
                     try:
-                        if not _same(eval_expr(expr, new), fact[col]):
+                        if not _same(self.ev(expr, new), fact[col]):
                             ok = False
                             break
                     except (EvalError, KeyError):
@@ -532,7 +619,7 @@ class _Explainer:
                 yield fact, new
 
     def negation_blockers(self, lit: ast.Negation, env: dict[str, Value]) -> list[tuple]:
-        pattern = tuple(None if isinstance(a, ast.Wildcard) else eval_expr(a, env) for a in lit.atom.args)
+        pattern = tuple(None if isinstance(a, ast.Wildcard) else self.ev(a, env) for a in lit.atom.args)
         return self.lookup(lit.atom.relation, pattern)
 
     def comparison(self, lit: ast.Comparison, env: dict[str, Value]) -> dict[str, Value] | str:
@@ -546,7 +633,7 @@ class _Explainer:
                     return f"{_show_agg(agg, env)} has no value: its group is empty"
                 if isinstance(other, ast.Var) and other.name not in env:
                     return {**env, other.name: value}
-                expected = eval_expr(other, env)
+                expected = self.ev(other, env)
                 left, right = (expected, value) if agg is lit.right else (value, expected)
                 if _compare(lit.op, left, right):
                     return env
@@ -557,14 +644,13 @@ class _Explainer:
             if lit.op == "=":
                 for var_side, expr_side in ((lit.left, lit.right), (lit.right, lit.left)):
                     if isinstance(var_side, ast.Var) and var_side.name not in env:
-                        return {**env, var_side.name: eval_expr(expr_side, env)}
-            a, b = eval_expr(lit.left, env), eval_expr(lit.right, env)
+                        return {**env, var_side.name: self.ev(expr_side, env)}
+            a, b = self.ev(lit.left, env), self.ev(lit.right, env)
             if _compare(lit.op, a, b):
                 return env
-            return f"{_show_lit(lit, env)} is false"
+            tools = self.tool_results(lit, env)
+            return f"{_show_lit(lit, env)} is false" + (f": {tools}" if tools else "")
         except EvalError as err:
-            if _has_tool_call(lit):
-                return f"{_show_lit(lit, env)}: why-not does not call tools, so this literal cannot be evaluated"
             return f"{_show_lit(lit, env)}: {err.message}"
         except _CompareError as err:
             return f"{_show_lit(lit, env)}: {err}"
@@ -592,9 +678,8 @@ class _Explainer:
     def blocked_match(self, lit: ast.Literal, env: dict[str, Value], used: tuple[tuple[str, tuple], ...]) -> PartialMatch:
         m = PartialMatch({k: v for k, v in env.items()}, _facts_text(used))
         if isinstance(lit, ast.Atom):
-            pattern = _instantiate(lit, env)
             rel = self.program.relations.get(lit.relation)
-            m.reason = f"no fact matches {pattern_fact(lit.relation, pattern)}"
+            m.reason = f"no fact matches {_atom_shape(lit, env)}"
             if rel is not None and rel.is_input:
                 m.reason += f" ({lit.relation} is an input relation)"
             elif rel is not None and not self.facts(lit.relation):
@@ -612,7 +697,7 @@ class _Explainer:
             m.blocker_proof = self.result.why((lit.atom.relation, fact))
         elif isinstance(lit, ast.Condition):
             try:
-                value = eval_expr(lit.call, env)
+                value = self.ev(lit.call, env)
                 m.reason = f"{_show_lit(lit, env)} is false" if not lit.negated else f"{show_expr(lit.call, env)} is {format_value(value)}"
             except (EvalError, TypeError, ValueError, AttributeError, IndexError) as err:
                 m.reason = f"{_show_lit(lit, env)}: {getattr(err, 'message', err)}"
@@ -646,21 +731,6 @@ def _compare(op: str, a: Value, b: Value) -> bool:
     if not ((num_a and num_b) or type(a) is type(b)):
         raise _CompareError(f"cannot compare {type_name(a)} and {type_name(b)}")
     return compare(op, a, b)
-
-
-def _has_tool_call(lit: ast.Comparison) -> bool:
-    def walk(e: ast.Expr) -> bool:
-        if isinstance(e, ast.ToolCall):
-            return True
-        if isinstance(e, ast.BinOp):
-            return walk(e.left) or walk(e.right)
-        if isinstance(e, ast.Neg):
-            return walk(e.operand)
-        if isinstance(e, ast.Call):
-            return any(walk(a) for a in e.args)
-        return False
-
-    return walk(lit.left) or walk(lit.right)
 
 
 def _vars(e: ast.Expr) -> set[str]:
@@ -797,6 +867,34 @@ def _instantiate(atom: ast.Atom, env: dict[str, Value]) -> Pattern:
     return tuple(out)
 
 
+def _constrained(atom: ast.Atom, env: dict[str, Value]) -> bool:
+    """Whether the atom asks more of an unknown column than a pattern with `_` can say: a
+    variable not bound yet that occurs twice (``q(y, y)``), or an expression over one
+    (``q(y, y + 1)``)."""
+    unbound = [a.name for a in atom.args if isinstance(a, ast.Var) and a.name not in env]
+    if len(unbound) != len(set(unbound)):
+        return True
+    return any(not isinstance(a, (ast.Var, ast.Const, ast.Wildcard)) and not _vars(a) <= set(env) for a in atom.args)
+
+
+def _atom_shape(atom: ast.Atom, env: dict[str, Value]) -> str:
+    """The atom under the bindings: known columns as values, an unknown one as `_`, except a
+    variable not bound yet that occurs twice, alone or in an expression (kept by name:
+    ``q(1, y, y)``, ``q(y, y + 1)``), whose constraint `_` would drop."""
+    unbound = [v for a in atom.args if not isinstance(a, ast.Wildcard) for v in ast.expr_vars(a) if v not in env]
+    parts: list[str] = []
+    for arg, value in zip(atom.args, _instantiate(atom, env)):
+        if value is not None:
+            parts.append(format_value(value))
+        elif isinstance(arg, ast.Var) and unbound.count(arg.name) > 1:
+            parts.append(arg.name)
+        elif isinstance(arg, (ast.Var, ast.Wildcard)):
+            parts.append("_")
+        else:
+            parts.append(show_expr(arg, env))
+    return f"{atom.relation}({', '.join(parts)})"
+
+
 def _show_lit(lit: ast.Literal, env: dict[str, Value] | None = None) -> str:
     """Like the shared printer, but an aggregate shows its group variables' values."""
     if ast.aggregate_side(lit) is None:
@@ -869,6 +967,8 @@ def _text_items(w: WhyNot, indent: str) -> list[str | tuple[WhyNot, str]]:
             out(f"{indent}  head matches the fact with {_bind_text(a.head_bindings)}")
         for note in a.head_notes:
             out(f"{indent}  note: {note}")
+        if a.not_run is not None and a.outcome != "would derive":
+            out(f"{indent}  note: {a.not_run}")
         width = min(48, max((len(s.text) for s in a.steps), default=0))
         for s in a.steps:
             mark = {"satisfied": "✓", "blocked": "✗", "not reached": "·"}[s.status]

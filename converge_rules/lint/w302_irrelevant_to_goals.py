@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..compile.graph import body_reads
+from ..compile.graph import goal_pruned
 from ..diagnostics import Diagnostic
 from ._context import LintContext
 
@@ -22,12 +22,9 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
     program, strata = ctx.program, ctx.compilation.strata  # type: ignore[attr-defined]
     if not program.goals or strata is None:
         return
-    relevant: set[int] = set()
-    targets = list(program.goals) + [rel for inv in program.invariants for rel, _k, _a in body_reads(inv.body)]
-    for rel in targets:
-        relevant.update(strata.ancestor_agents.get(rel, ()))
+    pruned = goal_pruned(program, strata, program.goals)
     for agent in program.agents:
-        if agent.id not in relevant and ctx.in_roots(agent.span):
+        if agent.id in pruned and ctx.in_roots(agent.span):
             yield ctx.warn(CODE, f"agent {agent.name!r} cannot contribute to any goal ({', '.join(program.goals)}); it is pruned",
                            ctx.name_at(agent.span) if agent.kind == "agent" else agent.heads[0].span,
                            "add the relation it derives to `goal`, or remove the agent")
