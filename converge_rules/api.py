@@ -183,7 +183,8 @@ class RuleSet:
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``
         (paths, or ``io.FactText`` for facts given as text, such as standard input).
 
-        ``tools`` maps names to Python callables (``s = @name(args)`` in rules); tool calls of one cycle
+        ``tools`` maps names to Python callables (``s = @name(args)`` in rules), or is a module whose public
+        functions are the tools (as ``converge run --tools module``); tool calls of one cycle
         run on ``workers`` threads with ``tool_timeout`` seconds each. ``on_failure`` is the job's default
         policy (``"abort"``, ``"skip"``, ``"retry N then skip|abort"``); ``goals`` prunes agents that
         cannot reach these relations; ``trace=True`` records every event (``Result.trace``);
@@ -194,8 +195,9 @@ class RuleSet:
         ``proofs=False`` keeps no proof records (faster, less memory): the facts, tier and digest are the
         same, but the result gives no explanations (``proof``/``why``/``support``/``to_json(proofs=True)``
         and decision records raise ConvergeError E540)."""
-        from .engine.tools import TOOL_ISOLATION
+        from .engine.tools import TOOL_ISOLATION, tool_table
 
+        tools = tool_table(tools)
         if not proofs and all_proofs:
             raise ValueError("all_proofs=True needs proofs: it cannot be combined with proofs=False")
         if tool_isolation not in TOOL_ISOLATION:

@@ -185,7 +185,9 @@ class Session:
         from .record import record_key as as_key
 
         _check_settings(budget, workers, tool_timeout, on_failure)
-        self.tools = dict(tools or {})
+        from .engine.tools import tool_table
+
+        self.tools = tool_table(tools) or {}
         self.record_key = as_key(record_key)  # seals every decision record with HMAC-SHA256 when given
         self.budget = budget or Budget()
         self.workers = workers

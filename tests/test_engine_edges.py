@@ -207,3 +207,32 @@ def test_a_tool_error_with_a_lone_surrogate_is_shown_escaped(tmp_path: Path) -> 
     out = cli("run", "rules.cvg", "--facts", "p.json", "--tools", "surrtools", "--format", "json", cwd=tmp_path)
     assert out.returncode == 5, out.stdout + out.stderr
     assert json.loads(out.stdout)["reasons"][0]["error"] == "tool surr raised ValueError: bad \\ud800"
+
+
+def test_tools_given_as_a_module_are_its_functions_and_anything_else_is_a_clear_type_error() -> None:
+    """run(tools=<module>) was `TypeError: argument of type 'module' is not iterable` from deep inside;
+    a module now gives its public functions (as `--tools module` does), other values a TypeError
+    that says what tools must be, before any job runs (run, Session, run_many)."""
+    import types
+
+    module = types.ModuleType("bureau")
+    exec("def credit_score(a):\n    return {'a1': 720, 'a2': 655}[a]\n"
+         "def _private(a):\n    raise AssertionError\n", module.__dict__)
+    rules = ('input relation applicant(a: str)\nrelation score(a: str, s: int)\n'
+             'score(a, s) :- applicant(a), s = @credit_score(a).\n')
+    rs = cr.load_text(rules, "bureau.cvg")
+    facts = {"applicant": [("a1",), ("a2",)]}
+    by_module = rs.run(facts, tools=module)
+    assert by_module.tier == "converged" and by_module.facts("score") == [("a1", 720), ("a2", 655)]
+    assert by_module.digest == rs.run(facts, tools={"credit_score": module.credit_score}).digest
+    session = cr.Session(sources=[("bureau.cvg", rules)], tools=module)
+    assert session.decide(facts).result.digest == by_module.digest
+    with pytest.raises(TypeError, match="tools must"):
+        cr.Session(sources=[("bureau.cvg", rules)], tools=[module.credit_score])
+    for bad, words in ((["credit_score"], "mapping of tool names"), ({"credit_score": 3}, "'credit_score'"),
+                       ({1: print}, "1")):
+        with pytest.raises(TypeError, match="tools must") as err:
+            rs.run(facts, tools=bad)
+        assert words in str(err.value)
+        with pytest.raises(TypeError, match="tools must"):
+            list(rs.run_many([("j", facts)], tools=bad))

@@ -45,7 +45,9 @@ class BatchSettings:
              on_failure: str | None = None, goals: Sequence[str] = (), tools: Any = None,
              tool_timeout: float | None = 30.0) -> "BatchSettings":
         from ..diagnostics import ConvergeError, Diagnostic, Span
+        from ..engine.tools import tool_table
 
+        tools = tool_table(tools)
         names = ruleset.relations
         if relations is None:
             chosen = tuple(n for n in names if not ruleset.program.relations[n].is_input)

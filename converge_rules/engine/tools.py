@@ -376,6 +376,31 @@ class ToolSpecError(ValueError):
     """A ``--tools`` specification that names no usable tools."""
 
 
+def module_tools(module: Any) -> dict[str, Callable[..., Any]]:
+    """A module's tools: its public callables defined in it (not the ones it imports)."""
+    return {n: f for n, f in vars(module).items() if callable(f) and not n.startswith("_")
+            and getattr(f, "__module__", None) == module.__name__}
+
+
+def tool_table(tools: Any) -> dict[str, Callable[..., Any]] | None:
+    """The ``tools`` argument of the API as a dict of name -> callable: a mapping as it is, a
+    module as its public functions (``module_tools``), None as None; a TypeError naming what is
+    wrong for anything else, before any job runs."""
+    import inspect
+
+    if tools is None:
+        return None
+    if inspect.ismodule(tools):
+        return module_tools(tools)
+    if not isinstance(tools, Mapping):
+        raise TypeError(f"tools must be a mapping of tool names to callables, or a module of tool functions, "
+                        f"not {type(tools).__name__}")
+    bad = sorted(repr(n) for n, f in tools.items() if not isinstance(n, str) or not callable(f))
+    if bad:
+        raise TypeError(f"tools must map names (str) to callables: {', '.join(bad)} do not")
+    return dict(tools)
+
+
 def load_tools_spec(spec: str) -> dict[str, Callable[..., Any]]:
     """The tools a ``--tools`` specification names: ``module:object`` (a dict of callables) or
     ``module`` / ``module:submodule`` (its public functions); the module may be a ``.py`` path."""
@@ -395,8 +420,7 @@ def load_tools_spec(spec: str) -> dict[str, Callable[..., Any]]:
     if isinstance(target, dict):
         tools = dict(target)
     elif inspect.ismodule(target):
-        tools = {n: f for n, f in vars(target).items() if callable(f) and not n.startswith("_")
-                 and getattr(f, "__module__", None) == target.__name__}
+        tools = module_tools(target)
     else:
         raise ToolSpecError(f"{spec!r} is neither a dict of callables nor a module")
     bad = sorted(n for n, f in tools.items() if not callable(f))
