@@ -192,7 +192,20 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
     flat = {i: set(ast.literal_vars(body[i])) for i in remaining if i not in aggs}
     agg_cache: dict[int, Any] = {}
     pending: list[tuple[int, int, ast.Expr]] = []
+    # Who may bind a variable with `=`: a tool call binds its own variable; a variable
+    # that a positive atom binds is bound by that atom, so `x = e` on it is a test
+    # (language.md, "Comparisons and binding"): binding it from `e` first would give it
+    # e's value and type (`p = 5` over a float column is a test, by value, not an int).
+    # Only when no atom can be joined otherwise (`e(y * 2, x), x = 3, y = x`) may an
+    # equality bind an atom's variable, the atom then testing it.
     tools = tool_bindings(body)
+    strict = dict(tools)
+    for lit in body:
+        if isinstance(lit, ast.Atom):
+            for arg in lit.args:
+                if isinstance(arg, ast.Var):
+                    strict.setdefault(arg.name, -1)
+    reserved = strict
 
     def exists_step(i: int, atom: ast.Atom, is_driver: bool) -> Scan | None:
         """The atom as an existence check, when it binds nothing needed elsewhere."""
@@ -251,7 +264,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                     scores[i] = (-k, i) if sizes is None else (k == 0, size // (8 ** k), -k, i)
                 else:
                     scores[i] = None
-            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache, tools) is not None:
+            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache, reserved) is not None:
                 ready.add(i)
         dirty.clear()
 
@@ -271,7 +284,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                     if isinstance(lit, ast.Atom):
                         step = exists_step(i, lit, False)
                     elif i not in aggs and flat[i] <= bound:
-                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache, tools)
+                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache, reserved)
                     else:
                         continue
                     if step is not None:
@@ -289,12 +302,16 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                         continue
                     if want_raise and scannable and not _feeds_atom(body[i], body, left, bound):
                         continue
-                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache, tools)
+                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache, reserved)
                     if step is not None:
                         chosen = (i, step)
                         break
                 if chosen is not None:
                     break
+            if chosen is None and not scannable and reserved is strict and left:
+                reserved = tools  # stuck: let an equality bind an atom's variable after all
+                dirty.update(left)
+                continue
             if chosen is None:
                 break
             steps.append(chosen[1])
