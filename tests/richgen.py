@@ -495,8 +495,12 @@ def _chance(draw, percent: int) -> bool:
     return draw(st.integers(0, 99)) < percent
 
 
+_DOM: list = []  # the value domain of the program being drawn (a subset of INTS, FLOATS, STRS)
+
+
 def _const(draw, typ: str) -> Any:
-    return _pick(draw, {"int": INTS, "float": FLOATS, "str": STRS}[typ])
+    dom = _DOM[-1] if _DOM else {"int": INTS, "float": FLOATS, "str": STRS}
+    return _pick(draw, dom[typ])
 
 
 class _Body:
@@ -517,11 +521,11 @@ class _Body:
         return [v for v, t in self.types.items() if t == typ and not (clean and v in self.tainted)]
 
     # expressions: (expr, fallible, tainted)
-    def expr(self, typ: str, depth: int, grow: bool, allow_fail: bool) -> tuple:
+    def expr(self, typ: str, depth: int, grow: bool, allow_fail: bool, force_fail: bool = False) -> tuple:
         draw = self.draw
         vs = self.bound(typ)
         roll = draw(st.integers(0, 99))
-        if depth >= 2 or roll < 35:
+        if not force_fail and (depth >= 2 or roll < 35):
             if vs and (roll % 4 or depth >= 2):
                 v = _pick(draw, vs)
                 return V(v), False, v in self.tainted
@@ -546,6 +550,8 @@ class _Body:
                 choices += ["+", "-", "*", "mixed"]
             if allow_fail:
                 choices += ["div", "to_float_s"]
+        if force_fail:
+            choices = {"int": ["div", "mod", "to_int_s"], "str": ["substr_neg"], "float": ["div", "to_float_s"]}[typ]
         k = _pick(draw, choices)
 
         def comb(*parts):
@@ -624,12 +630,12 @@ def _atom(draw, b: _Body, rel: Rel, pattern: bool = False, locals_: Optional[dic
         else:
             if vs and roll < 40:
                 args.append(V(_pick(draw, vs)))
-            elif roll < 82:
+            elif roll < 87:
                 name = b.fresh()
                 b.types[name] = typ
                 b.atom_vars.add(name)
                 args.append(V(name))
-            elif roll < 90:
+            elif roll < 92:
                 args.append(C(_const(draw, typ)))
             else:
                 args.append(W())
@@ -640,8 +646,10 @@ def _atom(draw, b: _Body, rel: Rel, pattern: bool = False, locals_: Optional[dic
 def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) -> Rule:
     b = _Body(draw, recursive_pool)
     n_pos = draw(st.integers(1, 3))
+    inputs = [r for r in pos_pool if r.is_input]
     for _ in range(n_pos):
-        b.lits.append(_atom(draw, b, _pick(draw, pos_pool)))
+        pool = inputs if inputs and _chance(draw, 50) else pos_pool
+        b.lits.append(_atom(draw, b, _pick(draw, pool)))
     recursive = any(isinstance(l, A) and next(r for r in pos_pool if r.name == l.rel).stratum == head.stratum
                     for l in b.lits)
     grow = not recursive
@@ -680,19 +688,20 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
             if _chance(draw, 40):
                 b.lits.append(T(_pick(draw, ("<", "<=", ">", ">=", "!=")), V(var), C(_const(draw, rtype))))
     # the fallible point, at most one (and none next to an aggregate)
-    allow_fail = not has_agg and _chance(draw, 30)
+    allow_fail = not has_agg and _chance(draw, 40)
     # assignments
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.integers(1 if allow_fail else 0, 2))):
         typ = _pick(draw, ("int", "str", "float"))
-        e, fail, taint = b.expr(typ, 0, grow, allow_fail and b.fallible_at is None)
+        force = allow_fail and b.fallible_at is None and _chance(draw, 60)
+        e, fail, taint = b.expr(typ, 0, grow, allow_fail and b.fallible_at is None, force)
         var = b.fresh("z")
         if fail and b.fallible_at is None:
-            b.fallible_at = len(b.lits)
             taint = True
             if _chance(draw, 50):
                 # a guard that protects it (wherever it is written: guards run first)
                 for div in _divisors(e):
                     b.lits.append(T("!=", div, C(0 if _int_expr(div, b) else 0.0)))
+            b.fallible_at = len(b.lits)
         b.lits.append(S(var, e))
         b.types[var] = typ
         if taint:
@@ -826,14 +835,30 @@ def programs(draw) -> Program:
         rels.append(Rel(f"r{i}", types, False, stratum, key))
     facts: dict = {}
     tracked = _chance(draw, 30)
+    dom = {"int": draw(st.lists(st.sampled_from(INTS), min_size=2, max_size=4, unique=True)),
+           "float": draw(st.lists(st.sampled_from(FLOATS), min_size=2, max_size=3, unique=True)),
+           "str": draw(st.lists(st.sampled_from(STRS), min_size=2, max_size=5, unique=True))}
     for r in rels[:n_in]:
-        fact = st.tuples(*[st.sampled_from({"int": INTS, "float": FLOATS, "str": STRS}[t]) for t in r.types])
-        fs = draw(st.lists(fact, min_size=0 if _chance(draw, 10) else 1, max_size=8, unique=True))
+        fact = st.tuples(*[st.sampled_from(dom[t]) for t in r.types])
+        fs = draw(st.lists(fact, min_size=0 if _chance(draw, 8) else 2, max_size=10, unique=True))
         out = []
         for f in fs:
             c = _pick(draw, (0.5, 0.9, 0.25)) if tracked and _chance(draw, 40) else None
             out.append((f, c))
         facts[r.name] = out
+    _DOM.append(dom)
+    try:
+        rules = _all_rules(draw, rels, n_in)
+    finally:
+        _DOM.pop()
+    order = draw(st.permutations(range(len(rules))))
+    rules = [rules[i] for i in order]
+    derived = [r.name for r in rels[n_in:]]
+    goal = _pick(draw, derived)
+    return Program(tuple(rels), tuple(rules), facts, goal)
+
+
+def _all_rules(draw, rels: list, n_in: int) -> list:
     keyed = {r.name for r in rels if r.key is not None}
     rules: list = []
     for r in rels[n_in:]:
@@ -844,11 +869,24 @@ def programs(draw) -> Program:
         else:
             pos_pool = [x for x in rels if x.stratum <= r.stratum and x.name not in keyed]
         base_pool = [x for x in pos_pool if x.stratum < r.stratum or x.is_input] or [rels[0]]
-        for k in range(draw(st.integers(1, 3))):
+        n_rules = draw(st.integers(1, 3))
+        graph = len(r.types) == 2 and r.types[0] == r.types[1] and r.key is None
+        edges = [e for e in base_pool if e.types == r.types and e.name not in keyed] if graph else []
+        if edges and _chance(draw, 60):
+            # deeper recursion: a transitive closure, or two relations of one stratum defined
+            # through each other (mutual recursion)
+            edge = _pick(draw, edges)
+            x, y, z = V("v1"), V("v2"), V("v3")
+            rules.append(Rule(A(r.name, (x, y)), (A(edge.name, (x, y)),)))
+            peers = [p for p in pos_pool if p.stratum == r.stratum and p.types == r.types and p.name != r.name]
+            other = _pick(draw, peers) if peers and _chance(draw, 60) else r
+            body = (A(other.name, (x, y)), A(edge.name, (y, z)))
+            if _chance(draw, 50):
+                body = (A(edge.name, (x, y)), A(other.name, (y, z)))
+            weight = _pick(draw, (0.5, 0.9)) if _chance(draw, 20) else None
+            rules.append(Rule(A(r.name, (x, z)), body, weight, frozenset(), (1, 0) if _chance(draw, 50) else (0, 1)))
+            n_rules = draw(st.integers(0, 1))
+        for k in range(n_rules):
             pool = base_pool if k == 0 else pos_pool
             rules.append(draw(_rule(r, pool, lower, True)))
-    order = draw(st.permutations(range(len(rules))))
-    rules = [rules[i] for i in order]
-    derived = [r.name for r in rels[n_in:]]
-    goal = _pick(draw, derived)
-    return Program(tuple(rels), tuple(rules), facts, goal)
+    return rules
