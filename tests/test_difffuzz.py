@@ -190,3 +190,47 @@ def test_equality_on_an_atom_bound_variable_is_a_test_by_value(tmp_path: Path) -
 def test_an_equality_still_binds_an_atom_variable_when_nothing_else_can() -> None:
     text = "input relation e(a: int, b: int)\nrelation r(a: int)\ne(6, 3). e(4, 3).\nr(y) :- e(y * 2, x), x = 3, y = x.\n"
     assert cr.load_text(text).run().facts("r") == [(3,)]
+
+
+CONF_RULES = 'input relation e(a: str)\nrelation r(a: str)\nr(x) :- e(x).\n'
+
+
+def _confidences(result) -> dict:
+    return {f[0]: result.confidence("e", f) for f in result.facts("e")}
+
+
+def test_a_fact_given_with_and_without_a_confidence_has_confidence_1(tmp_path: Path) -> None:
+    # facts.md: "a fact given both with and without one has confidence 1"; the best explicit
+    # confidence was kept instead, whether the two came in one source or in two
+    import sqlite3
+
+    rules = cr.load_text(CONF_RULES, name="c.cvg")
+    want = {"a": 1.0, "b": 1.0, "c": 0.9, "d": 0.5}
+    api = rules.run(facts={"e": [("a",), ("a", 0.5), ("b", 0.5), ("b",), ("c", 0.5), ("c", 0.9), ("d", 0.5)]})
+    assert _confidences(api) == want
+    assert api.confidence("r", ("a",)) == 1.0 and api.confidence("r", ("d",)) == 0.5
+    (tmp_path / "c.cvg").write_text(CONF_RULES, encoding="utf-8")
+    (tmp_path / "one.json").write_text('{"e": [["a"], ["a", 0.5], ["b", 0.5], {"a": "b"}, ["c", 0.5], ["c", 0.9], '
+                                       '["d", 0.5]]}', encoding="utf-8")
+    assert _confidences(rules.run(fact_files=[str(tmp_path / "one.json")])) == want
+    (tmp_path / "e.csv").write_text("a,0.5\na\nb\nb,0.5\nc,0.9\nd,0.5\n", encoding="utf-8")
+    assert _confidences(rules.run(fact_files=[str(tmp_path / "e.csv")])) == want
+    # across sources: a rule file's fact, another file, the API
+    (tmp_path / "two.json").write_text('{"e": [["a", 0.5], ["b", 0.5], ["c", 0.9], ["d", 0.5]]}', encoding="utf-8")
+    (tmp_path / "plain.json").write_text('{"e": [["b"]]}', encoding="utf-8")
+    mixed = cr.load_text(CONF_RULES + 'e("a").\n', name="c.cvg").run(
+        fact_files=[str(tmp_path / "two.json"), str(tmp_path / "plain.json")])
+    assert _confidences(mixed) == {"a": 1.0, "b": 1.0, "c": 0.9, "d": 0.5}
+    db = tmp_path / "e.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE e (a TEXT, confidence REAL)")
+    conn.executemany("INSERT INTO e VALUES (?, ?)", [("a", None), ("a", 0.5), ("b", 0.5), ("b", 1.0), ("c", 0.5),
+                                                      ("c", 0.9), ("d", 0.5), ("d", 0.5)])
+    conn.commit()
+    conn.close()
+    assert _confidences(rules.run(fact_files=[f"sqlite:///{db}"])) == want
+    out = converge("run", "c.cvg", "--facts", "one.json", "--relation", "e", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    assert json.loads(out.stdout)["confidence"] == {"e": [["c", 0.9], ["d", 0.5]]}, out.stdout
