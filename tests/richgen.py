@@ -12,7 +12,7 @@ shares no code with ``converge_rules``:
   builtins of the catalogue (``len lower upper contains startswith endswith substr
   to_str to_int to_float abs min max``), including expressions that fail at run time
   (division by zero, ``to_int("x")``, ``substr`` with a negative start): at most one
-  such *fallible* point per rule, and never next to an aggregate, so that the
+  such *fallible* point per rule (aggregates, which cannot fail here, run before it), so that the
   documented policy ("guards first", then the failure) decides the outcome alone;
 * keyed relations ``key(...) prefer min|max(v)`` whose non-preferred columns are all
   key columns (so the kept fact is the best one, whatever the order), read by other
@@ -628,7 +628,7 @@ def _atom(draw, b: _Body, rel: Rel, pattern: bool = False, locals_: Optional[dic
             else:
                 args.append(W())
         else:
-            if vs and roll < 40:
+            if vs and roll < 25:
                 args.append(V(_pick(draw, vs)))
             elif roll < 87:
                 name = b.fresh()
@@ -687,8 +687,8 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
             b.types[var] = rtype
             if _chance(draw, 40):
                 b.lits.append(T(_pick(draw, ("<", "<=", ">", ">=", "!=")), V(var), C(_const(draw, rtype))))
-    # the fallible point, at most one (and none next to an aggregate)
-    allow_fail = not has_agg and _chance(draw, 40)
+    # the fallible point, at most one
+    allow_fail = _chance(draw, 40)
     # assignments
     for _ in range(draw(st.integers(1 if allow_fail else 0, 2))):
         typ = _pick(draw, ("int", "str", "float"))
@@ -707,7 +707,7 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
         if taint:
             b.tainted.add(var)
     # tests
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.integers(0, 1))):
         typ = _pick(draw, ("int", "str", "float"))
         if typ == "str" and _chance(draw, 40):
             l, lf, lt = b.expr("str", 1, grow, False)
@@ -845,7 +845,14 @@ def programs(draw) -> Program:
         for f in fs:
             c = _pick(draw, (0.5, 0.9, 0.25)) if tracked and _chance(draw, 40) else None
             out.append((f, c))
+            if _chance(draw, 10):  # given twice: the fact keeps its best confidence
+                out.append((f, _pick(draw, (None, 0.5, 0.9)) if tracked else None))
         facts[r.name] = out
+    for r in rels[n_in:]:
+        if _chance(draw, 15):  # a derived relation may be given starting facts (a keyed one too)
+            fact = st.tuples(*[st.sampled_from(dom[t]) for t in r.types])
+            facts[r.name] = [(f, _pick(draw, (None, 0.5)) if tracked else None)
+                             for f in draw(st.lists(fact, min_size=1, max_size=3, unique=True))]
     _DOM.append(dom)
     try:
         rules = _all_rules(draw, rels, n_in)
