@@ -76,6 +76,30 @@ class F:
 
 
 @dataclass(frozen=True)
+class Tool:
+    """A host tool call ``@name(args)`` (only as the whole right side of a binding)."""
+    name: str
+    args: tuple
+
+
+def _twice(x: int) -> int:
+    return 2 * x
+
+
+def _norm(s: str) -> str:
+    return s.strip().lower()
+
+
+def _parse(s: str) -> int:
+    return int(s.strip())  # raises ValueError on "ab": a tool failure
+
+
+# the tools the generated programs call (``--tools richgen:TOOLS``)
+TOOLS = {"twice": _twice, "norm": _norm, "parse": _parse}
+TOOL_TYPES = {"twice": ("int", "int"), "norm": ("str", "str"), "parse": ("str", "int")}
+
+
+@dataclass(frozen=True)
 class A:
     rel: str
     args: tuple
@@ -154,6 +178,15 @@ class Program:
     def derived(self) -> list:
         return [r for r in self.rels if not r.is_input]
 
+    def tools(self) -> dict:
+        """The tools the program calls (RuleSet.run(tools=...))."""
+        names = set()
+        for rule in self.rules:
+            for lit in rule.body:
+                if isinstance(lit, S) and isinstance(lit.expr, Tool):
+                    names.add(lit.expr.name)
+        return {n: TOOLS[n] for n in sorted(names)}
+
     def facts_api(self) -> dict:
         """Input facts as RuleSet.run(facts=...) takes them (a trailing confidence when given)."""
         return {rel: [f if c is None else (*f, c) for f, c in fs] for rel, fs in self.facts.items()}
@@ -187,6 +220,8 @@ def rexpr(e: Any, parent: int = 0, right: bool = False) -> str:
         return f"({text})" if text.startswith("-") and parent else text
     if isinstance(e, F):
         return f"{e.fn}({', '.join(rexpr(a) for a in e.args)})"
+    if isinstance(e, Tool):
+        return f"@{e.name}({', '.join(rexpr(a) for a in e.args)})"
     if isinstance(e, B):
         p = PREC[e.op]
         text = f"{rexpr(e.left, p)} {e.op} {rexpr(e.right, p, True)}"
@@ -307,6 +342,11 @@ def ev(e: Any, env: dict) -> Any:
         if e.op == "%":
             return _fin(math.fmod(a, b))
         return _fin({"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[e.op])
+    if isinstance(e, Tool):
+        try:
+            return TOOLS[e.name](*[ev(x, env) for x in e.args])
+        except ValueError:
+            raise Failure(f"tool {e.name}") from None
     if isinstance(e, F):
         args = [ev(x, env) for x in e.args]
         fn = e.fn
@@ -706,6 +746,25 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
         b.types[var] = typ
         if taint:
             b.tainted.add(var)
+    # a tool call: `parse` can fail (then it is the rule's fallible point); `twice` and
+    # `norm` cannot, and stand only in rules without a fallible point (the order of two
+    # steps that may raise is the planner's choice)
+    if _chance(draw, 15):
+        if allow_fail and b.fallible_at is None:
+            name = "parse"
+        elif not allow_fail:
+            name = _pick(draw, ("twice", "norm") if grow else ("norm",))
+        else:
+            name = None
+        arg_t, res_t = TOOL_TYPES.get(name, ("", ""))
+        vs = b.bound(arg_t, clean=True) if name else []
+        if vs:
+            var = b.fresh("u")
+            if name == "parse":
+                b.fallible_at = len(b.lits)
+                b.tainted.add(var)
+            b.lits.append(S(var, Tool(name, (V(_pick(draw, vs)),))))
+            b.types[var] = res_t
     # tests
     for _ in range(draw(st.integers(0, 1))):
         typ = _pick(draw, ("int", "str", "float"))
@@ -785,7 +844,7 @@ def _vars(e: Any) -> set:
         return {e.name}
     if isinstance(e, B):
         return _vars(e.left) | _vars(e.right)
-    if isinstance(e, F):
+    if isinstance(e, (F, Tool)):
         return set().union(*(_vars(a) for a in e.args)) if e.args else set()
     if isinstance(e, A):
         return set().union(*(_vars(a) for a in e.args)) if e.args else set()

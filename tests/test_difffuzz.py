@@ -45,7 +45,8 @@ def typed(facts) -> set:
 
 def run(prog, **kw):
     rs = cr.load_text(richgen.render(prog), name="gen.cvg")
-    return rs.run(facts=prog.facts_api(), budget=BUDGET, **kw)
+    kw.setdefault("budget", BUDGET)
+    return rs.run(facts=prog.facts_api(), tools=prog.tools(), **kw)
 
 
 def describe(prog, result=None) -> str:
@@ -91,6 +92,8 @@ def test_engine_matches_the_rich_reference(prog) -> None:
     result = run(prog)
     check_reference(prog, result)
     if result.tier == "failed":
+        retried = run(prog, on_failure="retry 1 then abort")  # the same failure again
+        assert retried.tier == "failed" and answer(prog, retried) == answer(prog, result), describe(prog, retried)
         skipped = run(prog, on_failure="skip")
         assert skipped.tier == "degraded", describe(prog, skipped)
         assert {r.kind for r in skipped.reasons} == {"agent_skipped"}, describe(prog, skipped)
@@ -103,12 +106,13 @@ def test_scheduling_proofs_plans_and_goals_do_not_change_the_answer(prog) -> Non
     info = describe(prog, base)
     want = answer(prog, base)
     for cap in (1, 2):
-        capped = cr.load_text(richgen.render(prog), name="gen.cvg").run(
-            facts=prog.facts_api(), budget=cr.Budget(max_cycles=10_000, max_facts=200_000, max_agents_per_cycle=cap))
+        capped = run(prog, budget=cr.Budget(max_cycles=10_000, max_facts=200_000, max_agents_per_cycle=cap))
         if base.tier != "failed":  # which failing agent is met first may change with the schedule
             assert answer(prog, capped) == want, f"max_agents_per_cycle={cap}\n{info}"
         else:
             assert capped.tier == "failed", f"max_agents_per_cycle={cap}\n{info}"
+    one = run(prog, workers=1)
+    assert answer(prog, one) == want and one.digest == base.digest, f"workers=1\n{info}"
     bare = run(prog, proofs=False)
     assert answer(prog, bare) == want and bare.digest == base.digest, f"proofs=False\n{info}"
     every = run(prog, all_proofs=True)
@@ -140,9 +144,12 @@ def test_cli_json_does_not_depend_on_the_hash_seed(tmp_path_factory, prog) -> No
     (d / "facts.json").write_text(prog.facts_json(), encoding="utf-8")
     outs = []
     for seed in ("0", "4242"):
-        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT), CONVERGE_NO_CACHE="1", NO_COLOR="1")
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+                   CONVERGE_NO_CACHE="1", NO_COLOR="1")
+        tools = ["--tools", "richgen:TOOLS"] if prog.tools() else []
         p = subprocess.run([sys.executable, "-m", "converge_rules", "run", "gen.cvg", "--facts", "facts.json",
-                            "--format", "json", "--proofs"], cwd=d, env=env, capture_output=True, text=True, timeout=120)
+                            "--format", "json", "--proofs", *tools], cwd=d, env=env, capture_output=True, text=True,
+                           timeout=120)
         assert p.returncode in (0, 3, 4, 5) and "Traceback" not in p.stderr, p.stderr
         outs.append(p.stdout)
     assert outs[0] == outs[1], describe(prog)
