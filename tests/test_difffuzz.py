@@ -80,6 +80,13 @@ def check_reference(prog, result) -> None:
     assert result.tier == "converged", info
     for r in prog.rels:
         got, want = typed(result.facts(r.name)), typed(model[r.name])
+        if r.loose is not None:  # one of the facts that tie for the best value, per key
+            keys = {tuple(v for i, v in enumerate(f) if i not in (r.key[0], r.loose)) for f in want}
+            assert got <= want and len(got) == len(keys), (
+                f"{r.name}: {sorted(got, key=repr)}, candidates {sorted(want, key=repr)}\n{info}")
+            for f in result.facts(r.name):
+                assert result.confidence(r.name, f) == model[r.name][tuple(f)], f"{r.name}{f}: confidence\n{info}"
+            continue
         assert got == want, (f"{r.name}: missing {sorted(want - got, key=repr)}, "
                              f"unexpected {sorted(got - want, key=repr)}\n{info}")
         for f, c in model[r.name].items():
@@ -241,3 +248,27 @@ def test_a_fact_given_with_and_without_a_confidence_has_confidence_1(tmp_path: P
     import json
 
     assert json.loads(out.stdout)["confidence"] == {"e": [["c", 0.9], ["d", 0.5]]}, out.stdout
+
+
+GUARDED = """\
+input relation e0(c0: int, c1: str)
+input relation e2(c0: int)
+relation r1(c0: int, c1: str)
+e0(4, "ab"). e0(1, "7"). e0(2, "8").
+e2(1).
+r1(z4, v2) :- not e2(z4), z3 = to_int(v2), e0(v1, v2), z4 = v1 % 3.
+"""
+
+
+def test_a_guard_on_a_computed_value_runs_before_another_step_that_can_fail(tmp_path: Path) -> None:
+    # `not e2(z4)` rejects v1 = 4 (z4 = 1); `%` can fail in general, like to_int, and the planner
+    # took them in body order, so to_int("ab") failed the job for a binding the guard rejects
+    result = cr.load_text(GUARDED, name="g.cvg").run()
+    assert result.tier == "converged", result.reasons
+    assert result.facts("r1") == [(2, "8")]
+    (tmp_path / "g.cvg").write_text(GUARDED, encoding="utf-8")
+    out = converge("run", "g.cvg", "--relation", "r1", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    plan = converge("plan", "g.cvg", cwd=tmp_path)
+    steps = [line.strip() for line in plan.stdout.splitlines() if line.strip()[:2] in ("2.", "3.", "4.")]
+    assert steps == ["2. assign z4 = v1 % 3", "3. not exists e2(z4)", "4. assign z3 = to_int(v2)"], plan.stdout

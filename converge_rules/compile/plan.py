@@ -294,10 +294,18 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             # 2. one assignment, aggregate or tool call (those that cannot raise first;
             #    one that can raise waits until the atoms are joined, since a later
             #    guard may reject the binding, unless an atom needs its value)
+            #    Of those that can raise, one whose value a guard needs goes first, so that
+            #    the guard runs before the others and rejects what it rejects (language.md,
+            #    "Guards run first"): `not e2(z), y = to_int(s), z = x % 3` evaluates z, then
+            #    the negation, then to_int.
             chosen = None
             scannable = any(sc is not None and j in left for j, sc in scores.items())
             for want_raise in (False, True):
-                for i in sorted(ready):
+                order = sorted(ready)
+                if want_raise and sum(1 for i in order if raising[i] and not isinstance(body[i], ast.Atom)) > 1:
+                    guarded = _guard_inputs(body, left, bound)
+                    order.sort(key=lambda i: not (_binds(body[i], bound) & guarded))
+                for i in order:
                     if raising[i] != want_raise or isinstance(body[i], ast.Atom):
                         continue
                     if want_raise and scannable and not _feeds_atom(body[i], body, left, bound):
@@ -367,6 +375,38 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         else:
             unsafe.append(Unsafe("", lit.span))
     return steps, unsafe
+
+
+def _binds(lit: ast.Literal, bound: set[str]) -> set[str]:
+    """The variables an `=` literal would bind (its unbound bare-variable sides)."""
+    if not isinstance(lit, ast.Comparison) or lit.op != "=":
+        return set()
+    return {e.name for e in (lit.left, lit.right) if isinstance(e, ast.Var) and e.name not in bound}
+
+
+def _guard_inputs(body: tuple[ast.Literal, ...], left: set[int], bound: set[str]) -> set[str]:
+    """Unbound variables that a filter still to place needs, directly or through the
+    `x = expr` bindings still to place that compute them."""
+    need: set[str] = set()
+    binders: list[tuple[set[str], set[str]]] = []
+    for j in left:
+        lit = body[j]
+        if isinstance(lit, (ast.Negation, ast.Condition)):
+            need |= set(ast.literal_vars(lit)) - bound
+        elif isinstance(lit, ast.Comparison) and ast.aggregate_side(lit) is None:
+            targets = _binds(lit, bound)
+            if lit.op != "=" or not targets:
+                need |= (_vars(lit.left) | _vars(lit.right)) - bound
+            else:
+                binders.append((targets, (_vars(lit.left) | _vars(lit.right)) - targets - bound))
+    grew = True
+    while grew:
+        grew = False
+        for targets, inputs in binders:
+            if targets & need and not inputs <= need:
+                need |= inputs
+                grew = True
+    return need
 
 
 def _feeds_atom(lit: ast.Literal, body: tuple[ast.Literal, ...], left: set[int], bound: set[str]) -> bool:
