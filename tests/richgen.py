@@ -150,7 +150,8 @@ class Rel:
     types: tuple
     is_input: bool
     stratum: int
-    key: Optional[tuple] = None  # (pref column, "min"|"max"): every other column is a key column
+    key: Optional[tuple] = None  # (pref column, "min"|"max"): every other column is a key column,
+    loose: Optional[int] = None  # but this one: facts may tie on the preferred value (the first is kept)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ def render(prog: Program) -> str:
         decl = f"{'input ' if r.is_input else ''}relation {r.name}({cols})"
         if r.key is not None:
             pref, how = r.key
-            keys = ", ".join(f"c{i}" for i in range(len(r.types)) if i != pref)
+            keys = ", ".join(f"c{i}" for i in range(len(r.types)) if i not in (pref, r.loose))
             decl += f" key({keys}) prefer {how}(c{pref})"
         lines.append(decl)
     lines.append("")
@@ -516,10 +517,12 @@ def reference(prog: Program) -> tuple:
                 pref, how = r.key
                 best: dict = {}
                 for f in model[r.name]:
-                    k = f[:pref] + f[pref + 1:]
+                    k = tuple(v for i, v in enumerate(f) if i not in (pref, r.loose))
                     if k not in best or (f[pref] < best[k][pref] if how == "min" else f[pref] > best[k][pref]):
                         best[k] = f
-                model[r.name] = {f: model[r.name][f] for f in best.values()}
+                # a loose relation keeps one of the facts that tie for the best value: all are candidates
+                model[r.name] = {f: c for f, c in model[r.name].items()
+                                 if f[pref] == best[tuple(v for i, v in enumerate(f) if i not in (pref, r.loose))][pref]}
                 facts_of[r.name] = set(model[r.name])
     return model, errors
 
@@ -888,10 +891,12 @@ def programs(draw) -> Program:
             types = _pick(draw, graphs).types
         else:
             types = tuple(_pick(draw, ("int", "str", "float", "int", "str")) for _ in range(draw(st.integers(1, 3))))
-        key = None
+        key = loose = None
         if len(types) >= 2 and _chance(draw, 25):
             key = (draw(st.integers(0, len(types) - 1)), _pick(draw, ("min", "max")))
-        rels.append(Rel(f"r{i}", types, False, stratum, key))
+            if len(types) >= 3 and _chance(draw, 50):
+                loose = max(c for c in range(len(types)) if c != key[0])
+        rels.append(Rel(f"r{i}", types, False, stratum, key, loose))
     facts: dict = {}
     tracked = _chance(draw, 30)
     dom = {"int": draw(st.lists(st.sampled_from(INTS), min_size=2, max_size=4, unique=True)),
@@ -929,7 +934,8 @@ def _all_rules(draw, rels: list, n_in: int) -> list:
     rules: list = []
     for r in rels[n_in:]:
         # a keyed relation's rules read lower strata only; nobody reads a keyed relation positively
-        lower = [x for x in rels if x.stratum < r.stratum]
+        # a loose keyed relation is read by nothing (which fact it keeps depends on the schedule)
+        lower = [x for x in rels if x.stratum < r.stratum and x.loose is None]
         if r.key is not None:
             pos_pool = [x for x in lower if x.name not in keyed]
         else:
