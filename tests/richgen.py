@@ -399,6 +399,10 @@ def match(atom: A, fact: tuple, env: dict) -> Optional[dict]:
             if not _same(t.value, v):
                 return None
             continue
+        if not isinstance(t, V):  # an expression over variables bound elsewhere
+            if not _same(ev(t, env), v):
+                return None
+            continue
         if t.name in out:
             if not _same(out[t.name], v):
                 return None
@@ -651,11 +655,23 @@ class _Body:
 
 
 def _atom(draw, b: _Body, rel: Rel, pattern: bool = False, locals_: Optional[dict] = None) -> A:
-    """A positive atom (binds new variables) or, with ``pattern``, a negated/aggregate atom."""
+    """A positive atom (binds new variables) or, with ``pattern``, a negated/aggregate atom.
+
+    An argument may be an expression over variables bound by *other* literals (earlier
+    atoms: the reference matches atoms in body order), never over the atom's own."""
     args = []
+    before = dict(b.types)
     for typ in rel.types:
         roll = draw(st.integers(0, 99))
         vs = b.bound(typ, clean=True)
+        if locals_ is None and any(t == typ and v not in b.tainted for v, t in before.items()) and _chance(draw, 8):
+            now, b.types = b.types, {v: t for v, t in before.items() if v not in b.tainted}
+            try:
+                e, _, _ = b.expr(typ, 1, True, False)
+            finally:
+                b.types = now
+            args.append(e)
+            continue
         if pattern:
             loc = [v for v, t in (locals_ or {}).items() if t == typ]
             if loc and roll < 40:
