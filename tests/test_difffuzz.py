@@ -9,7 +9,8 @@ keyed relations, confidences, mutual recursion, negation of aggregate-defined re
 (b) the same job under ``max_agents_per_cycle`` 1 and 2, without proofs, with every proof,
     with plan analysis, and with goal pruning (goal relation only) gives the same answer;
 (c) a decision record of the job replays to the same digest;
-(d) (CLI, a few examples) the JSON output does not depend on PYTHONHASHSEED.
+(d) (CLI, a few examples) the JSON output does not depend on PYTHONHASHSEED, ``converge verify``
+    re-checks every proof, and ``converge replay`` reproduces a decision record.
 
 ``CVG_RICH_EXAMPLES=500 CVG_RICH_CLI_EXAMPLES=20`` runs a longer hunt.
 """
@@ -176,6 +177,21 @@ def test_cli_json_does_not_depend_on_the_hash_seed(tmp_path_factory, prog) -> No
         assert p.returncode in (0, 3, 4, 5) and "Traceback" not in p.stderr, p.stderr
         outs.append(p.stdout)
     assert outs[0] == outs[1], describe(prog)
+    # the independent proof checker accepts every proof; a decision record replays
+    (d / "result.json").write_text(outs[0], encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), CONVERGE_NO_CACHE="1",
+               NO_COLOR="1")
+    verify = subprocess.run([sys.executable, "-m", "converge_rules", "verify", "result.json", "--all"], cwd=d, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr + describe(prog)
+    tools = ["--tools", "richgen:TOOLS"] if prog.tools() else []
+    rec = subprocess.run([sys.executable, "-m", "converge_rules", "run", "gen.cvg", "--facts", "facts.json",
+                          "--record", "r.json", "--quiet", *tools], cwd=d, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert rec.returncode in (0, 3, 4, 5), rec.stderr
+    replay = subprocess.run([sys.executable, "-m", "converge_rules", "replay", "r.json"], cwd=d, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 0, replay.stdout + replay.stderr + describe(prog)
 
 
 # ---------------------------------------------------------------- regressions found by these tests
