@@ -342,16 +342,19 @@ class _Inputs:
                 target = out.setdefault(rel, {})
                 for fact, c in table.items():
                     target[fact] = max(c, target.get(fact, 0.0))
-        # a fact given both with and without a confidence has confidence 1
-        for name, facts, _ in self.parts:
-            table = out.get(name)
-            if table:
-                given = {}
-                for lf in self.loaded:
-                    given.update(getattr(lf, "confidence", {}).get(name, {}))
-                for f in facts:
-                    if f not in given and f in table:
-                        del table[f]
+        # a fact given both with and without a confidence has confidence 1: every fact of a rule
+        # file, and every fact of a loaded set that its own confidence table leaves out, was
+        # given without one (each loaded set already settled its own repeats)
+        plain: list[tuple[str, Iterable[tuple], Mapping[tuple, float]]] = [
+            (f.relation, (f.values,), {}) for f in self.program.facts if out.get(f.relation)]
+        for lf in self.loaded:
+            own = getattr(lf, "confidence", {})
+            plain += [(name, lf.facts[name], own.get(name, {})) for name in lf.facts if out.get(name)]
+        for name, facts, own in plain:
+            table = out[name]
+            for f in facts:
+                if f not in own and f in table:
+                    del table[f]
         return out
 
     def canonical(self) -> dict[str, list[tuple]]:

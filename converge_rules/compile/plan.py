@@ -192,7 +192,20 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
     flat = {i: set(ast.literal_vars(body[i])) for i in remaining if i not in aggs}
     agg_cache: dict[int, Any] = {}
     pending: list[tuple[int, int, ast.Expr]] = []
+    # Who may bind a variable with `=`: a tool call binds its own variable; a variable
+    # that a positive atom binds is bound by that atom, so `x = e` on it is a test
+    # (language.md, "Comparisons and binding"): binding it from `e` first would give it
+    # e's value and type (`p = 5` over a float column is a test, by value, not an int).
+    # Only when no atom can be joined otherwise (`e(y * 2, x), x = 3, y = x`) may an
+    # equality bind an atom's variable, the atom then testing it.
     tools = tool_bindings(body)
+    strict = dict(tools)
+    for lit in body:
+        if isinstance(lit, ast.Atom):
+            for arg in lit.args:
+                if isinstance(arg, ast.Var):
+                    strict.setdefault(arg.name, -1)
+    reserved = strict
 
     def exists_step(i: int, atom: ast.Atom, is_driver: bool) -> Scan | None:
         """The atom as an existence check, when it binds nothing needed elsewhere."""
@@ -251,7 +264,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                     scores[i] = (-k, i) if sizes is None else (k == 0, size // (8 ** k), -k, i)
                 else:
                     scores[i] = None
-            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache, tools) is not None:
+            elif _ready(i, lit, set(bound), outside.get(i, set()), agg_cache, reserved) is not None:
                 ready.add(i)
         dirty.clear()
 
@@ -271,7 +284,7 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                     if isinstance(lit, ast.Atom):
                         step = exists_step(i, lit, False)
                     elif i not in aggs and flat[i] <= bound:
-                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache, tools)
+                        step = _ready(i, lit, bound, outside.get(i, set()), agg_cache, reserved)
                     else:
                         continue
                     if step is not None:
@@ -281,20 +294,32 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             # 2. one assignment, aggregate or tool call (those that cannot raise first;
             #    one that can raise waits until the atoms are joined, since a later
             #    guard may reject the binding, unless an atom needs its value)
+            #    Of those that can raise, one whose value a guard needs goes first, so that
+            #    the guard runs before the others and rejects what it rejects (language.md,
+            #    "Guards run first"): `not e2(z), y = to_int(s), z = x % 3` evaluates z, then
+            #    the negation, then to_int.
             chosen = None
             scannable = any(sc is not None and j in left for j, sc in scores.items())
             for want_raise in (False, True):
-                for i in sorted(ready):
+                order = sorted(ready)
+                if want_raise and sum(1 for i in order if raising[i] and not isinstance(body[i], ast.Atom)) > 1:
+                    guarded = _guard_inputs(body, left, bound)
+                    order.sort(key=lambda i: not (_binds(body[i], bound) & guarded))
+                for i in order:
                     if raising[i] != want_raise or isinstance(body[i], ast.Atom):
                         continue
                     if want_raise and scannable and not _feeds_atom(body[i], body, left, bound):
                         continue
-                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache, tools)
+                    step = _ready(i, body[i], bound, outside.get(i, set()), agg_cache, reserved)
                     if step is not None:
                         chosen = (i, step)
                         break
                 if chosen is not None:
                     break
+            if chosen is None and not scannable and reserved is strict and left:
+                reserved = tools  # stuck: let an equality bind an atom's variable after all
+                dirty.update(left)
+                continue
             if chosen is None:
                 break
             steps.append(chosen[1])
@@ -350,6 +375,38 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
         else:
             unsafe.append(Unsafe("", lit.span))
     return steps, unsafe
+
+
+def _binds(lit: ast.Literal, bound: set[str]) -> set[str]:
+    """The variables an `=` literal would bind (its unbound bare-variable sides)."""
+    if not isinstance(lit, ast.Comparison) or lit.op != "=":
+        return set()
+    return {e.name for e in (lit.left, lit.right) if isinstance(e, ast.Var) and e.name not in bound}
+
+
+def _guard_inputs(body: tuple[ast.Literal, ...], left: set[int], bound: set[str]) -> set[str]:
+    """Unbound variables that a filter still to place needs, directly or through the
+    `x = expr` bindings still to place that compute them."""
+    need: set[str] = set()
+    binders: list[tuple[set[str], set[str]]] = []
+    for j in left:
+        lit = body[j]
+        if isinstance(lit, (ast.Negation, ast.Condition)):
+            need |= set(ast.literal_vars(lit)) - bound
+        elif isinstance(lit, ast.Comparison) and ast.aggregate_side(lit) is None:
+            targets = _binds(lit, bound)
+            if lit.op != "=" or not targets:
+                need |= (_vars(lit.left) | _vars(lit.right)) - bound
+            else:
+                binders.append((targets, (_vars(lit.left) | _vars(lit.right)) - targets - bound))
+    grew = True
+    while grew:
+        grew = False
+        for targets, inputs in binders:
+            if targets & need and not inputs <= need:
+                need |= inputs
+                grew = True
+    return need
 
 
 def _feeds_atom(lit: ast.Literal, body: tuple[ast.Literal, ...], left: set[int], bound: set[str]) -> bool:

@@ -238,6 +238,7 @@ def convert_tables(raw: Mapping[str, RawTable], schema: Mapping[str, RelationSch
         out: list[tuple] = []
         keys: list[str] = []
         errors = 0
+        plain: set[tuple] = set()  # facts some row gives without a confidence (or with 1)
         for row, key in zip(table.rows, table.keys):
             values = []
             ok = True
@@ -266,10 +267,17 @@ def convert_tables(raw: Mapping[str, RawTable], schema: Mapping[str, RelationSch
                 if float(c) < 1:
                     table_c = confidence.setdefault(rel, {})
                     table_c[fact] = max(float(c), table_c.get(fact, 0.0))
+                else:
+                    plain.add(fact)
+            else:
+                plain.add(fact)
             out.append(fact)
             keys.append(key)
         if errors > 50:
             diagnostics.append(db_diagnostic("E502", f"{errors - 50} more values of {rel} do not convert", where))
+        if rel in confidence:  # a fact given both with and without a confidence has confidence 1
+            for fact in plain & confidence[rel].keys():
+                del confidence[rel][fact]
         facts[rel] = out
         sources[rel] = SourceList()
         sources[rel].add(_KeySegment(where, keys))

@@ -81,6 +81,7 @@ import math
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
@@ -170,8 +171,10 @@ def load_fact_paths(paths: Sequence[Any], schema: Mapping[str, RelationSchema]) 
             for rel, rel_facts in loaded.facts.items():
                 acc.add_all(rel, rel_facts, loaded.sources[rel])
             for rel, table in loaded.confidence.items():
+                # the database loader keeps a confidence only for facts every row of which has one
+                given = Counter(f for f in loaded.facts.get(rel, ()) if f in table)
                 for fact, value in table.items():
-                    acc.note_confidence(rel, fact, value)
+                    acc.note_confidence(rel, fact, value, given[fact])
             continue
         path = _path_str(raw)
         try:
@@ -314,6 +317,7 @@ class _Accumulator:
         self.facts: dict[str, list[tuple]] = {}
         self.sources: dict[str, SourceList] = {}
         self.confidence: dict[str, dict[tuple, float]] = {}
+        self.with_confidence: dict[str, Counter] = {}  # how many times each fact came with a confidence
 
     def add(self, relation: str, facts: list[tuple], segment: _Segment) -> None:
         existing = self.facts.get(relation)
@@ -330,11 +334,20 @@ class _Accumulator:
         self.sources[relation].extend(sources)
 
     def result(self) -> LoadedFacts:
+        # a fact given both with and without a confidence has confidence 1 (facts.md)
+        for rel, table in self.confidence.items():
+            given = self.with_confidence[rel]
+            seen = Counter(f for f in self.facts.get(rel, ()) if f in table)
+            for fact, times in seen.items():
+                if times > given[fact]:
+                    del table[fact]
         return LoadedFacts(self.facts, self.sources, self.confidence)
 
-    def note_confidence(self, relation: str, fact: tuple, value: float) -> None:
+    def note_confidence(self, relation: str, fact: tuple, value: float, times: int = 1) -> None:
+        """``fact`` (added to the facts too) was given ``times`` times with a confidence, the best ``value``."""
         table = self.confidence.setdefault(relation, {})
         table[fact] = max(value, table.get(fact, 0.0))
+        self.with_confidence.setdefault(relation, Counter())[fact] += times
 
 
 class _Spec:
