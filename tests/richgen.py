@@ -179,11 +179,6 @@ class Program:
     def derived(self) -> list:
         return [r for r in self.rels if not r.is_input]
 
-    def tracks_confidence(self) -> bool:
-        """Whether the job tracks confidence (an input confidence or an agent weight below 1)."""
-        return (any(c is not None and c < 1 for fs in self.facts.values() for _, c in fs)
-                or any(r.weight is not None and r.weight < 1 for r in self.rules))
-
     def tools(self) -> dict:
         """The tools the program calls (RuleSet.run(tools=...))."""
         names = set()

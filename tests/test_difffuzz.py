@@ -183,14 +183,7 @@ def test_cli_json_does_not_depend_on_the_hash_seed(tmp_path_factory, prog) -> No
                NO_COLOR="1")
     verify = subprocess.run([sys.executable, "-m", "converge_rules", "verify", "result.json", "--all"], cwd=d, env=env,
                             capture_output=True, text=True, timeout=120)
-    if prog.tracks_confidence():
-        # Known conflict (reported, not fixed): when a premise's proof is replaced by a more
-        # confident derivation of a later cycle, a fact derived from it earlier keeps its proof,
-        # and verify's "premise derived in an earlier cycle" rule rejects it. Every other check holds.
-        problems = [line for line in verify.stdout.splitlines() if line.startswith("  ")]
-        assert all("the proofs are not well-founded" in line for line in problems), verify.stdout + describe(prog)
-    else:
-        assert verify.returncode == 0, verify.stdout + verify.stderr + describe(prog)
+    assert verify.returncode == 0, verify.stdout + verify.stderr + describe(prog)
     tools = ["--tools", "richgen:TOOLS"] if prog.tools() else []
     rec = subprocess.run([sys.executable, "-m", "converge_rules", "run", "gen.cvg", "--facts", "facts.json",
                           "--record", "r.json", "--quiet", *tools], cwd=d, env=env, capture_output=True, text=True,

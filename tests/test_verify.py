@@ -131,6 +131,48 @@ def test_a_superseded_premise_of_a_keyed_relation_is_a_note(tmp_path: Path) -> N
     assert 'note: premise dist("c", 6) of far("c") is not in the final facts: dist is keyed' in proc.stderr
 
 
+IMPROVED = """
+input relation a(x: str)
+input relation b(x: str)
+input relation w(x: str)
+relation p(x: str)
+relation q(x: str)
+relation r(x: str)
+q(x) :- b(x).
+p(x) :- a(x).
+p(x) :- q(x).
+r(x) :- p(x), w(x).
+"""
+
+
+def test_a_premise_whose_proof_was_replaced_by_a_more_confident_one_still_verifies(tmp_path: Path) -> None:
+    """p("k") is derived at 0.25 in cycle 1 and r("k") from it in cycle 2, while p("k") is derived again
+    at 1.0 in cycle 2, which replaces its proof. r's proof keeps its premise p("k"), now proved in
+    cycle 2: verify said "not well-founded" (exit 8) on a result run wrote. Following the recorded
+    proofs never comes back to r, so they are well-founded; a real circle is still refused."""
+    rules = _write(tmp_path / "wf.cvg", IMPROVED)
+    facts = _write(tmp_path / "wf.json", {"a": [["k", 0.25]], "b": [["k"]], "w": [["k", 0.1]]})
+    text = _run_json(str(rules), "--facts", str(facts))
+    data = json.loads(text)
+    assert data["proofs"]["p"][0]["cycle"] == data["proofs"]["r"][0]["cycle"] == 2
+    result = _write(tmp_path / "r.json", text)
+    proc = _cli("verify", str(result))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'premise p("k") of r("k") (cycle 2) has a proof from cycle 2' in proc.stderr
+    # A real circle is refused: p("k") edited to rest on q("k") (a later cycle), while q("k") rests on p("k").
+    rules = _write(tmp_path / "c.cvg", "input relation a(x: str)\ninput relation w(x: str)\nrelation p(x: str)\n"
+                                       "relation q(x: str)\np(x) :- a(x).\np(x) :- q(x).\nq(x) :- p(x), w(x).\n")
+    facts = _write(tmp_path / "c.json", {"a": [["k", 0.5]], "w": [["k"]]})
+    circle = json.loads(_run_json(str(rules), "--facts", str(facts)))
+    assert _cli("verify", str(_write(tmp_path / "c1.json", circle))).returncode == 0
+    proof = _proof(circle, "p", ["k"])
+    proof.update(agent="p#2", cycle=3, premises=[["q", ["k"]]])
+    proof.pop("rule", None)
+    circle["cycles"] = max(circle["cycles"], 3)
+    proc = _cli("verify", str(_write(tmp_path / "c2.json", circle)))
+    assert proc.returncode == 8 and "not well-founded" in proc.stdout, proc.stdout + proc.stderr
+
+
 # ------------------------------------------------------------------ generated programs verify
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

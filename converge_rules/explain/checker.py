@@ -423,6 +423,8 @@ class Checker:
         self.cycle_of: dict[tuple[str, tuple], Any] = {}
         self.proven: set[tuple[str, tuple]] = set()
         self.premise_keys: list[tuple[str, tuple] | None] = []  # the current proof's premises that hold
+        self.premises_of: dict[tuple[str, tuple], list[tuple[str, tuple]]] = {}  # a fact's recorded premises
+        self.tracks_confidence = False
 
     # ---------------------------------------------------------------- entry point
     def check(self, result: Mapping[str, Any]) -> Report:
@@ -455,10 +457,19 @@ class Checker:
         # the cycle of every derived fact with a proof (the first proof listed for it)
         self.cycle_of = {}
         self.proven = set()
+        self.premises_of = {}
         for rel, _i, p in proofs:
             key = (p.get("relation", rel), self._fact(p.get("relation", rel), p.get("fact", [])))
             self.proven.add(key)
             self.cycle_of.setdefault(key, p.get("cycle"))
+            if key not in self.premises_of:
+                self.premises_of[key] = [(r, self._fact(r, f)) for r, f in _premise_pairs(p.get("premises"))]
+        # docs/semantics.md: a job tracks confidence when an input fact has one below 1, an agent a
+        # weight below 1, or min_confidence is set; then a fact's proof may be replaced by a later one
+        budget = result.get("budget")
+        self.tracks_confidence = (bool(result.get("confidence"))
+                                  or any(getattr(a, "confidence", 1.0) < 1.0 for a in self.program.agents)
+                                  or (isinstance(budget, Mapping) and budget.get("min_confidence") is not None))
         for rel, i, p in proofs:
             report.proofs += 1
             failure = self._check_proof(rel, i, p, cycles, report)
@@ -550,7 +561,7 @@ class Checker:
 
         self._check_head(agent, relation, fact, env, problems, report)
         self._check_premises(agent, p, env, problems, report, text)
-        self._check_cycle(p, cycles, problems)
+        self._check_cycle(p, cycles, problems, (relation, fact), report)
         self._check_negated(agent, p, env, problems)
         self._check_literals(agent, p, env, problems, report)
         return failure if problems else None
@@ -662,7 +673,8 @@ class Checker:
             if present:
                 self.premise_keys[-1] = key
 
-    def _check_cycle(self, p: Mapping[str, Any], cycles: Any, problems: list[tuple[str, str]]) -> None:
+    def _check_cycle(self, p: Mapping[str, Any], cycles: Any, problems: list[tuple[str, str]],
+                     proved: tuple[str, tuple], report: Report) -> None:
         cycle = p.get("cycle")
         if type(cycle) is not int or cycle < 1:
             problems.append(("cycle", f"a derived fact's cycle must be a whole number >= 1, got {dumps_json(cycle)}"))
@@ -682,10 +694,31 @@ class Checker:
                 continue  # no proof and not an input: reported for the fact itself
             if type(before) is not int:
                 continue  # that proof's own cycle is reported where it is checked
+            if before >= cycle and not fact_is_input and self.tracks_confidence and not self._leads_to(key, proved):
+                # The premise was derived again later with a higher confidence, and that derivation
+                # replaced its proof; this fact used the earlier one. Still well-founded: its recorded
+                # proofs never come back to this fact.
+                report.note(f"premise {format_fact(rel, pfact)} of {format_fact(*proved)} (cycle {cycle}) has a proof "
+                            f"from cycle {before}: a more confident derivation that replaced the one it was derived from")
+                continue
             if before >= cycle:
                 origin = "an input fact (cycle 0)" if fact_is_input else f"derived in cycle {before}"
                 problems.append(("cycle", f"premise {format_fact(rel, pfact)} is {origin}, not before cycle {cycle} of "
                                           "the fact it proves: the proofs are not well-founded"))
+
+    def _leads_to(self, start: tuple[str, tuple], target: tuple[str, tuple]) -> bool:
+        """True when following the recorded proofs from ``start`` reaches ``target`` (a circle)."""
+        seen = {start}
+        todo = [start]
+        while todo:
+            key = todo.pop()
+            if key == target:
+                return True
+            for premise in self.premises_of.get(key, ()):
+                if premise not in seen:
+                    seen.add(premise)
+                    todo.append(premise)
+        return False
 
     def _check_negated(self, agent: Any, p: Mapping[str, Any], env: Mapping[str, Value],
                        problems: list[tuple[str, str]]) -> None:
@@ -922,6 +955,16 @@ def _agg_equal(a: Any, b: Any) -> bool:
             return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)  # float sums depend on the order of addition
         return bool(a == b)
     return _same(a, b)
+
+
+def _premise_pairs(premises: Any) -> list[tuple[str, Sequence[Any]]]:
+    """The well-formed ``[relation, values]`` entries of a proof's premises (the others are
+    reported where the proof itself is checked)."""
+    if not isinstance(premises, list):
+        return []
+    return [(item[0], item[1]) for item in premises
+            if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+            and isinstance(item[1], (list, tuple))]
 
 
 def _sort_key(fact: tuple) -> tuple:
