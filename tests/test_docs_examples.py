@@ -10,16 +10,20 @@ Conventions of the docs (write new examples this way):
 - ```cvg error=E123  rule text that shows an error: the first error `check` reports is E123;
 - ```console       a shell session: `$ ` starts a command (a trailing `\\` or a here-document
   continues it) and the lines up to the next `$ ` are what the terminal shows, standard output
-  and standard error together; a line `...` stands for any number of lines.
+  and standard error together; a line `...` stands for any number of lines;
+- ```console server  a session with a running service (`converge serve`, `curl`): not run, but
+  its `converge` commands must parse.
 
-The console blocks of README.md and docs/tutorial.md are run here and must print exactly what
-the text shows: `converge` commands in process through the CLI's click group (fast), the rest
-(`cp`, `echo >>`, `python examples/loans/api.py`) and one `converge` command of each file as a
-subprocess, as a user runs them.
+The console sessions of README.md, docs/tutorial.md and the reference docs listed in
+REFERENCE_SESSIONS are run and must print exactly what the text shows: `converge` commands in
+process through the CLI's click group (fast), the rest (`cp`, `printf`, `python -`, pipes) and
+the first session of README.md and the tutorial entirely as subprocesses, as a user runs them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -30,18 +34,14 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
 import converge_rules as cr
-from converge_rules.cli import cli
+from converge_rules.cli import cli, main
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(`{3,})(.*)$")
 CODE = re.compile(r"(?<![A-Za-z0-9_])([EW]\d{3})(?![0-9])")
-# Tool results that change from call to call (examples/flaky/tools.py: a credit score with a
-# jitter from the clock). Both the text and the output get the same substitution.
-VARYING = {"examples.flaky.tools": (re.compile(r"\b[5-7]\d\d\b"), "<score>")}
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ RULE_BLOCKS = [b for b in ALL_BLOCKS if b.info.split(" ")[0] == "cvg"]
 def test_every_code_block_says_what_it_holds() -> None:
     unmarked = [b.where for b in ALL_BLOCKS if not b.info]
     assert not unmarked, f"code blocks without an info string (cvg, console, text, json...): {unmarked}"
-    shells = [b.where for b in ALL_BLOCKS if b.body and b.body[0].startswith("$ ") and b.info != "console"]
+    shells = [b.where for b in ALL_BLOCKS if b.body and b.body[0].startswith("$ ")
+              and b.info not in ("console", "console server")]
     assert not shells, f"shell sessions not marked console: {shells}"
     assert len(RULE_BLOCKS) > 40  # the docs hold rule text, and this test finds it
 
@@ -113,6 +114,27 @@ def test_error_convention_is_checked(tmp_path: Path) -> None:
 
 # --- console sessions -------------------------------------------------------------------------
 
+# The shell sessions run in document order, in one working directory that links to the
+# repository's files (a command's output files land there, not in the checkout). `/tmp/` and
+# `/etc/converge/` in the docs are directories of the test. Sessions may use what an earlier
+# one of the same list wrote (trace.md reads the trace semantics.md writes, explanations.md the
+# record records.md writes).
+SESSIONS = ["README.md", "docs/tutorial.md"]
+REFERENCE_SESSIONS = ["docs/language.md", "docs/semantics.md", "docs/facts.md", "docs/records.md",
+                      "docs/explanations.md", "docs/trace.md", "docs/stdlib.md", "docs/cli.md", "docs/diagnostics.md"]
+# Sessions that talk to a running service (`console server`) are not run, nor are those of
+# batch.md (worker pools, Dask clusters), service.md (servers) and testing.md (pytest runs):
+# their `converge` commands are checked to parse instead (test_sessions_not_run_parse).
+# What the text takes for granted, made before a document's sessions run:
+#   facts.md: examples/loans/facts.json loaded into loans.db ("the JSON facts of the loans
+#   example loaded into a database"), with a table loans_2026 for the --table example;
+#   records.md: a second record key, other.key.
+# The flaky bureau (examples/flaky/tools.py) takes its jitter from the clock; here it answers
+# the scores the docs show, a1 a new one on every call (see fresh_tools).
+FLAKY_SCORES = {"a1": [752, 754], "a2": [584], "a3": [647]}
+STD_PATH = re.compile(r"(?<= at )/\S*?/stdlib_rules/std/")
+
+
 def commands(block: Block) -> list[tuple[str, list[str]]]:
     """The block's commands with the lines each is shown to print."""
     body, out, i = block.body, [], 0
@@ -140,88 +162,218 @@ def commands(block: Block) -> list[tuple[str, list[str]]]:
 
 def matches(shown: list[str], got: str) -> bool:
     pattern = "\n".join(".*?" if line.rstrip() == "..." else re.escape(line.rstrip()) for line in shown)
-    return re.fullmatch(pattern, "\n".join(line.rstrip() for line in got.rstrip("\n").split("\n")), re.S) is not None \
-        or (not shown and not got.strip())
+    text = "\n".join(line.rstrip() for line in got.rstrip("\n").split("\n")) if got.strip() else ""
+    return re.fullmatch(pattern, text, re.S) is not None
+
+
+def shell_words(command: str) -> list[str]:
+    lexer = shlex.shlex(command.replace("\\\n", " "), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # `--agent r#1`: a `#` inside a word starts no comment; one that starts a word does
+    words = list(lexer)
+    return next((words[:i] for i, w in enumerate(words) if w.startswith("#")), words)
 
 
 class Session:
-    """Runs a console block's commands from the repository root; /tmp/ in the docs is tmp_path."""
+    """A shell in a working directory: `converge` commands run in process through the CLI's
+    click group, everything else (and every command when ``subprocess_converge``) in bash."""
 
-    def __init__(self, tmp: Path, bindir: Path, subprocess_converge: bool):
-        self.tmp, self.bindir, self.last = tmp, bindir, 0
-        self.subprocess_converge = subprocess_converge
+    def __init__(self, tmp: Path, subprocess_converge: bool = False):
+        self.tmp, self.last, self.subprocess_converge = tmp, 0, subprocess_converge
+        self.work, self.fake_tmp, self.etc, self.bindir = (tmp / d for d in ("work", "tmp", "etc", "bin"))
+        for d in (self.work, self.fake_tmp, self.etc, self.bindir):
+            d.mkdir(exist_ok=True)
+        for entry in ROOT.iterdir():
+            if not entry.name.startswith(".") and not (self.work / entry.name).exists():
+                (self.work / entry.name).symlink_to(entry)
+        for name, target in (("converge", f'"{sys.executable}" -m converge_rules'), ("python", f'"{sys.executable}"')):
+            (self.bindir / name).write_text(f'#!/bin/sh\nexec {target} "$@"\n')
+            (self.bindir / name).chmod(0o755)
 
     def env(self) -> dict[str, str]:
         return dict(os.environ, PATH=f"{self.bindir}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1",
-                    PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+                    PYTHONUNBUFFERED="1", PYTHONPATH=str(self.work))
 
     def run(self, command: str) -> str:
-        command = command.replace("/tmp/", f"{self.tmp}/")
+        command = command.replace("/tmp/", f"{self.fake_tmp}/").replace("/etc/converge/", f"{self.etc}/")
         if command == "echo $?":
             return f"{self.last}\n"
-        words = shlex.split(command.replace("\\\n", " "))
-        in_process = words[0] == "converge" and not self.subprocess_converge and \
-            not any(w in ("|", "&&", ";", "<", ">>") for w in words)
-        if in_process:
-            out = self._in_process(words)
+        words = shell_words(command)
+        redirect = words[-2:] == [">", "/dev/null"]
+        args = words[1:-2] if redirect else words[1:]
+        if words[0] == "converge" and not self.subprocess_converge and \
+                not any(re.fullmatch(r"[|;&<>()]+", w) for w in args):
+            self.last, out = in_process(args, discard_stdout=redirect)
         else:
-            proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=self.env(), stdout=subprocess.PIPE,
+            proc = subprocess.run(["bash", "-c", command], cwd=self.work, env=self.env(), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, timeout=120)
             self.last, out = proc.returncode, proc.stdout
-        return out.replace(f"{self.tmp}/", "/tmp/")
+        return out.replace(f"{self.fake_tmp}/", "/tmp/").replace(f"{self.etc}/", "/etc/converge/")
 
-    def _in_process(self, words: list[str]) -> str:
-        args, discard = words[1:], False
-        if args[-2:] == [">", "/dev/null"]:
-            args, discard = args[:-2], True
-        assert ">" not in args, words
-        result = CliRunner().invoke(cli, args, catch_exceptions=False, env={"NO_COLOR": "1"})
-        self.last = result.exit_code
-        return result.stderr if discard else result.output
+    def check(self, block: Block) -> list[str]:
+        """The commands of the block whose output is not what the text shows."""
+        wrong = []
+        for command, shown in commands(block):
+            got = STD_PATH.sub("<std>/", self.run(command))
+            shown = [STD_PATH.sub("<std>/", line) for line in shown]
+            if not matches(shown, got):
+                wrong.append(f"{block.where}: $ {command}\n--- the docs show:\n" + "\n".join(shown)
+                             + "\n--- it prints:\n" + got)
+        return wrong
+
+
+def in_process(args: list[str], discard_stdout: bool = False) -> tuple[int, str]:
+    """`converge ARGS` through the entry point, in this process: its exit code and what a
+    terminal shows, standard output and standard error in the order they were written."""
+    sink, dropped = io.BytesIO(), io.BytesIO()
+    out, err = (io.TextIOWrapper(s, encoding="utf-8", line_buffering=True, write_through=True)
+                for s in (dropped if discard_stdout else sink, sink))
+    code: object = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as done:
+            code = done.code
+    for stream in (out, err):
+        stream.flush()
+        stream.detach()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sink.write(f"{code}\n".encode())
+        code = 1
+    return code, sink.getvalue().decode("utf-8")
+
+
+def prepare(doc: str, work: Path) -> None:
+    if doc == "docs/facts.md":
+        import json
+        import sqlite3
+
+        facts = json.loads((ROOT / "examples" / "loans" / "facts.json").read_text(encoding="utf-8"))
+        db = sqlite3.connect(work / "loans.db")
+        db.execute("CREATE TABLE applicant (id TEXT PRIMARY KEY, income INTEGER)")
+        db.execute("CREATE TABLE loan (id TEXT PRIMARY KEY, applicant TEXT, amount INTEGER)")
+        db.execute("CREATE TABLE loans_2026 (id TEXT PRIMARY KEY, applicant TEXT, amount INTEGER, status TEXT)")
+        for row in facts["applicant"]:
+            db.execute("INSERT INTO applicant VALUES (?, ?)", row if isinstance(row, list) else (row["id"], row["income"]))
+        for row in facts["loan"]:
+            values = row if isinstance(row, list) else [row["id"], row["applicant"], row["amount"]]
+            db.execute("INSERT INTO loan VALUES (?, ?, ?)", values)
+            db.execute("INSERT INTO loans_2026 VALUES (?, ?, ?, 'open')", values)
+        db.commit()
+        db.close()
+    if doc == "docs/records.md":
+        (work / "other.key").write_text("another secret, not the record's\n")
+        (work / "other.key").chmod(0o600)
 
 
 @pytest.fixture
-def bindir(tmp_path: Path) -> Path:
-    """`converge` and `python` on PATH: this interpreter, this source tree."""
-    d = tmp_path / "bin"
-    d.mkdir()
-    for name, target in (("converge", f'"{sys.executable}" -m converge_rules'), ("python", f'"{sys.executable}"')):
-        (d / name).write_text(f'#!/bin/sh\nexec {target} "$@"\n')
-        (d / name).chmod(0o755)
-    return d
+def fresh_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every in-process `--tools` import gets the module afresh, as a new `converge` process
+    does (examples/scoring/tools.py's bureau is busy on the *first* request for a2), and the
+    flaky bureau answers FLAKY_SCORES."""
+    from converge_rules.engine import tools
+
+    real, calls = tools.import_tools_module, {}
+
+    def credit_score(applicant: str) -> int:
+        scores = FLAKY_SCORES[applicant]
+        n = calls[applicant] = calls.get(applicant, -1) + 1
+        return scores[min(n, len(scores) - 1)]
+
+    def fresh(name: str, cwd: str | None = None) -> object:
+        for key in [k for k in sys.modules if k.startswith("converge_tools_")]:
+            monkeypatch.delitem(sys.modules, key)
+        module = real(name, cwd)
+        if name == "examples.flaky.tools":
+            credit_score.__module__ = module.__name__
+            monkeypatch.setattr(module, "credit_score", credit_score)
+        return module
+
+    monkeypatch.setattr(tools, "import_tools_module", fresh)
 
 
 def console_blocks(doc: str) -> list[Block]:
-    return [b for b in ALL_BLOCKS if b.path == ROOT / doc and b.info == "console"]
+    return [b for b in ALL_BLOCKS if b.path == ROOT / doc and b.info.split(" ")[0] == "console"]
 
 
-def check_session(block: Block, tmp: Path, bindir: Path, subprocess_converge: bool = False) -> None:
-    session = Session(tmp, bindir, subprocess_converge)
-    text = "\n".join(block.body)
-    varying = [v for k, v in VARYING.items() if k in text]
-    for command, shown in commands(block):
-        got = session.run(command)
-        for pattern, placeholder in varying:
-            got = pattern.sub(placeholder, got)
-            shown = [pattern.sub(placeholder, line) for line in shown]
-        assert matches(shown, got), (f"{block.where}: $ {command}\n--- the docs show:\n" + "\n".join(shown)
-                                     + "\n--- it prints:\n" + got)
+def run_sessions(docs: list[str], tmp: Path) -> list[str]:
+    session, wrong = Session(tmp), []
+    for doc in docs:
+        prepare(doc, session.work)
+        for block in console_blocks(doc):
+            if block.info == "console server":
+                wrong += parse_only(block)
+            else:
+                assert block.info == "console", f"{block.where}: unknown info string {block.info!r}"
+                wrong += session.check(block)
+    return wrong
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/tutorial.md"])
-def test_console_sessions(doc: str, tmp_path: Path, bindir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
+def parse_only(block: Block) -> list[str]:
+    """The block's `converge` commands parse (command, options, arguments); none is run."""
+    wrong = []
+    for command, _ in commands(block):
+        if not command.startswith("converge "):
+            continue
+        args = shell_words(command)[1:]
+        if any(re.fullmatch(r"[|;&<>()]+", w) for w in args):
+            args = args[:next(i for i, w in enumerate(args) if re.fullmatch(r"[|;&<>()]+", w))]
+        cmd: click.Command = cli
+        try:
+            while isinstance(cmd, click.Group):
+                name, args = args[0], args[1:]
+                sub = cmd.get_command(click.Context(cmd), name)
+                assert sub is not None, f"no command {name!r}"
+                cmd = sub
+            cmd.make_context(cmd.name or "", list(args))
+        except click.BadParameter as e:
+            if "does not exist" not in e.format_message():  # the user's own rules.cvg may
+                wrong.append(f"{block.where}: $ {command}\n--- does not parse: {e.format_message()}")
+        except (click.ClickException, AssertionError) as e:
+            wrong.append(f"{block.where}: $ {command}\n--- does not parse: {e}")
+    return wrong
+
+
+def test_sessions_not_run_parse() -> None:
+    """batch.md, service.md and testing.md need worker pools, servers and pytest runs: their
+    `converge` commands must at least be commands with options that exist."""
+    found = [b for doc in ("docs/batch.md", "docs/service.md", "docs/testing.md") for b in console_blocks(doc)]
+    found += [b for b in ALL_BLOCKS if b.info == "console server"]
+    assert len(found) > 20
+    wrong = [w for b in found for w in parse_only(b)]
+    assert not wrong, "\n\n".join(wrong)
+
+
+@pytest.fixture
+def in_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
     monkeypatch.syspath_prepend(str(ROOT))  # --tools examples.scoring.tools, as from the repository root
-    found = console_blocks(doc)
-    assert len(found) >= 5
-    for block in found:
-        check_session(block, tmp_path, bindir)
+    return tmp_path
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/tutorial.md"])
-def test_first_console_session_as_a_subprocess(doc: str, tmp_path: Path, bindir: Path) -> None:
+@pytest.mark.parametrize("doc", SESSIONS)
+def test_console_sessions(doc: str, in_repo: Path, fresh_tools: None) -> None:
+    assert len(console_blocks(doc)) >= 5
+    wrong = run_sessions([doc], in_repo)
+    assert not wrong, "\n\n".join(wrong)
+
+
+def test_reference_console_sessions(in_repo: Path, fresh_tools: None) -> None:
+    assert sum(len(console_blocks(doc)) for doc in REFERENCE_SESSIONS) > 80
+    wrong = run_sessions(REFERENCE_SESSIONS, in_repo)
+    assert not wrong, f"{len(wrong)} commands print something else than the docs show:\n\n" + "\n\n".join(wrong)
+
+
+@pytest.mark.parametrize("doc", SESSIONS)
+def test_first_console_session_as_a_subprocess(doc: str, tmp_path: Path) -> None:
     """The same text from a real `converge` process: the in-process runs above are what a user sees."""
-    check_session(console_blocks(doc)[0], tmp_path, bindir, subprocess_converge=True)
+    wrong = Session(tmp_path, subprocess_converge=True).check(console_blocks(doc)[0])
+    assert not wrong, "\n\n".join(wrong)
 
 
 # --- what the docs name exists --------------------------------------------------------------
