@@ -464,6 +464,15 @@ def test_cli_reference_and_commands_agree() -> None:
     assert not unknown, f"docs/cli.md documents options the command does not have: {unknown}"
 
 
+def test_every_command_has_help_with_an_example() -> None:
+    """README.md: "Every command has `--help` with an example" (subcommands too)."""
+    missing = [name for name, cmd in cli_commands() if "Example" not in (cmd.epilog or "")]
+    assert not missing, f"commands whose --help shows no example: {missing}"
+    proc = subprocess.run([sys.executable, "-m", "converge_rules", "decisions", "why", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_COLOR="1"))
+    assert proc.returncode == 0 and "Example: converge decisions why " in proc.stdout
+
+
 def test_help_lists_the_options_the_reference_checks() -> None:
     """`converge why --help`, run as a user runs it, shows the options read from click above."""
     proc = subprocess.run([sys.executable, "-m", "converge_rules", "why", "--help"], cwd=ROOT, capture_output=True,
