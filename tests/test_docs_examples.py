@@ -402,6 +402,7 @@ def test_every_diagnostic_code_in_the_docs_is_defined() -> None:
                 if code not in package:
                     missing_code.append(f"{doc.relative_to(ROOT)}:{n}: {code}")
     assert not missing_row, f"codes without a row in docs/diagnostics.md: {missing_row}"
+    assert package <= table, f"codes the package reports that docs/diagnostics.md lacks: {sorted(package - table)}"
     assert not missing_code, f"codes the package never reports: {missing_code}"
 
 
