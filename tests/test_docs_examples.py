@@ -526,3 +526,43 @@ def test_stdlib_reference_matches_the_modules() -> None:
         listed = {name for name, _ in rows}
         problems += [f"std.{module}.{r} is not in docs/stdlib.md" for r in sorted(declared - listed)]
     assert not problems, problems
+
+
+# --- Python examples ----------------------------------------------------------------------------
+
+PYTHON_DOCS = ["docs/explanations.md", "docs/records.md", "docs/service.md", "docs/testing.md"]
+# README.md's example is examples/loans/api.py, run above; batch.md's starts a process pool.
+
+
+def test_python_examples_run(in_repo: Path, fresh_tools: None) -> None:
+    """Every ```python block of these docs runs as written (in the session's working directory,
+    /tmp/ and /etc/converge/ mapped as for the shell sessions, loans-v2.cvg a copy of the loans
+    rules), and a line `EXPR  # VALUE` where VALUE is a Python literal (not abridged with `...`)
+    gives that value."""
+    import ast
+
+    session = Session(in_repo)
+    (session.work / "loans-v2.cvg").write_text((ROOT / "examples/loans/loans.cvg").read_text(encoding="utf-8"))
+    key = session.etc / "record.key"
+    key.write_text("a secret of more than sixteen bytes\n")
+    key.chmod(0o600)
+    found = [b for doc in PYTHON_DOCS for b in ALL_BLOCKS if b.path == ROOT / doc and b.info == "python"]
+    assert len(found) == len(PYTHON_DOCS)
+    compared = 0
+    for block in found:
+        code = "\n".join(block.body).replace("/tmp/", f"{session.fake_tmp}/").replace("/etc/converge/", f"{session.etc}/")
+        namespace: dict[str, object] = {"__name__": "docs_example"}
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(code, block.where, "exec"), namespace)
+        for line in block.body:
+            expr, _, comment = line.partition("  # ")
+            if "..." in comment:  # abridged
+                continue
+            try:
+                want = ast.literal_eval(comment.strip())
+                compile(expr.strip(), block.where, "eval")
+            except (ValueError, SyntaxError):
+                continue
+            assert eval(expr.strip(), namespace) == want, f"{block.where}: {line.strip()}"
+            compared += 1
+    assert compared >= 3
