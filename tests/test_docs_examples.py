@@ -90,7 +90,7 @@ def test_every_code_block_says_what_it_holds() -> None:
 
 @pytest.mark.parametrize("block", RULE_BLOCKS, ids=lambda b: b.where)
 def test_rule_blocks_check(block: Block, tmp_path: Path) -> None:
-    kind, *attrs = block.info.split()
+    _kind, *attrs = block.info.split()
     path = tmp_path / f"{block.path.stem}_{block.line}.cvg"
     path.write_text("\n".join(block.body) + "\n", encoding="utf-8")
     errors = [d for d in cr.check([str(path)]) if d.severity == "error"]
