@@ -18,8 +18,10 @@ Conventions of the docs (write new examples this way):
 
 The console sessions of README.md, docs/tutorial.md and the reference docs listed in
 REFERENCE_SESSIONS are run and must print exactly what the text shows: `converge` commands in
-process through the CLI's click group (fast), the rest (`cp`, `printf`, `python -`, pipes) and
-the first session of README.md and the tutorial entirely as subprocesses, as a user runs them.
+process through converge's entry point (fast; so are `cat FILE | converge`, `converge < FILE`,
+`converge ... | grep WORD`, `converge ...; echo $?` and `python - <<'EOF'` scripts), the rest
+(`cp`, `printf ... | converge`, `for` loops) and the first session of README.md and the tutorial
+entirely as subprocesses, as a user runs them.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def shell_words(command: str) -> list[str]:
 
 class Session:
     """A shell in a working directory: `converge` commands run in process through the CLI's
-    click group, everything else (and every command when ``subprocess_converge``) in bash."""
+    entry point, everything else (and every command when ``subprocess_converge``) in bash."""
 
     def __init__(self, tmp: Path, subprocess_converge: bool = False):
         self.tmp, self.last, self.subprocess_converge = tmp, 0, subprocess_converge
@@ -211,12 +213,29 @@ class Session:
         command = command.replace("/tmp/", f"{self.fake_tmp}/").replace("/etc/converge/", f"{self.etc}/")
         if command == "echo $?":
             return f"{self.last}\n"
+        script = re.fullmatch(r"python - <<'(\w+)'\n(.*)\n\1", command, re.S)
+        if script and not self.subprocess_converge:  # a Python session: run it here, as `python -` would
+            self.last, out = run_python(script.group(2))
+            return out.replace(f"{self.fake_tmp}/", "/tmp/").replace(f"{self.etc}/", "/etc/converge/")
         words = shell_words(command)
+        stdin, grep, echo_status = None, None, False
+        if words[:1] == ["cat"] and words[2:4] == ["|", "converge"]:  # cat FILE | converge ...
+            stdin, words = (self.work / words[1]).read_bytes(), words[3:]
+        if len(words) > 2 and words[-2] == "<":  # converge ... < FILE
+            stdin, words = (self.work / words[-1]).read_bytes(), words[:-2]
+        if len(words) > 3 and words[-3:-1] == ["|", "grep"]:  # converge ... | grep WORD
+            grep, words = words[-1], words[:-3]
+        if words[-3:] == [";", "echo", "$?"]:  # converge ...; echo $?
+            echo_status, words = True, words[:-3]
         redirect = words[-2:] == [">", "/dev/null"]
         args = words[1:-2] if redirect else words[1:]
         if words[0] == "converge" and not self.subprocess_converge and \
                 not any(re.fullmatch(r"[|;&<>()]+", w) for w in args):
-            self.last, out = in_process(args, discard_stdout=redirect)
+            self.last, out = in_process(args, discard_stdout=redirect, stdin=stdin)
+            if grep is not None:
+                out = "".join(line for line in out.splitlines(keepends=True) if re.search(grep, line))
+            if echo_status:
+                out += f"{self.last}\n"
         else:
             proc = subprocess.run(["bash", "-c", command], cwd=self.work, env=self.env(), stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, timeout=120)
@@ -235,18 +254,23 @@ class Session:
         return wrong
 
 
-def in_process(args: list[str], discard_stdout: bool = False) -> tuple[int, str]:
+def in_process(args: list[str], discard_stdout: bool = False, stdin: bytes | None = None) -> tuple[int, str]:
     """`converge ARGS` through the entry point, in this process: its exit code and what a
     terminal shows, standard output and standard error in the order they were written."""
     sink, dropped = io.BytesIO(), io.BytesIO()
     out, err = (io.TextIOWrapper(s, encoding="utf-8", line_buffering=True, write_through=True)
                 for s in (dropped if discard_stdout else sink, sink))
     code: object = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as done:
-            code = done.code
+    saved_stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(args)
+            except SystemExit as done:
+                code = done.code
+    finally:
+        sys.stdin = saved_stdin
     for stream in (out, err):
         stream.flush()
         stream.detach()
@@ -256,6 +280,25 @@ def in_process(args: list[str], discard_stdout: bool = False) -> tuple[int, str]
         sink.write(f"{code}\n".encode())
         code = 1
     return code, sink.getvalue().decode("utf-8")
+
+
+def run_python(source: str) -> tuple[int, str]:
+    """`python - <<EOF ... EOF` in this process: its exit status and its output."""
+    sink = io.StringIO()
+    code = 0
+    for name in [m for m in sys.modules if m == "examples" or m.startswith("examples.")]:
+        del sys.modules[name]  # the script imports the examples' tools afresh, as a new process does
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        try:
+            exec(compile(source, "<stdin>", "exec"), {"__name__": "__main__"})
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else 1
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    return code, sink.getvalue()
 
 
 def prepare(doc: str, work: Path) -> None:
