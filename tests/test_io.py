@@ -626,6 +626,29 @@ def test_write_csv_dir_refuses_to_replace_foreign_directory(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 
+def test_write_csv_dir_refuses_dash_like_every_output_option(tmp_path, monkeypatch):
+    """docs/cli.md: file options (--trace, --record, --junit, --out) take a path only; `-` is
+    refused (E507) rather than made into a file, or here a directory, named `-`."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConvergeError) as info:
+        write_csv_dir("-", {"edge": [("a", "b")]}, SCHEMA)
+    assert info.value.diagnostics[0].code == "E507" and "'-'" in info.value.diagnostics[0].message
+    assert os.listdir(tmp_path) == []
+    root = Path(__file__).resolve().parent.parent
+    loans = root / "examples" / "loans"
+    proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", str(loans / "loans.cvg"), "--facts",
+                           str(loans / "facts.json"), "--out", "-", "--format", "summary"], cwd=tmp_path,
+                          env=dict(os.environ, NO_COLOR="1", PYTHONPATH=str(root)), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1 and "error[E507]" in proc.stderr and "a file named '-'" not in proc.stdout
+    assert os.listdir(tmp_path) == []  # no directory named "-"
+    write_csv_dir("./-", {"edge": [("a", "b")]}, SCHEMA)  # the way to ask for that name
+    assert os.listdir(tmp_path / "-") == ["edge.csv"]
+
+
 def test_format_table():
     table = format_table("reading", [("s1", 1.5, True), ("a long name", -20.0, False), ("", 3.25, True)], SCHEMA)
     assert table == (
