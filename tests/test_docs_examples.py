@@ -623,3 +623,17 @@ def test_python_examples_run(in_repo: Path, fresh_tools: None) -> None:
             assert eval(expr.strip(), namespace) == want, f"{block.where}: {line.strip()}"
             compared += 1
     assert compared >= 3
+
+
+def test_tutorial_failure_table_exit_codes(in_repo: Path) -> None:
+    """docs/tutorial.md's table of examples/failures/: each file ends with the exit code it says
+    (`converge run`; `converge check` for the file that does not parse)."""
+    text = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([\w.]+)` \| .* \| (\d+) \|$", text, re.M)
+    assert len(rows) == 7
+    Session(in_repo)  # the working directory, linked to the repository's files
+    for name, code in rows:
+        args = ["check", f"examples/failures/{name}"] if name.endswith(".invalid") else \
+            ["run", f"examples/failures/{name}", "--format", "summary"]
+        status, _ = in_process(args)
+        assert status == int(code), (name, status)
