@@ -124,23 +124,23 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
     """Evaluate RULES over facts to a fixed point and print the result."""
     from .commands.common import read_record_key_or_exit, record_key_given
 
-    if proofs == "none" and record_file:
+    if proofs == "none" and record_file is not None:
         raise click.UsageError("--record needs proofs: it cannot be combined with --proofs none")
-    if record_key_file and not record_file and record_key_given():
+    if record_key_file and record_file is None and record_key_given():
         raise click.UsageError("--record-key seals a decision record: give --record FILE too")
-    key = read_record_key_or_exit(record_key_file) if record_key_file and record_file else None  # before the run
+    key = read_record_key_or_exit(record_key_file) if record_key_file and record_file is not None else None  # before the run
     result = run_job(rules, facts, opts, trace=trace_file is not None or record_file is not None,
                       all_proofs=proofs == "all", proofs=proofs != "none")
     if proofs == "none":
         proofs = None  # nothing to print
-    if record_file:
+    if record_file is not None:  # "" too: E507, never a silent no-op
         from .diagnostics import ConvergeError
 
         try:
             result.to_record(key=key).write(record_file)
         except ConvergeError as err:
             fail_diagnostics(err)
-    if trace_file:
+    if trace_file is not None:
         from .diagnostics import ConvergeError
         from .io import write_atomic
 
@@ -149,7 +149,7 @@ def run(rules: tuple[str, ...], facts: tuple[str, ...], fmt: str, only: tuple[st
         except ConvergeError as err:
             fail_diagnostics(err)
     names = job_relations(result, only)
-    if out_dir:
+    if out_dir is not None:
         from .diagnostics import ConvergeError
         from .io import write_csv_dir
 

@@ -34,9 +34,9 @@ def _generator():
 make_jobs = _generator().make_jobs
 
 
-def converge(*args: str, **kw) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=ROOT, env=env,
+def converge(*args: str, cwd: Path = ROOT, **kw) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=180, **kw)
 
 
@@ -657,6 +657,28 @@ def test_an_out_that_cannot_be_written_is_e507_before_any_job_runs(tmp_path: Pat
     proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--cluster", "nohost")
     assert proc.returncode == 1 and "error[E532]" in proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["jobs.jsonl"]
+
+
+def test_out_dash_is_e507_before_any_job_runs_and_leaves_nothing(tmp_path: Path) -> None:
+    """`--out -` is refused like every output option's `-` (docs/diagnostics.md, E507), before a
+    job runs: no `-.journal` is left behind in the working directory."""
+    from converge_rules.batch.sinks import open_sink
+
+    work = tmp_path / "work"
+    work.mkdir()
+    jobs = tmp_path / "jobs.jsonl"
+    write_jobs(jobs, 2)
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", "-", "--workers", "1", cwd=work)
+    assert proc.returncode == 1 and "error[E507]: refusing to write a file named '-'" in proc.stderr, proc.stderr
+    assert "jobs:" not in proc.stdout and os.listdir(work) == []
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with pytest.raises(cr.ConvergeError) as caught:
+            open_sink("-", cr.load(RULES).program.schema(), ["decision"])
+    finally:
+        os.chdir(cwd)
+    assert caught.value.diagnostics[0].code == "E507" and os.listdir(work) == []
 
 
 def test_a_journal_write_that_fails_is_e507_and_keeps_what_was_written(tmp_path: Path,

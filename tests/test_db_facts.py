@@ -141,6 +141,30 @@ def test_missing_database_and_missing_column(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "error[E505]" in proc.stderr and 'missing column "income"' in proc.stderr
 
 
+def test_postgres_facts_without_psycopg_is_e520_not_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/facts.md: PostgreSQL needs psycopg (the batch extra). Without it, facts from a
+    postgresql:// URL (run, why, batch --jobs) are E520 with the install hint, exit 1, never
+    "internal error" (exit 70), and nothing is tried on the network."""
+    url = "postgresql://nobody@127.0.0.1:1/nothing"
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` raises ImportError
+    with pytest.raises(cr.ConvergeError) as err:
+        cr.load(RULES).run(fact_files=[url])
+    [diag] = err.value.diagnostics
+    assert diag.code == "E520" and "psycopg" in diag.message and "converge-rules[batch]" in " ".join(diag.notes)
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "psycopg.py").write_text("raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n")
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=f"{shadow}{os.pathsep}{ROOT}")
+    for args in (["run", RULES, "--facts", url], ["why", RULES, "--facts", url, 'decision("l1", "reject")'],
+                 ["batch", RULES, "--jobs", url, "--partition-by", "case_id", "--out", str(tmp_path / "o.jsonl"),
+                  "--workers", "1"]):
+        proc = subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert "error[E520]" in proc.stderr and "psycopg package is not installed" in proc.stderr, proc.stderr
+        assert "internal error" not in proc.stderr and "pip install 'converge-rules[batch]'" in proc.stderr
+
+
 def test_redact_drops_passwords() -> None:
     assert redact("postgresql://u:s3cret@h:5432/db?password=x&sslmode=require") == "postgresql://u@h:5432/db?sslmode=require"
     assert redact("sqlite:///rel/a.db") == "sqlite:///rel/a.db"

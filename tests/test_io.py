@@ -626,6 +626,55 @@ def test_write_csv_dir_refuses_to_replace_foreign_directory(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 
+def test_write_csv_dir_refuses_dash_like_every_output_option(tmp_path, monkeypatch):
+    """docs/cli.md: file options (--trace, --record, --junit, --out) take a path only; `-` is
+    refused (E507) rather than made into a file, or here a directory, named `-`."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConvergeError) as info:
+        write_csv_dir("-", {"edge": [("a", "b")]}, SCHEMA)
+    assert info.value.diagnostics[0].code == "E507" and "'-'" in info.value.diagnostics[0].message
+    assert os.listdir(tmp_path) == []
+    root = Path(__file__).resolve().parent.parent
+    loans = root / "examples" / "loans"
+    proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", str(loans / "loans.cvg"), "--facts",
+                           str(loans / "facts.json"), "--out", "-", "--format", "summary"], cwd=tmp_path,
+                          env=dict(os.environ, NO_COLOR="1", PYTHONPATH=str(root)), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1 and "error[E507]" in proc.stderr and "a file named '-'" not in proc.stdout
+    assert os.listdir(tmp_path) == []  # no directory named "-"
+    write_csv_dir("./-", {"edge": [("a", "b")]}, SCHEMA)  # the way to ask for that name
+    assert os.listdir(tmp_path / "-") == ["edge.csv"]
+
+
+def test_an_empty_output_path_is_e507_not_a_silent_no_op(tmp_path, monkeypatch):
+    """An empty path (a script's unset variable: `--record "$RECORD"`) is refused (E507) by every
+    output option; `run --out/--trace/--record ""` and `test --junit ""` wrote nothing and
+    exited 0, and write_csv_dir("") would have taken the working directory for its output."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("mine")
+    for write in (lambda: write_csv_dir("", {"edge": [("a", "b")]}, SCHEMA), lambda: write_atomic("", "x")):
+        with pytest.raises(ConvergeError) as info:
+            write()
+        assert info.value.diagnostics[0].code == "E507" and "empty path" in info.value.diagnostics[0].message
+    root = Path(__file__).resolve().parent.parent
+    loans = root / "examples" / "loans"
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(root))
+    run = ["run", str(loans / "loans.cvg"), "--facts", str(loans / "facts.json"), "--format", "summary"]
+    for args, code in ((run + ["--out", ""], 1), (run + ["--trace", ""], 1), (run + ["--record", ""], 1),
+                       (["test", str(loans / "loans.cvg"), "--junit", ""], 2)):
+        proc = subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == code and "error[E507]: refusing to write to an empty path" in proc.stderr, \
+            (args, proc.returncode, proc.stderr)
+    assert os.listdir(tmp_path) == ["keep.txt"]
+
+
 def test_format_table():
     table = format_table("reading", [("s1", 1.5, True), ("a long name", -20.0, False), ("", 3.25, True)], SCHEMA)
     assert table == (

@@ -286,8 +286,9 @@ def open_sink(out: str, schema: Mapping[str, Any], relations: Iterable[str]) -> 
 
     if is_database_url(out):
         return SqlSink(out, schema, relations)
-    from ..io.writers import not_regular
+    from ..io.writers import not_regular, refuse_non_path
 
+    refuse_non_path(out)  # E507 for - or "", as for every output option: no "-.journal", no job run
     for path in (out, out + ".journal"):  # checked before anything is read, run or written
         kind = not_regular(path)
         if kind:

@@ -109,7 +109,7 @@ def list_(store_url: str | None, limit: int, tier: str | None, fmt: str) -> None
         click.echo("no decisions", err=True)
 
 
-@decisions.command("show")
+@decisions.command("show", epilog="Example: converge decisions show 8c993d46cc4e4f96a45dbdea464f3ae0 --store sqlite:///decisions.db")
 @click.argument("decision_id", required=False)
 @_STORE
 @click.option("--record", "as_record", is_flag=True, help="Print the whole decision record (converge-record/1).")
@@ -124,7 +124,7 @@ def show(decision_id: str | None, store_url: str | None, as_record: bool, key: s
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-@decisions.command("why")
+@decisions.command("why", epilog="Example: converge decisions why 8c993d46cc4e4f96a45dbdea464f3ae0 'decision(\"l1\", \"reject\")' --store sqlite:///decisions.db")
 @click.argument("decision_id")
 @click.argument("fact")
 @_STORE
@@ -145,7 +145,7 @@ def why(decision_id: str, fact: str, store_url: str | None, fmt: str) -> None:
         write_text(record.why_text(fact))
 
 
-@decisions.command("why-not")
+@decisions.command("why-not", epilog="Example: converge decisions why-not 8c993d46cc4e4f96a45dbdea464f3ae0 'decision(\"l1\", \"approve\")' --store sqlite:///decisions.db")
 @click.argument("decision_id")
 @click.argument("fact")
 @_STORE
@@ -156,7 +156,7 @@ def why_not(decision_id: str, fact: str, store_url: str | None) -> None:
     write_text(record.why_not_text(fact))
 
 
-@decisions.command("prune")
+@decisions.command("prune", epilog="Example: converge decisions prune --keep-days 90 --store sqlite:///decisions.db")
 @_STORE
 @click.option("--keep-days", type=Number(min=0, min_open=True), required=True, metavar="N",
               help="Delete decisions older than N days.")

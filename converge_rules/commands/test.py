@@ -58,7 +58,7 @@ def test(paths: tuple[str, ...], pattern: str | None, junit: str | None, fmt: st
     if report.load_errors:
         n = len(report.load_errors)
         OUT.print(f"{n} test file{'s' if n != 1 else ''} could not be loaded", style="bold red", err=True)
-    if junit:
+    if junit is not None:  # "" too: E507, never a silent no-op
         from ..io import write_atomic
 
         try:

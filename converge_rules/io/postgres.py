@@ -53,11 +53,11 @@ def connect(url: str, label: str, read_only: bool = True) -> Any:
 
 def read_postgres(source: DatabaseFacts, relations: Sequence[str], queries: Mapping[str, str]) -> dict[str, RawTable]:
     """Raw rows of each relation that has a query or a visible table (view) of its name."""
+    label = str(source)
+    conn = connect(source.url, label)  # E520 when psycopg is not installed: import it only after
     import psycopg
     from psycopg import sql
 
-    label = str(source)
-    conn = connect(source.url, label)
     out: dict[str, RawTable] = {}
     current = label
     try:

@@ -46,7 +46,7 @@ from ..values import dumps_json, int_to_str
 from ..diagnostics import ConvergeError, Diagnostic, Span
 from ..values import RelationSchema, format_value
 
-__all__ = ["write_atomic", "write_csv_dir", "format_table", "csv_text", "not_regular"]
+__all__ = ["write_atomic", "write_csv_dir", "format_table", "csv_text", "not_regular", "refuse_non_path"]
 
 
 def _fail(code: str, message: str, path: str, notes: tuple[str, ...] = ()) -> ConvergeError:
@@ -123,6 +123,17 @@ def _write_new_file(path: str, payload: bytes | Iterable[bytes]) -> None:
         os.fsync(handle.fileno())
 
 
+def refuse_non_path(path: str, kind: str = "file") -> None:
+    """E507 for ``-`` (a user meaning standard output would otherwise get a file, or a
+    directory, named "-"; ``./-`` still names one) and for an empty path (an unset variable in
+    a script: for a directory it would mean the working directory)."""
+    if path == "-":
+        raise _fail("E507", f"refusing to write a {kind} named '-': this option takes a {kind} path, not standard output",
+                    path, (f"write ./- if a {kind} of that name is really wanted",))
+    if path == "":
+        raise _fail("E507", f"refusing to write to an empty path: this option takes a {kind} path", path)
+
+
 def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
     """Replace ``path`` with ``data`` (str is written as UTF-8; an iterable of byte chunks is
     streamed, so a large output need not be held in memory) atomically. A symbolic link is
@@ -130,9 +141,7 @@ def write_atomic(path: str, data: str | bytes | Iterable[bytes]) -> None:
     without any write permission bit is refused (E507), as ``open`` would refuse it (for root too)."""
     path = os.fspath(path)
     shown = path  # diagnostics name the path as given
-    if path == "-":  # a user meaning standard output would otherwise get a file named "-"
-        raise _fail("E507", "refusing to write a file named '-': this option takes a file path, not standard output",
-                    shown, ("write ./- if a file of that name is really wanted",))
+    refuse_non_path(path, "file")
     if os.path.islink(path):
         path = os.path.realpath(path)
     try:
@@ -220,6 +229,7 @@ def _safe_file_stem(name: str) -> bool:
 def write_csv_dir(out_dir: str, facts: Mapping[str, Sequence[tuple]], schema: Mapping[str, RelationSchema]) -> list[str]:
     """Write ``<relation>.csv`` per relation into ``out_dir``, replacing it as a whole."""
     out_dir = os.fspath(out_dir)
+    refuse_non_path(out_dir, "directory")
     target = os.path.abspath(out_dir)
     parent, name = os.path.split(target)
     if not name:
