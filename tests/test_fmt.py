@@ -227,6 +227,13 @@ def test_comments_moved_out_of_a_multi_line_literal_add_no_blank_line() -> None:
     assert fmt("s(1) :- p(1, # a\n  2, # b\n  3\n).\nt(2).\n") == "# b\ns(1) :- p(1, 2, 3).  # a\nt(2).\n"
 
 
+def test_a_brace_or_period_on_a_line_of_its_own_adds_no_blank_line() -> None:
+    src = ('relation p(x: int)\nagent a\n# c\n{\n  when p(x)\n  emit p(x)\n}\n'
+           'test "t" {\n  given\n  # g\n  {\n  p(1).\n  p(2)\n  .\n  p(3).\n  }\n}\n')
+    assert assert_round_trip(src) == ('relation p(x: int)\nagent a {\n  # c\n  when p(x)\n  emit p(x)\n}\n'
+                                      'test "t" {\n  given {\n    # g\n    p(1).\n    p(2).\n    p(3).\n  }\n}\n')
+
+
 def test_cli_fmt_adds_no_blank_line_after_a_moved_comment(tmp_path: Path) -> None:
     path = tmp_path / "moved.cvg"
     path.write_text(MOVED, encoding="utf-8")
