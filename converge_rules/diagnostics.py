@@ -8,9 +8,8 @@ Rendering follows the compiler convention
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Literal, Mapping, Sequence
 
 from ._frozen import frozen
 
@@ -55,13 +54,20 @@ NO_SPAN = Span("<unknown>", 0, 0)
 
 @frozen
 class Diagnostic:
-    """One problem found in rules or facts, with a stable code."""
+    """One problem found in rules or facts, with a stable code.
+
+    ``quote`` is the text of the span's line as the reader that found the problem read it
+    (``SourceTexts.quote`` attaches it), so that rendering needs nothing but the diagnostic:
+    whatever is compiled or loaded later under the same file name, and whatever the file
+    on disk holds by then, a diagnostic quotes the text it was found in. It takes no part
+    in equality."""
 
     code: str
     message: str
     span: Span = NO_SPAN
     severity: Severity = "error"
     notes: tuple[str, ...] = field(default=())
+    quote: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_error(self) -> bool:
@@ -70,11 +76,19 @@ class Diagnostic:
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.span.file, self.span.line, self.span.col, self.code, self.message)
 
-    def render(self, sources: "SourceCache | None" = None) -> str:
-        """``file:line:col: severity[code]: message``, the source line and a caret."""
+    def quoting(self, lines: Sequence[str]) -> "Diagnostic":
+        """This diagnostic quoting its line of ``lines`` (the text its span points into, split
+        as its line numbers count); as it is when it already quotes one, or has no line there."""
+        if self.quote is not None or not 0 < self.span.line <= len(lines):
+            return self
+        return replace(self, quote=lines[self.span.line - 1])
+
+    def render(self) -> str:
+        """``file:line:col: severity[code]: message``, the quoted source line and a caret
+        (a pure function of the diagnostic: see ``quote``)."""
         loc = f"{self.span.file}:{self.span.line}:{self.span.col}" if self.span.line else self.span.file
         out = [f"{loc}: {self.severity}[{self.code}]: {self.message}"]
-        text = (sources or SourceCache()).line(self.span.file, self.span.line)
+        text = self.quote if self.span.line > 0 else None
         if text is not None:
             width = 1
             if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
@@ -109,52 +123,41 @@ def _cells(text: str) -> int:
                2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
-class SourceCache:
-    """Source text by file name, so diagnostics can quote the offending line.
+class SourceTexts:
+    """The lines of the texts one reader (a compilation, a facts loader, a parser) read, by
+    file name, so that the diagnostics it makes quote them (``quote``) and its lints can look
+    at them (``line``). Owned by that reader and dropped with it: never shared between two
+    compilations, never filled from disk behind the reader's back."""
 
-    Shared by every instance of one thread (a parser adds what a renderer later quotes),
-    and by that thread only: two threads compiling different texts under the same name
-    (two requests of a service) each quote their own. Bounded: only the LIMIT most
-    recently added files are kept, and a long-lived process that reads ever new files
-    does not grow without end."""
-
-    LIMIT = 64
-    _local = threading.local()
-
-    @staticmethod
-    def _texts() -> dict[str, list[str]]:
-        texts: dict[str, list[str]] | None = getattr(SourceCache._local, "texts", None)
-        if texts is None:
-            texts = SourceCache._local.texts = {}
-        return texts
+    def __init__(self, texts: Mapping[str, str] | None = None) -> None:
+        self._lines: dict[str, list[str]] = {}
+        for file, text in (texts or {}).items():
+            self.add(file, text)
 
     def add(self, file: str, text: str) -> None:
-        self._keep(file, split_lines(text))
+        self._lines[file] = split_lines(text)
 
     def add_lines(self, file: str, lines: list[str]) -> None:
         """Keep ``file`` split into lines by the caller (a loader that counts lines its own way)."""
-        self._keep(file, lines)
-
-    @staticmethod
-    def _keep(file: str, lines: list[str]) -> None:
-        texts = SourceCache._texts()
-        texts.pop(file, None)
-        texts[file] = lines
-        while len(texts) > SourceCache.LIMIT:
-            del texts[next(iter(texts))]  # the oldest entry
+        self._lines[file] = lines
 
     def line(self, file: str, line: int) -> str | None:
-        if line <= 0:
-            return None
-        lines = SourceCache._texts().get(file)
-        if lines is None:
-            try:
-                with open(file, encoding="utf-8") as handle:  # universal newlines, as rule files are read
-                    lines = split_lines(handle.read())
-            except (OSError, UnicodeDecodeError):
-                return None
-            self._keep(file, lines)
-        return lines[line - 1] if line - 1 < len(lines) else None
+        """Line ``line`` (1-based) of ``file``, or None when the file or the line is not here."""
+        lines = self._lines.get(file)
+        return lines[line - 1] if lines is not None and 0 < line <= len(lines) else None
+
+    def quote(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+        """The diagnostics, each quoting its line of these texts (``Diagnostic.quoting``)."""
+        out = []
+        for d in diags:
+            lines = self._lines.get(d.span.file)
+            out.append(d.quoting(lines) if lines is not None else d)
+        return out
+
+
+def quote_text(diags: Iterable[Diagnostic], file: str, text: str) -> list[Diagnostic]:
+    """The diagnostics, those pointing into ``file`` quoting their line of ``text``."""
+    return SourceTexts({file: text}).quote(diags)
 
 
 class ConvergeError(Exception):

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Iterable, Iterator
 
 from .values import dumps_json, loads_json
-from .diagnostics import ConvergeError, Diagnostic, Span
+from .diagnostics import ConvergeError, Diagnostic, Span, quote_text
 
 RECORD_FORMAT = "converge-record/1"
 _ATOMS = {"str": str, "int": int, "float": float, "bool": bool}
@@ -809,8 +809,9 @@ class Record:
             data = loads_json(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             line, col = getattr(err, "lineno", 0), getattr(err, "colno", 0)
-            raise RecordError([Diagnostic("E611", f"not a converge record: invalid JSON ({getattr(err, 'msg', err)})",
-                                          Span(where, line, col))])
+            shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+            raise RecordError(quote_text([Diagnostic("E611", f"not a converge record: invalid JSON ({getattr(err, 'msg', err)})",
+                                                     Span(where, line, col))], where, shown))
         return cls(data, where, key)
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -204,6 +205,42 @@ def test_comments_of_a_construct_printed_on_one_line_stay_with_it() -> None:
         "p(1).\n\n# b\ngoal p, p  # a\nrelation p(x: int)\n"
     # at the end of the file they follow it, as before
     assert fmt("goal p,  # a\n  p  # b\n") == "goal p, p  # a\n# b\n"
+
+
+MOVED = ("agent a {\n  when p(x), q(x, # one\n    y, # two\n    z\n  )\n  emit r(x)\n}\n"
+         "s(1) :- p(1, # a\n  2, # b\n  3\n).\n# after\n")
+MOVED_FORMATTED = ("agent a {\n  when p(x), q(x, y, z)  # one\n  # two\n  emit r(x)\n}\n"
+                   "s(1) :- p(1, 2, 3).  # a\n# b\n# after\n")
+
+
+def test_comments_moved_out_of_a_multi_line_literal_add_no_blank_line() -> None:
+    """A literal written over several lines with a comment on each keeps its first comment;
+    the others lead the next line. They are printed in source order, and the lines after
+    them get a blank line only where the source had one (printing a moved comment used to
+    take the line count back to the comment's line, so the next clause or comment was
+    "two lines further" and got a blank line the source never had)."""
+    assert assert_round_trip(MOVED) == MOVED_FORMATTED
+    # where the source has a blank line, it stays (once)
+    assert fmt(MOVED.replace("  emit", "\n  emit").replace("# after", "\n# after")) == \
+        MOVED_FORMATTED.replace("  emit", "\n  emit").replace("# after", "\n# after")
+    # the moved comments lead the next item's line of the same item, or else their own item
+    assert fmt("s(1) :- p(1, # a\n  2, # b\n  3\n).\nt(2).\n") == "# b\ns(1) :- p(1, 2, 3).  # a\nt(2).\n"
+
+
+def test_a_brace_or_period_on_a_line_of_its_own_adds_no_blank_line() -> None:
+    src = ('relation p(x: int)\nagent a\n# c\n{\n  when p(x)\n  emit p(x)\n}\n'
+           'test "t" {\n  given\n  # g\n  {\n  p(1).\n  p(2)\n  .\n  p(3).\n  }\n}\n')
+    assert assert_round_trip(src) == ('relation p(x: int)\nagent a {\n  # c\n  when p(x)\n  emit p(x)\n}\n'
+                                      'test "t" {\n  given {\n    # g\n    p(1).\n    p(2).\n    p(3).\n  }\n}\n')
+
+
+def test_cli_fmt_adds_no_blank_line_after_a_moved_comment(tmp_path: Path) -> None:
+    path = tmp_path / "moved.cvg"
+    path.write_text(MOVED, encoding="utf-8")
+    result = converge("fmt", str(path))
+    assert result.returncode == 0, result.stderr
+    assert path.read_text(encoding="utf-8") == MOVED_FORMATTED
+    assert converge("fmt", "--check", str(path)).returncode == 0
 
 
 def test_comments_before_a_closing_brace_stay_inside_the_block() -> None:
@@ -419,6 +456,38 @@ def test_round_trip_on_random_text_over_the_whole_grammar(parts, rnd) -> None:
         return
     assert_round_trip(src)
     assert_round_trip(sprinkle(src, rnd))
+
+
+def break_and_comment(text: str, rnd: random.Random) -> str:
+    """Line breaks between tokens (so rules, clauses and literals span several lines) and
+    comments, trailing code or alone on their line, between tokens; never a blank line."""
+    for off in reversed(token_gaps(text)):
+        if rnd.random() < 0.4:
+            text = text[:off] + "\n" + text[off:]
+    gaps = token_gaps(text)
+    for k, off in enumerate(sorted(rnd.sample(gaps, min(len(gaps), rnd.randint(1, 16))), reverse=True)):
+        text = text[:off] + rnd.choice([f" # t{k}\n", f"\n# own {k}\n", f"\n  # own {k}\n"]) + text[off:]
+    return re.sub(r"\n[ \t]*(?=\n)", "", text).lstrip("\n")  # two breaks side by side make no blank line
+
+
+def blank_lines(text: str) -> int:
+    return sum(1 for line in text.split("\n")[:-1] if not line.strip())
+
+
+@SETTINGS
+@given(st.lists(items(), min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_comments_inside_multi_line_items_keep_the_layout(parts, rnd) -> None:
+    """fmt is idempotent on rules, agents, invariants and tests broken over several lines with
+    comments inside, and adds no blank line: a text without one formats to a text without one."""
+    src = "\n".join(parts) + "\n"
+    try:
+        parse_text(src)
+    except ConvergeError:
+        return
+    text = break_and_comment(src, rnd)
+    assert blank_lines(text) == 0
+    out = assert_round_trip(text)
+    assert blank_lines(out) == 0, f"a blank line appeared:\n--- input\n{text}--- output\n{out}"
 
 
 # ---------------------------------------------------------------- the command line

@@ -710,12 +710,18 @@ def test_item10_cli_tool_isolation(tmp_path, monkeypatch):
     assert invoke(["run", rules, "--tool-isolation", "fiber"]).exit_code == 2
 
 
-def test_item16_source_cache_is_bounded(tmp_path):
-    from converge_rules.diagnostics import SourceCache
+def test_item16_facts_texts_are_not_kept_by_the_process(tmp_path):
+    """A long-lived process reading ever new facts files keeps none of their texts: a
+    diagnostic carries the one line it quotes (there is no cache of texts by file name)."""
+    from converge_rules import diagnostics
 
+    assert not hasattr(diagnostics, "SourceCache")
     rules = converge_rules.load_text("relation p(x: int)\nrelation q(x: int)\nq(x) :- p(x).\n")
-    for k in range(SourceCache.LIMIT + 40):  # a long-lived process reading ever new facts files
+    for k in range(100):
         facts = tmp_path / f"f{k}.json"
-        facts.write_text('{"p": [[%d]]}' % k)
-        assert rules.run(fact_files=[str(facts)]).facts("q") == [(k,)]
-    assert len(SourceCache._texts()) <= SourceCache.LIMIT
+        facts.write_text('{"p": [[%d], ["bad %d"]]}' % (k, k))
+        with pytest.raises(converge_rules.ConvergeError) as err:
+            rules.run(fact_files=[str(facts)])
+        assert err.value.diagnostics[0].quote == '{"p": [[%d], ["bad %d"]]}' % (k, k)
+        facts.unlink()
+        assert f'["bad {k}"]' in err.value.diagnostics[0].render()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from ..values import dumps_json, has_surrogate
-from ..diagnostics import ConvergeError, Diagnostic, Span
+from ..diagnostics import ConvergeError, Diagnostic, Span, split_lines
 
 __all__ = ["Job", "iter_jobs", "job_key", "jobs_from_jsonl", "jobs_from_directory", "jobs_from_database"]
 
@@ -49,8 +49,10 @@ def job_key(job_id: str | int) -> tuple[int, Any]:
     return (0, job_id) if isinstance(job_id, int) else (1, job_id)
 
 
-def _error(message: str, path: str, line: int = 0, col: int = 0, notes: tuple[str, ...] = ()) -> ConvergeError:
-    return ConvergeError([Diagnostic("E530", message, Span(path, line, col), notes=notes)])
+def _error(message: str, path: str, line: int = 0, col: int = 0, notes: tuple[str, ...] = (),
+           text: str | None = None) -> ConvergeError:
+    """E530 at ``path:line:col``; ``text``: that line, quoted by the diagnostic."""
+    return ConvergeError([Diagnostic("E530", message, Span(path, line, col), notes=notes, quote=text if line else None)])
 
 
 def jobs_from_jsonl(path: str) -> Iterator[Job]:
@@ -65,29 +67,31 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise _error(f"jobs file is not UTF-8 (byte {err.start + 1} of the line)", path, n, err.start + 1)
+                raise _error(f"jobs file is not UTF-8 (byte {err.start + 1} of the line)", path, n, err.start + 1,
+                             text=split_lines(raw.decode("utf-8", "replace"))[0])
             if not line.strip():
                 continue
+            shown = split_lines(line)[0]
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
-                raise _error(f"malformed job: {err.msg}", path, n, err.colno)
+                raise _error(f"malformed job: {err.msg}", path, n, err.colno, text=shown)
             except RecursionError:
-                raise _error("malformed job: nested too deeply", path, n, 1)
+                raise _error("malformed job: nested too deeply", path, n, 1, text=shown)
             if not isinstance(value, dict) or "id" not in value:
-                raise _error('a job is an object {"id": ..., "facts": {...}}', path, n, 1)
+                raise _error('a job is an object {"id": ..., "facts": {...}}', path, n, 1, text=shown)
             job_id = value["id"]
             if isinstance(job_id, bool) or not isinstance(job_id, (str, int)):
-                raise _error(f"a job id is a string or an integer, got {dumps_json(job_id)[:40]}", path, n, 1)
+                raise _error(f"a job id is a string or an integer, got {dumps_json(job_id)[:40]}", path, n, 1, text=shown)
             if isinstance(job_id, str) and has_surrogate(job_id):  # no output could hold it
                 raise _error(f"job id {dumps_json(job_id)[:40]} is not valid Unicode (it holds a lone surrogate)",
-                             path, n, 1)
+                             path, n, 1, text=shown)
             if str(job_id) in seen:  # ids compare as text: 1 and "1" are the same job
-                raise _error(f"job id {dumps_json(job_id)} is used twice", path, n, 1)
+                raise _error(f"job id {dumps_json(job_id)} is used twice", path, n, 1, text=shown)
             seen.add(str(job_id))
             unknown = sorted(set(value) - {"id", "facts"})
             if unknown:
-                raise _error(f"unknown job key {unknown[0]!r}", path, n, 1, ('a job has the keys "id" and "facts"',))
+                raise _error(f"unknown job key {unknown[0]!r}", path, n, 1, ('a job has the keys "id" and "facts"',), shown)
             yield Job(job_id, facts=value.get("facts") if value.get("facts") is not None else {}, source=path, line=n)
 
 

@@ -36,20 +36,20 @@ def read_trace(path: str) -> list[str]:
         try:
             events.append(loads_json(line))
         except json.JSONDecodeError as err:
-            raise ConvergeError([Diagnostic("E501", f"malformed trace line: {err.msg}", Span(path, number, err.colno))])
+            raise ConvergeError([Diagnostic("E501", f"malformed trace line: {err.msg}", Span(path, number, err.colno)).quoting(lines)])
         except RecursionError:
-            raise ConvergeError([Diagnostic("E501", "malformed trace line: nested too deeply", Span(path, number, 1))])
+            raise ConvergeError([Diagnostic("E501", "malformed trace line: nested too deeply", Span(path, number, 1)).quoting(lines)])
     if not lines or not isinstance(events[0], dict) or events[0].get("event") != "header":
-        raise ConvergeError([Diagnostic("E501", "not a converge trace: the first line must be the header", Span(path, 1, 1))])
+        raise ConvergeError([Diagnostic("E501", "not a converge trace: the first line must be the header", Span(path, 1, 1)).quoting(lines)])
     problem = header_problem(events[0])
     if problem:
-        raise ConvergeError([Diagnostic("E501", f"malformed trace: {problem}", Span(path, 1, 1))])
+        raise ConvergeError([Diagnostic("E501", f"malformed trace: {problem}", Span(path, 1, 1)).quoting(lines)])
     for number, event in enumerate(events[1:], 2):
         if number == len(events) and isinstance(event, dict) and event.get("event") == "outcome":
             continue  # the last line: a replay compares it, nothing reads it
         problem = event_problem(event)
         if problem:
-            raise ConvergeError([Diagnostic("E501", f"malformed trace: the event {problem}", Span(path, number, 1))])
+            raise ConvergeError([Diagnostic("E501", f"malformed trace: the event {problem}", Span(path, number, 1)).quoting(lines)])
     return lines
 
 

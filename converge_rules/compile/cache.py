@@ -26,7 +26,7 @@ from typing import Any
 
 from ..usercache import cache_dir, trusted_file
 
-FORMAT = 2
+FORMAT = 3  # 3: a cached diagnostic carries the line it quotes (Diagnostic.quote)
 MAX_ENTRIES = 1000  # programs kept; past it the least recently used tenth goes (see _prune)
 
 

@@ -12,7 +12,7 @@ import os
 from dataclasses import replace
 
 from .._frozen import frozen
-from ..diagnostics import ConvergeError, Diagnostic, Span
+from ..diagnostics import ConvergeError, Diagnostic, SourceTexts, Span, normalize_newlines
 from ..syntax import ast
 from ..syntax.parser import parse_text
 from ..values import ColumnSchema, TYPES
@@ -42,11 +42,15 @@ class Frontend:
         self.diags: list[Diagnostic] = []
         self.units: list[Unit] = []
         self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
+        self.texts = SourceTexts()  # the text of every file parsed, by the name its spans carry
         self.sources = sources if sources is not None else DiskSources()
 
-    def parse(self, path: str) -> ast.SourceFile:
-        """Parse a file as the sources hold it."""
-        return parse_text(self.sources.read(path), path)
+    def parse(self, path: str, text: str | None = None) -> ast.SourceFile:
+        """Parse a file as the sources hold it (or as ``text`` gives it), keeping its text in
+        ``texts``: the diagnostics of this compilation quote it, and only they do."""
+        text = self.sources.read(path) if text is None else text
+        self.texts.add(path, normalize_newlines(text))
+        return parse_text(text, path)
 
     def error(self, code: str, message: str, span: Span, *notes: str) -> None:
         self.diags.append(Diagnostic(code, message, span, "error", tuple(notes)))
@@ -63,7 +67,7 @@ class Frontend:
                 continue
             seen.add(identity)
             try:
-                source = parse_text(text, path) if text is not None else self.parse(path)
+                source = self.parse(path, text)
             except ConvergeError as err:
                 self.diags.extend(err.diagnostics)
                 continue

@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 
 from typing import TYPE_CHECKING, Any
 
-from ..diagnostics import Diagnostic, Span, sort_diagnostics
+from ..diagnostics import Diagnostic, SourceTexts, Span, sort_diagnostics
 from .graph import Strata, stratify
 from .program import Program
 
@@ -39,6 +39,15 @@ class Compilation:
     @property
     def ok(self) -> bool:
         return not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def sources(self) -> "SourceTexts":
+        """The texts this compilation parsed (none when it came from the cache), by file name."""
+        return self.frontend.texts
+
+    def _run(self, stage: Callable[["Compilation"], list[Diagnostic]]) -> None:
+        """Run one stage; its diagnostics quote this compilation's texts (see Diagnostic.quote)."""
+        self.diagnostics = sort_diagnostics(self.diagnostics + self.sources.quote(stage(self)))
 
 
 def _load(c: Compilation) -> list[Diagnostic]:
@@ -123,8 +132,7 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
 
         c = Compilation(roots, frontend=_frontend(SealedSources(virtual)), texts=virtual)
         for _name, stage in STAGES:
-            c.diagnostics.extend(stage(c))
-            c.diagnostics = sort_diagnostics(c.diagnostics)
+            c._run(stage)
             if not c.ok:
                 break
         if use_cache and c.ok:
@@ -150,8 +158,7 @@ def compile_sources(roots: list[tuple[str, str | None]], use_cache: bool = True,
                 break  # a file that does not parse: nothing sound to check
             assert c.program is not None
             c.program = _without_rejected(c.program, c.diagnostics)
-        c.diagnostics.extend(stage(c))
-        c.diagnostics = sort_diagnostics(c.diagnostics)
+        c._run(stage)
     if files_only and c.ok:
         cache.store([p for p, _ in roots], [u.path for u in c.frontend.units], (c.program, c.strata, c.diagnostics))
     return c

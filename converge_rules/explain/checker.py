@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..values import dumps_json, loads_json
-from ..diagnostics import ConvergeError, Diagnostic, Span
+from ..diagnostics import ConvergeError, Diagnostic, Span, quote_text
 from ..syntax import ast
 from ..values import Value, format_fact, format_value, str_to_int, type_name
 
@@ -987,7 +987,8 @@ def _located(code: str, message: str, path: str, text: str | None, where: tuple 
                 line, col = LineIndex(text).position(span[0])
         except Exception:  # a position is a courtesy: never fail on it
             pass
-    return ConvergeError([Diagnostic(code, message, Span(path, line, col), "error", tuple(notes))])
+    diag = Diagnostic(code, message, Span(path, line, col), "error", tuple(notes))
+    return ConvergeError(quote_text([diag], path, text) if text is not None else [diag])
 
 
 _SCALAR = (str, int, float, bool)
@@ -1073,9 +1074,11 @@ def read_result(path: str) -> tuple[dict[str, Any], str]:
     try:
         data = loads_json(text)
     except json.JSONDecodeError as err:
-        raise ConvergeError([Diagnostic("E501", f"malformed result file: {err.msg}", Span(path, err.lineno, err.colno))]) from None
+        raise ConvergeError(quote_text([Diagnostic("E501", f"malformed result file: {err.msg}", Span(path, err.lineno, err.colno))],
+                                       path, text)) from None
     except RecursionError:
-        raise ConvergeError([Diagnostic("E501", "malformed result file: nested too deeply", Span(path, 1, 1))]) from None
+        raise ConvergeError(quote_text([Diagnostic("E501", "malformed result file: nested too deeply", Span(path, 1, 1))],
+                                       path, text)) from None
     _shape(data, path, text)
     return data, text
 

@@ -89,7 +89,7 @@ from operator import itemgetter
 from typing import Any, Callable
 
 from ..values import dumps_json
-from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span
+from ..diagnostics import ConvergeError, Diagnostic, Span, normalize_newlines, split_lines
 from ..values import TYPES, ConversionError, RelationSchema, convert, format_value, has_surrogate, str_to_int
 from . import jsonpos
 from ._sources import ConstSegment, LazySegment, LinesSegment, RangeSegment, SourceList, _Segment
@@ -465,7 +465,8 @@ class _FileLoader:
                 f"stopped after {MAX_ERRORS_PER_FILE} errors in this file",))
         if self.diags:
             if self.text is not None and self.path != API_SOURCE:
-                _remember(self.path, self.text)
+                lines = _source_lines(self.ext or _extension(self.path), self.text)
+                return [d.quoting(lines) if d.span.file == self.path else d for d in self.diags]
             return self.diags
         for relation, facts, segment in self.out:
             self.acc.add(relation, facts, segment)
@@ -1162,17 +1163,12 @@ def _csv_field_offsets(text: str, start: int, count: int) -> list[tuple[int, int
     return fields
 
 
-def _remember(path: str, text: str) -> None:
-    """Let diagnostics quote lines of the text as loaded (BOM removed, split on \\n only)."""
-    SourceCache().add(path, text)
-    if any(ch in text for ch in _OTHER_LINE_BREAKS) or "\r" in text.replace("\r\n", ""):
-        # str.splitlines (used by SourceCache.add) also breaks lines at these
-        # characters; the loaders count "\n" only, so keep the numbering theirs.
-        if _extension(path) == ".csv":
-            SourceCache().add_lines(path, re.split(_CSV_BREAKS, text))
-            return
-        lines = text.split("\n")
-        SourceCache().add_lines(path, [line[:-1] if line.endswith("\r") else line for line in lines])
-
-
-_OTHER_LINE_BREAKS = "\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+def _source_lines(ext: str, text: str) -> list[str]:
+    """The lines of a facts text as its loader numbers them, for its diagnostics to quote: the
+    csv module ends a line at a lone CR too, the rule-language parser at any line end, JSON
+    and the tab-separated loaders at LF only (a CR before it dropped)."""
+    if ext == ".csv":
+        return re.split(_CSV_BREAKS, text)
+    if ext in (".json", ".jsonl", ".tsv", ".facts"):
+        return split_lines(text)
+    return split_lines(normalize_newlines(text))

@@ -65,7 +65,7 @@ def run_lints(compilation: object, disabled: Iterable[str] = (), partition_by: s
         if lint.CODE in off:
             continue
         found.extend(d for d in lint.check(ctx) if ctx.in_roots(d.span))
-    return sort_diagnostics(found)
+    return sort_diagnostics(compilation.sources.quote(found))
 
 
 def check_file(path: str, disabled: Iterable[str] = (), partition_by: str | None = None,
@@ -81,7 +81,7 @@ def check_file(path: str, disabled: Iterable[str] = (), partition_by: str | None
 
     compilation = compile_sources([(path, text)], use_cache=False)
     diags = list(compilation.diagnostics) + run_lints(compilation, disabled, partition_by)
-    return sort_diagnostics(d for d in diags if not is_suppressed(d))
+    return sort_diagnostics(d for d in diags if not is_suppressed(d, compilation.sources))
 
 
 def check_files(paths: Iterable[str], disabled: Iterable[str] = (), partition_by: str | None = None) -> list[Diagnostic]:

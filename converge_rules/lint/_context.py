@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Union
 
-from ..diagnostics import Diagnostic, SourceCache, Span
+from ..diagnostics import Diagnostic, Span
 from ..syntax import ast
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class LintContext:
         self.program: "Program" = compilation.program
         self.units: list["Unit"] = list(compilation.frontend.units)
         self.root_files = frozenset(u.path for u in self.units if u.prefix == "")
-        self._sources = SourceCache()
+        self._sources = compilation.sources  # the texts compiled, not whatever a file holds now
         self.partition_by: str | None = None  # the column of `converge check --partition-by`
 
     # ------------------------------------------------------------ who reads and writes what

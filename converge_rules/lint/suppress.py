@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-from ..diagnostics import Diagnostic, SourceCache
+from typing import Protocol
+
+from ..diagnostics import Diagnostic
 
 _DIRECTIVE = re.compile(r"#\s*converge:\s*disable\s*=\s*([A-Za-z0-9_]+(?:\s*,\s*[A-Za-z0-9_]+)*)")
 
@@ -48,11 +50,16 @@ def codes_in(line: str | None) -> tuple[frozenset[str], bool]:
     return codes, not code.strip()
 
 
-def is_suppressed(diag: Diagnostic, sources: SourceCache | None = None) -> bool:
-    """Whether an inline comment disables this warning."""
+class Lines(Protocol):
+    """Where the lines of the checked texts are looked up (diagnostics.SourceTexts)."""
+
+    def line(self, file: str, line: int) -> str | None: ...
+
+
+def is_suppressed(diag: Diagnostic, sources: Lines) -> bool:
+    """Whether an inline comment in ``sources`` (the texts that were checked) disables this warning."""
     if diag.is_error or diag.span.line <= 0:
         return False
-    sources = sources or SourceCache()
     same, _alone = codes_in(sources.line(diag.span.file, diag.span.line))
     if diag.code in same:
         return True

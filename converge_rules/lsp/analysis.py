@@ -104,7 +104,7 @@ class _Texts:
         return self.cache[real]
 
     def line(self, file: str, line: int) -> str | None:
-        """1-based, the interface of diagnostics.SourceCache (for inline suppressions)."""
+        """1-based, the interface of diagnostics.SourceTexts (for inline suppressions)."""
         lines = self.lines(os.path.realpath(file))
         return lines[line - 1] if 0 < line <= len(lines) else None
 
@@ -125,7 +125,7 @@ def analyze(path: str, text: str, overlay: Mapping[str, str] | None = None,
     result.source = next((u.source for u in compilation.frontend.units if u.prefix == ""), None)
     source_lines = _Texts(texts)
     diags = list(compilation.diagnostics) + run_lints(compilation, disabled)
-    result.diagnostics = [d for d in diags if not is_suppressed(d, source_lines)]  # type: ignore[arg-type]
+    result.diagnostics = [d for d in diags if not is_suppressed(d, source_lines)]
     _Indexer(result, source_lines).run()
     return result
 

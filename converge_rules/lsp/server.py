@@ -265,6 +265,34 @@ class ConvergeServer(LanguageServer):
             self.closed[real] = (mtime, {f: overlay.get(f) for f in result.files}, result)
             yield result
 
+    def forget(self, uri: str) -> None:
+        """Drop what is kept of a document that is not open (its analyses, test results, a
+        pending check) and clear its diagnostics in the editor."""
+        for table in (self.analyses, self.good, self.test_diagnostics):
+            table.pop(uri, None)
+        handle = self.pending.pop(uri, None)
+        if handle is not None:
+            handle.cancel()
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    def files_changed(self, uris: Sequence[str], deleted: Sequence[str]) -> None:
+        """Rule files changed, were created or were deleted on disk (``workspace/didChangeWatchedFiles``).
+
+        The index of the files that are not open is rebuilt when next needed (an entry may
+        belong to a deleted file, or depend on one: an import that now fails, or now works);
+        a deleted file that is not open is forgotten, its diagnostics cleared; every open
+        document is checked again (after the usual pause), as an import of it may be among
+        the files."""
+        with self.project_lock:
+            self.closed.clear()
+        for uri in deleted:
+            if uri not in self.workspace.text_documents:  # an open buffer outlives its file
+                self.forget(uri)
+        if uris:
+            for other in sorted(self.workspace.text_documents):
+                self.analyses.pop(other, None)
+                self.schedule(other)
+
     def read_only(self, real: str) -> bool:
         """Files a rename must not touch: the standard library, and files outside the workspace."""
         from ..compile.frontend import stdlib_dir
@@ -331,6 +359,23 @@ def create_server() -> ConvergeServer:
 
         format_source("relation warm(x: int)\n", "<warm-up>")  # build the parsers now, not on the first keystroke
 
+    @server.feature(lsp.INITIALIZED)
+    @safe("initialized")
+    def initialized(ls: ConvergeServer, params: lsp.InitializedParams) -> None:
+        workspace = ls.client_capabilities.workspace
+        watched = workspace.did_change_watched_files if workspace is not None else None
+        if watched is not None and watched.dynamic_registration:  # else the client watches files its own way, or not
+            ls.client_register_capability(lsp.RegistrationParams([lsp.Registration(
+                id="converge-rule-files", method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                register_options=lsp.DidChangeWatchedFilesRegistrationOptions(
+                    watchers=[lsp.FileSystemWatcher(glob_pattern="**/*.cvg")]))]))
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    @safe("watched files")
+    def did_change_watched_files(ls: ConvergeServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+        uris = [c.uri for c in params.changes]
+        ls.files_changed(uris, [c.uri for c in params.changes if c.type == lsp.FileChangeType.Deleted])
+
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     @safe("open")
     def did_open(ls: ConvergeServer, params: lsp.DidOpenTextDocumentParams) -> None:
@@ -352,13 +397,11 @@ def create_server() -> ConvergeServer:
     @safe("close")
     def did_close(ls: ConvergeServer, params: lsp.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        for table in (ls.analyses, ls.good, ls.test_diagnostics):
-            table.pop(uri, None)
-        handle = ls.pending.pop(uri, None)
-        if handle is not None:
-            handle.cancel()
-        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        ls.forget(uri)
         real = os.path.realpath(ls.path_of(uri))
+        if not os.path.exists(real):  # deleted while open: no index entry of it is kept either
+            with ls.project_lock:
+                ls.closed.pop(real, None)
         for other in sorted(ls.workspace.text_documents):  # importers now read the file from disk
             cached = ls.analyses.get(other)
             if cached is not None and real in cached[1].files:

@@ -26,7 +26,10 @@ line (or the line whose source it sits inside); a comment after code trails
 the output line holding that code. A comment inside a rule or clause keeps
 the rule or clause broken over several lines, so the comment stays next to
 its literal. An output line keeps one trailing comment; the others lead the
-next line of the same item, or else that line itself, never another item. Formatting is idempotent: ``format_source(format_source(x)) ==
+next line of the same item, or else that line itself, never another item. A
+blank line is printed only where the source has a blank line between the
+code (or comment) printed before and the line that follows; formatting adds
+none. Formatting is idempotent: ``format_source(format_source(x)) ==
 format_source(x)``; the output is verified to parse to the same AST with the
 same comments before it is returned.
 """
@@ -445,7 +448,7 @@ def _collapse(lines: list[_Line]) -> list[_Line]:
     return out
 
 
-def _print(lines: list[_Line], tail: list[_Comment]) -> str:
+def _print(lines: list[_Line], tail: list[_Comment], source: list[str]) -> str:
     # A line keeps one trailing comment; the others lead the next line of the same item,
     # or else this line (never another item: a comment stays with the code it was written
     # in), or else follow the last line of the file.
@@ -459,11 +462,16 @@ def _print(lines: list[_Line], tail: list[_Comment]) -> str:
             target.extend(extra)
             target.sort(key=lambda c: c.pos)
     out: list[str] = []
-    prev = 0  # source line of the last thing printed
+    # The last source line printed so far. It never goes back (a comment moved after code of
+    # a later source line, a trailing comment of a literal written over several lines, is
+    # printed after that code), and a blank line is printed only where the source has a
+    # blank line between it and what comes next: a line whose source reaches further than
+    # its first token (the `{` of a block header, the `.` of a fact, on lines of their own)
+    # is not "two lines away" from the next.
+    prev = 0
 
     def put(text: str, src_line: int, blank_ok: bool) -> None:
-        nonlocal prev
-        if out and blank_ok and src_line - prev >= 2 and out[-1] != "":
+        if out and blank_ok and out[-1] != "" and any(not source[n - 1].strip() for n in range(prev + 1, src_line)):
             out.append("")
         out.append(text)
 
@@ -473,15 +481,15 @@ def _print(lines: list[_Line], tail: list[_Comment]) -> str:
             # a trailing comment moved before its line (see above) keeps the blank lines of the line
             src = c.line if c.pos < ln.start else ln.start[0] if j == 0 else prev
             put(cindent + c.text, src, ln.comment_blank_ok)
-            prev = c.line
+            prev = max(prev, c.line)
         text = " " * ln.indent + ln.text
         if ln.trailing:
             text += "  " + ln.trailing[0].text
         put(text, ln.start[0], ln.blank_ok)
-        prev = max(ln.last, *(c.line for c in ln.trailing)) if ln.trailing else ln.last
+        prev = max(prev, ln.last, *(c.line for c in ln.trailing))
     for c in tail:
         put(c.text, c.line, True)
-        prev = c.line
+        prev = max(prev, c.line)
     return "\n".join(out) + "\n" if out else ""
 
 
@@ -501,7 +509,7 @@ def format_source(text: str, file: str = "<text>") -> str:
     comments = _comments(text)
     lines = _layout(text, source.items)
     tail = _attach(lines, comments)
-    result = _print(_collapse(lines), tail)
+    result = _print(_collapse(lines), tail, text.split("\n"))
     _verify(source, comments, result, file)
     return result
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import ConvergeError, Diagnostic, SourceCache, Span, normalize_newlines
+from ..diagnostics import ConvergeError, Diagnostic, Span, normalize_newlines, quote_text
 from ..values import has_surrogate, str_to_int
 from . import ast
 
@@ -101,10 +101,16 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     """Parse a rule file; raises ConvergeError with located diagnostics. LF, CRLF and a lone
     CR all end a line (a comment, a line number), whether the text comes from a file, from
     standard input, from an editor or from a string."""
+    text = normalize_newlines(text)
+    try:
+        return _parse_text(text, file)
+    except ConvergeError as err:  # each diagnostic quotes this text, whatever is parsed later
+        raise ConvergeError(quote_text(err.diagnostics, file, text)) from None
+
+
+def _parse_text(text: str, file: str) -> ast.SourceFile:
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-    text = normalize_newlines(text)
-    SourceCache().add(file, text)
     try:
         tree = _parser().parse(text, start="start")
     except UnexpectedToken as err:
@@ -154,8 +160,10 @@ def read_rule_file(path: str, raw: bool = False) -> str:
         line_start = max(data.rfind(b"\n", 0, err.start), data.rfind(b"\r", 0, err.start)) + 1
         line = normalize_newlines(data[:line_start].decode("utf-8", "replace")).count("\n") + 1
         col = len(data[line_start:err.start].decode("utf-8", "replace")) + 1
-        raise ConvergeError([Diagnostic("E002", f"rule file is not valid UTF-8 (byte 0x{data[err.start]:02x})",
-                                        Span(path, line, col, line, col + 1), notes=("is it a binary file?",))]) from None
+        bad = Diagnostic("E002", f"rule file is not valid UTF-8 (byte 0x{data[err.start]:02x})",
+                         Span(path, line, col, line, col + 1), notes=("is it a binary file?",))
+        shown = normalize_newlines(data.decode("utf-8", "replace")).removeprefix("\ufeff")
+        raise ConvergeError(quote_text([bad], path, shown)) from None
     if raw:
         return text
     text = normalize_newlines(text)
@@ -168,10 +176,16 @@ def parse_file(path: str) -> ast.SourceFile:
 
 def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
     """Parse a single fact such as ``decision("l1", "reject")`` (used by why)."""
+    text = normalize_newlines(text)
+    try:
+        return _parse_atom(text, file)
+    except ConvergeError as err:
+        raise ConvergeError(quote_text(err.diagnostics, file, text)) from None
+
+
+def _parse_atom(text: str, file: str) -> ast.Atom:
     from lark.exceptions import UnexpectedInput
 
-    text = normalize_newlines(text)
-    SourceCache().add(file, text)
     too_deep = Diagnostic("E102", "this fact nests expressions too deeply to read", Span(file, 1, 1))
     try:
         tree = _parser().parse(text, start="query")
