@@ -205,7 +205,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
     from .diagnostics import ConvergeError
     from .explain.render import RENDERERS
 
-    if record_file:
+    if record_file is not None:  # "" too: a record that cannot be read (E610), never a silent re-run
         from .commands.common import no_job_options, open_record_or_exit
 
         if len(args) != 1:

@@ -232,3 +232,11 @@ def test_a_rule_file_whose_name_is_not_utf8_runs_and_explains_with_the_compile_c
         shown = run(args[0], os.fsdecode(b"r\xff.cvg"), *args[1:])
         assert shown.returncode == 0 and shown.stderr == b"", (args, shown.stderr)
         json.loads(shown.stdout.decode("utf-8"))
+
+
+@pytest.mark.parametrize("command", ["why", "why-not", "query"])
+def test_an_empty_record_path_is_an_unreadable_record_not_a_silent_re_run(command: str, tmp_path: Path) -> None:
+    """`converge why --record "$UNSET" FACT` took the empty path as "no record" and ran the job
+    from the rules instead (here: the fact as rule file, E001); it is a record that cannot be read."""
+    out = converge(command, "--record", "", 'path("a", "b")', cwd=tmp_path)
+    assert out.returncode == 1 and "E610" in out.stderr, out.stderr

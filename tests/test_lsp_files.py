@@ -135,3 +135,18 @@ async def test_closing_a_file_deleted_on_disk_drops_it(client: LanguageClient, w
     diags = await diagnostics(client, mu, lambda ds: bool(ds))  # the importer now reads the disk
     assert any("gone.cvg" in d.message for d in diags), diags
     close_doc(client, mu)
+
+
+async def test_a_fifo_named_like_a_rule_file_does_not_block_the_server(client: LanguageClient, workspace: Path) -> None:
+    """The project index opened every *.cvg under the workspace: a FIFO named x.cvg (or a hidden
+    editor lock file) blocked the server on its first references request, for good."""
+    d = workspace / "fifo"
+    d.mkdir()
+    main = d / "main.cvg"
+    main.write_text("relation p(a: str)\np(\"a\").\n", encoding="utf-8")
+    os.mkfifo(d / "pipe.cvg")
+    (d / ".#main.cvg").write_text("not a rule file", encoding="utf-8")
+    mu = open_doc(client, main)
+    refs = await asyncio.wait_for(references(client, main, 0, 10), 20)
+    assert refs == [main.as_uri()]
+    close_doc(client, mu)

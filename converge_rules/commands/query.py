@@ -39,7 +39,7 @@ def query(args: tuple[str, ...], facts: tuple[str, ...], tools: tuple[str, ...],
     from ..diagnostics import ConvergeError
     from ..record import query as run_query
 
-    if record_file:
+    if record_file is not None:  # "" too: a record that cannot be read (E610), never a silent re-run
         if len(args) != 1:
             raise click.UsageError("with --record give only the pattern, e.g. converge query --record r.json 'decision(l, _)'")
         if facts or tools:

@@ -43,7 +43,7 @@ def report(rules: tuple[str, ...], facts: tuple[str, ...], output: str, only: tu
     from ..explain.report import render_report
     from ..io import write_atomic
 
-    if record_file:
+    if record_file is not None:  # "" too: a record that cannot be read (E610), never a silent re-run
         if rules:
             raise click.UsageError("give either RULES or --record FILE, not both")
         no_job_options(record_file, facts, opts)

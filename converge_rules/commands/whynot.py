@@ -32,7 +32,7 @@ def why_not(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int,
     --record FILE only FACT (explained from the recorded facts). Exits 0
     when the fact is explained, and also (saying so) when it actually holds.
     """
-    if record_file:
+    if record_file is not None:  # "" too: a record that cannot be read (E610), never a silent re-run
         if len(args) != 1:
             raise click.UsageError("with --record give only the fact, e.g. converge why-not --record r.json 'approved(\"a1\")'")
         no_job_options(record_file, facts, opts)

@@ -221,12 +221,16 @@ class ConvergeServer(LanguageServer):
         return sorted({os.path.realpath(f) for f in folders if f})
 
     def project_files(self) -> list[str]:
-        """The ``*.cvg`` files of the workspace folders (hidden directories skipped), sorted."""
+        """The ``*.cvg`` files of the workspace folders (regular files; hidden ones and hidden
+        directories skipped), sorted."""
         found: list[str] = []
         for root in self.roots():
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("node_modules", "__pycache__"))
-                found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".cvg"))
+                # regular files only: opening a FIFO named x.cvg would block the server for good
+                found.extend(path for path in (os.path.join(dirpath, f) for f in sorted(filenames)
+                                               if f.endswith(".cvg") and not f.startswith("."))
+                             if os.path.isfile(path))
                 if len(found) >= MAX_PROJECT_FILES:
                     return found[:MAX_PROJECT_FILES]
         return found
