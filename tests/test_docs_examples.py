@@ -27,6 +27,7 @@ entirely as subprocesses, as a user runs them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import os
 import re
@@ -262,6 +263,7 @@ def in_process(args: list[str], discard_stdout: bool = False, stdin: bytes | Non
                 for s in (dropped if discard_stdout else sink, sink))
     code: object = 0
     saved_stdin = sys.stdin
+    gc_was_enabled = gc.isenabled()  # the entry point turns the collector off for a one-shot command
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -271,6 +273,8 @@ def in_process(args: list[str], discard_stdout: bool = False, stdin: bytes | Non
                 code = done.code
     finally:
         sys.stdin = saved_stdin
+        if gc_was_enabled:
+            gc.enable()  # this process goes on: leave it as it was (later tests check the collector)
     for stream in (out, err):
         stream.flush()
         stream.detach()
