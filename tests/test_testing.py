@@ -467,3 +467,33 @@ def test_pytest_runs_the_examples() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "examples/loans/loans.cvg::a loan above five times income is rejected PASSED" in out.stdout
     assert "10 passed" in out.stdout
+
+
+TOOL_RULES = '''
+input relation applicant(a: str)
+relation score(a: str, s: int)
+score(a, s) :- applicant(a), s = @credit_score(a).
+
+test "scores come from the bureau" {
+  given { applicant("a1"). }
+  expect { score("a1", 720). }
+}
+'''
+
+
+def test_plugin_and_command_give_tools_to_rule_tests(pytester: pytest.Pytester) -> None:
+    """Rules that call a tool could not be tested under pytest (every item E220): tools come from
+    --converge-tools or the ini option converge_tools, as `converge test --tools` gives them."""
+    pytester.makefile(".cvg", rules=TOOL_RULES)
+    pytester.makepyfile(bureau="def credit_score(a):\n    return {'a1': 720}[a]\n")
+    without = pytester.runpytest("-p", "no:cacheprovider")
+    without.assert_outcomes(failed=1)
+    assert "E220" in without.stdout.str()
+    given = pytester.runpytest("-p", "no:cacheprovider", "--converge-tools", str(pytester.path / "bureau.py"))
+    given.assert_outcomes(passed=1)
+    pytester.makeini(f"[pytest]\nconverge_tools =\n    {pytester.path / 'bureau.py'}\n")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    bad = pytester.runpytest("-p", "no:cacheprovider", "--converge-tools", "no_such_module_here")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR and "converge tools: cannot load tools" in bad.stderr.str()
+    cli = converge("test", str(pytester.path / "rules.cvg"), "--tools", str(pytester.path / "bureau.py"))
+    assert cli.returncode == 0 and "PASS" in cli.stdout

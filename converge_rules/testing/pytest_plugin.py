@@ -9,6 +9,10 @@ block is one item, named by the test's name; a failing item shows the same
 text as ``converge test`` (missing facts with their why-not explanation,
 unexpected facts with their proof, tier and violation mismatches).
 
+Rules that call host tools get them from ``--converge-tools MODULE[:OBJECT]``
+(repeatable) or the ini option ``converge_tools`` (one spec a line), as
+``converge test --tools`` takes them.
+
 Disable with ``-p no:converge``.
 """
 
@@ -87,7 +91,7 @@ class CvgItem(pytest.Item):
     def runtest(self) -> None:
         from .runner import run_test
 
-        outcome = run_test(self.loaded, self.test)
+        outcome = run_test(self.loaded, self.test, tools=_tools(self.config))
         if not outcome.passed:
             raise CvgTestFailure(outcome)
 
@@ -100,5 +104,33 @@ class CvgItem(pytest.Item):
         return self.path, self.test.span.line - 1, f"converge test: {self.test.name}"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("converge", "Converge rule tests")
+    group.addoption("--converge-tools", action="append", default=[], metavar="MODULE[:OBJECT]",
+                    help="host tools for the rules' @name(...) calls, as converge test --tools (repeatable)")
+    parser.addini("converge_tools", type="linelist", default=[],
+                  help="host tools for rule tests, one MODULE[:OBJECT] a line (as converge test --tools)")
+
+
+_TOOLS = pytest.StashKey[dict]()
+
+
+def _tools(config: pytest.Config) -> dict[str, Any] | None:
+    """The tools of this pytest run, loaded once at configure time (kept on the run's config, not
+    in the module); none given, nothing is imported."""
+    if _TOOLS not in config.stash:
+        from ..engine.tools import ToolSpecError, load_tools_spec
+
+        tools: dict[str, Any] = {}
+        for spec in list(config.getini("converge_tools")) + list(config.getoption("converge_tools") or []):
+            try:
+                tools.update(load_tools_spec(spec))
+            except ToolSpecError as err:
+                raise pytest.UsageError(f"converge tools: {err}") from None
+        config.stash[_TOOLS] = tools
+    return config.stash[_TOOLS] or None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "converge: a test block of a .cvg rule file (converge test)")
+    _tools(config)  # a tools spec that does not load is a usage error now, not a failure of every item
