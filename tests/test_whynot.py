@@ -417,3 +417,14 @@ def test_tier_notes_say_what_each_reason_means_for_a_missing_fact(tmp_path: Path
     assert out.returncode == 0, out.stderr
     assert "note: the run reached its fixed point and then failed an acceptance check" in out.stdout
     assert "were not committed" not in out.stdout
+
+
+def test_an_empty_float_sum_is_shown_as_0_0() -> None:
+    """why-not evaluated an empty `sum` over a float variable as the int 0 ("= 0, not 5.0"); the
+    engine gives 0.0, and so does the explanation now."""
+    rs = cr.load_text('input relation sale(shop: str, amount: float)\ninput relation shop(s: str)\n'
+                      'relation total(s: str, t: float)\ntotal(s, t) :- shop(s), t = sum a { sale(s, a) }.\n', "t.cvg")
+    result = rs.run({"shop": [("s1",)], "sale": []})
+    assert result.facts("total") == [("s1", 0.0)] and type(result.facts("total")[0][1]) is float
+    text = render_text(why_not(result, 'total("s1", 5.0)'))
+    assert "= 0.0, not 5.0" in text, text

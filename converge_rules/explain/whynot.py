@@ -246,6 +246,7 @@ class _Explainer:
         self.cycles = result.cycles
         # (tool, arguments) -> the last outcome the run recorded for that call
         self.tool_log: dict[tuple[str, tuple], dict[str, Any]] = {}
+        self.var_types: dict[str, str | None] = {}  # of the agent being explained (an empty float sum is 0.0)
         for call in getattr(result, "tool_calls", None) or ():
             self.tool_log[(call["tool"], tuple(_key(a) for a in call["args"]))] = call
 
@@ -457,6 +458,7 @@ class _Explainer:
     def attempt(self, agent: AgentDef, head: ast.Atom, pattern: Pattern, env0: dict[str, Value],
                 post: list[tuple[int, ast.Expr]], head_notes: list[str]) -> Attempt:
         body = agent.body
+        self.var_types = getattr(agent, "var_types", None) or {}
         order, stuck = _order(body, set(env0), outside_map(body, agent.heads))
         frontier: list[tuple[dict[str, Value], tuple[tuple[str, tuple], ...]]] = [(dict(env0), ())]
         steps: list[LiteralStep] = []
@@ -672,7 +674,8 @@ class _Explainer:
         for e, used in matches:
             value = e.get(agg.value.name) if agg.value is not None else None
             distinct.setdefault((used, _key(value)), value)
-        value = catalogue.aggregate(agg.op, list(distinct.values()), -1)  # type: ignore[arg-type]
+        value_type = self.var_types.get(agg.value.name) if agg.value is not None else None
+        value = catalogue.aggregate(agg.op, list(distinct.values()), -1, value_type)  # type: ignore[arg-type]
         return None if value is catalogue.NO_RESULT else value
 
     def blocked_match(self, lit: ast.Literal, env: dict[str, Value], used: tuple[tuple[str, tuple], ...]) -> PartialMatch:
