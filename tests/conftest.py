@@ -131,3 +131,18 @@ def pg_schema(pg_url: str) -> Iterator[Callable[[str], str]]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for name in made:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collector_left_as_found() -> Iterator[None]:
+    """A test module must leave the garbage collector on (the library never turns it off; only the
+    `converge` entry point does, for one-shot commands): running the entry point in this process and
+    forgetting to restore it made a later module on the same worker fail far from the cause."""
+    import gc
+
+    was = gc.isenabled()
+    yield
+    if was and not gc.isenabled():
+        gc.enable()
+        pytest.fail("this test module left the garbage collector turned off (the `converge` entry point, run "
+                    "in this process, turns it off for a one-shot command: restore it)")
