@@ -469,7 +469,7 @@ def test_pytest_runs_the_examples() -> None:
     assert "10 passed" in out.stdout
 
 
-TOOL_RULES = '''
+BUREAU_RULES = '''
 input relation applicant(a: str)
 relation score(a: str, s: int)
 score(a, s) :- applicant(a), s = @credit_score(a).
@@ -484,7 +484,7 @@ test "scores come from the bureau" {
 def test_plugin_and_command_give_tools_to_rule_tests(pytester: pytest.Pytester) -> None:
     """Rules that call a tool could not be tested under pytest (every item E220): tools come from
     --converge-tools or the ini option converge_tools, as `converge test --tools` gives them."""
-    pytester.makefile(".cvg", rules=TOOL_RULES)
+    pytester.makefile(".cvg", rules=BUREAU_RULES)
     pytester.makepyfile(bureau="def credit_score(a):\n    return {'a1': 720}[a]\n")
     without = pytester.runpytest("-p", "no:cacheprovider")
     without.assert_outcomes(failed=1)
