@@ -16,6 +16,8 @@ import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from test_lsp import close_doc, diagnostics, open_doc  # the same client helpers as the other LSP tests
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -47,29 +49,9 @@ async def client(lsp_client: LanguageClient, workspace: Path):
     await lsp_client.shutdown_session()
 
 
-def open_doc(client: LanguageClient, path: Path) -> str:
-    u = path.as_uri()
-    client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
-        uri=u, language_id="converge", version=1, text=path.read_text(encoding="utf-8"))))
-    return u
-
-
-def close_doc(client: LanguageClient, u: str) -> None:
-    client.text_document_did_close(lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(uri=u)))
-
-
 def watched(client: LanguageClient, *changes: tuple[Path, lsp.FileChangeType]) -> None:
     client.workspace_did_change_watched_files(lsp.DidChangeWatchedFilesParams(
         [lsp.FileEvent(uri=p.as_uri(), type=t) for p, t in changes]))
-
-
-async def diagnostics(client: LanguageClient, u: str, until, timeout: float = 10.0) -> list[lsp.Diagnostic]:
-    async def wait() -> list[lsp.Diagnostic]:
-        while True:
-            if u in client.diagnostics and until(list(client.diagnostics[u])):
-                return list(client.diagnostics[u])
-            await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-    return await asyncio.wait_for(wait(), timeout)
 
 
 async def references(client: LanguageClient, path: Path, line: int, character: int) -> list[str]:
