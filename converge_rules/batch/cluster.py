@@ -22,7 +22,7 @@ from .runner import CHUNK, BatchSettings, JobResult, execute, worker_died
 if TYPE_CHECKING:
     from ..api import RuleSet
 
-__all__ = ["RulesPlugin", "run_on_dask", "local_client", "connect_client"]
+__all__ = ["RulesPlugin", "run_on_dask", "local_client", "connect_client", "close_client"]
 
 
 class RulesPlugin(WorkerPlugin):
@@ -107,9 +107,28 @@ def local_client(workers: int, processes: bool = True) -> Any:
 
     from distributed import Client, LocalCluster
 
+    # CRITICAL: a worker death is reported once, as E533, not also as the scheduler's own log line
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None,
-                           silence_logs=logging.ERROR)
+                           silence_logs=logging.CRITICAL)
     return Client(cluster)
+
+
+def close_client(client: Any, owns_cluster: bool, settle: float = 15.0) -> None:
+    """Close ``client``, and its ``LocalCluster`` too when this process started it.
+
+    A worker that died (E533) is being restarted by its nanny; closing the cluster while the new
+    worker starts makes that worker process print a Dask traceback on its way out. So a cluster
+    we own is first given up to ``settle`` seconds to have all its workers back.
+    """
+    cluster = getattr(client, "cluster", None) if owns_cluster else None
+    if cluster is not None:
+        try:
+            client.wait_for_workers(len(cluster.workers), timeout=settle)
+        except Exception:  # noqa: BLE001 - a worker that does not come back is closed all the same
+            pass
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def connect_client(address: str, timeout: float = 10.0) -> Any:

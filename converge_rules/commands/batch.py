@@ -195,10 +195,9 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
         bar.close()
         sink.close()
         if client is not None:
-            cluster_obj = getattr(client, "cluster", None)
-            client.close()
-            if cluster_obj is not None and cluster and cluster.startswith("local:"):
-                cluster_obj.close()
+            from ..batch.cluster import close_client
+
+            close_client(client, owns_cluster=bool(cluster and cluster.startswith("local:")))
     counts = {t: 0 for t in EXIT_TIER}
     for tier in tiers.values():
         counts[tier] += 1
