@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from converge_rules.testing import discover, load_file, run_paths
 from converge_rules.testing.runner import selected
@@ -134,6 +136,118 @@ def test_a_test_block_with_a_comment_before_its_name_is_run_not_skipped(gap: str
     assert f"FAIL  {path}::p holds" in out.stdout
     pytester.path.joinpath("rules.cvg").write_text(text, newline="")
     pytester.runpytest().assert_outcomes(failed=1)
+
+
+# A rule file broken on purpose whose only mention of a test is in a comment or a string.
+MENTIONS_A_TEST = [
+    '# see test "x" in the other file\nrelation p(x: str\n',
+    'relation p(x: str)\np("a test \\"quoted\\" here").\np("test ").\nq(\n',
+    '# test "a"\r# test "b"\r\nrelation p(x: str\r\n',
+]
+
+
+@pytest.mark.parametrize("text", MENTIONS_A_TEST)
+def test_a_test_mentioned_in_a_comment_or_a_string_is_no_test_block(text: str, tmp_path: Path,
+                                                                    pytester: pytest.Pytester) -> None:
+    """Only a test block makes a file a test file: a comment or a string that says `test "`
+    must not make a broken rule file stop a test run (exit 2) or be a collection error."""
+    from converge_rules.testing import has_test_blocks
+
+    assert not has_test_blocks(text)
+    (tmp_path / "broken.cvg").write_text(text, newline="")
+    (tmp_path / "good.cvg").write_text('relation p(x: int)\np(1).\ntest "p" { expect { p(1). } }\n')
+    assert load_file(str(tmp_path / "broken.cvg")) is None
+    report = run_paths([str(tmp_path)])
+    assert not report.load_errors and report.passed == 1
+    assert report.skipped_files == [str(tmp_path / "broken.cvg")]
+    out = converge_subprocess("test", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed (1 test in 1 file)" in out.stdout and "could not be loaded" not in out.stderr
+    pytester.path.joinpath("broken.cvg").write_text(text, newline="")
+    pytester.path.joinpath("good.cvg").write_text((tmp_path / "good.cvg").read_text())
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_deciding_whether_a_file_has_tests_takes_linear_time(tmp_path: Path) -> None:
+    """`test` followed by many `#` (a banner comment) once made the filter backtrack
+    exponentially: `converge test` hung on a file without any test block."""
+    from converge_rules.testing import has_test_blocks
+
+    banner = "# test " + "#" * 5000 + "\n"
+    (tmp_path / "banner.cvg").write_text(banner + "relation p(x: int)\np(1).\n")
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", str(tmp_path), "--allow-no-tests"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)  # a hang fails here
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no tests ran" in out.stdout
+    assert not has_test_blocks(banner) and not has_test_blocks("test " + "#" * 5000)
+    assert has_test_blocks("test " + "#" * 5000 + '\n"name" {}')
+
+
+# ---- the filter against the parser, on generated files
+_NEWLINES = st.sampled_from(["\n", "\r", "\r\n"])
+_TEXT_BITS = st.sampled_from(["test", " ", '"', "#", "x", "test \"", "{", "\t", "contest", "_test", "1"])
+
+
+@st.composite
+def _string_literal(draw: st.DrawFn) -> str:
+    """A string literal of the grammar whose text talks about tests (escaped quotes and backslashes)."""
+    bits = draw(st.lists(_TEXT_BITS, max_size=6))
+    return '"' + "".join(b.replace("\\", "\\\\").replace('"', '\\"') for b in bits) + '"'
+
+
+@st.composite
+def _gap(draw: st.DrawFn, nl: str) -> str:
+    """What the grammar allows between `test` and its name: whitespace and comments."""
+    parts = draw(st.lists(st.one_of(st.sampled_from([" ", "\t", "\f", nl]),
+                                    st.lists(_TEXT_BITS, max_size=4).map(lambda b: "#" + "".join(b) + nl)),
+                          max_size=4))
+    return "".join(parts)
+
+
+@st.composite
+def _rule_file(draw: st.DrawFn) -> tuple[str, bool]:
+    """A rule file (LF, CR or CRLF line ends) that may hold test blocks and mentions of tests in
+    comments and strings, sometimes broken; and whether a test block was written into it."""
+    nl = draw(_NEWLINES)
+    lines = ["relation p(x: str)", "relation test_q(x: str)"]
+    wrote_test = False
+    for kind in draw(st.lists(st.sampled_from(["fact", "comment", "test", "agent", "broken"]), max_size=6)):
+        if kind == "fact":
+            lines.append(f"p({draw(_string_literal())}).  # {''.join(draw(st.lists(_TEXT_BITS, max_size=4)))}")
+        elif kind == "comment":
+            lines.append("#" + "".join(draw(st.lists(_TEXT_BITS, max_size=6))))
+        elif kind == "agent":  # a name `test...` that is no test block, and strings that say test
+            lines.append(f"agent contest {draw(_string_literal())} {{ when p(x) emit test_q(x) }}")
+        elif kind == "test":
+            wrote_test = True
+            name = draw(_string_literal())
+            lines.append(f"test{draw(_gap(nl))}{name} {{ given {{ p({draw(_string_literal())}). }} }}")
+        else:
+            lines.append(draw(st.sampled_from(["p(", "relation r(x: str", '"unterminated test ', "test", "}"])))
+    return nl.join(lines) + nl, wrote_test
+
+
+@settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "200")), deadline=None)
+@given(_rule_file())
+def test_the_test_block_filter_never_misses_what_the_parser_finds(case: tuple[str, bool]) -> None:
+    """For any file: when the parser finds a test block, ``has_test_blocks`` says so; when the
+    file mentions tests only in comments, strings and names, it does not."""
+    from converge_rules.diagnostics import ConvergeError
+    from converge_rules.syntax import ast
+    from converge_rules.syntax.parser import parse_text
+    from converge_rules.testing import has_test_blocks
+
+    text, wrote_test = case
+    try:
+        parsed = any(isinstance(item, ast.TestDecl) for item in parse_text(text, "gen.cvg").items)
+    except ConvergeError:
+        parsed = None
+    if parsed:
+        assert has_test_blocks(text)
+    if not wrote_test:
+        assert not has_test_blocks(text) and not parsed
+    if wrote_test and parsed is not None:
+        assert parsed and has_test_blocks(text)
 
 
 def test_k_selects_by_substring_or_glob() -> None:

@@ -2,8 +2,9 @@
 
 Registered through the ``pytest11`` entry point ``converge``, so
 ``pytest rules/`` runs rule tests next to Python tests. A ``.cvg`` file is
-collected only when its text contains a test block (``test "``): rule files
-without tests, broken or not, are ignored; a file with test blocks that does
+collected only when its text contains a test block (``test "`` outside comments
+and strings, ``runner.has_test_blocks``): rule files without tests, broken or
+not, are ignored; a file with test blocks that does
 not parse or compile is a collection error showing its diagnostics. Each test
 block is one item, named by the test's name; a failing item shows the same
 text as ``converge test`` (missing facts with their why-not explanation,

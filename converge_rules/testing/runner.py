@@ -15,9 +15,10 @@ rule files). Then:
 
 Discovery: files are taken as given; directories are searched recursively
 for ``*.cvg`` (regular files only, hidden ones skipped), in sorted order. A file is a
-test file when its text contains a test block (``test "``); one that does
+test file when its text contains a test block: the word ``test`` followed by
+a string, outside comments and strings (``has_test_blocks``); one that does
 not is skipped without being parsed, so broken rule files without tests
-never stop a test run.
+(whatever their comments and strings say about tests) never stop a test run.
 """
 
 from __future__ import annotations
@@ -33,15 +34,28 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..values import dumps_json
 from ..diagnostics import Diagnostic
 
-# `test` and its name, with what the grammar allows between them: whitespace and comments
-# (a comment ends at LF or CR), so no test block escapes this cheap filter.
-TEST_TEXT = re.compile(r'\btest(?:\s|#[^\r\n]*)*"')
+# The tokens of the grammar (grammar/converge.lark) that can hide the text `test "`, and the
+# start of a test block itself. Comments and strings end at a line end, LF or CR (the parser
+# reads CRLF and a lone CR as LF); an unterminated string, a syntax error, ends with its line
+# here. Whitespace (the grammar's WS) and comments may stand between `test` and its name.
+# Every repetition is possessive: the scan is linear in the text, whatever it holds
+# (`test ###...` once took exponential time to reject).
+TEST_SCAN = re.compile(r"""
+      \#[^\r\n]*+                                       # a comment
+    | "(?:[^"\\\r\n]|\\[^\r\n])*+"?                      # a string
+    | (?<![A-Za-z0-9_])(?P<test>test)(?:[ \t\f\r\n]++|\#[^\r\n]*+)*+"   # `test` and its name's quote
+""", re.VERBOSE)
 REPORT_FORMAT = "converge-test/1"
 
 
 def has_test_blocks(text: str) -> bool:
-    """Whether the text may contain a ``test`` block (a cheap test, before parsing)."""
-    return TEST_TEXT.search(text) is not None
+    """Whether the text may contain a ``test`` block, decided before parsing: the word
+    ``test`` followed by a string, with only whitespace and comments between, outside
+    comments and strings. Never false for a text the parser finds a test block in; a
+    mention of a test in a comment (``# see test "x"``) or a string is no test block."""
+    if "test" not in text:
+        return False
+    return any(m.group("test") for m in TEST_SCAN.finditer(text))
 
 
 # ------------------------------------------------------------------ discovery
@@ -166,7 +180,7 @@ class FileTests:
 def load_file(path: str) -> FileTests | None:
     """Compile a test file; None when it holds no test block.
 
-    A file whose text mentions ``test "`` but does not parse or compile is
+    A file with a test block (``has_test_blocks``) that does not parse or compile is
     returned with its diagnostics (a load error)."""
     from ..diagnostics import ConvergeError
     from ..syntax import ast
