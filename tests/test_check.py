@@ -266,6 +266,39 @@ def test_a_file_checked_as_a_root_and_imported_is_reported_once_whatever_its_spe
     assert [(d.code, d.span.file) for d in diags] == [("E200", "sub/lib.cvg")]
 
 
+def test_an_import_cycle_between_roots_is_reported_once_at_one_place(in_tmp: Path) -> None:
+    """Each root of a cycle found it from its own side, at another import: `check a.cvg b.cvg`
+    (or `run a.cvg b.cvg`) reported one cycle twice. It is one diagnostic, at the import of
+    the file with the least path, whichever roots are given and in whatever order."""
+    import itertools
+
+    from converge_rules import check, load
+    from converge_rules.diagnostics import ConvergeError
+
+    write(in_tmp, "a.cvg", 'import "b.cvg" as b\nrelation x(v: int)\n')
+    write(in_tmp, "b.cvg", 'relation y(v: int)\nimport "c.cvg" as c\n')
+    write(in_tmp, "c.cvg", '# the cycle closes here\nimport "a.cvg" as a\n')
+    expected = ("c.cvg", 2, 1, "import cycle: a.cvg -> b.cvg -> c.cvg -> a.cvg")
+    for n in (1, 2, 3):
+        for roots in itertools.permutations(["a.cvg", "./b.cvg", "c.cvg"], n):
+            diags = check(list(roots))
+            assert [(d.span.file.removeprefix(f"{in_tmp}/"), d.span.line, d.span.col, d.message)
+                    for d in diags] == [expected], roots
+            with pytest.raises(ConvergeError) as err:
+                load(list(roots))
+            assert [d.code for d in err.value.diagnostics] == ["E111"], roots
+    out = converge("check", "b.cvg", "a.cvg", cwd=in_tmp)
+    assert out.returncode == 1 and out.stdout.count("error[E111]") == 1, out.stdout
+    assert out.stdout.startswith("c.cvg:2:1: error[E111]: import cycle: a.cvg -> b.cvg -> c.cvg -> a.cvg\n")
+    assert out.stdout.endswith("1 error(s), 0 warning(s)\n")
+    for fmt, count in (("json", lambda o: len(json.loads(o)["diagnostics"])),
+                       ("sarif", lambda o: len(json.loads(o)["runs"][0]["results"])),
+                       ("github", lambda o: o.count("::error "))):
+        assert count(converge("check", "c.cvg", "b.cvg", "a.cvg", "--format", fmt, cwd=in_tmp).stdout) == 1, fmt
+    ran = converge("run", "b.cvg", "a.cvg", cwd=in_tmp)
+    assert ran.returncode == 1 and ran.stderr.count("error[E111]") == 1, ran.stderr
+
+
 @settings(max_examples=int(os.environ.get("CONVERGE_FUZZ_EXAMPLES", "40")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.randoms(use_true_random=False), st.booleans(), st.sampled_from(["", "\t", "😀 ", "é\t漢"]))

@@ -72,9 +72,12 @@ class Frontend:
                 self.diags.extend(err.diagnostics)
                 continue
             project = os.path.dirname(os.path.realpath(path)) if text is None else os.getcwd()
-            self.add_unit(path, "", source, project, [self.sources.real(path)])
+            self.add_unit(path, "", source, project, [(self.sources.real(path), None)])
 
-    def add_unit(self, path: str, prefix: str, source: ast.SourceFile, project: str, stack: list[str]) -> None:
+    def add_unit(self, path: str, prefix: str, source: ast.SourceFile, project: str,
+                 stack: list[tuple[str, Span | None]]) -> None:
+        """Add a unit and, depth first, what it imports; ``stack`` holds the files being
+        imported (real paths), each with the import that reached it (None for a root)."""
         aliases: dict[str, str] = {}
         unit = Unit(path, prefix, source, aliases)
         self.units.append(unit)
@@ -97,11 +100,12 @@ class Frontend:
                     continue
                 self.import_unit(unit, item.alias, found, item.span, project, stack)
 
-    def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str, stack: list[str]) -> None:
+    def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str,
+                    stack: list[tuple[str, Span | None]]) -> None:
         real = self.sources.real(target)
-        if real in stack:
-            chain = " -> ".join(os.path.basename(p) for p in stack[stack.index(real):] + [real])
-            self.error("E111", f"import cycle: {chain}", span)
+        reals = [p for p, _ in stack]
+        if real in reals:
+            self.import_cycle(stack[reals.index(real):], span)
             return
         if alias in unit.aliases:
             self.error("E114", f"two imports use the name {alias!r}", span)
@@ -116,7 +120,21 @@ class Frontend:
             self.parsed[real] = source
         prefix = f"{unit.prefix}{alias}."
         unit.aliases[alias] = prefix
-        self.add_unit(target, prefix, source, project, stack + [real])
+        self.add_unit(target, prefix, source, project, stack + [(real, span)])
+
+    def import_cycle(self, cycle: list[tuple[str, Span | None]], closing: Span) -> None:
+        """E111 for an import cycle (``cycle``: its files, each with the import that reached it;
+        ``closing``: the import back to the first). One cycle is one diagnostic, whichever of
+        its files the search started from (several roots in one program, or ``converge check``
+        of each): it starts at the file with the least real path and is located at the import
+        of that file within the cycle."""
+        files = [p for p, _ in cycle]
+        into = [closing] + [s for _, s in cycle[1:]]  # into[i]: the import of files[i] in the cycle
+        first = min(range(len(files)), key=lambda i: files[i])
+        chain = files[first:] + files[:first] + [files[first]]
+        location = into[first]
+        assert location is not None  # every file of a cycle was reached by an import
+        self.error("E111", f"import cycle: {' -> '.join(os.path.basename(p) for p in chain)}", location)
 
     # ------------------------------------------------------------ resolution
     def resolve(self) -> Program:
