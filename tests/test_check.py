@@ -266,6 +266,29 @@ def test_a_file_checked_as_a_root_and_imported_is_reported_once_whatever_its_spe
     assert [(d.code, d.span.file) for d in diags] == [("E200", "sub/lib.cvg")]
 
 
+def test_a_root_that_another_root_imports_is_one_file_in_a_program_whatever_its_spelling(in_tmp: Path) -> None:
+    """`converge run a.cvg $PWD/lib.cvg`, where a.cvg imports lib.cvg: the import named the
+    file relative to the current directory, the root as given, and one error in it was
+    reported twice in one compilation. An imported file that is also a root carries the
+    root's spelling."""
+    from converge_rules import load
+    from converge_rules.diagnostics import ConvergeError
+
+    write(in_tmp, "a.cvg", 'import "sub/lib.cvg" as lib\nrelation r(v: str)\nr(x) :- lib.p(x).\n')
+    write(in_tmp, "sub/lib.cvg", "relation p(v: str)\np(x) :- q(x).\n")
+    for lib in (f"{in_tmp}/sub/lib.cvg", "./sub/lib.cvg", "sub/../sub/lib.cvg"):
+        with pytest.raises(ConvergeError) as err:
+            load(["a.cvg", lib])
+        assert [(d.code, d.span.file) for d in err.value.diagnostics] == [("E200", lib)], lib
+        out = converge("run", lib, "a.cvg", cwd=in_tmp)
+        assert out.returncode == 1 and out.stderr.count("error[E200]") == 1, out.stderr
+        assert out.stderr.startswith(f"{lib}:2:9: error[E200]"), out.stderr
+    write(in_tmp, "sub/lib.cvg", 'relation p(v: str)\np("x").\n')
+    result = load(["a.cvg", f"{in_tmp}/sub/lib.cvg"]).run()
+    assert result.facts("r") == [("x",)] and result.facts("lib.p") == [("x",)]
+    assert result.why(("r", ("x",))).children[0].proof.source == (f"{in_tmp}/sub/lib.cvg", 2)
+
+
 def test_an_import_cycle_between_roots_is_reported_once_at_one_place(in_tmp: Path) -> None:
     """Each root of a cycle found it from its own side, at another import: `check a.cvg b.cvg`
     (or `run a.cvg b.cvg`) reported one cycle twice. It is one diagnostic, at the import of
@@ -280,7 +303,7 @@ def test_an_import_cycle_between_roots_is_reported_once_at_one_place(in_tmp: Pat
     write(in_tmp, "c.cvg", '# the cycle closes here\nimport "a.cvg" as a\n')
     expected = ("c.cvg", 2, 1, "import cycle: a.cvg -> b.cvg -> c.cvg -> a.cvg")
     for n in (1, 2, 3):
-        for roots in itertools.permutations(["a.cvg", "./b.cvg", "c.cvg"], n):
+        for roots in itertools.permutations(["a.cvg", "./b.cvg", f"{in_tmp}/c.cvg"], n):
             diags = check(list(roots))
             assert [(d.span.file.removeprefix(f"{in_tmp}/"), d.span.line, d.span.col, d.message)
                     for d in diags] == [expected], roots

@@ -44,6 +44,7 @@ class Frontend:
         self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
         self.texts = SourceTexts()  # the text of every file parsed, by the name its spans carry
         self.sources = sources if sources is not None else DiskSources()
+        self.root_names: dict[str, str] = {}  # real path of a root file read from the sources -> its spelling
 
     def parse(self, path: str, text: str | None = None) -> ast.SourceFile:
         """Parse a file as the sources hold it (or as ``text`` gives it), keeping its text in
@@ -58,8 +59,12 @@ class Frontend:
     # ------------------------------------------------------------ loading
     def load(self, roots: list[tuple[str, str | None]]) -> None:
         """roots: (path, text or None to read the file). A file given twice (the same path,
-        or another path to the same file) is one root file, loaded once."""
+        or another path to the same file) is one root file, loaded once; a root file that
+        a root imports is named as the root is (its first spelling, in sorted order)."""
         keyed = sorted(roots, key=lambda r: os.path.abspath(r[0]))
+        for path, text in keyed:
+            if text is None:
+                self.root_names.setdefault(self.sources.real(path), path)
         seen: set[tuple[str, str | None]] = set()
         for path, text in keyed:
             identity = (self.sources.real(path) if text is None else os.path.abspath(path), text)
@@ -103,6 +108,9 @@ class Frontend:
     def import_unit(self, unit: Unit, alias: str, target: str, span: Span, project: str,
                     stack: list[tuple[str, Span | None]]) -> None:
         real = self.sources.real(target)
+        # A root file imported by another root keeps the root's name: one file, one name in
+        # the program's spans (and one diagnostic for one problem in it).
+        target = self.root_names.get(real, target)
         reals = [p for p, _ in stack]
         if real in reals:
             self.import_cycle(stack[reals.index(real):], span)
