@@ -69,16 +69,22 @@ def _plain(facts: Mapping[str, Iterable[Any]] | None) -> dict[str, list[Any]]:
     return out
 
 
-def check(paths: Sequence[str] | str) -> list[Diagnostic]:
+def check(paths: Sequence[str] | str = (), texts: Mapping[str, str] | None = None) -> list[Diagnostic]:
     """Every diagnostic for these rule files: errors, then (when there are none) the lints'
     warnings, with inline suppressions applied; sorted by position. A file given twice (two
     spellings of one path), or given and imported, is checked once and reported under the
     first spelling given. A directory stands for its ``*.cvg`` files, searched as ``converge
-    check`` searches it; one without any is a ValueError (the command's usage error)."""
+    check`` searches it; one without any is a ValueError (the command's usage error).
+
+    ``texts`` are rule files given as text, ``{name: text}`` (an editor's buffer, as
+    ``converge check -`` reads standard input), checked as the files are, their imports
+    read from disk. A text named as a file the check reads from disk (one of ``paths``, or
+    a file they import) is a ValueError: one name cannot stand for two texts in a report."""
     from .compile.sources import collect_rule_files
     from .lint import check_files
 
-    return check_files(collect_rule_files([paths] if isinstance(paths, (str, os.PathLike)) else list(paths)))
+    files = collect_rule_files([paths] if isinstance(paths, (str, os.PathLike)) else list(paths))
+    return check_files(files, texts={str(name): text for name, text in (texts or {}).items()})
 
 
 def load(paths: Sequence[str] | str) -> "RuleSet":

@@ -141,6 +141,10 @@ class SourceTexts:
         """Keep ``file`` split into lines by the caller (a loader that counts lines its own way)."""
         self._lines[file] = lines
 
+    def files(self) -> list[str]:
+        """The names of the texts kept, in the order they were added."""
+        return list(self._lines)
+
     def line(self, file: str, line: int) -> str | None:
         """Line ``line`` (1-based) of ``file``, or None when the file or the line is not here."""
         lines = self._lines.get(file)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import converge_rules
@@ -161,3 +162,42 @@ def test_check_stdin_uses_the_stdin_filename() -> None:
     assert "W100" in converge("check", "-", stdin=lint.replace("  # converge: disable=W100", "")).stdout
     twice = converge("check", "-", "-", stdin="")
     assert twice.returncode == 2
+
+
+def test_check_refuses_standard_input_named_as_a_file_it_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`converge check a.cvg - --stdin-filename a.cvg` reported two texts under one name, and a
+    problem of both once (diagnostics are unique by position and text): 3 errors counted as 2.
+    A name given to standard input may not name a file the check reads from disk (given, or
+    imported by a file given): a usage error, exit 2. The API refuses it as a ValueError."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "a.cvg").write_text("relation a(x: int)\na(1).\nb(2).\n")
+    (tmp_path / "main.cvg").write_text('import "lib/lib.cvg" as lib\nrelation r(x: str)\nr(x) :- lib.p(x).\n')
+    (tmp_path / "lib" / "lib.cvg").write_text('relation p(x: str)\np("x").\n')
+    other = "relation a(x: int)\na(1).\nb(2).\nc(3).\n"
+    for args, clash in ((["a.cvg", "-", "--stdin-filename", "a.cvg"], "a.cvg"),
+                        (["./a.cvg", "-", "--stdin-filename", str(tmp_path / "a.cvg")], "a.cvg"),
+                        ([".", "-", "--stdin-filename", "a.cvg"], "a.cvg"),
+                        (["main.cvg", "-", "--stdin-filename", "lib/lib.cvg"], "lib/lib.cvg")):
+        for fmt in ("text", "json", "sarif"):
+            proc = converge("check", *args, "--format", fmt, stdin=other, cwd=tmp_path)
+            assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+            assert proc.stdout == "" and "Traceback" not in proc.stderr
+            assert f"and the rule file {clash!r}" in proc.stderr and "would share one name" in proc.stderr, proc.stderr
+    # under a name of its own, every problem of both texts is reported
+    both = converge("check", "a.cvg", "-", "--stdin-filename", "piped.cvg", "--format", "json", stdin=other, cwd=tmp_path)
+    doc = json.loads(both.stdout)
+    assert [(d["span"]["file"], d["span"]["line"]) for d in doc["diagnostics"]] == [
+        ("a.cvg", 3), ("piped.cvg", 3), ("piped.cvg", 4)]
+    assert doc["summary"] == {"errors": 3, "warnings": 0, "files": 2} and both.returncode == 1
+    # the editor's case: the buffer alone, named as the file it will be saved to
+    alone = converge("check", "-", "--stdin-filename", "lib/lib.cvg", stdin='relation p(x: str)\np("y").\n', cwd=tmp_path)
+    assert alone.returncode == 0 and alone.stdout == "no problems found\n", alone.stdout + alone.stderr
+    # the API
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="would share one name"):
+        converge_rules.check(["a.cvg"], texts={"a.cvg": other})
+    with pytest.raises(ValueError, match="imported by a file given"):
+        converge_rules.check(["main.cvg"], texts={"lib/lib.cvg": other})
+    diags = converge_rules.check(["a.cvg"], texts={"piped.cvg": other})
+    assert [(d.span.file, d.span.line) for d in diags] == [("a.cvg", 3), ("piped.cvg", 3), ("piped.cvg", 4)]
+    assert [d.span.file for d in converge_rules.check(texts={"b.cvg": other})] == ["b.cvg", "b.cvg"]

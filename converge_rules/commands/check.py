@@ -80,21 +80,27 @@ def check(paths: tuple[str, ...], fmt: str, strict: bool, disabled: frozenset[st
     Exit codes: 0 clean, 1 errors (or warnings with --strict), 2 usage or I/O error.
     """
     from ..diagnostics import sort_diagnostics
-    from ..lint import check_file, check_files
+    from ..lint import check_files
 
     from ..diagnostics import ConvergeError
     from .stdin import STDIN, STDIN_NAME, one_stdin, read_stdin
 
     one_stdin(paths, "a path")
     files = collect_files([p for p in paths if p != STDIN])
-    diags: list[Diagnostic] = check_files(files, disabled, partition_by)
+    diags: list[Diagnostic] = []
+    texts: dict[str, str] = {}
     if STDIN in paths:
         name = stdin_filename or STDIN_NAME
-        files.append(name)
         try:
-            diags.extend(check_file(name, disabled, partition_by, text=read_stdin(name, "E002")))
+            texts[name] = read_stdin(name, "E002")
         except ConvergeError as err:
             diags.extend(err.diagnostics)
+    try:
+        diags.extend(check_files(files, disabled, partition_by, texts=texts))
+    except ValueError as err:  # standard input named as a file checked (--stdin-filename)
+        raise click.UsageError(f"standard input (named by --stdin-filename): {err}") from None
+    if STDIN in paths:
+        files.append(stdin_filename or STDIN_NAME)
     diags = sort_diagnostics(diags)
     errors = sum(1 for d in diags if d.is_error)
     warnings = sum(1 for d in diags if d.severity == "warning")

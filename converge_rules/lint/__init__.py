@@ -13,7 +13,7 @@ its own, and the standard library is not the user's to fix.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from ..diagnostics import Diagnostic, sort_diagnostics
 from . import (
@@ -76,22 +76,35 @@ def check_file(path: str, disabled: Iterable[str] = (), partition_by: str | None
     codes are not computed at all. ``text``, when given, is the file's text
     (standard input, an editor buffer) instead of what is on disk.
     """
+    return _check_root(path, disabled, partition_by, text)[0]
+
+
+def _check_root(path: str, disabled: Iterable[str], partition_by: str | None,
+                text: str | None) -> tuple[list[Diagnostic], list[str]]:
+    """``check_file``, and the names of the files its compilation read."""
     from ..compile.pipeline import compile_sources
     from .suppress import is_suppressed
 
     compilation = compile_sources([(path, text)], use_cache=False)
     diags = list(compilation.diagnostics) + run_lints(compilation, disabled, partition_by)
-    return sort_diagnostics(d for d in diags if not is_suppressed(d, compilation.sources))
+    return sort_diagnostics(d for d in diags if not is_suppressed(d, compilation.sources)), compilation.sources.files()
 
 
-def check_files(paths: Iterable[str], disabled: Iterable[str] = (), partition_by: str | None = None) -> list[Diagnostic]:
+def check_files(paths: Iterable[str], disabled: Iterable[str] = (), partition_by: str | None = None,
+                texts: Mapping[str, str] | None = None) -> list[Diagnostic]:
     """``check_file`` for several root files, as one report: sorted by position, each problem once.
 
     A file is named in diagnostics as its root spelling when it is one of ``paths`` (the
     first spelling given, when one file is given twice), however an import of another
     root reached it: a root names itself as given (``/abs/rules/lib.cvg``, ``../lib.cvg``)
     while imports name a file relative to the current directory (``rules/lib.cvg``), and
-    the same error would otherwise count twice under two names."""
+    the same error would otherwise count twice under two names.
+
+    ``texts`` are root files given as text, by name (standard input, an editor's buffer),
+    checked as the files are; their imports are read from disk. A text may not be named as
+    a file that the check reads from disk (one of ``paths``, or a file they import): the
+    report would show two texts under one name, and one problem of both only once. That
+    is a ValueError, as a directory without rule files is."""
     import os
     from dataclasses import replace
 
@@ -100,8 +113,20 @@ def check_files(paths: Iterable[str], disabled: Iterable[str] = (), partition_by
     for path in paths:
         roots.setdefault(os.path.realpath(path), path)
     found: list[Diagnostic] = []
+    read: dict[str, str] = dict(roots)  # real path of every file read from disk -> its name
     for path in roots.values():
-        found.extend(check_file(path, disabled, partition_by))
+        diags, files = _check_root(path, disabled, partition_by, None)
+        found.extend(diags)
+        for name in files:
+            read.setdefault(os.path.realpath(name), name)
+    for name, text in (texts or {}).items():
+        clash = read.get(os.path.realpath(name))
+        if clash is not None:
+            as_root = clash in roots.values()
+            raise ValueError(f"the text named {name!r} and the rule file {clash!r} "
+                             f"({'given to check' if as_root else 'imported by a file given'}) would share one "
+                             "name in the report: check one or the other, or name the text differently")
+        found.extend(_check_root(name, disabled, partition_by, text)[0])
     shown: dict[str, str] = {}
     for d in found:
         if d.span.file not in shown:
