@@ -531,6 +531,69 @@ def test_cli_check_diff_and_in_place(tmp_path: Path) -> None:
     assert converge("fmt", str(pretty)).stdout == ""
 
 
+def apply_unified_diff(old: str, diff: str) -> str:
+    """``old`` patched with a unified diff, as `patch` reads one: diff lines end with LF only,
+    and a line ``\\ No newline at end of file`` may follow only the last line of a side."""
+    old_lines = old.split("\n")
+    old_lines = [line + "\n" for line in old_lines[:-1]] + ([old_lines[-1]] if old_lines[-1] else [])
+    rows = diff.split("\n")
+    assert rows[-1] == "" and rows[0].startswith("--- ") and rows[1].startswith("+++ "), diff
+    rows = rows[2:-1]
+    out: list[str] = []
+    at = 0  # lines of old consumed
+    i = 0
+    while i < len(rows):
+        m = re.fullmatch(r"@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", rows[i])
+        assert m, rows[i]
+        start = int(m.group(1)) - (0 if m.group(2) == "0" else 1)
+        out += old_lines[at:start]
+        at = start
+        i += 1
+        while i < len(rows) and not rows[i].startswith("@@"):
+            tag, body = rows[i][:1], rows[i][1:]
+            assert tag in (" ", "-", "+"), f"malformed diff line {rows[i]!r}"
+            ends = not (i + 1 < len(rows) and rows[i + 1] == "\\ No newline at end of file")
+            line = body + ("\n" if ends else "")
+            if tag in (" ", "-"):
+                assert old_lines[at] == line, (old_lines[at], line)
+                at += 1
+            if tag in (" ", "+"):
+                out.append(line)
+            if not ends:
+                assert at == len(old_lines) or tag == "+", "a no-newline marker before the end"
+                i += 1
+            i += 1
+    return "".join(out + old_lines[at:])
+
+
+@pytest.mark.parametrize("text", [
+    'relation  p(x: str)\rp("x").\r',                        # CR line ends
+    'relation  p(x: str)\r\np("x").\r\n',                    # CRLF
+    'relation  p(x: str)\x0c\np("x").\n',                     # a form feed (whitespace to the grammar)
+    'relation  p(x: str)  # a\u2028b, \x85 \x1c\np("x\u2029y").\n',  # what str.splitlines breaks at
+    'relation  p(x: str)\np("x").',                            # no line end at the end
+])
+def test_cli_diff_is_a_patch_that_gives_the_formatted_file(text: str, tmp_path: Path) -> None:
+    """`fmt --diff` split lines as str.splitlines does (at CR, a form feed, U+2028, ...), not as
+    the file's lines are: it printed `\\ No newline at end of file` in mid-file, a diff that
+    `patch` rejects as malformed. Applied to the file, the diff gives what `fmt` writes."""
+    path = tmp_path / "rules.cvg"
+    path.write_bytes(text.encode("utf-8"))
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    diff = subprocess.run([sys.executable, "-m", "converge_rules", "fmt", "--diff", "rules.cvg"], cwd=tmp_path,
+                          env=env, capture_output=True, timeout=120)
+    assert diff.returncode == 1, diff.stderr
+    fixed = subprocess.run([sys.executable, "-m", "converge_rules", "fmt", "rules.cvg"], cwd=tmp_path,
+                           env=env, capture_output=True, timeout=120)
+    assert fixed.returncode == 0, fixed.stderr
+    formatted = path.read_bytes().decode("utf-8")
+    assert formatted == format_source(text, "rules.cvg")
+    assert apply_unified_diff(text, diff.stdout.decode("utf-8")) == formatted
+    piped = subprocess.run([sys.executable, "-m", "converge_rules", "fmt", "--diff", "-", "--stdin-filename", "rules.cvg"],
+                           cwd=tmp_path, env=env, capture_output=True, timeout=120, input=text.encode("utf-8"))
+    assert piped.returncode == 1 and piped.stdout == diff.stdout
+
+
 def test_cli_in_place_through_a_symlink_formats_the_file_and_keeps_the_link(tmp_path: Path) -> None:
     """A symlinked rule file (a shared module) is formatted where it lives; the link stays a link."""
     (tmp_path / "shared").mkdir()

@@ -27,9 +27,17 @@ def cvg_paths(paths: tuple[str, ...] | list[str]) -> list[str]:
     return out
 
 
+def _lines(text: str) -> list[str]:
+    """The lines of a text as a diff (and `patch`) counts them: each ends at LF, which it keeps.
+    Not str.splitlines: a CR, a form feed or U+2028 inside a line is part of it."""
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+
+
 def _diff(path: str, old: str, new: str) -> str:
+    """A unified diff from ``old`` to ``new`` that `patch` applies to the file as stored."""
     out = []
-    for line in difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+    for line in difflib.unified_diff(_lines(old), _lines(new),
                                      fromfile=f"{path} (original)", tofile=f"{path} (formatted)"):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
