@@ -86,7 +86,10 @@ class Diagnostic:
     def render(self) -> str:
         """``file:line:col: severity[code]: message``, the quoted source line and a caret
         (a pure function of the diagnostic: see ``quote``)."""
-        loc = f"{self.span.file}:{self.span.line}:{self.span.col}" if self.span.line else self.span.file
+        from .textsafe import one_line
+
+        file = one_line(self.span.file)  # a line break in a file name would start a line of its own
+        loc = f"{file}:{self.span.line}:{self.span.col}" if self.span.line else file
         out = [f"{loc}: {self.severity}[{self.code}]: {self.message}"]
         text = self.quote if self.span.line > 0 else None
         if text is not None:

@@ -5,7 +5,9 @@ anything, and a terminal obeys escape sequences (ESC, BEL, CSI, ...) it is sent.
 C0 controls other than newline and tab, DEL, C1 controls, the bidirectional overrides
 (which reorder what a reader sees), lone surrogates and the XML non-characters U+FFFE and
 U+FFFF — as a visible ``\\uXXXX``. The result is also valid in XML 1.0 (JUnit reports).
-Text without such characters is returned unchanged.
+Text without such characters is returned unchanged. ``one_line(text)`` also writes a line
+break as ``\\n``: for a name (a file's) printed where a line break would start a line of
+its own, such as a forged ``file:line:col: error`` line.
 """
 
 from __future__ import annotations
@@ -25,4 +27,9 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(_visible, text)
 
 
-__all__ = ["escape_controls"]
+def one_line(text: str) -> str:
+    """``escape_controls(text)`` with each line break written ``\\n``: one line, whatever the text."""
+    return escape_controls(text).replace("\n", "\\n")
+
+
+__all__ = ["escape_controls", "one_line"]

@@ -625,3 +625,30 @@ def test_the_api_checks_a_directory_as_the_command_does(in_tmp: Path) -> None:
     with pytest.raises(ValueError, match="no \\*.cvg rule files"):
         cr.check(["empty"])
     assert converge("check", "empty", cwd=in_tmp).returncode == 2
+
+
+def test_a_line_break_in_a_file_name_cannot_forge_a_line_of_text_output(in_tmp: Path) -> None:
+    """`converge check` printed a file named "bad<LF>lib.cvg" raw: its diagnostics read as a
+    line `lib.cvg:2:1: error[E200]: ...`, an error in another file for a reader or a problem
+    matcher; `fmt --check` printed `would reformat bad` and a line `lib.cvg`. A file name is
+    printed on one line, a line break written `\\n` (as `converge test` writes a test id)."""
+    from converge_rules.diagnostics import Diagnostic, Span
+
+    name = "bad\nlib.cvg"
+    write(in_tmp, name, "relation  p(x: int)\nq(1).\n")
+    write(in_tmp, "good.cvg", 'relation p(x: int)\np(1).\ntest "t" { expect { p(1). } }\n')
+    out = converge("check", ".", cwd=in_tmp)
+    assert out.returncode == 1
+    assert out.stdout.startswith("bad\\nlib.cvg:2:1: error[E200]: undefined relation 'q'\n"), out.stdout
+    assert not any(line.startswith("lib.cvg") for line in out.stdout.splitlines())
+    assert json.loads(converge("check", ".", "--format", "json", cwd=in_tmp).stdout)["diagnostics"][0]["span"]["file"] == name
+    assert Diagnostic("E200", "m", Span(name, 2, 1)).render().splitlines()[0] == "bad\\nlib.cvg:2:1: error[E200]: m"
+    fmt = converge("fmt", "--check", ".", cwd=in_tmp)
+    assert fmt.returncode == 1 and fmt.stdout.splitlines() == ["would reformat bad\\nlib.cvg", "would reformat good.cvg"]
+    diff = converge("fmt", "--diff", name, cwd=in_tmp)
+    assert diff.stdout.splitlines()[:2] == ["--- bad\\nlib.cvg (original)", "+++ bad\\nlib.cvg (formatted)"]
+    tested = converge("test", ".", "--coverage", cwd=in_tmp)
+    assert tested.returncode == 0 and "    bad\\nlib.cvg\n" in tested.stdout, tested.stdout
+    assert not any(line.startswith("lib.cvg") for line in tested.stdout.splitlines())
+    fixed = converge("fmt", ".", cwd=in_tmp)
+    assert fixed.stdout.splitlines() == ["reformatted bad\\nlib.cvg", "reformatted good.cvg"]

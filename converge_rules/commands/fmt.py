@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..textsafe import one_line
 from .common import EXIT_INVALID, EXIT_OK, OUT
 from .stdin import stdin_filename_option
 
@@ -38,7 +39,7 @@ def _diff(path: str, old: str, new: str) -> str:
     """A unified diff from ``old`` to ``new`` that `patch` applies to the file as stored."""
     out = []
     for line in difflib.unified_diff(_lines(old), _lines(new),
-                                     fromfile=f"{path} (original)", tofile=f"{path} (formatted)"):
+                                     fromfile=f"{one_line(path)} (original)", tofile=f"{one_line(path)} (formatted)"):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
 
@@ -81,10 +82,10 @@ def fmt(paths: tuple[str, ...], check: bool, diff: bool, stdin_filename: str | N
             if diff:
                 sys.stdout.write(_diff(path, text, formatted))
             if check and not diff:
-                OUT.print(f"would reformat {path}")
+                OUT.print(f"would reformat {one_line(path)}")
             if not check and not diff:
                 write_atomic(path, formatted)
-                OUT.print(f"reformatted {path}")
+                OUT.print(f"reformatted {one_line(path)}")
         except ConvergeError as err:
             errors += 1
             for d in err.diagnostics:
@@ -112,7 +113,7 @@ def _format_stdin(name: str, check: bool, diff: bool) -> None:
         sys.stdout.write(_diff(name, text, formatted))
     elif check:
         if formatted != text:
-            OUT.print(f"would reformat {name}")
+            OUT.print(f"would reformat {one_line(name)}")
     else:
         sys.stdout.write(formatted)
     sys.exit(EXIT_INVALID if (check or diff) and formatted != text else EXIT_OK)

@@ -410,17 +410,19 @@ class Report:
         return "\n".join(lines)
 
     def coverage_text(self, threshold: float | None = None) -> list[str]:
+        from ..textsafe import one_line
+
         cov = self.coverage()
         lines = ["coverage (agents that fired in at least one test):"]
         for f in cov["files"]:
-            lines.append(f"  {f['file']}: {len(f['fired'])}/{f['agents']} agents ({f['percent']:.1f}%)")
+            lines.append(f"  {one_line(f['file'])}: {len(f['fired'])}/{f['agents']} agents ({f['percent']:.1f}%)")
             for a in f["never_fired"]:
-                lines.append(f"    never fired: {a['agent']} at {a['file']}:{a['line']}")
+                lines.append(f"    never fired: {a['agent']} at {one_line(a['file'])}:{a['line']}")
         lines.append(f"  total: {cov['fired']}/{cov['agents']} agents ({cov['percent']:.1f}%)")
         if self.skipped_files:
             n = len(self.skipped_files)
             lines.append(f"  not counted: {n} file{'s' if n != 1 else ''} without test blocks")
-            lines.extend(f"    {path}" for path in self.skipped_files)
+            lines.extend(f"    {one_line(path)}" for path in self.skipped_files)
         if threshold is not None:
             verdict = "below" if self.coverage_failed(threshold) else "meets"
             lines.append(f"  coverage {cov['percent']:.1f}% {verdict} the threshold of {threshold:g}%")
