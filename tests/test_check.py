@@ -652,3 +652,38 @@ def test_a_line_break_in_a_file_name_cannot_forge_a_line_of_text_output(in_tmp: 
     assert not any(line.startswith("lib.cvg") for line in tested.stdout.splitlines())
     fixed = converge("fmt", ".", cwd=in_tmp)
     assert fixed.stdout.splitlines() == ["reformatted bad\\nlib.cvg", "reformatted good.cvg"]
+
+
+def test_root_files_that_import_one_module_under_one_name_share_it(in_tmp: Path) -> None:
+    """The files given together share one namespace: two of them importing `std.graph` (or one
+    file as `lib`) named one module `graph`. Each import made an instance of its own under
+    that one name, and the program failed with E201 `relation 'graph.edge' is declared twice`,
+    "first declared at" the same line of the module, while `check` of each file passed. One
+    name in one namespace is one instance; another file under a name taken is E114."""
+    from converge_rules import load
+    from converge_rules.diagnostics import ConvergeError
+
+    write(in_tmp, "g1.cvg", 'import std.graph\ninput relation road(a: str, b: str)\ngraph.edge(a, b) :- road(a, b).\n'
+                            'road("x", "y"). road("y", "z").\n')
+    write(in_tmp, "g2.cvg", 'import std.graph\nrelation far(a: str)\nfar(b) :- graph.reach("x", b).\n')
+    write(in_tmp, "lib.cvg", 'relation p(x: str)\np("l").\n')
+    write(in_tmp, "other.cvg", 'relation p(x: str)\np("o").\n')
+    write(in_tmp, "a.cvg", 'import "lib.cvg" as lib\nrelation a(x: str)\na(x) :- lib.p(x).\n')
+    write(in_tmp, "b.cvg", 'import "./lib.cvg" as lib\nrelation b(x: str)\nb(x) :- lib.p(x).\n')
+    write(in_tmp, "c.cvg", 'import "other.cvg" as lib\nrelation c(x: str)\nc(x) :- lib.p(x).\n')
+    result = load(["g2.cvg", "g1.cvg"]).run()
+    assert result.tier.value == "converged" and result.facts("far") == [("y",), ("z",)]
+    assert result.facts("graph.reach") == [("x", "y"), ("x", "z"), ("y", "z")]
+    shared = load(["b.cvg", "a.cvg"]).run()
+    assert shared.facts("a") == [("l",)] and shared.facts("b") == [("l",)] and shared.facts("lib.p") == [("l",)]
+    assert sorted(r for r in shared.relations() if r.startswith("lib")) == ["lib.p"]
+    with pytest.raises(ConvergeError) as err:
+        load(["c.cvg", "a.cvg"])
+    assert [(d.code, d.span.file, d.span.line, d.message) for d in err.value.diagnostics] == [
+        ("E114", "c.cvg", 1, "two imports use the name 'lib'")]
+    assert err.value.diagnostics[0].notes == ("a.cvg:1:1 imports lib.cvg as 'lib' in the namespace the files given share",)
+    out = converge("run", "g1.cvg", "g2.cvg", "--relation", "far", cwd=in_tmp)
+    assert out.returncode == 0 and "tier: converged" in out.stdout, out.stderr
+    clash = converge("run", "a.cvg", "c.cvg", cwd=in_tmp)
+    assert clash.returncode == 1 and clash.stderr.count("error[") == 1 and "E114" in clash.stderr, clash.stderr
+    assert converge("check", "a.cvg", "c.cvg", cwd=in_tmp).returncode == 0  # each is a program of its own

@@ -45,6 +45,8 @@ class Frontend:
         self.texts = SourceTexts()  # the text of every file parsed, by the name its spans carry
         self.sources = sources if sources is not None else DiskSources()
         self.root_names: dict[str, str] = {}  # real path of a root file read from the sources -> its spelling
+        # the imports of the root files, which share one namespace: alias -> (real path, import, name)
+        self.root_imports: dict[str, tuple[str, Span, str]] = {}
 
     def parse(self, path: str, text: str | None = None) -> ast.SourceFile:
         """Parse a file as the sources hold it (or as ``text`` gives it), keeping its text in
@@ -118,6 +120,16 @@ class Frontend:
         if alias in unit.aliases:
             self.error("E114", f"two imports use the name {alias!r}", span)
             return
+        if unit.prefix == "":  # a root file: its aliases are names in the namespace all roots share
+            bound = self.root_imports.get(alias)
+            if bound is not None and bound[0] == real:  # another root's import of this module: one instance
+                unit.aliases[alias] = f"{alias}."
+                return
+            if bound is not None:
+                self.error("E114", f"two imports use the name {alias!r}", span,
+                           f"{bound[1]} imports {bound[2]} as {alias!r} in the namespace the files given share")
+                return
+            self.root_imports[alias] = (real, span, os.path.basename(target))
         source = self.parsed.get(real)
         if source is None:
             try:
