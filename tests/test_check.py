@@ -687,3 +687,32 @@ def test_root_files_that_import_one_module_under_one_name_share_it(in_tmp: Path)
     clash = converge("run", "a.cvg", "c.cvg", cwd=in_tmp)
     assert clash.returncode == 1 and clash.stderr.count("error[") == 1 and "E114" in clash.stderr, clash.stderr
     assert converge("check", "a.cvg", "c.cvg", cwd=in_tmp).returncode == 0  # each is a program of its own
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_rule_file_that_is_not_a_regular_file_is_refused_not_read(kind: str, in_tmp: Path) -> None:
+    """A FIFO given as a rule file blocked `check`, `test`, `fmt` and `run` forever (a directory
+    search skips FIFOs, a path given was opened as it was), and /dev/zero ate memory until
+    the process died: E002, as for facts (E500), before anything is read."""
+    from converge_rules import check, load
+    from converge_rules.diagnostics import ConvergeError
+
+    if kind == "fifo":
+        os.mkfifo(in_tmp / "rules.cvg")
+        path, what = "rules.cvg", "a FIFO"
+    else:
+        path, what = "/dev/zero", "a character device"
+    message = f"cannot read rule file {path}: it is {what}, not a regular file"
+    # exit codes as for a rule file that does not exist (docs/cli.md); `test` reads a path given
+    # that is not named *.cvg only to look for test blocks, and finds none in a device
+    tested = (["test", path], 2) if path.endswith(".cvg") else (["test", path, "--allow-no-tests"], 0)
+    for args, code in ((["check", path], 2), tested, (["fmt", "--check", path], 1), (["run", path], 1)):
+        out = converge(*args, cwd=in_tmp)  # times out (a failure) when it blocks
+        assert out.returncode == code, (args, out.stdout, out.stderr)
+        if args[0] != "test" or code:
+            assert f"{path}: error[E002]: {message}" in out.stdout + out.stderr, (args, out.stdout, out.stderr)
+        assert "internal error" not in out.stderr
+    assert [(d.code, d.message) for d in check([path])] == [("E002", message)]
+    with pytest.raises(ConvergeError) as err:
+        load([path])
+    assert [(d.code, d.message) for d in err.value.diagnostics] == [("E002", message)]
