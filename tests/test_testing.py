@@ -611,3 +611,20 @@ def test_plugin_and_command_give_tools_to_rule_tests(pytester: pytest.Pytester) 
     assert bad.ret == pytest.ExitCode.USAGE_ERROR and "converge tools: cannot load tools" in bad.stderr.str()
     cli = converge("test", str(pytester.path / "rules.cvg"), "--tools", str(pytester.path / "bureau.py"))
     assert cli.returncode == 0 and "PASS" in cli.stdout
+
+
+def test_a_rule_file_that_cannot_be_read_is_an_error_for_the_plugin_as_for_the_command(tmp_path: Path,
+                                                                                      pytester: pytest.Pytester) -> None:
+    """`converge test` reports a .cvg file that is not UTF-8 (it cannot tell whether the file
+    holds test blocks) as a load error, exit 2; the pytest plugin ignored it, and the same
+    rules passed under pytest. Both report it, with its E002 diagnostic."""
+    data = b'relation p(x: int)\n# caf\xe9\ntest "t" { expect { p(1). } }\n'
+    (tmp_path / "latin1.cvg").write_bytes(data)
+    out = converge_subprocess("test", str(tmp_path))
+    assert out.returncode == 2 and "error[E002]: rule file is not valid UTF-8 (byte 0xe9)" in out.stderr
+    pytester.path.joinpath("latin1.cvg").write_bytes(data)
+    pytester.path.joinpath("good.cvg").write_text('relation p(x: int)\np(1).\ntest "p" { expect { p(1). } }\n')
+    result = pytester.runpytest("--continue-on-collection-errors")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*rule file does not compile:*", "*error[[]E002[]]: rule file is not valid UTF-8 (byte 0xe9)*"])
+    assert pytester.runpytest().ret != 0

@@ -4,8 +4,9 @@ Registered through the ``pytest11`` entry point ``converge``, so
 ``pytest rules/`` runs rule tests next to Python tests. A ``.cvg`` file is
 collected only when its text contains a test block (``test "`` outside comments
 and strings, ``runner.has_test_blocks``): rule files without tests, broken or
-not, are ignored; a file with test blocks that does
-not parse or compile is a collection error showing its diagnostics. Each test
+not, are ignored; a file with test blocks that does not parse or compile, and
+a file that cannot be read (not UTF-8), are collection errors showing their
+diagnostics, as ``converge test`` reports them. Each test
 block is one item, named by the test's name; a failing item shows the same
 text as ``converge test`` (missing facts with their why-not explanation,
 unexpected facts with their proof, tier and violation mismatches).
@@ -43,8 +44,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "CvgFile |
 
     try:
         text = file_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+    except (OSError, UnicodeDecodeError):  # whether it has tests is unknown: its E002 is a
+        return CvgFile.from_parent(parent, path=file_path)  # collection error, as `converge test` reports it
     if not has_test_blocks(text):
         return None
     return CvgFile.from_parent(parent, path=file_path)
