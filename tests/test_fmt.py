@@ -649,3 +649,21 @@ def test_repository_rule_files_are_formatted() -> None:
     assert len(files) > 50
     out = converge("fmt", "--check", *files)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_cli_a_file_given_twice_is_formatted_and_reported_once(tmp_path: Path) -> None:
+    """`fmt --check a.cvg ./a.cvg link.cvg .` listed one file four times, and `fmt --diff a.cvg
+    link.cvg` printed its diff twice: a patch whose second copy no longer applies. As for
+    check and test, a file given twice (another spelling, a symbolic link, a directory that
+    holds it) is one file, under its first spelling."""
+    (tmp_path / "a.cvg").write_text(UGLY)
+    (tmp_path / "link.cvg").symlink_to("a.cvg")
+    (tmp_path / "b.cvg").write_text(UGLY)
+    check = converge("fmt", "--check", "a.cvg", "./a.cvg", "link.cvg", ".", cwd=tmp_path)
+    assert check.returncode == 1 and check.stdout == "would reformat a.cvg\nwould reformat b.cvg\n", check.stdout
+    diff = converge("fmt", "--diff", "link.cvg", "a.cvg", cwd=tmp_path)
+    assert diff.returncode == 1 and diff.stdout.count("\n--- ") + diff.stdout.startswith("--- ") == 1, diff.stdout
+    assert apply_unified_diff(UGLY, diff.stdout) == PRETTY
+    fixed = converge("fmt", ".", "a.cvg", cwd=tmp_path)
+    assert fixed.returncode == 0 and fixed.stdout == "reformatted a.cvg\nreformatted b.cvg\n", fixed.stdout
+    assert (tmp_path / "a.cvg").read_text() == PRETTY and (tmp_path / "link.cvg").is_symlink()

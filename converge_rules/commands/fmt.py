@@ -16,16 +16,17 @@ EXAMPLE = "Example: converge fmt --check examples/"
 
 
 def cvg_paths(paths: tuple[str, ...] | list[str]) -> list[str]:
-    """Files as given, directories expanded to their ``*.cvg`` files (``rule_files_under``)."""
+    """Files as given, directories expanded to their ``*.cvg`` files (``rule_files_under``);
+    a file given twice (another spelling, a symbolic link, a directory that holds it) once,
+    under its first spelling, as ``check`` and ``test`` take it."""
     from ..compile.sources import rule_files_under
 
-    out: list[str] = []
+    out: dict[str, str] = {}
     for path in paths:
-        if os.path.isdir(path):
-            out += sorted(os.path.normpath(f) for f in rule_files_under(path))
-        else:
-            out.append(path)
-    return out
+        found = sorted(os.path.normpath(f) for f in rule_files_under(path)) if os.path.isdir(path) else [path]
+        for file in found:
+            out.setdefault(os.path.realpath(file), file)
+    return list(out.values())
 
 
 def _lines(text: str) -> list[str]:
