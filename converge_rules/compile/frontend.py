@@ -147,7 +147,7 @@ class Frontend:
         ``closing``: the import back to the first). One cycle is one diagnostic, whichever of
         its files the search started from (several roots in one program, or ``converge check``
         of each): it starts at the file with the least real path and is located at the import
-        of that file within the cycle."""
+        of that file by the file before it in the cycle."""
         files = [p for p, _ in cycle]
         into = [closing] + [s for _, s in cycle[1:]]  # into[i]: the import of files[i] in the cycle
         first = min(range(len(files)), key=lambda i: files[i])
