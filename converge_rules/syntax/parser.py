@@ -143,11 +143,11 @@ def _parse_text(text: str, file: str) -> ast.SourceFile:
     return ast.SourceFile(file, tuple(items))
 
 
-class _NotRegular(Exception):
+class NotRegularFile(OSError):
     """A path that names something other than a regular file (its kind is the message)."""
 
 
-def _read_regular_file(path: str) -> bytes:
+def read_regular_file(path: str) -> bytes:
     """The bytes of the regular file ``path``. Anything else is refused before it is read: a
     FIFO would block the reader until a writer came, a device (``/dev/zero``) never ends.
     The file is opened without blocking and its kind taken from the open file, so a FIFO
@@ -161,7 +161,7 @@ def _read_regular_file(path: str) -> bytes:
         if not stat.S_ISREG(mode):
             kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFDIR: "a directory",
                      stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
-            raise _NotRegular(kinds.get(stat.S_IFMT(mode), "something else"))
+            raise NotRegularFile(kinds.get(stat.S_IFMT(mode), "something else"))
         return f.read()
 
 
@@ -171,10 +171,10 @@ def read_rule_file(path: str, raw: bool = False) -> str:
     as stored, for ``converge fmt``). A file that is missing or unreadable raises
     ConvergeError (E001, E002); a byte that is not UTF-8 is located at its line and column."""
     try:
-        data = _read_regular_file(path)
+        data = read_regular_file(path)
     except FileNotFoundError:
         raise ConvergeError([Diagnostic("E001", f"rule file not found: {path}", Span(path, 0, 0))])
-    except _NotRegular as kind:
+    except NotRegularFile as kind:
         raise ConvergeError([Diagnostic("E002", f"cannot read rule file {path}: it is {kind}, not a regular file",
                                         Span(path, 0, 0))]) from None
     except OSError as err:
