@@ -19,6 +19,13 @@ from converge_rules.testing.runner import selected
 
 pytest_plugins = ["pytester"]
 
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """The inner pytest runs set pytest-asyncio's loop scope as pyproject.toml does (unset, it warns)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+    return pytester
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "tests/data/testing"
 BROKEN = f"{DATA}/broken/policy.cvg"
