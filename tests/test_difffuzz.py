@@ -304,3 +304,42 @@ def test_a_guard_on_a_computed_value_runs_before_another_step_that_can_fail(tmp_
     plan = converge("plan", "g.cvg", cwd=tmp_path)
     steps = [line.strip() for line in plan.stdout.splitlines() if line.strip()[:2] in ("2.", "3.", "4.")]
     assert steps == ["2. assign z4 = v1 % 3", "3. not exists e2(z4)", "4. assign z3 = to_int(v2)"], plan.stdout
+
+
+BOUND_TWICE = """\
+input relation e(a: float, b: int, s: str)
+relation r(a: int)
+relation s1(a: str)
+relation s2(a: str)
+relation q(s: str)
+e(2.0, 2, "7"). e(5.0, 5, "a").
+r(z) :- e(v, w, _), z = v, z = 2.
+s1(to_str(z)) :- e(v, w, _), z = w + 0, z = v.
+s2(to_str(z)) :- e(v, w, _), z = v, z = w + 0.
+q(s) :- e(x, _, s), n = to_int(s), z = x + 2.0, z = x * 2.0.
+"""
+
+
+def test_a_variable_bound_twice_takes_the_documented_binder_in_every_plan(tmp_path: Path) -> None:
+    # `z = v, z = 2`: the constant binds z (an int) and `z = v` tests it. The type checker
+    # planned without a driver atom and bound z from `2`, but every semi-naive version scanned
+    # e first and bound z from `v` (the first ready): 2.0 went into the int column r (the CLI
+    # crashed on it, exit 70) and `to_str(z)` followed the plan, not the first written binder.
+    # The binder also makes the other `z = ...` a guard: in q, `z = x * 2.0` rejects "a"
+    # before to_int("a") can fail.
+    result = cr.load_text(BOUND_TWICE, name="twice.cvg").run()
+    assert result.tier == "converged", result.reasons
+    assert result.facts("r") == [(2,)] and type(result.facts("r")[0][0]) is int
+    assert result.facts("s1") == [("2",), ("5",)]  # first written: z = w + 0, an int
+    assert result.facts("s2") == [("2.0",), ("5.0",)]  # first written: z = v, a float
+    assert result.facts("q") == [("7",)]
+    (tmp_path / "twice.cvg").write_text(BOUND_TWICE, encoding="utf-8")
+    out = converge("run", "twice.cvg", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    import json
+
+    facts = json.loads(out.stdout)["facts"]
+    assert facts["r"] == [[2]] and facts["s1"] == [["2"], ["5"]] and facts["s2"] == [["2.0"], ["5.0"]]
+    assert facts["q"] == [["7"]]
+    plan = converge("plan", "twice.cvg", cwd=tmp_path)
+    assert "assign z = 2\n" in plan.stdout and "filter z = v\n" in plan.stdout, plan.stdout

@@ -205,6 +205,21 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             for arg in lit.args:
                 if isinstance(arg, ast.Var):
                     strict.setdefault(arg.name, -1)
+    # When several `x = e` could bind the same x, one binds it and the others test it: one
+    # whose e is a constant (`x = 2.0`, `x = -1`) before the others, otherwise the first
+    # written (language.md, "Comparisons and binding"). Decided here from the body,
+    # not by which becomes ready first: the type checker plans without a driver atom and
+    # each semi-naive version with one, and all must give x the same value and type.
+    candidates: dict[str, list[tuple[bool, int]]] = {}
+    for i, lit in enumerate(body):
+        if not isinstance(lit, ast.Comparison) or lit.op != "=":
+            continue
+        for side, other in ((lit.left, lit.right), (lit.right, lit.left)):
+            if isinstance(side, ast.Var) and side.name not in strict and side.name not in _vars(other):
+                candidates.setdefault(side.name, []).append((not isinstance(other, ast.Const), i))
+    for var, found in candidates.items():
+        if len(found) > 1:
+            strict[var] = min(found)[1]
     reserved = strict
 
     def exists_step(i: int, atom: ast.Atom, is_driver: bool) -> Scan | None:
@@ -303,8 +318,8 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
             for want_raise in (False, True):
                 order = sorted(ready)
                 if want_raise and sum(1 for i in order if raising[i] and not isinstance(body[i], ast.Atom)) > 1:
-                    guarded = _guard_inputs(body, left, bound)
-                    order.sort(key=lambda i: not (_binds(body[i], bound) & guarded))
+                    guarded = _guard_inputs(body, left, bound, reserved)
+                    order.sort(key=lambda i: not (_binds(body[i], bound, reserved, i) & guarded))
                 for i in order:
                     if raising[i] != want_raise or isinstance(body[i], ast.Atom):
                         continue
@@ -377,16 +392,20 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
     return steps, unsafe
 
 
-def _binds(lit: ast.Literal, bound: set[str]) -> set[str]:
-    """The variables an `=` literal would bind (its unbound bare-variable sides)."""
+def _binds(lit: ast.Literal, bound: set[str], reserved: Mapping[str, int], i: int) -> set[str]:
+    """The variables an `=` literal (body[i]) would bind: its unbound bare-variable sides
+    that no other literal is to bind (``reserved``: variable -> the literal that binds it)."""
     if not isinstance(lit, ast.Comparison) or lit.op != "=":
         return set()
-    return {e.name for e in (lit.left, lit.right) if isinstance(e, ast.Var) and e.name not in bound}
+    return {e.name for e in (lit.left, lit.right)
+            if isinstance(e, ast.Var) and e.name not in bound and reserved.get(e.name, i) == i}
 
 
-def _guard_inputs(body: tuple[ast.Literal, ...], left: set[int], bound: set[str]) -> set[str]:
+def _guard_inputs(body: tuple[ast.Literal, ...], left: set[int], bound: set[str],
+                  reserved: Mapping[str, int]) -> set[str]:
     """Unbound variables that a filter still to place needs, directly or through the
-    `x = expr` bindings still to place that compute them."""
+    `x = expr` bindings still to place that compute them. An `x = expr` that is not to
+    bind x (another literal binds it) is a filter."""
     need: set[str] = set()
     binders: list[tuple[set[str], set[str]]] = []
     for j in left:
@@ -394,7 +413,7 @@ def _guard_inputs(body: tuple[ast.Literal, ...], left: set[int], bound: set[str]
         if isinstance(lit, (ast.Negation, ast.Condition)):
             need |= set(ast.literal_vars(lit)) - bound
         elif isinstance(lit, ast.Comparison) and ast.aggregate_side(lit) is None:
-            targets = _binds(lit, bound)
+            targets = _binds(lit, bound, reserved, j)
             if lit.op != "=" or not targets:
                 need |= (_vars(lit.left) | _vars(lit.right)) - bound
             else:
