@@ -18,7 +18,14 @@ shares no code with ``converge_rules``:
   key columns (so the kept fact is the best one, whatever the order), read by other
   rules only through negation and aggregates (which wait until they are complete);
 * confidences: input facts with a confidence, agents with a ``confidence`` weight;
-* ``_``-only atoms, repeated variables (``e(x, x)``), constants in atoms.
+* ``_``-only atoms, repeated variables (``e(x, x)``), constants in atoms;
+* ``bool`` columns and values (``contains(...)`` as a value, ``to_str``/``to_int`` of a bool,
+  ``min``/``max`` of bools), ints stored in ``float`` columns and widened by ``min``/``max``;
+* a variable bound twice (``z = e1, z = e2``: a constant binds, else the first written, the
+  other tests by value), ``fail "..."`` as a rule's fallible point, agents that emit into two
+  relations of one stratum;
+* ``budget { min_confidence = W }`` (facts below it dropped, the job ``bounded``) and
+  ``acceptance`` checks evaluated on the fixed point (the job ``failed``).
 
 Values stay finite: a rule with a body atom of its own stratum (possibly recursive)
 only uses operations that cannot create ever new values (``abs``, ``min``, ``max``,
@@ -26,7 +33,9 @@ only uses operations that cannot create ever new values (``abs``, ``min``, ``max
 ``to_int``, comparisons) — no ``+``, ``*``, ``++`` or float arithmetic.
 
 ``reference(prog)`` returns the perfect model (relation -> {fact: confidence}) of the
-program with every failing binding dropped, and the list of failing bindings.
+program with every failing binding dropped, and the list of failing bindings;
+``reference_info(prog)`` adds what decides the tier (facts dropped below min_confidence,
+violated acceptance checks).
 """
 
 from __future__ import annotations
@@ -134,6 +143,24 @@ class S:
 
 
 @dataclass(frozen=True)
+class S2:
+    """``var = first, var = second`` (written in this order; ``var`` not bound elsewhere): one binds
+    ``var`` (a constant before an expression over variables, otherwise the first written) and the
+    other tests it by value (language.md, "Comparisons and binding")."""
+    var: str
+    first: Any
+    second: Any
+
+    @property
+    def binder(self) -> Any:
+        return self.second if isinstance(self.second, C) and not isinstance(self.first, C) else self.first
+
+    @property
+    def tester(self) -> Any:
+        return self.first if self.binder is self.second else self.second
+
+
+@dataclass(frozen=True)
 class G:
     """``var = kind target { atoms }``; ``test``: ``var`` is bound elsewhere (an equality test)."""
     var: str
@@ -142,6 +169,12 @@ class G:
     atoms: tuple
     test: bool = False
     ttype: str = "int"  # the type of target
+
+
+@dataclass(frozen=True)
+class Fail:
+    """``fail "message"``: never holds; reaching it fails the agent."""
+    message: str
 
 
 @dataclass(frozen=True)
@@ -162,6 +195,7 @@ class Rule:
     fallible: frozenset = frozenset()  # indexes (in body) of the fallible literal and those that depend on it;
     # -1 stands for the head
     shown: tuple = ()  # the order in which the body is written
+    extra: tuple = ()  # more emitted atoms (plain variables and constants): an agent `emit h, h2, ...`
 
 
 @dataclass
@@ -171,6 +205,8 @@ class Program:
     facts: dict  # rel -> list of (tuple, confidence or None)
     goal: Optional[str] = None
     policy: Optional[str] = None  # job default on_failure
+    min_conf: Optional[float] = None  # budget { min_confidence = W } in the rule file
+    checks: tuple = ()  # acceptance bodies (atoms, negated atoms, comparisons with constants)
 
     def rel(self, name: str) -> Rel:
         return next(r for r in self.rels if r.name == name)
@@ -201,6 +237,8 @@ class Program:
 
 
 def rv(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, float):
@@ -245,6 +283,10 @@ def rlit(l: Any) -> str:
         return ("not " if l.neg else "") + rexpr(F(l.fn, l.args))
     if isinstance(l, S):
         return f"{l.var} = {rexpr(l.expr)}"
+    if isinstance(l, Fail):
+        return f"fail {rv(l.message)}"
+    if isinstance(l, S2):
+        return f"{l.var} = {rexpr(l.first)}, {l.var} = {rexpr(l.second)}"
     if isinstance(l, G):
         inner = ", ".join(ratom(a) for a in l.atoms)
         kind = l.kind if l.kind == "count" else f"{l.kind} {l.target}"
@@ -263,12 +305,18 @@ def render(prog: Program) -> str:
             decl += f" key({keys}) prefer {how}(c{pref})"
         lines.append(decl)
     lines.append("")
+    if prog.min_conf is not None:
+        lines.append(f"budget {{ min_confidence = {prog.min_conf} }}")
+    for i, body in enumerate(prog.checks):
+        lines.append(f"acceptance ok{i} {{ forbid {', '.join(rlit(l) for l in body)} }}")
     for i, rule in enumerate(prog.rules):
         body = ", ".join(rlit(rule.body[k]) for k in (rule.shown or range(len(rule.body))))
-        if rule.weight is None:
+        if rule.weight is None and not rule.extra:
             lines.append(f"{ratom(rule.head)} :- {body}.")
         else:
-            lines.append(f"agent ag{i} {{\n  confidence {rule.weight}\n  when {body}\n  emit {ratom(rule.head)}\n}}")
+            conf = "" if rule.weight is None else f"  confidence {rule.weight}\n"
+            emit = ", ".join(ratom(h) for h in (rule.head, *rule.extra))
+            lines.append(f"agent ag{i} {{\n{conf}  when {body}\n  emit {emit}\n}}")
     return "\n".join(lines) + "\n"
 
 
@@ -297,6 +345,8 @@ def _fin(x: float) -> float:
 def _to_str(v: Any) -> str:
     if isinstance(v, str):
         return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, float):
         text = repr(v)
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
@@ -372,7 +422,7 @@ def ev(e: Any, env: dict) -> Any:
             return _to_str(args[0])
         if fn == "to_int":
             v = args[0]
-            return int(v) if isinstance(v, float) else v if isinstance(v, int) else _parse_int(v)
+            return int(v) if isinstance(v, (float, bool)) else v if isinstance(v, int) else _parse_int(v)
         if fn == "to_float":
             v = args[0]
             return float(v) if isinstance(v, int) else v if isinstance(v, float) else _parse_float(v)
@@ -451,6 +501,11 @@ def _literal(l: Any, env: dict, model: dict) -> Optional[dict]:
         if l.test:
             return env if _same(env[l.var], v) else None
         return {**env, l.var: v}
+    if isinstance(l, Fail):
+        raise Failure(f"fail: {l.message}")
+    if isinstance(l, S2):
+        v = ev(l.binder, env)
+        return {**env, l.var: v} if v == ev(l.tester, env) else None
     raise TypeError(l)
 
 
@@ -477,11 +532,11 @@ def matches(rule: Rule, model: dict, conf: dict, errors: list, idx: int):
                     break
             if env is None:
                 continue
-            head = head_fact(rule.head, env, None)
+            heads = [(h.rel, head_fact(h, env, None)) for h in (rule.head, *rule.extra)]
         except Failure as err:
             errors.append((idx, dict(env), str(err)))
             continue
-        yield env, c, head
+        yield env, c, heads
 
 
 def head_fact(head: A, env: dict, types: Optional[tuple]) -> tuple:
@@ -490,29 +545,70 @@ def head_fact(head: A, env: dict, types: Optional[tuple]) -> tuple:
 
 def reference(prog: Program) -> tuple:
     """(model: rel -> {fact: confidence}, failures: [(rule index, env, error)])."""
+    model, errors, _info = reference_info(prog)
+    return model, errors
+
+
+def check_matches(body: tuple, model: dict) -> list:
+    """The matches of an acceptance body (atoms first, then the other literals) in ``model``."""
+    envs = [{}]
+    for a in (l for l in body if isinstance(l, A)):
+        envs = [e2 for e in envs for f in model[a.rel] if (e2 := match(a, f, e)) is not None]
+    for l in (l for l in body if not isinstance(l, A)):
+        envs = [e2 for e in envs if (e2 := _literal(l, e, model)) is not None]
+    return envs
+
+
+def reference_info(prog: Program) -> tuple:
+    """``reference`` plus what decides the tier: ``{"dropped": facts below min_confidence that the
+    engine must have dropped (derivable from the final model, or given), "violated": acceptance
+    checks with a match at the fixed point, "signed_zero": whether a rule derived a fact with a
+    -0.0}``. A -0.0 equals 0.0, so ``p(-0.0)`` and ``p(0.0)`` are one fact, and which of the two the
+    engine keeps is the first one derived (semantics.md, "Input zeros are 0.0"): an order this
+    evaluator does not follow."""
+    floor = prog.min_conf
     model: dict = {r.name: {} for r in prog.rels}
+    given: dict = {}
     for rel, fs in prog.facts.items():
         for f, c in fs:
             c = 1.0 if c is None else c
-            model[rel][f] = max(model[rel].get(f, 0.0), c)
+            given.setdefault(rel, {})[f] = max(given.get(rel, {}).get(f, 0.0), c)
+    for rel, fs in prog.facts.items():
+        for f, c0 in fs:
+            if c0 is None:  # given with and without a confidence: confidence 1
+                given[rel][f] = 1.0
+    low: set = set()
+    for rel, fs in given.items():
+        for f, c in fs.items():
+            if floor is not None and c < floor:
+                low.add((rel, f))
+                continue
+            model[rel][f] = c
     facts_of = {r: set(m) for r, m in model.items()}
     errors: list = []
+    signed_zero = False
     for s in sorted({r.stratum for r in prog.derived}):
         rules = [(i, r) for i, r in enumerate(prog.rules) if prog.rel(r.head.rel).stratum == s]
         while True:
             changed = False
             errs: list = []
             for i, rule in rules:
-                types = prog.rel(rule.head.rel).types
                 w = 1.0 if rule.weight is None else rule.weight
-                for env, c, fact in matches(rule, facts_of, model, errs, i):
-                    fact = tuple(float(v) if t == "float" and isinstance(v, int) else v for v, t in zip(fact, types))
-                    cf = w * c
-                    rel = model[rule.head.rel]
-                    if fact not in rel or cf > rel[fact]:
-                        rel[fact] = cf
-                        facts_of[rule.head.rel].add(fact)
-                        changed = True
+                for env, c, heads in matches(rule, facts_of, model, errs, i):
+                    for name, fact in heads:
+                        types = prog.rel(name).types
+                        fact = tuple(float(v) if t == "float" and isinstance(v, int) else v for v, t in zip(fact, types))
+                        if any(isinstance(v, float) and v == 0 and math.copysign(1.0, v) < 0 for v in fact):
+                            signed_zero = True
+                        cf = w * c
+                        if floor is not None and cf < floor:
+                            low.add((name, fact))
+                            continue
+                        rel = model[name]
+                        if fact not in rel or cf > rel[fact]:
+                            rel[fact] = cf
+                            facts_of[name].add(fact)
+                            changed = True
             if not changed:
                 errors += errs
                 break
@@ -528,7 +624,9 @@ def reference(prog: Program) -> tuple:
                 model[r.name] = {f: c for f, c in model[r.name].items()
                                  if f[pref] == best[tuple(v for i, v in enumerate(f) if i not in (pref, r.loose))][pref]}
                 facts_of[r.name] = set(model[r.name])
-    return model, errors
+    dropped = sorted(((r, f) for r, f in low if f not in model[r]), key=repr)
+    violated = [i for i, body in enumerate(prog.checks) if check_matches(body, facts_of)]
+    return model, errors, {"dropped": dropped, "violated": violated, "signed_zero": signed_zero}
 
 
 # ---------------------------------------------------------------- generation
@@ -546,7 +644,7 @@ _DOM: list = []  # the value domain of the program being drawn (a subset of INTS
 
 
 def _const(draw, typ: str) -> Any:
-    dom = _DOM[-1] if _DOM else {"int": INTS, "float": FLOATS, "str": STRS}
+    dom = _DOM[-1] if _DOM else {"int": INTS, "float": FLOATS, "str": STRS, "bool": (False, True)}
     return _pick(draw, dom[typ])
 
 
@@ -564,6 +662,13 @@ class _Body:
         self.n += 1
         return f"{p}{self.n}"
 
+    def stored(self, typ: str) -> list:
+        """Variables whose value a column of ``typ`` can store (an int is widened to a float column)."""
+        vs = self.bound(typ)
+        if typ == "float" and self.draw(st.integers(0, 99)) < 25:
+            vs += self.bound("int")
+        return vs
+
     def bound(self, typ: str, clean: bool = False) -> list:
         return [v for v, t in self.types.items() if t == typ and not (clean and v in self.tainted)]
 
@@ -580,11 +685,13 @@ class _Body:
         sub = lambda t: self.expr(t, depth + 1, grow, allow_fail)  # noqa: E731
         choices = []
         if typ == "int":
-            choices += ["len", "abs", "minmax", "modk", "divk", "to_int_f"]
+            choices += ["len", "abs", "minmax", "modk", "divk", "to_int_f", "to_int_b"]
             if grow:
                 choices += ["+", "-", "*"]
             if allow_fail:
                 choices += ["div", "mod", "to_int_s"]
+        elif typ == "bool":
+            choices += ["pred"]
         elif typ == "str":
             choices += ["lower", "upper", "to_str", "substr"]
             if grow:
@@ -599,6 +706,8 @@ class _Body:
                 choices += ["div", "to_float_s"]
         if force_fail:
             choices = {"int": ["div", "mod", "to_int_s"], "str": ["substr_neg"], "float": ["div", "to_float_s"]}[typ]
+        elif typ == "bool" and not vs and roll % 3 == 0:
+            return C(_const(draw, typ)), False, False
         k = _pick(draw, choices)
 
         def comb(*parts):
@@ -619,13 +728,20 @@ class _Body:
         if k == "abs":
             x = sub(typ)
             return F("abs", (x[0],)), x[1], x[2]
-        if k == "minmax":
-            l, r = sub(typ), sub(typ)
+        if k == "minmax":  # a float min/max widens an int argument
+            l, r = sub(typ), sub(typ if typ == "int" or not _chance(draw, 30) else "int")
             f = comb(l, r)
             return F(_pick(draw, ("min", "max")), (l[0], r[0])), f[0], f[1]
         if k in ("modk", "divk"):
             x = sub("int")
             return B("%" if k == "modk" else "/", x[0], C(draw(st.integers(2, 3)))), x[1], x[2]
+        if k == "pred":  # a boolean builtin as a value
+            l, r = sub("str"), sub("str")
+            f = comb(l, r)
+            return F(_pick(draw, ("contains", "startswith", "endswith")), (l[0], r[0])), f[0], f[1]
+        if k == "to_int_b":
+            x = sub("bool")
+            return F("to_int", (x[0],)), x[1], x[2]
         if k == "to_int_f":
             x = sub("float")
             return F("to_int", (x[0],)), x[1], x[2]
@@ -642,7 +758,7 @@ class _Body:
             x = sub("str")
             return F(k, (x[0],)), x[1], x[2]
         if k == "to_str":
-            x = sub(_pick(draw, ("int", "float", "str")))
+            x = sub(_pick(draw, ("int", "float", "str", "bool")))
             return F("to_str", (x[0],)), x[1], x[2]
         if k == "substr":
             x = sub("str")
@@ -702,7 +818,7 @@ def _atom(draw, b: _Body, rel: Rel, pattern: bool = False, locals_: Optional[dic
 
 
 @st.composite
-def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) -> Rule:
+def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool, peers: tuple = ()) -> Rule:
     b = _Body(draw, recursive_pool)
     n_pos = draw(st.integers(1, 3))
     inputs = [r for r in pos_pool if r.is_input]
@@ -722,7 +838,7 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
         target = None
         atom = _atom(draw, b, rel, pattern=True, locals_=locals_)
         if kind != "count":
-            cols = [i for i, t in enumerate(rel.types) if kind in ("min", "max") or t != "str"]
+            cols = [i for i, t in enumerate(rel.types) if kind in ("min", "max") or t in ("int", "float")]
             if not cols:
                 kind = "count"
             else:
@@ -750,8 +866,8 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
     allow_fail = _chance(draw, 40)
     # assignments
     for _ in range(draw(st.integers(1 if allow_fail else 0, 2))):
-        typ = _pick(draw, ("int", "str", "float"))
-        force = allow_fail and b.fallible_at is None and _chance(draw, 60)
+        typ = _pick(draw, ("int", "str", "float", "int", "str", "float", "bool"))
+        force = allow_fail and b.fallible_at is None and typ != "bool" and _chance(draw, 60)
         e, fail, taint = b.expr(typ, 0, grow, allow_fail and b.fallible_at is None, force)
         var = b.fresh("z")
         if fail and b.fallible_at is None:
@@ -761,7 +877,16 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
                 for div in _divisors(e):
                     b.lits.append(T("!=", div, C(0 if _int_expr(div, b) else 0.0)))
             b.fallible_at = len(b.lits)
-        b.lits.append(S(var, e))
+        if not fail and typ in ("int", "float") and _chance(draw, 15):
+            # bound twice: `var = e, var = e2`; the binder gives the type (int or float)
+            typ2 = _pick(draw, ("int", "float"))
+            e2, _, taint2 = b.expr(typ2, 1 if _chance(draw, 50) else 2, grow, False)
+            pair = S2(var, e, e2) if _chance(draw, 50) else S2(var, e2, e)
+            b.lits.append(pair)
+            typ = typ if pair.binder is e else typ2
+            taint = taint or taint2
+        else:
+            b.lits.append(S(var, e))
         b.types[var] = typ
         if taint:
             b.tainted.add(var)
@@ -784,9 +909,13 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
                 b.tainted.add(var)
             b.lits.append(S(var, Tool(name, (V(_pick(draw, vs)),))))
             b.types[var] = res_t
+    # `fail "..."`: the fallible point of a rule that has none yet (reached once the rest holds)
+    if allow_fail and b.fallible_at is None and _chance(draw, 20):
+        b.fallible_at = len(b.lits)
+        b.lits.append(Fail(_pick(draw, ("stop", "bad \"x\""))))
     # tests
     for _ in range(draw(st.integers(0, 1))):
-        typ = _pick(draw, ("int", "str", "float"))
+        typ = _pick(draw, ("int", "str", "float", "int", "str", "float", "bool"))
         if typ == "str" and _chance(draw, 40):
             l, lf, lt = b.expr("str", 1, grow, False)
             r, rf, rt = b.expr("str", 1, grow, False)
@@ -795,7 +924,7 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
                 b.tainted.add(f"__lit{len(b.lits) - 1}")
             continue
         l, lf, lt = b.expr(typ, 1, grow, False)
-        r, rf, rt = b.expr(_pick(draw, ("int", "float")) if typ != "str" else "str", 1, grow, False)
+        r, rf, rt = b.expr(typ if typ in ("str", "bool") else _pick(draw, ("int", "float")), 1, grow, False)
         op = _pick(draw, ("=", "!=", "<", "<=", ">", ">="))
         if op == "=" and any(isinstance(x, V) and x.name not in b.atom_vars for x in (l, r)):
             op = "!="  # `x = e` would bind (or rebind) x: not a plain test
@@ -810,7 +939,7 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
     head_fail = False
     for typ in head.types:
         if head.key is not None:
-            vs = b.bound(typ)
+            vs = b.stored(typ)
             args.append(V(_pick(draw, vs)) if vs and _chance(draw, 85) else C(_const(draw, typ)))
             continue
         if _chance(draw, 20):
@@ -819,7 +948,7 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
             head_fail = head_fail or fail
             args.append(e)
             continue
-        vs = b.bound(typ)
+        vs = b.stored(typ)
         args.append(V(_pick(draw, vs)) if vs and _chance(draw, 90) else C(_const(draw, typ)))
     body = tuple(b.lits)
     fallible = set()
@@ -830,7 +959,16 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool) ->
         fallible.add(-1)
     order = tuple(draw(st.permutations(range(len(body)))))
     weight = _pick(draw, (0.5, 0.9, 0.8)) if _chance(draw, 20) else None
-    return Rule(A(head.name, tuple(args)), body, weight, frozenset(fallible), order)
+    # an agent that emits into a second relation of its stratum too
+    extra = ()
+    if peers and _chance(draw, 15):
+        other = _pick(draw, peers)
+        xs = []
+        for typ in other.types:
+            vs = b.stored(typ)
+            xs.append(V(_pick(draw, vs)) if vs and _chance(draw, 85) else C(_const(draw, typ)))
+        extra = (A(other.name, tuple(xs)),)
+    return Rule(A(head.name, tuple(args)), body, weight, frozenset(fallible), order, extra)
 
 
 def _divisors(e: Any) -> list:
@@ -881,6 +1019,8 @@ def _uses(l: Any, names: set) -> bool:
         return bool(_vars(F(l.fn, l.args)) & names)
     if isinstance(l, S):
         return bool(_vars(l.expr) & names)
+    if isinstance(l, S2):
+        return bool((_vars(l.first) | _vars(l.second)) & names)
     if isinstance(l, G):
         return bool(set().union(*(_vars(a) for a in l.atoms)) & names)
     return False
@@ -895,7 +1035,7 @@ def programs(draw) -> Program:
             t = _pick(draw, ("int", "str"))
             types = (t, t)
         else:
-            types = tuple(_pick(draw, ("int", "str", "float", "int", "str")) for _ in range(draw(st.integers(1, 3))))
+            types = tuple(_pick(draw, ("int", "str", "float", "int", "str", "int", "str", "float", "bool")) for _ in range(draw(st.integers(1, 3))))
         rels.append(Rel(f"e{i}", types, True, 0))
     n_der = draw(st.integers(max(1, 3 - n_in), 8 - n_in))
     stratum = 1
@@ -906,7 +1046,7 @@ def programs(draw) -> Program:
         if graphs and _chance(draw, 30):
             types = _pick(draw, graphs).types
         else:
-            types = tuple(_pick(draw, ("int", "str", "float", "int", "str")) for _ in range(draw(st.integers(1, 3))))
+            types = tuple(_pick(draw, ("int", "str", "float", "int", "str", "int", "str", "float", "bool")) for _ in range(draw(st.integers(1, 3))))
         key = loose = None
         if len(types) >= 2 and _chance(draw, 25):
             key = (draw(st.integers(0, len(types) - 1)), _pick(draw, ("min", "max")))
@@ -917,7 +1057,8 @@ def programs(draw) -> Program:
     tracked = _chance(draw, 30)
     dom = {"int": draw(st.lists(st.sampled_from(INTS), min_size=2, max_size=4, unique=True)),
            "float": draw(st.lists(st.sampled_from(FLOATS), min_size=2, max_size=3, unique=True)),
-           "str": draw(st.lists(st.sampled_from(STRS), min_size=2, max_size=5, unique=True))}
+           "str": draw(st.lists(st.sampled_from(STRS), min_size=2, max_size=5, unique=True)),
+           "bool": (False, True)}
     for r in rels[:n_in]:
         fact = st.tuples(*[st.sampled_from(dom[t]) for t in r.types])
         fs = draw(st.lists(fact, min_size=0 if _chance(draw, 8) else 2, max_size=10, unique=True))
@@ -942,7 +1083,33 @@ def programs(draw) -> Program:
     rules = [rules[i] for i in order]
     derived = [r.name for r in rels[n_in:]]
     goal = _pick(draw, derived)
-    return Program(tuple(rels), tuple(rules), facts, goal)
+    min_conf = _pick(draw, (0.3, 0.5, 0.8, 0.9, 0.45)) if tracked and _chance(draw, 40) else None
+    if min_conf is None and _chance(draw, 8):
+        min_conf = _pick(draw, (0.5, 0.9))
+    checks = []
+    _DOM.append(dom)
+    try:
+        for _ in range(draw(st.integers(0, 2)) if _chance(draw, 20) else 0):
+            checks.append(_check(draw, rels))
+    finally:
+        _DOM.pop()
+    return Program(tuple(rels), tuple(rules), facts, goal, min_conf=min_conf, checks=tuple(checks))
+
+
+def _check(draw, rels: list) -> tuple:
+    """An acceptance body: one or two atoms (no loose keyed relation: which tied fact it keeps
+    depends on the schedule), maybe a negated atom and a comparison with a constant."""
+    pool = [r for r in rels if r.loose is None]
+    b = _Body(draw, False)
+    lits: list = [_atom(draw, b, _pick(draw, pool)) for _ in range(draw(st.integers(1, 2)))]
+    if _chance(draw, 40):
+        lits.append(N(_atom(draw, b, _pick(draw, pool), pattern=True)))
+    if b.types and _chance(draw, 50):
+        var = _pick(draw, sorted(b.types))
+        typ = b.types[var]
+        ops = ("=", "!=") if typ == "bool" else ("=", "!=", "<", ">=")
+        lits.append(T(_pick(draw, ops), V(var), C(_const(draw, typ))))
+    return tuple(lits)
 
 
 def _all_rules(draw, rels: list, n_in: int) -> list:
@@ -974,7 +1141,8 @@ def _all_rules(draw, rels: list, n_in: int) -> list:
             weight = _pick(draw, (0.5, 0.9)) if _chance(draw, 20) else None
             rules.append(Rule(A(r.name, (x, z)), body, weight, frozenset(), (1, 0) if _chance(draw, 50) else (0, 1)))
             n_rules = draw(st.integers(0, 1))
+        peers = tuple(x for x in rels[n_in:] if x.stratum == r.stratum and x.key is None and x.name != r.name)
         for k in range(n_rules):
             pool = base_pool if k == 0 else pos_pool
-            rules.append(draw(_rule(r, pool, lower, True)))
+            rules.append(draw(_rule(r, pool, lower, True, peers)))
     return rules
