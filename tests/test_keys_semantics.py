@@ -125,3 +125,43 @@ def test_same_new_fact_from_two_agents_keeps_the_best_confidence_whatever_the_or
     for wa, wb in (("0.3", "0.9"), ("0.9", "0.3")):
         r = cr.load_text(TWO.replace("WA", wa).replace("WB", wb), "two.cvg").run()
         assert r.confidence("p", ("a",)) == 0.9 and r.confidence("r", ("a",)) == 0.9
+
+
+
+SAME_CYCLE = """
+input relation e(a: str)
+relation r(a: str)
+relation m(a: str)
+budget { min_confidence = 0.9 }
+e("a").
+r(x) :- e(x).
+agent weak { confidence 0.5 when e(x) emit r(x), m(x) }
+"""
+
+
+def test_a_fact_that_holds_is_not_reported_dropped_below_min_confidence(tmp_path: Path) -> None:
+    # weak's r("a") (0.5) is dropped and counted at the merge of cycle 1 (semantics.md,
+    # "Confidence"), but r#1 derives r("a") with 1.0 in the same cycle, or in a later one:
+    # Result.dropped said r("a") was dropped although it holds ("derived in cycle 1 with
+    # confidence 0.5, below min_confidence 0.9"). Only m("a") is missing.
+    later = SAME_CYCLE.replace("r(x) :- e(x).", "relation p(a: str)\np(x) :- e(x).\nr(x) :- p(x).")
+    for src, cap in ((SAME_CYCLE, None), (SAME_CYCLE, 1), (later, None)):
+        r = cr.load_text(src, "same.cvg").run(budget=cr.Budget(max_agents_per_cycle=cap))
+        assert r.tier == "bounded", (cap, r.reasons)
+        assert r.facts("r") == [("a",)] and r.confidence("r", ("a",)) == 1.0
+        assert r.dropped("r", ("a",)) is None, (src, cap)
+        assert r.facts("m") == [] and r.dropped("m", ("a",))["reason"] == "min_confidence"
+    (tmp_path / "same.cvg").write_text(SAME_CYCLE, encoding="utf-8")
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "same.cvg", "--format", "json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 4, out.stderr
+    assert json.loads(out.stdout)["facts"]["r"] == [["a"]]
+    rec = subprocess.run([sys.executable, "-m", "converge_rules", "run", "same.cvg", "--record", "rec.json", "--quiet"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert rec.returncode == 4, rec.stderr
+    record = json.loads((tmp_path / "rec.json").read_text(encoding="utf-8"))
+    assert record["dropped"] == {"m": [[["a"], "min_confidence", 1, 0.5]]}  # not r("a"), which holds
+    why_not = subprocess.run([sys.executable, "-m", "converge_rules", "why-not", "same.cvg", 'm("a")'],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert "min_confidence" in why_not.stdout, why_not.stdout + why_not.stderr

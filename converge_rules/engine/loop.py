@@ -732,6 +732,9 @@ class Engine:
             store = self.context[name]
             if fact in store.facts:
                 continue
+            stale = self.dropped.get(name)
+            if stale and stale.get(fact, ("",))[0] == "min_confidence":
+                del stale[fact]  # a weaker derivation was dropped (and counted), this one holds
             if store.key is not None:
                 new, _counts = self._commit(store, [(fact, proof)], cycle, None, restore.setdefault(name, {}))
                 added.setdefault(name, []).extend(new)
