@@ -279,6 +279,9 @@ def _encode(result: Any) -> dict[str, Any]:
         data["dropped"] = {n: [[list(f), reason, cycle, list(d) if isinstance(d, tuple) else d]
                                for f, (reason, cycle, d) in table.items()]
                            for n, table in sorted(outcome.dropped.items()) if table}
+    if outcome.replaced_inputs:
+        data["replaced_inputs"] = {n: [[list(f), c] for f, c in table.items()]
+                                   for n, table in sorted(outcome.replaced_inputs.items()) if table}
     if outcome.alternatives:
         alts: dict[str, list[Any]] = {}
         for n, table in sorted(outcome.alternatives.items()):
@@ -753,7 +756,8 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
                for r in out["reasons"]]
     fired = tuple(a.id for a in program.agents if a.name in set(out.get("fired", ())))
     outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
-                      confidence, alternatives, dropped, tool_calls=list(data["tools"]))
+                      confidence, alternatives, dropped, tool_calls=list(data["tools"]),
+                      replaced_inputs={n: {tuple(f): c for f, c in rows} for n, rows in data.get("replaced_inputs", {}).items()})
     # the recorded rules and goals decide which agents the job pruned, as they did when it ran
     assert compilation.strata is not None
     outcome.pruned = tuple(sorted(goal_pruned(program, compilation.strata, list(options.get("goals", [])))))
@@ -984,6 +988,9 @@ class Record:
             for f, reason, cycle, detail in rows:
                 if cycle == 0 and reason == "min_confidence":
                     facts.setdefault(name, []).append(list(f) + [detail])
+        for name, rows in data.get("replaced_inputs", {}).items():  # their proofs are derivations now
+            for f, c in rows:
+                facts.setdefault(name, []).append(list(f) + ([c] if c < 1.0 else []))
         recorded: dict[Any, list[Any]] = {}
         for call in data["tools"]:
             out = ToolOutcome(True, call["result"]) if "result" in call else ToolOutcome(False, error=call.get("error", ""))

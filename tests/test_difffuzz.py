@@ -367,3 +367,30 @@ def test_a_variable_bound_twice_takes_the_documented_binder_in_every_plan(tmp_pa
     assert facts["q"] == [["7"]]
     plan = converge("plan", "twice.cvg", cwd=tmp_path)
     assert "assign z = 2\n" in plan.stdout and "filter z = v\n" in plan.stdout, plan.stdout
+
+
+REPLACED_INPUT = """\
+input relation e(a: str, b: str)
+relation r(a: str, b: str)
+r(x, y) :- e(x, y).
+r(x, z) :- r(y, z), e(x, y).
+"""
+
+
+def test_a_record_replays_an_input_fact_whose_proof_a_derivation_replaced(tmp_path: Path) -> None:
+    # r("b", "a") is given with confidence 0.5 and derived with 1.0 in cycle 1: its proof became
+    # that derivation, so the record no longer listed it among the inputs, and the replay (which
+    # derives it in cycle 1 instead of loading it) committed r in another order: "digest differs"
+    facts = {"e": [("a", "a", 0.5), ("b", "a")], "r": [("b", "a", 0.5)]}
+    result = cr.load_text(REPLACED_INPUT, name="ri.cvg").run(facts=facts)
+    assert result.confidence("r", ("b", "a")) == 1.0 and result.proof("r", ("b", "a")).agent == "r#1"
+    record = cr.Record.from_json(cr.Record.from_result(result).to_json())
+    again, diff = record.replay()
+    assert diff is None and again.digest == result.digest, diff
+    assert again.to_json(proofs=True) == result.to_json(proofs=True)
+    (tmp_path / "ri.cvg").write_text(REPLACED_INPUT, encoding="utf-8")
+    (tmp_path / "f.json").write_text('{"e": [["a", "a", 0.5], ["b", "a"]], "r": [["b", "a", 0.5]]}', encoding="utf-8")
+    rec = converge("run", "ri.cvg", "--facts", "f.json", "--record", "r.json", "--quiet", cwd=tmp_path)
+    assert rec.returncode == 0, rec.stderr
+    replay = converge("replay", "r.json", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stdout + replay.stderr

@@ -136,6 +136,9 @@ class Outcome:
     confidence: dict[str, dict[tuple, float]] | None = None
     alternatives: dict[str, dict[tuple, list[tuple]]] | None = None
     dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = field(default_factory=dict)
+    # input facts whose proof a more confident derivation replaced: relation -> fact -> the
+    # confidence they were given with (a decision record gives them to its replay again)
+    replaced_inputs: dict[str, dict[tuple, float]] = field(default_factory=dict)
     # with analyze: agent name -> (its last plan per driver, rows out of each step per driver)
     analysis: dict[str, tuple[dict[Any, Any], dict[Any, dict[int, int]]]] | None = None
     bytes: int = 0                  # what the facts count against max_bytes
@@ -215,6 +218,7 @@ class Engine:
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
         self.dropped: dict[str, dict[tuple, tuple[str, int, Any]]] = {}
+        self.replaced_inputs: dict[str, dict[tuple, float]] = {}
         self.strata = strata
         self.budget = budget
         self.tools = dict(tools or {})
@@ -374,6 +378,7 @@ class Engine:
         outcome.confidence = self.conf
         outcome.alternatives = self.alternatives
         outcome.dropped = self.dropped
+        outcome.replaced_inputs = self.replaced_inputs
         outcome.bytes = self.size[0]
         outcome.tool_calls = self.tool_log
         if self.analyze:
@@ -692,6 +697,8 @@ class Engine:
                 store = self.context[name]
                 for fact, (c, proof) in better.items():
                     if fact in store.facts and c > conf.get(fact, 1.0) and (floor is None or c >= floor):
+                        if store.facts[fact][0] == INPUT_PROOF[0]:
+                            self.replaced_inputs.setdefault(name, {}).setdefault(fact, conf.get(fact, 1.0))
                         store.facts[fact] = proof
                         if c >= 1.0:
                             conf.pop(fact, None)
