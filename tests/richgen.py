@@ -150,10 +150,15 @@ class S2:
     var: str
     first: Any
     second: Any
+    strong: tuple = (False, False)  # whether first/second only use variables atoms or tools bind
+
+    def _rank(self, k: int) -> int:
+        e = (self.first, self.second)[k]
+        return 0 if isinstance(e, C) else 1 if self.strong[k] else 2
 
     @property
     def binder(self) -> Any:
-        return self.second if isinstance(self.second, C) and not isinstance(self.first, C) else self.first
+        return self.second if self._rank(1) < self._rank(0) else self.first
 
     @property
     def tester(self) -> Any:
@@ -657,6 +662,7 @@ class _Body:
         self.tainted: set = set()  # variables whose value comes from the fallible point
         self.fallible_at: Optional[int] = None
         self.atom_vars: set = set()  # bound by positive atoms
+        self.tool_vars: set = set()  # bound by tool calls
 
     def fresh(self, p: str = "v") -> str:
         self.n += 1
@@ -877,11 +883,16 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool, pe
                 for div in _divisors(e):
                     b.lits.append(T("!=", div, C(0 if _int_expr(div, b) else 0.0)))
             b.fallible_at = len(b.lits)
-        if not fail and typ in ("int", "float") and _chance(draw, 15):
-            # bound twice: `var = e, var = e2`; the binder gives the type (int or float)
+        if not allow_fail and typ in ("int", "float") and _chance(draw, 15):
+            # bound twice: `var = e, var = e2`; the binder gives the type (int or float). Only
+            # in rules without a fallible point: the binder may be a step that can raise (float
+            # `*`, to_float), and which of two such steps feeding guards runs first is the
+            # planner's choice
             typ2 = _pick(draw, ("int", "float"))
             e2, _, taint2 = b.expr(typ2, 1 if _chance(draw, 50) else 2, grow, False)
-            pair = S2(var, e, e2) if _chance(draw, 50) else S2(var, e2, e)
+            first, second = (e, e2) if _chance(draw, 50) else (e2, e)
+            pair = S2(var, first, second, (_vars(first) <= b.atom_vars | b.tool_vars,
+                                           _vars(second) <= b.atom_vars | b.tool_vars))
             b.lits.append(pair)
             typ = typ if pair.binder is e else typ2
             taint = taint or taint2
@@ -909,6 +920,7 @@ def _rule(draw, head: Rel, pos_pool: list, lower: list, recursive_pool: bool, pe
                 b.tainted.add(var)
             b.lits.append(S(var, Tool(name, (V(_pick(draw, vs)),))))
             b.types[var] = res_t
+            b.tool_vars.add(var)
     # `fail "..."`: the fallible point of a rule that has none yet (reached once the rest holds)
     if allow_fail and b.fallible_at is None and _chance(draw, 20):
         b.fallible_at = len(b.lits)

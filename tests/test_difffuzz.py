@@ -148,7 +148,12 @@ def test_scheduling_proofs_plans_and_goals_do_not_change_the_answer(prog) -> Non
     for cap in (1, 2):
         capped = run(prog, budget=cr.Budget(max_cycles=10_000, max_facts=200_000, max_agents_per_cycle=cap))
         if base.tier != "failed":  # which failing agent is met first may change with the schedule
-            assert answer(prog, capped, ties=True) == answer(prog, base, ties=True), f"max_agents_per_cycle={cap}\n{info}"
+            got, expected = answer(prog, capped, ties=True), answer(prog, base, ties=True)
+            if prog.min_conf is not None:  # a weak derivation is dropped (and counted) or not, as it
+                # comes before or after a stronger one (semantics.md, "Confidence"): the facts agree
+                assert {got[0], expected[0]} <= {"converged", "bounded"}, f"max_agents_per_cycle={cap}\n{info}"
+                got, expected = got[1], expected[1]
+            assert got == expected, f"max_agents_per_cycle={cap}\n{info}"
         else:
             assert capped.tier == "failed", f"max_agents_per_cycle={cap}\n{info}"
     rs = cr.load_text(richgen.render(prog), name="gen.cvg")
@@ -394,3 +399,4 @@ def test_a_record_replays_an_input_fact_whose_proof_a_derivation_replaced(tmp_pa
     assert rec.returncode == 0, rec.stderr
     replay = converge("replay", "r.json", cwd=tmp_path)
     assert replay.returncode == 0, replay.stdout + replay.stderr
+

@@ -206,20 +206,25 @@ def plan_body(body: tuple[ast.Literal, ...], bound: set[str], driver: int | None
                 if isinstance(arg, ast.Var):
                     strict.setdefault(arg.name, -1)
     # When several `x = e` could bind the same x, one binds it and the others test it: one
-    # whose e is a constant (`x = 2.0`, `x = -1`) before the others, otherwise the first
-    # written (language.md, "Comparisons and binding"). Decided here from the body,
+    # whose e is a constant (`x = 2.0`, `x = -1`), then one whose e only uses variables that
+    # positive atoms or tool calls bind (not other `=`), otherwise the first written
+    # (language.md, "Comparisons and binding"). Decided here from the body,
     # not by which becomes ready first: the type checker plans without a driver atom and
     # each semi-naive version with one, and all must give x the same value and type.
-    candidates: dict[str, list[tuple[bool, int]]] = {}
+    candidates: dict[str, list[tuple[bool, int, set[str]]]] = {}
     for i, lit in enumerate(body):
         if not isinstance(lit, ast.Comparison) or lit.op != "=":
             continue
         for side, other in ((lit.left, lit.right), (lit.right, lit.left)):
             if isinstance(side, ast.Var) and side.name not in strict and side.name not in _vars(other):
-                candidates.setdefault(side.name, []).append((not isinstance(other, ast.Const), i))
+                rank = 0 if isinstance(other, ast.Const) else 1 if _vars(other) <= strict.keys() else 2
+                candidates.setdefault(side.name, []).append((rank, i, _vars(other)))
     for var, found in candidates.items():
+        # `y = x` cannot bind x when nothing else can bind y
+        found = [c for c in found if all(y in strict or any(j != c[1] for _k, j, _o in candidates.get(y, ()))
+                                         for y in c[2])]
         if len(found) > 1:
-            strict[var] = min(found)[1]
+            strict[var] = min(found)[:2][1]
     reserved = strict
 
     def exists_step(i: int, atom: ast.Atom, is_driver: bool) -> Scan | None:
