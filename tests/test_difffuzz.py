@@ -400,3 +400,28 @@ def test_a_record_replays_an_input_fact_whose_proof_a_derivation_replaced(tmp_pa
     replay = converge("replay", "r.json", cwd=tmp_path)
     assert replay.returncode == 0, replay.stdout + replay.stderr
 
+
+LATE_COLUMN = """\
+input relation e(a: float, b: str)
+input relation f(a: str)
+relation r(a: float)
+e(2.0, "a"). e(0.5, "b").
+f("x").
+r(v) :- e(abs(v), u), e(v, w), f(x).
+"""
+
+
+def test_a_scan_whose_column_is_checked_later_keeps_every_tuple(tmp_path: Path) -> None:
+    # the version driven by Δe(abs(v), u) scans it before v is bound and checks column 0 later;
+    # since the scan binds nothing that is needed, it was projected to one tuple ("distinct on
+    # ()"), so only the match of that one e fact survived: r(2.0) was missing
+    result = cr.load_text(LATE_COLUMN, name="late.cvg").run()
+    assert result.tier == "converged" and result.facts("r") == [(0.5,), (2.0,)]
+    (tmp_path / "late.cvg").write_text(LATE_COLUMN, encoding="utf-8")
+    out = converge("run", "late.cvg", "--relation", "r", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    assert json.loads(out.stdout)["facts"]["r"] == [[0.5], [2.0]]
+    plan = converge("plan", "late.cvg", cwd=tmp_path)
+    assert "distinct on ()" not in plan.stdout, plan.stdout

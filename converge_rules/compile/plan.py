@@ -448,8 +448,11 @@ def _project(steps: list[Step], needed_elsewhere: Callable[[str, int], bool]) ->
     the variables that something else needs (its other columns are projected away)."""
     out: list[Step] = []
     last = max((k for k, s in enumerate(steps) if isinstance(s, Scan) and not s.exists), default=-1)
+    # a scan whose column is checked later (`e(abs(x), y)` scanned before x is bound) keeps
+    # every tuple: projecting it would keep one column value per binding and lose the others
+    checked = {s.lit for s in steps if isinstance(s, ColumnCheck)}
     for k, step in enumerate(steps):
-        if isinstance(step, Scan) and not step.exists and step.binds and k < last:
+        if isinstance(step, Scan) and not step.exists and step.binds and k < last and step.lit not in checked:
             keep = tuple(c for c, v in step.binds if needed_elsewhere(v, step.lit))
             if len(keep) < len(step.binds):
                 step = replace(step, distinct=keep)
