@@ -988,6 +988,8 @@ class Record:
             for f, reason, cycle, detail in rows:
                 if cycle == 0 and reason == "min_confidence":
                     facts.setdefault(name, []).append(list(f) + [detail])
+                elif cycle == 0 and reason == "dominated":  # an input fact its key's better input dominated
+                    facts.setdefault(name, []).append(list(f))
         for name, rows in data.get("replaced_inputs", {}).items():  # their proofs are derivations now
             for f, c in rows:
                 facts.setdefault(name, []).append(list(f) + ([c] if c < 1.0 else []))

@@ -425,3 +425,25 @@ def test_a_scan_whose_column_is_checked_later_keeps_every_tuple(tmp_path: Path) 
     assert json.loads(out.stdout)["facts"]["r"] == [[0.5], [2.0]]
     plan = converge("plan", "late.cvg", cwd=tmp_path)
     assert "distinct on ()" not in plan.stdout, plan.stdout
+
+
+DOMINATED_INPUT = """\
+relation best(k: int, v: int) key(k) prefer min(v)
+relation out(k: int, v: int)
+out(k, v) :- best(k, v).
+"""
+
+
+def test_a_record_replays_an_input_fact_dominated_when_loaded(tmp_path: Path) -> None:
+    # best(-1, 4) is dominated by best(-1, -1) as the inputs load (a `dominated` trace event of
+    # cycle 0); the replay gave only the kept facts, so its trace lacked the event and
+    # `converge replay` reported "replay differs"
+    (tmp_path / "dom.cvg").write_text(DOMINATED_INPUT, encoding="utf-8")
+    (tmp_path / "f.json").write_text('{"best": [[-1, 4], [-1, -1]]}', encoding="utf-8")
+    rec = converge("run", "dom.cvg", "--facts", "f.json", "--record", "r.json", "--quiet", cwd=tmp_path)
+    assert rec.returncode == 0, rec.stderr
+    replay = converge("replay", "r.json", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    result = cr.load_text(DOMINATED_INPUT, name="dom.cvg").run(facts={"best": [(-1, 4), (-1, -1)]}, trace=True)
+    again, diff = cr.Record.from_json(cr.Record.from_result(result).to_json()).replay()
+    assert diff is None and again.trace[1:] == result.trace[1:], diff  # after the header (inputs named differently)
