@@ -89,12 +89,15 @@ def test_a_diagnostic_without_text_quotes_nothing_and_reads_no_file(tmp_path):
     assert d.render() == f"{path}:1:1: error[E200]: made by hand"
 
 
-def test_cli_check_quotes_each_text_under_the_same_name(tmp_path):
+def test_cli_check_quotes_each_text_from_its_own_source(tmp_path):
     (tmp_path / "r.cvg").write_text(TEXT_A, encoding="utf-8")
     stdin = "relation a(x: int)\nrelation q(x: int)\nq(x) :- a(x), zz(x).\n"
-    result = converge("check", "r.cvg", "-", "--stdin-filename", "r.cvg", cwd=tmp_path, stdin=stdin)
+    result = converge("check", "r.cvg", "-", "--stdin-filename", "s/r.cvg", cwd=tmp_path, stdin=stdin)
     assert result.returncode == 1, result.stderr
     out = result.stdout
     assert "   3 | b(x) :- a(x), c(x).\n" in out  # the file on disk
     assert "   3 | q(x) :- a(x), zz(x).\n" in out  # the text on standard input
     assert "Traceback" not in result.stderr
+    # under the very name of a file checked, the text is refused (two texts, one name in the report)
+    same = converge("check", "r.cvg", "-", "--stdin-filename", "r.cvg", cwd=tmp_path, stdin=stdin)
+    assert same.returncode == 2 and "would share one name" in same.stderr and same.stdout == ""
