@@ -174,15 +174,14 @@ def test_check_refuses_standard_input_named_as_a_file_it_reads(tmp_path: Path, m
     (tmp_path / "main.cvg").write_text('import "lib/lib.cvg" as lib\nrelation r(x: str)\nr(x) :- lib.p(x).\n')
     (tmp_path / "lib" / "lib.cvg").write_text('relation p(x: str)\np("x").\n')
     other = "relation a(x: int)\na(1).\nb(2).\nc(3).\n"
-    for args, clash in ((["a.cvg", "-", "--stdin-filename", "a.cvg"], "a.cvg"),
-                        (["./a.cvg", "-", "--stdin-filename", str(tmp_path / "a.cvg")], "a.cvg"),
-                        ([".", "-", "--stdin-filename", "a.cvg"], "a.cvg"),
-                        (["main.cvg", "-", "--stdin-filename", "lib/lib.cvg"], "lib/lib.cvg")):
-        for fmt in ("text", "json", "sarif"):
-            proc = converge("check", *args, "--format", fmt, stdin=other, cwd=tmp_path)
-            assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
-            assert proc.stdout == "" and "Traceback" not in proc.stderr
-            assert f"and the rule file {clash!r}" in proc.stderr and "would share one name" in proc.stderr, proc.stderr
+    for args, clash, fmt in ((["a.cvg", "-", "--stdin-filename", "a.cvg"], "a.cvg", "text"),
+                             (["./a.cvg", "-", "--stdin-filename", str(tmp_path / "a.cvg")], "a.cvg", "json"),
+                             ([".", "-", "--stdin-filename", "a.cvg"], "a.cvg", "sarif"),
+                             (["main.cvg", "-", "--stdin-filename", "lib/lib.cvg"], "lib/lib.cvg", "text")):
+        proc = converge("check", *args, "--format", fmt, stdin=other, cwd=tmp_path)  # refused before any output
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stdout == "" and "Traceback" not in proc.stderr
+        assert f"and the rule file {clash!r}" in proc.stderr and "would share one name" in proc.stderr, proc.stderr
     # under a name of its own, every problem of both texts is reported
     both = converge("check", "a.cvg", "-", "--stdin-filename", "piped.cvg", "--format", "json", stdin=other, cwd=tmp_path)
     doc = json.loads(both.stdout)
