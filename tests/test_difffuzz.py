@@ -393,9 +393,14 @@ def test_a_record_replays_an_input_fact_whose_proof_a_derivation_replaced(tmp_pa
     again, diff = record.replay()
     assert diff is None and again.digest == result.digest, diff
     assert again.to_json(proofs=True) == result.to_json(proofs=True)
-    (tmp_path / "ri.cvg").write_text(REPLACED_INPUT, encoding="utf-8")
-    (tmp_path / "f.json").write_text('{"e": [["a", "a", 0.5], ["b", "a"]], "r": [["b", "a", 0.5]]}', encoding="utf-8")
-    rec = converge("run", "ri.cvg", "--facts", "f.json", "--record", "r.json", "--quiet", cwd=tmp_path)
+    assert_cli_record_replays(tmp_path, REPLACED_INPUT, '{"e": [["a", "a", 0.5], ["b", "a"]], "r": [["b", "a", 0.5]]}')
+
+
+def assert_cli_record_replays(tmp_path: Path, rules: str, facts_json: str) -> None:
+    """`converge run --record` of these rules and facts, then `converge replay` of the record, succeed."""
+    (tmp_path / "rules.cvg").write_text(rules, encoding="utf-8")
+    (tmp_path / "f.json").write_text(facts_json, encoding="utf-8")
+    rec = converge("run", "rules.cvg", "--facts", "f.json", "--record", "r.json", "--quiet", cwd=tmp_path)
     assert rec.returncode == 0, rec.stderr
     replay = converge("replay", "r.json", cwd=tmp_path)
     assert replay.returncode == 0, replay.stdout + replay.stderr
@@ -438,12 +443,7 @@ def test_a_record_replays_an_input_fact_dominated_when_loaded(tmp_path: Path) ->
     # best(-1, 4) is dominated by best(-1, -1) as the inputs load (a `dominated` trace event of
     # cycle 0); the replay gave only the kept facts, so its trace lacked the event and
     # `converge replay` reported "replay differs"
-    (tmp_path / "dom.cvg").write_text(DOMINATED_INPUT, encoding="utf-8")
-    (tmp_path / "f.json").write_text('{"best": [[-1, 4], [-1, -1]]}', encoding="utf-8")
-    rec = converge("run", "dom.cvg", "--facts", "f.json", "--record", "r.json", "--quiet", cwd=tmp_path)
-    assert rec.returncode == 0, rec.stderr
-    replay = converge("replay", "r.json", cwd=tmp_path)
-    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert_cli_record_replays(tmp_path, DOMINATED_INPUT, '{"best": [[-1, 4], [-1, -1]]}')
     result = cr.load_text(DOMINATED_INPUT, name="dom.cvg").run(facts={"best": [(-1, 4), (-1, -1)]}, trace=True)
     again, diff = cr.Record.from_json(cr.Record.from_result(result).to_json()).replay()
     assert diff is None and again.trace[1:] == result.trace[1:], diff  # after the header (inputs named differently)
