@@ -14,6 +14,7 @@ from .values import dumps_json
 from .compile.pipeline import Compilation, compile_sources
 from .compile.program import Program
 from .diagnostics import ConvergeError, Diagnostic, Span
+from .regularfile import read_regular_text
 from .compile.program import FailurePolicy
 from .engine.loop import Budget, Outcome, Reason, Tier
 if TYPE_CHECKING:
@@ -299,8 +300,7 @@ def _read_sources(compilation: Compilation) -> list[dict[str, str]]:
         text = given.get(path)
         if text is None and compilation.texts is None:
             try:
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
+                text = read_regular_text(path)
             except (OSError, UnicodeDecodeError):
                 continue
         if text is None:

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator
 
 from .values import dumps_json, loads_json
 from .diagnostics import ConvergeError, Diagnostic, Span, quote_text
+from .regularfile import open_regular_file, read_regular_file, reason as file_reason
 
 RECORD_FORMAT = "converge-record/1"
 _ATOMS = {"str": str, "int": int, "float": float, "bool": bool}
@@ -102,29 +103,26 @@ def record_key(key: bytes | str | None) -> bytes | None:
 def read_record_key(path: str) -> bytes:
     """The secret of a record key file: its bytes without surrounding whitespace (a trailing
     newline). Refused with E615, never with a traceback and never quoting the file: a
-    missing or unreadable file, a directory, an empty file, a key under 16 bytes, a file over
-    64 KiB, and on POSIX a file every user may read or write (an "other" permission bit: as ssh
-    refuses an open private key; group permissions are left to the administrator)."""
+    missing or unreadable file, anything but a regular file (a directory, a FIFO, a device), an
+    empty file, a key under 16 bytes, a file over 64 KiB, and on POSIX a file every user may
+    read or write (an "other" permission bit: as ssh refuses an open private key; group
+    permissions are left to the administrator)."""
     import os
     import stat
 
     hint = "make one with: openssl rand -hex 32 > record.key && chmod 600 record.key"
     try:
-        with open(path, "rb") as handle:
+        with open_regular_file(path) as handle:
             info = os.fstat(handle.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise _error("E615", "the record key file is a directory", path)
-            if os.name == "posix" and stat.S_ISREG(info.st_mode) and info.st_mode & 0o007:
+            if os.name == "posix" and info.st_mode & 0o007:
                 raise _error("E615", f"the record key file is open to all users (mode {stat.S_IMODE(info.st_mode):04o}): "
                                      "anyone who can read it can forge records", path, f"restrict it: chmod 600 {path}")
             secret = handle.read(MAX_KEY_FILE_BYTES + 1)
             if len(secret) > MAX_KEY_FILE_BYTES:
                 raise _error("E615", f"the record key file is over {MAX_KEY_FILE_BYTES} bytes: not a key file", path)
             secret = secret.strip()
-    except IsADirectoryError:
-        raise _error("E615", "the record key file is a directory", path)
     except OSError as err:
-        raise _error("E615", f"cannot read the record key file: {err.strerror or type(err).__name__}", path)
+        raise _error("E615", f"cannot read the record key file: {file_reason(err)}", path)
     if not secret:
         raise _error("E615", "the record key file is empty", path, hint)
     if len(secret) < MIN_KEY_BYTES:
@@ -1203,8 +1201,7 @@ def looks_like_record(path: str) -> bool:
     """Whether a file starts like a decision record (canonical records begin with their sorted keys),
     so a command given a record or another file type can tell them apart without parsing either."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
+        head = read_regular_file(path, 4096)
     except OSError:
         return False
     return b'"converge-record/' in head
@@ -1214,10 +1211,9 @@ def open_record(path: str, key: bytes | str | None = None) -> Record:
     """Read a record file; raises RecordError (E610 unreadable, E611 not a record, E612 malformed).
     ``key``: the record key ``verify`` checks a keyed seal with (see ``read_record_key``)."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_regular_file(path)
     except OSError as err:
-        raise _error("E610", f"cannot read record: {err.strerror or err}", path)
+        raise _error("E610", f"cannot read record: {file_reason(err)}", path)
     return Record.from_json(raw, path, key)
 
 

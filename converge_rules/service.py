@@ -56,16 +56,17 @@ def read_tokens(path: str) -> tuple[str, ...]:
     """Bearer tokens, one a line (blank lines and ``#`` comments ignored); ValueError when none, or
     when a token is not printable ASCII: HTTP header values arrive as bytes read as Latin-1, so a
     token with other characters could never match what a client sends."""
+    from .regularfile import read_regular_text
+
     tokens: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            token = line.strip()
-            if not token or token.startswith("#"):
-                continue
-            if not all(" " <= ch <= "~" for ch in token):
-                raise ValueError(f"{path}, line {number}: a token must be printable ASCII (letters, digits, "
-                                 "punctuation), or no client can send it")
-            tokens.append(token)
+    for number, line in enumerate(read_regular_text(path).split("\n"), 1):
+        token = line.strip()
+        if not token or token.startswith("#"):
+            continue
+        if not all(" " <= ch <= "~" for ch in token):
+            raise ValueError(f"{path}, line {number}: a token must be printable ASCII (letters, digits, "
+                             "punctuation), or no client can send it")
+        tokens.append(token)
     if not tokens:
         raise ValueError(f"{path} holds no token (one a line)")
     return tuple(tokens)

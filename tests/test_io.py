@@ -253,8 +253,14 @@ def test_e500_missing_file_missing_directory_and_not_utf8(tmp_path):
 def test_e500_fifo_is_not_opened(tmp_path):
     os.mkfifo(tmp_path / "edge.csv")
     assert errors_of([tmp_path / "edge.csv"]) == [
-        f"{tmp_path / 'edge.csv'}: error[E500]: not a regular file: {tmp_path / 'edge.csv'}"]
-    load_fact_paths([str(tmp_path)], SCHEMA)  # in a directory listing it is skipped
+        f"{tmp_path / 'edge.csv'}: error[E500]: not a regular file: {tmp_path / 'edge.csv'} is a FIFO"]
+    # in a directory it is part of the input too: refused, never silently left out
+    assert errors_of([tmp_path]) == [
+        f"{tmp_path / 'edge.csv'}: error[E500]: not a regular file: {tmp_path / 'edge.csv'} is a FIFO"]
+    (tmp_path / "sub.json").mkdir()  # a directory named like a facts file is not entered
+    os.remove(tmp_path / "edge.csv")
+    (tmp_path / "edge.csv").write_text("src,dst\na,b\n")
+    assert load_fact_paths([str(tmp_path)], SCHEMA).facts == {"edge": [("a", "b")]}
 
 
 def test_e500_binary_file():

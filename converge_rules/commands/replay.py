@@ -23,12 +23,14 @@ def _strip_time(line: str) -> str:
 
 def read_trace(path: str) -> list[str]:
     from ..diagnostics import ConvergeError, Diagnostic, Span
+    from ..regularfile import read_regular_text, reason
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConvergeError([Diagnostic("E500", f"cannot read trace: {err}", Span(path, 0, 0))])
+        lines = read_regular_text(path).splitlines()
+    except OSError as err:
+        raise ConvergeError([Diagnostic("E500", f"cannot read trace {path}: {reason(err)}", Span(path, 0, 0))]) from None
+    except UnicodeDecodeError as err:
+        raise ConvergeError([Diagnostic("E500", f"cannot read trace {path}: {err}", Span(path, 0, 0))]) from None
     from ..traceformat import event_problem, header_problem
 
     events = []

@@ -85,7 +85,11 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
     if token_file:
         try:
             tokens = read_tokens(token_file)
-        except (OSError, UnicodeDecodeError, ValueError) as err:
+        except OSError as err:
+            from ..regularfile import reason
+
+            raise click.BadParameter(f"cannot read tokens: {reason(err)}", param_hint="--token-file")
+        except (UnicodeDecodeError, ValueError) as err:
             raise click.BadParameter(f"cannot read tokens: {err}", param_hint="--token-file")
     key = read_record_key_or_exit(record_key_file) if record_key_file else None
     loaded_tools: dict[str, Any] = {}

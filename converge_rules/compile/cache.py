@@ -34,7 +34,7 @@ MAX_ENTRIES = 1000  # programs kept; past it the least recently used tenth goes 
 def _sha(path: str) -> str | None:
     """The SHA-256 of a rule file; None when it cannot be read, or is no regular file (a FIFO
     would block here, /dev/zero never end: compiling it reports E002)."""
-    from ..syntax.parser import read_regular_file
+    from ..regularfile import read_regular_file
 
     try:
         return hashlib.sha256(read_regular_file(path)).hexdigest()

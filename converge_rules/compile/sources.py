@@ -143,7 +143,7 @@ class DiskSources(RuleSources):
             return Problem("E110", f"invalid import path {written[:80]!r}: {err}")
         if outside:
             return Problem("E112", f"import {written!r} leaves the project directory {project}")
-        if not os.path.isfile(target):
+        if not os.path.exists(target):  # one that is there but no regular file is E002 when read
             return Problem("E110", f"imported file not found: {written!r}",
                            (f"paths are relative to the importing file: looked for {os.path.relpath(target)}",))
         shown = os.path.relpath(target)

@@ -1065,11 +1065,12 @@ def _shape(data: Any, path: str, text: str) -> None:
 
 def read_result(path: str) -> tuple[dict[str, Any], str]:
     """The parsed result and its text; ConvergeError E500 (unreadable) or E501 (malformed)."""
+    from ..regularfile import read_regular_text, reason as file_reason
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        text = read_regular_text(path)
     except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        reason = file_reason(err) if isinstance(err, OSError) else str(err)
         raise ConvergeError([Diagnostic("E500", f"cannot read result file: {reason}", Span(path, 0, 0))]) from None
     try:
         data = loads_json(text)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 
-from .facts import SUPPORTED_EXTENSIONS
+from .facts import facts_directory_files
+from ..regularfile import open_regular_file
 
 
 def _file_sha(path: str) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular_file(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -29,10 +30,7 @@ def content_sha256(path: str) -> str | None:
         if not os.path.isdir(path):
             return _file_sha(path)
         h = hashlib.sha256(b"converge-facts-directory\0")
-        with os.scandir(path) as entries:
-            names = sorted(e.name for e in entries if not e.name.startswith(".")
-                           and os.path.splitext(e.name)[1].lower() in SUPPORTED_EXTENSIONS and e.is_file())
-        for name in names:
+        for name in facts_directory_files(path):
             h.update(name.encode("utf-8", "surrogateescape") + b"\0" + _file_sha(os.path.join(path, name)).encode() + b"\0")
         return h.hexdigest()
     except (OSError, ValueError):

@@ -91,6 +91,7 @@ from typing import Any, Callable
 from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, Span, normalize_newlines, split_lines
 from ..values import TYPES, ConversionError, RelationSchema, convert, format_value, has_surrogate, str_to_int
+from ..regularfile import NotRegularFile, file_kind, read_regular_file
 from . import jsonpos
 from ._sources import ConstSegment, LazySegment, LinesSegment, RangeSegment, SourceList, _Segment
 
@@ -188,7 +189,7 @@ def load_fact_paths(paths: Sequence[Any], schema: Mapping[str, RelationSchema]) 
         if stat.S_ISDIR(st.st_mode):
             diagnostics.extend(_load_directory(path, schema, acc))
         elif not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
-            diagnostics.append(_file_diag("E500", f"not a regular file: {path}", path))
+            diagnostics.append(_file_diag("E500", f"not a regular file: {path} is {file_kind(st.st_mode)}", path))
         elif _extension(path) not in SUPPORTED_EXTENSIONS:
             diagnostics.append(_file_diag(
                 "E506", f"unsupported facts file extension {_extension(path) or '(none)'!r}", path,
@@ -369,11 +370,17 @@ class _Spec:
         return f"columns of {self.name}: " + ", ".join(f"{n}: {t}" for n, t in zip(self.names, self.types))
 
 
+def facts_directory_files(path: str) -> list[str]:
+    """The names of the fact files of a facts directory, sorted: entries with a supported
+    extension, hidden ones and directories left out (OSError when it cannot be listed)."""
+    with os.scandir(path) as entries:
+        return sorted(e.name for e in entries if not e.name.startswith(".")
+                      and _extension(e.name) in SUPPORTED_EXTENSIONS and _is_file(e))
+
+
 def _load_directory(path: str, schema: Mapping[str, RelationSchema], acc: _Accumulator) -> list[Diagnostic]:
     try:
-        with os.scandir(path) as entries:
-            names = sorted(e.name for e in entries if not e.name.startswith(".")
-                           and _extension(e.name) in SUPPORTED_EXTENSIONS and _is_file(e))
+        names = facts_directory_files(path)
     except OSError as err:
         return [_file_diag("E500", f"cannot read facts directory {path}: {_reason(err)}", path)]
     diagnostics: list[Diagnostic] = []
@@ -383,10 +390,12 @@ def _load_directory(path: str, schema: Mapping[str, RelationSchema], acc: _Accum
 
 
 def _is_file(entry: os.DirEntry) -> bool:
+    """Whether a directory entry is read as a facts file: anything but a directory, so a FIFO
+    or a device named like a facts file is refused (E500) rather than silently left out."""
     try:
-        return entry.is_file()
+        return not entry.is_dir()
     except OSError:
-        return False
+        return True
 
 
 # ---------------------------------------------------------------- one file
@@ -546,11 +555,10 @@ class _FileLoader:
     def read(self) -> str | None:
         path = self.path
         try:
-            with open(path, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    self.error("E500", f"not a regular file: {path}", 0, 0)
-                    return None
-                data = handle.read()
+            data = read_regular_file(path)
+        except NotRegularFile as kind:
+            self.error("E500", f"not a regular file: {path} is {kind}", 0, 0)
+            return None
         except FileNotFoundError:
             self.error("E500", f"facts file not found: {path}", 0, 0)
             return None

@@ -19,6 +19,7 @@ import re
 from typing import Iterator
 
 from ..diagnostics import Diagnostic
+from ..regularfile import read_regular_text
 from ..syntax import ast
 from ._context import LintContext
 
@@ -51,8 +52,7 @@ def _declared(ctx: LintContext) -> str | None:
     """The column of a ``# converge: partition-by=COLUMN`` line in a root file (the first one)."""
     for path in sorted(ctx.root_files):
         try:
-            with open(path, encoding="utf-8") as handle:
-                match = _DIRECTIVE.search(handle.read())
+            match = _DIRECTIVE.search(read_regular_text(path))
         except (OSError, UnicodeDecodeError):
             continue
         if match:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from ..diagnostics import Diagnostic, Span, normalize_newlines
+from ..regularfile import read_regular_text
 from ..syntax import ast
 
 Symbol = tuple
@@ -96,8 +97,7 @@ class _Texts:
             text = self.overlay.get(real)
             if text is None:
                 try:
-                    with open(real, encoding="utf-8") as handle:
-                        text = handle.read()
+                    text = read_regular_text(real)
                 except (OSError, UnicodeDecodeError):
                     text = ""
             self.cache[real] = normalize_newlines(text).split("\n")

@@ -30,6 +30,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
 from ..diagnostics import normalize_newlines
+from ..regularfile import read_regular_text
 from .analysis import Analysis, analyze
 from .convert import diagnostics_for
 
@@ -125,8 +126,7 @@ class ConvergeServer(LanguageServer):
         if uri in self.workspace.text_documents:
             return self.workspace.get_text_document(uri).lines
         try:
-            with open(self.path_of(uri), encoding="utf-8") as handle:
-                return lsp_lines(handle.read())
+            return lsp_lines(read_regular_text(self.path_of(uri)))
         except (OSError, UnicodeDecodeError):
             return ()
 
@@ -261,8 +261,7 @@ class ConvergeServer(LanguageServer):
                 yield cached[2]
                 continue
             try:
-                with open(real, encoding="utf-8") as handle:
-                    text = handle.read()
+                text = read_regular_text(real)
             except (OSError, UnicodeDecodeError):
                 continue
             result = analyze(path, text, overlay)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..diagnostics import ConvergeError, Diagnostic, Span, normalize_newlines, quote_text
 from ..values import has_surrogate, str_to_int
+from ..regularfile import NotRegularFile, read_regular_file
 from . import ast
 
 _PARSER: Any = None
@@ -141,28 +142,6 @@ def _parse_text(text: str, file: str) -> ast.SourceFile:
     if builder.errors:
         raise ConvergeError(builder.errors)
     return ast.SourceFile(file, tuple(items))
-
-
-class NotRegularFile(OSError):
-    """A path that names something other than a regular file (its kind is the message)."""
-
-
-def read_regular_file(path: str) -> bytes:
-    """The bytes of the regular file ``path``. Anything else is refused before it is read: a
-    FIFO would block the reader until a writer came, a device (``/dev/zero``) never ends.
-    The file is opened without blocking and its kind taken from the open file, so a FIFO
-    that replaces a file between a check and the open is refused too."""
-    import os
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            kinds = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFDIR: "a directory",
-                     stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
-            raise NotRegularFile(kinds.get(stat.S_IFMT(mode), "something else"))
-        return f.read()
 
 
 def read_rule_file(path: str, raw: bool = False) -> str:

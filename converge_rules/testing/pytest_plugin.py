@@ -26,6 +26,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from ..regularfile import read_regular_text
+
 
 def _display(path: Path) -> str:
     """The path relative to the working directory when it is below it (as ``converge test`` prints it)."""
@@ -43,7 +45,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "CvgFile |
     from .runner import has_test_blocks
 
     try:
-        text = file_path.read_text(encoding="utf-8")
+        text = read_regular_text(file_path)
     except (OSError, UnicodeDecodeError):  # whether it has tests is unknown: its E002 is a
         return CvgFile.from_parent(parent, path=file_path)  # collection error, as `converge test` reports it
     if not has_test_blocks(text):
