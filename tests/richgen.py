@@ -566,7 +566,7 @@ def check_matches(body: tuple, model: dict) -> list:
 
 def reference_info(prog: Program) -> tuple:
     """``reference`` plus what decides the tier: ``{"dropped": facts below min_confidence that the
-    engine must have dropped (derivable from the final model, or given), "violated": acceptance
+    engine must have dropped (derivable from the final model, or given, never at or above it), "violated": acceptance
     checks with a match at the fixed point, "signed_zero": whether a rule derived a fact with a
     -0.0}``. A -0.0 equals 0.0, so ``p(-0.0)`` and ``p(0.0)`` are one fact, and which of the two the
     engine keeps is the first one derived (semantics.md, "Input zeros are 0.0"): an order this
@@ -583,6 +583,7 @@ def reference_info(prog: Program) -> tuple:
             if c0 is None:  # given with and without a confidence: confidence 1
                 given[rel][f] = 1.0
     low: set = set()
+    strong: set = set()  # facts with a derivation at or above the floor (dominance may remove them later)
     for rel, fs in given.items():
         for f, c in fs.items():
             if floor is not None and c < floor:
@@ -609,6 +610,7 @@ def reference_info(prog: Program) -> tuple:
                         if floor is not None and cf < floor:
                             low.add((name, fact))
                             continue
+                        strong.add((name, fact))
                         rel = model[name]
                         if fact not in rel or cf > rel[fact]:
                             rel[fact] = cf
@@ -629,7 +631,9 @@ def reference_info(prog: Program) -> tuple:
                 model[r.name] = {f: c for f, c in model[r.name].items()
                                  if f[pref] == best[tuple(v for i, v in enumerate(f) if i not in (pref, r.loose))][pref]}
                 facts_of[r.name] = set(model[r.name])
-    dropped = sorted(((r, f) for r, f in low if f not in model[r]), key=repr)
+    # missing because of min_confidence: only weak derivations (a fact that a strong one derived
+    # and dominance removed is missing because of its key, not of the floor)
+    dropped = sorted(((r, f) for r, f in low - strong if f not in model[r]), key=repr)
     violated = [i for i, body in enumerate(prog.checks) if check_matches(body, facts_of)]
     return model, errors, {"dropped": dropped, "violated": violated, "signed_zero": signed_zero}
 

@@ -448,6 +448,36 @@ def test_min_confidence_and_max_facts_drop_the_weakest(tmp_path: Path) -> None:
     assert low.returncode == 4
 
 
+MISSING_ONE = """
+input relation q(x: int)
+relation p(x: int)
+relation r(x: int)
+agent weak { confidence 0.4 when q(x) emit p(x) }
+agent strong { confidence 0.9 when q(x) emit p(x) }
+agent weak2 { confidence 0.3 when q(x) emit r(x) }
+agent weak3 { confidence 0.2 when q(x) emit r(x) }
+q(1).
+"""
+
+
+def test_min_confidence_counts_the_facts_missing_not_the_weak_derivations(tmp_path: Path) -> None:
+    """p(1) has a weak and a strong derivation: it holds, so nothing of it is lost; r(1) has two
+    weak ones: one fact is missing. The count was 3 (every weak derivation), and it must not
+    follow the agents' order or how many run per cycle."""
+    flipped = MISSING_ONE.replace("agent weak {", "agent zz_weak {")
+    flipped = flipped.replace("agent strong", "agent a_strong")
+    for src in (MISSING_ONE, flipped):
+        for per_cycle in (None, 1):
+            r = cr.load_text(src, "m.cvg").run(budget=cr.Budget(min_confidence=0.5, max_agents_per_cycle=per_cycle))
+            assert (r.tier, [x.details["dropped"] for x in r.reasons]) == ("bounded", [1]), (src, per_cycle)
+            assert r.facts("p") == [(1,)] and r.facts("r") == []
+            assert r.dropped("p", (1,)) is None and r.dropped("r", (1,))["reason"] == "min_confidence"  # type: ignore[index]
+    (tmp_path / "m.cvg").write_text(MISSING_ONE)
+    out = cli("run", "m.cvg", "--min-confidence", "0.5", "--max-agents-per-cycle", "1", "--format", "summary", cwd=tmp_path)
+    assert out.returncode == 4 and "min_confidence 0.5: 1 fact(s) below it were dropped" in out.stdout
+    assert cli("run", "m.cvg", "--min-confidence", "0.3", cwd=tmp_path).returncode == 0  # r(1) at 0.3 holds
+
+
 def test_why_not_explains_dropped_facts() -> None:
     src = """
 relation offer(loan: str, rate: float) key(loan) prefer min(rate)

@@ -249,7 +249,6 @@ class Engine:
         self.conf: dict[str, dict[tuple, float]] | None = (
             {name: dict(input_confidence.get(name, {})) if input_confidence else {} for name in program.relations}
             if uses_confidence else None)
-        self.conf_dropped = 0
         if self.alternatives is not None and uses_confidence:
             self.alternatives = None  # alternative proofs are recorded for jobs without confidence only
         self.analyze = analyze  # count the rows out of every plan step (converge plan --facts)
@@ -314,7 +313,6 @@ class Engine:
                 kept = [f for f in items if weak.get(f, 1.0) >= floor]  # type: ignore[operator]
                 for f in items:
                     if weak.get(f, 1.0) < floor:  # type: ignore[operator]
-                        self.conf_dropped += 1
                         self.dropped.setdefault(name, {}).setdefault(f, ("min_confidence", 0, weak[f]))
                         del weak[f]
                 items = kept
@@ -489,9 +487,13 @@ class Engine:
                                       {"budget": "max_facts", "limit": max_facts, "reached": self.total, "dropped": dropped,
                                        "cycle": cycle}))
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
-        if self.conf_dropped:
-            reasons.append(Reason("budget", f"min_confidence {budget.min_confidence}: {self.conf_dropped} fact(s) below it were dropped",
-                                  {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": self.conf_dropped}))
+        # the facts missing because of min_confidence: a weak derivation of a fact that a stronger
+        # one committed after all (the same cycle or later) is no loss, and a fact dropped twice is
+        # one fact, so the count and the tier depend on the result, not on how agents were scheduled
+        conf_dropped = sum(why[0] == "min_confidence" for facts in self.dropped.values() for why in facts.values())
+        if conf_dropped:
+            reasons.append(Reason("budget", f"min_confidence {budget.min_confidence}: {conf_dropped} fact(s) below it were dropped",
+                                  {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": conf_dropped}))
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
             code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool, cache=self.code_cache)
@@ -709,7 +711,6 @@ class Engine:
                 for fact, proof in buf.items():
                     c = confs[fact]
                     if floor is not None and c < floor:
-                        self.conf_dropped += 1
                         self.dropped.setdefault(name, {}).setdefault(fact, ("min_confidence", cycle, c))
                         continue
                     candidates.append((c, len(candidates), name, fact, proof, agent.name))
