@@ -74,7 +74,7 @@ def check(paths: Sequence[str] | str = (), texts: Mapping[str, str] | None = Non
     """Every diagnostic for these rule files: errors, then (when there are none) the lints'
     warnings, with inline suppressions applied; sorted by position. A file given twice (two
     spellings of one path), or given and imported, is checked once and reported under the
-    first spelling given. A directory stands for its ``*.cvg`` files, searched as ``converge
+    spelling whose absolute path sorts first, whatever the order given. A directory stands for its ``*.cvg`` files, searched as ``converge
     check`` searches it; one without any is a ValueError (the command's usage error).
 
     ``texts`` are rule files given as text, ``{name: text}`` (an editor's buffer, as

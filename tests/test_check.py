@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import converge_rules
 from converge_rules.cli import cli
 from converge_rules.lint import LINTS, WARNING_CODES, check_file
 from converge_rules.lint.suppress import codes_in
@@ -716,3 +717,22 @@ def test_a_rule_file_that_is_not_a_regular_file_is_refused_not_read(kind: str, i
     with pytest.raises(ConvergeError) as err:
         load([path])
     assert [(d.code, d.message) for d in err.value.diagnostics] == [("E002", message)]
+
+
+def test_a_file_given_twice_is_named_alike_whatever_the_order(tmp_path: Path) -> None:
+    """`check z.cvg a.cvg` (a.cvg a link to z.cvg) named the file z.cvg and `check a.cvg z.cvg`
+    named it a.cvg, while `run` took the spelling that sorts first: the order of the command line
+    changed the output. Both now name it a.cvg, in either order, as do `fmt` and the API."""
+    write(tmp_path, "z.cvg", "relation p(x: int)\np(1).\nq(2).\n")
+    (tmp_path / "a.cvg").symlink_to("z.cvg")
+    outputs = set()
+    for order in (["z.cvg", "a.cvg"], ["a.cvg", "z.cvg"], ["./z.cvg", "a.cvg"]):
+        check = converge("check", *order, cwd=tmp_path)
+        run_ = converge("run", *order, cwd=tmp_path)
+        assert check.returncode == 1 and run_.returncode == 1, (check.stdout, run_.stdout)
+        outputs.add((check.stdout, run_.stdout + run_.stderr))
+        names = {d.span.file for d in converge_rules.check([str(tmp_path / p) for p in order])}
+        assert names == {str(tmp_path / "a.cvg")}, names
+    assert len(outputs) == 1, outputs
+    check_out, run_out = outputs.pop()
+    assert check_out.startswith("a.cvg:3:1: error[E200]") and "a.cvg:3:1: error[E200]" in run_out, (check_out, run_out)

@@ -18,14 +18,17 @@ EXAMPLE = "Example: converge fmt --check examples/"
 def cvg_paths(paths: tuple[str, ...] | list[str]) -> list[str]:
     """Files as given, directories expanded to their ``*.cvg`` files (``rule_files_under``);
     a file given twice (another spelling, a symbolic link, a directory that holds it) once,
-    under its first spelling, as ``check`` and ``test`` take it."""
-    from ..compile.sources import rule_files_under
+    in the place it is first given, under the spelling that names it in ``check`` and ``run``
+    (``spelling_order``), whatever the order of the command line."""
+    from ..compile.sources import rule_files_under, spelling_order
 
     out: dict[str, str] = {}
     for path in paths:
         found = sorted(os.path.normpath(f) for f in rule_files_under(path)) if os.path.isdir(path) else [path]
         for file in found:
-            out.setdefault(os.path.realpath(file), file)
+            real = os.path.realpath(file)
+            if real not in out or spelling_order(file) < spelling_order(out[real]):
+                out[real] = file
     return list(out.values())
 
 

@@ -16,7 +16,7 @@ from ..diagnostics import ConvergeError, Diagnostic, SourceTexts, Span, normaliz
 from ..syntax import ast
 from ..syntax.parser import parse_text
 from ..values import ColumnSchema, TYPES
-from .sources import DiskSources, Problem, RuleSources, stdlib_dir  # noqa: F401  (stdlib_dir: imported from here by callers)
+from .sources import DiskSources, Problem, RuleSources, spelling_order, stdlib_dir  # noqa: F401  (stdlib_dir: imported from here by callers)
 from .program import AgentDef, FailurePolicy, InvariantDef, KeySpec, Program, Relation, SourceFact, TestDef
 from .types import BUILTINS, PREDICATES
 
@@ -62,8 +62,8 @@ class Frontend:
     def load(self, roots: list[tuple[str, str | None]]) -> None:
         """roots: (path, text or None to read the file). A file given twice (the same path,
         or another path to the same file) is one root file, loaded once; a root file that
-        a root imports is named as the root is (its first spelling, in sorted order)."""
-        keyed = sorted(roots, key=lambda r: os.path.abspath(r[0]))
+        a root imports is named as the root is (its first spelling in ``spelling_order``)."""
+        keyed = sorted(roots, key=lambda r: spelling_order(r[0]))
         for path, text in keyed:
             if text is None:
                 self.root_names.setdefault(self.sources.real(path), path)

@@ -61,10 +61,17 @@ def rule_files_under(directory: str) -> list[str]:
     return sorted(found)
 
 
+def spelling_order(path: str) -> tuple[str, int, str]:
+    """The order in which spellings of one file compete to name it: the one whose absolute
+    path sorts first, then the shorter text (``a.cvg`` before ``./a.cvg``), so the name
+    never depends on the order of the command line."""
+    return (os.path.abspath(path), len(path), path)
+
+
 def collect_rule_files(paths: Sequence[str]) -> list[str]:
     """The rule files named by ``paths``: files as given, directories searched for ``*.cvg``
-    (``rule_files_under``), normalised, each file once (the first spelling of a real path),
-    sorted; what ``converge check`` and ``converge_rules.check`` take. A directory without
+    (``rule_files_under``), normalised, each file once (under the spelling that comes first
+    in ``spelling_order``), sorted; what ``converge check`` and ``converge_rules.check`` take. A directory without
     rule files is a ValueError."""
     found: dict[str, str] = {}
     for path in paths:
@@ -77,7 +84,9 @@ def collect_rule_files(paths: Sequence[str]) -> list[str]:
             inside = [path]
         for file in inside:
             shown = os.path.normpath(file)
-            found.setdefault(os.path.realpath(shown), shown)
+            real = os.path.realpath(shown)
+            if real not in found or spelling_order(shown) < spelling_order(found[real]):
+                found[real] = shown
     return sorted(found.values())
 
 

@@ -95,7 +95,7 @@ def check_files(paths: Iterable[str], disabled: Iterable[str] = (), partition_by
     """``check_file`` for several root files, as one report: sorted by position, each problem once.
 
     A file is named in diagnostics as its root spelling when it is one of ``paths`` (the
-    first spelling given, when one file is given twice), however an import of another
+    one that sorts first, when one file is given twice), however an import of another
     root reached it: a root names itself as given (``/abs/rules/lib.cvg``, ``../lib.cvg``)
     while imports name a file relative to the current directory (``rules/lib.cvg``), and
     the same error would otherwise count twice under two names.
