@@ -281,10 +281,10 @@ class Engine:
             raise SizeExceeded("timeout")
         self._next_checkpoint()
 
-    def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False) -> Reason:
+    def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False, when: str | None = None) -> Reason:
         if exc.budget == "timeout":
             limit = self.budget.timeout
-            where = f"after cycle {cycle}" if between else f"in cycle {cycle}; the cycle was not committed"
+            where = when or (f"after cycle {cycle}" if between else f"in cycle {cycle}; the cycle was not committed")
             return Reason("budget", f"timeout of {limit:g} s reached {where}. "
                                     "Wall-clock time is not deterministic: the same job may stop at another point",
                           {"budget": "timeout", "limit": limit, "cycle": cycle, "deterministic": False})
@@ -407,6 +407,8 @@ class Engine:
             violations = self._check_structural(0)
         except EvalError as err:
             return self._outcome(Tier.FAILED, [self._invariant_error(err, 0)], 0)
+        except SizeExceeded as exc:  # the job's timeout ran out during an invariant's tool calls
+            return self._outcome(Tier.BOUNDED, [self._size_reason(exc, 0, when="while the invariants checked the input facts")], 0)
         if violations:
             return self._outcome(Tier.FAILED, [self._violation_reason(violations, 0)], 0)
         ancestors = self.strata.ancestor_agents
@@ -479,6 +481,11 @@ class Engine:
                     self.context[name].truncate(before[name], restore.get(name))
                 self.total = self.context.size()
                 return self._outcome(Tier.FAILED, reasons + [self._invariant_error(err, cycle)], cycle)
+            except SizeExceeded as exc:  # the job's timeout ran out during an invariant's tool calls
+                for name in added:
+                    self.context[name].truncate(before[name], restore.get(name))
+                self.total = self.context.size()
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons + [self._size_reason(exc, cycle)], cycle)
             if violations:
                 for name in added:
                     self.context[name].truncate(before[name], restore.get(name))
@@ -495,14 +502,18 @@ class Engine:
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
             code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool, cache=self.code_cache)
-            found = EffectBuffer()
             self.current_check = code
             try:
-                code.version(None, frozenset())([], {}, found, cycle)
+                full = code.version(None, frozenset())
+                found = self._evaluate_check(lambda out: full([], {}, out, cycle), cycle)
             except EvalError as err:
                 reasons.append(self._invariant_error(err, cycle))
                 tier = Tier.FAILED
                 continue
+            except SizeExceeded as exc:  # the job's timeout ran out during its tool calls
+                reasons.append(self._size_reason(exc, cycle, when="while its acceptance checks called tools; "
+                                                             "they were not all evaluated"))
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found.matches)})
             if found.matches:
                 reasons.append(self._violation_reason(self._violations(inv, code, found.matches), cycle))
@@ -799,6 +810,22 @@ class Engine:
         store.extend(new)
         return new, counts
 
+    def _evaluate_check(self, evaluate: Callable[[EffectBuffer], None], cycle: int) -> EffectBuffer:
+        """Evaluate an invariant or acceptance check with its tool rounds, like an agent: while a
+        match waits for a tool result not known yet, the round's calls run and the check is
+        evaluated again, from scratch, on the same context. A failed call raises EvalError (the
+        check could not be evaluated: the job fails); the job's timeout raises SizeExceeded."""
+        while True:
+            found = EffectBuffer()
+            self.waiting = False
+            self.touched = set()
+            evaluate(found)
+            if not self.waiting:
+                return found
+            self._run_tools(cycle)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise SizeExceeded("timeout")
+
     def _check_structural(self, cycle: int) -> list[Violation]:
         out: list[Violation] = []
         names = []
@@ -810,11 +837,12 @@ class Engine:
                 # uses only old facts, so these invariants are checked in full.
                 lengths = {r: len(self.context[r].order) for r in state.reads}
                 if lengths != state.seen:
-                    state.code.version(None, frozenset())([], {}, found, cycle)
+                    full = state.code.version(None, frozenset())
+                    found = self._evaluate_check(lambda out: full([], {}, out, cycle), cycle)
                     state.seen = lengths
             else:
                 lengths = {r: len(self.context[r].order) for r in state.pos_rels}
-                self._semi_naive(state, found, cycle, lengths)
+                found = self._evaluate_check(lambda out: self._semi_naive(state, out, cycle, lengths), cycle)
                 state.marks = lengths
                 state.ran = True
             names.append(state.name)
