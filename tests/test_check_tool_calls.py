@@ -110,3 +110,23 @@ def test_a_check_that_calls_a_tool_from_the_cli_fails_and_replays(tmp_path: Path
     assert out.returncode == 5, out.stdout + out.stderr
     assert ("[invariant_error] invariant 'small' could not be evaluated in cycle 1: "
             "tool t raised LookupError: down at rules.cvg:6:61") in out.stdout
+
+
+def test_the_jobs_timeout_during_a_checks_tool_calls_stops_it_bounded() -> None:
+    import time
+
+    def slow(x: int) -> int:
+        time.sleep(3)
+        return x
+
+    invariant = cr.load_text(rules(5, 100), "r.cvg").run(tools={"t": slow}, budget=cr.Budget(timeout=0.5))
+    assert invariant.tier == "bounded"
+    assert [(r.kind, r.details["budget"], r.details["cycle"]) for r in invariant.reasons] == [("budget", "timeout", 1)]
+    assert invariant.facts("q") == []  # the cycle whose invariant could not be checked is not committed
+    accept = cr.load_text(RULES.replace("invariant small", "# ").replace("LIMIT", "0").replace("ACCEPT", "100"),
+                          "r.cvg").run(tools={"t": slow}, budget=cr.Budget(timeout=0.5))
+    assert accept.tier == "bounded"
+    [reason] = accept.reasons
+    assert reason.details["budget"] == "timeout"
+    assert "at the fixed point, while the acceptance checks called tools" in reason.message
+    assert accept.facts("q") == [(1,), (2,)]

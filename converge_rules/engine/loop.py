@@ -511,8 +511,8 @@ class Engine:
                 tier = Tier.FAILED
                 continue
             except SizeExceeded as exc:  # the job's timeout ran out during its tool calls
-                reasons.append(self._size_reason(exc, cycle, when="while its acceptance checks called tools; "
-                                                             "they were not all evaluated"))
+                reasons.append(self._size_reason(exc, cycle, when="at the fixed point, while the acceptance checks "
+                                                             "called tools; they were not all evaluated"))
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found.matches)})
             if found.matches:
