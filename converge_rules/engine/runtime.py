@@ -16,7 +16,7 @@ from typing import Mapping
 from .. import catalogue
 from ..catalogue import EvalError, finite, substr, to_float, to_int, to_str, type_error  # noqa: F401  (re-exported)
 from ..syntax import ast
-from ..values import Value, format_value, str_to_int, type_name
+from ..values import Value, clipped, shown_value, str_to_int, type_name
 
 __all__ = ["EvalError", "StepsExceeded", "call_builtin", "coerce", "compare", "eval_expr", "finite", "steps_exceeded", "type_error"]
 
@@ -70,7 +70,7 @@ def coerce(v: Value, typ: str, sid: int) -> Value:
         return v
     if typ == "float" and actual == "int":
         return catalogue.widen(v, sid)  # type: ignore[arg-type]
-    raise EvalError(sid, f"value {format_value(v) if actual in ('int', 'float', 'str', 'bool') else repr(v)} is {actual}, the column is {typ}")
+    raise EvalError(sid, f"value {shown_value(v) if actual in ('int', 'float', 'str', 'bool') else clipped(repr(v))} is {actual}, the column is {typ}")
 
 
 # ------------------------------------------------------------------ interpreter

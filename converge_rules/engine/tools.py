@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..values import type_name
+from ..values import clipped, type_name
 
 ToolKey = tuple[str, tuple]
 
@@ -149,7 +149,7 @@ def _message(err: BaseException) -> str:
         text = str(err)
     except Exception:
         return "(its message cannot be shown)"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return clipped(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
