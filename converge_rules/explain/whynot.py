@@ -28,7 +28,7 @@ from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
 from ..compile.program import AgentDef, Program
 from .. import catalogue
-from ..engine.runtime import EvalError, call_builtin, compare, eval_expr
+from ..engine.runtime import NO_MATCH, EvalError, as_column, call_builtin, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
 from ..syntax.printer import show_expr, show_literal
@@ -309,6 +309,12 @@ class _Explainer:
         cols = tuple(i for i, v in enumerate(pattern) if v is not None)
         if not cols:
             return self.facts(relation)
+        # as the engine looks a value up: a tool's value of another type than the column's
+        # matches nothing (1, 1.0 and true are different values), an int is widened for a float column
+        columns = self.program.relations[relation].columns
+        pattern = tuple(as_column(v, columns[i].type) if v is not None else None for i, v in enumerate(pattern))
+        if any(v is NO_MATCH for v in pattern):
+            return []
         key = (relation, cols)
         index = self._index.get(key)
         if index is None:
