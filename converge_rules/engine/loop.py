@@ -31,7 +31,7 @@ from .codegen import PENDING, CodeCache, RuleCode
 from .effects import INPUT_PROOF, EffectBuffer, Match
 from .runtime import COLUMN_BYTES, FACT_BYTES, EvalError, SizeExceeded, StepsExceeded
 from .store import Context, RelationStore
-from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch
+from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch, tool_key
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
@@ -329,7 +329,7 @@ class Engine:
 
     # ---------------------------------------------------------------- tools
     def _tool(self, name: str, args: tuple, sid: int) -> Any:
-        key = (name, args)
+        key = tool_key(name, args)
         self.touched.add(key)
         value = self.memo.get(key, PENDING)
         if value is not PENDING:
