@@ -832,9 +832,11 @@ class Engine:
         for state in self.structural:
             found = EffectBuffer()
             self.current_check = state.code
-            if state.code.aggregates or not state.code.positive:
-                # Aggregates are not monotone: a new fact can create a match that
-                # uses only old facts, so these invariants are checked in full.
+            if state.code.aggregates or not state.code.positive or any(
+                    self.context[r].key is not None for r in state.nonmono_rels):
+                # Aggregates are not monotone, nor is a negated keyed relation (a superseded
+                # fact leaves it): a merge can create a match that uses only old facts, so
+                # these invariants are checked in full.
                 lengths = {r: len(self.context[r].order) for r in state.reads}
                 if lengths != state.seen:
                     full = state.code.version(None, frozenset())
