@@ -472,24 +472,19 @@ class Engine:
                 reasons.append(reason)
                 tier = worst(tier, Tier.DEGRADED)
             before = self.context.lengths()
+            fired = set(self.fired)
             restore: dict[str, dict[tuple, tuple]] = {}
             added, dropped = self._merge(buffers, max_facts, cycle, restore)
             try:
                 violations = self._check_structural(cycle)
             except EvalError as err:
-                for name in added:
-                    self.context[name].truncate(before[name], restore.get(name))
-                self.total = self.context.size()
+                self._roll_back(added, before, restore, cycle, fired)
                 return self._outcome(Tier.FAILED, reasons + [self._invariant_error(err, cycle)], cycle)
             except SizeExceeded as exc:  # the job's timeout ran out during an invariant's tool calls
-                for name in added:
-                    self.context[name].truncate(before[name], restore.get(name))
-                self.total = self.context.size()
+                self._roll_back(added, before, restore, cycle, fired)
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons + [self._size_reason(exc, cycle)], cycle)
             if violations:
-                for name in added:
-                    self.context[name].truncate(before[name], restore.get(name))
-                self.total = self.context.size()
+                self._roll_back(added, before, restore, cycle, fired)
                 return self._outcome(Tier.FAILED, reasons + [self._violation_reason(violations, cycle)], cycle)
             if dropped:
                 reasons.append(Reason("budget", f"max_facts exhausted in cycle {cycle}: {dropped} derived fact(s) dropped at the limit of {max_facts}",
@@ -825,6 +820,19 @@ class Engine:
             self._run_tools(cycle)
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise SizeExceeded("timeout")
+
+    def _roll_back(self, added: Mapping[str, list[tuple]], before: Mapping[str, int],
+                   restore: Mapping[str, dict[tuple, tuple]], cycle: int, fired: set[int]) -> None:
+        """Undo the merge of ``cycle`` (a structural invariant rejected it): its facts go, the facts
+        it superseded come back, and so does everything it recorded about them — which facts it
+        dropped (dominated by a fact that is gone now, at max_facts, ...) and which agents fired."""
+        for name in added:
+            self.context[name].truncate(before[name], restore.get(name))
+        self.total = self.context.size()
+        for name, facts in self.dropped.items():
+            for fact in [f for f, entry in facts.items() if entry[1] == cycle]:
+                del facts[fact]
+        self.fired = fired
 
     def _check_structural(self, cycle: int) -> list[Violation]:
         out: list[Violation] = []
