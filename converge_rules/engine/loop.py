@@ -645,12 +645,13 @@ class Engine:
             for head, buf in zip(agent.heads, effects.facts):
                 if not buf:
                     continue
-                self.fired.add(agent.id)
                 name = head.relation
                 store = self.context[name]
                 if store.key is not None:
                     new, counts = self._commit(store, list(buf.items()), cycle, max_facts, restore.setdefault(name, {}))
                     added.setdefault(name, []).extend(new)
+                    if new:  # an agent fired when it added a fact: not when all it derived was dominated or dropped
+                        self.fired.add(agent.id)
                     dropped += counts["dropped"]
                     self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name, **counts})
                     continue
@@ -660,6 +661,7 @@ class Engine:
                     self.context[name].extend(buf)  # type: ignore[arg-type]
                     added[name] = []
                     self.total += len(buf)
+                    self.fired.add(agent.id)
                     self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name,
                                 "new": len(buf), "duplicate": 0, "dropped": 0})
                     continue
@@ -680,6 +682,8 @@ class Engine:
                     self.total += 1
                     n_new += 1
                 dropped += n_drop
+                if n_new:
+                    self.fired.add(agent.id)
                 self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name,
                             "new": n_new, "duplicate": n_dup, "dropped": n_drop})
         for name, new in added.items():
