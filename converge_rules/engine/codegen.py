@@ -566,8 +566,9 @@ class RuleCode:
             if step.bind:
                 assert isinstance(step.result, ast.Var)
                 code.line(f"v_{step.result.name} = r{pfx}{step.lit}")
-            else:
-                code.guard(f"r{pfx}{step.lit} == {self.expr(step.result)}")
+            else:  # the comparison `=` of the catalogue, as on the general path below (`true` is no count)
+                code.guard(catalogue.emit_call("=", [f"r{pfx}{step.lit}", self.expr(step.result)],
+                                               ["int", expr_type(step.result, self.types)], self.sid(step.result.span)))
             return
         fname = f"A{pfx}{step.lit}"
         inner_pfx = f"{pfx}{step.lit}_"
