@@ -785,11 +785,17 @@ class Result:
 
 
 def _normalise(program: Program, relation: str, fact: Sequence[Value]) -> tuple:
+    """A fact given to the API as the engine stores it: an int widened for a float column, and a
+    value of another type than its column's (``True`` or ``1.0`` for an int column: 1, 1.0 and
+    true are different values, though equal in Python) as a value equal to nothing, so that
+    the fact does not hold — as ``why_not`` says."""
+    from .engine.runtime import as_column
+
     rel = program.relations.get(relation)
     values = tuple(fact)
     if rel is None:
         return values
-    return tuple(float(v) if c.type == "float" and type(v) is int else v for v, c in zip(values, rel.columns))
+    return tuple(as_column(v, c.type) for v, c in zip(values, rel.columns)) + values[len(rel.columns):]
 
 
 __all__ = ["Budget", "ConvergeError", "Diagnostic", "Proof", "ProofNode", "Reason", "Result", "RuleSet", "Span",

@@ -29,7 +29,7 @@ import math
 from typing import Callable, Iterable, Sequence
 
 from ._frozen import frozen
-from .values import Value, format_value, str_to_int, type_name
+from .values import Value, format_value, shown_value, str_to_int, type_name
 
 TYPES = ("int", "float", "str", "bool")
 NUMERIC = ("int", "float")
@@ -117,7 +117,7 @@ def fmod(a: float, b: float, sid: int) -> float:
 
 def substr(s: str, start: int, length: int, sid: int) -> str:
     if start < 0 or length < 0:
-        raise EvalError(sid, f"substr: start and length must be >= 0, got {start} and {length}")
+        raise EvalError(sid, f"substr: start and length must be >= 0, got {shown_value(start)} and {shown_value(length)}")
     return s[start:start + length]
 
 
@@ -137,7 +137,7 @@ def to_int(v: Value, sid: int) -> int:
     try:
         return str_to_int(str(v).strip())
     except ValueError:
-        raise EvalError(sid, f"to_int: {format_value(v)} is not an integer") from None
+        raise EvalError(sid, f"to_int: {shown_value(v)} is not an integer") from None
 
 
 def to_float(v: Value, sid: int) -> float:
@@ -148,9 +148,9 @@ def to_float(v: Value, sid: int) -> float:
     try:
         result = float(str(v).strip())
     except ValueError:
-        raise EvalError(sid, f"to_float: {format_value(v)} is not a number") from None
+        raise EvalError(sid, f"to_float: {shown_value(v)} is not a number") from None
     if not math.isfinite(result):
-        raise EvalError(sid, f"to_float: {format_value(v)} is not finite")
+        raise EvalError(sid, f"to_float: {shown_value(v)} is not finite")
     return result
 
 

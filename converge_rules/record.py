@@ -970,7 +970,7 @@ class Record:
     def replay(self, tools: Mapping[str, Any] | None = None) -> tuple[Any, str | None]:
         """Re-run the recorded job from the recorded rules, inputs and tool results (or ``tools``);
         returns the new Result and the first difference (None when it reaches the same digest)."""
-        from .engine.tools import ToolOutcome
+        from .engine.tools import ToolOutcome, tool_key
 
         ruleset, old = self._build()
         data = self._data
@@ -994,7 +994,7 @@ class Record:
         recorded: dict[Any, list[Any]] = {}
         for call in data["tools"]:
             out = ToolOutcome(True, call["result"]) if "result" in call else ToolOutcome(False, error=call.get("error", ""))
-            recorded.setdefault((call["tool"], tuple(call["args"])), []).append(out)
+            recorded.setdefault(tool_key(call["tool"], tuple(call["args"])), []).append(out)
         options = data["options"]
         from .engine.loop import Budget
 

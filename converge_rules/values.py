@@ -423,6 +423,28 @@ def format_value(value: Value) -> str:
     return str(value)
 
 
+SHOWN_CHARS = 60    # the longest string a message quotes whole
+SHOWN_BITS = 192    # the widest int a message prints whole (58 digits)
+MESSAGE_CHARS = 2000  # the longest text a message takes from outside (a tool's exception)
+
+
+def shown_value(value: Value) -> str:
+    """A value as ``format_value`` writes it, for an error message: a string longer than
+    SHOWN_CHARS is cut (``"abc..." (N characters)``) and an int wider than SHOWN_BITS
+    is named by its size (``(an int of N bits)``). A value can be 16 MiB (a tool's); its
+    message stays short, and costs a slice, never a whole conversion to decimal."""
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return format_value(value[:SHOWN_CHARS - 3])[:-1] + f'..." ({len(value)} characters)'
+    if type(value) is int and value.bit_length() > SHOWN_BITS:
+        return f"(an int of {value.bit_length()} bits)"
+    return format_value(value)
+
+
+def clipped(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was: for outside text in a message."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def format_fact(relation: str, fact: Iterable[Value]) -> str:
     """``rel("a", 1)``"""
     return f"{relation}({', '.join(format_value(v) for v in fact)})"

@@ -82,7 +82,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     from ..io.digests import source_sha256
     from ..diagnostics import ConvergeError
     from ..engine.loop import Budget
-    from ..engine.tools import ToolOutcome
+    from ..engine.tools import ToolOutcome, tool_key
 
     try:
         lines = read_trace(trace_file)
@@ -107,7 +107,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         event = loads_json(line)
         if event.get("event") == "tool":
             out = ToolOutcome(True, event["result"]) if "result" in event else ToolOutcome(False, error=event["error"])
-            recorded.setdefault((event["tool"], tuple(event["args"])), []).append(out)
+            recorded.setdefault(tool_key(event["tool"], tuple(event["args"])), []).append(out)
     from .common import load_tools
 
     host: dict[str, Any] = {}

@@ -166,6 +166,7 @@ class RuleCode:
         self.heads: tuple[ast.Atom, ...] = () if isinstance(rule, InvariantDef) else rule.heads
         self.body = rule.body
         self.types = rule.var_types
+        self.scanned_relations: dict[tuple[str, int], str] = {}  # (prefix, literal) -> the relation its scan reads
         self.layout = proof_layout(self.body)
         self.positive = list(self.layout.premises)
         self.aggregates = list(self.layout.aggregates)
@@ -229,6 +230,7 @@ class RuleCode:
         ns["_PENDING"] = PENDING
         ns["_tool"] = self.tool_call
         ns["_coerce"] = runtime.coerce
+        ns["_as_column"] = runtime.as_column
         ns["_S"] = self.steps
         ns["_steps_exceeded"] = runtime.steps_exceeded
         ns["_distinct"] = _distinct
@@ -357,6 +359,7 @@ class RuleCode:
                 self._continue(code, steps[k:], pfx, tail, tuple(live_list), acc)
                 return
             if isinstance(step, Scan):
+                self.scanned_relations[(pfx, step.lit)] = step.atom.relation
                 # Loop-invariant index probes of later atoms move above this loop;
                 # an empty probe means no match at all, so it also guards the loop.
                 if not step.exists:
@@ -376,7 +379,8 @@ class RuleCode:
                     bound.add(v)
                     live_list.append(f"v_{v}")
             elif isinstance(step, ColumnCheck):
-                code.guard(f"t{pfx}{step.lit}[{step.col}] == {self.expr(step.expr)}")
+                relation = self.scanned_relations[(pfx, step.lit)]
+                code.guard(f"t{pfx}{step.lit}[{step.col}] == {self._column_key(relation, step.col, step.expr)}")
             elif isinstance(step, Filter):
                 code.guard(self._condition(step.literal))
             elif isinstance(step, Assign) and isinstance(step.expr, ast.ToolCall):
@@ -437,10 +441,10 @@ class RuleCode:
             src = hoisted
         elif step.driver:
             src = "D"
-            conds += [f"{tv}[{col}] == {self.expr(expr)}" for col, expr in keys]
+            conds += [f"{tv}[{col}] == {self._column_key(rel.name, col, expr)}" for col, expr in keys]
         elif keys and len(keys) == rel.arity:
             src = self._bind(("facts", rel.name), rel.facts)
-            member = "(" + "".join(self.expr(e) + ", " for _, e in keys) + ")"
+            member = "(" + "".join(self._column_key(rel.name, c, e) + ", " for c, e in keys) + ")"
         elif keys:
             src = self._probe(step)
         else:
@@ -458,8 +462,25 @@ class RuleCode:
         rel = self.context[step.atom.relation]
         cols = tuple(c for c, _ in step.keys)
         name = self._bind(("index", rel.name, cols), rel.index(cols))
-        key = self.expr(step.keys[0][1]) if len(cols) == 1 else "(" + ", ".join(self.expr(e) for _, e in step.keys) + ")"
+        key = self._index_key(rel.name, step.keys)
         return f"{name}.get({key}, ())"
+
+    def _column_key(self, relation: str, col: int, e: ast.Expr) -> str:
+        """Code for the value of ``e`` looked up in a column of ``relation`` (an index key, a
+        membership tuple, a column test). A value of statically unknown type (a tool's) goes
+        through ``_as_column``: 1, 1.0 and true are different values, though equal in Python,
+        so a value of another type than the column's matches nothing (an int is widened for a
+        float column, as when it is stored there)."""
+        text = self.expr(e)
+        if isinstance(e, ast.Const) or expr_type(e, self.types) is not None:
+            return text
+        return f"_as_column({text}, {self.program.relations[relation].columns[col].type!r})"
+
+    def _index_key(self, relation: str, keys: tuple[tuple[int, ast.Expr], ...]) -> str:
+        """Code for the key of the index on ``keys``' columns (a bare value for one column)."""
+        if len(keys) == 1:
+            return self._column_key(relation, *keys[0])
+        return "(" + ", ".join(self._column_key(relation, c, e) for c, e in keys) + ")"
 
     def _scan(self, code: _Code, step: Scan, pfx: str, hoisted: str | None = None) -> None:
         rel = self.context[step.atom.relation]
@@ -506,11 +527,11 @@ class RuleCode:
         if len(step.keys) == rel.arity and rel.arity > 0:
             name = self._bind(("facts", rel.name), rel.facts)
             same = self._same_tuple(step.atom, scanned, pfx) if [c for c, _ in step.keys] == list(range(rel.arity)) else None
-            code.guard(f"{same or '(' + ''.join(self.expr(e) + ', ' for _, e in step.keys) + ')'} not in {name}")
+            code.guard(f"{same or '(' + ''.join(self._column_key(rel.name, c, e) + ', ' for c, e in step.keys) + ')'} not in {name}")
         elif step.keys:
             cols = tuple(c for c, _ in step.keys)
             name = self._bind(("index", rel.name, cols), rel.index(cols))
-            key = self.expr(step.keys[0][1]) if len(cols) == 1 else "(" + ", ".join(self.expr(e) for _, e in step.keys) + ")"
+            key = self._index_key(rel.name, step.keys)
             if rel.key is not None:
                 live = self._bind(("facts", rel.name), rel.facts)
                 code.guard(f"not any(t in {live} for t in {name}.get({key}, ()))")
@@ -534,7 +555,7 @@ class RuleCode:
             return f"len({self._bind(('order', rel.name), rel.order)})"
         if len(scan.keys) == rel.arity:
             facts = self._bind(("facts", rel.name), rel.facts)
-            return f"(1 if ({''.join(self.expr(e) + ', ' for _, e in scan.keys)}) in {facts} else 0)"
+            return f"(1 if ({''.join(self._column_key(rel.name, c, e) + ', ' for c, e in scan.keys)}) in {facts} else 0)"
         return f"len({self._probe(scan)})"
 
     def _aggregate(self, code: _Code, step: AggStep, pfx: str) -> None:
@@ -545,8 +566,9 @@ class RuleCode:
             if step.bind:
                 assert isinstance(step.result, ast.Var)
                 code.line(f"v_{step.result.name} = r{pfx}{step.lit}")
-            else:
-                code.guard(f"r{pfx}{step.lit} == {self.expr(step.result)}")
+            else:  # the comparison `=` of the catalogue, as on the general path below (`true` is no count)
+                code.guard(catalogue.emit_call("=", [f"r{pfx}{step.lit}", self.expr(step.result)],
+                                               ["int", expr_type(step.result, self.types)], self.sid(step.result.span)))
             return
         fname = f"A{pfx}{step.lit}"
         inner_pfx = f"{pfx}{step.lit}_"
@@ -557,7 +579,10 @@ class RuleCode:
         self.defaults = [memo_name]
         inner = _Code()
         params = [f"g{k}" for k in range(len(step.group))]
-        key = "()" if not params else (params[0] if len(params) == 1 else "(" + ", ".join(params) + ")")
+        # 1, 1.0 and true are different values, equal in Python: a group value of statically unknown
+        # type (a tool's) keys the memo with its type
+        typed = [p if self.types.get(g) is not None else f"({p}, {p}.__class__)" for p, g in zip(params, step.group)]
+        key = "()" if not typed else (typed[0] if len(typed) == 1 else "(" + ", ".join(typed) + ")")
         inner.line(f"k = {key}")
         if self.memo:
             inner.line(f"r = {memo_name}.get(k, _MISS)")

@@ -31,7 +31,7 @@ from .codegen import PENDING, CodeCache, RuleCode
 from .effects import INPUT_PROOF, EffectBuffer, Match
 from .runtime import COLUMN_BYTES, FACT_BYTES, EvalError, SizeExceeded, StepsExceeded
 from .store import Context, RelationStore
-from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch
+from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch, tool_key
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
@@ -280,10 +280,10 @@ class Engine:
             raise SizeExceeded("timeout")
         self._next_checkpoint()
 
-    def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False) -> Reason:
+    def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False, when: str | None = None) -> Reason:
         if exc.budget == "timeout":
             limit = self.budget.timeout
-            where = f"after cycle {cycle}" if between else f"in cycle {cycle}; the cycle was not committed"
+            where = when or (f"after cycle {cycle}" if between else f"in cycle {cycle}; the cycle was not committed")
             return Reason("budget", f"timeout of {limit:g} s reached {where}. "
                                     "Wall-clock time is not deterministic: the same job may stop at another point",
                           {"budget": "timeout", "limit": limit, "cycle": cycle, "deterministic": False})
@@ -327,7 +327,7 @@ class Engine:
 
     # ---------------------------------------------------------------- tools
     def _tool(self, name: str, args: tuple, sid: int) -> Any:
-        key = (name, args)
+        key = tool_key(name, args)
         self.touched.add(key)
         value = self.memo.get(key, PENDING)
         if value is not PENDING:
@@ -405,6 +405,8 @@ class Engine:
             violations = self._check_structural(0)
         except EvalError as err:
             return self._outcome(Tier.FAILED, [self._invariant_error(err, 0)], 0)
+        except SizeExceeded as exc:  # the job's timeout ran out during an invariant's tool calls
+            return self._outcome(Tier.BOUNDED, [self._size_reason(exc, 0, when="while the invariants checked the input facts")], 0)
         if violations:
             return self._outcome(Tier.FAILED, [self._violation_reason(violations, 0)], 0)
         ancestors = self.strata.ancestor_agents
@@ -468,19 +470,19 @@ class Engine:
                 reasons.append(reason)
                 tier = worst(tier, Tier.DEGRADED)
             before = self.context.lengths()
+            fired = set(self.fired)
             restore: dict[str, dict[tuple, tuple]] = {}
             added, dropped = self._merge(buffers, max_facts, cycle, restore)
             try:
                 violations = self._check_structural(cycle)
             except EvalError as err:
-                for name in added:
-                    self.context[name].truncate(before[name], restore.get(name))
-                self.total = self.context.size()
+                self._roll_back(added, before, restore, cycle, fired)
                 return self._outcome(Tier.FAILED, reasons + [self._invariant_error(err, cycle)], cycle)
+            except SizeExceeded as exc:  # the job's timeout ran out during an invariant's tool calls
+                self._roll_back(added, before, restore, cycle, fired)
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons + [self._size_reason(exc, cycle)], cycle)
             if violations:
-                for name in added:
-                    self.context[name].truncate(before[name], restore.get(name))
-                self.total = self.context.size()
+                self._roll_back(added, before, restore, cycle, fired)
                 return self._outcome(Tier.FAILED, reasons + [self._violation_reason(violations, cycle)], cycle)
             if dropped:
                 reasons.append(Reason("budget", f"max_facts exhausted in cycle {cycle}: {dropped} derived fact(s) dropped at the limit of {max_facts}",
@@ -497,14 +499,18 @@ class Engine:
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
             code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool, cache=self.code_cache)
-            found = EffectBuffer()
             self.current_check = code
             try:
-                code.version(None, frozenset())([], {}, found, cycle)
+                full = code.version(None, frozenset())
+                found = self._evaluate_check(lambda out: full([], {}, out, cycle), cycle)
             except EvalError as err:
                 reasons.append(self._invariant_error(err, cycle))
                 tier = Tier.FAILED
                 continue
+            except SizeExceeded as exc:  # the job's timeout ran out during its tool calls
+                reasons.append(self._size_reason(exc, cycle, when="at the fixed point, while the acceptance checks "
+                                                             "called tools; they were not all evaluated"))
+                return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
             self._emit({"event": "acceptance", "invariant": inv.name, "violations": len(found.matches)})
             if found.matches:
                 reasons.append(self._violation_reason(self._violations(inv, code, found.matches), cycle))
@@ -641,12 +647,13 @@ class Engine:
             for head, buf in zip(agent.heads, effects.facts):
                 if not buf:
                     continue
-                self.fired.add(agent.id)
                 name = head.relation
                 store = self.context[name]
                 if store.key is not None:
                     new, counts = self._commit(store, list(buf.items()), cycle, max_facts, restore.setdefault(name, {}))
                     added.setdefault(name, []).extend(new)
+                    if new:  # an agent fired when it added a fact: not when all it derived was dominated or dropped
+                        self.fired.add(agent.id)
                     dropped += counts["dropped"]
                     self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name, **counts})
                     continue
@@ -656,6 +663,7 @@ class Engine:
                     self.context[name].extend(buf)  # type: ignore[arg-type]
                     added[name] = []
                     self.total += len(buf)
+                    self.fired.add(agent.id)
                     self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name,
                                 "new": len(buf), "duplicate": 0, "dropped": 0})
                     continue
@@ -676,6 +684,8 @@ class Engine:
                     self.total += 1
                     n_new += 1
                 dropped += n_drop
+                if n_new:
+                    self.fired.add(agent.id)
                 self._emit({"event": "merge", "cycle": cycle, "agent": agent.name, "relation": name,
                             "new": n_new, "duplicate": n_dup, "dropped": n_drop})
         for name, new in added.items():
@@ -800,22 +810,54 @@ class Engine:
         store.extend(new)
         return new, counts
 
+    def _evaluate_check(self, evaluate: Callable[[EffectBuffer], None], cycle: int) -> EffectBuffer:
+        """Evaluate an invariant or acceptance check with its tool rounds, like an agent: while a
+        match waits for a tool result not known yet, the round's calls run and the check is
+        evaluated again, from scratch, on the same context. A failed call raises EvalError (the
+        check could not be evaluated: the job fails); the job's timeout raises SizeExceeded."""
+        while True:
+            found = EffectBuffer()
+            self.waiting = False
+            self.touched = set()
+            evaluate(found)
+            if not self.waiting:
+                return found
+            self._run_tools(cycle)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise SizeExceeded("timeout")
+
+    def _roll_back(self, added: Mapping[str, list[tuple]], before: Mapping[str, int],
+                   restore: Mapping[str, dict[tuple, tuple]], cycle: int, fired: set[int]) -> None:
+        """Undo the merge of ``cycle`` (a structural invariant rejected it): its facts go, the facts
+        it superseded come back, and so does everything it recorded about them — which facts it
+        dropped (dominated by a fact that is gone now, at max_facts, ...) and which agents fired."""
+        for name in added:
+            self.context[name].truncate(before[name], restore.get(name))
+        self.total = self.context.size()
+        for name, facts in self.dropped.items():
+            for fact in [f for f, entry in facts.items() if entry[1] == cycle]:
+                del facts[fact]
+        self.fired = fired
+
     def _check_structural(self, cycle: int) -> list[Violation]:
         out: list[Violation] = []
         names = []
         for state in self.structural:
             found = EffectBuffer()
             self.current_check = state.code
-            if state.code.aggregates or not state.code.positive:
-                # Aggregates are not monotone: a new fact can create a match that
-                # uses only old facts, so these invariants are checked in full.
+            if state.code.aggregates or not state.code.positive or any(
+                    self.context[r].key is not None for r in state.nonmono_rels):
+                # Aggregates are not monotone, nor is a negated keyed relation (a superseded
+                # fact leaves it): a merge can create a match that uses only old facts, so
+                # these invariants are checked in full.
                 lengths = {r: len(self.context[r].order) for r in state.reads}
                 if lengths != state.seen:
-                    state.code.version(None, frozenset())([], {}, found, cycle)
+                    full = state.code.version(None, frozenset())
+                    found = self._evaluate_check(lambda out: full([], {}, out, cycle), cycle)
                     state.seen = lengths
             else:
                 lengths = {r: len(self.context[r].order) for r in state.pos_rels}
-                self._semi_naive(state, found, cycle, lengths)
+                found = self._evaluate_check(lambda out: self._semi_naive(state, out, cycle, lengths), cycle)
                 state.marks = lengths
                 state.ran = True
             names.append(state.name)

@@ -16,9 +16,9 @@ from typing import Mapping
 from .. import catalogue
 from ..catalogue import EvalError, finite, substr, to_float, to_int, to_str, type_error  # noqa: F401  (re-exported)
 from ..syntax import ast
-from ..values import Value, format_value, str_to_int, type_name
+from ..values import Value, clipped, shown_value, str_to_int, type_name
 
-__all__ = ["EvalError", "StepsExceeded", "call_builtin", "coerce", "compare", "eval_expr", "finite", "steps_exceeded", "type_error"]
+__all__ = ["EvalError", "NO_MATCH", "StepsExceeded", "as_column", "call_builtin", "coerce", "compare", "eval_expr", "finite", "steps_exceeded", "type_error"]
 
 
 class StepsExceeded(Exception):
@@ -70,7 +70,37 @@ def coerce(v: Value, typ: str, sid: int) -> Value:
         return v
     if typ == "float" and actual == "int":
         return catalogue.widen(v, sid)  # type: ignore[arg-type]
-    raise EvalError(sid, f"value {format_value(v) if actual in ('int', 'float', 'str', 'bool') else repr(v)} is {actual}, the column is {typ}")
+    raise EvalError(sid, f"value {shown_value(v) if actual in ('int', 'float', 'str', 'bool') else clipped(repr(v))} is {actual}, the column is {typ}")
+
+
+class _NoMatch:
+    """A lookup key equal to no value: what ``as_column`` gives for a value a column cannot hold."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_MATCH"
+
+
+NO_MATCH = _NoMatch()
+_COLUMN_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def as_column(v: Value, typ: str) -> Value | _NoMatch:
+    """A value of statically unknown type (a tool's) as a key looked up in a column of type
+    ``typ``: itself when it has that type, an int widened for a float column (as when it is
+    stored there), and otherwise NO_MATCH, which matches nothing: 1, 1.0 and true are three
+    different values (as the proof checker and the digest see them), though Python's ``==``
+    and ``hash`` make them equal."""
+    kind = type(v)
+    if kind is _COLUMN_TYPES[typ]:
+        return v
+    if typ == "float" and kind is int:
+        try:
+            return float(v)  # type: ignore[arg-type]
+        except OverflowError:  # no float column holds it
+            return NO_MATCH
+    return NO_MATCH
 
 
 # ------------------------------------------------------------------ interpreter

@@ -28,9 +28,17 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..values import type_name
+from ..values import clipped, type_name
 
-ToolKey = tuple[str, tuple]
+ToolKey = tuple[str, tuple, tuple]
+
+
+def tool_key(name: str, args: tuple) -> ToolKey:
+    """A tool call's identity: the tool's name, the argument values and their types. ``1``,
+    ``1.0`` and ``true`` are three different arguments, though equal in Python: a result
+    remembered (or recorded) for ``@t(true)`` is never the answer to ``@t(1)``. ``key[0]`` is
+    the name and ``key[1]`` the arguments."""
+    return (name, args, tuple(type(a).__name__ for a in args))
 
 
 def import_tools_module(name: str, cwd: str | None = None) -> Any:
@@ -149,7 +157,7 @@ def _message(err: BaseException) -> str:
         text = str(err)
     except Exception:
         return "(its message cannot be shown)"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return clipped(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
@@ -193,7 +201,7 @@ def _thread_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], 
                 i = todo.get_nowait()
             except queue.Empty:
                 return
-            name, args = keys[i]
+            name, args = keys[i][0], keys[i][1]
             with lock:
                 started[i] = time.monotonic()
             outcomes[i] = call_one(tools, name, args)
@@ -327,7 +335,7 @@ class ProcessPool:
                 worker = self.idle.pop() if self.idle else self._start()
                 key = todo.pop(0)
                 try:
-                    worker.conn.send(key)
+                    worker.conn.send((key[0], key[1]))
                 except Exception as err:  # arguments are plain values; a broken pipe means a dead worker
                     self._stop(worker)
                     results[key] = ToolOutcome(False, error=f"tool {key[0]} could not be called: {type(err).__name__}")

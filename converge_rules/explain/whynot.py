@@ -28,7 +28,8 @@ from ..values import dumps_json
 from ..compile.plan import aggregate_vars, outside_map
 from ..compile.program import AgentDef, Program
 from .. import catalogue
-from ..engine.runtime import EvalError, call_builtin, compare, eval_expr
+from ..engine.tools import tool_key
+from ..engine.runtime import NO_MATCH, EvalError, as_column, call_builtin, compare, eval_expr
 from ..syntax import ast
 from ..values import Value, format_value, type_name
 from ..syntax.printer import show_expr, show_literal
@@ -245,17 +246,17 @@ class _Explainer:
         self.tier = result.tier.value
         self.cycles = result.cycles
         # (tool, arguments) -> the last outcome the run recorded for that call
-        self.tool_log: dict[tuple[str, tuple], dict[str, Any]] = {}
+        self.tool_log: dict[tuple[str, tuple, tuple], dict[str, Any]] = {}
         self.var_types: dict[str, str | None] = {}  # of the agent being explained (an empty float sum is 0.0)
         for call in getattr(result, "tool_calls", None) or ():
-            self.tool_log[(call["tool"], tuple(_key(a) for a in call["args"]))] = call
+            self.tool_log[tool_key(call["tool"], tuple(call["args"]))] = call
 
     # ------------------------------------------------------------ expressions
     def ev(self, expr: ast.Expr, env: dict[str, Value]) -> Value:
         """``runtime.eval_expr``, with a tool call answered from the run's recorded calls."""
         if isinstance(expr, ast.ToolCall):
             args = [self.ev(a, env) for a in expr.args]
-            call = self.tool_log.get((expr.tool, tuple(_key(a) for a in args)))
+            call = self.tool_log.get(tool_key(expr.tool, tuple(args)))
             shown = f"@{expr.tool}({', '.join(format_value(a) for a in args)})"
             if call is None:
                 raise EvalError(-1, f"the run never called {shown}, and why-not calls no tool")
@@ -281,7 +282,7 @@ class _Explainer:
                     args = [self.ev(a, env) for a in e.args]
                 except (EvalError, KeyError):
                     continue
-                call = self.tool_log.get((e.tool, tuple(_key(a) for a in args)))
+                call = self.tool_log.get(tool_key(e.tool, tuple(args)))
                 if call is not None and "result" in call:
                     out.append(f"@{e.tool}({', '.join(format_value(a) for a in args)}) returned "
                                f"{format_value(call['result'])} in cycle {call['cycle']}")
@@ -309,6 +310,12 @@ class _Explainer:
         cols = tuple(i for i, v in enumerate(pattern) if v is not None)
         if not cols:
             return self.facts(relation)
+        # as the engine looks a value up: a tool's value of another type than the column's
+        # matches nothing (1, 1.0 and true are different values), an int is widened for a float column
+        columns = self.program.relations[relation].columns
+        pattern = tuple(as_column(v, columns[i].type) if v is not None else None for i, v in enumerate(pattern))
+        if any(v is NO_MATCH for v in pattern):
+            return []
         key = (relation, cols)
         index = self._index.get(key)
         if index is None:
