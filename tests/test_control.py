@@ -478,6 +478,20 @@ def test_min_confidence_counts_the_facts_missing_not_the_weak_derivations(tmp_pa
     assert cli("run", "m.cvg", "--min-confidence", "0.3", cwd=tmp_path).returncode == 0  # r(1) at 0.3 holds
 
 
+def test_a_job_another_budget_stops_also_names_what_min_confidence_left_out(tmp_path: Path) -> None:
+    """max_cycles stopped the job, and the fact dropped below min_confidence went unmentioned."""
+    src = "input relation q(x: int)\nrelation n(x: int)\nrelation p(x: int)\nn(0).\nn(x + 1) :- n(x).\n" \
+          "agent weak { confidence 0.5 when q(x) emit p(x) }\nq(1).\n"
+    r = cr.load_text(src, "m.cvg").run(budget=cr.Budget(max_cycles=5, min_confidence=0.9))
+    assert r.tier == "bounded"
+    assert [x.details["budget"] for x in r.reasons] == ["max_cycles", "min_confidence"]
+    assert r.reasons[1].details["dropped"] == 1
+    (tmp_path / "m.cvg").write_text(src)
+    out = cli("run", "m.cvg", "--max-cycles", "5", "--min-confidence", "0.9", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 4
+    assert [x["budget"] for x in json.loads(out.stdout)["reasons"]] == ["max_cycles", "min_confidence"]
+
+
 def test_why_not_explains_dropped_facts() -> None:
     src = """
 relation offer(loan: str, rate: float) key(loan) prefer min(rate)

@@ -61,3 +61,56 @@ def test_why_of_a_fact_dominated_in_a_rolled_back_merge_from_the_cli(tmp_path: P
     assert out.returncode == 6, out.stdout + out.stderr
     text = out.stdout + out.stderr
     assert "does not hold" in text and "dominated" not in text, text
+
+
+RAISED = """
+input relation w(x: str)
+input relation t(x: str)
+relation p(x: str)
+relation q(x: str)
+relation bad(x: str)
+agent weak { confidence 0.3 when w(x) emit p(x) }
+q(x) :- t(x).
+agent s { confidence 0.8 when q(x) emit p(x) }
+bad(x) :- q(x).
+invariant nobad { forbid bad(x) }
+w("a"). t("a").
+"""
+
+
+def test_a_confidence_raised_by_a_rolled_back_merge_falls_back(tmp_path: Path) -> None:
+    """Cycle 1 derives p("a") at 0.3; cycle 2 raises it to 0.8 and derives bad("a"), which the
+    invariant rejects. The fact kept 0.8 and the proof of the rolled-back cycle."""
+    r = cr.load_text(RAISED, "r.cvg").run()
+    assert r.tier == "failed" and r.facts("p") == [("a",)] and r.facts("bad") == []
+    assert r.confidence("p", ("a",)) == 0.3 and r.proof("p", ("a",)).agent == "weak"  # type: ignore[union-attr]
+    (tmp_path / "r.cvg").write_text(RAISED)
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=path)
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "why", "r.cvg", 'p("a")'],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert 'p("a")  [weak at r.cvg:7, cycle 1, confidence 0.3]' in out.stdout, out.stdout + out.stderr
+
+
+def test_a_drop_below_min_confidence_undone_by_a_rolled_back_merge_comes_back() -> None:
+    """p("a") is dropped below min_confidence in cycle 1; cycle 2 commits it after all (0.8) and is
+    rolled back: p("a") is missing again, and Result.dropped says why, as before cycle 2."""
+    r = cr.load_text(RAISED, "r.cvg").run(budget=cr.Budget(min_confidence=0.5))
+    assert r.tier == "failed" and r.facts("p") == []
+    assert r.dropped("p", ("a",)) == {"reason": "min_confidence", "cycle": 1, "detail": 0.3,
+                                      "message": "derived in cycle 1 with confidence 0.3, below min_confidence 0.5"}
+
+
+def test_alternative_proofs_of_a_rolled_back_merge_are_forgotten() -> None:
+    rules = """
+input relation e(x: str)
+relation p(x: str)
+relation bad(x: str)
+p(x) :- e(x).
+agent again { priority 1 when p(x) emit p(x), bad(x) }
+invariant nobad { forbid bad(x) }
+e("a").
+"""
+    r = cr.load_text(rules, "r.cvg").run(all_proofs=True)
+    assert r.tier == "failed" and r.facts("bad") == []
+    assert [p.agent for p in r.proofs("p", ("a",))] == ["p#1"]

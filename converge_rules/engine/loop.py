@@ -263,6 +263,7 @@ class Engine:
         self.acceptance = [i for i in program.invariants if i.kind == "acceptance"]
         self.total = 0
         self.fired: set[int] = set()
+        self.journal: list[tuple] | None = None  # the current merge's undo entries, when an invariant may reject it
         self.pruned = self._prune(goals)
 
     # ---------------------------------------------------------------- size and time
@@ -384,7 +385,24 @@ class Engine:
         return outcome
 
     def _outcome(self, tier: Tier, reasons: list[Reason], cycle: int) -> Outcome:
+        """The job's outcome. A job that another budget stopped before its fixed point also
+        names the facts min_confidence left out so far (a failed job names its failure)."""
+        if tier is Tier.BOUNDED and not any(r.details.get("budget") == "min_confidence" for r in reasons):
+            missing = self._confidence_reason()
+            if missing is not None:
+                reasons = reasons + [missing]
         return Outcome(tier, reasons, cycle, self.context, self.budget)
+
+    def _confidence_reason(self) -> Reason | None:
+        """The reason for the facts missing because of min_confidence: dropped and never committed
+        (a weak derivation of a fact that a stronger one committed is no loss, and a fact dropped
+        twice is one fact), so the count and the tier follow the result, never the scheduling."""
+        missing = sum(why[0] == "min_confidence" for facts in self.dropped.values() for why in facts.values())
+        if not missing:
+            return None
+        floor = self.budget.min_confidence
+        return Reason("budget", f"min_confidence {floor}: {missing} fact(s) below it were dropped",
+                      {"budget": "min_confidence", "limit": floor, "dropped": missing})
 
     def _run(self) -> Outcome:
         budget = self.budget
@@ -472,6 +490,7 @@ class Engine:
             before = self.context.lengths()
             fired = set(self.fired)
             restore: dict[str, dict[tuple, tuple]] = {}
+            self.journal = [] if self.structural else None  # what a rollback of this merge must undo
             added, dropped = self._merge(buffers, max_facts, cycle, restore)
             try:
                 violations = self._check_structural(cycle)
@@ -489,13 +508,9 @@ class Engine:
                                       {"budget": "max_facts", "limit": max_facts, "reached": self.total, "dropped": dropped,
                                        "cycle": cycle}))
                 return self._outcome(worst(tier, Tier.BOUNDED), reasons, cycle)
-        # the facts missing because of min_confidence: a weak derivation of a fact that a stronger
-        # one committed after all (the same cycle or later) is no loss, and a fact dropped twice is
-        # one fact, so the count and the tier depend on the result, not on how agents were scheduled
-        conf_dropped = sum(why[0] == "min_confidence" for facts in self.dropped.values() for why in facts.values())
-        if conf_dropped:
-            reasons.append(Reason("budget", f"min_confidence {budget.min_confidence}: {conf_dropped} fact(s) below it were dropped",
-                                  {"budget": "min_confidence", "limit": budget.min_confidence, "dropped": conf_dropped}))
+        missing = self._confidence_reason()  # before the acceptance checks' reasons
+        if missing is not None:
+            reasons.append(missing)
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
             code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool, cache=self.code_cache)
@@ -639,10 +654,14 @@ class Engine:
         dropped = 0
         alternatives = self.alternatives
         if alternatives is not None:  # other derivations of known facts, in merge order
+            journal = self.journal
             for agent, effects in buffers:
                 for head, others in zip(agent.heads, effects.alternatives):
                     for fact, proofs in others.items():
-                        alternatives.setdefault(head.relation, {}).setdefault(fact, []).extend(proofs)
+                        known = alternatives.setdefault(head.relation, {}).setdefault(fact, [])
+                        if journal is not None:
+                            journal.append(("alternatives", head.relation, fact, len(known)))
+                        known.extend(proofs)
         for agent, effects in buffers:
             for head, buf in zip(agent.heads, effects.facts):
                 if not buf:
@@ -709,6 +728,10 @@ class Engine:
                 store = self.context[name]
                 for fact, (c, proof) in better.items():
                     if fact in store.facts and c > conf.get(fact, 1.0) and (floor is None or c >= floor):
+                        if self.journal is not None:
+                            restore.setdefault(name, {}).setdefault(fact, store.facts[fact])
+                            self.journal.append(("improved", name, fact, conf.get(fact),
+                                                 fact in self.replaced_inputs.get(name, {})))
                         if store.facts[fact][0] == INPUT_PROOF[0]:
                             self.replaced_inputs.setdefault(name, {}).setdefault(fact, conf.get(fact, 1.0))
                         store.facts[fact] = proof
@@ -752,10 +775,14 @@ class Engine:
                 continue
             stale = self.dropped.get(name)
             if stale and stale.get(fact, ("",))[0] == "min_confidence":
-                del stale[fact]  # a weaker derivation was dropped (and counted), this one holds
+                if self.journal is not None:
+                    self.journal.append(("dropped", name, fact, stale[fact]))
+                del stale[fact]  # a weaker derivation was dropped, this one holds
             if store.key is not None:
                 new, _counts = self._commit(store, [(fact, proof)], cycle, None, restore.setdefault(name, {}))
                 added.setdefault(name, []).extend(new)
+                if not new:  # dominated: the agent added nothing
+                    continue
             else:
                 store.facts[fact] = proof
                 added.setdefault(name, []).append(fact)
@@ -829,14 +856,36 @@ class Engine:
     def _roll_back(self, added: Mapping[str, list[tuple]], before: Mapping[str, int],
                    restore: Mapping[str, dict[tuple, tuple]], cycle: int, fired: set[int]) -> None:
         """Undo the merge of ``cycle`` (a structural invariant rejected it): its facts go, the facts
-        it superseded come back, and so does everything it recorded about them — which facts it
-        dropped (dominated by a fact that is gone now, at max_facts, ...) and which agents fired."""
-        for name in added:
-            self.context[name].truncate(before[name], restore.get(name))
+        it superseded come back, facts whose confidence it raised get their old proof and
+        confidence back, and so does everything it recorded about them — which facts it
+        dropped (dominated by a fact that is gone now, at max_facts, ...), which agents fired,
+        the alternative proofs it added (``self.journal``, in reverse)."""
+        for name in sorted(set(added) | set(restore)):
+            store = self.context[name]
+            if self.conf is not None:
+                for fact in store.order[before[name]:]:
+                    self.conf[name].pop(fact, None)
+            store.truncate(before[name], restore.get(name))
         self.total = self.context.size()
         for name, facts in self.dropped.items():
             for fact in [f for f, entry in facts.items() if entry[1] == cycle]:
                 del facts[fact]
+        for entry in reversed(self.journal or ()):
+            kind, name, fact = entry[:3]
+            if kind == "alternatives":
+                del self.alternatives[name][fact][entry[3]:]  # type: ignore[index]
+            elif kind == "dropped":
+                self.dropped.setdefault(name, {})[fact] = entry[3]
+            elif kind == "improved":
+                old, was_replaced = entry[3], entry[4]
+                if old is None:
+                    self.conf[name].pop(fact, None)  # type: ignore[index]
+                else:
+                    self.conf[name][fact] = old  # type: ignore[index]
+                self.context[name].improved.pop()
+                if not was_replaced:
+                    self.replaced_inputs.get(name, {}).pop(fact, None)
+        self.journal = None
         self.fired = fired
 
     def _check_structural(self, cycle: int) -> list[Violation]:
