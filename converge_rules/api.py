@@ -16,6 +16,7 @@ from .compile.program import Program
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .regularfile import read_regular_text
 from .compile.program import FailurePolicy
+from .engine.effects import INPUT_PROOF
 from .engine.loop import Budget, Outcome, Reason, Tier
 if TYPE_CHECKING:
     from .explain.proofs import Proof
@@ -612,16 +613,18 @@ class Result:
         store = self._context.relations.get(relation)
         if store is not None and values in store.superseded:
             _proof, by, cycle = store.superseded[values]
+            origin = "given as input" if _proof[0] == INPUT_PROOF[0] else "derived"
             return {"reason": "superseded", "cycle": cycle, "by": by,
-                    "message": f"derived, then superseded in cycle {cycle} by {format_fact(relation, by)}"}
+                    "message": f"{origin}, then superseded in cycle {cycle} by {format_fact(relation, by)}"}
         entry = (self._outcome.dropped.get(relation) or {}).get(values)
         if entry is None:
             return None
         reason, cycle, detail = entry
+        origin = "given as input" if cycle == 0 else f"derived in cycle {cycle}"
         if reason == "dominated":
-            message = f"derived in cycle {cycle} but dominated by {format_fact(relation, detail)}, which was kept"
+            message = f"{origin} but dominated by {format_fact(relation, detail)}, which was kept"
         elif reason == "max_facts":
-            message = f"derived in cycle {cycle} but dropped: the max_facts budget ({detail}) was exhausted"
+            message = f"{origin} but dropped: the max_facts budget ({detail}) was exhausted"
         elif cycle == 0:
             message = (f"given as input with confidence {detail:g}, below min_confidence "
                        f"{self.budget.min_confidence}, and dropped")

@@ -428,3 +428,17 @@ def test_an_empty_float_sum_is_shown_as_0_0() -> None:
     assert result.facts("total") == [("s1", 0.0)] and type(result.facts("total")[0][1]) is float
     text = render_text(why_not(result, 'total("s1", 5.0)'))
     assert "= 0.0, not 5.0" in text, text
+
+
+def test_an_input_fact_that_lost_its_key_is_said_to_be_given_not_derived(tmp_path: Path) -> None:
+    """A fact given as input and then dominated or superseded was 'derived in cycle 0' or 'was derived'."""
+    src = ('relation best(k: str, v: int) key(k) prefer min(v)\ninput relation c(k: str, v: int)\n'
+           'best("a", 5).\nbest("a", 3).\nbest(k, v) :- c(k, v).\nc("a", 1).\n')
+    r = cr.load_text(src, "dom.cvg").run()
+    assert r.dropped("best", ("a", 5))["message"] == 'given as input but dominated by best("a", 3), which was kept'  # type: ignore[index]
+    assert r.dropped("best", ("a", 3))["message"] == 'given as input, then superseded in cycle 1 by best("a", 1)'  # type: ignore[index]
+    (tmp_path / "dom.cvg").write_text(src)
+    out = converge("why-not", str(tmp_path / "dom.cvg"), 'best("a", 3)')
+    assert 'best("a", 3) was given as input, then superseded in cycle 1 by best("a", 1)' in out.stdout, out.stdout + out.stderr
+    out = converge("why-not", str(tmp_path / "dom.cvg"), 'best("a", 5)')
+    assert 'it was given as input but dominated by best("a", 3)' in out.stdout, out.stdout + out.stderr

@@ -363,8 +363,9 @@ class _Explainer:
             fact, by, cycle = dropped
             shown = pattern_fact(relation, fact)
             proof = self.result.why((relation, fact))
+            origin = "given as input" if proof is not None and proof.proof.is_input else "derived"
             return WhyNot(status="superseded", proof=proof,
-                          message=(f"{text} does not hold: {shown} was derived, then superseded in cycle {cycle} "
+                          message=(f"{text} does not hold: {shown} was {origin}, then superseded in cycle {cycle} "
                                    f"by {pattern_fact(relation, by)} (the relation keeps one preferred fact per key)"),
                           holds_as=None if shown == text else shown, **base)
         getter = getattr(self.result, "dropped", None)
