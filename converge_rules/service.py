@@ -25,6 +25,7 @@ from .session import Decision, Session, budget_fields
 from .store.base import DecisionStore, KeyTaken, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds to receive a whole request body
 MAX_IDEMPOTENCY_KEY = 255  # characters, as common payment APIs allow
 TIERS = ("converged", "degraded", "bounded", "failed")
 
@@ -40,6 +41,7 @@ class ServiceConfig:
     prune_every: float = 3600.0
     concurrency: int = 4          # decisions running at once; more wait in line (the engine is CPU-bound)
     max_queue: int = 64           # decision requests waiting for a turn; more are 503 E956 (bounded memory)
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds to receive a whole body; a slower one is 408 E957
 
 
 def is_loopback(host: str) -> bool:
@@ -231,7 +233,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     import anyio.to_thread
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import HTMLResponse, PlainTextResponse, Response
     from starlette.responses import JSONResponse as _StarletteJSON
     from starlette.routing import Route
@@ -245,6 +247,8 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         raise ValueError(f"keep_days must be a number > 0, not {cfg.keep_days!r}")
     if cfg.concurrency < 1 or cfg.max_queue < 0:
         raise ValueError(f"concurrency must be >= 1 and max_queue >= 0, not {cfg.concurrency!r} and {cfg.max_queue!r}")
+    if not 0 < cfg.body_timeout < math.inf:  # NaN too: a stalled client would hold its place for ever
+        raise ValueError(f"body_timeout must be a finite number of seconds > 0, not {cfg.body_timeout!r}")
     metrics = _Metrics()
     limiter: list[Any] = []  # created on first use, inside the server's event loop
     admitted = [0]           # decision requests in flight; only the event loop thread changes it
@@ -285,12 +289,24 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             except ValueError:
                 return None, "", fail(400, "E946", "bad Content-Length header")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cfg.max_body:
-                return None, "", fail(413, "E951", f"request body is over the limit of {cfg.max_body} bytes (--max-body)",
-                                  kind="too_large")
-            chunks.append(chunk)
+        try:
+            # A deadline for the whole body: a client that sends part of it and then nothing (or a
+            # byte now and then) would otherwise hold its place in line, and its memory, for ever,
+            # and keep a stopping service (SIGTERM) waiting for it.
+            with anyio.fail_after(cfg.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > cfg.max_body:
+                        return None, "", fail(413, "E951", f"request body is over the limit of {cfg.max_body} "
+                                                           "bytes (--max-body)", kind="too_large")
+                    chunks.append(chunk)
+        except TimeoutError:
+            return None, "", fail(408, "E957", f"the request body did not arrive within {cfg.body_timeout:g} seconds "
+                                               f"(--body-timeout {cfg.body_timeout:g}); send it whole, then retry",
+                                  kind="timeout", headers={"Connection": "close"})
+        except ClientDisconnect:  # nobody reads this answer; the request is counted, not logged as a bug
+            return None, "", fail(400, "E946", "the client closed the connection before the whole request body "
+                                               "arrived", kind="disconnected")
         raw = b"".join(chunks)
         try:
             text = raw.decode("utf-8")
@@ -648,7 +664,7 @@ def openapi_schema() -> dict[str, Any]:
                 "post": op("Make a decision over the given facts; 200 once it is stored. With an Idempotency-Key, "
                            "a retry of the same request answers the decision stored under that key (header "
                            "Idempotent-Replayed: true) instead of making another",
-                           decision, 400, 401, 413, 422, 503, body={"$ref": "#/components/schemas/DecisionRequest"},
+                           decision, 400, 401, 408, 413, 422, 503, body={"$ref": "#/components/schemas/DecisionRequest"},
                            params=[{"name": "Idempotency-Key", "in": "header", "required": False,
                                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
                                                "pattern": "^[ -~]+$"}}]),
@@ -668,7 +684,7 @@ def openapi_schema() -> dict[str, Any]:
             "/v1/ruleset": {
                 "get": op("The current rule set", {"$ref": "#/components/schemas/RuleSet"}, 401),
                 "put": op("Replace the rule set (checked first, swapped atomically)",
-                          {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 413,
+                          {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 408, 413,
                           body={"type": "object", "required": ["files"], "properties": {"files": {
                               "type": "object", "additionalProperties": {"type": "string"}},
                               "roots": {"type": "array", "items": {"type": "string"}}}})},
@@ -684,7 +700,8 @@ _STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing o
            403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
            422: "The Idempotency-Key was used for another request (E955)",
            500: "The stored decision is damaged (E948)",
+           408: "The request body did not arrive within --body-timeout (E957)",
            503: "The decision log is unavailable (E941), or the service is busy (E956, with Retry-After)"}
 
-__all__ = ["DEFAULT_MAX_BODY", "MAX_IDEMPOTENCY_KEY", "ServiceConfig", "create_app", "idempotency_key", "is_loopback",
+__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY", "MAX_IDEMPOTENCY_KEY", "ServiceConfig", "create_app", "idempotency_key", "is_loopback",
            "openapi_schema", "read_tokens", "request_hash", "store_decision", "stored_form"]

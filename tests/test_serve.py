@@ -1083,3 +1083,91 @@ def test_serve_timeout_caps_every_decision(tmp_path: Path) -> None:
         assert httpx.get(srv.url + f"/v1/decisions/{body['decision_id']}").json() == body
     finally:
         srv.stop()
+
+
+def _stalled_post(port: int, sent: bytes = b"{") -> socket.socket:
+    """A client that sends a decision request's headers and the start of its body, then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"POST /v1/decisions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n" + sent)
+    return sock
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict[str, str], Any]:
+    """The status, headers and JSON body of the one answer on ``sock`` (read until it closes)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def test_a_client_that_stalls_mid_body_is_408_E957_and_frees_its_place(tmp_path: Path) -> None:
+    """A client that sends part of a body and then nothing held its place in line for ever: two of
+    them on --concurrency 1 --max-queue 1 made every other decision 503 E956 until they hung up
+    (a slow-client denial of service), and SIGTERM waited for them without end. Now a body not
+    received within --body-timeout is answered 408 E957 and the connection closed."""
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", "--concurrency", "1", "--max-queue", "1",
+                 "--body-timeout", "1.5").start()
+    try:
+        stalled = [_stalled_post(srv.port) for _ in range(2)]
+        wait_for(lambda: "converge_decision_requests_in_flight 2.0" in httpx.get(srv.url + "/metrics").text,
+                 "both stalled requests to be admitted")
+        busy = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert busy.status_code == 503 and busy.json()["error"]["code"] == "E956"
+        started = time.monotonic()
+        for sock in stalled:
+            status, headers, body = _answer(sock)
+            sock.close()
+            assert status == 408 and body["error"]["code"] == "E957", body
+            assert "--body-timeout 1.5" in body["error"]["message"] and headers["connection"] == "close"
+        assert time.monotonic() - started < 20
+        ok = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert ok.status_code == 200, ok.text
+        metrics = httpx.get(srv.url + "/metrics").text
+        assert 'converge_errors_total{kind="timeout"} 2.0' in metrics
+        assert "converge_decision_requests_in_flight 0.0" in metrics
+        # SIGTERM while a client stalls mid-body: the service stops once that body's time is up
+        last = _stalled_post(srv.port)
+        wait_for(lambda: "converge_decision_requests_in_flight 1.0" in httpx.get(srv.url + "/metrics").text,
+                 "the stalled request to be admitted")
+        assert srv.proc is not None
+        srv.proc.terminate()
+        srv.proc.wait(30)
+        assert _answer(last)[0] == 408
+        last.close()
+    finally:
+        out = srv.stop()
+    assert "Traceback" not in out, out
+    out = cli("serve", LOANS, "--body-timeout", "0", "--store", f"sqlite:///{tmp_path / 'e.db'}")
+    assert out.returncode == 2 and "--body-timeout" in out.stderr
+    from converge_rules.service import ServiceConfig, create_app
+    from converge_rules.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'f.db'}") as store:
+        for bad in (0.0, -1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="body_timeout"):
+                create_app(cr.Session([LOANS]), store, ServiceConfig(body_timeout=bad))
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_internal_error(tmp_path: Path) -> None:
+    """A client that closed its connection before sending the whole body was an "Exception in ASGI
+    application" traceback in the service's log and counted as an internal error (a bug in converge)."""
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}").start()
+    try:
+        for _ in range(3):
+            sock = _stalled_post(srv.port, b'{"facts": ')
+            wait_for(lambda: "converge_decision_requests_in_flight 1.0" in httpx.get(srv.url + "/metrics").text,
+                     "the request to be admitted")
+            sock.close()
+            wait_for(lambda: "converge_decision_requests_in_flight 0.0" in httpx.get(srv.url + "/metrics").text,
+                     "the request to end")
+        metrics = httpx.get(srv.url + "/metrics").text
+        assert 'kind="internal"' not in metrics, metrics
+        assert 'converge_errors_total{kind="disconnected"} 3.0' in metrics
+        assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+    finally:
+        out = srv.stop()
+    assert "Traceback" not in out and "Exception in ASGI application" not in out, out
