@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .values import dumps_json, loads_json
+from .values import dumps_json
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .session import Decision, Session, budget_fields
 from .store.base import DecisionStore, KeyTaken, StoredDecision, StoreError
@@ -124,53 +124,27 @@ def _finite(text: str) -> float:
     return value
 
 
-class _Repeated(dict):
-    """A JSON object of a request that had a key more than once (``json.loads`` keeps the last value)."""
-
-    repeated: str = ""
-
-
 def _decode_request(text: str) -> Any:
     """The request body as JSON (finite numbers, ints of any size); raises ValueError (a
     ``json.JSONDecodeError`` for syntax, with its location) and ``_RepeatedKey`` when an object has a
     key twice: JSON keeps only the last value, so a repeated key would silently drop facts or settings."""
-    seen: list[bool] = []
+    from .io import jsonpos
 
-    def pairs(items: list[tuple[str, Any]]) -> dict:
-        out = dict(items)
-        if len(out) == len(items):
-            return out
-        repeated = _Repeated(items)
-        names: set[str] = set()
-        repeated.repeated = next(k for k, _ in items if k in names or names.add(k))  # type: ignore[func-returns-value]
-        seen.append(True)
-        return repeated
-
-    # loads_json: an int of any size, as in JSON facts files (docs/facts.md)
-    value = loads_json(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=pairs)
-    if seen:
-        raise _RepeatedKey(text, value)
-    return value
+    try:  # an int of any size, as in JSON facts files (docs/facts.md)
+        return jsonpos.loads_unique(text, parse_constant=_no_constant, parse_float=_finite)
+    except jsonpos.RepeatedKey as err:
+        raise _RepeatedKey(text, err) from None
 
 
 class _RepeatedKey(ValueError):
     """A request body with a key twice in one object; ``diagnostic`` locates the repeated key."""
 
-    def __init__(self, text: str, value: Any):
+    def __init__(self, text: str, found: Any):
         from .io import jsonpos
 
-        path: tuple = ()
-        stack: list[tuple[tuple, Any]] = [((), value)]  # depth first, in document order, without recursion
-        while stack:
-            at, node = stack.pop()
-            if isinstance(node, _Repeated):
-                path = at + (node.repeated,)
-                break
-            children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-            stack.extend(reversed([(at + (k,), v) for k, v in children]))
-        start, end = jsonpos.scan(text, {(path, jsonpos.KEY)}, len(path)).get((path, jsonpos.KEY), (0, 1))
+        path = found.path
         index = jsonpos.LineIndex(text)
-        (line, col), (end_line, end_col) = index.position(start), index.position(end)
+        (line, col), (end_line, end_col) = index.position(found.start), index.position(found.end)
         self.message = (f"key {dumps_json(path[-1], ensure_ascii=False)} appears twice in "
                         + ("the request" if len(path) == 1 else "one object"))
         span = Span("<request>", line, col, line if end_line == line else 0, end_col if end_line == line else 0)

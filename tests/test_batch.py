@@ -732,3 +732,65 @@ def test_a_local_worker_count_beyond_the_limit_is_a_usage_error(option: list[str
                     *option, "-q")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "256" in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("line, col, key", [
+    ('{"id": "b", "facts": {"loan": [["l1", "a1", 5]], "loan": []}}', 50, '"loan"'),
+    ('{"id": "b", "facts": {"loan": [{"id": "l1", "applicant": "a1", "amount": 5, "amount": 7}]}}', 77, '"amount"'),
+    ('{"id": "b", "id": "c", "facts": {}}', 13, '"id"'),
+    ('{"id": "b", "facts": {"loan": []}, "facts": {}}', 36, '"facts"'),
+])
+def test_a_key_given_twice_in_a_job_line_is_e530_not_a_job_with_facts_missing(
+        tmp_path: Path, line: str, col: int, key: str) -> None:
+    """JSON keeps only the last value of a repeated key: a job line with a relation (or a column, an
+    id, its facts) twice ran on the last one alone -- loans silently missing, or another job id --
+    while a facts file with the same object is refused (E501/E505). Now the jobs source is refused,
+    located at the repeated key, before any job runs."""
+    from converge_rules.batch import iter_jobs
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "a", "facts": {"loan": [["l0", "a0", 5]]}}\n' + line + "\n")
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(str(jobs)))
+    diag = caught.value.diagnostics[0]
+    assert (diag.code, diag.span.line, diag.span.col) == ("E530", 2, col), diag.render()
+    assert f"key {key} appears twice" in diag.message
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 1 and f"{jobs}:2:{col}: error[E530]" in proc.stderr, proc.stderr
+    assert "jobs:" not in proc.stdout and not out.exists() and not Path(str(out) + ".journal").exists()
+
+
+def test_an_int_of_any_size_in_a_job_line_is_read_as_in_facts_files(tmp_path: Path, rules: cr.RuleSet) -> None:
+    """An int of more than 4300 digits (CPython's limit for int()) in a job line was
+    "internal error: ValueError: Exceeds the limit" with no output; a facts file reads it (docs/facts.md)."""
+    big, big_id = 10 ** 5000 - 1, 7 * (10 ** 4500 - 1) // 9  # 5000 nines, 4500 sevens
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "a", "facts": {"applicant": [["a1", 10]], "loan": [["l1", "a1", ' + "9" * 5000 + ']]}}\n'
+                    '{"id": ' + "7" * 4500 + ', "facts": {}}\n')
+    from converge_rules.batch import iter_jobs
+
+    found = list(iter_jobs(str(jobs)))
+    assert found[0].facts["loan"] == [["l1", "a1", big]] and found[1].id == big_id
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1", "--relation", "decision")
+    assert proc.returncode == 0 and "internal error" not in proc.stderr, proc.stderr
+    from converge_rules.values import loads_json
+
+    results = [loads_json(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in results] == [big_id, "a"]  # integers first, by value
+    facts = {"applicant": [["a1", 10]], "loan": [["l1", "a1", big]]}
+    assert results[1]["digest"] == rules.run(facts).digest and results[1]["facts"]["decision"] == [["l1", "reject"]]
+    # resuming reads those results back (they were "not a batch result", E531): nothing runs again
+    written = out.read_bytes()
+    again = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1", "--relation", "decision")
+    assert again.returncode == 0 and "(2 already done, 0 run now)" in again.stdout, again.stderr
+    assert out.read_bytes() == written
+    db = tmp_path / "out.db"
+    for _ in range(2):  # a database sink, then resumed
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", f"sqlite:///{db}", "--workers", "1",
+                        "--relation", "decision")
+        assert proc.returncode == 0 and "internal error" not in proc.stderr, proc.stderr
+    assert "(2 already done, 0 run now)" in proc.stdout
+    rows = sqlite3.connect(db).execute("SELECT id, tier FROM jobs ORDER BY id").fetchall()
+    assert sorted(rows) == sorted([("7" * 4500, "converged"), ("a", "converged")])
