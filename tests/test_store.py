@@ -228,6 +228,41 @@ def test_sqlite_log_removed_or_replaced_while_open_acknowledges_nothing(tmp_path
     assert [r.id for r in open_store(f"sqlite:///{path}").list()] == ["id0004"]
 
 
+def test_sqlite_log_whose_wal_is_removed_while_open_acknowledges_nothing(tmp_path: Path) -> None:
+    """The -wal file holds every commit not yet copied into the main file, and the service keeps it
+    open: once it was deleted (a clean-up script, an operator), decisions went on being answered 200
+    into an unlinked file, and a kill -9 then lost them all -- with the log's schema, so
+    `converge decisions list` found no log at all. The WAL is checked like the main file now."""
+    path = tmp_path / "d.db"
+    url = f"sqlite:///{path}"
+    with open_store(url) as store:
+        store.put(row(1, 1000.0))
+        assert (tmp_path / "d.db-wal").exists()
+        (tmp_path / "d.db-wal").unlink()
+        with pytest.raises(StoreError) as err:
+            store.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "d.db-wal" in err.value.message and "removed or replaced" in err.value.message
+        assert not store.ping()
+        with pytest.raises(StoreError):
+            store.get("id0001")
+    with open_store(url) as store:  # a restart opens the log again (what the main file still holds)
+        store.put(row(3, 1002.0))
+        assert store.get("id0003") is not None
+
+
+def test_service_answers_503_once_its_sqlite_wal_is_deleted(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    srv = Server([LOANS], f"sqlite:///{db}").start()
+    try:
+        assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+        (tmp_path / "d.db-wal").unlink()
+        r = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "E941" and "not acknowledged" in r.text
+        assert httpx.get(srv.url + "/ready", timeout=30).status_code == 503
+    finally:
+        srv.stop()
+
+
 def test_service_answers_503_once_its_sqlite_log_is_deleted(tmp_path: Path) -> None:
     srv = Server([LOANS], f"sqlite:///{tmp_path / 'logs' / 'd.db'}").start()
     try:
