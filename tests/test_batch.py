@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -794,3 +795,35 @@ def test_an_int_of_any_size_in_a_job_line_is_read_as_in_facts_files(tmp_path: Pa
     assert "(2 already done, 0 run now)" in proc.stdout
     rows = sqlite3.connect(db).execute("SELECT id, tier FROM jobs ORDER BY id").fetchall()
     assert sorted(rows) == sorted([("7" * 4500, "converged"), ("a", "converged")])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_jobs_source_that_is_not_a_regular_file_is_e530_not_a_hang(tmp_path: Path, kind: str) -> None:
+    """`--jobs FIFO` blocked for ever waiting for a writer, and `--jobs /dev/zero` read one endless
+    line into memory until the machine ran out; `run --facts` refuses both (E500). Now E530 at once."""
+    from converge_rules.batch import iter_jobs
+
+    if kind == "fifo":
+        source = str(tmp_path / "jobs.jsonl")
+        os.mkfifo(source)
+        what = "a FIFO"
+    else:
+        source, what = "/dev/zero", "a character device"
+    caught: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            list(iter_jobs(source))
+        except BaseException as err:  # noqa: BLE001 - the test looks at it below
+            caught.append(err)
+
+    reader = threading.Thread(target=read, daemon=True)  # a hang fails the test instead of hanging it
+    reader.start()
+    reader.join(30)
+    assert not reader.is_alive() and len(caught) == 1 and isinstance(caught[0], cr.ConvergeError)
+    diag = caught[0].diagnostics[0]
+    assert diag.code == "E530" and f"it is {what}, not a regular file" in diag.message, diag.message
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", source, "--out", str(out), "--workers", "1")  # times out at 180 s
+    assert proc.returncode == 1 and "error[E530]" in proc.stderr and what in proc.stderr, proc.stderr
+    assert not out.exists() and not Path(str(out) + ".journal").exists()
