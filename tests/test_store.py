@@ -571,3 +571,23 @@ def test_a_version_1_log_is_read_as_it_is_and_migrated_by_a_writer(store_url: st
         assert writer.get_by_key("k") == keyed(2, "k")
     with open_store(store_url, read_only=True) as reader:
         assert reader.schema_version() == SCHEMA_VERSION and reader.get_by_key("k") == keyed(2, "k")
+
+
+def test_listing_takes_any_limit_the_same_way_on_every_back_end(store_url: str) -> None:
+    """`converge decisions list --limit 100000000000000000000` was "internal error: OverflowError"
+    on SQLite and E941 "bigint out of range" (the log unavailable, it said) on PostgreSQL: a limit
+    beyond the log is the whole log. A limit below 1, or a NaN `before` (no rows on SQLite, every
+    row on PostgreSQL, where NaN sorts above every number), is a ValueError on both."""
+    with open_store(store_url) as store:
+        for i in range(3):
+            store.put(row(i, 1000.0 + i))
+        for limit in (3, 4, 2 ** 63 - 1, 2 ** 63, 10 ** 20, 10 ** 400):
+            assert [r.id for r in store.list(limit)] == ["id0002", "id0001", "id0000"], limit
+        assert [r.id for r in store.list(10 ** 20, before=1001.5)] == ["id0001", "id0000"]
+        assert [r.id for r in store.list(2, before=float("inf"))] == ["id0002", "id0001"]
+        for bad in (lambda: store.list(0), lambda: store.list(-1), lambda: store.list(5, before=float("nan"))):
+            with pytest.raises(ValueError):
+                bad()
+    out = cli("decisions", "list", "--limit", "100000000000000000000", "--store", store_url)
+    assert out.returncode == 0 and out.stdout.count("converged") == 3, out.stderr
+    assert "internal error" not in out.stderr and "E941" not in out.stderr
