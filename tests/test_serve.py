@@ -1171,3 +1171,35 @@ def test_a_client_that_hangs_up_mid_body_is_no_internal_error(tmp_path: Path) ->
     finally:
         out = srv.stop()
     assert "Traceback" not in out and "Exception in ASGI application" not in out, out
+
+
+def test_exit_status_after_sigint_and_sigterm_is_the_documented_one(tmp_path: Path) -> None:
+    """docs/service.md: the requests in flight are answered, then Ctrl-C (SIGINT) exits 0 and
+    SIGTERM ends the process by that signal (143 in a shell), as uvicorn re-raises it."""
+    import signal as signals
+
+    def default_dispositions() -> None:  # as under a terminal or a supervisor, not a background job
+        signals.signal(signals.SIGINT, signals.SIG_DFL)
+        signals.signal(signals.SIGTERM, signals.SIG_DFL)
+
+    for sig, status in ((signals.SIGINT, 0), (signals.SIGTERM, -signals.SIGTERM)):
+        srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}")
+        srv.port = free_port()
+        srv.proc = subprocess.Popen(srv.args + ["--port", str(srv.port)], cwd=srv.cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, preexec_fn=default_dispositions,
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            wait_for(lambda: _healthy(srv), "the service to start", 60)
+            assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+            srv.proc.send_signal(sig)
+            assert srv.proc.wait(30) == status
+        finally:
+            out = srv.stop()
+        assert "Traceback" not in out and "Shutting down" in out, out
+
+
+def _healthy(srv: Server) -> bool:
+    try:
+        return httpx.get(srv.url + "/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
