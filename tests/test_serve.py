@@ -1203,3 +1203,23 @@ def _healthy(srv: Server) -> bool:
         return httpx.get(srv.url + "/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_decision_with_a_budget_of_any_size_has_a_report(client: httpx.Client, tmp_path: Path) -> None:
+    """A request may ask for a budget of any size (an int column takes any size too): the decision
+    was stored and explained, but its report was 500 E999 (ValueError: Exceeds the limit (4300
+    digits)) and `converge report --record` of its record exited 70: the report wrote the limit
+    with str()."""
+    huge = 10 ** 5000 - 1
+    decision = cr.Session([LOANS]).decide(LOANS_FACTS, {"max_steps": huge})
+    assert "9" * 5000 in decision.record.report_html()
+    body = '{"facts": {"loan": [["l1", "a1", 6000]]}, "budget": {"max_steps": ' + "9" * 5000 + "}}"
+    made = client.post("/v1/decisions", content=body.encode())
+    assert made.status_code == 200, made.text
+    report = client.get(f"/v1/decisions/{made.json()['decision_id']}/report")
+    assert report.status_code == 200 and "9" * 5000 in report.text, report.text[:300]
+    record = tmp_path / "r.json"
+    record.write_text(client.get(f"/v1/decisions/{made.json()['decision_id']}/record").text)
+    out = cli("report", "--record", str(record), "-o", str(tmp_path / "r.html"))
+    assert out.returncode == 0 and "internal error" not in out.stderr, out.stderr
+    assert "9" * 5000 in (tmp_path / "r.html").read_text()
