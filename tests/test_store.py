@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -591,3 +592,56 @@ def test_listing_takes_any_limit_the_same_way_on_every_back_end(store_url: str) 
     out = cli("decisions", "list", "--limit", "100000000000000000000", "--store", store_url)
     assert out.returncode == 0 and out.stdout.count("converged") == 3, out.stderr
     assert "internal error" not in out.stderr and "E941" not in out.stderr
+
+
+def test_libpq_parameters_of_a_postgres_store_url_reach_the_server(pg_url: str, pg_schema: Any) -> None:
+    """The store URL's own parameters were re-encoded with '+' for a space, which libpq reads as a '+':
+    `?schema=s&options=-c%20lock_timeout%3D1000` failed to connect ("unrecognized configuration
+    parameter "+lock_timeout"") although psycopg takes the same URL without `schema`."""
+    schema = pg_schema("g_store_opts")
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}&options=-c%20lock_timeout%3D1500" \
+          "&application_name=converge%20test%20log"
+    with open_store(url) as store:
+        assert store._run("SHOW lock_timeout", (), "one")[0] == "1500ms"  # type: ignore[attr-defined]
+        assert store._run("SHOW application_name", (), "one")[0] == "converge test log"  # type: ignore[attr-defined]
+    for read_only in (False, True):
+        with open_store(url, read_only=read_only) as store:
+            assert store.count() == 0
+
+
+def test_a_postgres_log_locked_by_another_session_is_503_not_a_hang(pg_url: str, pg_schema: Any) -> None:
+    """SQLite waits 30 s for a lock (busy_timeout), then the decision is 503 E941, not acknowledged.
+    On PostgreSQL a table locked by another session (a migration, an operator's LOCK TABLE, a long
+    transaction) made every put wait without end: each request hung, holding a --concurrency slot,
+    until the service decided nothing and SIGTERM could not drain it. A store connection now waits at
+    most 30 s for a lock (lock_timeout, unless the URL or the role sets one)."""
+    import psycopg
+
+    schema = pg_schema("g_store_lock")
+    base = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}"
+    with open_store(base) as store:
+        assert store._run("SHOW lock_timeout", (), "one")[0] == "30s"  # type: ignore[attr-defined]
+    url = base + "&options=-c%20lock_timeout%3D1000"
+    from converge_rules.service import create_app
+
+    with open_store(url) as store, psycopg.connect(pg_url) as locker:
+        store.put(row(1, 1000.0))
+        locker.execute(f'LOCK TABLE "{schema}".decisions IN ACCESS EXCLUSIVE MODE')
+        started = time.monotonic()
+        with pytest.raises(StoreError) as err:
+            store.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "lock" in err.value.message.lower()
+        app = create_app(cr.Session([LOANS]), store)
+
+        async def scenario() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+                return await c.post("/v1/decisions", json={"facts": LOANS_FACTS})
+
+        import asyncio
+
+        answer = asyncio.run(scenario())
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "E941" and "not acknowledged" in answer.text
+        assert time.monotonic() - started < 20
+        locker.rollback()  # the lock is gone: the store works again
+        store.put(row(3, 1002.0))
+        assert [r.id for r in store.list()] == ["id0003", "id0001"]
