@@ -226,6 +226,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     metrics = _Metrics()
     limiter: list[Any] = []  # created on first use, inside the server's event loop
     admitted = [0]           # decision requests in flight; only the event loop thread changes it
+    swapping = [0]           # rule set updates in flight (at most one: each holds a body and a compilation)
 
     async def in_decision_thread(fn: Callable[[], Any]) -> Any:
         """Run a decision on a worker thread, at most ``cfg.concurrency`` at once."""
@@ -489,6 +490,19 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
                         kind="unauthorized")
         if not authorized(request):
             return unauthorized()
+        if swapping[0]:
+            # One at a time, refused before the body is read: each update holds its body (up to
+            # --max-body) and then a compilation of it (some hundred times its size), so updates
+            # sent together would take memory without bound; the last one to finish would win anyway.
+            return fail(503, "E956", "the service is busy: another rule set update is being read or checked; "
+                                     "retry when it is done", kind="busy", headers={"Retry-After": "1"})
+        swapping[0] += 1
+        try:
+            return await admitted_swap(request)
+        finally:
+            swapping[0] -= 1
+
+    async def admitted_swap(request: Request) -> Response:
         body, _text, error = await read_json(request)
         if error is not None:
             return error
@@ -658,7 +672,7 @@ def openapi_schema() -> dict[str, Any]:
             "/v1/ruleset": {
                 "get": op("The current rule set", {"$ref": "#/components/schemas/RuleSet"}, 401),
                 "put": op("Replace the rule set (checked first, swapped atomically)",
-                          {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 408, 413,
+                          {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 408, 413, 503,
                           body={"type": "object", "required": ["files"], "properties": {"files": {
                               "type": "object", "additionalProperties": {"type": "string"}},
                               "roots": {"type": "array", "items": {"type": "string"}}}})},

@@ -1223,3 +1223,35 @@ def test_a_decision_with_a_budget_of_any_size_has_a_report(client: httpx.Client,
     out = cli("report", "--record", str(record), "-o", str(tmp_path / "r.html"))
     assert out.returncode == 0 and "internal error" not in out.stderr, out.stderr
     assert "9" * 5000 in (tmp_path / "r.html").read_text()
+
+
+def test_rule_set_updates_are_taken_one_at_a_time(tmp_path: Path) -> None:
+    """Every PUT /v1/ruleset held its body (up to --max-body) and then a compilation of it, some
+    hundred times its size (a 6 MiB rule file: about 2 GB), and any number ran at once: four such
+    updates sent together took 7.5 GB and counting. One is taken at a time now; another sent
+    meanwhile is 503 E956 (Retry-After) before its body is read, and the old rules stay."""
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", "--body-timeout", "2").start()
+    try:
+        before = httpx.get(srv.url + "/v1/ruleset").json()["digest"]
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        sock.sendall(b"PUT /v1/ruleset HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"files\": ")  # an update still arriving
+        new = {"files": {"strict.cvg": STRICT}}
+
+        def busy() -> bool:
+            answer = httpx.put(srv.url + "/v1/ruleset", json=new, timeout=30)
+            if answer.status_code == 200:
+                raise AssertionError("a second update was taken while the first was still arriving")
+            return answer.status_code == 503 and answer.json()["error"]["code"] == "E956" \
+                and answer.headers["retry-after"] == "1" and "rule set update" in answer.text
+
+        wait_for(busy, "the second update to be refused", 20)
+        assert httpx.get(srv.url + "/v1/ruleset").json()["digest"] == before
+        status, _, body = _answer(sock)  # the first one's body never came: 408, and its place is free
+        sock.close()
+        assert status == 408 and body["error"]["code"] == "E957"
+        done = httpx.put(srv.url + "/v1/ruleset", json=new, timeout=60)
+        assert done.status_code == 200 and done.json()["digest"] != before, done.text
+        assert 'converge_errors_total{kind="busy"}' in httpx.get(srv.url + "/metrics").text
+    finally:
+        srv.stop()
