@@ -827,3 +827,26 @@ def test_a_jobs_source_that_is_not_a_regular_file_is_e530_not_a_hang(tmp_path: P
     proc = converge("batch", RULES, "--jobs", source, "--out", str(out), "--workers", "1")  # times out at 180 s
     assert proc.returncode == 1 and "error[E530]" in proc.stderr and what in proc.stderr, proc.stderr
     assert not out.exists() and not Path(str(out) + ".journal").exists()
+
+
+def test_a_jobs_file_that_starts_with_a_byte_order_mark_is_read_as_a_facts_file_is(tmp_path: Path,
+                                                                                    rules: cr.RuleSet) -> None:
+    """An editor's UTF-8 byte order mark before the first job was "malformed job: Unexpected UTF-8 BOM
+    (decode using utf-8-sig)", E530, while `run --facts` reads the same JSON Lines with it (a BOM is
+    no text). Positions on the first line are counted without it."""
+    from converge_rules.batch import iter_jobs
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_bytes(b'\xef\xbb\xbf{"id": "a", "facts": {"applicant": [["a1", 10]], "loan": [["l1", "a1", 6000]]}}\n'
+                     b'{"id": "b", "facts": {}}\n')
+    assert [j.id for j in iter_jobs(str(jobs))] == ["a", "b"]
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["id"] == "a" and first["digest"] == rules.run({"applicant": [["a1", 10]],
+                                                               "loan": [["l1", "a1", 6000]]}).digest
+    jobs.write_bytes(b'\xef\xbb\xbf{"id": "a", "id": "b", "facts": {}}\n')
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(str(jobs)))
+    assert (caught.value.diagnostics[0].span.line, caught.value.diagnostics[0].span.col) == (1, 13)

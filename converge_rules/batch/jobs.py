@@ -81,6 +81,8 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
     seen: set[Any] = set()
     with handle:
         for n, raw in enumerate(handle, 1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark is no text (as in facts files)
+                raw = raw[3:]
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
