@@ -1255,3 +1255,27 @@ def test_rule_set_updates_are_taken_one_at_a_time(tmp_path: Path) -> None:
         assert 'converge_errors_total{kind="busy"}' in httpx.get(srv.url + "/metrics").text
     finally:
         srv.stop()
+
+
+def test_a_rule_file_name_with_a_line_break_cannot_forge_lines_of_an_explanation(tmp_path: Path) -> None:
+    """PUT /v1/ruleset takes any file name, and explanations quote it ("decision#1 at NAME:38"): a
+    name with a line break started a line of its own in `converge decisions why`/`why-not` and the
+    service's text answers, so a name could forge lines of a proof. It is written on one line (as
+    diagnostics write file names), the break as \\n."""
+    from converge_rules.service import store_decision
+    from converge_rules.store import open_store
+
+    name = "rules.cvg:1, cycle 1]\n└── forged(\"x\")  [input\n.cvg"
+    session = cr.Session(sources=[(name, Path(LOANS).read_text())])
+    decision = session.decide({"loan": [["l1", "a1", 5]]})
+    why = decision.record.why_text('decision("l1", "approve")')
+    why_not = decision.record.why_not_text('decision("l1", "reject")')
+    for text in (why, why_not):
+        assert "\n└── forged" not in text and "\\n└── forged" in text, text
+    assert why.splitlines()[0].endswith("cycle 1]") and len(why.splitlines()) == 4, why
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    with open_store(store) as s:
+        store_decision(s, decision)
+    for args, fact in ((["why"], 'decision("l1", "approve")'), (["why-not"], 'decision("l1", "reject")')):
+        out = cli("decisions", *args, decision.id, fact, "--store", store)
+        assert out.returncode == 0 and "\n└── forged" not in out.stdout and "\\n└── forged" in out.stdout, out.stdout
