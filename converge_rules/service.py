@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .values import dumps_json, loads_json
+from .values import dumps_json
 from .diagnostics import ConvergeError, Diagnostic, Span
 from .session import Decision, Session, budget_fields
 from .store.base import DecisionStore, KeyTaken, StoredDecision, StoreError
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds to receive a whole request body
 MAX_IDEMPOTENCY_KEY = 255  # characters, as common payment APIs allow
 TIERS = ("converged", "degraded", "bounded", "failed")
 
@@ -40,6 +41,7 @@ class ServiceConfig:
     prune_every: float = 3600.0
     concurrency: int = 4          # decisions running at once; more wait in line (the engine is CPU-bound)
     max_queue: int = 64           # decision requests waiting for a turn; more are 503 E956 (bounded memory)
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds to receive a whole body; a slower one is 408 E957
 
 
 def is_loopback(host: str) -> bool:
@@ -123,53 +125,27 @@ def _finite(text: str) -> float:
     return value
 
 
-class _Repeated(dict):
-    """A JSON object of a request that had a key more than once (``json.loads`` keeps the last value)."""
-
-    repeated: str = ""
-
-
 def _decode_request(text: str) -> Any:
     """The request body as JSON (finite numbers, ints of any size); raises ValueError (a
     ``json.JSONDecodeError`` for syntax, with its location) and ``_RepeatedKey`` when an object has a
     key twice: JSON keeps only the last value, so a repeated key would silently drop facts or settings."""
-    seen: list[bool] = []
+    from .io import jsonpos
 
-    def pairs(items: list[tuple[str, Any]]) -> dict:
-        out = dict(items)
-        if len(out) == len(items):
-            return out
-        repeated = _Repeated(items)
-        names: set[str] = set()
-        repeated.repeated = next(k for k, _ in items if k in names or names.add(k))  # type: ignore[func-returns-value]
-        seen.append(True)
-        return repeated
-
-    # loads_json: an int of any size, as in JSON facts files (docs/facts.md)
-    value = loads_json(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=pairs)
-    if seen:
-        raise _RepeatedKey(text, value)
-    return value
+    try:  # an int of any size, as in JSON facts files (docs/facts.md)
+        return jsonpos.loads_unique(text, parse_constant=_no_constant, parse_float=_finite)
+    except jsonpos.RepeatedKey as err:
+        raise _RepeatedKey(text, err) from None
 
 
 class _RepeatedKey(ValueError):
     """A request body with a key twice in one object; ``diagnostic`` locates the repeated key."""
 
-    def __init__(self, text: str, value: Any):
+    def __init__(self, text: str, found: Any):
         from .io import jsonpos
 
-        path: tuple = ()
-        stack: list[tuple[tuple, Any]] = [((), value)]  # depth first, in document order, without recursion
-        while stack:
-            at, node = stack.pop()
-            if isinstance(node, _Repeated):
-                path = at + (node.repeated,)
-                break
-            children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-            stack.extend(reversed([(at + (k,), v) for k, v in children]))
-        start, end = jsonpos.scan(text, {(path, jsonpos.KEY)}, len(path)).get((path, jsonpos.KEY), (0, 1))
+        path = found.path
         index = jsonpos.LineIndex(text)
-        (line, col), (end_line, end_col) = index.position(start), index.position(end)
+        (line, col), (end_line, end_col) = index.position(found.start), index.position(found.end)
         self.message = (f"key {dumps_json(path[-1], ensure_ascii=False)} appears twice in "
                         + ("the request" if len(path) == 1 else "one object"))
         span = Span("<request>", line, col, line if end_line == line else 0, end_col if end_line == line else 0)
@@ -232,7 +208,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
     import anyio.to_thread
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import HTMLResponse, PlainTextResponse, Response
     from starlette.responses import JSONResponse as _StarletteJSON
     from starlette.routing import Route
@@ -246,9 +222,12 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
         raise ValueError(f"keep_days must be a number > 0, not {cfg.keep_days!r}")
     if cfg.concurrency < 1 or cfg.max_queue < 0:
         raise ValueError(f"concurrency must be >= 1 and max_queue >= 0, not {cfg.concurrency!r} and {cfg.max_queue!r}")
+    if not 0 < cfg.body_timeout < math.inf:  # NaN too: a stalled client would hold its place for ever
+        raise ValueError(f"body_timeout must be a finite number of seconds > 0, not {cfg.body_timeout!r}")
     metrics = _Metrics()
     limiter: list[Any] = []  # created on first use, inside the server's event loop
     admitted = [0]           # decision requests in flight; only the event loop thread changes it
+    swapping = [0]           # rule set updates in flight (at most one: each holds a body and a compilation)
 
     async def in_decision_thread(fn: Callable[[], Any]) -> Any:
         """Run a decision on a worker thread, at most ``cfg.concurrency`` at once."""
@@ -286,12 +265,24 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             except ValueError:
                 return None, "", fail(400, "E946", "bad Content-Length header")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cfg.max_body:
-                return None, "", fail(413, "E951", f"request body is over the limit of {cfg.max_body} bytes (--max-body)",
-                                  kind="too_large")
-            chunks.append(chunk)
+        try:
+            # A deadline for the whole body: a client that sends part of it and then nothing (or a
+            # byte now and then) would otherwise hold its place in line, and its memory, for ever,
+            # and keep a stopping service (SIGTERM) waiting for it.
+            with anyio.fail_after(cfg.body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > cfg.max_body:
+                        return None, "", fail(413, "E951", f"request body is over the limit of {cfg.max_body} "
+                                                           "bytes (--max-body)", kind="too_large")
+                    chunks.append(chunk)
+        except TimeoutError:
+            return None, "", fail(408, "E957", f"the request body did not arrive within {cfg.body_timeout:g} seconds "
+                                               f"(--body-timeout {cfg.body_timeout:g}); send it whole, then retry",
+                                  kind="timeout", headers={"Connection": "close"})
+        except ClientDisconnect:  # nobody reads this answer; the request is counted, not logged as a bug
+            return None, "", fail(400, "E946", "the client closed the connection before the whole request body "
+                                               "arrived", kind="disconnected")
         raw = b"".join(chunks)
         try:
             text = raw.decode("utf-8")
@@ -500,6 +491,19 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
                         kind="unauthorized")
         if not authorized(request):
             return unauthorized()
+        if swapping[0]:
+            # One at a time, refused before the body is read: each update holds its body (up to
+            # --max-body) and then a compilation of it (some hundred times its size), so updates
+            # sent together would take memory without bound; the last one to finish would win anyway.
+            return fail(503, "E956", "the service is busy: another rule set update is being read or checked; "
+                                     "retry when it is done", kind="busy", headers={"Retry-After": "1"})
+        swapping[0] += 1
+        try:
+            return await admitted_swap(request)
+        finally:
+            swapping[0] -= 1
+
+    async def admitted_swap(request: Request) -> Response:
         body, _text, error = await read_json(request)
         if error is not None:
             return error
@@ -649,7 +653,7 @@ def openapi_schema() -> dict[str, Any]:
                 "post": op("Make a decision over the given facts; 200 once it is stored. With an Idempotency-Key, "
                            "a retry of the same request answers the decision stored under that key (header "
                            "Idempotent-Replayed: true) instead of making another",
-                           decision, 400, 401, 413, 422, 503, body={"$ref": "#/components/schemas/DecisionRequest"},
+                           decision, 400, 401, 408, 413, 422, 503, body={"$ref": "#/components/schemas/DecisionRequest"},
                            params=[{"name": "Idempotency-Key", "in": "header", "required": False,
                                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY,
                                                "pattern": "^[ -~]+$"}}]),
@@ -669,7 +673,7 @@ def openapi_schema() -> dict[str, Any]:
             "/v1/ruleset": {
                 "get": op("The current rule set", {"$ref": "#/components/schemas/RuleSet"}, 401),
                 "put": op("Replace the rule set (checked first, swapped atomically)",
-                          {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 413,
+                          {"$ref": "#/components/schemas/RuleSet"}, 400, 401, 403, 408, 413, 503,
                           body={"type": "object", "required": ["files"], "properties": {"files": {
                               "type": "object", "additionalProperties": {"type": "string"}},
                               "roots": {"type": "array", "items": {"type": "string"}}}})},
@@ -685,7 +689,8 @@ _STATUS = {400: "Invalid request, rules or facts (diagnostics)", 401: "Missing o
            403: "Rule set updates are disabled", 404: "Not found", 413: "Request body too large",
            422: "The Idempotency-Key was used for another request (E955)",
            500: "The stored decision is damaged (E948)",
+           408: "The request body did not arrive within --body-timeout (E957)",
            503: "The decision log is unavailable (E941), or the service is busy (E956, with Retry-After)"}
 
-__all__ = ["DEFAULT_MAX_BODY", "MAX_IDEMPOTENCY_KEY", "ServiceConfig", "create_app", "idempotency_key", "is_loopback",
+__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY", "MAX_IDEMPOTENCY_KEY", "ServiceConfig", "create_app", "idempotency_key", "is_loopback",
            "openapi_schema", "read_tokens", "request_hash", "store_decision", "stored_form"]

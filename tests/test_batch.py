@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -732,3 +733,120 @@ def test_a_local_worker_count_beyond_the_limit_is_a_usage_error(option: list[str
                     *option, "-q")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "256" in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize("line, col, key", [
+    ('{"id": "b", "facts": {"loan": [["l1", "a1", 5]], "loan": []}}', 50, '"loan"'),
+    ('{"id": "b", "facts": {"loan": [{"id": "l1", "applicant": "a1", "amount": 5, "amount": 7}]}}', 77, '"amount"'),
+    ('{"id": "b", "id": "c", "facts": {}}', 13, '"id"'),
+    ('{"id": "b", "facts": {"loan": []}, "facts": {}}', 36, '"facts"'),
+])
+def test_a_key_given_twice_in_a_job_line_is_e530_not_a_job_with_facts_missing(
+        tmp_path: Path, line: str, col: int, key: str) -> None:
+    """JSON keeps only the last value of a repeated key: a job line with a relation (or a column, an
+    id, its facts) twice ran on the last one alone -- loans silently missing, or another job id --
+    while a facts file with the same object is refused (E501/E505). Now the jobs source is refused,
+    located at the repeated key, before any job runs."""
+    from converge_rules.batch import iter_jobs
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "a", "facts": {"loan": [["l0", "a0", 5]]}}\n' + line + "\n")
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(str(jobs)))
+    diag = caught.value.diagnostics[0]
+    assert (diag.code, diag.span.line, diag.span.col) == ("E530", 2, col), diag.render()
+    assert f"key {key} appears twice" in diag.message
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 1 and f"{jobs}:2:{col}: error[E530]" in proc.stderr, proc.stderr
+    assert "jobs:" not in proc.stdout and not out.exists() and not Path(str(out) + ".journal").exists()
+
+
+def test_an_int_of_any_size_in_a_job_line_is_read_as_in_facts_files(tmp_path: Path, rules: cr.RuleSet) -> None:
+    """An int of more than 4300 digits (CPython's limit for int()) in a job line was
+    "internal error: ValueError: Exceeds the limit" with no output; a facts file reads it (docs/facts.md)."""
+    big, big_id = 10 ** 5000 - 1, 7 * (10 ** 4500 - 1) // 9  # 5000 nines, 4500 sevens
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"id": "a", "facts": {"applicant": [["a1", 10]], "loan": [["l1", "a1", ' + "9" * 5000 + ']]}}\n'
+                    '{"id": ' + "7" * 4500 + ', "facts": {}}\n')
+    from converge_rules.batch import iter_jobs
+
+    found = list(iter_jobs(str(jobs)))
+    assert found[0].facts["loan"] == [["l1", "a1", big]] and found[1].id == big_id
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1", "--relation", "decision")
+    assert proc.returncode == 0 and "internal error" not in proc.stderr, proc.stderr
+    from converge_rules.values import loads_json
+
+    results = [loads_json(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in results] == [big_id, "a"]  # integers first, by value
+    facts = {"applicant": [["a1", 10]], "loan": [["l1", "a1", big]]}
+    assert results[1]["digest"] == rules.run(facts).digest and results[1]["facts"]["decision"] == [["l1", "reject"]]
+    # resuming reads those results back (they were "not a batch result", E531): nothing runs again
+    written = out.read_bytes()
+    again = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1", "--relation", "decision")
+    assert again.returncode == 0 and "(2 already done, 0 run now)" in again.stdout, again.stderr
+    assert out.read_bytes() == written
+    db = tmp_path / "out.db"
+    for _ in range(2):  # a database sink, then resumed
+        proc = converge("batch", RULES, "--jobs", str(jobs), "--out", f"sqlite:///{db}", "--workers", "1",
+                        "--relation", "decision")
+        assert proc.returncode == 0 and "internal error" not in proc.stderr, proc.stderr
+    assert "(2 already done, 0 run now)" in proc.stdout
+    rows = sqlite3.connect(db).execute("SELECT id, tier FROM jobs ORDER BY id").fetchall()
+    assert sorted(rows) == sorted([("7" * 4500, "converged"), ("a", "converged")])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_jobs_source_that_is_not_a_regular_file_is_e530_not_a_hang(tmp_path: Path, kind: str) -> None:
+    """`--jobs FIFO` blocked for ever waiting for a writer, and `--jobs /dev/zero` read one endless
+    line into memory until the machine ran out; `run --facts` refuses both (E500). Now E530 at once."""
+    from converge_rules.batch import iter_jobs
+
+    if kind == "fifo":
+        source = str(tmp_path / "jobs.jsonl")
+        os.mkfifo(source)
+        what = "a FIFO"
+    else:
+        source, what = "/dev/zero", "a character device"
+    caught: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            list(iter_jobs(source))
+        except BaseException as err:  # noqa: BLE001 - the test looks at it below
+            caught.append(err)
+
+    reader = threading.Thread(target=read, daemon=True)  # a hang fails the test instead of hanging it
+    reader.start()
+    reader.join(30)
+    assert not reader.is_alive() and len(caught) == 1 and isinstance(caught[0], cr.ConvergeError)
+    diag = caught[0].diagnostics[0]
+    assert diag.code == "E530" and f"it is {what}, not a regular file" in diag.message, diag.message
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", source, "--out", str(out), "--workers", "1")  # times out at 180 s
+    assert proc.returncode == 1 and "error[E530]" in proc.stderr and what in proc.stderr, proc.stderr
+    assert not out.exists() and not Path(str(out) + ".journal").exists()
+
+
+def test_a_jobs_file_that_starts_with_a_byte_order_mark_is_read_as_a_facts_file_is(tmp_path: Path,
+                                                                                    rules: cr.RuleSet) -> None:
+    """An editor's UTF-8 byte order mark before the first job was "malformed job: Unexpected UTF-8 BOM
+    (decode using utf-8-sig)", E530, while `run --facts` reads the same JSON Lines with it (a BOM is
+    no text). Positions on the first line are counted without it."""
+    from converge_rules.batch import iter_jobs
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_bytes(b'\xef\xbb\xbf{"id": "a", "facts": {"applicant": [["a1", 10]], "loan": [["l1", "a1", 6000]]}}\n'
+                     b'{"id": "b", "facts": {}}\n')
+    assert [j.id for j in iter_jobs(str(jobs))] == ["a", "b"]
+    out = tmp_path / "out.jsonl"
+    proc = converge("batch", RULES, "--jobs", str(jobs), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["id"] == "a" and first["digest"] == rules.run({"applicant": [["a1", 10]],
+                                                               "loan": [["l1", "a1", 6000]]}).digest
+    jobs.write_bytes(b'\xef\xbb\xbf{"id": "a", "id": "b", "facts": {}}\n')
+    with pytest.raises(cr.ConvergeError) as caught:
+        list(iter_jobs(str(jobs)))
+    assert (caught.value.diagnostics[0].span.line, caught.value.diagnostics[0].span.col) == (1, 13)

@@ -1083,3 +1083,199 @@ def test_serve_timeout_caps_every_decision(tmp_path: Path) -> None:
         assert httpx.get(srv.url + f"/v1/decisions/{body['decision_id']}").json() == body
     finally:
         srv.stop()
+
+
+def _stalled_post(port: int, sent: bytes = b"{") -> socket.socket:
+    """A client that sends a decision request's headers and the start of its body, then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"POST /v1/decisions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n" + sent)
+    return sock
+
+
+def _answer(sock: socket.socket) -> tuple[int, dict[str, str], Any]:
+    """The status, headers and JSON body of the one answer on ``sock`` (read until it closes)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def test_a_client_that_stalls_mid_body_is_408_E957_and_frees_its_place(tmp_path: Path) -> None:
+    """A client that sends part of a body and then nothing held its place in line for ever: two of
+    them on --concurrency 1 --max-queue 1 made every other decision 503 E956 until they hung up
+    (a slow-client denial of service), and SIGTERM waited for them without end. Now a body not
+    received within --body-timeout is answered 408 E957 and the connection closed."""
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", "--concurrency", "1", "--max-queue", "1",
+                 "--body-timeout", "1.5").start()
+    try:
+        stalled = [_stalled_post(srv.port) for _ in range(2)]
+        wait_for(lambda: "converge_decision_requests_in_flight 2.0" in httpx.get(srv.url + "/metrics").text,
+                 "both stalled requests to be admitted")
+        busy = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert busy.status_code == 503 and busy.json()["error"]["code"] == "E956"
+        started = time.monotonic()
+        for sock in stalled:
+            status, headers, body = _answer(sock)
+            sock.close()
+            assert status == 408 and body["error"]["code"] == "E957", body
+            assert "--body-timeout 1.5" in body["error"]["message"] and headers["connection"] == "close"
+        assert time.monotonic() - started < 20
+        ok = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert ok.status_code == 200, ok.text
+        metrics = httpx.get(srv.url + "/metrics").text
+        assert 'converge_errors_total{kind="timeout"} 2.0' in metrics
+        assert "converge_decision_requests_in_flight 0.0" in metrics
+        # SIGTERM while a client stalls mid-body: the service stops once that body's time is up
+        last = _stalled_post(srv.port)
+        wait_for(lambda: "converge_decision_requests_in_flight 1.0" in httpx.get(srv.url + "/metrics").text,
+                 "the stalled request to be admitted")
+        assert srv.proc is not None
+        srv.proc.terminate()
+        srv.proc.wait(30)
+        assert _answer(last)[0] == 408
+        last.close()
+    finally:
+        out = srv.stop()
+    assert "Traceback" not in out, out
+    out = cli("serve", LOANS, "--body-timeout", "0", "--store", f"sqlite:///{tmp_path / 'e.db'}")
+    assert out.returncode == 2 and "--body-timeout" in out.stderr
+    from converge_rules.service import ServiceConfig, create_app
+    from converge_rules.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'f.db'}") as store:
+        for bad in (0.0, -1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="body_timeout"):
+                create_app(cr.Session([LOANS]), store, ServiceConfig(body_timeout=bad))
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_internal_error(tmp_path: Path) -> None:
+    """A client that closed its connection before sending the whole body was an "Exception in ASGI
+    application" traceback in the service's log and counted as an internal error (a bug in converge)."""
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}").start()
+    try:
+        for _ in range(3):
+            sock = _stalled_post(srv.port, b'{"facts": ')
+            wait_for(lambda: "converge_decision_requests_in_flight 1.0" in httpx.get(srv.url + "/metrics").text,
+                     "the request to be admitted")
+            sock.close()
+            wait_for(lambda: "converge_decision_requests_in_flight 0.0" in httpx.get(srv.url + "/metrics").text,
+                     "the request to end")
+        metrics = httpx.get(srv.url + "/metrics").text
+        assert 'kind="internal"' not in metrics, metrics
+        assert 'converge_errors_total{kind="disconnected"} 3.0' in metrics
+        assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+    finally:
+        out = srv.stop()
+    assert "Traceback" not in out and "Exception in ASGI application" not in out, out
+
+
+def test_exit_status_after_sigint_and_sigterm_is_the_documented_one(tmp_path: Path) -> None:
+    """docs/service.md: the requests in flight are answered, then Ctrl-C (SIGINT) exits 0 and
+    SIGTERM ends the process by that signal (143 in a shell), as uvicorn re-raises it."""
+    import signal as signals
+
+    def default_dispositions() -> None:  # as under a terminal or a supervisor, not a background job
+        signals.signal(signals.SIGINT, signals.SIG_DFL)
+        signals.signal(signals.SIGTERM, signals.SIG_DFL)
+
+    for sig, status in ((signals.SIGINT, 0), (signals.SIGTERM, -signals.SIGTERM)):
+        srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}")
+        srv.port = free_port()
+        srv.proc = subprocess.Popen(srv.args + ["--port", str(srv.port)], cwd=srv.cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, preexec_fn=default_dispositions,
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            wait_for(lambda: _healthy(srv), "the service to start", 60)
+            assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+            srv.proc.send_signal(sig)
+            assert srv.proc.wait(30) == status
+        finally:
+            out = srv.stop()
+        assert "Traceback" not in out and "Shutting down" in out, out
+
+
+def _healthy(srv: Server) -> bool:
+    try:
+        return httpx.get(srv.url + "/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_decision_with_a_budget_of_any_size_has_a_report(client: httpx.Client, tmp_path: Path) -> None:
+    """A request may ask for a budget of any size (an int column takes any size too): the decision
+    was stored and explained, but its report was 500 E999 (ValueError: Exceeds the limit (4300
+    digits)) and `converge report --record` of its record exited 70: the report wrote the limit
+    with str()."""
+    huge = 10 ** 5000 - 1
+    decision = cr.Session([LOANS]).decide(LOANS_FACTS, {"max_steps": huge})
+    assert "9" * 5000 in decision.record.report_html()
+    body = '{"facts": {"loan": [["l1", "a1", 6000]]}, "budget": {"max_steps": ' + "9" * 5000 + "}}"
+    made = client.post("/v1/decisions", content=body.encode())
+    assert made.status_code == 200, made.text
+    report = client.get(f"/v1/decisions/{made.json()['decision_id']}/report")
+    assert report.status_code == 200 and "9" * 5000 in report.text, report.text[:300]
+    record = tmp_path / "r.json"
+    record.write_text(client.get(f"/v1/decisions/{made.json()['decision_id']}/record").text)
+    out = cli("report", "--record", str(record), "-o", str(tmp_path / "r.html"))
+    assert out.returncode == 0 and "internal error" not in out.stderr, out.stderr
+    assert "9" * 5000 in (tmp_path / "r.html").read_text()
+
+
+def test_rule_set_updates_are_taken_one_at_a_time(tmp_path: Path) -> None:
+    """Every PUT /v1/ruleset held its body (up to --max-body) and then a compilation of it, some
+    hundred times its size (a 6 MiB rule file: about 2 GB), and any number ran at once: four such
+    updates sent together took 7.5 GB and counting. One is taken at a time now; another sent
+    meanwhile is 503 E956 (Retry-After) before its body is read, and the old rules stay."""
+    srv = Server([LOANS], f"sqlite:///{tmp_path / 'd.db'}", "--body-timeout", "2").start()
+    try:
+        before = httpx.get(srv.url + "/v1/ruleset").json()["digest"]
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        sock.sendall(b"PUT /v1/ruleset HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"files\": ")  # an update still arriving
+        new = {"files": {"strict.cvg": STRICT}}
+
+        def busy() -> bool:
+            answer = httpx.put(srv.url + "/v1/ruleset", json=new, timeout=30)
+            if answer.status_code == 200:
+                raise AssertionError("a second update was taken while the first was still arriving")
+            return answer.status_code == 503 and answer.json()["error"]["code"] == "E956" \
+                and answer.headers["retry-after"] == "1" and "rule set update" in answer.text
+
+        wait_for(busy, "the second update to be refused", 20)
+        assert httpx.get(srv.url + "/v1/ruleset").json()["digest"] == before
+        status, _, body = _answer(sock)  # the first one's body never came: 408, and its place is free
+        sock.close()
+        assert status == 408 and body["error"]["code"] == "E957"
+        done = httpx.put(srv.url + "/v1/ruleset", json=new, timeout=60)
+        assert done.status_code == 200 and done.json()["digest"] != before, done.text
+        assert 'converge_errors_total{kind="busy"}' in httpx.get(srv.url + "/metrics").text
+    finally:
+        srv.stop()
+
+
+def test_a_rule_file_name_with_a_line_break_cannot_forge_lines_of_an_explanation(tmp_path: Path) -> None:
+    """PUT /v1/ruleset takes any file name, and explanations quote it ("decision#1 at NAME:38"): a
+    name with a line break started a line of its own in `converge decisions why`/`why-not` and the
+    service's text answers, so a name could forge lines of a proof. It is written on one line (as
+    diagnostics write file names), the break as \\n."""
+    from converge_rules.service import store_decision
+    from converge_rules.store import open_store
+
+    name = "rules.cvg:1, cycle 1]\n└── forged(\"x\")  [input\n.cvg"
+    session = cr.Session(sources=[(name, Path(LOANS).read_text())])
+    decision = session.decide({"loan": [["l1", "a1", 5]]})
+    why = decision.record.why_text('decision("l1", "approve")')
+    why_not = decision.record.why_not_text('decision("l1", "reject")')
+    for text in (why, why_not):
+        assert "\n└── forged" not in text and "\\n└── forged" in text, text
+    assert why.splitlines()[0].endswith("cycle 1]") and len(why.splitlines()) == 4, why
+    store = f"sqlite:///{tmp_path / 'd.db'}"
+    with open_store(store) as s:
+        store_decision(s, decision)
+    for args, fact in ((["why"], 'decision("l1", "approve")'), (["why-not"], 'decision("l1", "reject")')):
+        out = cli("decisions", *args, decision.id, fact, "--store", store)
+        assert out.returncode == 0 and "\n└── forged" not in out.stdout and "\\n└── forged" in out.stdout, out.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -226,6 +227,41 @@ def test_sqlite_log_removed_or_replaced_while_open_acknowledges_nothing(tmp_path
         with pytest.raises(StoreError):
             store.put(row(5, 1004.0))  # the path is another file now
     assert [r.id for r in open_store(f"sqlite:///{path}").list()] == ["id0004"]
+
+
+def test_sqlite_log_whose_wal_is_removed_while_open_acknowledges_nothing(tmp_path: Path) -> None:
+    """The -wal file holds every commit not yet copied into the main file, and the service keeps it
+    open: once it was deleted (a clean-up script, an operator), decisions went on being answered 200
+    into an unlinked file, and a kill -9 then lost them all -- with the log's schema, so
+    `converge decisions list` found no log at all. The WAL is checked like the main file now."""
+    path = tmp_path / "d.db"
+    url = f"sqlite:///{path}"
+    with open_store(url) as store:
+        store.put(row(1, 1000.0))
+        assert (tmp_path / "d.db-wal").exists()
+        (tmp_path / "d.db-wal").unlink()
+        with pytest.raises(StoreError) as err:
+            store.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "d.db-wal" in err.value.message and "removed or replaced" in err.value.message
+        assert not store.ping()
+        with pytest.raises(StoreError):
+            store.get("id0001")
+    with open_store(url) as store:  # a restart opens the log again (what the main file still holds)
+        store.put(row(3, 1002.0))
+        assert store.get("id0003") is not None
+
+
+def test_service_answers_503_once_its_sqlite_wal_is_deleted(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    srv = Server([LOANS], f"sqlite:///{db}").start()
+    try:
+        assert httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30).status_code == 200
+        (tmp_path / "d.db-wal").unlink()
+        r = httpx.post(srv.url + "/v1/decisions", json={"facts": LOANS_FACTS}, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "E941" and "not acknowledged" in r.text
+        assert httpx.get(srv.url + "/ready", timeout=30).status_code == 503
+    finally:
+        srv.stop()
 
 
 def test_service_answers_503_once_its_sqlite_log_is_deleted(tmp_path: Path) -> None:
@@ -536,3 +572,76 @@ def test_a_version_1_log_is_read_as_it_is_and_migrated_by_a_writer(store_url: st
         assert writer.get_by_key("k") == keyed(2, "k")
     with open_store(store_url, read_only=True) as reader:
         assert reader.schema_version() == SCHEMA_VERSION and reader.get_by_key("k") == keyed(2, "k")
+
+
+def test_listing_takes_any_limit_the_same_way_on_every_back_end(store_url: str) -> None:
+    """`converge decisions list --limit 100000000000000000000` was "internal error: OverflowError"
+    on SQLite and E941 "bigint out of range" (the log unavailable, it said) on PostgreSQL: a limit
+    beyond the log is the whole log. A limit below 1, or a NaN `before` (no rows on SQLite, every
+    row on PostgreSQL, where NaN sorts above every number), is a ValueError on both."""
+    with open_store(store_url) as store:
+        for i in range(3):
+            store.put(row(i, 1000.0 + i))
+        for limit in (3, 4, 2 ** 63 - 1, 2 ** 63, 10 ** 20, 10 ** 400):
+            assert [r.id for r in store.list(limit)] == ["id0002", "id0001", "id0000"], limit
+        assert [r.id for r in store.list(10 ** 20, before=1001.5)] == ["id0001", "id0000"]
+        assert [r.id for r in store.list(2, before=float("inf"))] == ["id0002", "id0001"]
+        for bad in (lambda: store.list(0), lambda: store.list(-1), lambda: store.list(5, before=float("nan"))):
+            with pytest.raises(ValueError):
+                bad()
+    out = cli("decisions", "list", "--limit", "100000000000000000000", "--store", store_url)
+    assert out.returncode == 0 and out.stdout.count("converged") == 3, out.stderr
+    assert "internal error" not in out.stderr and "E941" not in out.stderr
+
+
+def test_libpq_parameters_of_a_postgres_store_url_reach_the_server(pg_url: str, pg_schema: Any) -> None:
+    """The store URL's own parameters were re-encoded with '+' for a space, which libpq reads as a '+':
+    `?schema=s&options=-c%20lock_timeout%3D1000` failed to connect ("unrecognized configuration
+    parameter "+lock_timeout"") although psycopg takes the same URL without `schema`."""
+    schema = pg_schema("g_store_opts")
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}&options=-c%20lock_timeout%3D1500" \
+          "&application_name=converge%20test%20log"
+    with open_store(url) as store:
+        assert store._run("SHOW lock_timeout", (), "one")[0] == "1500ms"  # type: ignore[attr-defined]
+        assert store._run("SHOW application_name", (), "one")[0] == "converge test log"  # type: ignore[attr-defined]
+    for read_only in (False, True):
+        with open_store(url, read_only=read_only) as store:
+            assert store.count() == 0
+
+
+def test_a_postgres_log_locked_by_another_session_is_503_not_a_hang(pg_url: str, pg_schema: Any) -> None:
+    """SQLite waits 30 s for a lock (busy_timeout), then the decision is 503 E941, not acknowledged.
+    On PostgreSQL a table locked by another session (a migration, an operator's LOCK TABLE, a long
+    transaction) made every put wait without end: each request hung, holding a --concurrency slot,
+    until the service decided nothing and SIGTERM could not drain it. A store connection now waits at
+    most 30 s for a lock (lock_timeout, unless the URL or the role sets one)."""
+    import psycopg
+
+    schema = pg_schema("g_store_lock")
+    base = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={schema}"
+    with open_store(base) as store:
+        assert store._run("SHOW lock_timeout", (), "one")[0] == "30s"  # type: ignore[attr-defined]
+    url = base + "&options=-c%20lock_timeout%3D1000"
+    from converge_rules.service import create_app
+
+    with open_store(url) as store, psycopg.connect(pg_url) as locker:
+        store.put(row(1, 1000.0))
+        locker.execute(f'LOCK TABLE "{schema}".decisions IN ACCESS EXCLUSIVE MODE')
+        started = time.monotonic()
+        with pytest.raises(StoreError) as err:
+            store.put(row(2, 1001.0))
+        assert err.value.code == "E941" and "lock" in err.value.message.lower()
+        app = create_app(cr.Session([LOANS]), store)
+
+        async def scenario() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+                return await c.post("/v1/decisions", json={"facts": LOANS_FACTS})
+
+        import asyncio
+
+        answer = asyncio.run(scenario())
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "E941" and "not acknowledged" in answer.text
+        assert time.monotonic() - started < 20
+        locker.rollback()  # the lock is gone: the store works again
+        store.put(row(3, 1002.0))
+        assert [r.id for r in store.list()] == ["id0003", "id0001"]

@@ -14,8 +14,8 @@ Sources (``iter_jobs``):
   that column is split by its value, one job per value (the value as text is
   the id); relations without it are shared by every job.
 
-A malformed job source (a line that is not JSON, a job without an id, two
-jobs with one id) is ``E530`` at file:line:col and stops the batch before any
+A malformed job source (a line that is not JSON, an object in it with a key
+twice, a job without an id, two jobs with one id) is ``E530`` at file:line:col and stops the batch before any
 job runs; a job whose facts are wrong fails alone.
 """
 
@@ -26,10 +26,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from ..values import dumps_json, has_surrogate
+from ..io import jsonpos
+from ..values import dumps_json, has_surrogate, int_to_str
 from ..diagnostics import ConvergeError, Diagnostic, Span, split_lines
 
-__all__ = ["Job", "iter_jobs", "job_key", "jobs_from_jsonl", "jobs_from_directory", "jobs_from_database"]
+__all__ = ["Job", "id_text", "iter_jobs", "job_key", "jobs_from_jsonl", "jobs_from_directory", "jobs_from_database"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class Job:
     tables: Mapping[str, Any] | None = field(default=None, repr=False)  # raw database rows (RawTable)
     source: str = ""                               # the jobs file, or the redacted URL of the tables
     line: int = 0                                  # the job's line in a JSON Lines file
+
+
+def id_text(job_id: str | int) -> str:
+    """A job id as text, the form ids compare in (``1`` and ``"1"`` are one id): an int of any size too."""
+    return int_to_str(job_id) if isinstance(job_id, int) else job_id
 
 
 def job_key(job_id: str | int) -> tuple[int, Any]:
@@ -57,13 +63,26 @@ def _error(message: str, path: str, line: int = 0, col: int = 0, notes: tuple[st
 
 def jobs_from_jsonl(path: str) -> Iterator[Job]:
     """One job per non-blank line ``{"id": "...", "facts": {...}}``."""
-    try:
-        handle = open(path, "rb")
+    import stat
+
+    try:  # without blocking, and its kind taken from the open file: a FIFO would block until a
+        # writer came, and a device such as /dev/zero is one endless line (unbounded memory)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as err:
         raise _error(f"cannot read jobs file {path}: {err.strerror or err}", path)
+    handle = os.fdopen(fd, "rb")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        handle.close()
+        from ..io.writers import _kind
+
+        raise _error(f"cannot read jobs file {path}: it is {_kind(mode)}, not a regular file", path,
+                     notes=("give a JSON Lines file, a directory of jobs or a database URL",))
     seen: set[Any] = set()
     with handle:
         for n, raw in enumerate(handle, 1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark is no text (as in facts files)
+                raw = raw[3:]
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -72,10 +91,15 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
             if not line.strip():
                 continue
             shown = split_lines(line)[0]
-            try:
-                value = json.loads(line)
+            try:  # ints of any size, as in facts files; a key twice would silently lose its first value
+                value = jsonpos.loads_unique(line)
             except json.JSONDecodeError as err:
                 raise _error(f"malformed job: {err.msg}", path, n, err.colno, text=shown)
+            except jsonpos.RepeatedKey as err:
+                raise _error(f"key {dumps_json(err.path[-1], ensure_ascii=False)} appears twice in "
+                             + ("the job" if len(err.path) == 1 else "one object of the job"), path, n, err.start + 1,
+                             ("JSON keeps only the last value of a repeated key, so the job is refused rather than "
+                              "run with values missing",), shown)
             except RecursionError:
                 raise _error("malformed job: nested too deeply", path, n, 1, text=shown)
             if not isinstance(value, dict) or "id" not in value:
@@ -86,9 +110,9 @@ def jobs_from_jsonl(path: str) -> Iterator[Job]:
             if isinstance(job_id, str) and has_surrogate(job_id):  # no output could hold it
                 raise _error(f"job id {dumps_json(job_id)[:40]} is not valid Unicode (it holds a lone surrogate)",
                              path, n, 1, text=shown)
-            if str(job_id) in seen:  # ids compare as text: 1 and "1" are the same job
+            if id_text(job_id) in seen:  # ids compare as text: 1 and "1" are the same job
                 raise _error(f"job id {dumps_json(job_id)} is used twice", path, n, 1, text=shown)
-            seen.add(str(job_id))
+            seen.add(id_text(job_id))
             unknown = sorted(set(value) - {"id", "facts"})
             if unknown:
                 raise _error(f"unknown job key {unknown[0]!r}", path, n, 1, ('a job has the keys "id" and "facts"',), shown)
@@ -143,7 +167,7 @@ def jobs_from_database(url: str, schema: Mapping[str, Any], partition_by: str,
         for i, row in enumerate(raw[rel].rows):
             job_id = _partition_id(row[k])
             where = f"{source}:{raw[rel].label}[{raw[rel].keys[i]}]"
-            seen = first.setdefault(str(job_id), (row[k], where))
+            seen = first.setdefault(id_text(job_id), (row[k], where))
             if not _same_value(seen[0], row[k]):  # ids compare as text, as in a jobs file: 1 and '1' are one id
                 raise _error(f"partition value {_show(row[k])} of column {partition_by!r} gives the job id "
                              f"{dumps_json(job_id)}, as the value {_show(seen[0])} at {seen[1]} does", where,

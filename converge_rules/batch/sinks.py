@@ -18,13 +18,12 @@ a sink reports the ids already done, which the batch then skips.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Iterable, Mapping
 
-from ..values import dumps_json
+from ..values import dumps_json, loads_json
 from ..diagnostics import ConvergeError, Diagnostic, Span
-from .jobs import job_key
+from .jobs import id_text, job_key
 from .runner import TIERS, JobResult
 
 __all__ = ["Sink", "JsonlSink", "SqlSink", "open_sink"]
@@ -80,7 +79,7 @@ class JsonlSink(Sink):
                     break
                 if raw.strip():
                     try:
-                        record = json.loads(raw)
+                        record = loads_json(raw)  # ints of any size, as the results hold them
                         job_id, tier = record["id"], record["tier"]
                     except (ValueError, KeyError, TypeError):
                         job_id = tier = None
@@ -252,7 +251,7 @@ class SqlSink(Sink):
         return {job_id: tier for job_id, tier in self._exec("SELECT id, tier FROM jobs").fetchall()}
 
     def add(self, result: JobResult) -> None:
-        job_id = str(result.id)
+        job_id = id_text(result.id)
         try:
             self._exec("BEGIN")
             self._exec("INSERT INTO jobs (id, tier, reasons, cycles, digest, diagnostics) VALUES (?, ?, ?, ?, ?, ?)",

@@ -128,7 +128,7 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
     A job that fails is recorded and never stops the others.
     """
     from ..api import load
-    from ..batch.jobs import iter_jobs, jobs_from_jsonl
+    from ..batch.jobs import id_text, iter_jobs, jobs_from_jsonl
     from ..batch.runner import BatchSettings, run_unordered
     from ..batch.sinks import open_sink
     from ..diagnostics import ConvergeError
@@ -165,8 +165,8 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
         sink = open_sink(out, schema, settings.relations)
     except ConvergeError as err:
         _fail(err)
-    done = {str(k): tier for k, tier in sink.done().items()}
-    todo = (j for j in jobs if str(j.id) not in done)
+    done = {id_text(k): tier for k, tier in sink.done().items()}
+    todo = (j for j in jobs if id_text(j.id) not in done)
     try:
         client = _cluster_client(cluster) if cluster else None
     except BaseException:  # E532 or a usage error: the sink is left as it was
@@ -179,7 +179,7 @@ def batch(rules: tuple[str, ...], jobs_source: str, out: str, workers: int | Non
         for _k, result in run_unordered(ruleset, todo, settings, workers=workers or (os.cpu_count() or 1),
                                         client=client):
             sink.add(result)
-            tiers[str(result.id)] = result.tier
+            tiers[id_text(result.id)] = result.tier
             bar.advance(result.tier)
         bar.close()
         sink.finish()

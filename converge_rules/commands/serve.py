@@ -42,6 +42,8 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
               help="Decisions running at once; more requests wait in line.")
 @click.option("--max-queue", type=click.IntRange(min=0), default=64, show_default=True, metavar="N",
               help="Decision requests that may wait in line; more are answered 503 (E956) with Retry-After.")
+@click.option("--body-timeout", type=SECONDS, default=30.0, show_default=True, metavar="SECONDS",
+              help="Seconds to receive a whole request body; a slower client is answered 408 (E957).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
 @click.option("--tool-timeout", type=SECONDS, default=30.0, show_default=True,
               help="Seconds each tool call may take.")
@@ -51,7 +53,7 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None, host: str, port: int,
           token_file: str | None, max_body: int, keep_days: float | None, max_cycles: int | None,
           max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, max_bytes: int | None,
-          timeout: float | None, concurrency: int, max_queue: int, workers: int,
+          timeout: float | None, concurrency: int, max_queue: int, body_timeout: float, workers: int,
           tool_timeout: float, on_failure: str | None, access_log: bool, record_key_file: str | None) -> None:
     """Serve decisions over HTTP: POST /v1/decisions runs RULES over the
     request's facts, stores the decision record, and answers with the
@@ -119,7 +121,7 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
         sys.exit(EXIT_INVALID)
     public = not is_loopback(host)
     config = ServiceConfig(tokens=tokens, max_body=max_body, public=public, keep_days=keep_days,
-                           concurrency=concurrency, max_queue=max_queue)
+                           concurrency=concurrency, max_queue=max_queue, body_timeout=body_timeout)
     app = create_app(session, store, config)
     import uvicorn
 

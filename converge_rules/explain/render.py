@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import re
 
-from ..textsafe import escape_controls
+from ..textsafe import escape_controls, one_line
 from ..values import dumps_json_iterative
 from ..values import format_fact
 from .proofs import Proof, pattern_text
@@ -119,13 +119,16 @@ def build_tree(root: Proof, lookup: Callable[[str, tuple], Proof | None], depth:
     return top
 
 
-def _where(p: Proof) -> str:
+def _where(p: Proof, name: Callable[[str], str] = one_line) -> str:
+    """Where a fact came from; ``name`` writes a file name (text: on one line, ``one_line``: a line
+    break in a name, any name PUT /v1/ruleset was given, would start a line of its own and forge
+    lines of the tree; DOT and Mermaid labels escape it themselves)."""
     conf = f", confidence {p.confidence:g}" if p.confidence < 1.0 else ""
     if p.is_input:
         if p.source is None:
             return "input" + conf
-        return f"input, {p.source[0]}" + (f":{p.source[1]}" if p.source[1] else "") + conf
-    loc = f" at {p.agent_span.file}:{p.agent_span.line}" if p.agent_span else ""
+        return f"input, {name(p.source[0])}" + (f":{p.source[1]}" if p.source[1] else "") + conf
+    loc = f" at {name(p.agent_span.file)}:{p.agent_span.line}" if p.agent_span else ""
     return f"{p.agent}{loc}, cycle {p.cycle}{conf}"
 
 
@@ -195,7 +198,7 @@ def _graph_nodes(node: ProofNode) -> tuple[list[tuple[str, tuple[str, ...], str]
         """A frame for a node: the node, its id, the iterator over the children still to walk."""
         p = n.proof
         cut = ("(premises not shown: depth limit)",) if n.truncated else ()  # not to be taken for a leaf
-        me = ident(p.text, (p.text, f"[{_where(p)}]", *cut), "input" if p.is_input else "derived")
+        me = ident(p.text, (p.text, f"[{_where(p, str)}]", *cut), "input" if p.is_input else "derived")
         return [n, me, iter(() if n.repeated else n.children)]
 
     # Depth first as the tree is printed: a node's id on entry, the edge from a child to

@@ -48,7 +48,8 @@ _TIER_NOTE = {"converged": "reached a fixed point; every fact is proven",
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    # an int of any size (a budget limit a request may give), which str() refuses past 4300 digits
+    return html.escape(int_to_str(value) if type(value) is int else str(value), quote=True)
 
 
 # ---------------------------------------------------------------- anchors

@@ -931,7 +931,9 @@ def _rule_text(agent: AgentDef) -> str:
 
 
 def _loc(agent: AgentDef) -> str:
-    return f"{agent.span.file}:{agent.span.line}"
+    from ..textsafe import one_line
+
+    return f"{one_line(agent.span.file)}:{agent.span.line}"  # a line break in a name would start a line
 
 
 def _facts_text(used: tuple[tuple[str, tuple], ...]) -> list[str]:

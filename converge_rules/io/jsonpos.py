@@ -99,3 +99,52 @@ class LineIndex:
         if line <= 1 or not self._newlines:
             return 0
         return self._newlines[min(line - 2, len(self._newlines) - 1)] + 1
+
+
+class _Repeated(dict):
+    """A decoded JSON object that had a key more than once (``json.loads`` keeps the last value)."""
+
+    repeated: str = ""
+
+
+class RepeatedKey(ValueError):
+    """JSON text with a key twice in one object (``loads_unique``): ``path`` is the JSON path of the
+    first such key in document order, ``start`` and ``end`` the offsets of its second occurrence."""
+
+    def __init__(self, text: str, value: object):
+        path: Path = ()
+        stack: list[tuple[Path, object]] = [((), value)]  # depth first, in document order, without recursion
+        while stack:
+            at, node = stack.pop()
+            if isinstance(node, _Repeated):
+                path = at + (node.repeated,)
+                break
+            children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+            stack.extend(reversed([(at + (k,), v) for k, v in children]))
+        self.path = path
+        self.start, self.end = scan(text, {(path, KEY)}, len(path)).get((path, KEY), (0, 1))
+        super().__init__(f"key {path[-1]!r} appears twice in one object")
+
+
+def loads_unique(text: str, **kwargs: object) -> object:
+    """``json.loads`` (ints of any size, as ``values.loads_json``) that raises ``RepeatedKey`` when an
+    object has a key twice: JSON keeps only the last value, so the earlier ones would be lost
+    silently. Other errors as ``json.loads`` (``json.JSONDecodeError``, ``RecursionError``)."""
+    from ..values import loads_json
+
+    repeated: list[bool] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        out = dict(items)
+        if len(out) == len(items):
+            return out
+        twice = _Repeated(items)
+        names: set[str] = set()
+        twice.repeated = next(k for k, _ in items if k in names or names.add(k))  # type: ignore[func-returns-value]
+        repeated.append(True)
+        return twice
+
+    value = loads_json(text, object_pairs_hook=pairs, **kwargs)
+    if repeated:
+        raise RepeatedKey(text, value)
+    return value

@@ -114,7 +114,8 @@ class DecisionStore(ABC):
 
     @abstractmethod
     def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
-        """The newest decisions first (ties by id), at most ``limit``, older than ``before`` when given."""
+        """The newest decisions first (ties by id), at most ``limit`` (an int >= 1: a larger one than the log
+        holds lists it all), older than ``before`` when given (not NaN); ValueError otherwise."""
 
     @abstractmethod
     def count(self) -> int:
@@ -193,6 +194,9 @@ def pending_migrations(found: int, migrations: Sequence[Sequence[str]]) -> list[
     return [(i, stmts) for i, stmts in enumerate(migrations, 1) if i > found]
 
 
+_MAX_LIMIT = 2 ** 63 - 1  # the largest LIMIT both SQL back ends take (a 64-bit integer)
+
+
 class SqlDecisionStore(DecisionStore):
     """The decision-log queries shared by the SQL back ends; a back end gives its table name
     (``TABLE``), its parameter marker (``PARAM``) and ``_run(sql, args, fetch, key)`` (``key``: the
@@ -234,6 +238,11 @@ class SqlDecisionStore(DecisionStore):
         return checked(StoredDecision(*row)) if row else None
 
     def list(self, limit: int = 50, before: float | None = None, tier: str | None = None) -> list[DecisionSummary]:
+        if isinstance(limit, bool) or int(limit) < 1:  # SQLite reads LIMIT -1 as "no limit", PostgreSQL refuses it
+            raise ValueError(f"limit must be an integer >= 1, not {limit!r}")
+        if before is not None and before != before:  # NaN: no row on SQLite, every row on PostgreSQL
+            raise ValueError("before must be a time (epoch seconds), not NaN")
+        limit = min(int(limit), _MAX_LIMIT)  # a limit beyond the log is the whole log (no SQL int overflow)
         where, args = [], []
         if before is not None:
             where.append("created_at < {p}")

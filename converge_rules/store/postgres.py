@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from . import redact
 from .base import (SCHEMA_VERSION, KeyTaken, SqlDecisionStore, StoreError, check_readable, check_version,
@@ -48,7 +48,9 @@ def split_url(url: str) -> tuple[str, str]:
             rest.append((key, value))
     if not _NAME.match(schema):
         raise StoreError("E940", f"bad schema name {schema!r} in the store URL: letters, digits and _ only")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
+    # quote: a space is %20, which libpq decodes (it reads a '+' as a '+', so quote_plus would break
+    # e.g. options=-c%20lock_timeout%3D1000)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest, quote_via=quote), parts.fragment)), schema
 
 
 class PostgresStore(SqlDecisionStore):
@@ -82,7 +84,7 @@ class PostgresStore(SqlDecisionStore):
         try:
             pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, open=True, timeout=30.0,
                                   kwargs={"autocommit": False, "connect_timeout": 10},
-                                  configure=_read_only if read_only else None)
+                                  configure=_configure(read_only))
             pool.wait(timeout=15.0)
         except Exception as err:  # psycopg_pool.PoolTimeout
             raise StoreError("E941", f"cannot connect to the decision log {redact(url)}: {type(err).__name__}: "
@@ -170,6 +172,21 @@ class PostgresStore(SqlDecisionStore):
         self._pool.close()
 
 
-def _read_only(conn: Any) -> None:
-    """Pool ``configure``: every transaction of this connection is READ ONLY."""
-    conn.read_only = True
+LOCK_TIMEOUT = "30s"  # as SQLite's busy_timeout: how long a statement waits for another session's lock
+
+
+def _configure(read_only: bool) -> Any:
+    """Pool ``configure``: a connection waits at most ``LOCK_TIMEOUT`` for a lock, unless the URL
+    (``options=-c lock_timeout=...``), the role or the database sets a limit of its own; without one,
+    a table locked by another session (a migration, a ``LOCK TABLE``, a long transaction) made every
+    statement wait without end: a decision request hung, holding its --concurrency slot, instead of
+    being 503 E941 (not acknowledged) as on SQLite. ``read_only``: every transaction is READ ONLY."""
+
+    def configure(conn: Any) -> None:
+        if conn.execute("SHOW lock_timeout").fetchone()[0] == "0":
+            conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        conn.commit()
+        if read_only:
+            conn.read_only = True
+
+    return configure

@@ -55,6 +55,7 @@ class SQLiteStore(SqlDecisionStore):
         self._version = 0
         self._path = path
         self._file = _identity(path) if path else None  # the file opened: (device, inode)
+        self._wal: tuple[int, int] | None = None          # its -wal file, for a store that writes
 
     @classmethod
     def open(cls, url: str, read_only: bool = False) -> "SQLiteStore":
@@ -79,6 +80,9 @@ class SQLiteStore(SqlDecisionStore):
         except BaseException:
             conn.close()
             raise
+        # The -wal file holds the commits not yet copied into the main file; it lives (same inode)
+        # while this connection is open, so it is checked like the main file (``_check_file``).
+        store._wal = _identity(store._path + "-wal")  # type: ignore[operator]
         return store
 
     @classmethod
@@ -136,10 +140,14 @@ class SQLiteStore(SqlDecisionStore):
     def _check_file(self) -> None:
         """An open file that was deleted (or moved away and another put in its place) still takes
         writes, into an inode no one can open again: a decision "stored" there would be lost at exit.
-        So every operation first checks that the path still names the file that was opened."""
+        So every operation first checks that the path still names the file that was opened, and
+        (for a store that writes) that its ``-wal`` file is still the one SQLite writes into."""
         if self._file is not None and _identity(self._path) != self._file:  # type: ignore[arg-type]
             raise StoreError("E941", f"the decision log {self._path} was removed or replaced while open; "
                                      "restart the service to open it again")
+        if self._wal is not None and _identity(self._path + "-wal") != self._wal:  # type: ignore[operator]
+            raise StoreError("E941", f"the decision log's journal {self._path}-wal was removed or replaced while "
+                                     "open (it holds the latest decisions); restart the service to open the log again")
 
     def _run(self, sql: str, args: tuple = (), fetch: str = "", key: str | None = None) -> Any:
         with self._lock:
