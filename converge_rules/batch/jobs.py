@@ -63,21 +63,15 @@ def _error(message: str, path: str, line: int = 0, col: int = 0, notes: tuple[st
 
 def jobs_from_jsonl(path: str) -> Iterator[Job]:
     """One job per non-blank line ``{"id": "...", "facts": {...}}``."""
-    import stat
+    from ..regularfile import NotRegularFile, open_regular_file, reason
 
-    try:  # without blocking, and its kind taken from the open file: a FIFO would block until a
-        # writer came, and a device such as /dev/zero is one endless line (unbounded memory)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as err:
-        raise _error(f"cannot read jobs file {path}: {err.strerror or err}", path)
-    handle = os.fdopen(fd, "rb")
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        handle.close()
-        from ..io.writers import _kind
-
-        raise _error(f"cannot read jobs file {path}: it is {_kind(mode)}, not a regular file", path,
+    try:  # a FIFO would block until a writer came, and a device such as /dev/zero is one endless
+        handle = open_regular_file(path)  # line (unbounded memory): both are refused before a read
+    except NotRegularFile as err:
+        raise _error(f"cannot read jobs file {path}: {reason(err)}", path,
                      notes=("give a JSON Lines file, a directory of jobs or a database URL",))
+    except OSError as err:
+        raise _error(f"cannot read jobs file {path}: {reason(err)}", path)
     seen: set[Any] = set()
     with handle:
         for n, raw in enumerate(handle, 1):
