@@ -10,7 +10,10 @@ The suite runs on two pytest-xdist workers (``-n 2`` in pyproject.toml's
   into the user's ``~/.cache`` or ``~/.local/share``. Per worker, not per
   test: a fresh cache for every test made each test's first ``converge``
   subprocess a cold start and the suite 70 s slower (322 s against 251 s on
-  2 cores). Tests about the caches themselves point these variables at
+  2 cores). The CLI subprocesses of the tests run with the caches on, as users
+  do (a cache never changes a result): with ``CONVERGE_NO_CACHE=1`` each one
+  rebuilt Lark's parser tables and recompiled its rules (0.4 s of a 0.6 s
+  subprocess). Tests about the caches themselves point these variables at
   their own ``tmp_path``;
 - PostgreSQL objects live in schemas named after the worker plus a random
   suffix (``pg_schema``), created by the test and dropped by the fixture;

@@ -25,7 +25,7 @@ def test_the_tightest_budget_of_several_files_wins(tmp_path: Path) -> None:
         assert (r.budget.min_confidence, r.budget.max_cycles) == (0.7, 9)
         assert r.tier == "bounded" and r.facts("p") == []  # p(1) has confidence 0.6 < 0.7
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=path)
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
     out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "b.cvg", "a.cvg", "--format", "json"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 4, out.stdout + out.stderr

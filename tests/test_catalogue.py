@@ -323,7 +323,7 @@ def test_type_errors_are_located_check_errors(rule: str, code: str, message: str
 def test_type_errors_through_the_cli(tmp_path: Path) -> None:
     path = tmp_path / "t.cvg"
     path.write_text(PRELUDE + TYPE_ERRORS[0][0] + "\n" + TYPE_ERRORS[1][0] + "\n")
-    env = {**os.environ, "NO_COLOR": "1", "CONVERGE_NO_CACHE": "1"}
+    env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.run([sys.executable, "-m", "converge_rules", "check", str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     out = proc.stdout + proc.stderr
@@ -379,7 +379,7 @@ def test_float_overflow_is_an_agent_failure_never_stored(rule: str, values: str)
 def test_float_overflow_through_the_cli(tmp_path: Path) -> None:
     path = tmp_path / "o.cvg"
     path.write_text("relation big(x: float)\nbig(1e308).\nbig(x * 10.0) :- big(x).\n")
-    env = {**os.environ, "NO_COLOR": "1", "CONVERGE_NO_CACHE": "1"}
+    env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", str(path), "--format", "json"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 5, proc.stdout + proc.stderr

@@ -31,7 +31,7 @@ def rules(limit: int, accept: int) -> str:
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=path)
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -155,7 +155,7 @@ def test_runaway_digest_is_the_same_under_other_hash_seeds(tmp_path: Path) -> No
     rules.write_text(RUNAWAY + "relation tag(s: str)\ntag(\"x\" ++ to_str(n)) :- n(n), n < 50.\n")
     digests = set()
     for flag, seed in [("--max-steps", "0"), ("--max-steps", "1"), ("--max-steps", "random"), ("--max-facts", "7"), ("--max-cycles", "99")]:
-        env = dict(os.environ, PYTHONHASHSEED=seed, CONVERGE_NO_CACHE="1")
+        env = dict(os.environ, PYTHONHASHSEED=seed)
         out = subprocess.run([sys.executable, "-m", "converge_rules", "run", str(rules), flag, "200", "--format", "json"],
                              env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 4, out.stderr
@@ -257,7 +257,7 @@ def test_fail_literal_is_an_agent_failure() -> None:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -339,7 +339,7 @@ def test_cli_replay_of_a_job_that_read_standard_input(tmp_path: Path) -> None:
     (tmp_path / "tc.cvg").write_text("input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\n"
                                      "path(x, y) :- edge(x, y).\npath(x, z) :- path(x, y), edge(y, z).\n")
     text = "a,b\nx,y\ny,z\n"  # a CSV text: a header row, then the facts
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
 
     def converge(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=tmp_path, env=env, input=stdin,

@@ -51,7 +51,7 @@ def test_the_fast_path_fails_like_the_general_one_from_the_cli(tmp_path: Path) -
     (tmp_path / "rules.cvg").write_text(RULES)
     (tmp_path / "tools.py").write_text(TOOLS)
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=path)
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
     out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rules.cvg", "--tools", "tools",
                           "--format", "summary"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 3, out.stdout + out.stderr

@@ -21,7 +21,7 @@ FACTS = json.loads((LOANS / "facts.json").read_text())
 
 
 def converge(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -154,7 +154,7 @@ def test_postgres_facts_without_psycopg_is_e520_not_an_internal_error(tmp_path: 
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "psycopg.py").write_text("raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n")
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=f"{shadow}{os.pathsep}{ROOT}")
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=f"{shadow}{os.pathsep}{ROOT}")
     for args in (["run", RULES, "--facts", url], ["why", RULES, "--facts", url, 'decision("l1", "reject")'],
                  ["batch", RULES, "--jobs", url, "--partition-by", "case_id", "--out", str(tmp_path / "o.jsonl"),
                   "--workers", "1"]):

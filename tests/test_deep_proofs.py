@@ -33,7 +33,7 @@ DEEP = f'path("n0", "n{N}")'
 
 
 def converge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 

@@ -88,7 +88,7 @@ def test_trace_bytes_do_not_depend_on_hash_seed_input_order_or_workers(ir, rnd):
         for name, facts, seed, workers in [("a", facts1, "0", "1"), ("b", facts1, "1", "8"),
                                            ("c", facts1, "random", "3"), ("d", facts2, "0", "1")]:
             out_file = d / f"{name}.jsonl"
-            env = dict(os.environ, PYTHONHASHSEED=seed, CONVERGE_NO_CACHE="1")
+            env = dict(os.environ, PYTHONHASHSEED=seed)
             proc = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rules.cvg", "--facts", facts.name,
                                    "--workers", workers, "--trace", out_file.name, "--format", "summary", "--quiet"],
                                   cwd=d, env=env, capture_output=True, text=True, timeout=120)

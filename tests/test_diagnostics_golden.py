@@ -23,7 +23,7 @@ def source(name: str) -> str:
 
 
 def run_cli(*args: str, cwd: Path) -> tuple[str, int]:
-    env = dict(os.environ, CONVERGE_NO_CACHE="1", NO_COLOR="1")
+    env = dict(os.environ, NO_COLOR="1")
     proc = subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
     return proc.stdout + proc.stderr, proc.returncode

@@ -191,7 +191,7 @@ def test_cli_json_does_not_depend_on_the_hash_seed(tmp_path_factory, prog) -> No
     outs = []
     for seed in ("0", "4242"):
         env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-                   CONVERGE_NO_CACHE="1", NO_COLOR="1")
+                   NO_COLOR="1")
         tools = ["--tools", "richgen:TOOLS"] if prog.tools() else []
         p = subprocess.run([sys.executable, "-m", "converge_rules", "run", "gen.cvg", "--facts", "facts.json",
                             "--format", "json", "--proofs", *tools], cwd=d, env=env, capture_output=True, text=True,
@@ -201,7 +201,7 @@ def test_cli_json_does_not_depend_on_the_hash_seed(tmp_path_factory, prog) -> No
     assert outs[0] == outs[1], describe(prog)
     # the independent proof checker accepts every proof; a decision record replays
     (d / "result.json").write_text(outs[0], encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), CONVERGE_NO_CACHE="1",
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
                NO_COLOR="1")
     verify = subprocess.run([sys.executable, "-m", "converge_rules", "verify", "result.json", "--all"], cwd=d, env=env,
                             capture_output=True, text=True, timeout=120)
@@ -220,7 +220,7 @@ def test_cli_json_does_not_depend_on_the_hash_seed(tmp_path_factory, prog) -> No
 
 
 def converge(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 

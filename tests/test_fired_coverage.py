@@ -42,7 +42,7 @@ def test_an_agent_whose_facts_were_all_dominated_or_dropped_did_not_fire() -> No
 def test_coverage_does_not_count_an_agent_whose_facts_were_all_dominated(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=path)
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
     out = subprocess.run([sys.executable, "-m", "converge_rules", "test", "rules.cvg", "--coverage"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

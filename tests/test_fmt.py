@@ -32,7 +32,7 @@ from converge_rules.syntax.parser import _parser, parse_text  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "fmt"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.unformatted"))
-SETTINGS = settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "40")), deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "20")), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -493,7 +493,7 @@ def test_comments_inside_multi_line_items_keep_the_layout(parts, rnd) -> None:
 # ---------------------------------------------------------------- the command line
 
 def converge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 

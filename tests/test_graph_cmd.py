@@ -21,7 +21,7 @@ EXAMPLES = [LOANS, GRAPH]
 
 
 def converge(*args: str, seed: str = "0") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONHASHSEED=seed)
+    env = dict(os.environ, NO_COLOR="1", PYTHONHASHSEED=seed)
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -52,7 +52,7 @@ def test_the_same_check_as_acceptance_and_a_holding_invariant_agree() -> None:
 def test_the_violation_is_reported_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=path)
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
     out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rules.cvg", "--format", "summary"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 5, out.stdout + out.stderr

@@ -46,7 +46,7 @@ def test_a_fact_superseded_before_an_agent_runs_is_not_read_by_it() -> None:
 def test_superseded_fact_not_read_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "sup.cvg").write_text(superseded_src(), encoding="utf-8")
     (tmp_path / "f.json").write_text(json.dumps(FACTS), encoding="utf-8")
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "sup.cvg", "--facts", "f.json",
                           "--format", "json", "--relation", "r"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
@@ -102,7 +102,7 @@ def test_rollback_restores_a_fact_superseded_by_the_rolled_back_merge_with_confi
 
 def test_rollback_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rb.cvg").write_text(ROLLBACK.replace("CONF", ""), encoding="utf-8")
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rb.cvg", "--format", "json"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
@@ -152,7 +152,7 @@ def test_a_fact_that_holds_is_not_reported_dropped_below_min_confidence(tmp_path
         assert r.dropped("r", ("a",)) is None, (src, cap)
         assert r.facts("m") == [] and r.dropped("m", ("a",))["reason"] == "min_confidence"
     (tmp_path / "same.cvg").write_text(SAME_CYCLE, encoding="utf-8")
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     rec = subprocess.run([sys.executable, "-m", "converge_rules", "run", "same.cvg", "--record", "rec.json", "--quiet"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert rec.returncode == 4, rec.stderr

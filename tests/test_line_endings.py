@@ -26,7 +26,7 @@ ENDINGS = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
 
 
 def converge(*args: str, stdin: str | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env, input=stdin,
                           capture_output=True, text=True, timeout=120, encoding="utf-8")
 

@@ -23,7 +23,7 @@ BIG_INPUT = "input relation m(x: int)\n"
 
 
 def converge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -24,7 +24,7 @@ tag(n, "x") :- item(n).
 
 
 def converge(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1")
+    env = dict(os.environ, NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, encoding="utf-8")
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str) -> str:
-    env = dict(os.environ, CONVERGE_NO_CACHE="1", NO_COLOR="1",
+    env = dict(os.environ, NO_COLOR="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=GOLDEN, env=env,
                           capture_output=True, text=True, timeout=60)

@@ -28,7 +28,7 @@ SCORING = ROOT / "examples" / "scoring"
 
 
 def converge(*args: str, cwd: Path = ROOT, hashseed: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1",
+    env = dict(os.environ, NO_COLOR="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if hashseed is not None:
         env["PYTHONHASHSEED"] = hashseed

@@ -20,7 +20,7 @@ TC = "input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\npath(x
 
 def converge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it; a reader that blocks fails the test by its timeout."""
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
 

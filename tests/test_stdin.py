@@ -22,7 +22,7 @@ GRAPH = ROOT / "examples" / "graph"
 
 
 def converge(*args: str, stdin: str | bytes = "", cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", CONVERGE_NO_CACHE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
     data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
     proc = subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env, input=data,
                           capture_output=True, timeout=120)
