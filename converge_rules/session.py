@@ -233,6 +233,8 @@ class Session:
                 raise _bad(f"rule file name {name!r} is not valid Unicode (it holds a lone surrogate)", "files", "E945")
         if len(set(names)) != len(names):
             raise _bad("two rule files have the same name", "files", "E945")
+        if roots is not None and not roots:  # [] is no program, not "every file" (that is: no roots key)
+            raise _bad("roots is empty: name at least one root file, or leave roots out for all of them", "roots", "E945")
         unknown = [r for r in roots or () if r not in names]
         if unknown:
             raise _bad(f"root {unknown[0]!r} is not among the files given", "roots", "E945")

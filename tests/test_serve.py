@@ -535,6 +535,8 @@ def test_put_ruleset_rejects_invalid_rules_and_keeps_the_old(client: httpx.Clien
     d = r.json()["diagnostics"][0]
     assert d["code"] == "E200" and d["span"]["file"] == "bad.cvg" and d["span"]["line"] == 2
     assert client.put("/v1/ruleset", json={"files": {}}).json()["error"]["code"] == "E945"
+    empty = client.put("/v1/ruleset", json={"files": {"ok.cvg": "relation p(x: int)\n"}, "roots": []})
+    assert empty.status_code == 400 and "roots is empty" in empty.text, empty.text  # was: every file a root
     assert client.put("/v1/ruleset", content=b"nope").status_code == 400
     assert client.get("/v1/ruleset").json()["digest"] == old
 

@@ -105,6 +105,9 @@ def test_swap_checks_first_and_keeps_the_old_rule_set() -> None:
     with pytest.raises(cr.ConvergeError) as err:
         session.swap([("tool.cvg", "relation p(x: int)\nrelation q(x: int)\nq(y) :- p(x), y = @score(x).\n")])
     assert err.value.diagnostics[0].code == "E220" and session.rules is old
+    with pytest.raises(cr.ConvergeError) as err:
+        session.swap([("strict.cvg", STRICT)], roots=[])
+    assert err.value.diagnostics[0].code == "E945" and session.rules is old
     new = session.swap([("strict.cvg", STRICT)])
     assert session.rules is new and new.digest != old.digest and new.files[0].path == "strict.cvg"
     assert session.reload().digest == old.digest
