@@ -4,14 +4,11 @@ the largest min_confidence (the docs said the smallest, "the least strict", for 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 A = "relation p(x: int)\nagent a { confidence 0.6 when x = 1 emit p(x) }\nbudget { min_confidence = 0.5, max_cycles = 9 }\n"
 B = "budget { min_confidence = 0.7, max_cycles = 12 }\n"
@@ -24,10 +21,7 @@ def test_the_tightest_budget_of_several_files_wins(tmp_path: Path) -> None:
         r = cr.load([str(tmp_path / f) for f in order]).run()
         assert (r.budget.min_confidence, r.budget.max_cycles) == (0.7, 9)
         assert r.tier == "bounded" and r.facts("p") == []  # p(1) has confidence 0.6 < 0.7
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "b.cvg", "a.cvg", "--format", "json"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = converge("run", "b.cvg", "a.cvg", "--format", "json", cwd=tmp_path)
     assert out.returncode == 4, out.stdout + out.stderr
     data = json.loads(out.stdout)
     assert (data["budget"]["min_confidence"], data["budget"]["max_cycles"]) == (0.7, 9)

@@ -6,14 +6,11 @@ was silently dropped, so a violated check passed (tier converged)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 input relation p(x: int)
@@ -29,11 +26,7 @@ def rules(limit: int, accept: int) -> str:
     return RULES.replace("LIMIT", str(limit)).replace("ACCEPT", str(accept))
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+cli = converge
 
 
 def test_an_invariant_that_calls_a_tool_is_violated_and_its_merge_rolled_back() -> None:

@@ -5,14 +5,11 @@ path (`count { q(y), y > 0 }`) failed the agent with `cannot compare int and boo
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 input relation p(x: int)
@@ -50,9 +47,6 @@ def test_a_count_tested_against_a_float_or_an_int_from_a_tool_holds_on_both_path
 def test_the_fast_path_fails_like_the_general_one_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
     (tmp_path / "tools.py").write_text(TOOLS)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rules.cvg", "--tools", "tools",
-                          "--format", "summary"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = converge("run", "rules.cvg", "--tools", "tools", "--format", "summary", cwd=tmp_path)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "agent 'fast' skipped in cycle 1 after 1 failed attempt(s): cannot compare int and bool at rules.cvg:7:52" in out.stdout

@@ -4,14 +4,11 @@ but was counted as fired."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 input relation cand(k: str, v: int)
@@ -41,10 +38,7 @@ def test_an_agent_whose_facts_were_all_dominated_or_dropped_did_not_fire() -> No
 
 def test_coverage_does_not_count_an_agent_whose_facts_were_all_dominated(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, "-m", "converge_rules", "test", "rules.cvg", "--coverage"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = converge("test", "rules.cvg", "--coverage", cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "rules.cvg: 2/3 agents (66.7%)" in out.stdout, out.stdout
     assert "never fired: worse at rules.cvg:6" in out.stdout, out.stdout

@@ -4,14 +4,11 @@ matches that use a new fact), so the violation went unreported and the job conve
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 input relation cand(k: str, v: int)
@@ -51,10 +48,7 @@ def test_the_same_check_as_acceptance_and_a_holding_invariant_agree() -> None:
 
 def test_the_violation_is_reported_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rules.cvg", "--format", "summary"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = converge("run", "rules.cvg", "--format", "summary", cwd=tmp_path)
     assert out.returncode == 5, out.stdout + out.stderr
     assert ("[invariant] invariant 'seen_is_best' violated (1 match): every seen value is the best one "
             "(by the merge of cycle 3)") in out.stdout

@@ -12,17 +12,11 @@ from pathlib import Path
 import pytest
 
 import converge_rules
+from cli_process import converge
 from converge_rules.regularfile import NotRegularFile, read_regular_file, read_regular_text
 
 ROOT = Path(__file__).resolve().parent.parent
 TC = "input relation edge(a: str, b: str)\nrelation path(a: str, b: str)\npath(x, y) :- edge(x, y).\n"
-
-
-def converge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it; a reader that blocks fails the test by its timeout."""
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ every fact was undone."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 input relation cand(k: str, v: int)
@@ -54,10 +51,7 @@ def test_a_merge_that_holds_keeps_its_records() -> None:
 
 def test_why_of_a_fact_dominated_in_a_rolled_back_merge_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, "-m", "converge_rules", "why", "rules.cvg", 'best("a", 5)'],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = converge("why", "rules.cvg", 'best("a", 5)', cwd=tmp_path)
     assert out.returncode == 6, out.stdout + out.stderr
     text = out.stdout + out.stderr
     assert "does not hold" in text and "dominated" not in text, text
@@ -85,10 +79,7 @@ def test_a_confidence_raised_by_a_rolled_back_merge_falls_back(tmp_path: Path) -
     assert r.tier == "failed" and r.facts("p") == [("a",)] and r.facts("bad") == []
     assert r.confidence("p", ("a",)) == 0.3 and r.proof("p", ("a",)).agent == "weak"  # type: ignore[union-attr]
     (tmp_path / "r.cvg").write_text(RAISED)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, "-m", "converge_rules", "why", "r.cvg", 'p("a")'],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = converge("why", "r.cvg", 'p("a")', cwd=tmp_path)
     assert 'p("a")  [weak at r.cvg:7, cycle 1, confidence 0.3]' in out.stdout, out.stdout + out.stderr
 
 

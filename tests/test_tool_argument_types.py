@@ -6,14 +6,12 @@ once and gave all three the first answer; a replay matched recorded calls the sa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 relation a(x: str)
@@ -54,12 +52,9 @@ def test_each_call_is_made_once_in_thread_mode() -> None:
 def test_a_trace_and_a_record_replay_each_typed_call_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
     (tmp_path / "tools.py").write_text(TOOLS)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return converge(*args, cwd=tmp_path)
 
     out = cli("run", "rules.cvg", "--tools", "tools", "--format", "json", "--trace", "trace.jsonl",
               "--record", "record.json")

@@ -8,14 +8,12 @@ verify`` then refused (exit 8), and ``why-not`` explained with a third rule (1.0
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 input relation p(x: int)
@@ -60,12 +58,9 @@ def test_why_not_explains_with_the_same_rule() -> None:
 def test_results_with_tool_values_in_lookups_verify_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
     (tmp_path / "tools.py").write_text(TOOLS)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "converge_rules", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return converge(*args, cwd=tmp_path)
 
     out = cli("run", "rules.cvg", "--tools", "tools", "--format", "json", "--proofs")
     assert out.returncode == 0, out.stdout + out.stderr

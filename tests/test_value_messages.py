@@ -4,14 +4,11 @@ in decimal, and a summary grew to 40 MB)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import converge_rules as cr
+from cli_process import converge
 
-ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """
 input relation p(x: int)
@@ -75,10 +72,7 @@ agent b { on_failure skip when p(x), y = @s(x), z = to_int(y) emit q(z, true) }
 def test_huge_values_are_quoted_briefly_from_the_cli(tmp_path: Path) -> None:
     (tmp_path / "rules.cvg").write_text(RULES)
     (tmp_path / "tools.py").write_text(TOOLS)
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, "-m", "converge_rules", "run", "rules.cvg", "--tools", "tools",
-                          "--format", "summary"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = converge("run", "rules.cvg", "--tools", "tools", "--format", "summary", cwd=tmp_path)
     assert out.returncode == 3, out.stderr
     assert len(out.stdout) < 4000
     for agent, error in EXPECTED:
