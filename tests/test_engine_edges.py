@@ -236,3 +236,28 @@ def test_tools_given_as_a_module_are_its_functions_and_anything_else_is_a_clear_
         assert words in str(err.value)
         with pytest.raises(TypeError, match="tools must"):
             list(rs.run_many([("j", facts)], tools=bad))
+
+
+JOIN = "input relation p(x: int)\nrelation r(a: int)\nr(a) :- p(a), p(b), p(c), a + b + c = -1.\n"
+
+
+def test_the_timeout_stops_a_join_that_derives_nothing(tmp_path: Path) -> None:
+    """The time-out was checked only as facts were counted: this join derives nothing, so with
+    --timeout 1 it ran its 64 million iterations (about 6 s) and ended converged. Loops now count
+    their iterations when the job has a time-out (and only then: no cost without one)."""
+    import time
+
+    rs = cr.load_text(JOIN, "j.cvg")
+    facts = {"p": [(i,) for i in range(400)]}
+    start = time.monotonic()
+    r = rs.run(facts, budget=cr.Budget(timeout=0.3))
+    assert time.monotonic() - start < 3, "the join ran on past its time-out"
+    assert r.tier == "bounded" and [x.details["budget"] for x in r.reasons] == ["timeout"]
+    assert "in cycle 1; the cycle was not committed" in r.reasons[0].message
+    assert rs.run({"p": [(i,) for i in range(20)]}, budget=cr.Budget(timeout=30)).tier == "converged"
+    (tmp_path / "j.cvg").write_text(JOIN)
+    (tmp_path / "p.json").write_text(json.dumps({"p": [[i] for i in range(400)]}))
+    start = time.monotonic()
+    out = cli("run", "j.cvg", "--facts", "p.json", "--timeout", "0.3", "--format", "summary", cwd=tmp_path)
+    assert time.monotonic() - start < 4 and out.returncode == 4, out.stdout + out.stderr
+    assert "timeout of 0.3 s reached in cycle 1" in out.stdout

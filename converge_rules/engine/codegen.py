@@ -147,8 +147,10 @@ class RuleCode:
                  tool_call: Callable[..., Any] | None = None, steps: list[int] | None = None,
                  confidence: dict[str, dict[tuple, float]] | None = None, alternatives: bool = False,
                  analyze: dict[int | None, dict[int, int]] | None = None, plan_sizes: bool = True,
-                 size: list[Any] | None = None, cache: CodeCache | None = None, proofs: bool = True):
+                 size: list[Any] | None = None, cache: CodeCache | None = None, proofs: bool = True,
+                 ticks: list[Any] | None = None):
         self.rule = rule
+        self.ticks = ticks  # [iterations, next check, hook] when the job has a time-out: every loop counts
         self.proofs = proofs  # False: a derived fact records only (agent, cycle), no premises
         # [bytes counted, next checkpoint, checkpoint hook] when max_bytes is set: every new fact
         # in a buffer adds its cost; past the checkpoint the hook checks the budget and the time-out
@@ -236,6 +238,7 @@ class RuleCode:
         ns["_distinct"] = _distinct
         ns["_Match"] = Match
         ns["_Z"] = self.size
+        ns["_T"] = self.ticks
         return ns
 
     def _resolve(self, key: tuple) -> Any:
@@ -260,7 +263,7 @@ class RuleCode:
         cache = self.cache
         assert cache is not None
         options = (self.invariant, self.confidence is None, self.alternatives, self.steps is None, self.size is None,
-                   self.reduce, self.proofs)
+                   self.reduce, self.proofs, self.ticks is None)
         key = (self.rule_key, self.tokens.get(plan.driver), mask, options)
         entry = cache.code.get(key)
         if entry is None:
@@ -509,8 +512,10 @@ class RuleCode:
             cols = "(" + "".join(f"{c}, " for c in step.distinct) + ")"
             filt = f" if {' and '.join(conds)}" if conds else ""
             code.loop(f"for {tv} in _distinct([{tv} for {tv} in {src}{filt}], {cols}):")
+            self._tick(code)
         else:
             code.loop(f"for {tv} in {src}:")
+            self._tick(code)
             for cond in conds:
                 code.guard(cond)
         if len(step.binds) > 1 or (step.binds and rel.arity == 1):
@@ -690,6 +695,17 @@ class RuleCode:
             code.open(f"elif c > {head_conf}.get(f, 1.0) and c > BI{h}.get(f, (0.0,))[0]:")
             code.line(f"BI{h}[f] = (c, {proof})")
             code.depth -= 1
+
+    def _tick(self, code: _Code) -> None:
+        """Count one iteration of a join's loop when the job has a time-out (see Engine._tick)."""
+        if self.ticks is None:
+            return
+        if "_T" not in self.defaults:
+            self.defaults.append("_T")  # a fast local, not a global lookup per iteration
+        code.line("_T[0] += 1")
+        code.open("if _T[0] > _T[1]:")
+        code.line("_T[2]()")
+        code.depth -= 1
 
     def _count_size(self, code: _Code, head: ast.Atom) -> None:
         """Add a new fact's cost (runtime.fact_bytes, inlined) to the max_bytes count."""

@@ -37,6 +37,7 @@ DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # counted bytes: a run (digest and output included) stays near 1 GB
 _CHECKPOINT = 1 << 20  # inside a cycle, max_bytes and the time-out are checked every MiB counted
+_TICKS = 1 << 14  # with a time-out, it is also checked every 16,384 iterations of a join's loops
 
 
 class Tier(str, Enum):
@@ -241,6 +242,9 @@ class Engine:
         self.deadline = time.monotonic() + budget.timeout if budget.timeout is not None else None
         self.size: list[Any] = [0, 0, self._checkpoint]
         self._next_checkpoint()
+        # with a time-out: [loop iterations, next check, hook], so a join that derives nothing
+        # (no byte is counted) still stops in time; without one no code counts them
+        self.ticks: list[Any] | None = [0, _TICKS, self._tick] if self.deadline is not None else None
         keys = {name: rel.key for name, rel in program.relations.items() if rel.key is not None}
         self.context = Context({name: rel.arity for name, rel in program.relations.items()}, keys)
         uses_confidence = (bool(input_confidence and any(input_confidence.values()))
@@ -255,10 +259,11 @@ class Engine:
         self.agents = [_AgentState(RuleCode(a, program, self.context, tool_call=self._tool, steps=self.steps,
                                             confidence=self.conf, alternatives=self.alternatives is not None,
                                             analyze={} if analyze else None, size=self.size, cache=code_cache,
-                                            proofs=proofs),
+                                            proofs=proofs, ticks=self.ticks),
                                    a.body, a.heads, a.id, a.name, a.priority, a.on_failure)
                        for a in program.agents]
-        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool, cache=code_cache), i.body, (), i.id, i.name)
+        self.structural = [_AgentState(RuleCode(i, program, self.context, invariant=True, tool_call=self._tool, cache=code_cache,
+                                                ticks=self.ticks), i.body, (), i.id, i.name)
                            for i in program.invariants if i.kind == "invariant"]
         self.acceptance = [i for i in program.invariants if i.kind == "acceptance"]
         self.total = 0
@@ -280,6 +285,13 @@ class Engine:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise SizeExceeded("timeout")
         self._next_checkpoint()
+
+    def _tick(self) -> None:
+        """Called by generated code every _TICKS loop iterations when the job has a time-out."""
+        assert self.ticks is not None and self.deadline is not None
+        if time.monotonic() > self.deadline:
+            raise SizeExceeded("timeout")
+        self.ticks[1] = self.ticks[0] + _TICKS
 
     def _size_reason(self, exc: SizeExceeded, cycle: int, between: bool = False, when: str | None = None) -> Reason:
         if exc.budget == "timeout":
@@ -513,7 +525,8 @@ class Engine:
             reasons.append(missing)
             tier = worst(tier, Tier.BOUNDED)
         for inv in self.acceptance:
-            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool, cache=self.code_cache)
+            code = RuleCode(inv, self.program, self.context, invariant=True, tool_call=self._tool, cache=self.code_cache,
+                            ticks=self.ticks)
             self.current_check = code
             try:
                 full = code.version(None, frozenset())
