@@ -205,6 +205,14 @@ def test_postgres_same_digest_and_keys_and_no_password(pg_url: str, pg_schema, t
     if password:
         for text in (proc.stdout, proc.stderr, trace.read_text(), converge("why", RULES, "--facts", url, 'decision("l1", "reject")').stdout):
             assert f":{password}@" not in text and "password=" not in text
+    # ?schema=NAME, as in a --store URL, reads that schema's tables; a schema that is not there is E520
+    sep = "&" if "?" in pg_url else "?"
+    schema = url.rsplit("%3D", 1)[1]
+    assert cr.load(RULES).run(fact_files=[f"{pg_url}{sep}schema={schema}"]).digest == json_digest()
+    proc = converge("run", RULES, "--facts", f"{pg_url}{sep}schema=no_such_schema_here")
+    assert proc.returncode == 1 and "error[E520]" in proc.stderr and "there is no schema 'no_such_schema_here'" in proc.stderr
+    proc = converge("run", RULES, "--facts", f"{pg_url}{sep}schema=bad-name")
+    assert proc.returncode == 1 and "bad schema name 'bad-name'" in proc.stderr, proc.stderr
     bad = pg_url.replace(f":{password}@", ":wrong-password@") if password else pg_url.replace("://", "://nobody@")
     proc = converge("run", RULES, "--facts", bad)
     assert proc.returncode == 1 and "error[E520]" in proc.stderr and "wrong-password" not in proc.stderr

@@ -3,20 +3,45 @@
 The password comes from the URL or from libpq's environment (``PGPASSWORD``,
 ``PGPASSFILE``, ``PGUSER``, ``PGHOST``, ...); it is never printed. Every
 relation is read in one read-only REPEATABLE READ transaction (one snapshot);
-tables are looked up on the connection's ``search_path`` (set it with
-``?options=-csearch_path%3Dmyschema``). Rows are keyed by the primary key; rows
+tables are looked up on the connection's ``search_path``: ``?schema=NAME``
+in the URL reads the tables of that schema only (as the decision log's
+``--store`` URL keeps its tables there), or set it yourself with
+``?options=-csearch_path%3Dmyschema``. Rows are keyed by the primary key; rows
 of a table without one, of a view, or of a ``--table`` query by their row number
 in a deterministic order (ORDER BY every column).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Sequence
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ..diagnostics import ConvergeError
 from .database import DatabaseFacts, RawTable, db_diagnostic, format_key, redact
 
-__all__ = ["read_postgres", "connect"]
+__all__ = ["read_postgres", "connect", "split_url"]
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """The connection URL without converge's own ``schema`` parameter (libpq knows no such
+    parameter), and that schema's name (None when not given); ValueError for a name that is
+    not letters, digits and _ (it is written into SQL and into libpq's options)."""
+    parts = urlsplit(url)
+    schema = None
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            schema = value
+        else:
+            rest.append((key, value))
+    if schema is not None and not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"bad schema name {schema!r} (letters, digits and _ only)")
+    # quote: a space is %20, which libpq decodes (it reads a '+' as a '+', so quote_plus would break
+    # e.g. options=-c%20lock_timeout%3D1000)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest, quote_via=quote), parts.fragment)), schema
 
 
 def _scrub(message: str, url: str) -> str:
@@ -42,9 +67,32 @@ def connect(url: str, label: str, read_only: bool = True) -> Any:
                                       label, ("pip install 'converge-rules[batch]'",))])
     conninfo = "postgresql" + url[url.index("://"):] if url.lower().startswith("postgres://") else url
     try:
-        conn = psycopg.connect(conninfo, connect_timeout=10)
+        conninfo, schema = split_url(conninfo)
+    except ValueError as err:
+        raise ConvergeError([db_diagnostic("E520", f"cannot connect to {label}: {err}", label)]) from None
+    try:
+        extra: dict[str, Any] = {}
+        if schema is not None:  # only that schema's tables are seen (and made), whatever the role's search_path
+            from psycopg.conninfo import conninfo_to_dict
+
+            given = conninfo_to_dict(conninfo).get("options") or ""
+            extra["options"] = f'{given} -c search_path="{schema}"'.strip()
+        conn = psycopg.connect(conninfo, connect_timeout=10, **extra)
     except Exception as err:  # psycopg.Error, or a malformed URL
         raise ConvergeError([db_diagnostic("E520", f"cannot connect to {label}: {_scrub(str(err), url)}", label)])
+    if schema is not None:
+        try:
+            if not read_only:  # a batch writes its results into the schema, made when missing (as --store does)
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                conn.commit()
+            elif conn.execute("SELECT to_regnamespace(%s) IS NULL", (f'"{schema}"',)).fetchone()[0]:
+                conn.close()
+                raise ConvergeError([db_diagnostic("E520", f"cannot read {label}: there is no schema {schema!r}", label)])
+            conn.rollback()
+        except psycopg.Error as err:
+            conn.close()
+            raise ConvergeError([db_diagnostic("E520", f"cannot use schema {schema!r} of {label}: "
+                                                       f"{_scrub(str(err), url)}", label)]) from None
     if read_only:
         conn.read_only = True
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ

@@ -9,9 +9,7 @@ when missing); the default is ``public``.
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from . import redact
 from .base import (SCHEMA_VERSION, KeyTaken, SqlDecisionStore, StoreError, check_readable, check_version,
@@ -32,25 +30,17 @@ MIGRATIONS: list[list[str]] = [
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """The connection URL without our ``schema`` parameter, and the schema name."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = "public"
-    rest = []
-    for key, value in query:
-        if key == "schema":
-            schema = value
-        else:
-            rest.append((key, value))
-    if not _NAME.match(schema):
-        raise StoreError("E940", f"bad schema name {schema!r} in the store URL: letters, digits and _ only")
-    # quote: a space is %20, which libpq decodes (it reads a '+' as a '+', so quote_plus would break
-    # e.g. options=-c%20lock_timeout%3D1000)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest, quote_via=quote), parts.fragment)), schema
+    """The connection URL without our ``schema`` parameter, and the schema name (``public`` by default)."""
+    from ..io.postgres import split_url as split
+
+    try:
+        conninfo, schema = split(url)
+    except ValueError as err:
+        raise StoreError("E940", f"{err} in the store URL") from None
+    return conninfo, schema or "public"
 
 
 class PostgresStore(SqlDecisionStore):
