@@ -110,6 +110,20 @@ def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
 
 
 def _parse_text(text: str, file: str) -> ast.SourceFile:
+    from .factlines import split_fact_lines
+
+    facts, rest = split_fact_lines(text, file)
+    if not facts:
+        return _parse_grammar(text, file)
+    try:
+        parsed = _parse_grammar(rest, file)
+    except ConvergeError:
+        return _parse_grammar(text, file)  # the diagnostics of the file as written
+    items = sorted(parsed.items + tuple(facts), key=lambda item: (item.span.line, item.span.col))
+    return ast.SourceFile(file, tuple(items))
+
+
+def _parse_grammar(text: str, file: str) -> ast.SourceFile:
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
     try:
