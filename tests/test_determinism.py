@@ -34,7 +34,7 @@ def cli(rule_files, facts_file, hashseed: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, env=env, cwd=str(REPO), timeout=120)
 
 
-@settings(max_examples=int(os.environ.get("CVG_CLI_EXAMPLES", "5")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("CVG_CLI_EXAMPLES", "3")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(strategies.programs(max_derived=5), st.randoms(use_true_random=False))
 def test_cli_output_is_byte_identical(ir, rnd):
     a_text, b_text = strategies.render_split(ir)

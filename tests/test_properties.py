@@ -20,7 +20,7 @@ import reference  # noqa: E402
 import strategies  # noqa: E402
 
 # CVG_EXAMPLES=2000 pytest tests/test_properties.py  runs a longer bug hunt
-SETTINGS = settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def budget():

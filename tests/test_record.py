@@ -109,7 +109,7 @@ def test_record_bytes_are_deterministic() -> None:
     assert a == b
 
 
-@settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "40")), deadline=None,
+@settings(max_examples=int(os.environ.get("CVG_EXAMPLES", "25")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(strategies.programs(), st.randoms(use_true_random=False))
 def test_record_of_random_programs(ir: object, rnd: random.Random) -> None:
