@@ -1,7 +1,9 @@
 """Shared pytest configuration for the test suite.
 
-The suite runs on two pytest-xdist workers (``-n 2`` in pyproject.toml's
-``addopts``), so every fixture here keeps one worker out of another's way:
+The suite runs on three pytest-xdist workers (``-n 3`` in pyproject.toml's
+``addopts``: on 2 cores the third fills the time the others spend waiting on
+servers, time-outs and child processes), so every fixture here keeps one
+worker out of another's way:
 
 - each worker gets its own converge cache directory (``CONVERGE_CACHE_DIR``)
   and data directory (``CONVERGE_DATA_DIR``), set in ``pytest_configure``

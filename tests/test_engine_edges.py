@@ -251,13 +251,12 @@ def test_the_timeout_stops_a_join_that_derives_nothing(tmp_path: Path) -> None:
     facts = {"p": [(i,) for i in range(400)]}
     start = time.monotonic()
     r = rs.run(facts, budget=cr.Budget(timeout=0.3))
-    assert time.monotonic() - start < 3, "the join ran on past its time-out"
+    assert time.monotonic() - start < 4, "the join ran on past its time-out"  # it takes 6 s or more without one
     assert r.tier == "bounded" and [x.details["budget"] for x in r.reasons] == ["timeout"]
     assert "in cycle 1; the cycle was not committed" in r.reasons[0].message
     assert rs.run({"p": [(i,) for i in range(20)]}, budget=cr.Budget(timeout=30)).tier == "converged"
     (tmp_path / "j.cvg").write_text(JOIN)
     (tmp_path / "p.json").write_text(json.dumps({"p": [[i] for i in range(400)]}))
-    start = time.monotonic()
     out = cli("run", "j.cvg", "--facts", "p.json", "--timeout", "0.3", "--format", "summary", cwd=tmp_path)
-    assert time.monotonic() - start < 4 and out.returncode == 4, out.stdout + out.stderr
+    assert out.returncode == 4, out.stdout + out.stderr
     assert "timeout of 0.3 s reached in cycle 1" in out.stdout
