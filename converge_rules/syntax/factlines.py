@@ -27,6 +27,7 @@ _STRING = r'"(?:[^"\\\n]|\\.)*"'
 _NUMBER = r"[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?"
 # one argument, then what follows it: a comma or the closing parenthesis
 _ARG = re.compile(rf"[ \t]*(?:(-)[ \t]*)?({_STRING}|{_NUMBER}|true\b|false\b)[ \t]*([,)])")
+_EMPTY = re.compile(r"[ \t]*\)")  # no argument
 _END = re.compile(r"[ \t]*\.[ \t]*$")
 # what moves the brace depth or ends a line's content: strings and comments are skipped whole
 _TOKENS = re.compile(rf'{_STRING}|#[^\n]*|[{{}}]')
@@ -77,14 +78,14 @@ def split_fact_lines(text: str, file: str) -> tuple[list[ast.Rule], str]:
 
 def _fact(line: str, number: int, file: str, keywords: frozenset[str]) -> ast.Rule | None:
     head = _HEAD.match(line)
-    if head is None or head.group(2) in keywords or head.group(2).split(".")[0] in keywords:
+    if head is None or head.group(2).split(".")[0] in keywords:
         return None
     start = head.end(1)
     args: list[ast.Expr] = []
     at = head.end()
-    close = at  # the position just after ")"
-    if line.startswith(")", at) or _blank_then_close(line, at):
-        close = line.index(")", at) + 1
+    empty = _EMPTY.match(line, at)
+    if empty is not None:
+        close = empty.end()  # the position just after ")"
     else:
         while True:
             arg = _ARG.match(line, at)
@@ -106,11 +107,6 @@ def _fact(line: str, number: int, file: str, keywords: frozenset[str]) -> ast.Ru
     return ast.Rule(atom, (), Span(file, number, start + 1, number, dot + 1))
 
 
-def _blank_then_close(line: str, at: int) -> bool:
-    rest = line[at:].lstrip(" \t")
-    return rest.startswith(")")
-
-
 def _const(arg: "re.Match[str]", number: int, file: str) -> ast.Const | None:
     minus, literal = arg.group(1), arg.group(2)
     begin = arg.start(1) if minus else arg.start(2)
@@ -130,9 +126,7 @@ def _const(arg: "re.Match[str]", number: int, file: str) -> ast.Const | None:
         return ast.Const(value, span)
     if literal in ("true", "false"):
         return None if minus else ast.Const(literal == "true", span)
-    if "." in literal or "e" in literal or "E" in literal:
-        if "." not in literal and not re.fullmatch(r"[0-9][0-9_]*[eE][+-]?[0-9]+", literal):
-            return None
+    if "." in literal or "e" in literal or "E" in literal:  # _NUMBER's shape is the grammar's FLOAT
         number_value = float(literal.replace("_", ""))
         if not math.isfinite(number_value):
             return None
