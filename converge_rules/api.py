@@ -125,6 +125,11 @@ class RuleSet:
         from .engine.codegen import CodeCache
 
         self._code_cache = CodeCache()  # plans and compiled join code, reused by every run of this rule set
+        from .engine.tools import StuckCalls
+
+        # tool calls abandoned at their time-out whose threads still run, over every run of this rule set:
+        # at the limit (StuckCalls.LIMIT) new calls fail at once instead of adding a thread each
+        self.stuck_tool_calls = StuckCalls()
 
     @property
     def digest(self) -> str:
@@ -187,7 +192,8 @@ class RuleSet:
             on_failure: str | FailurePolicy | None = None, goals: Sequence[str] = (),
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
             progress: Any = None, tool_isolation: str = "thread",
-            _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False, proofs: bool = True) -> "Result":
+            _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False, proofs: bool = True,
+            _stuck_calls: Any = None) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``
         (paths, or ``io.FactText`` for facts given as text, such as standard input).
 
@@ -225,7 +231,7 @@ class RuleSet:
         # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
         outcome, inputs, events, header, effective = self._evaluate(
             facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-            progress, _replay_tools, all_proofs, tool_isolation, analyze, proofs)
+            progress, _replay_tools, all_proofs, tool_isolation, analyze, proofs, _stuck_calls or self.stuck_tool_calls)
         result = Result(self.program, outcome, inputs, events, header)
         result.proofs_kept = proofs
         import os
@@ -247,7 +253,8 @@ class RuleSet:
     def _evaluate(self, facts: Any, fact_files: Sequence[Any], budget: Budget | None, tools: Any, workers: int,
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
                   timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
-                  tool_isolation: str = "thread", analyze: bool = False, proofs: bool = True) -> Any:
+                  tool_isolation: str = "thread", analyze: bool = False, proofs: bool = True,
+                  stuck_calls: Any = None) -> Any:
         from .engine.loop import Engine
 
         from .io.facts import LoadedFacts
@@ -279,7 +286,7 @@ class RuleSet:
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
                         all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze,
-                        code_cache=self._code_cache, proofs=proofs)
+                        code_cache=self._code_cache, proofs=proofs, stuck_calls=stuck_calls)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,

@@ -105,6 +105,8 @@ class _Metrics:
                             registry=self.registry)
         self.in_flight = Gauge("converge_decision_requests_in_flight", "POST /v1/decisions requests being read, "
                                "decided or stored, or waiting for a turn", registry=self.registry)
+        self.stuck_tools = Gauge("converge_tool_calls_stuck", "Tool calls abandoned at their time-out whose threads "
+                                 "still run (at the session's limit, new calls fail at once)", registry=self.registry)
 
     def timed_store(self, op: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -235,6 +237,7 @@ def create_app(session: Session, store: DecisionStore, config: ServiceConfig | N
             limiter.append(anyio.CapacityLimiter(cfg.concurrency))
         return await anyio.to_thread.run_sync(fn, limiter=limiter[0])
     metrics.stored.set(session.rules.loaded_at)
+    metrics.stuck_tools.set_function(lambda: session.stuck_tool_calls.count)
 
     def fail(status: int, code: str, message: str, diagnostics: Sequence[Any] = (), kind: str = "invalid_request",
              headers: dict[str, str] | None = None) -> JSONResponse:

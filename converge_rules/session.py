@@ -193,6 +193,11 @@ class Session:
         self.workers = workers
         self.tool_timeout = tool_timeout
         self.on_failure = on_failure
+        from .engine.tools import StuckCalls
+
+        # threads of tool calls abandoned at their time-out, bounded over every decision and rule set
+        # of the session (a PUT /v1/ruleset does not forget the threads a hanging tool still holds)
+        self.stuck_tool_calls = StuckCalls()
         self._lock = threading.Lock()
         self._paths = tuple(str(p) for p in rules)
         if not rules and not sources:
@@ -293,7 +298,8 @@ class Session:
             raise (err if source_text is None else _located(err, source_text)) from None
         try:
             result = ruleset.run({} if facts is None else facts, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
-                                 tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()))
+                                 tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()),
+                                 _stuck_calls=self.stuck_tool_calls)
         except ConvergeError as err:
             if source_text is not None:
                 _relocate(err, facts, ruleset, source_text)

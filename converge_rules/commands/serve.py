@@ -47,6 +47,9 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
 @click.option("--tool-timeout", type=SECONDS, default=30.0, show_default=True,
               help="Seconds each tool call may take.")
+@click.option("--max-stuck-tool-calls", type=click.IntRange(min=1), default=64, show_default=True, metavar="N",
+              help="Tool calls that ran past --tool-timeout and still hold their thread; at N, new tool calls "
+                   "fail at once (the agent's failure policy applies) until some return.")
 @click.option("--on-failure", metavar="POLICY", help="Default failure policy: abort, skip, or 'retry N then skip|abort'.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request.")
 @record_key_option
@@ -54,7 +57,8 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
           token_file: str | None, max_body: int, keep_days: float | None, max_cycles: int | None,
           max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, max_bytes: int | None,
           timeout: float | None, concurrency: int, max_queue: int, body_timeout: float, workers: int,
-          tool_timeout: float, on_failure: str | None, access_log: bool, record_key_file: str | None) -> None:
+          tool_timeout: float, max_stuck_tool_calls: int, on_failure: str | None, access_log: bool,
+          record_key_file: str | None) -> None:
     """Serve decisions over HTTP: POST /v1/decisions runs RULES over the
     request's facts, stores the decision record, and answers with the
     decision; explanations of stored decisions at /v1/decisions/ID/why.
@@ -104,6 +108,7 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
                           workers=workers, tool_timeout=tool_timeout, on_failure=on_failure, record_key=key)
     except ConvergeError as err:
         fail_diagnostics(err)
+    session.stuck_tool_calls.limit = max_stuck_tool_calls
     for w in session.rules.ruleset.warnings:
         click.echo(w.render(), err=True)
     url = store_url or default_store_url()

@@ -31,7 +31,7 @@ from .codegen import PENDING, CodeCache, RuleCode
 from .effects import INPUT_PROOF, EffectBuffer, Match
 from .runtime import COLUMN_BYTES, FACT_BYTES, EvalError, SizeExceeded, StepsExceeded
 from .store import Context, RelationStore
-from .tools import ProcessPool, ToolKey, ToolOutcome, call_batch, tool_key
+from .tools import ProcessPool, StuckCalls, ToolKey, ToolOutcome, call_batch, tool_key
 
 DEFAULT_MAX_CYCLES = 100_000
 DEFAULT_MAX_FACTS = 10_000_000
@@ -209,8 +209,9 @@ class Engine:
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
                  all_proofs: bool = False, tool_isolation: str = "thread", analyze: bool = False,
-                 code_cache: CodeCache | None = None, proofs: bool = True):
+                 code_cache: CodeCache | None = None, proofs: bool = True, stuck_calls: StuckCalls | None = None):
         self.program = program
+        self.stuck_calls = stuck_calls  # the owner's bound on threads of abandoned tool calls
         self.proofs = proofs  # False: no premises recorded (no explanations; see Result.proofs_kept)
         self.code_cache = code_cache  # the rule set's plans and compiled code, reused across runs
         self.tool_isolation = tool_isolation
@@ -364,7 +365,7 @@ class Engine:
             if self.tool_isolation == "process" and self.pool is None:
                 self.pool = ProcessPool(self.tools, self.workers)
             outcomes = call_batch(keys, self.tools, self.workers, self.tool_timeout, self.tool_isolation, self.pool,
-                                  self.deadline)
+                                  self.deadline, self.stuck_calls)
         for key in keys:  # recorded in request order, never completion order
             out = outcomes[key]
             call = {"cycle": cycle, "tool": key[0], "args": list(key[1]), **out.to_json()}

@@ -160,19 +160,54 @@ def _message(err: BaseException) -> str:
     return clipped(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+class StuckCalls:
+    """Tool calls abandoned at their time-out (or the job's) whose threads still run.
+
+    A thread cannot be stopped: a tool that hangs keeps its thread until it returns, if
+    ever. Every abandoned call counts here until then; while ``limit`` of them run, no
+    new call is started, it fails at once and says why. So a long-lived owner (a rule
+    set, a decision service's session) whose tool hangs holds at most ``limit`` stuck
+    threads, instead of one more per decision. Thread-safe; shared by the owner's jobs."""
+
+    LIMIT = 64
+
+    def __init__(self, limit: int = LIMIT):
+        if limit < 1:
+            raise ValueError("the limit of stuck tool calls must be at least 1")
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def remove(self) -> None:
+        with self._lock:
+            self.count -= 1
+
+    def refusal(self, name: str) -> ToolOutcome:
+        return ToolOutcome(False, error=f"tool {name} was not called: {self.count} earlier tool calls are still running "
+                                        f"past their time-out (at most {self.limit} may; each holds a thread until it returns)")
+
+
 def call_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
                timeout: float | None, isolation: str = "thread", pool: "ProcessPool | None" = None,
-               deadline: float | None = None) -> dict[ToolKey, ToolOutcome]:
+               deadline: float | None = None, stuck: StuckCalls | None = None) -> dict[ToolKey, ToolOutcome]:
     """Run the calls concurrently (threads, or ``pool``'s processes); every call gets an outcome.
 
     ``deadline`` (``time.monotonic()`` seconds): the job's own wall-clock limit. No call
     outlives it: at the deadline every call still running or waiting to start is
     abandoned with an error (see :func:`deadline_outcome`), and the job, which checks
-    its deadline before it evaluates an agent again, stops ``bounded``."""
+    its deadline before it evaluates an agent again, stops ``bounded``. ``stuck``
+    counts the threads of abandoned calls and bounds them (see StuckCalls)."""
     if isolation == "process" and keys:
         assert pool is not None
         return pool.call_batch(keys, timeout, deadline)
-    return _thread_batch(keys, tools, workers, timeout, deadline)
+    return _thread_batch(keys, tools, workers, timeout, deadline, stuck or StuckCalls())
 
 
 def deadline_outcome(name: str) -> ToolOutcome:
@@ -180,53 +215,84 @@ def deadline_outcome(name: str) -> ToolOutcome:
 
 
 def _thread_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], workers: int,
-                  timeout: float | None, deadline: float | None = None) -> dict[ToolKey, ToolOutcome]:
-    """Run the calls on daemon threads; every call gets an outcome (value, error or time-out)."""
+                  timeout: float | None, deadline: float | None, stuck: StuckCalls) -> dict[ToolKey, ToolOutcome]:
+    """Run the calls on daemon threads; every call gets an outcome (value, error, time-out,
+    or refusal while too many abandoned calls still run)."""
     results: dict[ToolKey, ToolOutcome] = {}
     if not keys:
         return results
     if deadline is not None and time.monotonic() >= deadline:
         return {key: deadline_outcome(key[0]) for key in keys}
+    if stuck.full():
+        return {key: stuck.refusal(key[0]) for key in keys}
     todo: "queue.Queue[int]" = queue.Queue()
     for i in range(len(keys)):
         todo.put(i)
     started: dict[int, float] = {}
     done = [threading.Event() for _ in keys]
     outcomes: list[ToolOutcome | None] = [None] * len(keys)
+    abandoned = [False] * len(keys)
     lock = threading.Lock()
 
     def worker() -> None:
         while True:
-            try:
-                i = todo.get_nowait()
-            except queue.Empty:
-                return
-            name, args = keys[i][0], keys[i][1]
-            with lock:
+            with lock:  # taken and marked started at once: drain() sees every call either queued or started
+                if stuck.full():
+                    return  # the calls left are refused (the batch's wait sees it)
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
                 started[i] = time.monotonic()
-            outcomes[i] = call_one(tools, name, args)
+            name, args = keys[i][0], keys[i][1]
+            out = call_one(tools, name, args)
+            with lock:
+                outcomes[i] = out
+                late_return = abandoned[i]
             done[i].set()
+            if late_return:
+                stuck.remove()
+                return  # its place was taken by another worker
 
     def spawn() -> None:
         threading.Thread(target=worker, daemon=True, name="converge-tool").start()
 
+    def drain() -> set[int]:
+        """Take the calls not started yet off the queue: they never start."""
+        taken = set()
+        with lock:
+            while True:
+                try:
+                    taken.add(todo.get_nowait())
+                except queue.Empty:
+                    return taken
+
+    def abandon(i: int) -> bool:
+        """Give up waiting for call ``i``; False when it returned meanwhile."""
+        with lock:
+            if outcomes[i] is not None:
+                return False
+            abandoned[i] = True
+        stuck.add()
+        return True
+
     for _ in range(max(1, min(workers, len(keys)))):
         spawn()
     late = False  # the job's deadline passed: abandon every call not done yet
+    refused: set[int] = set()  # calls not started because too many abandoned ones still run
     for i in range(len(keys)):
-        while not done[i].is_set() and not late:
+        while not done[i].is_set() and not late and i not in refused:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 late = True
-                while True:  # calls not started yet never start
-                    try:
-                        todo.get_nowait()
-                    except queue.Empty:
-                        break
+                drain()
                 break
             with lock:
                 begun = started.get(i)
             if begun is None:
+                if stuck.full():  # no worker starts another call now
+                    refused |= drain()
+                    continue
                 done[i].wait(0.01)
                 continue
             remaining = None if timeout is None else begun + timeout - now
@@ -234,12 +300,21 @@ def _thread_batch(keys: list[ToolKey], tools: Mapping[str, Callable[..., Any]], 
                 break
             wait = remaining if remaining is not None else 0.1
             done[i].wait(wait if deadline is None else min(wait, deadline - now))
-        out = outcomes[i]
-        if out is None and late:
-            out = deadline_outcome(keys[i][0])
-        elif out is None:  # timed out: abandon the thread (daemon) and replace the worker it held
+        if i in refused:
+            out: ToolOutcome | None = stuck.refusal(keys[i][0])
+        elif late:  # a call still running is abandoned; one not started never starts
+            with lock:
+                running = i in started
+            out = deadline_outcome(keys[i][0]) if (running and abandon(i)) or outcomes[i] is None else outcomes[i]
+        elif abandon(i):  # timed out: its thread is left to finish (daemon); another takes its place
             out = ToolOutcome(False, error=f"tool {keys[i][0]} timed out after {timeout:g}s")
-            spawn()
+            if stuck.full():
+                refused |= drain()
+            else:
+                spawn()
+        else:
+            out = outcomes[i]
+        assert out is not None
         results[keys[i]] = out
     return results
 
