@@ -44,6 +44,9 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
               help="Decision requests that may wait in line; more are answered 503 (E956) with Retry-After.")
 @click.option("--body-timeout", type=SECONDS, default=30.0, show_default=True, metavar="SECONDS",
               help="Seconds to receive a whole request body; a slower client is answered 408 (E957).")
+@click.option("--header-timeout", type=SECONDS, default=30.0, show_default=True, metavar="SECONDS",
+              help="Seconds to receive a request's head (request line and headers) once connected or after the "
+                   "previous response; a slower or silent client is answered 408 (E958) and disconnected.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
 @click.option("--tool-timeout", type=SECONDS, default=30.0, show_default=True,
               help="Seconds each tool call may take.")
@@ -56,7 +59,7 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None, host: str, port: int,
           token_file: str | None, max_body: int, keep_days: float | None, max_cycles: int | None,
           max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, max_bytes: int | None,
-          timeout: float | None, concurrency: int, max_queue: int, body_timeout: float, workers: int,
+          timeout: float | None, concurrency: int, max_queue: int, body_timeout: float, header_timeout: float, workers: int,
           tool_timeout: float, max_stuck_tool_calls: int, on_failure: str | None, access_log: bool,
           record_key_file: str | None) -> None:
     """Serve decisions over HTTP: POST /v1/decisions runs RULES over the
@@ -136,7 +139,10 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
         click.echo("converge serve: listening beyond loopback without --token-file: PUT /v1/ruleset is disabled",
                    err=True)
     try:
-        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", server_header=False)
+        from ..httpconn import head_timed_protocol
+
+        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", server_header=False,
+                    http=head_timed_protocol(header_timeout))
     except SystemExit as stop:  # uvicorn exits 3 when it cannot start: keep converge's exit codes
         if stop.code not in (0, None):
             sys.exit(EXIT_INVALID)
