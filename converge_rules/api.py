@@ -193,7 +193,7 @@ class RuleSet:
             trace: bool = False, timestamps: bool = False, all_proofs: bool = False,
             progress: Any = None, tool_isolation: str = "thread",
             _replay_tools: Mapping[Any, Any] | None = None, analyze: bool = False, proofs: bool = True,
-            _stuck_calls: Any = None) -> "Result":
+            _stuck_calls: Any = None, _tool_pool: Any = None) -> "Result":
         """Evaluate to a fixed point (or a budget) over the rule files' facts plus ``facts`` and ``fact_files``
         (paths, or ``io.FactText`` for facts given as text, such as standard input).
 
@@ -231,7 +231,8 @@ class RuleSet:
         # No gc tuning here: a library never changes process-wide state (the CLI may, for its own process).
         outcome, inputs, events, header, effective = self._evaluate(
             facts, fact_files, budget, tools, workers, tool_timeout, policy, goal_names, trace, timestamps,
-            progress, _replay_tools, all_proofs, tool_isolation, analyze, proofs, _stuck_calls or self.stuck_tool_calls)
+            progress, _replay_tools, all_proofs, tool_isolation, analyze, proofs, _stuck_calls or self.stuck_tool_calls,
+            _tool_pool)
         result = Result(self.program, outcome, inputs, events, header)
         result.proofs_kept = proofs
         import os
@@ -254,7 +255,7 @@ class RuleSet:
                   tool_timeout: float | None, policy: FailurePolicy | None, goal_names: list[str], trace: bool,
                   timestamps: bool, progress: Any, _replay_tools: Any, all_proofs: bool,
                   tool_isolation: str = "thread", analyze: bool = False, proofs: bool = True,
-                  stuck_calls: Any = None) -> Any:
+                  stuck_calls: Any = None, tool_pool: Any = None) -> Any:
         from .engine.loop import Engine
 
         from .io.facts import LoadedFacts
@@ -286,7 +287,8 @@ class RuleSet:
                         tool_timeout=tool_timeout, on_failure=policy, goals=tuple(goal_names), trace=sink,
                         replay_tools=_replay_tools, progress=progress, input_confidence=inputs.confidence(effective.min_confidence),
                         all_proofs=all_proofs, tool_isolation=tool_isolation, analyze=analyze,
-                        code_cache=self._code_cache, proofs=proofs, stuck_calls=stuck_calls)
+                        code_cache=self._code_cache, proofs=proofs, stuck_calls=stuck_calls,
+                        tool_pool=tool_pool)
         engine.load(inputs.canonical())
         outcome = engine.run()
         header = {"event": "header", "format": TRACE_FORMAT,

@@ -175,13 +175,26 @@ def _check_settings(budget: Any, workers: Any, tool_timeout: Any, on_failure: An
                 raise ValueError(f"on_failure: {err}") from None
 
 
+def _check_picklable(tools: Mapping[str, Any]) -> None:
+    """Refuse (ValueError naming the tool) tools that a worker process could not receive."""
+    import pickle
+
+    for name in sorted(tools):
+        try:
+            pickle.dumps(tools[name])
+        except Exception as err:
+            raise ValueError(f"tool_isolation='process' sends the tools to worker processes, and tool {name!r} cannot "
+                             f"be sent ({type(err).__name__}: {err}): give a module-level function, or "
+                             "converge_rules.engine.tools.ToolRef(spec, name)") from None
+
+
 class Session:
     """A loaded rule set, its tools and options; thread-safe; makes decisions."""
 
     def __init__(self, rules: Sequence[str] = (), *, sources: Sequence[tuple[str, str]] = (),
                  tools: Mapping[str, Any] | None = None, budget: Budget | None = None, workers: int = 1,
                  tool_timeout: float | None = 30.0, on_failure: str | None = None,
-                 record_key: bytes | str | None = None):
+                 record_key: bytes | str | None = None, tool_isolation: str = "thread"):
         from .record import record_key as as_key
 
         _check_settings(budget, workers, tool_timeout, on_failure)
@@ -193,16 +206,31 @@ class Session:
         self.workers = workers
         self.tool_timeout = tool_timeout
         self.on_failure = on_failure
-        from .engine.tools import StuckCalls
+        from .engine.tools import TOOL_ISOLATION, ProcessPool, StuckCalls
 
         # threads of tool calls abandoned at their time-out, bounded over every decision and rule set
         # of the session (a PUT /v1/ruleset does not forget the threads a hanging tool still holds)
         self.stuck_tool_calls = StuckCalls()
+        if tool_isolation not in TOOL_ISOLATION:
+            raise ValueError(f"tool_isolation must be one of {', '.join(TOOL_ISOLATION)}, not {tool_isolation!r}")
+        self.tool_isolation = tool_isolation
+        # "process": one pool of worker processes for all decisions, started from a fork server (forking
+        # a threaded service is unsafe), so the tools must pickle: module-level functions or ToolRef
+        self._tool_pool: ProcessPool | None = None
+        if tool_isolation == "process":
+            _check_picklable(self.tools)
+            self._tool_pool = ProcessPool(self.tools, workers, start_method="forkserver")
         self._lock = threading.Lock()
         self._paths = tuple(str(p) for p in rules)
         if not rules and not sources:
             raise ValueError("a session needs rule files or rule texts")
         self._rules = self._compile_paths(self._paths) if rules else self._compile_texts(sources)
+
+    def close(self) -> None:
+        """Stop the session's idle tool worker processes (``tool_isolation="process"``); a later
+        decision starts new ones."""
+        if self._tool_pool is not None:
+            self._tool_pool.close()
 
     # -- the rule set
     @property
@@ -299,7 +327,8 @@ class Session:
         try:
             result = ruleset.run({} if facts is None else facts, budget=self.cap(budget, loaded), tools=self.tools, workers=self.workers,
                                  tool_timeout=self.tool_timeout, on_failure=self.on_failure, goals=list(goals or ()),
-                                 _stuck_calls=self.stuck_tool_calls)
+                                 _stuck_calls=self.stuck_tool_calls, tool_isolation=self.tool_isolation,
+                                 _tool_pool=self._tool_pool)
         except ConvergeError as err:
             if source_text is not None:
                 _relocate(err, facts, ruleset, source_text)

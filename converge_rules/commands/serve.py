@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .common import EXIT_INVALID, SECONDS, Number, fail_diagnostics, load_tools, read_record_key_or_exit, record_key_option
+from ..engine.tools import ToolRef
 
 EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\n"
            "  curl -s localhost:8181/v1/decisions -d '{\"facts\": {\"applicant\": [[\"a1\", 1000]], "
@@ -50,6 +51,9 @@ EXAMPLE = ("Example: converge serve examples/loans/loans.cvg --port 8181   then\
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Threads for the tool calls of one cycle.")
 @click.option("--tool-timeout", type=SECONDS, default=30.0, show_default=True,
               help="Seconds each tool call may take.")
+@click.option("--tool-isolation", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
+              help="Run tool calls on threads, or in worker processes (started from a fork server, shared by all "
+                   "decisions) that are killed at --tool-timeout.")
 @click.option("--max-stuck-tool-calls", type=click.IntRange(min=1), default=64, show_default=True, metavar="N",
               help="Tool calls that ran past --tool-timeout and still hold their thread; at N, new tool calls "
                    "fail at once (the agent's failure policy applies) until some return.")
@@ -60,7 +64,7 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
           token_file: str | None, max_body: int, keep_days: float | None, max_cycles: int | None,
           max_facts: int | None, max_steps: int | None, max_agents_per_cycle: int | None, max_bytes: int | None,
           timeout: float | None, concurrency: int, max_queue: int, body_timeout: float, header_timeout: float, workers: int,
-          tool_timeout: float, max_stuck_tool_calls: int, on_failure: str | None, access_log: bool,
+          tool_timeout: float, tool_isolation: str, max_stuck_tool_calls: int, on_failure: str | None, access_log: bool,
           record_key_file: str | None) -> None:
     """Serve decisions over HTTP: POST /v1/decisions runs RULES over the
     request's facts, stores the decision record, and answers with the
@@ -103,12 +107,16 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
     key = read_record_key_or_exit(record_key_file) if record_key_file else None
     loaded_tools: dict[str, Any] = {}
     for spec in tools:
-        loaded_tools.update(load_tools(spec))
+        if tool_isolation == "process":  # a worker process imports the module itself (a ToolRef pickles as its spec)
+            loaded_tools.update({name: ToolRef(spec, name) for name in load_tools(spec)})
+        else:
+            loaded_tools.update(load_tools(spec))
     try:
         session = Session(list(rules), tools=loaded_tools,
                           budget=Budget(max_cycles=max_cycles, max_facts=max_facts, max_agents_per_cycle=max_agents_per_cycle,
                                         max_steps=max_steps, max_bytes=max_bytes, timeout=timeout),
-                          workers=workers, tool_timeout=tool_timeout, on_failure=on_failure, record_key=key)
+                          workers=workers, tool_timeout=tool_timeout, on_failure=on_failure, record_key=key,
+                          tool_isolation=tool_isolation)
     except ConvergeError as err:
         fail_diagnostics(err)
     session.stuck_tool_calls.limit = max_stuck_tool_calls
@@ -149,6 +157,7 @@ def serve(rules: tuple[str, ...], tools: tuple[str, ...], store_url: str | None,
         raise
     finally:
         store.close()
+        session.close()  # its tool worker processes
 
 
 def _cannot_listen(host: str, port: int) -> str | None:

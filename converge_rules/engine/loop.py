@@ -209,13 +209,16 @@ class Engine:
                  progress: Callable[[int, int, int], None] | None = None,
                  input_confidence: Mapping[str, Mapping[tuple, float]] | None = None,
                  all_proofs: bool = False, tool_isolation: str = "thread", analyze: bool = False,
-                 code_cache: CodeCache | None = None, proofs: bool = True, stuck_calls: StuckCalls | None = None):
+                 code_cache: CodeCache | None = None, proofs: bool = True, stuck_calls: StuckCalls | None = None,
+                 tool_pool: ProcessPool | None = None):
         self.program = program
         self.stuck_calls = stuck_calls  # the owner's bound on threads of abandoned tool calls
         self.proofs = proofs  # False: no premises recorded (no explanations; see Result.proofs_kept)
         self.code_cache = code_cache  # the rule set's plans and compiled code, reused across runs
         self.tool_isolation = tool_isolation
-        self.pool: ProcessPool | None = None  # worker processes, started on the first tool call
+        # worker processes, started on the first tool call; or the owner's (a session's), kept after the job
+        self.pool: ProcessPool | None = tool_pool
+        self.own_pool = tool_pool is None
         # relation -> fact -> other derivations (besides the recorded first one), when asked for
         self.alternatives: dict[str, dict[tuple, list[tuple]]] | None = {} if all_proofs else None
         # relation -> fact -> (why it was dropped, cycle, detail): derived but never committed
@@ -381,7 +384,7 @@ class Engine:
         try:
             outcome = self._run()
         finally:
-            if self.pool is not None:  # no worker process outlives the job
+            if self.pool is not None and self.own_pool:  # no worker process of its own outlives the job
                 self.pool.close()
                 self.pool = None
         outcome.fired = tuple(sorted(self.fired))

@@ -352,19 +352,27 @@ class ProcessPool:
 
     Each worker runs one call at a time. A call that outlives its time-out has its
     worker killed (SIGKILL) and replaced; a worker that dies (a tool that calls
-    ``os._exit`` or crashes the interpreter) fails the call it was running. On
-    Linux the workers are forked, so any callable works; elsewhere they are spawned
-    and the tools must be importable (module-level functions).
+    ``os._exit`` or crashes the interpreter) fails the call it was running. By
+    default (one job's pool) the workers are forked on Linux, so any callable
+    works; elsewhere they are spawned and the tools must be importable
+    (module-level functions, or ``ToolRef``). A pool shared by the jobs of a
+    long-lived, threaded owner (a decision service's session) asks for
+    ``start_method="forkserver"``: forking a process whose other threads may hold
+    locks is unsafe. Concurrent ``call_batch`` calls share the idle workers; each
+    uses at most ``size`` at once.
     """
 
-    def __init__(self, tools: Mapping[str, Callable[..., Any]], size: int):
+    def __init__(self, tools: Mapping[str, Callable[..., Any]], size: int, start_method: str | None = None):
         import multiprocessing
 
         methods = multiprocessing.get_all_start_methods()
-        self._ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        if start_method is None or start_method not in methods:
+            start_method = "fork" if "fork" in methods else "spawn"
+        self._ctx = multiprocessing.get_context(start_method)
         self.tools = dict(tools)
         self.size = max(1, size)
         self.idle: list[_Worker] = []
+        self._lock = threading.Lock()  # the idle workers, shared by concurrent batches
 
     def _start(self) -> _Worker:
         import sys
@@ -407,7 +415,9 @@ class ProcessPool:
                     results[key] = deadline_outcome(key[0])
                 return results
             while todo and len(busy) < self.size:
-                worker = self.idle.pop() if self.idle else self._start()
+                with self._lock:
+                    worker = self.idle.pop() if self.idle else None
+                worker = worker or self._start()
                 key = todo.pop(0)
                 try:
                     worker.conn.send((key[0], key[1]))
@@ -433,7 +443,8 @@ class ProcessPool:
                         ok, value, error = worker.conn.recv()
                         results[key] = ToolOutcome(True, value) if ok else ToolOutcome(False, error=error)
                         worker.key = None
-                        self.idle.append(worker)
+                        with self._lock:
+                            self.idle.append(worker)
                     except (EOFError, OSError):
                         self._stop(worker)
                         code = worker.process.exitcode
@@ -449,10 +460,11 @@ class ProcessPool:
         return results
 
     def close(self) -> None:
-        """Stop every worker (the pool can start new ones if used again)."""
-        for worker in self.idle:
+        """Stop every idle worker (the pool can start new ones if used again)."""
+        with self._lock:
+            idle, self.idle = self.idle, []
+        for worker in idle:
             self._stop(worker)
-        self.idle = []
 
 
 class ToolSpecError(ValueError):
