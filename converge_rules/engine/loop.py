@@ -776,7 +776,21 @@ class Engine:
         room = max_facts - self.total
         dropped = 0
         if len(candidates) > room:  # the weakest go first; the order of the rest is kept
-            keep = set(i for _c, i, *_ in sorted(candidates, key=lambda x: (-x[0], x[1]))[:max(room, 0)])
+            # A fact of a keyed relation for a key that holds a fact (or for a key a stronger
+            # candidate already took) does not grow the context: it supersedes or is
+            # dominated, as without confidence, so it needs no room.
+            keep: set[int] = set()
+            granted: set[tuple[str, tuple]] = set()
+            for _c, i, name, fact, _proof, _agent in sorted(candidates, key=lambda x: (-x[0], x[1])):
+                spec = self.context[name].key
+                slot = (name, tuple(fact[c] for c in spec.columns)) if spec is not None else None
+                if slot is not None and (slot[1] in self.context[name].keymap or slot in granted):
+                    keep.add(i)
+                elif room > 0:
+                    room -= 1
+                    keep.add(i)
+                    if slot is not None:
+                        granted.add(slot)
             dropped = len(candidates) - len(keep)
             for c, i, name, fact, _proof, _agent in candidates:
                 if i not in keep:
