@@ -360,6 +360,27 @@ class ConversionError(ValueError):
     """A value that does not convert to its column's type."""
 
 
+class JsonFloat(float):
+    """A JSON number literal with a fraction or exponent whose float is integral but at least
+    2**53 in size, where floats skip integers: it keeps its text, so that an ``int`` column
+    takes the integer written (``12345678901234567890123.0``), not the nearest float's."""
+
+    __slots__ = ("text",)
+
+
+_FLOAT_EXACT = float(2 ** 53)
+
+
+def json_float(text: str) -> float:
+    """The ``parse_float`` of JSON fact files: a float, or a :class:`JsonFloat` (see there)."""
+    value = float(text)
+    if value.is_integer() and not -_FLOAT_EXACT < value < _FLOAT_EXACT:  # inf is not integral
+        literal = JsonFloat(value)
+        literal.text = text
+        return literal
+    return value
+
+
 def convert(value: object, typ: str) -> Value:
     """Convert a value read from JSON or text to a column type, or raise ConversionError."""
     if typ == "str":
@@ -370,7 +391,11 @@ def convert(value: object, typ: str) -> Value:
     elif typ == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
+        if type(value) is JsonFloat:  # the number written, not the float it rounds to
+            exact = decimal.Decimal(value.text)
+            if exact == exact.to_integral_value():
+                return int(exact)
+        elif isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
             text = value.strip()
@@ -402,6 +427,8 @@ def convert(value: object, typ: str) -> Value:
 
 
 def _shown(value: object) -> str:
+    if type(value) is JsonFloat:
+        return value.text if len(value.text) <= 60 else value.text[:57] + "..."
     try:
         text = dumps_json(value)
     except (TypeError, ValueError):
