@@ -409,8 +409,12 @@ class Engine:
     def _confidence_reason(self) -> Reason | None:
         """The reason for the facts missing because of min_confidence: dropped and never committed
         (a weak derivation of a fact that a stronger one committed is no loss, and a fact dropped
-        twice is one fact), so the count and the tier follow the result, never the scheduling."""
-        missing = sum(why[0] == "min_confidence" for facts in self.dropped.values() for why in facts.values())
+        twice is one fact), so the count and the tier follow the result, never the scheduling.
+        With goals, a relation that pruned agents write is left out: only they write it (what
+        leads to a goal is kept whole), and they might have derived the fact."""
+        pruned_heads = {h.relation for a in self.program.agents if a.id in self.pruned for h in a.heads}
+        missing = sum(why[0] == "min_confidence" for name, facts in self.dropped.items() if name not in pruned_heads
+                      for why in facts.values())
         if not missing:
             return None
         floor = self.budget.min_confidence
