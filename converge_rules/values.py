@@ -382,15 +382,18 @@ def json_float(text: str) -> float:
 
 
 def convert(value: object, typ: str) -> Value:
-    """Convert a value read from JSON or text to a column type, or raise ConversionError."""
+    """Convert a value read from JSON or text to a column type, or raise ConversionError.
+
+    The result has exactly the column's Python type: a subclass given from Python (an
+    ``IntEnum`` or ``StrEnum`` member) becomes its plain value, as a tool's value does."""
     if typ == "str":
         if isinstance(value, str):
             if has_surrogate(value):
                 raise ConversionError(f"{_shown(value)} is not valid Unicode (it holds a lone surrogate)")
-            return value
+            return value if type(value) is str else str.__str__(value)
     elif typ == "int":
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return value if type(value) is int else int.__index__(value)
         if type(value) is JsonFloat:  # the number written, not the float it rounds to
             exact = decimal.Decimal(value.text)
             if exact == exact.to_integral_value():
