@@ -21,6 +21,7 @@ from . import __version__
 from .commands.common import (EXIT_ABSENT, EXIT_INTERNAL, EXIT_OUTPUT, EXIT_TIER, OUT, budget_options, dumps_json,
                               fail_diagnostics, job_relations, run_job, with_options, write_json, write_text)
 from .commands.stdin import STDIN_OPTIONS
+from .textsafe import one_line
 
 _TIER_STYLE = {"converged": "bold green", "degraded": "bold yellow", "bounded": "bold yellow", "failed": "bold red"}
 
@@ -32,7 +33,7 @@ def _header(result: Any) -> None:
     else:
         OUT.print("reasons:")
         for reason in result.reasons:
-            OUT.print(f"  - [{reason.kind}] {reason.message}")
+            OUT.print(f"  - [{reason.kind}] {one_line(reason.message)}")  # a `fail` or tool message may hold line breaks
             for v in reason.details.get("violations", []):
                 for match in v["matches"]:
                     binding = ", ".join(f"{k} = {dumps_json(val, ensure_ascii=False)}" for k, val in match["bindings"].items())

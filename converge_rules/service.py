@@ -121,7 +121,9 @@ def _no_constant(name: str) -> Any:
 
 
 def _finite(text: str) -> float:
-    value = float(text)
+    from .values import json_float
+
+    value = json_float(text)  # as in JSON facts files: an int column takes the integer written
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"number {text} is out of range")
     return value

@@ -360,17 +360,45 @@ class ConversionError(ValueError):
     """A value that does not convert to its column's type."""
 
 
+class JsonFloat(float):
+    """A JSON number literal with a fraction or exponent whose float is integral but at least
+    2**53 in size, where floats skip integers: it keeps its text, so that an ``int`` column
+    takes the integer written (``12345678901234567890123.0``), not the nearest float's."""
+
+    __slots__ = ("text",)
+
+
+_FLOAT_EXACT = float(2 ** 53)
+
+
+def json_float(text: str) -> float:
+    """The ``parse_float`` of JSON fact files: a float, or a :class:`JsonFloat` (see there)."""
+    value = float(text)
+    if value.is_integer() and not -_FLOAT_EXACT < value < _FLOAT_EXACT:  # inf is not integral
+        literal = JsonFloat(value)
+        literal.text = text
+        return literal
+    return value
+
+
 def convert(value: object, typ: str) -> Value:
-    """Convert a value read from JSON or text to a column type, or raise ConversionError."""
+    """Convert a value read from JSON or text to a column type, or raise ConversionError.
+
+    The result has exactly the column's Python type: a subclass given from Python (an
+    ``IntEnum`` or ``StrEnum`` member) becomes its plain value, as a tool's value does."""
     if typ == "str":
         if isinstance(value, str):
             if has_surrogate(value):
                 raise ConversionError(f"{_shown(value)} is not valid Unicode (it holds a lone surrogate)")
-            return value
+            return value if type(value) is str else str.__str__(value)
     elif typ == "int":
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
+            return value if type(value) is int else int.__index__(value)
+        if type(value) is JsonFloat:  # the number written, not the float it rounds to
+            exact = decimal.Decimal(value.text)
+            if exact == exact.to_integral_value():
+                return int(exact)
+        elif isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
             text = value.strip()
@@ -402,6 +430,8 @@ def convert(value: object, typ: str) -> Value:
 
 
 def _shown(value: object) -> str:
+    if type(value) is JsonFloat:
+        return value.text if len(value.text) <= 60 else value.text[:57] + "..."
     try:
         text = dumps_json(value)
     except (TypeError, ValueError):

@@ -61,6 +61,17 @@ def _atoms(body: tuple[ast.Literal, ...]) -> Iterator[tuple[ast.Atom, bool]]:
 _exprs = ast.sub_exprs
 
 
+def _fits_float(value: object) -> bool:
+    """Whether a constant stored in, or looked up in, a float column widens (as a fact's does)."""
+    if type(value) is not int:
+        return True
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[ast.Atom, ...], name: str) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
 
@@ -82,6 +93,8 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
             if isinstance(arg, ast.Const) and not assignable(col.type, const_type(arg.value)):
                 err("E301", f"column {col.name!r} of {rel.name} is {col.type}, got {const_type(arg.value)} constant {format_value(arg.value)}",
                     arg.span)
+            elif isinstance(arg, ast.Const) and col.type == "float" and not _fits_float(arg.value):
+                err("E301", f"column {col.name!r} of {rel.name} is float, and this int is too large for a float", arg.span)
             for sub in _exprs(arg) if not isinstance(arg, ast.Wildcard) else ():
                 check_expr(sub, top=sub is arg)
 

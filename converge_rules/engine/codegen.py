@@ -473,11 +473,22 @@ class RuleCode:
         membership tuple, a column test). A value of statically unknown type (a tool's) goes
         through ``_as_column``: 1, 1.0 and true are different values, though equal in Python,
         so a value of another type than the column's matches nothing (an int is widened for a
-        float column, as when it is stored there)."""
+        float column, as when it is stored there). So is an ``int`` constant or expression in a
+        float column: ``qf(9007199254740993)`` in a body looks up the value the fact
+        ``qf(9007199254740993).`` holds, ``9007199254740992.0``."""
         text = self.expr(e)
-        if isinstance(e, ast.Const) or expr_type(e, self.types) is not None:
+        column = self.program.relations[relation].columns[col].type
+        static = type(e.value).__name__ if isinstance(e, ast.Const) else expr_type(e, self.types)
+        if static == "int" and column == "float":
+            if isinstance(e, ast.Const):
+                try:
+                    return repr(float(e.value))
+                except OverflowError:  # no float column holds it: NO_MATCH
+                    pass
+            return f"_as_column({text}, 'float')"
+        if static is not None:
             return text
-        return f"_as_column({text}, {self.program.relations[relation].columns[col].type!r})"
+        return f"_as_column({text}, {column!r})"
 
     def _index_key(self, relation: str, keys: tuple[tuple[int, ast.Expr], ...]) -> str:
         """Code for the key of the index on ``keys``' columns (a bare value for one column)."""

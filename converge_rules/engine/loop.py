@@ -412,8 +412,12 @@ class Engine:
     def _confidence_reason(self) -> Reason | None:
         """The reason for the facts missing because of min_confidence: dropped and never committed
         (a weak derivation of a fact that a stronger one committed is no loss, and a fact dropped
-        twice is one fact), so the count and the tier follow the result, never the scheduling."""
-        missing = sum(why[0] == "min_confidence" for facts in self.dropped.values() for why in facts.values())
+        twice is one fact), so the count and the tier follow the result, never the scheduling.
+        With goals, a relation that pruned agents write is left out: only they write it (what
+        leads to a goal is kept whole), and they might have derived the fact."""
+        pruned_heads = {h.relation for a in self.program.agents if a.id in self.pruned for h in a.heads}
+        missing = sum(why[0] == "min_confidence" for name, facts in self.dropped.items() if name not in pruned_heads
+                      for why in facts.values())
         if not missing:
             return None
         floor = self.budget.min_confidence
@@ -779,7 +783,21 @@ class Engine:
         room = max_facts - self.total
         dropped = 0
         if len(candidates) > room:  # the weakest go first; the order of the rest is kept
-            keep = set(i for _c, i, *_ in sorted(candidates, key=lambda x: (-x[0], x[1]))[:max(room, 0)])
+            # A fact of a keyed relation for a key that holds a fact (or for a key a stronger
+            # candidate already took) does not grow the context: it supersedes or is
+            # dominated, as without confidence, so it needs no room.
+            keep: set[int] = set()
+            granted: set[tuple[str, tuple]] = set()
+            for _c, i, name, fact, _proof, _agent in sorted(candidates, key=lambda x: (-x[0], x[1])):
+                spec = self.context[name].key
+                slot = (name, tuple(fact[c] for c in spec.columns)) if spec is not None else None
+                if slot is not None and (slot[1] in self.context[name].keymap or slot in granted):
+                    keep.add(i)
+                elif room > 0:
+                    room -= 1
+                    keep.add(i)
+                    if slot is not None:
+                        granted.add(slot)
             dropped = len(candidates) - len(keep)
             for c, i, name, fact, _proof, _agent in candidates:
                 if i not in keep:

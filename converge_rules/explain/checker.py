@@ -303,7 +303,10 @@ def compare(op: str, a: Value, b: Value) -> bool:
 def _norm(v: Any, typ: str | None) -> Any:
     """A value as stored in a column of type ``typ`` (an int in a float column is a float)."""
     if typ == "float" and type(v) is int:
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # no float column holds it: it stays an int, equal to no stored value
+            return v
     return v
 
 

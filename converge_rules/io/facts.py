@@ -90,7 +90,7 @@ from typing import Any, Callable
 
 from ..values import dumps_json
 from ..diagnostics import ConvergeError, Diagnostic, Span, normalize_newlines, split_lines
-from ..values import TYPES, ConversionError, RelationSchema, convert, format_value, has_surrogate, str_to_int
+from ..values import TYPES, ConversionError, RelationSchema, convert, format_value, has_surrogate, json_float, str_to_int, JsonFloat
 from ..regularfile import NotRegularFile, file_kind, read_regular_file
 from . import jsonpos
 from ._sources import ConstSegment, LazySegment, LinesSegment, RangeSegment, SourceList, _Segment
@@ -246,7 +246,7 @@ def _file_diag(code: str, message: str, path: str, notes: tuple[str, ...] = ()) 
 def _show(value: object, limit: int = 60) -> str:
     """A value as it appears in messages (JSON notation, shortened)."""
     try:
-        text = dumps_json(value, ensure_ascii=False)
+        text = value.text if type(value) is JsonFloat else dumps_json(value, ensure_ascii=False)
     except Exception:  # not JSON (Python facts), or nested too deeply
         try:
             text = repr(value)
@@ -308,9 +308,10 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
     return result
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook)
+# a float literal keeps its text where its float could be another integer (values.JsonFloat)
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_float=json_float)
 _loads = _DECODER.decode
-_BIG_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_int=str_to_int)
+_BIG_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_int=str_to_int, parse_float=json_float)
 
 
 class _Accumulator:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..values import dumps_json
+from ..textsafe import one_line
 from ..diagnostics import Diagnostic
 
 # The tokens of the grammar (grammar/converge.lark) that can hide the text `test "`, and the
@@ -249,7 +250,7 @@ def _indent(text: str, prefix: str = "  ") -> str:
 def _reasons_text(result: Any) -> str:
     lines = []
     for reason in result.reasons:
-        lines.append(f"- [{reason.kind}] {reason.message}")
+        lines.append(f"- [{reason.kind}] {one_line(reason.message)}")  # one reason, one line
         for v in reason.details.get("violations", []):
             for match in v.get("matches", []):
                 binding = ", ".join(f"{k} = {dumps_json(val, ensure_ascii=False)}" for k, val in match["bindings"].items())
