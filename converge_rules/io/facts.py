@@ -581,6 +581,22 @@ class _FileLoader:
             return None
         return text[1:] if text.startswith("\ufeff") else text
 
+    def is_header(self, fields: list[str], spec: _Spec, line: int, width: int) -> bool:
+        """Whether a first row is a header: the declared column names in order (and maybe a
+        ``confidence`` column). The same names in another order are E505, located at the row:
+        read as data, that row would be a fact made of column names, and the columns would
+        likely be swapped in every row after it."""
+        names = list(spec.names)
+        if fields in (names, names + ["confidence"]):
+            return True
+        named = fields[:-1] if len(fields) == len(names) + 1 and fields[-1] == "confidence" else fields
+        if len(names) > 1 and sorted(named) == sorted(names):
+            self.error("E505", f"the first row names the columns of {spec.name} in another order "
+                               f"({', '.join(named)}) than declared ({', '.join(names)}): write the header in "
+                               "the declared order, or leave it out", line, 1, 1 + max(width, 1))
+            return True
+        return False
+
     # -- tab separated (.tsv, .facts)
     def load_tsv(self, text: str, header: bool) -> None:
         spec = self.stem_spec()
@@ -599,7 +615,7 @@ class _FileLoader:
             numbers = [i for i, line in enumerate(lines, 1) if line]
             lines = [line for line in lines if line]
         first = 1
-        if header and lines and lines[0].split("\t") in (list(spec.names), list(spec.names) + ["confidence"]):
+        if header and lines and self.is_header(lines[0].split("\t"), spec, numbers[0] if numbers else 1, len(lines[0])):
             del lines[0]
             if numbers is None:
                 first = 2
@@ -642,7 +658,7 @@ class _FileLoader:
             rows = [rows[i] for i in keep]
             starts = [starts[i] for i in keep] if starts is not None else [i + 1 for i in keep]
         first = 1
-        if rows and rows[0] in (list(spec.names), list(spec.names) + ["confidence"]):
+        if rows and self.is_header(rows[0], spec, starts[0] if starts else 1, len(",".join(rows[0]))):
             del rows[0]
             if starts is None:
                 first = 2
@@ -683,6 +699,11 @@ class _FileLoader:
             if head is None:
                 self.emit(spec.name, [], RangeSegment(self.path, 1, 0))
                 return True
+            if len(head) == len(spec.names) > 1 and head != list(spec.names) and sorted(head) == sorted(spec.names):
+                return False  # a header in another order: the full reader reports it
+            if len(head) == len(spec.names) + 1 and head[-1] == "confidence" and sorted(head[:-1]) == sorted(spec.names) \
+                    and head[:-1] != list(spec.names):
+                return False
             first = 2 if head in (list(spec.names), list(spec.names) + ["confidence"]) else 1
             facts = _fast_rows(reader if first == 2 else chain([head], reader), spec)
         except csv.Error:
