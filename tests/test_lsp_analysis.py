@@ -111,3 +111,19 @@ def test_disabled_warning_codes_are_not_reported(tmp_path: Path) -> None:
     text = 'relation e(a: str, b: str)\nrelation p(a: str)\ne("a", "b").\np(x) :- e(x, y).\n'
     assert "W100" in [d.code for d in analyze(str(path), text).diagnostics]
     assert "W100" not in [d.code for d in analyze(str(path), text, disabled=frozenset({"W100"})).diagnostics]
+
+
+def test_hover_writes_an_agent_description_as_the_string_literal_it_is(tmp_path: Path) -> None:
+    """A quote, a line break or a backslash in a description is shown escaped, as written:
+    `agent a "say \\"hi\\"\\nbye"` once showed as `agent a "say "hi"` and a second line."""
+    path = tmp_path / "d.cvg"
+    text = ('relation p(x: int)\nrelation q(x: int)\n'
+            'agent a "say \\"hi\\"\\nbye \\\\ ```" {\n  when p(x)\n  emit q(x)\n}\n'
+            'agent b "" {\n  when p(x)\n  emit q(x)\n}\n')
+    a = analyze(str(path), text)
+    shown = hover.hover(a, 2, 6)
+    assert shown is not None
+    block = shown.contents.value.split("```cvg\n", 1)[1].split("\n```", 1)[0]
+    assert block == 'agent a "say \\"hi\\"\\nbye \\\\ ```"'
+    shown = hover.hover(a, 6, 6)
+    assert shown is not None and shown.contents.value.startswith('```cvg\nagent b ""\n```')
