@@ -127,3 +127,12 @@ def test_hover_writes_an_agent_description_as_the_string_literal_it_is(tmp_path:
     assert block == 'agent a "say \\"hi\\"\\nbye \\\\ ```"'
     shown = hover.hover(a, 6, 6)
     assert shown is not None and shown.contents.value.startswith('```cvg\nagent b ""\n```')
+
+
+def test_a_test_with_an_empty_name_has_a_symbol_name_that_is_not_empty(tmp_path: Path) -> None:
+    """LSP forbids an empty or blank symbol name (VS Code drops the file's whole outline):
+    `test "" { }` and `test "  " { }` are listed as `""` and `"  "`."""
+    path = tmp_path / "t.cvg"
+    text = 'relation p(x: int)\ntest "" {\n  expect {}\n}\ntest "  " {\n  expect {}\n}\ntest "a b" {\n}\n'
+    names = [s.name for s in symbols.document_symbols(analyze(str(path), text))]
+    assert names == ["p", '""', '"  "', "a b"]
