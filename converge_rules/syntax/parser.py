@@ -149,10 +149,10 @@ def _parse_grammar(text: str, file: str) -> ast.SourceFile:
     for child in tree.children:
         try:
             items.append(builder.item(child))
-        except RecursionError:
-            builder.errors.append(Diagnostic("E102", "this item nests expressions too deeply to compile "
-                                             "(split it with intermediate variables: `y = ..., z = y + ...`)",
-                                             builder.span(child)))
+        except (_TooDeep, RecursionError):
+            builder.errors.append(Diagnostic("E102", f"this item nests expressions too deeply to compile (more than "
+                                             f"{MAX_EXPR_DEPTH} levels; split it with intermediate variables: "
+                                             "`y = ..., z = y + ...`)", builder.span(child)))
     if builder.errors:
         raise ConvergeError(builder.errors)
     return ast.SourceFile(file, tuple(items))
@@ -204,7 +204,8 @@ def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
 def _parse_atom(text: str, file: str) -> ast.Atom:
     from lark.exceptions import UnexpectedInput
 
-    too_deep = Diagnostic("E102", "this fact nests expressions too deeply to read", Span(file, 1, 1))
+    too_deep = Diagnostic("E102", f"this fact nests expressions too deeply to read (more than {MAX_EXPR_DEPTH} levels)",
+                          Span(file, 1, 1))
     try:
         tree = _parser().parse(text, start="query")
     except UnexpectedInput as err:
@@ -215,13 +216,25 @@ def _parse_atom(text: str, file: str) -> ast.Atom:
     except RecursionError:
         raise ConvergeError([too_deep]) from None
     builder = _Builder(file)
-    try:  # as parse_text does for an item: thousands of nested signs or parentheses are no Python crash
+    try:  # as parse_text does for an item: deeply nested signs or parentheses are no Python crash
         atom = builder.atom(tree.children[0])
-    except RecursionError:
+    except (_TooDeep, RecursionError):
         raise ConvergeError([too_deep]) from None
     if builder.errors:
         raise ConvergeError(builder.errors)
     return atom
+
+
+# How deeply expressions may nest in one item: operators, signs, calls and aggregates inside
+# one another (`x + 1 + 1 + ...` with 101 terms, 101 `-` in a row, `abs(abs(...))`).
+# Every stage after the parser (checks, lints, the formatter, the engine's generated code)
+# walks an expression by recursion or nests it in Python source, so a program deeper than
+# this is E102 here, at one fixed depth, rather than a crash of whichever stage gives out first.
+MAX_EXPR_DEPTH = 100
+
+
+class _TooDeep(Exception):
+    """An expression nests deeper than MAX_EXPR_DEPTH (becomes E102)."""
 
 
 class _Builder:
@@ -230,6 +243,7 @@ class _Builder:
     def __init__(self, file: str):
         self.file = file
         self.errors: list[Diagnostic] = []
+        self.depth = 0  # expressions being built inside one another
 
     def span(self, node: Any) -> Span:
         meta = getattr(node, "meta", None)
@@ -379,6 +393,15 @@ class _Builder:
         return ast.Const(kind == "true", sp)
 
     def expr(self, node: Any) -> ast.Expr:
+        self.depth += 1
+        try:
+            if self.depth > MAX_EXPR_DEPTH:
+                raise _TooDeep()
+            return self._expr(node)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, node: Any) -> ast.Expr:
         from lark import Token
 
         if isinstance(node, Token):  # a bare name reached through an inlined rule
