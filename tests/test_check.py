@@ -738,3 +738,25 @@ def test_a_file_given_twice_is_named_alike_whatever_the_order(tmp_path: Path) ->
     assert len(outputs) == 1, outputs
     check_out, run_out = outputs.pop()
     assert check_out.startswith("a.cvg:3:1: error[E200]") and "a.cvg:3:1: error[E200]" in run_out, (check_out, run_out)
+
+
+@pytest.mark.parametrize("text, message", [
+    # An LALR state that reduces by default shares its lookahead between the rules it may
+    # end: these once also listed an agent's clause words in a budget, a ',' after an agent's
+    # `priority 1`, and a '.' (which ends a rule, not a clause) inside an agent.
+    ("budget { max_cycles = 1 x }", "unexpected 'x'; expected ',', '}'"),
+    ("agent a { priority 1 budget }", "unexpected 'budget'; expected '}', confidence, emit, on_failure, priority, when"),
+    ("agent a { confidence 0.5 ) }", "unexpected ')'; expected '}', confidence, emit, on_failure, priority, when"),
+    ("agent a { when p(x) emit r(x) q(x) }",
+     "unexpected 'q'; expected ',', '}', confidence, emit, on_failure, priority, when"),
+    ("relation p(x: int)\np(x) :- q(x) q(x).", "unexpected 'q'; expected ',', '.'"),
+    ("relation p(x: int) key(x)", "unexpected end of input; expected prefer"),
+    ('test "t" { expect p(1). }', "unexpected 'p'; expected '{', not, tier, violation"),
+])
+def test_a_syntax_error_lists_only_what_may_stand_there(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.cvg"
+    path.write_text(text + "\n", encoding="utf-8")
+    (d,) = check_file(str(path))
+    assert d.code == "E100" and d.message == message
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and message in out.output
