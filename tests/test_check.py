@@ -760,3 +760,19 @@ def test_a_syntax_error_lists_only_what_may_stand_there(tmp_path: Path, text: st
     assert d.code == "E100" and d.message == message
     out = CliRunner().invoke(cli, ["check", str(path)])
     assert out.exit_code == 1 and message in out.output
+
+
+@pytest.mark.parametrize("text, line, col", [
+    ("goal", 1, 5),                                   # once 1:1, under the `g`
+    ("relation p(x: int)\np(x) :- p(x)", 2, 13),      # once 2:12, under the `)`
+    ("relation p(x: int)\np(1)\n\n# a comment\n", 2, 5),
+    ("agent a {", 1, 10),
+])
+def test_the_end_of_input_is_located_after_the_last_token(tmp_path: Path, text: str, line: int, col: int) -> None:
+    path = tmp_path / "eof.cvg"
+    path.write_text(text, encoding="utf-8")
+    (d,) = check_file(str(path))
+    assert d.code == "E100" and d.message.startswith("unexpected end of input")
+    assert (d.span.line, d.span.col) == (line, col)
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and f"eof.cvg:{line}:{col}: error[E100]: unexpected end of input" in out.output

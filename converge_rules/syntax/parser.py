@@ -143,6 +143,10 @@ def _parse_grammar(text: str, file: str) -> ast.SourceFile:
     except UnexpectedToken as err:
         line = err.line if err.line not in (None, -1) else text.count("\n") + 1
         col = err.column if err.column not in (None, -1) else 1
+        if err.token.type == "$END" and getattr(err.token, "end_line", None) not in (None, -1):
+            # Lark gives the end of input the start of the last token (`goal` alone: under the
+            # `g`); it is where that token ends, where the missing text goes
+            line, col = err.token.end_line, err.token.end_column
         msg = f"unexpected {_describe(err.token)}; expected {_expected(_acceptable(err), _open_braces(text, line, col))}"
         raise ConvergeError([Diagnostic("E100", msg, Span(file, line, col, line, col + max(len(str(err.token)), 1)))])
     except UnexpectedCharacters as err:
