@@ -752,6 +752,9 @@ def test_a_file_given_twice_is_named_alike_whatever_the_order(tmp_path: Path) ->
     ("relation p(x: int)\np(x) :- q(x) q(x).", "unexpected 'q'; expected ',', '.'"),
     ("relation p(x: int) key(x)", "unexpected end of input; expected prefer"),
     ('test "t" { expect p(1). }', "unexpected 'p'; expected '{', not, tier, violation"),
+    # ':-' may follow a head as well as '.': it was left out with the operators
+    ("relation p(x: int)\np(1)\np(2).", "unexpected 'p'; expected '.', ':-'"),
+    ("relation p(x: int)\np(x)", "unexpected end of input; expected '.', ':-'"),
 ])
 def test_a_syntax_error_lists_only_what_may_stand_there(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.cvg"

@@ -83,7 +83,7 @@ def _open_braces(text: str, line: int, col: int) -> int:
 def _expected(names: set[str], braces: int = 1) -> str:
     if braces <= 0:
         names = {n for n in names if n not in _CLAUSE_WORDS} or names
-    structural = {n for n in names if n not in _OPERATORS and not n.startswith("__ANON")}
+    structural = {n for n in names if n not in _OPERATORS}  # ':-' (an anonymous terminal) is no operator
     if structural:
         names = structural
     shown = sorted({_TOKEN_NAMES.get(n, n.lower() if n.isupper() else repr(n)) for n in names})
