@@ -74,6 +74,24 @@ agent a { when p(x), y = @score(x), y = @score(x + 1) emit q(x, y) }
     assert "rules.cvg:5:41: error[E221]: 'y' is already bound by the tool call at" in out.stdout + out.stderr
 
 
+def test_a_tool_call_inside_an_aggregate_says_so(tmp_path: Path) -> None:
+    """`n = count { q(t), v = @tool(t) }` was E221 "a tool call stands alone on the right of
+    `=`", which it does: the message now names what is wrong, the aggregate."""
+    src = """
+relation q(x: int)
+relation p(n: int)
+q(1).
+p(n) :- n = count { q(t), v = @score(t) }.
+"""
+    (tmp_path / "rules.cvg").write_text(src)
+    diags = cr.check([str(tmp_path / "rules.cvg")])
+    assert [(d.code, d.span.line, d.span.col, d.message) for d in diags if d.severity == "error"] == [
+        ("E221", 5, 31, "a tool call cannot stand inside an aggregate")]
+    out = cli("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "rules.cvg:5:31: error[E221]: a tool call cannot stand inside an aggregate" in out.stdout + out.stderr
+
+
 # ------------------------------------------------------------------ budgets and time limits must be real numbers
 
 import math  # noqa: E402
