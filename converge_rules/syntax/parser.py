@@ -112,9 +112,14 @@ def _describe(token: Any) -> str:
 
 def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     """Parse a rule file; raises ConvergeError with located diagnostics. LF, CRLF and a lone
-    CR all end a line (a comment, a line number), whether the text comes from a file, from
-    standard input, from an editor or from a string."""
+    CR all end a line (a comment, a line number), and a leading byte order mark is ignored,
+    whether the text comes from a file, from standard input, from an editor or from a string."""
     text = normalize_newlines(text)
+    if text.startswith("\ufeff"):
+        # A byte order mark is no text (read_rule_file drops it from a file; an editor's buffer
+        # or a string given to load_text may still hold it): read as a space, so that every
+        # column stays the one the text as given has.
+        text = " " + text[1:]
     try:
         return _parse_text(text, file)
     except ConvergeError as err:  # each diagnostic quotes this text, whatever is parsed later
