@@ -779,3 +779,23 @@ def test_the_end_of_input_is_located_after_the_last_token(tmp_path: Path, text: 
     assert (d.span.line, d.span.col) == (line, col)
     out = CliRunner().invoke(cli, ["check", str(path)])
     assert out.exit_code == 1 and f"eof.cvg:{line}:{col}: error[E100]: unexpected end of input" in out.output
+
+
+def test_an_aliased_standard_import_is_known_by_its_alias_to_the_lints(tmp_path: Path) -> None:
+    """`import std.graph as g` was looked up as `graph` by W101 and W102, which then skipped
+    it: an unused `import std.graph as g` and a `relation g(...)` beside it went unreported."""
+    unused = tmp_path / "unused.cvg"
+    unused.write_text('import std.graph as g\nrelation n(x: str)\nn("a").\n', encoding="utf-8")
+    assert [(d.code, d.span.line, d.span.col, d.message) for d in check_file(str(unused))] == [
+        ("W101", 1, 21, "import std.graph as g is never used")]
+    shadow = tmp_path / "shadow.cvg"
+    shadow.write_text('import std.graph as g\nrelation g(x: str)\ng.edge("a", "b").\ng(x) :- g.node(x).\n',
+                      encoding="utf-8")
+    assert [(d.code, d.span.line, d.span.col) for d in check_file(str(shadow))] == [("W102", 2, 10)]
+    used = tmp_path / "used.cvg"
+    used.write_text('import std.graph as g\nrelation n(x: str)\ng.edge("a", "b").\nn(x) :- g.node(x).\n',
+                    encoding="utf-8")
+    assert check_file(str(used)) == []
+    out = CliRunner().invoke(cli, ["check", "--strict", str(unused), str(shadow)])
+    assert out.exit_code == 1 and "warning[W101]: import std.graph as g is never used" in out.output
+    assert "warning[W102]: relation 'g' has the same name as the import alias 'g'" in out.output
