@@ -135,7 +135,10 @@ class Frontend:
             try:
                 source = self.parse(target)
             except ConvergeError as err:
-                self.diags.extend(err.diagnostics)
+                # A file that cannot be read at all (a directory, a FIFO, no permission) has no
+                # line to point at: its diagnostic points at the import that names it.
+                self.diags.extend(replace(d, span=span) if d.span.line <= 0 and d.span.file == target else d
+                                  for d in err.diagnostics)
                 return
             self.parsed[real] = source
         prefix = f"{unit.prefix}{alias}."
