@@ -136,3 +136,21 @@ def test_a_test_with_an_empty_name_has_a_symbol_name_that_is_not_empty(tmp_path:
     text = 'relation p(x: int)\ntest "" {\n  expect {}\n}\ntest "  " {\n  expect {}\n}\ntest "a b" {\n}\n'
     names = [s.name for s in symbols.document_symbols(analyze(str(path), text))]
     assert names == ["p", '""', '"  "', "a b"]
+
+
+def test_rename_refuses_a_keyword_for_a_variable_an_agent_or_an_invariant(tmp_path: Path) -> None:
+    """Renaming the variable `x` to `true` rewrote `p(x) :- q(x).` as `p(true) :- q(true).`
+    (a constant: another program), and to `not` or `count` into text that does not parse;
+    only a relation's new name was checked against the keywords."""
+    import pytest
+
+    path = tmp_path / "k.cvg"
+    text = ('relation q(x: bool)\nrelation p(x: bool)\nq(true).\np(x) :- q(x).\n'
+            'agent a { when q(y) emit p(y) }\ninvariant i { forbid p(z), not q(z) }\n')
+    a = analyze(str(path), text)
+    for line, col in [(3, 2), (4, 6), (5, 10)]:  # x, the agent a, the invariant i
+        for word in ("true", "not", "count", "when", "min"):
+            with pytest.raises(navigation.RenameError, match="is a keyword"):
+                navigation.rename(a, line, col, word, lambda: [], lambda f: False)
+    edit = navigation.rename(a, 3, 2, "len", lambda: [], lambda f: False)  # a builtin's name is a variable's
+    assert edit is not None and [e.new_text for edits in edit.changes.values() for e in edits] == ["len", "len"]

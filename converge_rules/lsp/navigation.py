@@ -84,6 +84,8 @@ def rename(analysis: Analysis, line: int, col: int, new_name: str, project: Proj
 
     if kind == "relation" and (new_name in builtin_docs() or new_name in KEYWORDS):
         raise RenameError(f"{new_name!r} is a builtin or keyword and cannot name a relation")
+    if new_name in KEYWORDS:  # a variable renamed `true` is a constant, one renamed `not` a syntax error
+        raise RenameError(f"{new_name!r} is a keyword and cannot name {'a variable' if kind == 'var' else 'an ' + kind}")
     found = occurrences(analysis, occ.symbol, project)
     locked = sorted({o.file for o in found if read_only(o.file)})
     if locked:
