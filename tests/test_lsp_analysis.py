@@ -154,3 +154,25 @@ def test_rename_refuses_a_keyword_for_a_variable_an_agent_or_an_invariant(tmp_pa
                 navigation.rename(a, line, col, word, lambda: [], lambda f: False)
     edit = navigation.rename(a, 3, 2, "len", lambda: [], lambda f: False)  # a builtin's name is a variable's
     assert edit is not None and [e.new_text for edits in edit.changes.values() for e in edits] == ["len", "len"]
+
+
+def test_rename_refuses_a_name_its_scope_already_has(tmp_path: Path) -> None:
+    """Renaming `x` to `y` in `p(x) :- q(x, y), y > 1.` gave `p(y) :- q(y, y), y > 1.`: the two
+    variables merged into another program, with no diagnostic. A relation, agent or
+    invariant renamed to a sibling's name was declared twice (E201, E202)."""
+    import pytest
+
+    path = tmp_path / "n.cvg"
+    text = ('relation q(a: int, b: int)\nrelation p(a: int)\nq(1, 2).\np(x) :- q(x, y), y > 1.\n'
+            'agent ag { when q(x, y) emit p(x) }\nagent bg { when q(z, _) emit p(z) }\n'
+            'invariant i { forbid p(x), x > 5 }\nacceptance j { forbid p(x), x > 6 }\n')
+    a = analyze(str(path), text)
+    refused = [((3, 2), "y", "already a variable of this rule"), ((1, 9), "q", "already declared"),
+               ((4, 6), "bg", "already exists"), ((6, 10), "j", "already exists")]
+    for (line, col), new, reason in refused:
+        with pytest.raises(navigation.RenameError, match=reason):
+            navigation.rename(a, line, col, new, lambda: [], lambda f: False)
+    for (line, col), new, count in [((3, 2), "z", 2), ((3, 2), "x", 2), ((1, 9), "r", 6), ((4, 6), "cg", 1),
+                                    ((6, 10), "k", 1)]:
+        edit = navigation.rename(a, line, col, new, lambda: [], lambda f: False)
+        assert edit is not None and [e.new_text for es in edit.changes.values() for e in es] == [new] * count
