@@ -127,6 +127,10 @@ def test_hover_writes_an_agent_description_as_the_string_literal_it_is(tmp_path:
     assert block == 'agent a "say \\"hi\\"\\nbye \\\\ ```"'
     shown = hover.hover(a, 6, 6)
     assert shown is not None and shown.contents.value.startswith('```cvg\nagent b ""\n```')
+    # a line separator or a bidirectional override in a description stays an escape, as fmt writes it
+    a = analyze(str(path), text.replace('agent b ""', 'agent b "x\\u2028y\\u202ez"'))
+    shown = hover.hover(a, 6, 6)
+    assert shown is not None and shown.contents.value.startswith('```cvg\nagent b "x\\u2028y\\u202ez"\n```')
 
 
 def test_a_test_with_an_empty_name_has_a_symbol_name_that_is_not_empty(tmp_path: Path) -> None:

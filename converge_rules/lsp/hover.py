@@ -10,7 +10,6 @@ from lsprotocol import types as lsp
 from .analysis import Analysis, Occurrence
 from .builtins import builtin_docs
 from .convert import occ_range
-from ..values import dumps_json
 
 
 def _where(file: str, line: int) -> str:
@@ -48,7 +47,9 @@ def agent_text(analysis: Analysis, symbol: tuple) -> str | None:
     policy = str(agent.on_failure) if agent.on_failure is not None else "the job's default (abort unless --on-failure)"
     # the declaration as it is written: the description a string literal, escaped (a quote, a
     # line break or a backslash in it would otherwise print another declaration, or break the block)
-    head = f'agent {agent.name}' + (f" {dumps_json(agent.description, ensure_ascii=False)}" if agent.description is not None else "")
+    from ..syntax.format import string_literal
+
+    head = f'agent {agent.name}' + (f" {string_literal(agent.description)}" if agent.description is not None else "")
     lines = [f"```cvg\n{head}\n```"]
     if agent.description:
         lines.append(agent.description)

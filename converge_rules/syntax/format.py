@@ -49,7 +49,7 @@ from ..diagnostics import Span, normalize_newlines
 from . import ast
 from .parser import grammar_path, parse_text
 
-__all__ = ["format_source", "WIDTH"]
+__all__ = ["format_source", "string_literal", "WIDTH"]
 
 WIDTH = 88      # a rule or clause longer than this is broken over several lines
 BLOCK = 2       # indentation of the clauses of a { } block
@@ -129,6 +129,11 @@ _KEPT_ESCAPED = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202
 def _string(value: str) -> str:
     text = dumps_json(value, ensure_ascii=False)
     return _KEPT_ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def string_literal(value: str) -> str:
+    """A string as ``converge fmt`` writes it (and as the language server shows one)."""
+    return _string(value)
 
 
 def _number(value: int | float) -> str:
