@@ -799,3 +799,21 @@ def test_an_aliased_standard_import_is_known_by_its_alias_to_the_lints(tmp_path:
     out = CliRunner().invoke(cli, ["check", "--strict", str(unused), str(shadow)])
     assert out.exit_code == 1 and "warning[W101]: import std.graph as g is never used" in out.output
     assert "warning[W102]: relation 'g' has the same name as the import alias 'g'" in out.output
+
+
+def test_a_partition_directive_is_read_from_the_text_checked(tmp_path: Path) -> None:
+    """`# converge: partition-by=COLUMN` was looked up in the file on disk: `converge check -`
+    (standard input has no file) ignored it, and the editor followed the saved file, not the
+    buffer (a directive added, or removed, before saving did nothing)."""
+    from converge_rules.lsp.analysis import analyze
+
+    golden = ROOT / "tests" / "golden" / "check" / "w500_cross_partition_join.cvg"
+    text = golden.read_text(encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "check", "-"], input=text, text=True,
+                         capture_output=True, cwd=tmp_path, timeout=120,
+                         env=dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0 and "<stdin>:11:30: warning[W500]" in out.stdout, out.stdout + out.stderr
+    saved = tmp_path / "w.cvg"
+    saved.write_text(text.replace("# converge: partition-by=case_id", "# no directive"), encoding="utf-8")
+    assert [d.code for d in analyze(str(saved), text).diagnostics] == ["W500"]  # the buffer has it
+    assert [d.code for d in analyze(str(golden), saved.read_text(encoding="utf-8")).diagnostics] == []
