@@ -817,3 +817,14 @@ def test_a_partition_directive_is_read_from_the_text_checked(tmp_path: Path) -> 
     saved.write_text(text.replace("# converge: partition-by=case_id", "# no directive"), encoding="utf-8")
     assert [d.code for d in analyze(str(saved), text).diagnostics] == ["W500"]  # the buffer has it
     assert [d.code for d in analyze(str(golden), saved.read_text(encoding="utf-8")).diagnostics] == []
+
+
+def test_an_undefined_goal_is_located_at_its_name(tmp_path: Path) -> None:
+    """`goal p, missing` reported E200 at the `goal` keyword, on another line when the list
+    is broken over lines; it now points at the name."""
+    path = tmp_path / "g.cvg"
+    path.write_text("relation p(x: int)\ngoal p,\n  missing, graph.reach\n", encoding="utf-8")
+    assert [(d.code, d.span.line, d.span.col, d.span.end_col) for d in check_file(str(path))] == [
+        ("E200", 3, 3, 10), ("E200", 3, 12, 23)]
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and "g.cvg:3:3: error[E200]: undefined relation 'missing' in goal" in out.output

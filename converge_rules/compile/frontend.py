@@ -226,10 +226,11 @@ class Frontend:
                             if tighter:
                                 budget[key], budget_spans[key] = value, span
                 elif isinstance(item, ast.GoalDecl):
-                    for goal in item.relations:
+                    for k, goal in enumerate(item.relations):
                         resolved = self.lookup(unit, goal, relations)
                         if resolved is None:
-                            self.error("E200", f"undefined relation {goal!r} in goal", item.span)
+                            where = item.spans[k] if k < len(item.spans) else item.span  # the name itself
+                            self.error("E200", f"undefined relation {goal!r} in goal", where)
                         elif resolved not in goals:
                             goals.append(resolved)
                 elif isinstance(item, ast.TestDecl) and unit.prefix == "":  # an imported module's tests are its own

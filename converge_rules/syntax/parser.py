@@ -310,7 +310,7 @@ class _Builder:
             return ast.BudgetDecl(tuple((str(i.children[0]), self.number(i.children[1])) for i in items),
                                   tuple(self.span(i) for i in items), sp)
         if kind == "goal_decl":
-            return ast.GoalDecl(tuple(self.name(x) for x in c), sp)
+            return ast.GoalDecl(tuple(self.name(x) for x in c), sp, tuple(self.span(x) for x in c))
         if kind == "test_decl":
             return ast.TestDecl(self.string(c[0]), tuple(self.test_clause(x) for x in c[1:]), sp)
         raise AssertionError(f"unknown item {kind}")  # pragma: no cover
