@@ -180,3 +180,15 @@ def test_rename_refuses_a_name_its_scope_already_has(tmp_path: Path) -> None:
                                     ((6, 10), "k", 1)]:
         edit = navigation.rename(a, line, col, new, lambda: [], lambda f: False)
         assert edit is not None and [e.new_text for es in edit.changes.values() for e in es] == [new] * count
+
+
+def test_hover_names_the_instance_of_a_module_imported_twice(tmp_path: Path) -> None:
+    """With `import std.graph as roads` and `import std.graph as rails`, hovering `rails.edge`
+    showed `relation roads.edge(...)`: the first instance declared from the same file."""
+    path = tmp_path / "two.cvg"
+    text = ('import std.graph as roads\nimport std.graph as rails\nroads.edge("a", "b").\n'
+            'rails.edge("c", "d").\n')
+    a = analyze(str(path), text)
+    for line, name in [(2, "roads.edge"), (3, "rails.edge")]:
+        shown = hover.hover(a, line, 7)
+        assert shown is not None and shown.contents.value.startswith(f"```cvg\nrelation {name}(from: str, to: str)\n")

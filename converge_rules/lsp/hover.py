@@ -17,11 +17,31 @@ def _where(file: str, line: int) -> str:
     return f"{shown}:{line}"
 
 
-def relation_text(analysis: Analysis, symbol: tuple) -> str | None:
+def _written(analysis: Analysis, occ: Occurrence) -> str | None:
+    """The relation name as written where ``occ`` is (``rails.edge`` for the ``edge`` of it)."""
+    lines = analysis.lines
+    if occ.file != analysis.real or not 0 <= occ.line < len(lines):
+        return None
+    text, start = lines[occ.line], occ.col
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_."):
+        start -= 1
+    return text[start:occ.end_col]
+
+
+def relation_text(analysis: Analysis, symbol: tuple, written: str | None = None) -> str | None:
+    """The declaration of a relation. A module imported twice (`import std.graph as roads`,
+    `import std.graph as rails`) declares one relation per instance: ``written``, the name as
+    the hovered text writes it, picks the instance."""
     program = analysis.program
     if program is None:
         return None
-    for name, rel in program.relations.items():
+    instance = None
+    root = next((u for u in analysis.compilation.frontend.units if u.prefix == ""), None) if written else None
+    if root is not None and written is not None:
+        instance = analysis.compilation.frontend.lookup(root, written, program.relations)
+    names = sorted(program.relations, key=lambda n: n != instance)  # that instance first, else as declared
+    for name in names:
+        rel = program.relations[name]
         if os.path.realpath(rel.span.file) == symbol[1] and name.rsplit(".", 1)[-1] == symbol[2]:
             cols = ", ".join(f"{c.name}: {c.type}" for c in rel.columns)
             decl = f"{'input ' if rel.is_input else ''}relation {name}({cols})"
@@ -95,7 +115,7 @@ def module_text(symbol: tuple) -> str:
 def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
     kind = occ.symbol[0]
     if kind == "relation":
-        return relation_text(analysis, occ.symbol)
+        return relation_text(analysis, occ.symbol, _written(analysis, occ))
     if kind == "agent":
         return agent_text(analysis, occ.symbol)
     if kind == "invariant":
