@@ -828,3 +828,15 @@ def test_an_undefined_goal_is_located_at_its_name(tmp_path: Path) -> None:
         ("E200", 3, 3, 10), ("E200", 3, 12, 23)]
     out = CliRunner().invoke(cli, ["check", str(path)])
     assert out.exit_code == 1 and "g.cvg:3:3: error[E200]: undefined relation 'missing' in goal" in out.output
+
+
+def test_a_long_unexpected_token_is_shortened_in_the_message(tmp_path: Path) -> None:
+    """`q(1) aaaa...` (100,000 letters) put the whole token in the E100 message, a 100 KB line,
+    while the quoted source line is cut to a window around the column."""
+    path = tmp_path / "long.cvg"
+    path.write_text("relation q(x: int)\nq(1) " + "a" * 100_000 + " .\n", encoding="utf-8")
+    (d,) = check_file(str(path))
+    assert d.code == "E100" and (d.span.line, d.span.col, d.span.end_col) == (2, 6, 100_006)
+    assert d.message == "unexpected " + repr("a" * 30) + "... (100000 characters); expected '.', ':-'"
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and max(len(line) for line in out.output.splitlines()) < 300

@@ -107,7 +107,10 @@ def _acceptable(err: Any) -> set[str]:
 def _describe(token: Any) -> str:
     if token.type == "$END":
         return "end of input"
-    return repr(str(token))
+    text = str(token)
+    if len(text) > 40:  # a long name or string: the caret and the quoted line show the rest
+        return f"{text[:30]!r}... ({len(text)} characters)"
+    return repr(text)
 
 
 def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
