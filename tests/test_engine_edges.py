@@ -278,3 +278,27 @@ def test_the_timeout_stops_a_join_that_derives_nothing(tmp_path: Path) -> None:
     out = cli("run", "j.cvg", "--facts", "p.json", "--timeout", "0.3", "--format", "summary", cwd=tmp_path)
     assert out.returncode == 4, out.stdout + out.stderr
     assert "timeout of 0.3 s reached in cycle 1" in out.stdout
+
+
+def test_a_clause_given_twice_in_an_agent_is_e209(tmp_path: Path) -> None:
+    """`priority 1 ... priority 5` (or two `confidence`, two `on_failure`) was accepted, the
+    later clause silently replacing the first; a second `when` was already E209."""
+    src = """relation p(x: int)
+agent a {
+  priority 1
+  confidence 0.5
+  on_failure skip
+  emit p(1)
+  priority 5
+  confidence 0.9
+  on_failure abort
+}
+"""
+    (tmp_path / "rules.cvg").write_text(src)
+    diags = cr.check([str(tmp_path / "rules.cvg")])
+    assert [(d.code, d.span.line, d.message, d.notes) for d in diags] == [
+        ("E209", 7, "an agent has one `priority` clause", (f"first given at {tmp_path / 'rules.cvg'}:3:3",)),
+        ("E209", 8, "an agent has one `confidence` clause", (f"first given at {tmp_path / 'rules.cvg'}:4:3",)),
+        ("E209", 9, "an agent has one `on_failure` clause", (f"first given at {tmp_path / 'rules.cvg'}:5:3",))]
+    out = cli("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1 and "rules.cvg:7:3: error[E209]: an agent has one `priority` clause" in out.stdout

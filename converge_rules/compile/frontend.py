@@ -367,7 +367,14 @@ class Frontend:
         heads: list[ast.Atom] = []
         seen_when = False
         priority, confidence, policy = 0, 1.0, None
+        first: dict[str, Span] = {}  # priority, confidence, on_failure: where each was given
         for clause in decl.clauses:
+            if clause.kind in ("priority", "confidence", "on_failure"):
+                if clause.kind in first:  # the later one would silently replace the first
+                    self.error("E209", f"an agent has one `{clause.kind}` clause", clause.span,
+                               f"first given at {first[clause.kind]}")
+                    continue
+                first[clause.kind] = clause.span
             if clause.kind == "when":
                 if seen_when:
                     self.error("E209", "an agent has one `when` clause; join the conditions with commas", clause.span)
