@@ -249,6 +249,7 @@ class Frontend:
         lists: dict[str, list[SourceFact]] = {"given": [], "expect": [], "expect_not": []}
         files: list[str] = []
         tier: str | None = None
+        tier_span: Span | None = None
         violations: list[str] = []
         for clause in decl.clauses:
             if clause.kind in lists:
@@ -261,6 +262,10 @@ class Frontend:
                 assert isinstance(clause.value, str)
                 files.append(self.sources.given_file(unit.path, clause.value))
             elif clause.kind == "expect_tier":
+                if tier_span is not None:  # the later one would silently replace the first
+                    self.error("E211", "a test has one `expect tier` clause", clause.span, f"first given at {tier_span}")
+                    continue
+                tier_span = clause.span
                 if clause.value not in ("converged", "degraded", "bounded", "failed"):
                     self.error("E211", f"unknown tier {clause.value!r}; tiers are converged, degraded, bounded, failed", clause.span)
                 tier = str(clause.value)
