@@ -192,3 +192,16 @@ def test_hover_names_the_instance_of_a_module_imported_twice(tmp_path: Path) -> 
     for line, name in [(2, "roads.edge"), (3, "rails.edge")]:
         shown = hover.hover(a, line, 7)
         assert shown is not None and shown.contents.value.startswith(f"```cvg\nrelation {name}(from: str, to: str)\n")
+
+
+def test_hover_of_a_module_shows_the_alias_it_is_imported_under(tmp_path: Path) -> None:
+    """`rails` (of `import std.graph as rails`) hovered as `import std.graph`: the alias, the
+    name the file uses, was left out."""
+    path = tmp_path / "two.cvg"
+    text = ('import std.graph as roads\nimport std.graph as rails\nroads.edge("a", "b").\n'
+            'rails.edge("c", "d").\nimport std.intervals\n')
+    a = analyze(str(path), text)
+    for line, col, shown in [(0, 3, "import std.graph as roads"), (1, 3, "import std.graph as rails"),
+                             (3, 2, "import std.graph as rails"), (4, 3, "import std.intervals")]:
+        found = hover.hover(a, line, col)
+        assert found is not None and found.contents.value.startswith(f"```cvg\n{shown}\n```"), (line, found)

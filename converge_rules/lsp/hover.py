@@ -4,6 +4,7 @@ description and policy, an invariant's message, a builtin's signature, a variabl
 from __future__ import annotations
 
 import os
+import re
 
 from lsprotocol import types as lsp
 
@@ -102,14 +103,31 @@ def var_text(analysis: Analysis, symbol: tuple) -> str:
     return f"```cvg\n{name}: {typ or 'unknown'}\n```\nvariable" + ("" if typ else " (bound by a tool call: type known at run time)")
 
 
-def module_text(symbol: tuple) -> str:
+def module_text(symbol: tuple, alias: str | None = None) -> str:
+    """An imported module; ``alias``, the name it is used under where hovered (`rails` of
+    `import std.graph as rails`), is shown when it is not the module's own name."""
     file = symbol[1]
     from ..compile.frontend import stdlib_dir
 
     std = os.path.realpath(stdlib_dir() / "std")
     if os.path.dirname(file) == std:
-        return f"```cvg\nimport std.{os.path.splitext(os.path.basename(file))[0]}\n```\nstandard library module `{file}`"
+        name = os.path.splitext(os.path.basename(file))[0]
+        shown = f"import std.{name}" + (f" as {alias}" if alias and alias != name else "")
+        return f"```cvg\n{shown}\n```\nstandard library module `{file}`"
     return f"imported file `{_where(file, 1)[:-2]}`"
+
+
+def _alias(analysis: Analysis, occ: Occurrence) -> str | None:
+    """The alias a module occurrence writes (`rails` in `rails.edge`), or the one its import
+    statement gives (`import std.graph as rails`)."""
+    lines = analysis.lines
+    if occ.file != analysis.real or not 0 <= occ.line < len(lines):
+        return None
+    text = lines[occ.line][occ.col:occ.end_col]
+    if text.isidentifier():
+        return text
+    found = re.search(r"\bas\s+([A-Za-z_][A-Za-z0-9_]*)\s*$", text)
+    return found.group(1) if found else None
 
 
 def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
@@ -123,7 +141,7 @@ def hover_text(analysis: Analysis, occ: Occurrence) -> str | None:
     if kind == "var":
         return var_text(analysis, occ.symbol)
     if kind == "module":
-        return module_text(occ.symbol)
+        return module_text(occ.symbol, _alias(analysis, occ))
     if kind == "builtin":
         doc = builtin_docs().get(occ.symbol[1])
         return None if doc is None else f"```cvg\n{doc.signature}\n```\n{doc.doc}\n\nbuiltin function"
