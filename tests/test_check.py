@@ -738,3 +738,105 @@ def test_a_file_given_twice_is_named_alike_whatever_the_order(tmp_path: Path) ->
     assert len(outputs) == 1, outputs
     check_out, run_out = outputs.pop()
     assert check_out.startswith("a.cvg:3:1: error[E200]") and "a.cvg:3:1: error[E200]" in run_out, (check_out, run_out)
+
+
+@pytest.mark.parametrize("text, message", [
+    # An LALR state that reduces by default shares its lookahead between the rules it may
+    # end: these once also listed an agent's clause words in a budget, a ',' after an agent's
+    # `priority 1`, and a '.' (which ends a rule, not a clause) inside an agent.
+    ("budget { max_cycles = 1 x }", "unexpected 'x'; expected ',', '}'"),
+    ("agent a { priority 1 budget }", "unexpected 'budget'; expected '}', confidence, emit, on_failure, priority, when"),
+    ("agent a { confidence 0.5 ) }", "unexpected ')'; expected '}', confidence, emit, on_failure, priority, when"),
+    ("agent a { when p(x) emit r(x) q(x) }",
+     "unexpected 'q'; expected ',', '}', confidence, emit, on_failure, priority, when"),
+    ("relation p(x: int)\np(x) :- q(x) q(x).", "unexpected 'q'; expected ',', '.'"),
+    ("relation p(x: int) key(x)", "unexpected end of input; expected prefer"),
+    ('test "t" { expect p(1). }', "unexpected 'p'; expected '{', not, tier, violation"),
+    # ':-' may follow a head as well as '.': it was left out with the operators
+    ("relation p(x: int)\np(1)\np(2).", "unexpected 'p'; expected '.', ':-'"),
+    ("relation p(x: int)\np(x)", "unexpected end of input; expected '.', ':-'"),
+])
+def test_a_syntax_error_lists_only_what_may_stand_there(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.cvg"
+    path.write_text(text + "\n", encoding="utf-8")
+    (d,) = check_file(str(path))
+    assert d.code == "E100" and d.message == message
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and message in out.output
+
+
+@pytest.mark.parametrize("text, line, col", [
+    ("goal", 1, 5),                                   # once 1:1, under the `g`
+    ("relation p(x: int)\np(x) :- p(x)", 2, 13),      # once 2:12, under the `)`
+    ("relation p(x: int)\np(1)\n\n# a comment\n", 2, 5),
+    ("agent a {", 1, 10),
+])
+def test_the_end_of_input_is_located_after_the_last_token(tmp_path: Path, text: str, line: int, col: int) -> None:
+    path = tmp_path / "eof.cvg"
+    path.write_text(text, encoding="utf-8")
+    (d,) = check_file(str(path))
+    assert d.code == "E100" and d.message.startswith("unexpected end of input")
+    assert (d.span.line, d.span.col) == (line, col)
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and f"eof.cvg:{line}:{col}: error[E100]: unexpected end of input" in out.output
+
+
+def test_an_aliased_standard_import_is_known_by_its_alias_to_the_lints(tmp_path: Path) -> None:
+    """`import std.graph as g` was looked up as `graph` by W101 and W102, which then skipped
+    it: an unused `import std.graph as g` and a `relation g(...)` beside it went unreported."""
+    unused = tmp_path / "unused.cvg"
+    unused.write_text('import std.graph as g\nrelation n(x: str)\nn("a").\n', encoding="utf-8")
+    assert [(d.code, d.span.line, d.span.col, d.message) for d in check_file(str(unused))] == [
+        ("W101", 1, 21, "import std.graph as g is never used")]
+    shadow = tmp_path / "shadow.cvg"
+    shadow.write_text('import std.graph as g\nrelation g(x: str)\ng.edge("a", "b").\ng(x) :- g.node(x).\n',
+                      encoding="utf-8")
+    assert [(d.code, d.span.line, d.span.col) for d in check_file(str(shadow))] == [("W102", 2, 10)]
+    used = tmp_path / "used.cvg"
+    used.write_text('import std.graph as g\nrelation n(x: str)\ng.edge("a", "b").\nn(x) :- g.node(x).\n',
+                    encoding="utf-8")
+    assert check_file(str(used)) == []
+    out = CliRunner().invoke(cli, ["check", "--strict", str(unused), str(shadow)])
+    assert out.exit_code == 1 and "warning[W101]: import std.graph as g is never used" in out.output
+    assert "warning[W102]: relation 'g' has the same name as the import alias 'g'" in out.output
+
+
+def test_a_partition_directive_is_read_from_the_text_checked(tmp_path: Path) -> None:
+    """`# converge: partition-by=COLUMN` was looked up in the file on disk: `converge check -`
+    (standard input has no file) ignored it, and the editor followed the saved file, not the
+    buffer (a directive added, or removed, before saving did nothing)."""
+    from converge_rules.lsp.analysis import analyze
+
+    golden = ROOT / "tests" / "golden" / "check" / "w500_cross_partition_join.cvg"
+    text = golden.read_text(encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "converge_rules", "check", "-"], input=text, text=True,
+                         capture_output=True, cwd=tmp_path, timeout=120,
+                         env=dict(os.environ, NO_COLOR="1", PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0 and "<stdin>:11:30: warning[W500]" in out.stdout, out.stdout + out.stderr
+    saved = tmp_path / "w.cvg"
+    saved.write_text(text.replace("# converge: partition-by=case_id", "# no directive"), encoding="utf-8")
+    assert [d.code for d in analyze(str(saved), text).diagnostics] == ["W500"]  # the buffer has it
+    assert [d.code for d in analyze(str(golden), saved.read_text(encoding="utf-8")).diagnostics] == []
+
+
+def test_an_undefined_goal_is_located_at_its_name(tmp_path: Path) -> None:
+    """`goal p, missing` reported E200 at the `goal` keyword, on another line when the list
+    is broken over lines; it now points at the name."""
+    path = tmp_path / "g.cvg"
+    path.write_text("relation p(x: int)\ngoal p,\n  missing, graph.reach\n", encoding="utf-8")
+    assert [(d.code, d.span.line, d.span.col, d.span.end_col) for d in check_file(str(path))] == [
+        ("E200", 3, 3, 10), ("E200", 3, 12, 23)]
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and "g.cvg:3:3: error[E200]: undefined relation 'missing' in goal" in out.output
+
+
+def test_a_long_unexpected_token_is_shortened_in_the_message(tmp_path: Path) -> None:
+    """`q(1) aaaa...` (100,000 letters) put the whole token in the E100 message, a 100 KB line,
+    while the quoted source line is cut to a window around the column."""
+    path = tmp_path / "long.cvg"
+    path.write_text("relation q(x: int)\nq(1) " + "a" * 100_000 + " .\n", encoding="utf-8")
+    (d,) = check_file(str(path))
+    assert d.code == "E100" and (d.span.line, d.span.col, d.span.end_col) == (2, 6, 100_006)
+    assert d.message == "unexpected " + repr("a" * 30) + "... (100000 characters); expected '.', ':-'"
+    out = CliRunner().invoke(cli, ["check", str(path)])
+    assert out.exit_code == 1 and max(len(line) for line in out.output.splitlines()) < 300

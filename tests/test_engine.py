@@ -319,3 +319,51 @@ def test_too_deeply_nested_expressions_are_a_diagnostic() -> None:
     (d,) = info.value.diagnostics
     assert d.code == "E102" and d.span.line == 3
     assert len(d.render().splitlines()[1]) < 200  # a huge line is quoted around the column
+
+
+_DEEP_SHAPES = {  # an expression nesting `n` levels deep, of each kind of nesting
+    "sum": lambda n: "x" + " + 1" * (n - 1),
+    "parentheses": lambda n: "(" * (n - 1) + "x" + " + 1)" * (n - 1),
+    "signs": lambda n: "-" * (n - 1) + "x",
+    "calls": lambda n: "abs(" * (n - 1) + "x" + ")" * (n - 1),
+    "concatenation": lambda n: "to_int(s" + ' ++ "1"' * (n - 2) + ")",
+}
+
+
+def _deep_program(shape: str, depth: int) -> str:
+    return ('relation p(x: int)\nrelation q(x: int, s: str)\nq(1, "1").\n'
+            f"p(y) :- q(x, s), y = {_DEEP_SHAPES[shape](depth)}.\n")
+
+
+@pytest.mark.parametrize("shape", sorted(_DEEP_SHAPES))
+def test_expressions_nest_at_most_the_documented_depth(shape: str) -> None:
+    """Between about 200 and 1,000 levels an expression passed the parser but crashed a later
+    stage (`run`: SyntaxError "too many nested parentheses" in the generated code; `check`
+    and `fmt`: RecursionError). The parser now stops every item deeper than one fixed depth
+    with E102, whatever the shape; one level less checks, formats and runs."""
+    from converge_rules.syntax.format import format_source
+    from converge_rules.syntax.parser import MAX_EXPR_DEPTH
+
+    ok = _deep_program(shape, MAX_EXPR_DEPTH)
+    assert format_source(ok, "ok.cvg")
+    assert cr.load_text(ok, "ok.cvg").run().tier == "converged"
+    for depth in (MAX_EXPR_DEPTH + 1, 300, 700):
+        for attempt in (lambda src: cr.load_text(src, "deep.cvg"), lambda src: format_source(src, "deep.cvg")):
+            with pytest.raises(cr.ConvergeError) as info:
+                attempt(_deep_program(shape, depth))
+            (d,) = info.value.diagnostics
+            assert d.code == "E102" and d.span.line == 4 and f"more than {MAX_EXPR_DEPTH} levels" in d.message
+
+
+def test_a_too_deep_expression_is_e102_for_every_command(tmp_path: Path) -> None:
+    from cli_process import converge
+
+    (tmp_path / "deep.cvg").write_text(_deep_program("sum", 300), encoding="utf-8")
+    for args in (["check", "deep.cvg"], ["fmt", "--check", "deep.cvg"], ["run", "deep.cvg"], ["test", "deep.cvg"]):
+        out = converge(*args, cwd=tmp_path)
+        assert "internal error" not in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+        if args[0] != "test":  # a file without test blocks is not a test file
+            assert out.returncode == 1 and "deep.cvg:4:1: error[E102]" in out.stdout + out.stderr, (args, out)
+    (tmp_path / "ok.cvg").write_text(_deep_program("sum", 2), encoding="utf-8")
+    out = converge("why", "ok.cvg", "p(" + "-" * 300 + "1)", cwd=tmp_path)
+    assert out.returncode == 1 and "error[E102]" in out.stderr and "internal error" not in out.stderr

@@ -74,6 +74,24 @@ agent a { when p(x), y = @score(x), y = @score(x + 1) emit q(x, y) }
     assert "rules.cvg:5:41: error[E221]: 'y' is already bound by the tool call at" in out.stdout + out.stderr
 
 
+def test_a_tool_call_inside_an_aggregate_says_so(tmp_path: Path) -> None:
+    """`n = count { q(t), v = @tool(t) }` was E221 "a tool call stands alone on the right of
+    `=`", which it does: the message now names what is wrong, the aggregate."""
+    src = """
+relation q(x: int)
+relation p(n: int)
+q(1).
+p(n) :- n = count { q(t), v = @score(t) }.
+"""
+    (tmp_path / "rules.cvg").write_text(src)
+    diags = cr.check([str(tmp_path / "rules.cvg")])
+    assert [(d.code, d.span.line, d.span.col, d.message) for d in diags if d.severity == "error"] == [
+        ("E221", 5, 31, "a tool call cannot stand inside an aggregate")]
+    out = cli("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "rules.cvg:5:31: error[E221]: a tool call cannot stand inside an aggregate" in out.stdout + out.stderr
+
+
 # ------------------------------------------------------------------ budgets and time limits must be real numbers
 
 import math  # noqa: E402
@@ -260,3 +278,27 @@ def test_the_timeout_stops_a_join_that_derives_nothing(tmp_path: Path) -> None:
     out = cli("run", "j.cvg", "--facts", "p.json", "--timeout", "0.3", "--format", "summary", cwd=tmp_path)
     assert out.returncode == 4, out.stdout + out.stderr
     assert "timeout of 0.3 s reached in cycle 1" in out.stdout
+
+
+def test_a_clause_given_twice_in_an_agent_is_e209(tmp_path: Path) -> None:
+    """`priority 1 ... priority 5` (or two `confidence`, two `on_failure`) was accepted, the
+    later clause silently replacing the first; a second `when` was already E209."""
+    src = """relation p(x: int)
+agent a {
+  priority 1
+  confidence 0.5
+  on_failure skip
+  emit p(1)
+  priority 5
+  confidence 0.9
+  on_failure abort
+}
+"""
+    (tmp_path / "rules.cvg").write_text(src)
+    diags = cr.check([str(tmp_path / "rules.cvg")])
+    assert [(d.code, d.span.line, d.message, d.notes) for d in diags] == [
+        ("E209", 7, "an agent has one `priority` clause", (f"first given at {tmp_path / 'rules.cvg'}:3:3",)),
+        ("E209", 8, "an agent has one `confidence` clause", (f"first given at {tmp_path / 'rules.cvg'}:4:3",)),
+        ("E209", 9, "an agent has one `on_failure` clause", (f"first given at {tmp_path / 'rules.cvg'}:5:3",))]
+    out = cli("check", "rules.cvg", cwd=tmp_path)
+    assert out.returncode == 1 and "rules.cvg:7:3: error[E209]: an agent has one `priority` clause" in out.stdout

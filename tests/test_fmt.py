@@ -663,3 +663,36 @@ def test_cli_a_file_given_twice_is_formatted_and_reported_once(tmp_path: Path) -
     fixed = converge("fmt", ".", "a.cvg", cwd=tmp_path)
     assert fixed.returncode == 0 and fixed.stdout == "reformatted a.cvg\nreformatted b.cvg\n", fixed.stdout
     assert (tmp_path / "a.cvg").read_text() == PRETTY and (tmp_path / "link.cvg").is_symlink()
+
+
+_HIDDEN = ["\x7f", "\x85", "\x9b", "\u061c", "\u200e", "\u200f", "\u2028", "\u2029", "\u202a", "\u202e",
+           "\u2066", "\u2069", "\ufeff", "\ufffe", "\uffff"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_HIDDEN + ["a", "é", "😀", '"', "\\", "\n", "\x1b"]), max_size=12))
+def test_a_string_keeps_hidden_and_line_breaking_characters_escaped(value: str) -> None:
+    """`"\\u009b31m"` (a terminal's CSI), `"\\u202e"` (right-to-left override) and `"\\u2028"` were
+    written raw by fmt, into the file and to the terminal (`--diff`, `fmt -`): a character a
+    reader cannot see, or an editor takes for a line break, now stays an escape."""
+    import json
+
+    text = "relation s(x: str)\ns(" + json.dumps(value) + ").\n"
+    out = format_source(text, "s.cvg")
+    assert not any(ch in out for ch in _HIDDEN + ["\x1b"])
+    assert parse_text(out).items == parse_text(text).items
+    assert format_source(out, "s.cvg") == out
+
+
+def test_fmt_writes_no_raw_control_to_the_file_or_the_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "c.cvg"
+    path.write_text('relation s(x: str)\ns( "a\\u009b31mb\\u202ec\\u2028d").\n', encoding="utf-8")
+    diff = converge("fmt", "--diff", str(path))
+    assert diff.returncode == 1 and '+s("a\\u009b31mb\\u202ec\\u2028d").' in diff.stdout
+    assert converge("fmt", str(path)).returncode == 0
+    assert path.read_text(encoding="utf-8") == 'relation s(x: str)\ns("a\\u009b31mb\\u202ec\\u2028d").\n'
+    raw = tmp_path / "raw.cvg"
+    raw.write_text('relation s(x: str)\ns("\u202e\x85").\n', encoding="utf-8")
+    assert converge("fmt", "--check", str(raw)).returncode == 1  # raw ones are now written as escapes
+    assert converge("fmt", str(raw)).returncode == 0
+    assert raw.read_text(encoding="utf-8") == 'relation s(x: str)\ns("\\u202e\\u0085").\n'

@@ -151,3 +151,26 @@ def test_the_caret_stands_under_the_offending_text_after_wide_and_control_charac
     (tmp_path / "rules.cvg").write_text(text, encoding="utf-8")
     out = converge("check", "rules.cvg", cwd=tmp_path)
     assert "\n".join(first) in out.stdout and "\n".join(second) in out.stdout, out.stdout
+
+
+def test_a_byte_order_mark_is_ignored_by_every_entry_point(tmp_path: Path) -> None:
+    """`load_text` of a file read with encoding="utf-8", and an editor buffer that keeps the
+    mark, once failed with E100 "unexpected character '\\ufeff'" at 1:1, while `converge
+    check` of the same file passed (language.md: a byte order mark is ignored). The mark
+    now reads as a space: the program is the same, and a column is the column of the text
+    as given."""
+    text = "\ufeffrelation p(x: int)\np(1).\nq(x) :- p(x).\n"
+    (tmp_path / "b.cvg").write_bytes(text.encode("utf-8"))
+    with pytest.raises(ConvergeError) as info:
+        converge_rules.load_text(text, "b.cvg")
+    assert [(d.code, d.span.line, d.span.col) for d in info.value.diagnostics] == [("E200", 3, 1)]
+    assert converge_rules.load_text(text.replace("q(x) :- p(x).\n", ""), "b.cvg").run().facts("p") == [(1,)]
+    found = analyze(str(tmp_path / "b.cvg"), text)
+    assert [(d.code, d.span.line, d.span.col) for d in found.diagnostics] == [("E200", 3, 1)]
+    assert found.source is not None
+    found = analyze(str(tmp_path / "b.cvg"), "\ufeffrelation p(x: int)\np(1).\n")
+    assert [d.code for d in found.diagnostics] == []
+    (decl,) = [o for o in found.occurrences[found.real] if o.decl]
+    assert (decl.line, decl.col) == (0, 10)  # `p` in the text as given: after the mark and `relation `
+    out = converge("check", "b.cvg", cwd=tmp_path)
+    assert out.returncode == 1 and "b.cvg:3:1: error[E200]" in out.stdout + out.stderr

@@ -111,3 +111,97 @@ def test_disabled_warning_codes_are_not_reported(tmp_path: Path) -> None:
     text = 'relation e(a: str, b: str)\nrelation p(a: str)\ne("a", "b").\np(x) :- e(x, y).\n'
     assert "W100" in [d.code for d in analyze(str(path), text).diagnostics]
     assert "W100" not in [d.code for d in analyze(str(path), text, disabled=frozenset({"W100"})).diagnostics]
+
+
+def test_hover_writes_an_agent_description_as_the_string_literal_it_is(tmp_path: Path) -> None:
+    """A quote, a line break or a backslash in a description is shown escaped, as written:
+    `agent a "say \\"hi\\"\\nbye"` once showed as `agent a "say "hi"` and a second line."""
+    path = tmp_path / "d.cvg"
+    text = ('relation p(x: int)\nrelation q(x: int)\n'
+            'agent a "say \\"hi\\"\\nbye \\\\ ```" {\n  when p(x)\n  emit q(x)\n}\n'
+            'agent b "" {\n  when p(x)\n  emit q(x)\n}\n')
+    a = analyze(str(path), text)
+    shown = hover.hover(a, 2, 6)
+    assert shown is not None
+    block = shown.contents.value.split("```cvg\n", 1)[1].split("\n```", 1)[0]
+    assert block == 'agent a "say \\"hi\\"\\nbye \\\\ ```"'
+    shown = hover.hover(a, 6, 6)
+    assert shown is not None and shown.contents.value.startswith('```cvg\nagent b ""\n```')
+    # a line separator or a bidirectional override in a description stays an escape, as fmt writes it
+    a = analyze(str(path), text.replace('agent b ""', 'agent b "x\\u2028y\\u202ez"'))
+    shown = hover.hover(a, 6, 6)
+    assert shown is not None and shown.contents.value.startswith('```cvg\nagent b "x\\u2028y\\u202ez"\n```')
+
+
+def test_a_test_with_an_empty_name_has_a_symbol_name_that_is_not_empty(tmp_path: Path) -> None:
+    """LSP forbids an empty or blank symbol name (VS Code drops the file's whole outline):
+    `test "" { }` and `test "  " { }` are listed as `""` and `"  "`."""
+    path = tmp_path / "t.cvg"
+    text = 'relation p(x: int)\ntest "" {\n  expect {}\n}\ntest "  " {\n  expect {}\n}\ntest "a b" {\n}\n'
+    names = [s.name for s in symbols.document_symbols(analyze(str(path), text))]
+    assert names == ["p", '""', '"  "', "a b"]
+
+
+def test_rename_refuses_a_keyword_for_a_variable_an_agent_or_an_invariant(tmp_path: Path) -> None:
+    """Renaming the variable `x` to `true` rewrote `p(x) :- q(x).` as `p(true) :- q(true).`
+    (a constant: another program), and to `not` or `count` into text that does not parse;
+    only a relation's new name was checked against the keywords."""
+    import pytest
+
+    path = tmp_path / "k.cvg"
+    text = ('relation q(x: bool)\nrelation p(x: bool)\nq(true).\np(x) :- q(x).\n'
+            'agent a { when q(y) emit p(y) }\ninvariant i { forbid p(z), not q(z) }\n')
+    a = analyze(str(path), text)
+    for line, col in [(3, 2), (4, 6), (5, 10)]:  # x, the agent a, the invariant i
+        for word in ("true", "not", "count", "when", "min"):
+            with pytest.raises(navigation.RenameError, match="is a keyword"):
+                navigation.rename(a, line, col, word, lambda: [], lambda f: False)
+    edit = navigation.rename(a, 3, 2, "len", lambda: [], lambda f: False)  # a builtin's name is a variable's
+    assert edit is not None and [e.new_text for edits in edit.changes.values() for e in edits] == ["len", "len"]
+
+
+def test_rename_refuses_a_name_its_scope_already_has(tmp_path: Path) -> None:
+    """Renaming `x` to `y` in `p(x) :- q(x, y), y > 1.` gave `p(y) :- q(y, y), y > 1.`: the two
+    variables merged into another program, with no diagnostic. A relation, agent or
+    invariant renamed to a sibling's name was declared twice (E201, E202)."""
+    import pytest
+
+    path = tmp_path / "n.cvg"
+    text = ('relation q(a: int, b: int)\nrelation p(a: int)\nq(1, 2).\np(x) :- q(x, y), y > 1.\n'
+            'agent ag { when q(x, y) emit p(x) }\nagent bg { when q(z, _) emit p(z) }\n'
+            'invariant i { forbid p(x), x > 5 }\nacceptance j { forbid p(x), x > 6 }\n')
+    a = analyze(str(path), text)
+    refused = [((3, 2), "y", "already a variable of this rule"), ((1, 9), "q", "already declared"),
+               ((4, 6), "bg", "already exists"), ((6, 10), "j", "already exists")]
+    for (line, col), new, reason in refused:
+        with pytest.raises(navigation.RenameError, match=reason):
+            navigation.rename(a, line, col, new, lambda: [], lambda f: False)
+    for (line, col), new, count in [((3, 2), "z", 2), ((3, 2), "x", 2), ((1, 9), "r", 6), ((4, 6), "cg", 1),
+                                    ((6, 10), "k", 1)]:
+        edit = navigation.rename(a, line, col, new, lambda: [], lambda f: False)
+        assert edit is not None and [e.new_text for es in edit.changes.values() for e in es] == [new] * count
+
+
+def test_hover_names_the_instance_of_a_module_imported_twice(tmp_path: Path) -> None:
+    """With `import std.graph as roads` and `import std.graph as rails`, hovering `rails.edge`
+    showed `relation roads.edge(...)`: the first instance declared from the same file."""
+    path = tmp_path / "two.cvg"
+    text = ('import std.graph as roads\nimport std.graph as rails\nroads.edge("a", "b").\n'
+            'rails.edge("c", "d").\n')
+    a = analyze(str(path), text)
+    for line, name in [(2, "roads.edge"), (3, "rails.edge")]:
+        shown = hover.hover(a, line, 7)
+        assert shown is not None and shown.contents.value.startswith(f"```cvg\nrelation {name}(from: str, to: str)\n")
+
+
+def test_hover_of_a_module_shows_the_alias_it_is_imported_under(tmp_path: Path) -> None:
+    """`rails` (of `import std.graph as rails`) hovered as `import std.graph`: the alias, the
+    name the file uses, was left out."""
+    path = tmp_path / "two.cvg"
+    text = ('import std.graph as roads\nimport std.graph as rails\nroads.edge("a", "b").\n'
+            'rails.edge("c", "d").\nimport std.intervals\n')
+    a = analyze(str(path), text)
+    for line, col, shown in [(0, 3, "import std.graph as roads"), (1, 3, "import std.graph as rails"),
+                             (3, 2, "import std.graph as rails"), (4, 3, "import std.intervals")]:
+        found = hover.hover(a, line, col)
+        assert found is not None and found.contents.value.startswith(f"```cvg\n{shown}\n```"), (line, found)

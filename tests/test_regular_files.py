@@ -83,3 +83,20 @@ def test_the_editor_does_not_block_on_an_imported_fifo(tmp_path: Path) -> None:
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "['E002']\n"  # "it is a FIFO", not "imported file not found"
+
+
+def test_an_import_that_cannot_be_read_is_located_at_the_import(tmp_path: Path) -> None:
+    """`import "./lib.cvg" as lib` naming a FIFO or a directory was E002 located at lib.cvg, with
+    no line (`lib.cvg: error[E002]: ...`; the editor showed it at the top of the document):
+    the diagnostic now points at the import that names the file."""
+    os.mkfifo(tmp_path / "lib.cvg")
+    (tmp_path / "dir.cvg").mkdir()
+    (tmp_path / "main.cvg").write_text('relation x(a: int)\nimport "./lib.cvg" as lib\n' + TC)
+    (tmp_path / "other.cvg").write_text('import "./dir.cvg" as d\n' + TC)
+    out = converge("check", "main.cvg", "other.cvg", cwd=tmp_path, timeout=60)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "main.cvg:2:1: error[E002]: cannot read rule file lib.cvg: it is a FIFO, not a regular file" in out.stdout
+    assert "other.cvg:1:1: error[E002]: cannot read rule file dir.cvg: it is a directory, not a regular file" in out.stdout
+    diags = converge_rules.check([str(tmp_path / "other.cvg")])
+    assert [(d.code, d.span.file, d.span.line, d.span.col) for d in diags] == [
+        ("E002", str(tmp_path / "other.cvg"), 1, 1)]

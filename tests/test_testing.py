@@ -638,3 +638,18 @@ def test_a_rule_file_that_cannot_be_read_is_an_error_for_the_plugin_as_for_the_c
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*rule file does not compile:*", "*error[[]E002[]]: rule file is not valid UTF-8 (byte 0xe9)*"])
     assert pytester.runpytest().ret != 0
+
+
+def test_a_second_expect_tier_is_e211(tmp_path: Path) -> None:
+    """`expect tier converged` then `expect tier failed` in one test ran the test against the
+    last one only, the first silently dropped: it is now E211 at the second, and the file a
+    load error (exit 2), as for any test file that does not compile."""
+    from cli_process import converge
+
+    path = tmp_path / "t.cvg"
+    path.write_text('relation p(x: int)\np(1).\ntest "t" {\n  expect tier converged\n  expect tier failed\n}\n')
+    loaded = load_file(str(path))
+    assert loaded is not None and [(d.code, d.span.line, d.message) for d in loaded.diagnostics] == [
+        ("E211", 5, "a test has one `expect tier` clause")]
+    out = converge("test", "t.cvg", cwd=tmp_path)
+    assert out.returncode == 2 and "t.cvg:5:3: error[E211]: a test has one `expect tier` clause" in out.stderr

@@ -127,6 +127,15 @@ def _check_rule(program: Program, body: tuple[ast.Literal, ...], heads: tuple[as
                     err("E404", "`fail` cannot stand inside an aggregate", lit.span)
             else:
                 tool = lit.right if isinstance(lit.right, ast.ToolCall) else None
+                if tool is not None and lit.op == "=" and isinstance(lit.left, ast.Var) and nested:
+                    # the form of a binding, in the one place a binding cannot call a tool
+                    err("E221", "a tool call cannot stand inside an aggregate", tool.span,
+                        "derive a relation of its results in a rule of its own (`r(t, v) :- q(t), v = @tool(t).`) "
+                        "and aggregate over that relation")
+                    for arg in tool.args:
+                        for sub in _exprs(arg):
+                            check_expr(sub, top=False)
+                    continue
                 if tool is not None and lit.op == "=" and isinstance(lit.left, ast.Var) and lit.left.name not in positive_vars and not nested:
                     first = tool_targets.setdefault(lit.left.name, tool)
                     if first is not tool:

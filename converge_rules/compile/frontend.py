@@ -135,7 +135,10 @@ class Frontend:
             try:
                 source = self.parse(target)
             except ConvergeError as err:
-                self.diags.extend(err.diagnostics)
+                # A file that cannot be read at all (a directory, a FIFO, no permission) has no
+                # line to point at: its diagnostic points at the import that names it.
+                self.diags.extend(replace(d, span=span) if d.span.line <= 0 and d.span.file == target else d
+                                  for d in err.diagnostics)
                 return
             self.parsed[real] = source
         prefix = f"{unit.prefix}{alias}."
@@ -223,10 +226,11 @@ class Frontend:
                             if tighter:
                                 budget[key], budget_spans[key] = value, span
                 elif isinstance(item, ast.GoalDecl):
-                    for goal in item.relations:
+                    for k, goal in enumerate(item.relations):
                         resolved = self.lookup(unit, goal, relations)
                         if resolved is None:
-                            self.error("E200", f"undefined relation {goal!r} in goal", item.span)
+                            where = item.spans[k] if k < len(item.spans) else item.span  # the name itself
+                            self.error("E200", f"undefined relation {goal!r} in goal", where)
                         elif resolved not in goals:
                             goals.append(resolved)
                 elif isinstance(item, ast.TestDecl) and unit.prefix == "":  # an imported module's tests are its own
@@ -245,6 +249,7 @@ class Frontend:
         lists: dict[str, list[SourceFact]] = {"given": [], "expect": [], "expect_not": []}
         files: list[str] = []
         tier: str | None = None
+        tier_span: Span | None = None
         violations: list[str] = []
         for clause in decl.clauses:
             if clause.kind in lists:
@@ -257,6 +262,10 @@ class Frontend:
                 assert isinstance(clause.value, str)
                 files.append(self.sources.given_file(unit.path, clause.value))
             elif clause.kind == "expect_tier":
+                if tier_span is not None:  # the later one would silently replace the first
+                    self.error("E211", "a test has one `expect tier` clause", clause.span, f"first given at {tier_span}")
+                    continue
+                tier_span = clause.span
                 if clause.value not in ("converged", "degraded", "bounded", "failed"):
                     self.error("E211", f"unknown tier {clause.value!r}; tiers are converged, degraded, bounded, failed", clause.span)
                 tier = str(clause.value)
@@ -363,7 +372,14 @@ class Frontend:
         heads: list[ast.Atom] = []
         seen_when = False
         priority, confidence, policy = 0, 1.0, None
+        first: dict[str, Span] = {}  # priority, confidence, on_failure: where each was given
         for clause in decl.clauses:
+            if clause.kind in ("priority", "confidence", "on_failure"):
+                if clause.kind in first:  # the later one would silently replace the first
+                    self.error("E209", f"an agent has one `{clause.kind}` clause", clause.span,
+                               f"first given at {first[clause.kind]}")
+                    continue
+                first[clause.kind] = clause.span
             if clause.kind == "when":
                 if seen_when:
                     self.error("E209", "an agent has one `when` clause; join the conditions with commas", clause.span)

@@ -205,6 +205,14 @@ class LintContext:
     def root_units(self) -> list["Unit"]:
         return [u for u in self.units if u.prefix == ""]
 
+    def source_lines(self, file: str) -> list[str]:
+        """Every line of a file as it was compiled (an editor's buffer, standard input), not as
+        the disk holds it now."""
+        out: list[str] = []
+        while (text := self._sources.line(file, len(out) + 1)) is not None:
+            out.append(text)
+        return out
+
     def text_from(self, span: Span, lines: int = 8) -> list[tuple[int, str]]:
         """(line number, text) from the span's first line, as far as its end (at most ``lines``)."""
         out = []

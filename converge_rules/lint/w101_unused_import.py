@@ -80,7 +80,8 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
         used = {name.split(".", 1)[0] for name in relation_names(unit.source.items) if "." in name}
         for item in unit.source.items:
             if isinstance(item, ast.ImportStd):
-                alias, shown = item.module.split(".")[-1], f"import {item.module}"
+                alias = item.alias or item.module.split(".")[-1]  # `import std.graph as g`: g
+                shown = f"import {item.module}" + (f" as {item.alias}" if item.alias else "")
             elif isinstance(item, ast.ImportFile):
                 alias, shown = item.alias, f"import {json.dumps(item.path)} as {item.alias}"
             else:

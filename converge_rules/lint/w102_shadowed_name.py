@@ -24,7 +24,7 @@ def check(ctx: LintContext) -> Iterator[Diagnostic]:
         imports: dict[str, ast.Item] = {}
         for item in unit.source.items:
             if isinstance(item, ast.ImportStd):
-                imports.setdefault(item.module.split(".")[-1], item)
+                imports.setdefault(item.alias or item.module.split(".")[-1], item)  # `import std.graph as g`: g
             elif isinstance(item, ast.ImportFile):
                 imports.setdefault(item.alias, item)
         imports = {alias: item for alias, item in imports.items() if alias in unit.aliases}

@@ -19,7 +19,6 @@ import re
 from typing import Iterator
 
 from ..diagnostics import Diagnostic
-from ..regularfile import read_regular_text
 from ..syntax import ast
 from ._context import LintContext
 
@@ -49,12 +48,10 @@ _DIRECTIVE = re.compile(r"^\s*#\s*converge:\s*partition-by\s*=\s*([A-Za-z_][A-Za
 
 
 def _declared(ctx: LintContext) -> str | None:
-    """The column of a ``# converge: partition-by=COLUMN`` line in a root file (the first one)."""
+    """The column of a ``# converge: partition-by=COLUMN`` line in a root file (the first one),
+    in the text compiled: standard input and an editor's unsaved buffer are no file on disk."""
     for path in sorted(ctx.root_files):
-        try:
-            match = _DIRECTIVE.search(read_regular_text(path))
-        except (OSError, UnicodeDecodeError):
-            continue
+        match = _DIRECTIVE.search("\n".join(ctx.source_lines(path)))
         if match:
             return match.group(1)
     return None

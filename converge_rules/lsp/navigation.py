@@ -84,6 +84,11 @@ def rename(analysis: Analysis, line: int, col: int, new_name: str, project: Proj
 
     if kind == "relation" and (new_name in builtin_docs() or new_name in KEYWORDS):
         raise RenameError(f"{new_name!r} is a builtin or keyword and cannot name a relation")
+    if new_name in KEYWORDS:  # a variable renamed `true` is a constant, one renamed `not` a syntax error
+        raise RenameError(f"{new_name!r} is a keyword and cannot name {'a variable' if kind == 'var' else 'an ' + kind}")
+    taken = _taken(analysis, occ.symbol, new_name)
+    if taken is not None:
+        raise RenameError(taken)
     found = occurrences(analysis, occ.symbol, project)
     locked = sorted({o.file for o in found if read_only(o.file)})
     if locked:
@@ -93,3 +98,36 @@ def rename(analysis: Analysis, line: int, col: int, new_name: str, project: Proj
         uri = from_fs_path(o.file) or o.file
         changes.setdefault(uri, []).append(lsp.TextEdit(range=occ_range(o), new_text=new_name))
     return lsp.WorkspaceEdit(changes=dict(sorted(changes.items())))
+
+
+def _taken(analysis: Analysis, symbol: tuple, new_name: str) -> str | None:
+    """Why ``new_name`` cannot be given to ``symbol``: another name of its kind in its scope
+    (None: free). A variable renamed to another variable of its rule would merge the two
+    (`p(x) :- q(x, y)` into `p(y) :- q(y, y)`: another program, without a diagnostic); a
+    relation, agent or invariant renamed to a sibling's name would be declared twice."""
+    import os
+
+    kind = symbol[0]
+    if new_name == symbol[-1].rsplit(".", 1)[-1]:
+        return None  # its own name: nothing changes
+    if kind == "var":
+        scope = symbol[:4]
+        if any(o.symbol[:4] == scope and o.symbol[4] == new_name for o in analysis.occurrences.get(symbol[1], ())):
+            return f"{new_name!r} is already a variable of this rule: renaming would merge the two"
+        return None
+    program = analysis.program
+    if program is None:
+        return None
+    if kind == "relation":
+        names = set(program.relations)
+        for full, rel in program.relations.items():
+            if os.path.realpath(rel.span.file) == symbol[1] and full.rsplit(".", 1)[-1] == symbol[2]:
+                prefix = full[: len(full) - len(symbol[2])]
+                if prefix + new_name in names:
+                    return f"a relation {new_name!r} is already declared where {symbol[2]!r} is"
+        return None
+    names = {a.name for a in program.agents} if kind == "agent" else {i.name for i in program.invariants}
+    prefix = symbol[2][: len(symbol[2]) - len(symbol[2].rsplit(".", 1)[-1])]
+    if prefix + new_name in names:
+        return f"an {kind} named {new_name!r} already exists"
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lsprotocol import types as lsp
 
 from ..syntax import ast
+from ..values import dumps_json
 from .analysis import Analysis
 from .convert import occ_range, span_range
 
@@ -22,7 +23,9 @@ def _item(analysis: Analysis, item: object) -> tuple[str, lsp.SymbolKind, str | 
     if isinstance(item, ast.Rule):
         return item.head.relation, (_KIND.Method if item.body else _KIND.Constant), ("rule" if item.body else "fact")
     if isinstance(item, ast.TestDecl):
-        return item.name, _KIND.Method, "test"
+        # LSP: a symbol's name is never empty nor only white space (VS Code rejects the whole
+        # outline): such a test name is shown as the string literal it is written as
+        return (item.name if item.name.strip() else dumps_json(item.name)), _KIND.Method, "test"
     if isinstance(item, ast.ImportStd):
         return item.module, _KIND.Module, "import"
     if isinstance(item, ast.ImportFile):

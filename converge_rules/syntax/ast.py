@@ -216,6 +216,7 @@ class BudgetDecl:
 class GoalDecl:
     relations: tuple[str, ...]
     span: Span = _span()
+    spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)  # of each name, as written
 
 
 @frozen

@@ -16,7 +16,8 @@ canonical layout, keeping every comment:
   fits, otherwise it puts one fact per line;
 * expressions get single spaces around binary operators and only the
   parentheses precedence needs; strings are re-escaped canonically
-  (``dumps_json(..., ensure_ascii=False)``); ints are printed plain (no
+  (``dumps_json(..., ensure_ascii=False)``, controls, bidirectional marks and
+  line separators kept as ``\\uXXXX``); ints are printed plain (no
   ``_``), floats with ``repr``.
 
 Comments are collected by the lexer (a Lark instance built like the parser's,
@@ -48,7 +49,7 @@ from ..diagnostics import Span, normalize_newlines
 from . import ast
 from .parser import grammar_path, parse_text
 
-__all__ = ["format_source", "WIDTH"]
+__all__ = ["format_source", "string_literal", "WIDTH"]
 
 WIDTH = 88      # a rule or clause longer than this is broken over several lines
 BLOCK = 2       # indentation of the clauses of a { } block
@@ -116,11 +117,23 @@ def _comments(text: str) -> list[_Comment]:
 
 # ---------------------------------------------------------------- text of the constructs
 
+# What a string keeps as a \uXXXX escape rather than writing raw (JSON already escapes the C0
+# controls): DEL and the C1 controls (U+009B is a terminal's CSI), the bidirectional marks and
+# overrides (which reorder what a reader sees), the line and paragraph separators (which an
+# editor may take for, or offer to remove as, line breaks), a byte order mark, lone surrogates
+# (which cannot be written as UTF-8) and the non-characters U+FFFE, U+FFFF.
+_KEPT_ESCAPED = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                           "\ufeff\ud800-\udfff\ufffe\uffff]")
+
+
 def _string(value: str) -> str:
     text = dumps_json(value, ensure_ascii=False)
-    if any("\ud800" <= ch <= "\udfff" for ch in text):  # lone surrogates cannot be written as UTF-8
-        text = "".join(f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
-    return text
+    return _KEPT_ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def string_literal(value: str) -> str:
+    """A string as ``converge fmt`` writes it (and as the language server shows one)."""
+    return _string(value)
 
 
 def _number(value: int | float) -> str:

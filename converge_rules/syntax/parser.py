@@ -83,7 +83,7 @@ def _open_braces(text: str, line: int, col: int) -> int:
 def _expected(names: set[str], braces: int = 1) -> str:
     if braces <= 0:
         names = {n for n in names if n not in _CLAUSE_WORDS} or names
-    structural = {n for n in names if n not in _OPERATORS and not n.startswith("__ANON")}
+    structural = {n for n in names if n not in _OPERATORS}  # ':-' (an anonymous terminal) is no operator
     if structural:
         names = structural
     shown = sorted({_TOKEN_NAMES.get(n, n.lower() if n.isupper() else repr(n)) for n in names})
@@ -92,17 +92,37 @@ def _expected(names: set[str], braces: int = 1) -> str:
     return ", ".join(shown)
 
 
+def _acceptable(err: Any) -> set[str]:
+    """The terminals the parser would shift where it stopped. Not ``err.expected``: an LALR
+    state that reduces by default shares its lookahead between the rules it may end, so
+    `budget { max_cycles = 1 x }` listed an agent's `emit` and `when` as expected, and
+    `agent a { priority 1 x }` a ','. ``accepts()`` tries each terminal on a copy of the parser."""
+    try:
+        accepted = set(err.interactive_parser.accepts())
+    except Exception:  # pragma: no cover - a parser state Lark cannot replay: its own list
+        accepted = set()
+    return accepted or set(err.expected)
+
+
 def _describe(token: Any) -> str:
     if token.type == "$END":
         return "end of input"
-    return repr(str(token))
+    text = str(token)
+    if len(text) > 40:  # a long name or string: the caret and the quoted line show the rest
+        return f"{text[:30]!r}... ({len(text)} characters)"
+    return repr(text)
 
 
 def parse_text(text: str, file: str = "<input>") -> ast.SourceFile:
     """Parse a rule file; raises ConvergeError with located diagnostics. LF, CRLF and a lone
-    CR all end a line (a comment, a line number), whether the text comes from a file, from
-    standard input, from an editor or from a string."""
+    CR all end a line (a comment, a line number), and a leading byte order mark is ignored,
+    whether the text comes from a file, from standard input, from an editor or from a string."""
     text = normalize_newlines(text)
+    if text.startswith("\ufeff"):
+        # A byte order mark is no text (read_rule_file drops it from a file; an editor's buffer
+        # or a string given to load_text may still hold it): read as a space, so that every
+        # column stays the one the text as given has.
+        text = " " + text[1:]
     try:
         return _parse_text(text, file)
     except ConvergeError as err:  # each diagnostic quotes this text, whatever is parsed later
@@ -131,7 +151,11 @@ def _parse_grammar(text: str, file: str) -> ast.SourceFile:
     except UnexpectedToken as err:
         line = err.line if err.line not in (None, -1) else text.count("\n") + 1
         col = err.column if err.column not in (None, -1) else 1
-        msg = f"unexpected {_describe(err.token)}; expected {_expected(set(err.expected), _open_braces(text, line, col))}"
+        if err.token.type == "$END" and getattr(err.token, "end_line", None) not in (None, -1):
+            # Lark gives the end of input the start of the last token (`goal` alone: under the
+            # `g`); it is where that token ends, where the missing text goes
+            line, col = err.token.end_line, err.token.end_column
+        msg = f"unexpected {_describe(err.token)}; expected {_expected(_acceptable(err), _open_braces(text, line, col))}"
         raise ConvergeError([Diagnostic("E100", msg, Span(file, line, col, line, col + max(len(str(err.token)), 1)))])
     except UnexpectedCharacters as err:
         char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
@@ -149,10 +173,10 @@ def _parse_grammar(text: str, file: str) -> ast.SourceFile:
     for child in tree.children:
         try:
             items.append(builder.item(child))
-        except RecursionError:
-            builder.errors.append(Diagnostic("E102", "this item nests expressions too deeply to compile "
-                                             "(split it with intermediate variables: `y = ..., z = y + ...`)",
-                                             builder.span(child)))
+        except (_TooDeep, RecursionError):
+            builder.errors.append(Diagnostic("E102", f"this item nests expressions too deeply to compile (more than "
+                                             f"{MAX_EXPR_DEPTH} levels; split it with intermediate variables: "
+                                             "`y = ..., z = y + ...`)", builder.span(child)))
     if builder.errors:
         raise ConvergeError(builder.errors)
     return ast.SourceFile(file, tuple(items))
@@ -204,7 +228,8 @@ def parse_atom(text: str, file: str = "<query>") -> ast.Atom:
 def _parse_atom(text: str, file: str) -> ast.Atom:
     from lark.exceptions import UnexpectedInput
 
-    too_deep = Diagnostic("E102", "this fact nests expressions too deeply to read", Span(file, 1, 1))
+    too_deep = Diagnostic("E102", f"this fact nests expressions too deeply to read (more than {MAX_EXPR_DEPTH} levels)",
+                          Span(file, 1, 1))
     try:
         tree = _parser().parse(text, start="query")
     except UnexpectedInput as err:
@@ -215,13 +240,25 @@ def _parse_atom(text: str, file: str) -> ast.Atom:
     except RecursionError:
         raise ConvergeError([too_deep]) from None
     builder = _Builder(file)
-    try:  # as parse_text does for an item: thousands of nested signs or parentheses are no Python crash
+    try:  # as parse_text does for an item: deeply nested signs or parentheses are no Python crash
         atom = builder.atom(tree.children[0])
-    except RecursionError:
+    except (_TooDeep, RecursionError):
         raise ConvergeError([too_deep]) from None
     if builder.errors:
         raise ConvergeError(builder.errors)
     return atom
+
+
+# How deeply expressions may nest in one item: operators, signs, calls and aggregates inside
+# one another (`x + 1 + 1 + ...` with 101 terms, 101 `-` in a row, `abs(abs(...))`).
+# Every stage after the parser (checks, lints, the formatter, the engine's generated code)
+# walks an expression by recursion or nests it in Python source, so a program deeper than
+# this is E102 here, at one fixed depth, rather than a crash of whichever stage gives out first.
+MAX_EXPR_DEPTH = 100
+
+
+class _TooDeep(Exception):
+    """An expression nests deeper than MAX_EXPR_DEPTH (becomes E102)."""
 
 
 class _Builder:
@@ -230,6 +267,7 @@ class _Builder:
     def __init__(self, file: str):
         self.file = file
         self.errors: list[Diagnostic] = []
+        self.depth = 0  # expressions being built inside one another
 
     def span(self, node: Any) -> Span:
         meta = getattr(node, "meta", None)
@@ -275,7 +313,7 @@ class _Builder:
             return ast.BudgetDecl(tuple((str(i.children[0]), self.number(i.children[1])) for i in items),
                                   tuple(self.span(i) for i in items), sp)
         if kind == "goal_decl":
-            return ast.GoalDecl(tuple(self.name(x) for x in c), sp)
+            return ast.GoalDecl(tuple(self.name(x) for x in c), sp, tuple(self.span(x) for x in c))
         if kind == "test_decl":
             return ast.TestDecl(self.string(c[0]), tuple(self.test_clause(x) for x in c[1:]), sp)
         raise AssertionError(f"unknown item {kind}")  # pragma: no cover
@@ -379,6 +417,15 @@ class _Builder:
         return ast.Const(kind == "true", sp)
 
     def expr(self, node: Any) -> ast.Expr:
+        self.depth += 1
+        try:
+            if self.depth > MAX_EXPR_DEPTH:
+                raise _TooDeep()
+            return self._expr(node)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, node: Any) -> ast.Expr:
         from lark import Token
 
         if isinstance(node, Token):  # a bare name reached through an inlined rule
