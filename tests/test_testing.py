@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import converge_rules as cr
 from converge_rules.testing import discover, load_file, run_paths
 from converge_rules.testing.runner import selected
 
@@ -653,3 +654,21 @@ def test_a_second_expect_tier_is_e211(tmp_path: Path) -> None:
         ("E211", 5, "a test has one `expect tier` clause")]
     out = converge("test", "t.cvg", cwd=tmp_path)
     assert out.returncode == 2 and "t.cvg:5:3: error[E211]: a test has one `expect tier` clause" in out.stderr
+
+
+def test_expect_violation_of_an_unknown_invariant_is_e214_in_check(tmp_path: Path) -> None:
+    """A test that expects a violation of a rule nobody declared could never pass: check says so."""
+    from cli_process import converge
+
+    text = ('relation p(x: int)\np(7).\ninvariant small "p is small" {\n  forbid p(x), x > 5\n}\n'
+            'test "typo" {\n  expect violation smal\n}\ntest "ok" {\n  expect violation small\n}\n')
+    with pytest.raises(cr.ConvergeError) as err:
+        cr.load_text(text, "t.cvg")
+    [diag] = err.value.diagnostics
+    assert diag.code == "E214" and (diag.span.line, diag.span.col) == (7, 3) and "declared: small" in diag.message
+    (tmp_path / "t.cvg").write_text(text)
+    done = converge("check", "t.cvg", cwd=tmp_path)
+    assert done.returncode == 1 and "t.cvg:7:3: error[E214]" in done.stdout
+    (tmp_path / "t.cvg").write_text(text.replace("violation smal\n", "violation small\n"))
+    done = converge("test", "t.cvg", cwd=tmp_path)
+    assert done.returncode == 0 and "2 passed" in done.stdout

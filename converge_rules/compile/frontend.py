@@ -40,6 +40,7 @@ class Frontend:
 
     def __init__(self, sources: RuleSources | None = None) -> None:
         self.diags: list[Diagnostic] = []
+        self.expected_violations: list[tuple[str, Span]] = []  # `expect violation NAME` of the tests, to check
         self.units: list[Unit] = []
         self.parsed: dict[str, ast.SourceFile] = {}  # an imported file is parsed once, however often imported
         self.texts = SourceTexts()  # the text of every file parsed, by the name its spans carry
@@ -237,6 +238,11 @@ class Frontend:
                     test = self.test(unit, item, relations)
                     if test is not None:
                         tests.append(test)
+        known = {inv.name for inv in invariants}
+        for name, span in self.expected_violations:  # checked once every invariant is known
+            if name not in known:
+                self.error("E214", f"`expect violation {name}` names no invariant or acceptance rule; declared: "
+                                   f"{', '.join(sorted(known)) or 'none'}", span)
         names: dict[str, Span] = {}
         for test in tests:
             if test.name in names:
@@ -271,6 +277,7 @@ class Frontend:
                 tier = str(clause.value)
             else:
                 violations.append(str(clause.value))
+                self.expected_violations.append((str(clause.value), clause.span))
         return TestDef(decl.name, decl.span, tuple(lists["given"]), tuple(files), tuple(lists["expect"]),
                        tuple(lists["expect_not"]), tier, tuple(violations))
 

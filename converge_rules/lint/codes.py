@@ -37,6 +37,7 @@ ERRORS: dict[str, str] = {
     "E211": "unknown tier in a test's `expect tier`",
     "E212": "invalid `priority` or `confidence`",
     "E213": "invalid failure policy",
+    "E214": "`expect violation` of an unknown invariant",
     "E220": "unknown tool",
     "E221": "tool call misuse",
     "E300": "arity mismatch",
