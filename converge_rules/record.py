@@ -961,7 +961,9 @@ class Record:
         ruleset, result = self._build()
         book: _Book = result._inputs
         inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
-        report = Checker(result.program, inputs).check(result.to_dict(proofs=True))
+        # a record of a `--proofs all` job keeps each fact's other derivations: they are proofs too
+        report = Checker(result.program, inputs).check(
+            result.to_dict(proofs=True, all_proofs="alternatives" in self._data))
         report.failures.extend(_tool_failures(result, self._data["tools"]))
         if key is None and self.seal_kind == "hmac-sha256":
             report.note(NOT_AUTHENTICATED)

@@ -160,6 +160,53 @@ def test_all_proofs_are_recorded() -> None:
     assert record.result.proofs("p", ("a", "c")) == result.proofs("p", ("a", "c"))
 
 
+KEYED_PATHS = ('relation edge(a: str, b: str, w: int)\n'
+               'relation dist(a: str, d: int) key(a) prefer min(d)\n'
+               'relation far(a: str)\n'
+               'edge("s", "a", 5). edge("s", "b", 1). edge("b", "a", 1). edge("a", "c", 1). edge("b", "c", 10).\n'
+               'dist("s", 0).\n'
+               'dist(b, d + w) :- dist(a, d), edge(a, b, w).\n'
+               'far(a) :- dist(a, d), d > 2.\n')
+
+
+def _resealed(data: dict) -> str:
+    """A record edited and sealed again, as whoever can rewrite the file can do (a plain seal)."""
+    data = {k: v for k, v in data.items() if k != "seal"}
+    return Record.from_dict(json.loads(json.dumps(data))).to_json()
+
+
+def test_verify_checks_the_alternative_derivations_of_a_record() -> None:
+    """A record of a `--proofs all` job keeps each fact's other derivations, and `why --all`
+    shows them; `Record.verify` checked only the first ones, so a made-up alternative (here
+    far("c") derived from dist("s", 0), whose 0 > 2 fails) verified."""
+    result = cr.load_text(KEYED_PATHS, name="k.cvg").run(all_proofs=True)
+    data = json.loads(result.to_record().to_json())
+    report = Record.from_dict(data).verify()
+    assert report.ok and report.summary == "verified 6 proofs of 11 facts", report.summary
+    [[row, [alternative]]] = data["alternatives"]["far"]
+    assert data["facts"]["far"][0][row] == "c"
+    alternative[2] = [data["facts"]["dist"][0].index("s")]  # its premise: dist("s", 0)
+    report = Record.from_json(_resealed(data)).verify()
+    assert not report.ok and report.summary == "1 of 6 proofs does not check"
+    [failure] = report.failures
+    assert failure.render().startswith('alternative derivation 1 of far("c") by agent far#1 (k.cvg:7) does not check:')
+    assert "comparison: d > 2 is false: 0 > 2" in failure.render()
+
+
+def test_cli_verify_checks_the_alternative_derivations_of_a_record(tmp_path: Path) -> None:
+    (tmp_path / "k.cvg").write_text(KEYED_PATHS)
+    run = converge("run", "k.cvg", "--proofs", "all", "--record", "r.json", "--quiet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    ok = converge("verify", "--record", "r.json", cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout == "verified 6 proofs of 11 facts\n", ok.stdout + ok.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    data["alternatives"]["far"][0][1][0][2] = [data["facts"]["dist"][0].index("s")]
+    (tmp_path / "r.json").write_text(_resealed(data))
+    bad = converge("verify", "--record", "r.json", cwd=tmp_path)
+    assert bad.returncode == 8, bad.stdout + bad.stderr
+    assert bad.stdout.startswith('alternative derivation 1 of far("c") by agent far#1 (k.cvg:7) does not check:\n')
+
+
 def test_bad_records_are_refused_with_codes(tmp_path: Path) -> None:
     with pytest.raises(RecordError) as err:
         open_record(str(tmp_path / "missing.json"))
