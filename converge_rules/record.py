@@ -795,7 +795,9 @@ class Record:
     @classmethod
     def from_result(cls, result: Any, key: bytes | str | None = None) -> "Record":
         """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``.
-        With ``key`` its seal is an HMAC-SHA256 that only a holder of the key can compute."""
+        With ``key`` its seal is an HMAC-SHA256 that only a holder of the key can compute.
+        A result run without proofs (``proofs=False``) has none to record: E540."""
+        result._need_proofs("a decision record")
         record = cls(_encode(result), key=key)
         record._made_here = True
         return record
