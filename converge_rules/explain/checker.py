@@ -13,7 +13,8 @@ Per proof (and per alternative derivation of a ``--proofs all`` result) it check
 fact's relation, instantiated with the bindings, gives exactly the fact; every
 positive body atom instantiated with the bindings equals its premise (premises
 are listed in body order) and the premise is in the final facts (a premise of a
-keyed relation that was superseded is accepted with a note); every negated atom
+keyed relation that was superseded, so that a strictly preferred fact of its key
+is in the final facts, is accepted with a note); every negated atom
 instantiated with the bindings equals the recorded pattern and no final fact
 matches it; every comparison and condition holds; every aggregate recomputes,
 over the final facts, to the value bound; every premise was known before the
@@ -652,10 +653,16 @@ class Checker:
                 continue
             present = self.facts.has(prel, pfact)
             if not present:
-                keyed = self.program.relations[prel].key is not None
-                if keyed and prel == atom.relation:
-                    report.note(f"premise {shown} of {text} is not in the final facts: {prel} is keyed and the fact "
-                                "was superseded; its own derivation is not in the result and is not checked")
+                key = self.program.relations[prel].key
+                if key is not None and prel == atom.relation:
+                    kept = self._preferred_over(prel, key, pfact)
+                    if kept is not None:
+                        report.note(f"premise {shown} of {text} is not in the final facts: {prel} is keyed and the fact "
+                                    "was superseded; its own derivation is not in the result and is not checked")
+                    else:
+                        # a superseded fact leaves a strictly preferred fact of its key for good
+                        problems.append(("premise", f"{shown} is not in the result's facts, and it was not superseded: "
+                                                    f"no fact of {prel} with its key is preferred to it"))
                 else:
                     problems.append(("premise", f"{shown} is not in the result's facts"))
             if prel != atom.relation:
@@ -672,6 +679,21 @@ class Checker:
                 continue
             if present:
                 self.premise_keys[-1] = key
+
+    def _preferred_over(self, relation: str, key: Any, fact: tuple) -> tuple | None:
+        """A fact of the result with the same key as ``fact`` whose preferred column is strictly better
+        (smaller for ``prefer min``, larger for ``max``): what a superseded fact leaves behind, since
+        a newcomer supersedes only a fact it is strictly preferred to (language.md, dominance keys)."""
+        arity = len(self.types.get(relation, ()))
+        if len(fact) != arity:
+            return None
+        for kept in sorted(self.facts.lookup(relation, {c: fact[c] for c in key.columns}), key=_sort_key):
+            try:
+                if compare("<" if key.prefer == "min" else ">", kept[key.column], fact[key.column]):
+                    return kept
+            except _Bad:
+                continue
+        return None
 
     def _check_cycle(self, p: Mapping[str, Any], cycles: Any, problems: list[tuple[str, str]],
                      proved: tuple[str, tuple], report: Report) -> None:
