@@ -244,6 +244,13 @@ class RuleSet:
         # each file's SHA-256: `verify` refuses to read a file that does not match
         result.job = {"rules": job_rules, "facts": job_facts,
                       "sha256": {p: content_sha256(p) for p in job_rules + job_facts if os.path.exists(p)}}
+        # facts given as text (standard input): the SHA-256 of that text, never of a file that
+        # happens to bear its name; `verify` reads the same text from standard input again
+        texts = [src for src in fact_files if hasattr(src, "text")]
+        for src in texts:
+            result.job["sha256"][src.name] = _source_sha256(src)
+        if texts:
+            result.job["stdin"] = {src.name: src.format for src in sorted(texts, key=lambda t: t.name)}
         result._ruleset_files = self.files
         result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                            "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
