@@ -442,3 +442,20 @@ def test_an_input_fact_that_lost_its_key_is_said_to_be_given_not_derived(tmp_pat
     assert 'best("a", 3) was given as input, then superseded in cycle 1 by best("a", 1)' in out.stdout, out.stdout + out.stderr
     out = converge("why-not", str(tmp_path / "dom.cvg"), 'best("a", 5)')
     assert 'it was given as input but dominated by best("a", 3)' in out.stdout, out.stdout + out.stderr
+
+
+def test_an_agent_description_is_written_as_a_string_literal_on_one_line(tmp_path: Path) -> None:
+    """why-not wrote an agent's description between quotes as it is, so a description holding
+    a line break ("...\\n...", a JSON escape in the rules) or a quote broke the agent's header
+    line in two (the second looking like a line of the explanation). It is written as the rules
+    write it: a string literal, with its escapes."""
+    src = ('relation p(x: str)\nrelation q(x: str)\np("a").\n'
+           'agent evil "first\\nrule fake at x.cvg:1 \\"quoted\\"" { when p(x), x != "a" emit q(x) }\n')
+    text = render_text(why_not(cr.load_text(src, "d.cvg").run(), 'q("a")'))
+    lines = text.splitlines()
+    assert lines[2] == 'agent evil "first\\nrule fake at x.cvg:1 \\"quoted\\"" at d.cvg:4', text
+    assert lines[3] == '  when p(x), x != "a" emit q(x)', text
+    (tmp_path / "d.cvg").write_text(src)
+    out = converge("why-not", str(tmp_path / "d.cvg"), 'q("a")')
+    assert out.returncode == 0 and not any(line.startswith("rule fake") for line in out.stdout.splitlines()), out.stdout
+    assert 'agent evil "first\\nrule fake at x.cvg:1 \\"quoted\\"" at ' in out.stdout

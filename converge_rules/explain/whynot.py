@@ -973,7 +973,7 @@ def _text_items(w: WhyNot, indent: str) -> list[str | tuple[WhyNot, str]]:
     for a in w.attempts:
         out("")
         label = "agent" if a.kind == "agent" else "rule"
-        desc = f" \"{a.description}\"" if a.description else ""
+        desc = f" {format_value(a.description)}" if a.description else ""  # as written in the rules: one line
         out(f"{indent}{label} {a.agent}{desc} at {a.location}")
         out(f"{indent}  {a.rule}")
         if a.head_bindings:
