@@ -546,8 +546,9 @@ class Result:
         return self._outcome.steps
 
     @property
-    def bytes_counted(self) -> int:
-        """What the facts counted against the max_bytes budget (a deterministic figure)."""
+    def bytes_counted(self) -> int | None:
+        """What the facts counted against the max_bytes budget (a deterministic figure); None for
+        a result rebuilt from a decision record written before records kept it."""
         return self._outcome.bytes
 
     @property

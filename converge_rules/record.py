@@ -259,7 +259,10 @@ def _encode(result: Any) -> dict[str, Any]:
         "options": dict(result._options) or {"budget": result.budget.to_json()},
         "outcome": {"tier": result.tier.value, "reasons": [r.to_json() for r in result.reasons],
                     "cycles": result.cycles, "digest": result.digest, "steps": result.steps,
-                    "facts": result.total_facts, "fired": result.fired_agents()},
+                    "facts": result.total_facts, "fired": result.fired_agents(),
+                    # what the facts counted against max_bytes (the report shows it); unknown when this
+                    # result was rebuilt from a record written before records kept it
+                    **({"bytes": result.bytes_counted} if result.bytes_counted is not None else {})},
         "tools": list(outcome.tool_calls),
         "sources": sources,
         "facts": facts,
@@ -362,6 +365,9 @@ def _check_shape(data: Any, where: str) -> None:
         raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
     if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
         raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
+    for name in ("steps", "bytes"):
+        if name in out and (type(out[name]) is not int or out[name] < 0):
+            raise _error("E612", f"malformed record: 'outcome.{name}' must be a whole number >= 0", where)
 
 
 def _options_problem(options: Mapping[str, Any]) -> str | None:
@@ -756,6 +762,8 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
     outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
                       confidence, alternatives, dropped, tool_calls=list(data["tools"]),
                       replaced_inputs={n: {tuple(f): c for f, c in rows} for n, rows in data.get("replaced_inputs", {}).items()})
+    # what the facts counted against max_bytes; None in a record written before it was kept
+    outcome.bytes = out.get("bytes")  # type: ignore[assignment]
     # the recorded rules and goals decide which agents the job pruned, as they did when it ran
     assert compilation.strata is not None
     outcome.pruned = tuple(sorted(goal_pruned(program, compilation.strata, list(options.get("goals", [])))))

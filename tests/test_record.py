@@ -740,3 +740,35 @@ def test_a_record_just_made_from_a_result_verifies() -> None:
     del unsealed["seal"]
     refused = Record.from_dict(unsealed).verify()
     assert not refused.ok and "no seal" in "\n".join(f.render() for f in refused.failures)
+
+
+def test_the_report_of_a_record_shows_the_bytes_the_job_counted(tmp_path: Path) -> None:
+    """A record did not keep what the facts counted against max_bytes, so the report made from
+    it said '0 bytes counted' where the report of the same job said 1,699 (and the two pages
+    differed). Records keep it as outcome.bytes; one written before says 'not recorded'."""
+    result = loans_result(trace=True)
+    data = json.loads(result.to_record().to_json())
+    assert data["outcome"]["bytes"] == result.bytes_counted > 0
+    from converge_rules.explain.report import render_report
+
+    record = Record.from_dict(data)
+    assert record.result.bytes_counted == result.bytes_counted
+    assert record.report_html() == render_report(result)
+    assert f"<td>{result.bytes_counted} bytes counted</td>" in record.report_html()
+    del data["outcome"]["bytes"]
+    older = Record.from_dict(data)
+    assert older.result.bytes_counted is None and "<td>not recorded</td>" in older.report_html()
+    assert "bytes" not in Record.from_result(older.result).to_dict()["outcome"]  # re-encoded as it was read
+    for bad in ("many", -1, 1.5, True):
+        with pytest.raises(RecordError) as err:
+            Record.from_dict({**data, "outcome": {**data["outcome"], "bytes": bad}})
+        assert err.value.code == "E612" and "'outcome.bytes' must be a whole number" in str(err.value.diagnostics[0].message)
+    # the CLI: the page written from the record is the page written from the run
+    run = converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", "--record",
+                   str(tmp_path / "r.json"), "--quiet")
+    assert run.returncode == 0, run.stderr
+    from_run = converge("report", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json",
+                        "-o", str(tmp_path / "a.html"))
+    from_record = converge("report", "--record", str(tmp_path / "r.json"), "-o", str(tmp_path / "b.html"))
+    assert from_run.returncode == from_record.returncode == 0, from_run.stderr + from_record.stderr
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
