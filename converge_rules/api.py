@@ -296,8 +296,11 @@ class RuleSet:
                         code_cache=self._code_cache, proofs=proofs, stuck_calls=stuck_calls)
         engine.load(inputs.canonical())
         outcome = engine.run()
+        roots = {p for p, _ in self._compilation.roots}
         header = {"event": "header", "format": TRACE_FORMAT,
-                  "rules": [{"path": p, "sha256": _source_sha256(p)} for p in self.program.files],
+                  # a file only imported is marked: `replay` compiles the root files, which import it again
+                  "rules": [{"path": p, "sha256": _source_sha256(p), **({} if p in roots else {"imported": True})}
+                            for p in self.program.files],
                   "facts": [_fact_entry(p) for p in fact_files],
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
                       facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},

@@ -136,7 +136,7 @@ def policy_problem(policy: Any, where: str = "on_failure") -> str | None:
 
 def _file_entry(entry: Any) -> bool:
     return isinstance(entry, dict) and _text(entry.get("path")) and "sha256" in entry and (
-        entry["sha256"] is None or _text(entry["sha256"]))
+        entry["sha256"] is None or _text(entry["sha256"])) and isinstance(entry.get("imported", False), bool)
 
 
 def header_problem(header: Any) -> str | None:

@@ -114,7 +114,8 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     for spec in tools:
         host.update(load_tools(spec))
     try:
-        ruleset = load([e["path"] for e in header["rules"]])
+        # the root files (a file only imported is compiled through the imports, as in the run)
+        ruleset = load(list(dict.fromkeys(e["path"] for e in header["rules"] if not e.get("imported"))))
         budget = Budget(**header["budget"])
         facts = {k: [tuple(v) for v in vs] for k, vs in header.get("inline_facts", {}).items()}
         result = ruleset.run(facts=facts or None, fact_files=[stdin_facts if e.get("stdin") else
