@@ -1037,8 +1037,8 @@ class Record:
 
 
 def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
-    """Proofs whose tool results are not among the record's tool calls (the checker cannot
-    re-evaluate a tool; the record can say what the tool answered)."""
+    """Proofs (and alternative derivations) whose tool results are not among the record's tool
+    calls (the checker cannot re-evaluate a tool; the record can say what the tool answered)."""
     from .engine.runtime import EvalError, eval_expr
     from .explain.checker import Failure
     from .syntax import ast
@@ -1051,9 +1051,8 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
         if not uses:
             continue
         for head in {h.relation for h in agent.heads}:
-            for fact in result.facts(head):
-                proof = result.proof(head, fact)
-                if proof is None or proof.is_input or proof.agent != agent.name:
+            for fact, k, proof in ((f, k, p) for f in result.facts(head) for k, p in enumerate(result.proofs(head, f))):
+                if proof.is_input or proof.agent != agent.name:
                     continue
                 for lit in uses:
                     call = lit.right
@@ -1065,7 +1064,8 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
                     if (call.tool, dumps_json(args), dumps_json(got)) not in answered:  # type: ignore[union-attr]
                         failures.append(Failure(head, fact, agent.name, f"{agent.span.file}:{agent.span.line}", [(
                             "tool", f"@{call.tool}({', '.join(dumps_json(a) for a in args)}) = {dumps_json(got)} "  # type: ignore[union-attr]
-                                    "is not a result of the record's tool calls")], index=0))
+                                    "is not a result of the record's tool calls")], index=0,
+                            alternative=k - 1 if k else None))
     return failures
 
 

@@ -405,6 +405,42 @@ def test_verify_checks_tool_results_against_the_recorded_calls(tmp_path: Path) -
     assert '@credit_score("a1") = 700 is not a result' in report.failures[0].render()
 
 
+TWO_WAYS = ('relation p(x: str)\nrelation ok(x: str)\np("a"). p("c").\n'
+            'agent first { when p(a), v = @score(a), v > 600 emit ok(a) }\n'
+            'agent second { when p(a), w = @score(a), w > 640 emit ok(a) }\n')
+
+
+def test_verify_checks_the_tool_results_of_alternative_derivations(tmp_path: Path) -> None:
+    """The tool results a record's proofs rely on are checked against its tool calls, but only
+    for each fact's first proof: an alternative derivation (`--proofs all`) whose tool value was
+    edited (999 where the tool answered 700) verified, and why --all showed `999 = @score("a")
+    ✓ holds`."""
+    score = {"score": lambda a: {"a": 700, "c": 650}.get(a, 0)}
+    result = cr.load_text(TWO_WAYS, name="t.cvg").run(tools=score, all_proofs=True)
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).verify().ok
+    [row, [alternative]] = data["alternatives"]["ok"][0]
+    assert data["facts"]["ok"][0][row] == "a" and alternative[3] == [700]
+    alternative[3] = [999]
+    report = Record.from_json(_resealed(data)).verify()
+    assert not report.ok and [f.render() for f in report.failures] == [
+        'alternative derivation 1 of ok("a") by agent second (t.cvg:5) does not check:\n'
+        '  tool: @score("a") = 999 is not a result of the record\'s tool calls']
+    # the CLI: run --proofs all --record with the tool, edit and reseal, verify exits 8
+    (tmp_path / "t.cvg").write_text(TWO_WAYS)
+    (tmp_path / "twoways_tools.py").write_text('def score(a):\n    return {"a": 700, "c": 650}.get(a, 0)\n')
+    run = converge("run", "t.cvg", "--tools", "twoways_tools", "--proofs", "all", "--record", "r.json", "--quiet",
+                   cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    data["alternatives"]["ok"][0][1][0][3] = [999]
+    (tmp_path / "r.json").write_text(_resealed(data))
+    bad = converge("verify", "r.json", cwd=tmp_path)
+    assert bad.returncode == 8 and bad.stdout.startswith(
+        'alternative derivation 1 of ok("a") by agent second (t.cvg:5) does not check:\n'
+        '  tool: @score("a") = 999 is not a result'), bad.stdout + bad.stderr
+
+
 _LOANS_RECORD: dict | None = None
 
 
