@@ -363,6 +363,12 @@ def _check_shape(data: Any, where: str) -> None:
     if not isinstance(out["reasons"], list) or not all(isinstance(r, dict) and isinstance(r.get("kind"), str)
                                                        and isinstance(r.get("message"), str) for r in out["reasons"]):
         raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
+    from .traceformat import reason_problem
+
+    for k, reason in enumerate(out["reasons"]):  # the report, why-not and the summary read their details
+        problem = reason_problem(reason)
+        if problem:
+            raise _error("E612", f"malformed record: reason {k + 1} of the outcome {problem}", where)
     if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
         raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
     for name in ("steps", "bytes"):

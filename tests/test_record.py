@@ -808,3 +808,44 @@ def test_the_report_of_a_record_shows_the_bytes_the_job_counted(tmp_path: Path) 
     from_record = converge("report", "--record", str(tmp_path / "r.json"), "-o", str(tmp_path / "b.html"))
     assert from_run.returncode == from_record.returncode == 0, from_run.stderr + from_record.stderr
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+
+
+_INVARIANT = 'relation p(x: int)\nrelation q(x: int)\np(1). p(2).\nq(x) :- p(x).\ninvariant no_q2 "q(2) is forbidden" { forbid q(2) }\n'
+
+
+def _violations(reason: dict) -> dict:
+    return reason["violations"][0]
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda r: r.update(violations=[1]), "has a malformed 'violations'"),
+    (lambda r: r.update(violations="abc"), "has a malformed 'violations'"),
+    (lambda r: _violations(r).update(matches=5), "has a malformed 'violations'"),
+    (lambda r: _violations(r).update(matches=[{"facts": [1, 2]}]), "has a malformed 'violations'"),
+    (lambda r: _violations(r)["matches"][0].update(bindings=[1]), "has a malformed 'violations'"),
+    (lambda r: _violations(r).pop("invariant"), "has a malformed 'violations'"),
+    (lambda r: r.update(cycle="2"), "has a malformed 'cycle'"),
+    (lambda r: r.update(budget=["max_facts"]), "has a malformed 'budget'"),
+    (lambda r: r.update(invariant={}), "has a malformed 'invariant'"),
+])
+def test_a_record_whose_reasons_are_malformed_is_e612(tmp_path: Path, edit, problem: str) -> None:
+    """The report (and why-not's notes, and the run summary) read a reason's details, which a
+    record's reader did not check: an edited record with violations [1] made `converge report
+    --record` an internal error (AttributeError, exit 70), as did a list where a budget's name
+    belongs. Each reason is checked on reading (E612 naming it), as trace events are."""
+    result = cr.load_text(_INVARIANT, name="i.cvg").run(trace=True)
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).report_html()  # the untouched record
+    edit(data["outcome"]["reasons"][0])
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data)
+    message = err.value.diagnostics[0].message
+    assert err.value.code == "E612" and message.startswith(f"malformed record: reason 1 of the outcome {problem}"), message
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    for args in (["report", "--record", str(path), "-o", str(tmp_path / "r.html")],
+                 ["why-not", "--record", str(path), "q(2)"]):
+        proc = converge(*args)
+        assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: reason 1 of the outcome {problem}" \
+            in proc.stderr, proc.stderr
+        assert "internal error" not in proc.stderr and not (tmp_path / "r.html").exists()
