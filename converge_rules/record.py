@@ -374,6 +374,51 @@ def _check_shape(data: Any, where: str) -> None:
     for name in ("steps", "bytes"):
         if name in out and (type(out[name]) is not int or out[name] < 0):
             raise _error("E612", f"malformed record: 'outcome.{name}' must be a whole number >= 0", where)
+    problem = _losses_problem(data)
+    if problem:
+        raise _error("E612", f"malformed record: {problem}", where)
+
+
+def _scalars(v: Any) -> bool:
+    return isinstance(v, list) and all(type(x) in (int, float, str, bool) for x in v)
+
+
+def _weight(v: Any) -> bool:
+    return type(v) in (int, float) and 0 <= v <= 1
+
+
+# what each reason of a "dropped" entry carries as its detail (why-not and Result.dropped print it)
+_DROPPED_DETAIL = {"dominated": _scalars, "max_facts": lambda v: type(v) is int,
+                   "min_confidence": _weight}
+
+
+def _losses_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with a record's ``dropped``, ``confidence`` and ``replaced_inputs`` (their
+    entries are printed by why, why-not and Result.dropped, and given to replay), or None."""
+    def table(key: str) -> Any:
+        value = data.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(rows, list) for rows in value.values()):
+            return None
+        return value
+
+    dropped = table("dropped")
+    if dropped is None:
+        return "'dropped' must map relations to lists of entries"
+    for name, rows in dropped.items():
+        for k, row in enumerate(rows):
+            if not (isinstance(row, list) and len(row) == 4 and _scalars(row[0]) and row[1] in _DROPPED_DETAIL
+                    and type(row[2]) is int and row[2] >= 0 and _DROPPED_DETAIL[row[1]](row[3])):
+                return (f"entry {k + 1} of 'dropped.{name}' must be [fact, reason, cycle, detail] (reason dominated, "
+                        "max_facts or min_confidence, with the kept fact, the limit or the confidence)")
+    confidence = table("confidence")
+    if confidence is None or not all(isinstance(r, list) and len(r) == 2 and type(r[0]) is int and _weight(r[1])
+                                     for rows in confidence.values() for r in rows):
+        return "'confidence' must map relations to [row, confidence] pairs (a confidence from 0 to 1)"
+    replaced = table("replaced_inputs")
+    if replaced is None or not all(isinstance(r, list) and len(r) == 2 and _scalars(r[0]) and _weight(r[1])
+                                   for rows in replaced.values() for r in rows):
+        return "'replaced_inputs' must map relations to [fact, confidence] pairs (a confidence from 0 to 1)"
+    return None
 
 
 def _options_problem(options: Mapping[str, Any]) -> str | None:

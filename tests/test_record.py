@@ -849,3 +849,38 @@ def test_a_record_whose_reasons_are_malformed_is_e612(tmp_path: Path, edit, prob
         assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: reason 1 of the outcome {problem}" \
             in proc.stderr, proc.stderr
         assert "internal error" not in proc.stderr and not (tmp_path / "r.html").exists()
+
+
+_LOSSES = ('relation p(x: int)\nrelation q(x: int)\nrelation r(x: int)\nrelation best(k: str, v: int) key(k) prefer min(v)\n'
+           'budget { min_confidence = 0.5 }\np(1). p(2).\n'
+           'agent weak { confidence 0.4 when p(x) emit q(x) }\nagent strong { confidence 0.9 when p(x) emit r(x) }\n'
+           'best("a", x + 5) :- p(x).\n')
+
+
+@pytest.mark.parametrize("key, edit, fact, problem", [
+    ("dropped", lambda d: d["q"][0].__setitem__(3, "x"), "q(1)", "entry 1 of 'dropped.q' must be [fact, reason, cycle, detail]"),
+    ("dropped", lambda d: d["q"][0].__setitem__(1, "weird"), "q(1)", "entry 1 of 'dropped.q'"),
+    ("dropped", lambda d: d["best"][0].__setitem__(3, 5), 'best("a", 7)', "entry 1 of 'dropped.best'"),
+    ("dropped", lambda d: d["best"][0].__setitem__(2, "1"), 'best("a", 7)', "entry 1 of 'dropped.best'"),
+    ("dropped", lambda d: d.__setitem__("q", 5), "q(1)", "'dropped' must map relations to lists of entries"),
+    ("confidence", lambda d: d["r"][0].__setitem__(1, "x"), "r(1)", "'confidence' must map relations to [row, confidence]"),
+    ("confidence", lambda d: d["r"][0].__setitem__(1, 2.5), "r(1)", "'confidence' must map relations to [row, confidence]"),
+])
+def test_a_record_whose_losses_are_malformed_is_e612(tmp_path: Path, key: str, edit, fact: str, problem: str) -> None:
+    """A record's `dropped` entries (what dropped a fact, and the kept fact, limit or confidence)
+    and its confidences are printed by why, why-not and Result.dropped, but were not checked on
+    reading: an edited record with a confidence "x" or a dominated fact's detail 5 made `why` and
+    `why-not` internal errors (ValueError "Unknown format code 'g'", TypeError, exit 70)."""
+    result = cr.load_text(_LOSSES, name="l.cvg").run()
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).why_not_text(fact)
+    edit(data[key])
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data)
+    assert err.value.code == "E612" and problem in err.value.diagnostics[0].message, err.value.diagnostics[0].message
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    for args in (["why", "--record", str(path), fact], ["why-not", "--record", str(path), fact]):
+        proc = converge(*args)
+        assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: " in proc.stderr, proc.stderr
+        assert problem in proc.stderr and "internal error" not in proc.stderr
