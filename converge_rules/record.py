@@ -1081,6 +1081,15 @@ class Record:
             difference = f"digest differs: recorded {self.digest}, replayed {new.digest}"
         if difference is None and new.tier.value != self.tier:
             difference = f"tier differs: recorded {self.tier}, replayed {new.tier.value}"
+        if difference is None:  # the rest of the outcome the record states: it must be reproduced too
+            recorded = data["outcome"]
+            fresh = {"cycles": new.cycles, "reasons": [r.to_json() for r in new.reasons], "steps": new.steps,
+                     "facts": new.total_facts, "fired": new.fired_agents(), "bytes": new.bytes_counted}
+            for name, value in fresh.items():
+                if name in recorded and loads_json(dumps_json(value)) != recorded[name]:
+                    difference = (f"outcome {name} differs: recorded {dumps_json(recorded[name], ensure_ascii=False, sort_keys=True)}, "
+                                  f"replayed {dumps_json(value, ensure_ascii=False, sort_keys=True)}")
+                    break
         return new, difference
 
     def __repr__(self) -> str:

@@ -884,3 +884,28 @@ def test_a_record_whose_losses_are_malformed_is_e612(tmp_path: Path, key: str, e
         proc = converge(*args)
         assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: " in proc.stderr, proc.stderr
         assert problem in proc.stderr and "internal error" not in proc.stderr
+
+
+@pytest.mark.parametrize("edit, difference", [
+    (lambda o: o.update(cycles=99), "outcome cycles differs: recorded 99, replayed 1"),
+    (lambda o: o.update(reasons=[]), "outcome reasons differs: recorded [], replayed [{"),
+    (lambda o: o["reasons"][0].update(message="all fine"), 'outcome reasons differs: recorded [{"cycle": 1'),
+    (lambda o: o.update(facts=1), "outcome facts differs: recorded 1, replayed 2"),
+    (lambda o: o.update(fired=["q#1"]), 'outcome fired differs: recorded ["q#1"], replayed []'),
+    (lambda o: o.update(bytes=3), "outcome bytes differs: recorded 3, replayed "),
+])
+def test_replay_compares_the_whole_recorded_outcome(tmp_path: Path, edit, difference: str) -> None:
+    """Record.replay compared the trace, the digest and the tier only: a record whose outcome was
+    edited to 99 cycles, or to a failed job without reasons ('all fine'), replayed 'identical'
+    (exit 0), though a trace's replay compares its whole outcome line. The outcome's cycles,
+    reasons, steps, facts count, fired agents and bytes are compared too."""
+    result = cr.load_text(_INVARIANT, name="i.cvg").run(trace=True)
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).replay()[1] is None
+    edit(data["outcome"])
+    _new, found = Record.from_json(_resealed(data)).replay()
+    assert found is not None and found.startswith(difference), found
+    path = tmp_path / "edited.json"
+    path.write_text(_resealed(data))
+    proc = converge("replay", str(path))
+    assert proc.returncode == 7 and f"replay differs from {path}: {difference}" in proc.stderr, proc.stderr
