@@ -124,3 +124,22 @@ def test_a_job_with_imports_replays(tmp_path: Path) -> None:
         assert [(os.path.basename(e["path"]), e.get("imported", False)) for e in header["rules"]] == files, header
         replay = converge("replay", "t.jsonl", cwd=tmp_path)
         assert replay.returncode == 0 and replay.stdout.startswith("replay identical:"), replay.stdout + replay.stderr
+
+
+def test_a_trace_with_line_separators_in_its_values_replays(tmp_path: Path) -> None:
+    """replay split the trace with str.splitlines, which also breaks at U+2028, U+2029 and U+0085:
+    JSON writes them unescaped inside strings, so the trace of a job whose facts hold one (here
+    in a 'dominated' event) was refused as malformed (E501 'Unterminated string', exit 1). It is
+    split at line feeds only, as JSON Lines are; a trace saved with CRLF line ends still replays."""
+    (tmp_path / "ls.cvg").write_text('relation best(k: str, v: int) key(k) prefer min(v)\n'
+                                     'best("a\\u2028b", 1). best("a\\u2028b", 2). best("c\\u0085d\\u2029", 3). '
+                                     'best("c\\u0085d\\u2029", 4).\n')
+    run = converge("run", "ls.cvg", "--trace", "t.jsonl", "--format", "summary", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    text = (tmp_path / "t.jsonl").read_text(encoding="utf-8")
+    assert "\u2028" in text and "\u0085" in text and len(text.split("\n")) == 5
+    replay = converge("replay", "t.jsonl", cwd=tmp_path)
+    assert replay.returncode == 0 and replay.stdout.startswith("replay identical: 4 events"), replay.stdout + replay.stderr
+    (tmp_path / "crlf.jsonl").write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    replay = converge("replay", "crlf.jsonl", cwd=tmp_path)
+    assert replay.returncode == 0 and replay.stdout.startswith("replay identical: 4 events"), replay.stdout + replay.stderr
