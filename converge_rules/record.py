@@ -1082,9 +1082,11 @@ class Record:
         if difference is None and new.tier.value != self.tier:
             difference = f"tier differs: recorded {self.tier}, replayed {new.tier.value}"
         if difference is None:  # the rest of the outcome the record states: it must be reproduced too
+            # (not `bytes`: it also counts input facts dropped as they loaded, below min_confidence,
+            # which a record keeps only when no derivation committed the fact after all)
             recorded = data["outcome"]
             fresh = {"cycles": new.cycles, "reasons": [r.to_json() for r in new.reasons], "steps": new.steps,
-                     "facts": new.total_facts, "fired": new.fired_agents(), "bytes": new.bytes_counted}
+                     "facts": new.total_facts, "fired": new.fired_agents()}
             for name, value in fresh.items():
                 if name in recorded and loads_json(dumps_json(value)) != recorded[name]:
                     difference = (f"outcome {name} differs: recorded {dumps_json(recorded[name], ensure_ascii=False, sort_keys=True)}, "

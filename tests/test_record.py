@@ -892,13 +892,12 @@ def test_a_record_whose_losses_are_malformed_is_e612(tmp_path: Path, key: str, e
     (lambda o: o["reasons"][0].update(message="all fine"), 'outcome reasons differs: recorded [{"cycle": 1'),
     (lambda o: o.update(facts=1), "outcome facts differs: recorded 1, replayed 2"),
     (lambda o: o.update(fired=["q#1"]), 'outcome fired differs: recorded ["q#1"], replayed []'),
-    (lambda o: o.update(bytes=3), "outcome bytes differs: recorded 3, replayed "),
 ])
 def test_replay_compares_the_whole_recorded_outcome(tmp_path: Path, edit, difference: str) -> None:
     """Record.replay compared the trace, the digest and the tier only: a record whose outcome was
     edited to 99 cycles, or to a failed job without reasons ('all fine'), replayed 'identical'
     (exit 0), though a trace's replay compares its whole outcome line. The outcome's cycles,
-    reasons, steps, facts count, fired agents and bytes are compared too."""
+    reasons, steps, facts count and fired agents are compared too."""
     result = cr.load_text(_INVARIANT, name="i.cvg").run(trace=True)
     data = json.loads(result.to_record().to_json())
     assert Record.from_dict(data).replay()[1] is None
