@@ -245,6 +245,13 @@ class RuleSet:
         # each file's SHA-256: `verify` refuses to read a file that does not match
         result.job = {"rules": job_rules, "facts": job_facts,
                       "sha256": {p: content_sha256(p) for p in job_rules + job_facts if os.path.exists(p)}}
+        # facts given as text (standard input): the SHA-256 of that text, never of a file that
+        # happens to bear its name; `verify` reads the same text from standard input again
+        texts = [src for src in fact_files if hasattr(src, "text")]
+        for src in texts:
+            result.job["sha256"][src.name] = _source_sha256(src)
+        if texts:
+            result.job["stdin"] = {src.name: src.format for src in sorted(texts, key=lambda t: t.name)}
         result._ruleset_files = self.files
         result._options = {"budget": effective.to_json(), "on_failure": str(policy) if policy else "abort",
                            "goals": list(goal_names), "all_proofs": all_proofs, "tool_timeout": tool_timeout}
@@ -291,8 +298,11 @@ class RuleSet:
                         tool_pool=tool_pool)
         engine.load(inputs.canonical())
         outcome = engine.run()
+        roots = {p for p, _ in self._compilation.roots}
         header = {"event": "header", "format": TRACE_FORMAT,
-                  "rules": [{"path": p, "sha256": _source_sha256(p)} for p in self.program.files],
+                  # a file only imported is marked: `replay` compiles the root files, which import it again
+                  "rules": [{"path": p, "sha256": _source_sha256(p), **({} if p in roots else {"imported": True})}
+                            for p in self.program.files],
                   "facts": [_fact_entry(p) for p in fact_files],
                   "inline_facts": {k: [list(v) for v in vs] for k, vs in sorted(_plain(
                       facts.facts if isinstance(facts, LoadedFacts) else facts).items())} if facts else {},
@@ -541,8 +551,9 @@ class Result:
         return self._outcome.steps
 
     @property
-    def bytes_counted(self) -> int:
-        """What the facts counted against the max_bytes budget (a deterministic figure)."""
+    def bytes_counted(self) -> int | None:
+        """What the facts counted against the max_bytes budget (a deterministic figure); None for
+        a result rebuilt from a decision record written before records kept it."""
         return self._outcome.bytes
 
     @property

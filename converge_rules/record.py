@@ -259,7 +259,10 @@ def _encode(result: Any) -> dict[str, Any]:
         "options": dict(result._options) or {"budget": result.budget.to_json()},
         "outcome": {"tier": result.tier.value, "reasons": [r.to_json() for r in result.reasons],
                     "cycles": result.cycles, "digest": result.digest, "steps": result.steps,
-                    "facts": result.total_facts, "fired": result.fired_agents()},
+                    "facts": result.total_facts, "fired": result.fired_agents(),
+                    # what the facts counted against max_bytes (the report shows it); unknown when this
+                    # result was rebuilt from a record written before records kept it
+                    **({"bytes": result.bytes_counted} if result.bytes_counted is not None else {})},
         "tools": list(outcome.tool_calls),
         "sources": sources,
         "facts": facts,
@@ -360,8 +363,62 @@ def _check_shape(data: Any, where: str) -> None:
     if not isinstance(out["reasons"], list) or not all(isinstance(r, dict) and isinstance(r.get("kind"), str)
                                                        and isinstance(r.get("message"), str) for r in out["reasons"]):
         raise _error("E612", "malformed record: each reason needs 'kind' and 'message'", where)
+    from .traceformat import reason_problem
+
+    for k, reason in enumerate(out["reasons"]):  # the report, why-not and the summary read their details
+        problem = reason_problem(reason)
+        if problem:
+            raise _error("E612", f"malformed record: reason {k + 1} of the outcome {problem}", where)
     if type(out["cycles"]) is not int or not isinstance(out["digest"], str):
         raise _error("E612", "malformed record: 'outcome.cycles' must be an integer and 'digest' a string", where)
+    for name in ("steps", "bytes"):
+        if name in out and (type(out[name]) is not int or out[name] < 0):
+            raise _error("E612", f"malformed record: 'outcome.{name}' must be a whole number >= 0", where)
+    problem = _losses_problem(data)
+    if problem:
+        raise _error("E612", f"malformed record: {problem}", where)
+
+
+def _scalars(v: Any) -> bool:
+    return isinstance(v, list) and all(type(x) in (int, float, str, bool) for x in v)
+
+
+def _weight(v: Any) -> bool:
+    return type(v) in (int, float) and 0 <= v <= 1
+
+
+# what each reason of a "dropped" entry carries as its detail (why-not and Result.dropped print it)
+_DROPPED_DETAIL = {"dominated": _scalars, "max_facts": lambda v: type(v) is int,
+                   "min_confidence": _weight}
+
+
+def _losses_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with a record's ``dropped``, ``confidence`` and ``replaced_inputs`` (their
+    entries are printed by why, why-not and Result.dropped, and given to replay), or None."""
+    def table(key: str) -> Any:
+        value = data.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(rows, list) for rows in value.values()):
+            return None
+        return value
+
+    dropped = table("dropped")
+    if dropped is None:
+        return "'dropped' must map relations to lists of entries"
+    for name, rows in dropped.items():
+        for k, row in enumerate(rows):
+            if not (isinstance(row, list) and len(row) == 4 and _scalars(row[0]) and row[1] in _DROPPED_DETAIL
+                    and type(row[2]) is int and row[2] >= 0 and _DROPPED_DETAIL[row[1]](row[3])):
+                return (f"entry {k + 1} of 'dropped.{name}' must be [fact, reason, cycle, detail] (reason dominated, "
+                        "max_facts or min_confidence, with the kept fact, the limit or the confidence)")
+    confidence = table("confidence")
+    if confidence is None or not all(isinstance(r, list) and len(r) == 2 and type(r[0]) is int and _weight(r[1])
+                                     for rows in confidence.values() for r in rows):
+        return "'confidence' must map relations to [row, confidence] pairs (a confidence from 0 to 1)"
+    replaced = table("replaced_inputs")
+    if replaced is None or not all(isinstance(r, list) and len(r) == 2 and _scalars(r[0]) and _weight(r[1])
+                                   for rows in replaced.values() for r in rows):
+        return "'replaced_inputs' must map relations to [fact, confidence] pairs (a confidence from 0 to 1)"
+    return None
 
 
 def _options_problem(options: Mapping[str, Any]) -> str | None:
@@ -756,6 +813,8 @@ def _rebuild(data: Mapping[str, Any], where: str = "<record>") -> tuple[Any, Any
     outcome = Outcome(Tier(out["tier"]), reasons, out["cycles"], context, budget, fired, out.get("steps", 0),
                       confidence, alternatives, dropped, tool_calls=list(data["tools"]),
                       replaced_inputs={n: {tuple(f): c for f, c in rows} for n, rows in data.get("replaced_inputs", {}).items()})
+    # what the facts counted against max_bytes; None in a record written before it was kept
+    outcome.bytes = out.get("bytes")  # type: ignore[assignment]
     # the recorded rules and goals decide which agents the job pruned, as they did when it ran
     assert compilation.strata is not None
     outcome.pruned = tuple(sorted(goal_pruned(program, compilation.strata, list(options.get("goals", [])))))
@@ -795,7 +854,9 @@ class Record:
     @classmethod
     def from_result(cls, result: Any, key: bytes | str | None = None) -> "Record":
         """The record of a job just run (``RuleSet.run(...)``); also ``Result.to_record()``.
-        With ``key`` its seal is an HMAC-SHA256 that only a holder of the key can compute."""
+        With ``key`` its seal is an HMAC-SHA256 that only a holder of the key can compute.
+        A result run without proofs (``proofs=False``) has none to record: E540."""
+        result._need_proofs("a decision record")
         record = cls(_encode(result), key=key)
         record._made_here = True
         return record
@@ -961,7 +1022,9 @@ class Record:
         ruleset, result = self._build()
         book: _Book = result._inputs
         inputs = {n: {book.rels[n].rows[i] for i in rows} for n, rows in book.inputs().items() if rows}
-        report = Checker(result.program, inputs).check(result.to_dict(proofs=True))
+        # a record of a `--proofs all` job keeps each fact's other derivations: they are proofs too
+        report = Checker(result.program, inputs).check(
+            result.to_dict(proofs=True, all_proofs="alternatives" in self._data))
         report.failures.extend(_tool_failures(result, self._data["tools"]))
         if key is None and self.seal_kind == "hmac-sha256":
             report.note(NOT_AUTHENTICATED)
@@ -1018,6 +1081,17 @@ class Record:
             difference = f"digest differs: recorded {self.digest}, replayed {new.digest}"
         if difference is None and new.tier.value != self.tier:
             difference = f"tier differs: recorded {self.tier}, replayed {new.tier.value}"
+        if difference is None:  # the rest of the outcome the record states: it must be reproduced too
+            # (not `bytes`: it also counts input facts dropped as they loaded, below min_confidence,
+            # which a record keeps only when no derivation committed the fact after all)
+            recorded = data["outcome"]
+            fresh = {"cycles": new.cycles, "reasons": [r.to_json() for r in new.reasons], "steps": new.steps,
+                     "facts": new.total_facts, "fired": new.fired_agents()}
+            for name, value in fresh.items():
+                if name in recorded and loads_json(dumps_json(value)) != recorded[name]:
+                    difference = (f"outcome {name} differs: recorded {dumps_json(recorded[name], ensure_ascii=False, sort_keys=True)}, "
+                                  f"replayed {dumps_json(value, ensure_ascii=False, sort_keys=True)}")
+                    break
         return new, difference
 
     def __repr__(self) -> str:
@@ -1025,8 +1099,8 @@ class Record:
 
 
 def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
-    """Proofs whose tool results are not among the record's tool calls (the checker cannot
-    re-evaluate a tool; the record can say what the tool answered)."""
+    """Proofs (and alternative derivations) whose tool results are not among the record's tool
+    calls (the checker cannot re-evaluate a tool; the record can say what the tool answered)."""
     from .engine.runtime import EvalError, eval_expr
     from .explain.checker import Failure
     from .syntax import ast
@@ -1039,9 +1113,8 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
         if not uses:
             continue
         for head in {h.relation for h in agent.heads}:
-            for fact in result.facts(head):
-                proof = result.proof(head, fact)
-                if proof is None or proof.is_input or proof.agent != agent.name:
+            for fact, k, proof in ((f, k, p) for f in result.facts(head) for k, p in enumerate(result.proofs(head, f))):
+                if proof.is_input or proof.agent != agent.name:
                     continue
                 for lit in uses:
                     call = lit.right
@@ -1053,7 +1126,8 @@ def _tool_failures(result: Any, calls: list[dict[str, Any]]) -> list[Any]:
                     if (call.tool, dumps_json(args), dumps_json(got)) not in answered:  # type: ignore[union-attr]
                         failures.append(Failure(head, fact, agent.name, f"{agent.span.file}:{agent.span.line}", [(
                             "tool", f"@{call.tool}({', '.join(dumps_json(a) for a in args)}) = {dumps_json(got)} "  # type: ignore[union-attr]
-                                    "is not a result of the record's tool calls")], index=0))
+                                    "is not a result of the record's tool calls")], index=0,
+                            alternative=k - 1 if k else None))
     return failures
 
 

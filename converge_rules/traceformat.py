@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from .values import dumps_json
 
-__all__ = ["event_problem", "header_problem", "budget_problem", "policy_problem"]
+__all__ = ["event_problem", "header_problem", "budget_problem", "policy_problem", "reason_problem"]
 
 
 def _int(v: Any) -> bool:
@@ -97,6 +97,43 @@ def _fields(obj: Mapping[str, Any], kind: str, required: Mapping[str, Check],
     return None
 
 
+# The details of an outcome's reasons (docs/cli.md, "reasons" of --format json), as the engine
+# writes them; a reader (the report, why-not, the summary) relies on these types. Other keys
+# are left alone: readers show them as JSON.
+REASON_DETAILS: dict[str, Check] = {
+    "budget": _text, "agent": _text, "error": _text, "invariant": _text, "policy": _text, "not_retried": _text,
+    "cycle": _int, "reached": _int, "dropped": _int, "attempts": _int,
+    "limit": lambda v: v is None or _number(v), "deterministic": lambda v: isinstance(v, bool),
+    "span": lambda v: isinstance(v, (dict, str)),
+}
+
+
+def _match(m: Any) -> bool:
+    return (isinstance(m, dict) and isinstance(m.get("bindings", {}), dict)
+            and all(type(v) in (int, float, str, bool) for v in m.get("bindings", {}).values())
+            and _names(m.get("facts", [])))
+
+
+def _violation(v: Any) -> bool:
+    return (isinstance(v, dict) and _text(v.get("invariant")) and _text(v.get("kind", ""))
+            and (v.get("message") is None or _text(v.get("message"))) and isinstance(v.get("span", {}), dict)
+            and _list(v.get("matches", [])) and all(map(_match, v.get("matches", []))))
+
+
+def reason_problem(reason: Any) -> str | None:
+    """What is wrong with one reason of an outcome (a kind, a message and its details)."""
+    if not isinstance(reason, dict) or not _text(reason.get("kind")) or not _text(reason.get("message")):
+        return "needs 'kind' and 'message'"
+    for name, value in reason.items():
+        ok = REASON_DETAILS.get(name)
+        if ok is not None and not ok(value):
+            return f"has a malformed {name!r}"
+    violations = reason.get("violations", [])
+    if not _list(violations) or not all(map(_violation, violations)):
+        return "has a malformed 'violations' (each needs 'invariant' and 'matches' of bindings and facts)"
+    return None
+
+
 _COUNTS = ("max_cycles", "max_facts", "max_agents_per_cycle", "max_steps", "max_bytes")
 
 
@@ -136,7 +173,7 @@ def policy_problem(policy: Any, where: str = "on_failure") -> str | None:
 
 def _file_entry(entry: Any) -> bool:
     return isinstance(entry, dict) and _text(entry.get("path")) and "sha256" in entry and (
-        entry["sha256"] is None or _text(entry["sha256"]))
+        entry["sha256"] is None or _text(entry["sha256"])) and isinstance(entry.get("imported", False), bool)
 
 
 def header_problem(header: Any) -> str | None:

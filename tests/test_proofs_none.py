@@ -35,7 +35,9 @@ def test_explanations_refused_with_e540() -> None:
     assert r.holds("path", ("a", "b"))
     for ask in (lambda: r.proof("path", ("a", "b")), lambda: r.why('path("a", "b")'),
                 lambda: r.support("path", ("a", "b")), lambda: r.proofs("path", ("a", "b")),
-                lambda: r.to_json(proofs=True), lambda: r.to_record()):
+                lambda: r.to_json(proofs=True), lambda: r.to_record(),
+                # records.md: `result.to_record()  # or cr.Record.from_result(result)` (was an IndexError)
+                lambda: cr.Record.from_result(r), lambda: cr.Record.from_result(r, key=b"k" * 16)):
         with pytest.raises(cr.ConvergeError) as err:
             ask()
         assert err.value.diagnostics[0].code == "E540"

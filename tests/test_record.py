@@ -160,6 +160,53 @@ def test_all_proofs_are_recorded() -> None:
     assert record.result.proofs("p", ("a", "c")) == result.proofs("p", ("a", "c"))
 
 
+KEYED_PATHS = ('relation edge(a: str, b: str, w: int)\n'
+               'relation dist(a: str, d: int) key(a) prefer min(d)\n'
+               'relation far(a: str)\n'
+               'edge("s", "a", 5). edge("s", "b", 1). edge("b", "a", 1). edge("a", "c", 1). edge("b", "c", 10).\n'
+               'dist("s", 0).\n'
+               'dist(b, d + w) :- dist(a, d), edge(a, b, w).\n'
+               'far(a) :- dist(a, d), d > 2.\n')
+
+
+def _resealed(data: dict) -> str:
+    """A record edited and sealed again, as whoever can rewrite the file can do (a plain seal)."""
+    data = {k: v for k, v in data.items() if k != "seal"}
+    return Record.from_dict(json.loads(json.dumps(data))).to_json()
+
+
+def test_verify_checks_the_alternative_derivations_of_a_record() -> None:
+    """A record of a `--proofs all` job keeps each fact's other derivations, and `why --all`
+    shows them; `Record.verify` checked only the first ones, so a made-up alternative (here
+    far("c") derived from dist("s", 0), whose 0 > 2 fails) verified."""
+    result = cr.load_text(KEYED_PATHS, name="k.cvg").run(all_proofs=True)
+    data = json.loads(result.to_record().to_json())
+    report = Record.from_dict(data).verify()
+    assert report.ok and report.summary == "verified 6 proofs of 11 facts", report.summary
+    [[row, [alternative]]] = data["alternatives"]["far"]
+    assert data["facts"]["far"][0][row] == "c"
+    alternative[2] = [data["facts"]["dist"][0].index("s")]  # its premise: dist("s", 0)
+    report = Record.from_json(_resealed(data)).verify()
+    assert not report.ok and report.summary == "1 of 6 proofs does not check"
+    [failure] = report.failures
+    assert failure.render().startswith('alternative derivation 1 of far("c") by agent far#1 (k.cvg:7) does not check:')
+    assert "comparison: d > 2 is false: 0 > 2" in failure.render()
+
+
+def test_cli_verify_checks_the_alternative_derivations_of_a_record(tmp_path: Path) -> None:
+    (tmp_path / "k.cvg").write_text(KEYED_PATHS)
+    run = converge("run", "k.cvg", "--proofs", "all", "--record", "r.json", "--quiet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    ok = converge("verify", "--record", "r.json", cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout == "verified 6 proofs of 11 facts\n", ok.stdout + ok.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    data["alternatives"]["far"][0][1][0][2] = [data["facts"]["dist"][0].index("s")]
+    (tmp_path / "r.json").write_text(_resealed(data))
+    bad = converge("verify", "--record", "r.json", cwd=tmp_path)
+    assert bad.returncode == 8, bad.stdout + bad.stderr
+    assert bad.stdout.startswith('alternative derivation 1 of far("c") by agent far#1 (k.cvg:7) does not check:\n')
+
+
 def test_bad_records_are_refused_with_codes(tmp_path: Path) -> None:
     with pytest.raises(RecordError) as err:
         open_record(str(tmp_path / "missing.json"))
@@ -356,6 +403,42 @@ def test_verify_checks_tool_results_against_the_recorded_calls(tmp_path: Path) -
     report = Record.from_dict(json.loads(Record.from_dict(data).to_json())).verify()
     assert not report.ok
     assert '@credit_score("a1") = 700 is not a result' in report.failures[0].render()
+
+
+TWO_WAYS = ('relation p(x: str)\nrelation ok(x: str)\np("a"). p("c").\n'
+            'agent first { when p(a), v = @score(a), v > 600 emit ok(a) }\n'
+            'agent second { when p(a), w = @score(a), w > 640 emit ok(a) }\n')
+
+
+def test_verify_checks_the_tool_results_of_alternative_derivations(tmp_path: Path) -> None:
+    """The tool results a record's proofs rely on are checked against its tool calls, but only
+    for each fact's first proof: an alternative derivation (`--proofs all`) whose tool value was
+    edited (999 where the tool answered 700) verified, and why --all showed `999 = @score("a")
+    ✓ holds`."""
+    score = {"score": lambda a: {"a": 700, "c": 650}.get(a, 0)}
+    result = cr.load_text(TWO_WAYS, name="t.cvg").run(tools=score, all_proofs=True)
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).verify().ok
+    [row, [alternative]] = data["alternatives"]["ok"][0]
+    assert data["facts"]["ok"][0][row] == "a" and alternative[3] == [700]
+    alternative[3] = [999]
+    report = Record.from_json(_resealed(data)).verify()
+    assert not report.ok and [f.render() for f in report.failures] == [
+        'alternative derivation 1 of ok("a") by agent second (t.cvg:5) does not check:\n'
+        '  tool: @score("a") = 999 is not a result of the record\'s tool calls']
+    # the CLI: run --proofs all --record with the tool, edit and reseal, verify exits 8
+    (tmp_path / "t.cvg").write_text(TWO_WAYS)
+    (tmp_path / "twoways_tools.py").write_text('def score(a):\n    return {"a": 700, "c": 650}.get(a, 0)\n')
+    run = converge("run", "t.cvg", "--tools", "twoways_tools", "--proofs", "all", "--record", "r.json", "--quiet",
+                   cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    data["alternatives"]["ok"][0][1][0][3] = [999]
+    (tmp_path / "r.json").write_text(_resealed(data))
+    bad = converge("verify", "r.json", cwd=tmp_path)
+    assert bad.returncode == 8 and bad.stdout.startswith(
+        'alternative derivation 1 of ok("a") by agent second (t.cvg:5) does not check:\n'
+        '  tool: @score("a") = 999 is not a result'), bad.stdout + bad.stderr
 
 
 _LOANS_RECORD: dict | None = None
@@ -693,3 +776,135 @@ def test_a_record_just_made_from_a_result_verifies() -> None:
     del unsealed["seal"]
     refused = Record.from_dict(unsealed).verify()
     assert not refused.ok and "no seal" in "\n".join(f.render() for f in refused.failures)
+
+
+def test_the_report_of_a_record_shows_the_bytes_the_job_counted(tmp_path: Path) -> None:
+    """A record did not keep what the facts counted against max_bytes, so the report made from
+    it said '0 bytes counted' where the report of the same job said 1,699 (and the two pages
+    differed). Records keep it as outcome.bytes; one written before says 'not recorded'."""
+    result = loans_result(trace=True)
+    data = json.loads(result.to_record().to_json())
+    assert data["outcome"]["bytes"] == result.bytes_counted > 0
+    from converge_rules.explain.report import render_report
+
+    record = Record.from_dict(data)
+    assert record.result.bytes_counted == result.bytes_counted
+    assert record.report_html() == render_report(result)
+    assert f"<td>{result.bytes_counted} bytes counted</td>" in record.report_html()
+    del data["outcome"]["bytes"]
+    older = Record.from_dict(data)
+    assert older.result.bytes_counted is None and "<td>not recorded</td>" in older.report_html()
+    assert "bytes" not in Record.from_result(older.result).to_dict()["outcome"]  # re-encoded as it was read
+    for bad in ("many", -1, 1.5, True):
+        with pytest.raises(RecordError) as err:
+            Record.from_dict({**data, "outcome": {**data["outcome"], "bytes": bad}})
+        assert err.value.code == "E612" and "'outcome.bytes' must be a whole number" in str(err.value.diagnostics[0].message)
+    # the CLI: the page written from the record is the page written from the run
+    run = converge("run", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json", "--record",
+                   str(tmp_path / "r.json"), "--quiet")
+    assert run.returncode == 0, run.stderr
+    from_run = converge("report", "examples/loans/loans.cvg", "--facts", "examples/loans/facts.json",
+                        "-o", str(tmp_path / "a.html"))
+    from_record = converge("report", "--record", str(tmp_path / "r.json"), "-o", str(tmp_path / "b.html"))
+    assert from_run.returncode == from_record.returncode == 0, from_run.stderr + from_record.stderr
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+
+
+_INVARIANT = 'relation p(x: int)\nrelation q(x: int)\np(1). p(2).\nq(x) :- p(x).\ninvariant no_q2 "q(2) is forbidden" { forbid q(2) }\n'
+
+
+def _violations(reason: dict) -> dict:
+    return reason["violations"][0]
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda r: r.update(violations=[1]), "has a malformed 'violations'"),
+    (lambda r: r.update(violations="abc"), "has a malformed 'violations'"),
+    (lambda r: _violations(r).update(matches=5), "has a malformed 'violations'"),
+    (lambda r: _violations(r).update(matches=[{"facts": [1, 2]}]), "has a malformed 'violations'"),
+    (lambda r: _violations(r)["matches"][0].update(bindings=[1]), "has a malformed 'violations'"),
+    (lambda r: _violations(r).pop("invariant"), "has a malformed 'violations'"),
+    (lambda r: r.update(cycle="2"), "has a malformed 'cycle'"),
+    (lambda r: r.update(budget=["max_facts"]), "has a malformed 'budget'"),
+    (lambda r: r.update(invariant={}), "has a malformed 'invariant'"),
+])
+def test_a_record_whose_reasons_are_malformed_is_e612(tmp_path: Path, edit, problem: str) -> None:
+    """The report (and why-not's notes, and the run summary) read a reason's details, which a
+    record's reader did not check: an edited record with violations [1] made `converge report
+    --record` an internal error (AttributeError, exit 70), as did a list where a budget's name
+    belongs. Each reason is checked on reading (E612 naming it), as trace events are."""
+    result = cr.load_text(_INVARIANT, name="i.cvg").run(trace=True)
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).report_html()  # the untouched record
+    edit(data["outcome"]["reasons"][0])
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data)
+    message = err.value.diagnostics[0].message
+    assert err.value.code == "E612" and message.startswith(f"malformed record: reason 1 of the outcome {problem}"), message
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    for args in (["report", "--record", str(path), "-o", str(tmp_path / "r.html")],
+                 ["why-not", "--record", str(path), "q(2)"]):
+        proc = converge(*args)
+        assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: reason 1 of the outcome {problem}" \
+            in proc.stderr, proc.stderr
+        assert "internal error" not in proc.stderr and not (tmp_path / "r.html").exists()
+
+
+_LOSSES = ('relation p(x: int)\nrelation q(x: int)\nrelation r(x: int)\nrelation best(k: str, v: int) key(k) prefer min(v)\n'
+           'budget { min_confidence = 0.5 }\np(1). p(2).\n'
+           'agent weak { confidence 0.4 when p(x) emit q(x) }\nagent strong { confidence 0.9 when p(x) emit r(x) }\n'
+           'best("a", x + 5) :- p(x).\n')
+
+
+@pytest.mark.parametrize("key, edit, fact, problem", [
+    ("dropped", lambda d: d["q"][0].__setitem__(3, "x"), "q(1)", "entry 1 of 'dropped.q' must be [fact, reason, cycle, detail]"),
+    ("dropped", lambda d: d["q"][0].__setitem__(1, "weird"), "q(1)", "entry 1 of 'dropped.q'"),
+    ("dropped", lambda d: d["best"][0].__setitem__(3, 5), 'best("a", 7)', "entry 1 of 'dropped.best'"),
+    ("dropped", lambda d: d["best"][0].__setitem__(2, "1"), 'best("a", 7)', "entry 1 of 'dropped.best'"),
+    ("dropped", lambda d: d.__setitem__("q", 5), "q(1)", "'dropped' must map relations to lists of entries"),
+    ("confidence", lambda d: d["r"][0].__setitem__(1, "x"), "r(1)", "'confidence' must map relations to [row, confidence]"),
+    ("confidence", lambda d: d["r"][0].__setitem__(1, 2.5), "r(1)", "'confidence' must map relations to [row, confidence]"),
+])
+def test_a_record_whose_losses_are_malformed_is_e612(tmp_path: Path, key: str, edit, fact: str, problem: str) -> None:
+    """A record's `dropped` entries (what dropped a fact, and the kept fact, limit or confidence)
+    and its confidences are printed by why, why-not and Result.dropped, but were not checked on
+    reading: an edited record with a confidence "x" or a dominated fact's detail 5 made `why` and
+    `why-not` internal errors (ValueError "Unknown format code 'g'", TypeError, exit 70)."""
+    result = cr.load_text(_LOSSES, name="l.cvg").run()
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).why_not_text(fact)
+    edit(data[key])
+    with pytest.raises(RecordError) as err:
+        Record.from_dict(data)
+    assert err.value.code == "E612" and problem in err.value.diagnostics[0].message, err.value.diagnostics[0].message
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(data))
+    for args in (["why", "--record", str(path), fact], ["why-not", "--record", str(path), fact]):
+        proc = converge(*args)
+        assert proc.returncode == 1 and f"{path}: error[E612]: malformed record: " in proc.stderr, proc.stderr
+        assert problem in proc.stderr and "internal error" not in proc.stderr
+
+
+@pytest.mark.parametrize("edit, difference", [
+    (lambda o: o.update(cycles=99), "outcome cycles differs: recorded 99, replayed 1"),
+    (lambda o: o.update(reasons=[]), "outcome reasons differs: recorded [], replayed [{"),
+    (lambda o: o["reasons"][0].update(message="all fine"), 'outcome reasons differs: recorded [{"cycle": 1'),
+    (lambda o: o.update(facts=1), "outcome facts differs: recorded 1, replayed 2"),
+    (lambda o: o.update(fired=["q#1"]), 'outcome fired differs: recorded ["q#1"], replayed []'),
+])
+def test_replay_compares_the_whole_recorded_outcome(tmp_path: Path, edit, difference: str) -> None:
+    """Record.replay compared the trace, the digest and the tier only: a record whose outcome was
+    edited to 99 cycles, or to a failed job without reasons ('all fine'), replayed 'identical'
+    (exit 0), though a trace's replay compares its whole outcome line. The outcome's cycles,
+    reasons, steps, facts count and fired agents are compared too."""
+    result = cr.load_text(_INVARIANT, name="i.cvg").run(trace=True)
+    data = json.loads(result.to_record().to_json())
+    assert Record.from_dict(data).replay()[1] is None
+    edit(data["outcome"])
+    _new, found = Record.from_json(_resealed(data)).replay()
+    assert found is not None and found.startswith(difference), found
+    path = tmp_path / "edited.json"
+    path.write_text(_resealed(data))
+    proc = converge("replay", str(path))
+    assert proc.returncode == 7 and f"replay differs from {path}: {difference}" in proc.stderr, proc.stderr

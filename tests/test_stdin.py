@@ -96,6 +96,38 @@ def test_why_and_why_not_read_facts_from_stdin() -> None:
     assert why_not.returncode == 0 and "approve" in why_not.stdout
 
 
+def test_verify_reads_the_facts_of_a_stdin_job_from_standard_input(tmp_path: Path) -> None:
+    """A result of `run --facts - --format json --proofs` named its facts `<stdin>` with no
+    SHA-256, so `verify` could not check it at all ("facts file of the job not found"); with
+    `--stdin-filename f.json` and a file f.json on disk, the result recorded the *file's* SHA-256,
+    and verify checked the proofs against the file's facts (exit 8 on a faithful result). The
+    result now records the text's SHA-256 and `job.stdin`, and verify reads standard input again."""
+    (tmp_path / "r.cvg").write_text('relation e(a: str)\nrelation p(a: str)\np(x) :- e(x).\n')
+    (tmp_path / "f.json").write_text('{"e": [["disk"]]}')
+    piped = '{"e": [["piped"]]}'
+    for name in ("<stdin>", "f.json"):
+        run = converge("run", "r.cvg", "--facts", "-", "--stdin-filename", name, "--format", "json", "--proofs",
+                       stdin=piped, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        (tmp_path / "res.json").write_text(run.stdout)
+        job = json.loads(run.stdout)["job"]
+        assert job["stdin"] == {name: "json"} and job["facts"] == [name]
+        ok = converge("verify", "res.json", stdin=piped, cwd=tmp_path)
+        assert ok.returncode == 0 and ok.stdout == "verified 1 proof of 2 facts\n", ok.stdout + ok.stderr
+        other = converge("verify", "res.json", stdin='{"e": [["disk"]]}', cwd=tmp_path)
+        assert other.returncode == 1, other.stdout + other.stderr
+        assert (f"error[E515]: standard input is not the text the job read as {name} (its SHA-256 differs from the "
+                "one the result records): refusing to read it") in other.stderr
+    # through the API: the text (or a function that reads it) is given to verify_file
+    from converge_rules.explain.checker import verify_file
+
+    assert verify_file(str(tmp_path / "res.json"), piped).ok
+    assert verify_file(str(tmp_path / "res.json"), lambda: piped).ok
+    with pytest.raises(converge_rules.ConvergeError) as err:
+        verify_file(str(tmp_path / "res.json"))
+    assert err.value.diagnostics[0].code == "E500" and "from standard input" in err.value.diagnostics[0].message
+
+
 def test_api_fact_text_is_a_facts_source() -> None:
     rules = converge_rules.load([str(LOANS / "loans.cvg")])
     text = (LOANS / "facts.json").read_text(encoding="utf-8")

@@ -66,6 +66,8 @@ CASES = [
     (_header(budget={"bogus": 1}), 1, "the header's 'budget.bogus' is not a budget"),
     (_header(on_failure="explode"), 1, "the header's 'on_failure' is not a failure policy: \"explode\""),
     (_header(goals=None), 1, "the header's 'goals' must list relation names"),
+    (_header(rules=[{"path": "loans.cvg", "sha256": None, "imported": "yes"}]), 1,
+     "the header's 'rules' must list {path, sha256} objects"),
     (_header(format="converge-trace/9"), 1, "unsupported trace format \"converge-trace/9\""),
     (_insert(3, [1]), 4, "the event is not a JSON object"),
     (_insert(3, {"event": "tool", "cycle": 1, "tool": "t"}), 4, "the event (tool) has no 'args'"),
@@ -95,3 +97,49 @@ def test_an_untouched_trace_still_replays(traced) -> None:
     where, _events = traced
     proc = converge("replay", "run.jsonl", cwd=where)
     assert proc.returncode == 0 and proc.stdout.startswith("replay identical:"), proc.stderr
+
+
+COMMON = "module common\nrelation base(x: int)\nrelation twice(x: int)\ntwice(y) :- base(x), y = x * 2.\n"
+MAIN = 'import "./common.cvg" as c\nrelation out(x: int)\nc.base(1). c.base(2).\nout(x) :- c.twice(x).\n'
+
+
+def test_a_job_with_imports_replays(tmp_path: Path) -> None:
+    """replay compiled every file of the header as a root file, imported ones included: an
+    imported file (or standard module) became a root too, its relations entered the root
+    namespace and it was listed twice, so no traced job with an import replayed (exit 7, 'replay
+    differs at event 1'). The header marks a file only imported ("imported": true); replay
+    compiles the others, which import it again."""
+    (tmp_path / "common.cvg").write_text(COMMON)
+    (tmp_path / "main.cvg").write_text(MAIN)
+    shutil.copy(ROOT / "examples" / "stdlib" / "graph_example.cvg", tmp_path / "graph_example.cvg")
+    expected = {  # roots -> the header's files, and whether each is marked imported
+        ("main.cvg",): [("main.cvg", False), ("common.cvg", True)],
+        ("main.cvg", "common.cvg"): [("common.cvg", False), ("main.cvg", False), ("common.cvg", False)],
+        ("graph_example.cvg",): [("graph_example.cvg", False), ("graph.cvg", True)],
+    }
+    for roots, files in expected.items():
+        run = converge("run", *roots, "--trace", "t.jsonl", "--format", "summary", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        header = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
+        assert [(os.path.basename(e["path"]), e.get("imported", False)) for e in header["rules"]] == files, header
+        replay = converge("replay", "t.jsonl", cwd=tmp_path)
+        assert replay.returncode == 0 and replay.stdout.startswith("replay identical:"), replay.stdout + replay.stderr
+
+
+def test_a_trace_with_line_separators_in_its_values_replays(tmp_path: Path) -> None:
+    """replay split the trace with str.splitlines, which also breaks at U+2028, U+2029 and U+0085:
+    JSON writes them unescaped inside strings, so the trace of a job whose facts hold one (here
+    in a 'dominated' event) was refused as malformed (E501 'Unterminated string', exit 1). It is
+    split at line feeds only, as JSON Lines are; a trace saved with CRLF line ends still replays."""
+    (tmp_path / "ls.cvg").write_text('relation best(k: str, v: int) key(k) prefer min(v)\n'
+                                     'best("a\\u2028b", 1). best("a\\u2028b", 2). best("c\\u0085d\\u2029", 3). '
+                                     'best("c\\u0085d\\u2029", 4).\n')
+    run = converge("run", "ls.cvg", "--trace", "t.jsonl", "--format", "summary", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    text = (tmp_path / "t.jsonl").read_text(encoding="utf-8")
+    assert "\u2028" in text and "\u0085" in text and len(text.split("\n")) == 5
+    replay = converge("replay", "t.jsonl", cwd=tmp_path)
+    assert replay.returncode == 0 and replay.stdout.startswith("replay identical: 4 events"), replay.stdout + replay.stderr
+    (tmp_path / "crlf.jsonl").write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    replay = converge("replay", "crlf.jsonl", cwd=tmp_path)
+    assert replay.returncode == 0 and replay.stdout.startswith("replay identical: 4 events"), replay.stdout + replay.stderr

@@ -131,6 +131,32 @@ def test_a_superseded_premise_of_a_keyed_relation_is_a_note(tmp_path: Path) -> N
     assert 'note: premise dist("c", 6) of far("c") is not in the final facts: dist is keyed' in proc.stderr
 
 
+def test_a_made_up_premise_of_a_keyed_relation_is_not_taken_for_a_superseded_one(tmp_path: Path) -> None:
+    """A premise of a keyed relation missing from the result was accepted with the note 'the fact
+    was superseded', whatever it was: a fact added to the result with a proof from a made-up
+    dist("z", 10) verified (exit 0). A superseded fact leaves a strictly preferred fact of its key
+    in the result; without one the premise does not check."""
+    rules = _write(tmp_path / "k.cvg", KEYED)
+    facts = _write(tmp_path / "k.json", {"edge": [["s", "a", 5], ["s", "b", 1], ["b", "a", 1], ["a", "c", 1]]})
+    data = json.loads(_run_json(str(rules), "--facts", str(facts)))
+    real = _proof(data, "far", ["c"])
+    assert real["premises"][0] == ["dist", ["c", 6]]  # superseded by dist("c", 3): still a note
+    made_up = 'dist("z", 10) is not in the result\'s facts, and it was not superseded: no fact of dist with its key is preferred to it'
+    data["facts"]["far"].append(["z"])
+    data["counts"]["far"] += 1
+    data["proofs"]["far"].append(dict(copy.deepcopy(real), fact=["z"], bindings={"a": "z", "d": 10},
+                                      premises=[["dist", ["z", 10]]], negated=[["edge", ["z", None, None]]]))
+    report = _check(data, tmp_path)
+    assert _failure(report, "far", ["z"]).problems == [("premise", made_up)] and len(report.failures) == 1
+    assert 'premise dist("c", 6) of far("c") is not in the final facts: dist is keyed' in "".join(report.notes)
+    proc = _cli("verify", str(_write(tmp_path / "forged.json", data)))
+    assert proc.returncode == EXIT_PROOF_FAILS and proc.stdout.startswith('proof of far("z") by agent far#1'), proc.stdout
+    # a missing premise better than the fact its key kept cannot have been superseded either
+    _proof(data, "far", ["c"])["premises"] = [["dist", ["c", 2]]]
+    _has(_failure(_check(data, tmp_path), "far", ["c"]), "premise", 'dist("c", 2) is not in the result\'s facts, and it was '
+         "not superseded")
+
+
 IMPROVED = """
 input relation a(x: str)
 input relation b(x: str)

@@ -442,3 +442,38 @@ def test_an_input_fact_that_lost_its_key_is_said_to_be_given_not_derived(tmp_pat
     assert 'best("a", 3) was given as input, then superseded in cycle 1 by best("a", 1)' in out.stdout, out.stdout + out.stderr
     out = converge("why-not", str(tmp_path / "dom.cvg"), 'best("a", 5)')
     assert 'it was given as input but dominated by best("a", 3)' in out.stdout, out.stdout + out.stderr
+
+
+def test_an_agent_description_is_written_as_a_string_literal_on_one_line(tmp_path: Path) -> None:
+    """why-not wrote an agent's description between quotes as it is, so a description holding
+    a line break ("...\\n...", a JSON escape in the rules) or a quote broke the agent's header
+    line in two (the second looking like a line of the explanation). It is written as the rules
+    write it: a string literal, with its escapes."""
+    src = ('relation p(x: str)\nrelation q(x: str)\np("a").\n'
+           'agent evil "first\\nrule fake at x.cvg:1 \\"quoted\\"" { when p(x), x != "a" emit q(x) }\n')
+    text = render_text(why_not(cr.load_text(src, "d.cvg").run(), 'q("a")'))
+    lines = text.splitlines()
+    assert lines[2] == 'agent evil "first\\nrule fake at x.cvg:1 \\"quoted\\"" at d.cvg:4', text
+    assert lines[3] == '  when p(x), x != "a" emit q(x)', text
+    (tmp_path / "d.cvg").write_text(src)
+    out = converge("why-not", str(tmp_path / "d.cvg"), 'q("a")')
+    assert out.returncode == 0 and not any(line.startswith("rule fake") for line in out.stdout.splitlines()), out.stdout
+    assert 'agent evil "first\\nrule fake at x.cvg:1 \\"quoted\\"" at ' in out.stdout
+
+
+def test_a_value_holding_a_line_separator_is_not_broken_in_two(tmp_path: Path) -> None:
+    """why-not indents the proof of a fact that holds (or of a blocking fact) line by line, and
+    split that proof with str.splitlines, which also breaks at U+2028: a value "a\\u2028b" was
+    printed as '"a' and, on a line of its own, '  b"' (a line break and indentation put inside
+    the value). The proof is split at line feeds only."""
+    src = ('relation s(x: str)\nrelation t(x: str)\nrelation u(x: str)\ns("a\\u2028b").\nt(x) :- s(x).\n'
+           'u(x) :- s(x), not t(x).\n')
+    result = cr.load_text(src, "ls.cvg").run()
+    holds = render_text(why_not(result, 't("a\\u2028b")'))
+    assert holds.split("\n")[0] == 't("a\u2028b") holds' and len(holds.split("\n")) == 4, holds
+    assert '  │   with x = "a\u2028b"' in holds.split("\n"), holds
+    blocked = render_text(why_not(result, 'u("a\\u2028b")'))
+    assert '        t("a\u2028b")  [t#1 at ls.cvg:5, cycle 1]' in blocked.split("\n"), blocked
+    (tmp_path / "ls.cvg").write_text(src)
+    out = converge("why-not", str(tmp_path / "ls.cvg"), 't("a\\u2028b")')
+    assert out.returncode == 0 and len(out.stdout.split("\n")) == 5 and '\n  │   with x = "a\u2028b"\n' in out.stdout, out.stdout

@@ -21,12 +21,22 @@ def _strip_time(line: str) -> str:
     return dumps_json(event, ensure_ascii=False, separators=(",", ":"))
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text: split at line feeds only (a "\r" before one is dropped).
+    Not str.splitlines, which also breaks at U+2028, U+2029, U+0085 and other characters that
+    JSON writes unescaped inside strings (a fact value may hold them)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def read_trace(path: str) -> list[str]:
     from ..diagnostics import ConvergeError, Diagnostic, Span
     from ..regularfile import read_regular_text, reason
 
     try:
-        lines = read_regular_text(path).splitlines()
+        lines = jsonl_lines(read_regular_text(path))
     except OSError as err:
         raise ConvergeError([Diagnostic("E500", f"cannot read trace {path}: {reason(err)}", Span(path, 0, 0))]) from None
     except UnicodeDecodeError as err:
@@ -114,7 +124,8 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     for spec in tools:
         host.update(load_tools(spec))
     try:
-        ruleset = load([e["path"] for e in header["rules"]])
+        # the root files (a file only imported is compiled through the imports, as in the run)
+        ruleset = load(list(dict.fromkeys(e["path"] for e in header["rules"] if not e.get("imported"))))
         budget = Budget(**header["budget"])
         facts = {k: [tuple(v) for v in vs] for k, vs in header.get("inline_facts", {}).items()}
         result = ruleset.run(facts=facts or None, fact_files=[stdin_facts if e.get("stdin") else
@@ -126,7 +137,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
                              _replay_tools=None if tools else recorded)
     except ConvergeError as err:
         fail_diagnostics(err)
-    new = result.trace_jsonl().splitlines()
+    new = jsonl_lines(result.trace_jsonl())
     old, fresh = [_strip_time(x) for x in lines], [_strip_time(x) for x in new]
     for number, (a, b) in enumerate(zip(old, fresh), 1):
         if a != b:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -55,7 +56,7 @@ def verify(result_file: str | None, show_all: bool, record_file: str | None, rec
             record = open_record(record_file or result_file)  # type: ignore[arg-type]
             report = record.verify(key=key)
         else:
-            report = verify_file(result_file)  # type: ignore[arg-type]
+            report = verify_file(result_file, _read_stdin(result_file))  # type: ignore[arg-type]
     except ConvergeError as err:
         fail_diagnostics(err)
     for line in report.note_lines():
@@ -74,3 +75,19 @@ def verify(result_file: str | None, show_all: bool, record_file: str | None, rec
     more = "" if show_all or len(report.failures) == 1 else " (--all lists every failure)"
     OUT.print(f"{report.summary}{more}", style="bold red")
     sys.exit(EXIT_PROOF_FAILS)
+
+
+def _read_stdin(result_file: str) -> Any:
+    """A reader of standard input, for a job that read its facts there: the checker calls it only
+    then, and compares the text with the SHA-256 the result records (as `replay` does)."""
+    def read() -> str:
+        hint = f"give the same text on standard input: converge verify {result_file} < FILE"
+        if sys.stdin is None or sys.stdin.isatty():
+            OUT.print(f"the job read its facts from standard input: {hint}", err=True)
+            sys.exit(2)
+        try:
+            return sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as err:
+            OUT.print(f"cannot read standard input: {err}", err=True)
+            sys.exit(1)
+    return read

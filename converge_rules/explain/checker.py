@@ -13,7 +13,8 @@ Per proof (and per alternative derivation of a ``--proofs all`` result) it check
 fact's relation, instantiated with the bindings, gives exactly the fact; every
 positive body atom instantiated with the bindings equals its premise (premises
 are listed in body order) and the premise is in the final facts (a premise of a
-keyed relation that was superseded is accepted with a note); every negated atom
+keyed relation that was superseded, so that a strictly preferred fact of its key
+is in the final facts, is accepted with a note); every negated atom
 instantiated with the bindings equals the recorded pattern and no final fact
 matches it; every comparison and condition holds; every aggregate recomputes,
 over the final facts, to the value bound; every premise was known before the
@@ -34,7 +35,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..values import dumps_json, loads_json
 from ..diagnostics import ConvergeError, Diagnostic, Span, quote_text
@@ -655,10 +656,16 @@ class Checker:
                 continue
             present = self.facts.has(prel, pfact)
             if not present:
-                keyed = self.program.relations[prel].key is not None
-                if keyed and prel == atom.relation:
-                    report.note(f"premise {shown} of {text} is not in the final facts: {prel} is keyed and the fact "
-                                "was superseded; its own derivation is not in the result and is not checked")
+                key = self.program.relations[prel].key
+                if key is not None and prel == atom.relation:
+                    kept = self._preferred_over(prel, key, pfact)
+                    if kept is not None:
+                        report.note(f"premise {shown} of {text} is not in the final facts: {prel} is keyed and the fact "
+                                    "was superseded; its own derivation is not in the result and is not checked")
+                    else:
+                        # a superseded fact leaves a strictly preferred fact of its key for good
+                        problems.append(("premise", f"{shown} is not in the result's facts, and it was not superseded: "
+                                                    f"no fact of {prel} with its key is preferred to it"))
                 else:
                     problems.append(("premise", f"{shown} is not in the result's facts"))
             if prel != atom.relation:
@@ -675,6 +682,21 @@ class Checker:
                 continue
             if present:
                 self.premise_keys[-1] = key
+
+    def _preferred_over(self, relation: str, key: Any, fact: tuple) -> tuple | None:
+        """A fact of the result with the same key as ``fact`` whose preferred column is strictly better
+        (smaller for ``prefer min``, larger for ``max``): what a superseded fact leaves behind, since
+        a newcomer supersedes only a fact it is strictly preferred to (language.md, dominance keys)."""
+        arity = len(self.types.get(relation, ()))
+        if len(fact) != arity:
+            return None
+        for kept in sorted(self.facts.lookup(relation, {c: fact[c] for c in key.columns}), key=_sort_key):
+            try:
+                if compare("<" if key.prefer == "min" else ">", kept[key.column], fact[key.column]):
+                    return kept
+            except _Bad:
+                continue
+        return None
 
     def _check_cycle(self, p: Mapping[str, Any], cycles: Any, problems: list[tuple[str, str]],
                      proved: tuple[str, tuple], report: Report) -> None:
@@ -1027,6 +1049,9 @@ def _shape(data: Any, path: str, text: str) -> None:
             or not all(isinstance(p, str) for p in job["rules"]) \
             or not isinstance(job.get("facts", []), list) or not all(isinstance(p, str) for p in job.get("facts", [])):
         raise bad("'job' must be {\"rules\": [paths...], \"facts\": [paths...]} with at least one rule file", ("job",))
+    stdin = job.get("stdin", {})
+    if not isinstance(stdin, dict) or not all(isinstance(f, str) for f in stdin.values()):
+        raise bad("'job.stdin' must be an object of facts name: format", ("job", "stdin"))
     if not isinstance(proofs, dict):
         raise bad("'proofs' must be an object of relation: [proofs...]", ("proofs",))
     for rel, items in proofs.items():
@@ -1101,21 +1126,40 @@ def _find(entry: str, result_path: str) -> str | None:
     return None
 
 
-def load_job(data: Mapping[str, Any], path: str, text: str | None = None) -> tuple[Any, dict[str, set[tuple]]]:
-    """Compile the job's rule files and load its input facts (the rule files' facts and the facts files)."""
+def load_job(data: Mapping[str, Any], path: str, text: str | None = None,
+             stdin_text: "str | Callable[[], str] | None" = None) -> tuple[Any, dict[str, set[tuple]]]:
+    """Compile the job's rule files and load its input facts (the rule files' facts and the facts files).
+    ``stdin_text``: the text of the facts the job read from standard input (``job.stdin``), or a
+    function that reads it (called once, only when the job read such facts)."""
     from ..compile.pipeline import compile_sources
-    from ..io import load_fact_paths
+    from ..io import FactText, load_fact_paths
 
     from ..io.database import is_database_url
-    from ..io.digests import content_sha256
+    from ..io.digests import content_sha256, source_sha256
 
     rules, facts = [], []
     hashes = data["job"].get("sha256")
+    stdin = data["job"].get("stdin", {})
     for key, out in (("rules", rules), ("facts", facts)):
         for k, entry in enumerate(data["job"].get(key, [])):
             kind = "rule" if key == "rules" else "facts"
             if key == "facts" and is_database_url(entry):  # read again through SELECTs, never quoted as a file
                 out.append(entry)
+                continue
+            if key == "facts" and entry in stdin:  # the text read from standard input, not a file of that name
+                expected = hashes.get(entry) if isinstance(hashes, dict) else None
+                if stdin_text is None:
+                    raise _located("E500", f"the job read its facts ({entry}) from standard input: give the same "
+                                   "text on standard input", path, text, ("job", key, k),
+                                   f"converge verify {path} < FILE")
+                if callable(stdin_text):
+                    stdin_text = stdin_text()
+                given = FactText(entry, stdin_text, stdin[entry])
+                if source_sha256(given) != expected:
+                    raise _located("E515", f"standard input is not the text the job read as {entry} (its SHA-256 "
+                                   "differs from the one the result records): refusing to read it", path, text,
+                                   ("job", "stdin", entry), f"converge verify {path} < FILE")
+                out.append(given)
                 continue
             found = _find(entry, path)
             if found is None:
@@ -1156,11 +1200,14 @@ def verify(data: Mapping[str, Any], program: Any, inputs: Mapping[str, set[tuple
     return Checker(program, inputs).check(data)
 
 
-def verify_file(path: str) -> Report:
-    """Read a result written with ``run --format json --proofs`` and check it; raises ConvergeError (E5xx)."""
+def verify_file(path: str, stdin_text: "str | Callable[[], str] | None" = None) -> Report:
+    """Read a result written with ``run --format json --proofs`` and check it; raises ConvergeError (E5xx).
+    ``stdin_text``: for a job that read facts from standard input, that text again (or a function
+    that reads it, called only for such a job)."""
     data, text = read_result(path)
-    program, inputs = load_job(data, path, text)
+    program, inputs = load_job(data, path, text, stdin_text)
     return verify(data, program, inputs)
+
 
 
 __all__ = ["Checker", "Failure", "Report", "compare", "evaluate", "load_job", "read_result", "verify", "verify_file"]

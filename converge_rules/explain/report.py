@@ -323,7 +323,7 @@ def _outcome(page: _Page, w: Any) -> None:
         "max_steps": f"{r.steps} rule firings" if limits.get("max_steps") is not None else "not counted (no limit set)",
         "min_confidence": (f"{dropped[0]} derived fact(s) dropped" if dropped else "no fact dropped")
         if limits.get("min_confidence") is not None else "no limit set",
-        "max_bytes": f"{getattr(r, 'bytes_counted', 0)} bytes counted",
+        "max_bytes": "not recorded" if r.bytes_counted is None else f"{r.bytes_counted} bytes counted",
         "timeout": "wall clock" if limits.get("timeout") is not None else "no limit set",
     }
     hit = {reason.details.get("budget") for reason in r.reasons if reason.kind == "budget"}

@@ -964,7 +964,7 @@ def _text_items(w: WhyNot, indent: str) -> list[str | tuple[WhyNot, str]]:
     if w.status in ("holds", "superseded"):
         out(f"{indent}{w.message}")
         if w.proof is not None:
-            for line in render_proof_text(w.proof).splitlines():
+            for line in render_proof_text(w.proof).split("\n"):  # not splitlines: a value may hold U+2028
                 out(f"{indent}  {line}")
         return lines
     out(f"{indent}{w.message}")
@@ -973,7 +973,7 @@ def _text_items(w: WhyNot, indent: str) -> list[str | tuple[WhyNot, str]]:
     for a in w.attempts:
         out("")
         label = "agent" if a.kind == "agent" else "rule"
-        desc = f" \"{a.description}\"" if a.description else ""
+        desc = f" {format_value(a.description)}" if a.description else ""  # as written in the rules: one line
         out(f"{indent}{label} {a.agent}{desc} at {a.location}")
         out(f"{indent}  {a.rule}")
         if a.head_bindings:
@@ -1003,7 +1003,7 @@ def _text_items(w: WhyNot, indent: str) -> list[str | tuple[WhyNot, str]]:
                     out(f"{indent}      {'✗ ' if a.outcome != 'would derive' else ''}{m.reason}")
                 if m.blocker_proof is not None:
                     out(f"{indent}      proof of {m.blocker}:")
-                    for line in render_proof_text(m.blocker_proof).splitlines():
+                    for line in render_proof_text(m.blocker_proof).split("\n"):
                         out(f"{indent}        {line}")
         for p in a.premises:
             out(f"{indent}  why not {p.text}:")
