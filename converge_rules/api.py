@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .explain.proofs import Proof
     from .explain.render import ProofNode
 from .syntax import ast
-from .values import Value, format_fact
+from .values import Value, clipped, format_fact
 
 RESULT_FORMAT = "converge-result/1"
 TRACE_FORMAT = "converge-trace/1"
@@ -597,13 +597,17 @@ class Result:
 
     def facts(self, relation: str) -> list[tuple]:
         """The facts of a relation, sorted."""
+        return sorted(self._store(relation).facts)
+
+    def _store(self, relation: str) -> Any:
+        """A relation's facts; KeyError naming the relation when the program has none of that name."""
         store = self._context.relations.get(relation)
         if store is None:
             raise KeyError(f"no relation named {relation!r}")
-        return sorted(store.facts)
+        return store
 
     def count(self, relation: str) -> int:
-        return len(self._context[relation])
+        return len(self._store(relation))
 
     @property
     def total_facts(self) -> int:
@@ -623,8 +627,9 @@ class Result:
 
     def weak_facts(self, relation: str) -> list[tuple[tuple, float]]:
         """Facts of a relation with confidence below 1, sorted."""
+        facts = self._store(relation).facts
         table = (self._outcome.confidence or {}).get(relation, {})
-        return sorted((f, c) for f, c in table.items() if f in self._context[relation].facts)
+        return sorted((f, c) for f, c in table.items() if f in facts)
 
     def dropped(self, relation: str, fact: Sequence[Value]) -> dict[str, Any] | None:
         """Why a derived fact is not in the context although an agent derived it: superseded
@@ -656,7 +661,7 @@ class Result:
 
     def superseded(self, relation: str) -> list[tuple[tuple, tuple, int]]:
         """Facts of a keyed relation that were superseded: (fact, superseded by, cycle), sorted."""
-        store = self._context[relation]
+        store = self._store(relation)
         return sorted((f, by, c) for f, (_p, by, c) in store.superseded.items())
 
     def proof(self, relation: str, fact: Sequence[Value]) -> "Proof | None":
@@ -812,10 +817,16 @@ def _normalise(program: Program, relation: str, fact: Sequence[Value]) -> tuple:
     value of another type than its column's (``True`` or ``1.0`` for an int column: 1, 1.0 and
     true are different values, though equal in Python) as a value equal to nothing, so that
     the fact does not hold — as ``why_not`` says."""
-    from .engine.runtime import as_column
+    from .engine.runtime import NO_MATCH, as_column
 
     rel = program.relations.get(relation)
+    if isinstance(fact, (str, bytes)) or not isinstance(fact, Sequence):
+        raise TypeError(f"a fact of {relation} is a sequence of values, not {type(fact).__name__}")
     values = tuple(fact)
+    for v in values:
+        if not isinstance(v, (int, float, str)) and v is not NO_MATCH:  # bool is an int; NO_MATCH: normalised already
+            raise TypeError(f"a fact's values are int, float, str or bool: {relation} was given a "
+                            f"{type(v).__name__} ({clipped(repr(v))})")
     if rel is None:
         return values
     return tuple(as_column(v, c.type) for v, c in zip(values, rel.columns)) + values[len(rel.columns):]

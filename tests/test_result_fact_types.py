@@ -36,3 +36,19 @@ def test_the_columns_own_values_still_hold_and_an_int_widens_for_a_float_column(
     assert proof is not None and proof.fact == (1,) and proof.premises == [("q", (1,))]
     assert result.holds("f", (2,)) and result.proof("f", (2,)).fact == (2.0,)
     assert result.support("r", (1,)) == [("q", (1,))]
+
+
+def test_an_unknown_relation_is_a_key_error_naming_it_and_a_value_that_is_no_value_a_type_error() -> None:
+    import pytest
+
+    result = cr.load_text(RULES).run()
+    for lookup in (result.facts, result.count, result.weak_facts, result.superseded):
+        with pytest.raises(KeyError, match="no relation named 'nope'"):
+            lookup("nope")
+    for ask in (lambda: result.holds("q", ([1],)), lambda: result.why(("q", ({},))),
+                lambda: result.why_not(("q", ([1],))), lambda: result.proof("q", (object(),))):
+        with pytest.raises(TypeError, match="a fact's values are int, float, str or bool: q was given a"):
+            ask()
+    with pytest.raises(TypeError, match="a sequence of values, not str"):
+        result.holds("q", "1")
+    assert result.holds("q", (1,)) and result.holds("q", [1]) and not result.holds("q", (True,))
