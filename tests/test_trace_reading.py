@@ -99,6 +99,27 @@ def test_an_untouched_trace_still_replays(traced) -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("replay identical:"), proc.stderr
 
 
+@pytest.mark.parametrize("before, after, ok", [("\ufeff", "", True), ("", "\n\n", True), ("", "\r\n  \n", True),
+                                               ("\ufeff", "\n\n", True)])
+def test_a_byte_order_mark_and_blank_lines_at_the_end_are_ignored(traced, before: str, after: str, ok: bool) -> None:
+    where, _events = traced
+    text = (where / "run.jsonl").read_text(encoding="utf-8")
+    (where / "edited.jsonl").write_text(before + text + after, encoding="utf-8")
+    proc = converge("replay", "edited.jsonl", cwd=where)
+    assert proc.returncode == 0 and proc.stdout.startswith("replay identical:"), proc.stderr
+    from converge_rules.commands.replay import read_trace
+
+    assert read_trace(str(where / "edited.jsonl")) == read_trace(str(where / "run.jsonl"))
+
+
+def test_a_blank_line_between_events_is_still_e501(traced) -> None:
+    where, _events = traced
+    lines = (where / "run.jsonl").read_text(encoding="utf-8").split("\n")
+    (where / "gap.jsonl").write_text("\n".join(lines[:2] + [""] + lines[2:]), encoding="utf-8")
+    proc = converge("replay", "gap.jsonl", cwd=where)
+    assert proc.returncode != 0 and "gap.jsonl:3:" in proc.stderr and "E501" in proc.stderr
+
+
 COMMON = "module common\nrelation base(x: int)\nrelation twice(x: int)\ntwice(y) :- base(x), y = x * 2.\n"
 MAIN = 'import "./common.cvg" as c\nrelation out(x: int)\nc.base(1). c.base(2).\nout(x) :- c.twice(x).\n'
 

@@ -24,11 +24,13 @@ def _strip_time(line: str) -> str:
 def jsonl_lines(text: str) -> list[str]:
     """The lines of a JSON Lines text: split at line feeds only (a "\r" before one is dropped).
     Not str.splitlines, which also breaks at U+2028, U+2029, U+0085 and other characters that
-    JSON writes unescaped inside strings (a fact value may hold them)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
+    JSON writes unescaped inside strings (a fact value may hold them). A byte order mark before
+    the first line and blank lines at the end (an editor's) are ignored, as in facts and jobs files."""
+    lines = text.removeprefix("\ufeff").split("\n")
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    while lines and not lines[-1].strip():
         lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
 
 
 def read_trace(path: str) -> list[str]:
