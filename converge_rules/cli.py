@@ -249,7 +249,7 @@ def why(args: tuple[str, ...], facts: tuple[str, ...], fmt: str, depth: int | No
         if rel.is_input:
             OUT.print(f"{shown} does not hold: no such input fact was given", err=True)
         else:
-            OUT.print(f"{shown} does not hold: no agent derived it (tier {result.tier.value}, {result.cycles} cycles)", err=True)
+            OUT.print(f"{shown} does not hold: no agent derived it (tier {result.tier.value}, {result.cycles} cycle{'' if result.cycles == 1 else 's'})", err=True)
         sys.exit(EXIT_ABSENT)
     if result.tier.value != "converged" and fmt == "text":
         OUT.print(f"note: the job ended {result.tier.value}; the proof is still valid", err=True)

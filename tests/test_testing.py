@@ -672,3 +672,18 @@ def test_expect_violation_of_an_unknown_invariant_is_e214_in_check(tmp_path: Pat
     (tmp_path / "t.cvg").write_text(text.replace("violation smal\n", "violation small\n"))
     done = converge("test", "t.cvg", cwd=tmp_path)
     assert done.returncode == 0 and "2 passed" in done.stdout
+
+
+def test_a_failure_detail_holding_a_line_separator_is_indented_as_one_line(tmp_path: Path) -> None:
+    """The report splits a failure's detail at line feeds only: U+2028 in a value is no line break."""
+    from cli_process import converge
+
+    (tmp_path / "t.cvg").write_text('relation p(x: str)\nrelation q(x: str)\nq(x) :- p(x), x != "a\\u2028b".\n'
+                                    'p("a\\u2028b").\ntest "t" {\n  expect { q("a\\u2028b"). }\n}\n')
+    done = converge("test", "t.cvg", cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stdout.split("\n")
+    shown = [line for line in lines if "head matches the fact" in line]
+    assert shown and all(line.startswith("        head matches") and line.endswith('"') for line in shown)
+    assert not any(line.startswith("b") for line in lines)  # no line starts after the separator
+    assert "1 cycle)" in done.stdout

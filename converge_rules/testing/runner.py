@@ -101,7 +101,7 @@ class Failure:
     data: dict[str, Any] = field(default_factory=dict)
 
     def text(self) -> str:
-        body = "\n".join("    " + line if line else "" for line in self.detail.splitlines())
+        body = "\n".join("    " + line if line else "" for line in _lines(self.detail))
         return f"  {self.message}" + (f"\n{body}" if body else "")
 
     def to_json(self) -> dict[str, Any]:
@@ -243,8 +243,17 @@ def _relabel_whynot(w: Any, sources: dict[tuple[str, tuple], tuple[str, int]]) -
             stack.extend(attempt.premises)
 
 
+def _lines(text: str) -> list[str]:
+    """The lines of a text, split at line feeds only: a fact value may hold U+2028 or U+0085,
+    which ``str.splitlines`` would take for line breaks (a final line feed ends the last line)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def _indent(text: str, prefix: str = "  ") -> str:
-    return "\n".join(prefix + line if line else "" for line in text.splitlines())
+    return "\n".join(prefix + line if line else "" for line in _lines(text))
 
 
 def _reasons_text(result: Any) -> str:
