@@ -1250,7 +1250,14 @@ def query(result: Any, pattern: str) -> list[tuple[str, tuple]]:
                                                 arg.span)])
             consts.append((i, v))
         elif isinstance(arg, ast.Var):
-            groups.setdefault(arg.name, []).append(i)
+            first = groups.setdefault(arg.name, [i])[0]
+            if first != i:
+                groups[arg.name].append(i)
+                if rel.columns[first].type != col.type:  # as in rules: 1, 1.0 and true are different values
+                    raise ConvergeError([Diagnostic(
+                        "E303", f"variable {arg.name!r} is {rel.columns[first].type} (from column "
+                                f"{rel.columns[first].name!r}) but column {col.name!r} of {rel.name} is {col.type}",
+                        arg.span)])
         elif not isinstance(arg, ast.Wildcard):
             raise ConvergeError([Diagnostic("E405", "a pattern holds constants, variables and _ only", arg.span)])
     same = [cols for cols in groups.values() if len(cols) > 1]
