@@ -164,3 +164,28 @@ def test_a_trace_with_line_separators_in_its_values_replays(tmp_path: Path) -> N
     (tmp_path / "crlf.jsonl").write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
     replay = converge("replay", "crlf.jsonl", cwd=tmp_path)
     assert replay.returncode == 0 and replay.stdout.startswith("replay identical: 4 events"), replay.stdout + replay.stderr
+
+
+def test_a_trace_that_imports_a_standard_module_replays_on_another_install(tmp_path: Path) -> None:
+    """The header names std modules by the recording install's path; replay finds this install's
+    module of the same name and compares its SHA-256."""
+    (tmp_path / "r.cvg").write_text('import std.graph\ninput relation e(a: str, b: str)\n'
+                                    'relation r(a: str, b: str)\nr(a, b) :- e(a, b).\n')
+    (tmp_path / "f.json").write_text('{"e": [["a", "b"]]}')
+    done = converge("run", "r.cvg", "--facts", "f.json", "--trace", "t.jsonl", "--format", "summary", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "t.jsonl").read_text(encoding="utf-8").split("\n")
+    header = json.loads(lines[0])
+    [std] = [e for e in header["rules"] if e.get("imported")]
+    assert std["path"].endswith(os.path.join("stdlib_rules", "std", "graph.cvg"))
+    std["path"] = "/elsewhere/venv/lib/python3.11/site-packages/converge_rules/stdlib_rules/std/graph.cvg"
+    (tmp_path / "moved.jsonl").write_text("\n".join([json.dumps(header, separators=(",", ":"))] + lines[1:]),
+                                          encoding="utf-8")
+    done = converge("replay", "moved.jsonl", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("replay identical:"), done.stderr
+    std["sha256"] = "0" * 64  # another version of the module: the replay says so
+    (tmp_path / "other.jsonl").write_text("\n".join([json.dumps(header, separators=(",", ":"))] + lines[1:]),
+                                          encoding="utf-8")
+    done = converge("replay", "other.jsonl", cwd=tmp_path)
+    assert done.returncode == 7 and "changed since the trace was recorded" in done.stderr
+    assert "this install's module is" in done.stderr

@@ -33,6 +33,32 @@ def jsonl_lines(text: str) -> list[str]:
     return lines
 
 
+def _this_install(entry: dict) -> str:
+    """Where to find a header's rule file now: a standard module (``.../stdlib_rules/std/graph.cvg``
+    of the install that recorded the trace) is this install's module of that name, so a trace
+    replays after the package moved or was reinstalled, as long as the module's text (SHA-256) is
+    the same; any other path as recorded."""
+    from pathlib import PurePath
+
+    from ..compile.sources import stdlib_dir
+
+    path = PurePath(entry["path"])
+    if entry.get("imported") and len(path.parts) >= 3 and path.parts[-3:-1] == ("stdlib_rules", "std"):
+        return str(stdlib_dir() / "std" / path.name)
+    return entry["path"]
+
+
+def _portable_header(line: str) -> str:
+    """A header line with each standard module's path as this install's (see ``_this_install``):
+    the header of a trace recorded by another install of the same modules compares equal."""
+    header = loads_json(line)
+    rules = header.get("rules")
+    if isinstance(rules, list):
+        header["rules"] = [{**e, "path": _this_install(e)} if isinstance(e, dict) and isinstance(e.get("path"), str) else e
+                           for e in rules]
+    return dumps_json(header, ensure_ascii=False, separators=(",", ":"))
+
+
 def read_trace(path: str) -> list[str]:
     from ..diagnostics import ConvergeError, Diagnostic, Span
     from ..regularfile import read_regular_text, reason
@@ -107,12 +133,14 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
     for entry in header.get("rules", []) + header.get("facts", []):
         if is_database_url(entry["path"]) or entry.get("stdin"):
             continue  # a database has no file hash (a change shows as a differing replay); stdin was checked above
-        digest = source_sha256(entry["path"])
+        digest = source_sha256(_this_install(entry))
         if digest is None:
             OUT.print(f"{entry['path']} not found (paths in a trace are relative to where it was recorded)", err=True)
             sys.exit(EXIT_REPLAY_DIFFERS)
         if digest != entry["sha256"]:
-            OUT.print(f"{entry['path']} changed since the trace was recorded (SHA-256 differs)", err=True)
+            now = _this_install(entry)
+            OUT.print(f"{entry['path']} changed since the trace was recorded (SHA-256 differs)"
+                      + (f": this install's module is {now}" if now != entry["path"] else ""), err=True)
             sys.exit(EXIT_REPLAY_DIFFERS)
     recorded: dict[Any, list[ToolOutcome]] = {}
     for line in lines[1:]:
@@ -141,6 +169,7 @@ def replay(trace_file: str, tools: tuple[str, ...]) -> None:
         fail_diagnostics(err)
     new = jsonl_lines(result.trace_jsonl())
     old, fresh = [_strip_time(x) for x in lines], [_strip_time(x) for x in new]
+    old[0], fresh[0] = _portable_header(old[0]), _portable_header(fresh[0])
     for number, (a, b) in enumerate(zip(old, fresh), 1):
         if a != b:
             OUT.print(f"replay differs at event {number} (line {number} of {trace_file}):", err=True)
