@@ -567,10 +567,8 @@ def check_matches(body: tuple, model: dict) -> list:
 def reference_info(prog: Program) -> tuple:
     """``reference`` plus what decides the tier: ``{"dropped": facts below min_confidence that the
     engine must have dropped (derivable from the final model, or given, never at or above it), "violated": acceptance
-    checks with a match at the fixed point, "signed_zero": whether a rule derived a fact with a
-    -0.0}``. A -0.0 equals 0.0, so ``p(-0.0)`` and ``p(0.0)`` are one fact, and which of the two the
-    engine keeps is the first one derived (semantics.md, "Input zeros are 0.0"): an order this
-    evaluator does not follow."""
+    checks with a match at the fixed point}``. A derived -0.0 is stored as 0.0, as an input one is
+    (semantics.md, "One zero")."""
     floor = prog.min_conf
     model: dict = {r.name: {} for r in prog.rels}
     given: dict = {}
@@ -592,7 +590,6 @@ def reference_info(prog: Program) -> tuple:
             model[rel][f] = c
     facts_of = {r: set(m) for r, m in model.items()}
     errors: list = []
-    signed_zero = False
     for s in sorted({r.stratum for r in prog.derived}):
         rules = [(i, r) for i, r in enumerate(prog.rules) if prog.rel(r.head.rel).stratum == s]
         while True:
@@ -603,9 +600,9 @@ def reference_info(prog: Program) -> tuple:
                 for env, c, heads in matches(rule, facts_of, model, errs, i):
                     for name, fact in heads:
                         types = prog.rel(name).types
-                        fact = tuple(float(v) if t == "float" and isinstance(v, int) else v for v, t in zip(fact, types))
-                        if any(isinstance(v, float) and v == 0 and math.copysign(1.0, v) < 0 for v in fact):
-                            signed_zero = True
+                        # a derived float holds one zero, as inputs do (-0.0 + 0.0 is 0.0)
+                        fact = tuple(float(v) + 0.0 if t == "float" and isinstance(v, (int, float)) else v
+                                     for v, t in zip(fact, types))
                         cf = w * c
                         if floor is not None and cf < floor:
                             low.add((name, fact))
@@ -635,7 +632,7 @@ def reference_info(prog: Program) -> tuple:
     # and dominance removed is missing because of its key, not of the floor)
     dropped = sorted(((r, f) for r, f in low - strong if f not in model[r]), key=repr)
     violated = [i for i, body in enumerate(prog.checks) if check_matches(body, facts_of)]
-    return model, errors, {"dropped": dropped, "violated": violated, "signed_zero": signed_zero}
+    return model, errors, {"dropped": dropped, "violated": violated}
 
 
 # ---------------------------------------------------------------- generation

@@ -81,13 +81,11 @@ def check_reference(prog, result) -> None:
     if errors:
         assert result.tier == "failed", info
         assert [r.kind for r in result.reasons] == ["agent_failed"], info
-        for r in prog.rels if not why["signed_zero"] else ():
+        for r in prog.rels:
             if r.key is not None:  # a fact kept before the failure may be superseded in the model
                 continue
             got = typed(result.facts(r.name))
             assert got <= typed(model[r.name]), f"{r.name}: unexpected {sorted(got - typed(model[r.name]), key=repr)}\n{info}"
-        return
-    if why["signed_zero"]:  # which of -0.0 and 0.0 a fact keeps follows the derivation order
         return
     kinds = [r.kind for r in result.reasons]
     if why["violated"]:

@@ -292,6 +292,8 @@ class RuleCode:
         self.defaults: list[str] = []
         self.pre: list[str] = []
         self.mask = mask
+        # variables bound by a scan: they hold stored values (a float one is never -0.0)
+        self.scan_bound = {var for step in plan.steps if isinstance(step, Scan) for _, var in step.binds}
         code = _Code()
         self._prelude(code)
         self._steps(code, list(plan.steps), "", lambda c: self._emit(c), ())
@@ -670,6 +672,11 @@ class RuleCode:
                     text = catalogue.widen_code(text, self.sid(arg.span))
                 if typ is None and not isinstance(arg, ast.Const):  # a tool's value: checked when it arrives
                     text = f"_coerce({text}, {col.type!r}, {self.sid(arg.span)})"
+                if col.type == "float":  # one zero, as inputs hold: -0.0 + 0.0 is 0.0, any other float unchanged
+                    if isinstance(arg, ast.Const):
+                        text = "0.0" if arg.value == 0 else text
+                    elif not (isinstance(arg, ast.Var) and arg.name in self.scan_bound and typ == "float"):
+                        text = f"({text}) + 0.0"
                 values.append(text)
             fact = "(" + "".join(v + ", " for v in values) + ")"
             same = self._same_tuple(head)
