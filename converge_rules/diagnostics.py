@@ -51,6 +51,13 @@ class Span:
 
 NO_SPAN = Span("<unknown>", 0, 0)
 
+MESSAGE_CHARS = 4000  # the longest message or note of a diagnostic (see Diagnostic.__post_init__)
+
+
+def _clip(text: str) -> str:
+    """``text`` cut to its first and last characters with the length in between."""
+    return f"{text[:MESSAGE_CHARS - 1000]} … ({len(text)} characters) … {text[-500:]}"
+
 
 @frozen
 class Diagnostic:
@@ -68,6 +75,15 @@ class Diagnostic:
     severity: Severity = "error"
     notes: tuple[str, ...] = field(default=())
     quote: str | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A message or note quotes what it is about (a name, a token, a value): one written by a
+        # user may be huge (a 100,000-character name), and a message that repeats it three times
+        # helps nobody. Past MESSAGE_CHARS, it is cut and says how long it was.
+        if len(self.message) > MESSAGE_CHARS:
+            object.__setattr__(self, "message", _clip(self.message))
+        if any(len(n) > MESSAGE_CHARS for n in self.notes):
+            object.__setattr__(self, "notes", tuple(_clip(n) if len(n) > MESSAGE_CHARS else n for n in self.notes))
 
     @property
     def is_error(self) -> bool:
