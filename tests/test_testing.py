@@ -687,3 +687,22 @@ def test_a_failure_detail_holding_a_line_separator_is_indented_as_one_line(tmp_p
     assert shown and all(line.startswith("        head matches") and line.endswith('"') for line in shown)
     assert not any(line.startswith("b") for line in lines)  # no line starts after the separator
     assert "1 cycle)" in done.stdout
+
+
+def test_a_given_file_that_does_not_exist_is_w600_in_check(tmp_path: Path) -> None:
+    """A test whose facts file is missing could never pass: check warns at the clause naming it."""
+    from cli_process import converge
+
+    (tmp_path / "r.cvg").write_text('input relation p(x: int)\nrelation q(x: int)\nq(x) :- p(x).\n'
+                                    'test "t" {\n  given "cases/a.json"\n  expect { q(1). }\n}\n'
+                                    'test "ok" {\n  given "b.json"\n  expect { q(2). }\n}\n')
+    (tmp_path / "b.json").write_text('{"p": [[2]]}')
+    [warning] = [d for d in cr.check([str(tmp_path / "r.cvg")]) if d.code == "W600"]
+    assert (warning.span.line, warning.span.col) == (5, 3) and "cases" in warning.message
+    done = converge("check", "r.cvg", cwd=tmp_path)
+    assert done.returncode == 0 and "r.cvg:5:3: warning[W600]" in done.stdout
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "a.json").write_text('{"p": [[1]]}')
+    done = converge("check", "r.cvg", cwd=tmp_path)
+    assert done.returncode == 0 and "W600" not in done.stdout
+    assert converge("test", "r.cvg", cwd=tmp_path).returncode == 0

@@ -26,8 +26,9 @@ from typing import Any
 
 from ..usercache import cache_dir, trusted_file
 
-FORMAT = 4  # 3: a cached diagnostic carries the line it quotes (Diagnostic.quote); 4: a root file
-# that another root imports is named as the root is (entries of 3 name it as the import does)
+FORMAT = 5  # 3: a cached diagnostic carries the line it quotes (Diagnostic.quote); 4: a root file
+# that another root imports is named as the root is (entries of 3 name it as the import does);
+# 5: a test keeps the spans of its `given "FILE"` clauses (TestDef.given_spans)
 MAX_ENTRIES = 1000  # programs kept; past it the least recently used tenth goes (see _prune)
 
 

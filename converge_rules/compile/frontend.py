@@ -254,6 +254,7 @@ class Frontend:
     def test(self, unit: Unit, decl: ast.TestDecl, relations: dict[str, Relation]) -> TestDef | None:
         lists: dict[str, list[SourceFact]] = {"given": [], "expect": [], "expect_not": []}
         files: list[str] = []
+        file_spans: list[Span] = []
         tier: str | None = None
         tier_span: Span | None = None
         violations: list[str] = []
@@ -267,6 +268,7 @@ class Frontend:
             elif clause.kind == "given_file":
                 assert isinstance(clause.value, str)
                 files.append(self.sources.given_file(unit.path, clause.value))
+                file_spans.append(clause.span)
             elif clause.kind == "expect_tier":
                 if tier_span is not None:  # the later one would silently replace the first
                     self.error("E211", "a test has one `expect tier` clause", clause.span, f"first given at {tier_span}")
@@ -279,7 +281,7 @@ class Frontend:
                 violations.append(str(clause.value))
                 self.expected_violations.append((str(clause.value), clause.span))
         return TestDef(decl.name, decl.span, tuple(lists["given"]), tuple(files), tuple(lists["expect"]),
-                       tuple(lists["expect_not"]), tier, tuple(violations))
+                       tuple(lists["expect_not"]), tier, tuple(violations), tuple(file_spans))
 
     def declare(self, unit: Unit, decl: ast.RelationDecl, relations: dict[str, Relation]) -> None:
         name = unit.prefix + decl.name

@@ -110,6 +110,7 @@ class TestDef:
     expect_not: tuple[SourceFact, ...]
     expect_tier: str | None
     expect_violations: tuple[str, ...]
+    given_spans: tuple[Span, ...] = ()   # where each of given_files is named (the `given "..."` clause)
 
 
 @frozen

@@ -29,6 +29,7 @@ from . import (
     w400_arithmetic_recursion,
     w401_keyed_nonmonotone,
     w500_cross_partition_join,
+    w600_missing_given_file,
 )
 
 LINTS: tuple[ModuleType, ...] = (
@@ -44,6 +45,7 @@ LINTS: tuple[ModuleType, ...] = (
     w400_arithmetic_recursion,
     w401_keyed_nonmonotone,
     w500_cross_partition_join,
+    w600_missing_given_file,
 )
 
 WARNING_CODES: tuple[str, ...] = tuple(lint.CODE for lint in LINTS)
