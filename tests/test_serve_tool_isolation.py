@@ -68,7 +68,8 @@ def test_a_session_runs_tools_in_shared_worker_processes_and_kills_a_hanging_one
         assert died.result.tier.value == "degraded" and "ended its worker process" in died.result.reasons[0].message
         again = session.decide({"a": [[5]]})  # the pool goes on with new workers
         assert again.result.tier.value == "converged" and again.result.facts("b") == [(10,)]
-        assert threading.active_count() == threads and session.stuck_tool_calls.count == 0  # no thread is left behind
+        # no thread is left behind (threads of earlier tests in this process may end meanwhile)
+        assert threading.active_count() <= threads and session.stuck_tool_calls.count == 0
         assert again.result.digest == cr.load_text(RULES).run({"a": [[5]]}, tools=tools).digest
         assert _workers()  # idle workers wait for the next decision
     finally:
