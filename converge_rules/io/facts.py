@@ -314,6 +314,15 @@ _loads = _DECODER.decode
 _BIG_DECODER = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_int=str_to_int, parse_float=json_float)
 
 
+def _misordered_header(fields: list[str], names: list[str]) -> list[str] | None:
+    """The column names of a first row that names the declared columns in another order (maybe
+    followed by ``confidence``); None for any other row, the declared order included."""
+    named = fields[:-1] if len(fields) == len(names) + 1 and fields[-1] == "confidence" else fields
+    if len(names) > 1 and named != names and sorted(named) == sorted(names):
+        return named
+    return None
+
+
 class _Accumulator:
     def __init__(self) -> None:
         self.facts: dict[str, list[tuple]] = {}
@@ -589,8 +598,8 @@ class _FileLoader:
         names = list(spec.names)
         if fields in (names, names + ["confidence"]):
             return True
-        named = fields[:-1] if len(fields) == len(names) + 1 and fields[-1] == "confidence" else fields
-        if len(names) > 1 and sorted(named) == sorted(names):
+        named = _misordered_header(fields, names)
+        if named is not None:
             self.error("E505", f"the first row names the columns of {spec.name} in another order "
                                f"({', '.join(named)}) than declared ({', '.join(names)}): write the header in "
                                "the declared order, or leave it out", line, 1, 1 + max(width, 1))
@@ -699,11 +708,8 @@ class _FileLoader:
             if head is None:
                 self.emit(spec.name, [], RangeSegment(self.path, 1, 0))
                 return True
-            if len(head) == len(spec.names) > 1 and head != list(spec.names) and sorted(head) == sorted(spec.names):
+            if _misordered_header(head, list(spec.names)) is not None:
                 return False  # a header in another order: the full reader reports it
-            if len(head) == len(spec.names) + 1 and head[-1] == "confidence" and sorted(head[:-1]) == sorted(spec.names) \
-                    and head[:-1] != list(spec.names):
-                return False
             first = 2 if head in (list(spec.names), list(spec.names) + ["confidence"]) else 1
             facts = _fast_rows(reader if first == 2 else chain([head], reader), spec)
         except csv.Error:
